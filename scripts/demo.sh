@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: install, build, then inspect, run and generate with the
+# shipped fixture models (real transformers checkpoints).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+bash scripts/build.sh
+FIX=${SQZ_FIXTURES:-../shared/fixtures}
+SQZ=build/src/sqz
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+echo "== sqz info $FIX/bert-mlm/model"
+$SQZ info "$FIX/bert-mlm/model"
+echo "== sqz tokenize (BERT WordPiece)"
+$SQZ tokenize "$FIX/bert-mlm/model" --text "The whale [MASK] under the sea."
+echo "== sqz forward (BertForSequenceClassification)"
+$SQZ forward "$FIX/bert-seqcls/model" --inputs "$FIX/bert-seqcls/inputs" --out "$OUT/seqcls"
+echo "== sqz generate (GPT-2, greedy, KV cache)"
+$SQZ generate "$FIX/gpt2-lm/model" --prompt "Call me Ishmael." --max-new-tokens 8 --ids

@@ -1,0 +1,76 @@
+// sqz forward MODEL_DIR --inputs DIR --out DIR: HF-named .npy inputs in, HF-named .npy outputs out.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/fs.h"
+#include "io/npy.h"
+#include "models/registry.h"
+
+namespace sqz::cli {
+
+namespace {
+
+struct ForwardArgs {
+  std::string model_dir, inputs, out, head;
+  bool hidden_states = false, attentions = false, overwrite = false;
+  int threads = 0;
+};
+
+torch::Tensor read_index_input(const fs::path& file) {
+  auto t = io::read_npy(file);
+  if (t.scalar_type() != torch::kLong && t.scalar_type() != torch::kInt && t.scalar_type() != torch::kBool)
+    fail_invalid(file.string(), ": expected an integer array (int64), got ", c10::toString(t.scalar_type()));
+  if (t.dim() != 2) fail_invalid(file.string(), ": expected rank 2 [batch, seq], got shape ", t.sizes());
+  return t.to(torch::kLong);
+}
+
+void run_forward(const ForwardArgs& a) {
+  apply_threads(a.threads);
+  fs::path in_dir(a.inputs);
+  if (!fs::is_directory(in_dir)) fail_not_found(in_dir.string(), ": inputs directory not found");
+  for (const char* unsupported : {"decoder_input_ids.npy", "pixel_values.npy"})
+    if (fs::exists(in_dir / unsupported))
+      fail_unimplemented((in_dir / unsupported).string(), ": encoder-decoder and vision inputs are not supported yet");
+  if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
+  auto loaded = models::load_model(a.model_dir, {a.head});
+  models::ModelInputs in;
+  in.input_ids = read_index_input(in_dir / "input_ids.npy");
+  if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");
+  if (fs::exists(in_dir / "token_type_ids.npy")) in.token_type_ids = read_index_input(in_dir / "token_type_ids.npy");
+  if (fs::exists(in_dir / "position_ids.npy")) in.position_ids = read_index_input(in_dir / "position_ids.npy");
+  in.output_hidden_states = a.hidden_states;
+  in.output_attentions = a.attentions;
+  models::validate_inputs(loaded.model->info(), in, (in_dir / "input_ids.npy").string());
+  if (in.token_type_ids.defined() && !loaded.model->info().uses_token_type_ids && loaded.model->info().model_type != "gpt2")
+    fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
+  models::ModelOutputs out;
+  {
+    torch::NoGradGuard no_grad;
+    out = loaded.model->forward(in);
+  }
+  StagingDir staging(a.out, a.overwrite);
+  for (const auto& [name, t] : out.tensors) io::write_npy(staging.path() / (name + ".npy"), t.to(torch::kFloat32));
+  if (a.hidden_states) io::write_npy(staging.path() / "hidden_states.npy", torch::stack(out.hidden_states));
+  if (a.attentions) io::write_npy(staging.path() / "attentions.npy", torch::stack(out.attentions));
+  staging.commit();
+  for (const auto& [name, t] : out.tensors) std::cout << name << " " << t.sizes() << "\n";
+}
+
+}  // namespace
+
+void add_forward_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("forward", "Run a model on .npy inputs (HF argument names) and write .npy outputs");
+  auto a = std::make_shared<ForwardArgs>();
+  cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
+  cmd->add_option("--inputs", a->inputs, "directory with input_ids.npy [attention_mask.npy token_type_ids.npy position_ids.npy]")
+      ->required();
+  cmd->add_option("--out", a->out, "output directory (logits.npy, last_hidden_state.npy, ...)")->required();
+  cmd->add_option("--head", a->head, "HF class to run instead of config.architectures[0] (e.g. BertModel)");
+  cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H]");
+  cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
+  cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
+  add_threads_option(cmd, &a->threads);
+  cmd->callback([a] { run_forward(*a); });
+}
+
+}  // namespace sqz::cli

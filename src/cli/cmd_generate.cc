@@ -1,0 +1,60 @@
+// sqz generate MODEL_DIR --prompt "..." --max-new-tokens N: greedy (or sampled) continuation.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "io/tokenizers/tokenizer.h"
+#include "models/generation.h"
+#include "models/registry.h"
+
+namespace sqz::cli {
+
+namespace {
+
+struct GenerateArgs {
+  std::string model_dir, prompt;
+  models::GenerationOptions options;
+  bool ids = false;
+  int threads = 0;
+};
+
+void run_generate(const GenerateArgs& a) {
+  apply_threads(a.threads);
+  auto loaded = models::load_model(a.model_dir);
+  auto tok = io::load_tokenizer(a.model_dir);
+  auto enc = tok->encode(a.prompt);
+  if (enc.ids.empty()) {
+    auto bos = loaded.model->info().bos_token_id;
+    if (!bos) fail_invalid("generate: the prompt is empty and the model has no bos_token_id to start from");
+    enc.ids.push_back(*bos);
+  }
+  auto prompt = torch::tensor(enc.ids, torch::kLong).view({1, -1});
+  auto out = models::generate(*loaded.model, prompt, a.options);
+  std::vector<int64_t> all(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+  std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
+  if (a.ids) {
+    io::json j = {{"prompt_ids", enc.ids}, {"new_ids", fresh}, {"text", tok->decode(all)}};
+    std::cout << j.dump(-1, ' ', false, io::json::error_handler_t::replace) << "\n";
+  } else {
+    std::cout << tok->decode(all) << "\n";
+  }
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("generate", "Continue a prompt with a decoder model (greedy by default, KV cache)");
+  auto a = std::make_shared<GenerateArgs>();
+  cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
+  cmd->add_option("--prompt", a->prompt, "prompt text")->required();
+  cmd->add_option("--max-new-tokens", a->options.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  cmd->add_flag("--sample", a->options.sample, "sample instead of greedy decoding");
+  cmd->add_option("--temperature", a->options.temperature, "sampling temperature");
+  cmd->add_option("--top-k", a->options.top_k, "keep the k most likely tokens (0 = off)");
+  cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass (1 = off)");
+  cmd->add_option("--seed", a->options.seed, "sampling seed");
+  cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
+  add_threads_option(cmd, &a->threads);
+  cmd->callback([a] { run_generate(*a); });
+}
+
+}  // namespace sqz::cli

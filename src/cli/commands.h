@@ -1,0 +1,17 @@
+// One add_<name>_command per `sqz <name>`, each in cmd_<name>.cc; main.cc lists them.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace sqz::cli {
+
+void add_info_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_init_command(CLI::App& app);
+
+// --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
+void add_threads_option(CLI::App* cmd, int* threads);
+void apply_threads(int threads);
+
+}  // namespace sqz::cli

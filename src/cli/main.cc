@@ -1,0 +1,44 @@
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+namespace sqz::cli {
+
+void add_threads_option(CLI::App* cmd, int* threads) {
+  cmd->add_option("--threads", *threads, "CPU threads for libtorch (0 = default)")->check(CLI::NonNegativeNumber);
+}
+
+void apply_threads(int threads) {
+  if (threads > 0) torch::set_num_threads(threads);
+}
+
+}  // namespace sqz::cli
+
+int main(int argc, char** argv) {
+  CLI::App app{"sqz: prune, quantize, distill and speed up Transformer models"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "sqz 0.1.0");
+  sqz::cli::add_info_command(app);
+  sqz::cli::add_forward_command(app);
+  sqz::cli::add_tokenize_command(app);
+  sqz::cli::add_generate_command(app);
+  sqz::cli::add_init_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const sqz::Error& e) {
+    std::cerr << "sqz: error (" << sqz::error_kind_name(e.kind()) << "): " << e.what() << "\n";
+    return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "sqz: error (libtorch): " << e.what_without_backtrace() << "\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "sqz: error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}

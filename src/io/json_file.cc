@@ -1,0 +1,75 @@
+#include "io/json_file.h"
+
+namespace sqz::io {
+
+json read_json_file(const fs::path& path) {
+  if (!fs::exists(path)) fail_not_found(path.string(), ": file not found");
+  try {
+    return json::parse(read_text_file(path));
+  } catch (const json::parse_error& e) {
+    fail_data(path.string(), ": not valid JSON (", e.what(), ")");
+  }
+}
+
+void write_json_file_atomic(const fs::path& path, const json& value) { write_file_atomic(path, value.dump(2) + "\n"); }
+
+const json* JsonFields::find(const std::string& key) const {
+  if (!value_.is_object()) fail_data(source_, ": expected a JSON object at the top level");
+  auto it = value_.find(key);
+  if (it == value_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+void JsonFields::fail_field(const std::string& key, const std::string& expected) const {
+  const json* v = find(key);
+  fail_invalid(source_, ": field '", key, "' expected ", expected, ", got ", v ? v->dump() : std::string("nothing"));
+}
+
+int64_t JsonFields::get_int(const std::string& key, std::optional<int64_t> fallback) const {
+  const json* v = find(key);
+  if (!v) {
+    if (fallback) return *fallback;
+    fail_field(key, "an integer");
+  }
+  if (v->is_number_integer()) return v->get<int64_t>();
+  if (v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>())))
+    return static_cast<int64_t>(v->get<double>());
+  fail_field(key, "an integer");
+}
+
+std::optional<int64_t> JsonFields::get_optional_int(const std::string& key) const {
+  if (!find(key)) return std::nullopt;
+  return get_int(key);
+}
+
+double JsonFields::get_float(const std::string& key, std::optional<double> fallback) const {
+  const json* v = find(key);
+  if (!v) {
+    if (fallback) return *fallback;
+    fail_field(key, "a number");
+  }
+  if (!v->is_number()) fail_field(key, "a number");
+  return v->get<double>();
+}
+
+bool JsonFields::get_bool(const std::string& key, std::optional<bool> fallback) const {
+  const json* v = find(key);
+  if (!v) {
+    if (fallback) return *fallback;
+    fail_field(key, "true or false");
+  }
+  if (!v->is_boolean()) fail_field(key, "true or false");
+  return v->get<bool>();
+}
+
+std::string JsonFields::get_string(const std::string& key, std::optional<std::string> fallback) const {
+  const json* v = find(key);
+  if (!v) {
+    if (fallback) return *fallback;
+    fail_field(key, "a string");
+  }
+  if (!v->is_string()) fail_field(key, "a string");
+  return v->get<std::string>();
+}
+
+}  // namespace sqz::io

@@ -1,0 +1,21 @@
+// Autoregressive decoding with the KV cache: greedy by default, or sampling with temperature,
+// top-k and top-p from a seeded generator.
+#pragma once
+#include "models/model.h"
+
+namespace sqz::models {
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 20;
+  bool sample = false;
+  double temperature = 1.0;
+  int64_t top_k = 0;   // 0 = off
+  double top_p = 1.0;  // 1 = off
+  uint64_t seed = 0;
+  bool stop_at_eos = true;
+};
+
+// prompt: [1, T] ids. Returns prompt followed by the new ids, [1, T + n].
+torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, const GenerationOptions& options);
+
+}  // namespace sqz::models

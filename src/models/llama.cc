@@ -1,0 +1,209 @@
+// LLaMA: pre-RMSNorm decoder with rotary positions, grouped-query attention and a SwiGLU MLP.
+#include <cmath>
+
+#include "models/registry.h"
+#include "nn/attention.h"
+#include "nn/layers.h"
+
+namespace sqz::models {
+namespace {
+
+struct LlamaConfig {
+  int64_t vocab_size, hidden, intermediate, layers, heads, kv_heads, head_dim, max_positions, num_labels;
+  double eps, init_std, rope_theta, attention_dropout;
+  std::string act;
+  bool attention_bias, mlp_bias, tie;
+  std::optional<int64_t> pad, bos, eos;
+  torch::Tensor inv_freq;  // [head_dim / 2], after any rope_scaling
+
+  static LlamaConfig parse(const io::JsonFields& j) {
+    LlamaConfig c;
+    c.vocab_size = j.get_int("vocab_size", 32000);
+    c.hidden = j.get_int("hidden_size", 4096);
+    c.intermediate = j.get_int("intermediate_size", 11008);
+    c.layers = j.get_int("num_hidden_layers", 32);
+    c.heads = j.get_int("num_attention_heads", 32);
+    c.kv_heads = j.get_int("num_key_value_heads", c.heads);
+    c.head_dim = j.get_int("head_dim", c.hidden / c.heads);
+    c.max_positions = j.get_int("max_position_embeddings", 2048);
+    c.eps = j.get_float("rms_norm_eps", 1e-6);
+    c.init_std = j.get_float("initializer_range", 0.02);
+    c.rope_theta = j.get_float("rope_theta", 10000.0);
+    c.attention_dropout = j.get_float("attention_dropout", 0.0);
+    c.act = j.get_string("hidden_act", "silu");
+    c.attention_bias = j.get_bool("attention_bias", false);
+    c.mlp_bias = j.get_bool("mlp_bias", false);
+    c.tie = j.get_bool("tie_word_embeddings", false);
+    c.pad = config_token_id(j, "pad_token_id");
+    c.bos = config_token_id(j, "bos_token_id").value_or(1);
+    c.eos = config_token_id(j, "eos_token_id").value_or(2);
+    c.num_labels = config_num_labels(j);
+    if (c.heads % c.kv_heads != 0)
+      j.fail_field("num_key_value_heads", to_text("a divisor of num_attention_heads (", c.heads, ")"));
+    if (c.head_dim % 2 != 0) j.fail_field("head_dim", "an even number (rotary pairs)");
+    c.inv_freq = rope_inv_freq(j, c);
+    return c;
+  }
+
+  static torch::Tensor rope_inv_freq(const io::JsonFields& j, const LlamaConfig& c) {
+    auto dims = torch::arange(0, c.head_dim, 2, torch::kLong).to(torch::kFloat32) / static_cast<double>(c.head_dim);
+    auto inv_freq = 1.0 / torch::pow(torch::tensor(c.rope_theta, torch::kFloat32), dims);
+    if (!j.has("rope_scaling")) return inv_freq;
+    io::JsonFields s(j.value()["rope_scaling"], j.source() + " rope_scaling");
+    std::string type = s.has("rope_type") ? s.get_string("rope_type") : s.get_string("type", "default");
+    if (type == "default") return inv_freq;
+    double factor = s.get_float("factor");
+    if (type == "linear") return inv_freq / factor;
+    if (type == "llama3") {
+      double low = s.get_float("low_freq_factor"), high = s.get_float("high_freq_factor");
+      double old_len = s.get_float("original_max_position_embeddings");
+      double low_wavelen = old_len / low, high_wavelen = old_len / high;
+      auto wavelen = 2 * M_PI / inv_freq;
+      auto scaled = torch::where(wavelen > low_wavelen, inv_freq / factor, inv_freq);
+      auto smooth = (old_len / wavelen - low) / (high - low);
+      auto smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+      auto medium = wavelen.ge(high_wavelen).logical_and(wavelen.le(low_wavelen));
+      return torch::where(medium, smoothed, scaled);
+    }
+    fail_unimplemented(j.source(), ": rope_scaling type '", type, "' is not supported (default, linear, llama3)");
+  }
+};
+
+torch::Tensor rotate_half(const torch::Tensor& x) {
+  auto halves = x.chunk(2, -1);
+  return torch::cat({-halves[1], halves[0]}, -1);
+}
+
+class LlamaLayerImpl : public torch::nn::Module {
+ public:
+  LlamaLayerImpl(const LlamaConfig& c, int64_t index) : num_heads(c.heads), num_kv_heads(c.kv_heads), c_(c), index_(index) {
+    auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
+    auto lin = [](int64_t in, int64_t out, bool bias) { return nn::Linear(nn::LinearOptions{in, out, bias}); };
+    q_proj = attn->register_module("q_proj", lin(c.hidden, c.heads * c.head_dim, c.attention_bias));
+    k_proj = attn->register_module("k_proj", lin(c.hidden, c.kv_heads * c.head_dim, c.attention_bias));
+    v_proj = attn->register_module("v_proj", lin(c.hidden, c.kv_heads * c.head_dim, c.attention_bias));
+    o_proj = attn->register_module("o_proj", lin(c.heads * c.head_dim, c.hidden, c.attention_bias));
+    auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
+    gate_proj = mlp->register_module("gate_proj", lin(c.hidden, c.intermediate, c.mlp_bias));
+    up_proj = mlp->register_module("up_proj", lin(c.hidden, c.intermediate, c.mlp_bias));
+    down_proj = mlp->register_module("down_proj", lin(c.intermediate, c.hidden, c.mlp_bias));
+    input_layernorm = register_module("input_layernorm", nn::RMSNorm(c.hidden, c.eps));
+    post_attention_layernorm = register_module("post_attention_layernorm", nn::RMSNorm(c.hidden, c.eps));
+    act_ = nn::activation_by_name(c.act, "config.json hidden_act");
+  }
+
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& allowed, KVCache* cache, torch::Tensor* probs) {
+    auto h = input_layernorm(x);
+    auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_kv_heads),
+         v = nn::split_heads(v_proj(h), num_kv_heads);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (cache) std::tie(k, v) = cache->update(index_, k, v);
+    double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
+    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
+    if (probs) *probs = r.probs;
+    auto y = x + o_proj(nn::merge_heads(r.context));
+    auto m = post_attention_layernorm(y);
+    return y + down_proj(act_(gate_proj(m)) * up_proj(m));
+  }
+
+  nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  nn::RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  int64_t num_heads, num_kv_heads;
+
+ private:
+  LlamaConfig c_;
+  int64_t index_;
+  nn::Activation act_;
+};
+TORCH_MODULE(LlamaLayer);
+
+class LlamaModel : public TransformerModel {
+ public:
+  enum class Head { kBase, kLM, kSequenceClassification };
+
+  LlamaModel(const LlamaConfig& c, const std::string& head_class, Head head)
+      : TransformerModel(make_info(c, head_class, head)), c_(c), head_(head) {
+    auto model = register_module("model", std::make_shared<torch::nn::Module>());
+    embed_tokens = model->register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden, c.pad));
+    auto list = model->register_module("layers", torch::nn::ModuleList());
+    for (int64_t i = 0; i < c.layers; ++i) {
+      layers.push_back(LlamaLayer(c, i));
+      list->push_back(layers.back());
+    }
+    norm = model->register_module("norm", nn::RMSNorm(c.hidden, c.eps));
+    if (head == Head::kLM && !c.tie)
+      lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.hidden, c.vocab_size, false}));
+    if (head == Head::kSequenceClassification)
+      score = register_module("score", nn::Linear(nn::LinearOptions{c.hidden, c.num_labels, false}));
+  }
+
+  ModelOutputs forward(const ModelInputs& in) override {
+    ModelOutputs out;
+    int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);
+    int64_t past = in.cache ? in.cache->length() : 0;
+    auto positions = in.position_ids.defined() ? in.position_ids : default_positions(in);
+    // cos/sin as HF: angles in fp32, [B, 1, T, head_dim] to broadcast over heads.
+    auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * c_.inv_freq.view({1, 1, -1});
+    auto emb = torch::cat({freqs, freqs}, -1).unsqueeze(1);
+    auto cos = emb.cos(), sin = emb.sin();
+    auto x = embed_tokens(in.input_ids);
+    auto allowed = nn::attention_allowed(in.attention_mask, b, t, past + t, /*causal=*/true);
+    for (auto& layer : layers) {
+      if (in.output_hidden_states) out.hidden_states.push_back(x);
+      torch::Tensor probs;
+      x = layer->forward(x, cos, sin, allowed, in.cache, in.output_attentions ? &probs : nullptr);
+      if (in.output_attentions) out.attentions.push_back(probs);
+    }
+    x = norm(x);
+    if (in.output_hidden_states) out.hidden_states.push_back(x);
+    out.tensors["last_hidden_state"] = x;
+    if (head_ == Head::kLM)
+      out.tensors["logits"] = lm_head ? lm_head(x) : torch::nn::functional::linear(x, embed_tokens->weight);
+    if (head_ == Head::kSequenceClassification) out.tensors["logits"] = pool_last_token(score(x), in.input_ids, c_.pad);
+    return out;
+  }
+
+  nn::Embedding embed_tokens{nullptr};
+  std::vector<LlamaLayer> layers;
+  nn::RMSNorm norm{nullptr};
+  nn::Linear lm_head{nullptr}, score{nullptr};
+
+ private:
+  static ModelInfo make_info(const LlamaConfig& c, const std::string& head_class, Head head) {
+    ModelInfo i;
+    i.model_type = "llama";
+    i.head_class = head_class;
+    i.base_prefix = "model";
+    i.base_is_root = head == Head::kBase;
+    i.vocab_size = c.vocab_size;
+    i.hidden_size = c.hidden;
+    i.num_layers = c.layers;
+    i.max_positions = c.max_positions;
+    i.is_decoder = true;
+    i.init_std = c.init_std;
+    i.pad_token_id = c.pad;
+    i.bos_token_id = c.bos;
+    i.eos_token_id = c.eos;
+    return i;
+  }
+  LlamaConfig c_;
+  Head head_;
+};
+
+}  // namespace
+
+ArchSpec llama_arch() {
+  return {"llama",
+          {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
+          {},
+          [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+            using H = LlamaModel::Head;
+            H h = head == "LlamaForCausalLM" ? H::kLM : head == "LlamaForSequenceClassification" ? H::kSequenceClassification : H::kBase;
+            return std::make_shared<LlamaModel>(LlamaConfig::parse(j), head, h);
+          }};
+}
+
+}  // namespace sqz::models

@@ -1,0 +1,95 @@
+#include "models/model.h"
+
+#include "core/error.h"
+
+namespace sqz::models {
+
+std::pair<torch::Tensor, torch::Tensor> KVCache::update(size_t layer, const torch::Tensor& k, const torch::Tensor& v) {
+  if (keys.size() <= layer) {
+    keys.resize(layer + 1);
+    values.resize(layer + 1);
+  }
+  if (keys[layer].defined()) {
+    keys[layer] = torch::cat({keys[layer], k}, 2);
+    values[layer] = torch::cat({values[layer], v}, 2);
+  } else {
+    keys[layer] = k;
+    values[layer] = v;
+  }
+  return {keys[layer], values[layer]};
+}
+
+const torch::Tensor& ModelOutputs::at(const std::string& name) const {
+  auto it = tensors.find(name);
+  if (it == tensors.end()) fail_not_found("model produced no output named '", name, "'");
+  return it->second;
+}
+
+std::string hf_name(const ModelInfo& info, const std::string& name) {
+  const std::string prefix = info.base_prefix + ".";
+  if (info.base_is_root && name.rfind(prefix, 0) == 0) return name.substr(prefix.size());
+  return name;
+}
+
+std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::string& key) {
+  if (!config.has(key)) return std::nullopt;
+  const auto& v = config.value()[key];
+  if (v.is_array()) {
+    if (v.empty() || !v[0].is_number_integer()) config.fail_field(key, "an integer or a list of integers");
+    return v[0].get<int64_t>();
+  }
+  return config.get_int(key);
+}
+
+int64_t config_num_labels(const io::JsonFields& config) {
+  if (config.has("id2label") && config.value()["id2label"].is_object()) return config.value()["id2label"].size();
+  return config.get_int("num_labels", 2);
+}
+
+torch::Tensor pool_last_token(const torch::Tensor& scores, const torch::Tensor& ids, std::optional<int64_t> pad) {
+  int64_t b = ids.size(0), t = ids.size(1);
+  torch::Tensor last;
+  if (pad) {
+    last = (ids.eq(*pad).to(torch::kInt).argmax(-1) - 1).remainder(t);
+  } else {
+    if (b != 1) fail_invalid("config.json: pad_token_id is not set, so sequence classification needs batch size 1");
+    last = torch::full({b}, t - 1, torch::kLong);
+  }
+  return scores.index({torch::arange(b), last.to(torch::kLong)});
+}
+
+torch::Tensor default_positions(const ModelInputs& in) {
+  int64_t past = in.cache ? in.cache->length() : 0;
+  int64_t t = in.input_ids.size(1);
+  return torch::arange(past, past + t, torch::kLong).unsqueeze(0).expand({in.input_ids.size(0), t});
+}
+
+void validate_inputs(const ModelInfo& info, const ModelInputs& in, const std::string& source) {
+  if (!in.input_ids.defined()) fail_invalid(source, ": input_ids is required");
+  if (in.input_ids.dim() != 2)
+    fail_invalid(source, ": input_ids must have rank 2 [batch, seq], got shape ", in.input_ids.sizes());
+  if (in.input_ids.scalar_type() != torch::kLong && in.input_ids.scalar_type() != torch::kInt)
+    fail_invalid(source, ": input_ids must be int64 (or int32), got ", c10::toString(in.input_ids.scalar_type()));
+  if (in.input_ids.numel() > 0) {
+    int64_t lo = in.input_ids.min().item<int64_t>(), hi = in.input_ids.max().item<int64_t>();
+    if (lo < 0 || hi >= info.vocab_size)
+      fail_invalid(source, ": input_ids contain ", (lo < 0 ? lo : hi), ", outside the vocabulary [0, ", info.vocab_size, ")");
+  }
+  int64_t past = in.cache ? in.cache->length() : 0;
+  int64_t total = past + in.input_ids.size(1);
+  if (info.max_positions > 0 && total > info.max_positions)
+    fail_invalid(source, ": sequence length ", total, " exceeds max_position_embeddings ", info.max_positions);
+  auto check_same = [&](const torch::Tensor& t, const char* name, int64_t len) {
+    if (!t.defined()) return;
+    if (t.dim() != 2 || t.size(0) != in.input_ids.size(0) || t.size(1) != len)
+      fail_invalid(source, ": ", name, " must have shape [", in.input_ids.size(0), ", ", len, "], got ", t.sizes());
+    if (!t.is_floating_point() && t.scalar_type() != torch::kLong && t.scalar_type() != torch::kInt &&
+        t.scalar_type() != torch::kBool)
+      fail_invalid(source, ": ", name, " has unsupported dtype ", c10::toString(t.scalar_type()));
+  };
+  check_same(in.attention_mask, "attention_mask", total);
+  check_same(in.token_type_ids, "token_type_ids", in.input_ids.size(1));
+  check_same(in.position_ids, "position_ids", in.input_ids.size(1));
+}
+
+}  // namespace sqz::models

@@ -1,0 +1,87 @@
+// The interface every architecture implements: HF argument names in, HF output names out.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+
+#include "io/json_file.h"
+
+namespace sqz::models {
+
+// Per-layer keys and values of past positions, [B, Hkv, S, D] each.
+struct KVCache {
+  std::vector<torch::Tensor> keys, values;
+  int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
+  // Appends this step's k/v for `layer` and returns the full k/v to attend over.
+  std::pair<torch::Tensor, torch::Tensor> update(size_t layer, const torch::Tensor& k, const torch::Tensor& v);
+};
+
+struct ModelInputs {
+  torch::Tensor input_ids;       // [B, T] int64
+  torch::Tensor attention_mask;  // [B, S] (S = past + T for decoders with a cache), 1 = real token
+  torch::Tensor token_type_ids;  // [B, T]
+  torch::Tensor position_ids;    // [B, T]
+  KVCache* cache = nullptr;      // decoders: read and extended in place
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+};
+
+struct ModelOutputs {
+  // HF output names: logits, last_hidden_state, pooler_output, start_logits, end_logits.
+  std::map<std::string, torch::Tensor> tensors;
+  std::vector<torch::Tensor> hidden_states;  // embeddings output, then each layer's
+  std::vector<torch::Tensor> attentions;     // per layer [B, H, T, S]
+  const torch::Tensor& at(const std::string& name) const;
+};
+
+// Facts about a built model that the CLI, tokenizers and trainers need.
+struct ModelInfo {
+  std::string model_type;
+  std::string head_class;
+  std::string base_prefix;  // HF base_model_prefix ("bert", "transformer", "model", ...)
+  // The base class (BertModel, GPT2Model, ...) is saved by HF without the prefix; modules here
+  // always sit under it, and hf_name() drops it.
+  bool base_is_root = false;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t num_layers = 0;
+  int64_t max_positions = 0;  // 0 = no learned limit (rotary)
+  bool is_decoder = false;
+  bool uses_token_type_ids = false;
+  double init_std = 0.02;
+  std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
+};
+
+class TransformerModel : public torch::nn::Module {
+ public:
+  explicit TransformerModel(ModelInfo info) : info_(std::move(info)) {}
+  virtual ModelOutputs forward(const ModelInputs& inputs) = 0;
+  const ModelInfo& info() const { return info_; }
+  // HF's _init_weights beyond the generic rule (normal(init_std) for Linear and Embedding, zero
+  // bias, unit norms, zero padding row): e.g. GPT-2's scaled residual projections.
+  virtual void init_weights_extra() {}
+
+ protected:
+  ModelInfo info_;
+};
+
+// The checkpoint key HF uses for one of our parameter names.
+std::string hf_name(const ModelInfo& info, const std::string& name);
+
+// A special token id field; HF allows a list (several EOS ids): the first is taken.
+std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::string& key);
+
+// The value HF reads from a config for the number of labels: len(id2label), else num_labels, else 2.
+int64_t config_num_labels(const io::JsonFields& config);
+
+// Decoder sequence classification: the score at each row's last token before the first pad,
+// exactly as HF picks it (argmax of the pad test, minus one, modulo the length).
+torch::Tensor pool_last_token(const torch::Tensor& scores, const torch::Tensor& input_ids, std::optional<int64_t> pad_token_id);
+
+// Position ids 0.. for the new tokens of a decoder, continuing after the cache.
+torch::Tensor default_positions(const ModelInputs& in);
+
+// Checks ids against the vocabulary and the sequence against the position table.
+void validate_inputs(const ModelInfo& info, const ModelInputs& inputs, const std::string& source);
+
+}  // namespace sqz::models

@@ -1,0 +1,159 @@
+#include "models/registry.h"
+
+#include "core/log.h"
+#include "io/safetensors.h"
+#include "nn/layers.h"
+
+namespace sqz::models {
+
+ArchSpec bert_arch();
+ArchSpec roberta_arch();
+ArchSpec distilbert_arch();
+ArchSpec gpt2_arch();
+ArchSpec opt_arch();
+ArchSpec llama_arch();
+
+const std::vector<ArchSpec>& architectures() {
+  static const std::vector<ArchSpec> all = {
+      bert_arch(), roberta_arch(), distilbert_arch(), gpt2_arch(), opt_arch(), llama_arch(),
+  };
+  return all;
+}
+
+const ArchSpec& find_architecture(const std::string& model_type, const std::string& source) {
+  std::string known;
+  for (const auto& a : architectures()) {
+    if (a.model_type == model_type) return a;
+    known += (known.empty() ? "" : ", ") + a.model_type;
+  }
+  fail_unimplemented(source, ": model_type '", model_type, "' is not supported (supported: ", known, ")");
+}
+
+std::string resolve_head_class(const ArchSpec& arch, const io::JsonFields& config, const std::string& requested) {
+  std::string head = requested;
+  if (head.empty() && config.has("architectures") && config.value()["architectures"].is_array() &&
+      !config.value()["architectures"].empty() && config.value()["architectures"][0].is_string())
+    head = config.value()["architectures"][0].get<std::string>();
+  if (head.empty()) return arch.head_classes.front();
+  if (auto it = arch.head_aliases.find(head); it != arch.head_aliases.end()) return it->second;
+  for (const auto& h : arch.head_classes)
+    if (h == head) return h;
+  std::string known;
+  for (const auto& h : arch.head_classes) known += (known.empty() ? "" : ", ") + h;
+  fail_unimplemented(config.source(), ": architecture '", head, "' is not supported for model_type '", arch.model_type,
+                     "' (supported: ", known, ")");
+}
+
+std::shared_ptr<TransformerModel> build_model(const io::JsonFields& config, const std::string& requested_head) {
+  const ArchSpec& arch = find_architecture(config.get_string("model_type"), config.source());
+  auto model = arch.build(config, resolve_head_class(arch, config, requested_head));
+  model->eval();
+  return model;
+}
+
+namespace {
+
+// Checkpoint key for one of our parameters: its HF name, or the same name with/without the base
+// prefix (a BertModel checkpoint loaded into a head class, or the reverse), as HF accepts.
+std::string find_key(const io::Checkpoint& ckpt, const ModelInfo& info, const std::string& name) {
+  std::string key = hf_name(info, name);
+  if (ckpt.contains(key)) return key;
+  const std::string prefix = info.base_prefix + ".";
+  if (key.rfind(prefix, 0) == 0 && ckpt.contains(key.substr(prefix.size()))) return key.substr(prefix.size());
+  if (key.rfind(prefix, 0) != 0 && ckpt.contains(prefix + key)) return prefix + key;
+  return "";
+}
+
+void init_parameter(const std::string& name, torch::Tensor& p, double std) {
+  torch::NoGradGuard no_grad;
+  bool is_norm = name.find("norm") != std::string::npos || name.find("LayerNorm") != std::string::npos ||
+                 name.find("ln_") != std::string::npos;
+  bool is_bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+  if (is_bias)
+    p.zero_();
+  else if (is_norm)
+    p.fill_(1.0);
+  else
+    p.normal_(0.0, std);
+}
+
+}  // namespace
+
+void init_weights(TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  double std = model.info().init_std;
+  for (auto& item : model.named_parameters()) init_parameter(item.key(), item.value(), std);
+  for (const auto& m : model.modules())
+    if (auto* e = dynamic_cast<nn::EmbeddingImpl*>(m.get()); e && e->padding_idx && *e->padding_idx >= 0 && *e->padding_idx < e->num_embeddings())
+      e->weight[*e->padding_idx].zero_();
+  model.init_weights_extra();
+}
+
+LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
+  if (!fs::is_directory(dir)) fail_not_found(dir.string(), ": model directory not found");
+  LoadedModel out{nullptr, io::JsonFields::from_file(dir / "config.json"), dir};
+  out.model = build_model(out.config, options.head);
+  io::Checkpoint ckpt(dir);
+  const ModelInfo& info = out.model->info();
+  std::set<std::string> used;
+  std::vector<std::string> missing;
+  torch::NoGradGuard no_grad;
+  for (auto& item : out.model->named_parameters()) {
+    std::string key = find_key(ckpt, info, item.key());
+    torch::Tensor& p = item.value();
+    if (key.empty()) {
+      missing.push_back(hf_name(info, item.key()));
+      continue;
+    }
+    const auto& e = ckpt.entry(key);
+    if (torch::IntArrayRef(e.shape) != p.sizes())
+      fail_data(ckpt.file_of(key).string(), ": tensor '", key, "' has shape ", torch::IntArrayRef(e.shape), ", but config.json implies ",
+                p.sizes());
+    p.copy_(ckpt.tensor(key).to(p.scalar_type()));
+    used.insert(key);
+  }
+  if (!missing.empty()) {
+    if (!options.init_missing)
+      fail_data((dir / "model.safetensors").string(), ": tensor '", missing.front(), "' is missing",
+                missing.size() > 1 ? to_text(" (and ", missing.size() - 1, " more)") : std::string(), " for ", info.head_class);
+    // Fresh head: HF initialises what the checkpoint lacks (e.g. a classifier on a pretrained body).
+    std::set<std::string> miss(missing.begin(), missing.end());
+    for (auto& item : out.model->named_parameters())
+      if (miss.count(hf_name(info, item.key()))) init_parameter(item.key(), item.value(), info.init_std);
+    log_info("initialised ", missing.size(), " tensors the checkpoint lacks (", missing.front(), ", ...)");
+  }
+  size_t unused = ckpt.names().size() - used.size();
+  if (unused > 0) {
+    std::string example;
+    for (const auto& n : ckpt.names())
+      if (!used.count(n)) {
+        example = n;
+        break;
+      }
+    // HF re-ties these and drops known buffers; anything else is worth a word.
+    bool benign = example.find("position_ids") != std::string::npos || example.find(".attn.bias") != std::string::npos ||
+                  example.find("masked_bias") != std::string::npos || example.find("rotary_emb") != std::string::npos ||
+                  example == "lm_head.weight" || example.find("decoder.") != std::string::npos;
+    if (!benign) log_warning(dir.string(), ": ", unused, " checkpoint tensors not used by ", info.head_class, " (e.g. '", example, "')");
+  }
+  out.model->eval();
+  return out;
+}
+
+void save_model(TransformerModel& model, const io::json& config, const fs::path& dir) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& item : model.named_parameters()) tensors.emplace_back(hf_name(model.info(), item.key()), item.value());
+  io::write_safetensors(dir / "model.safetensors", tensors);
+  io::json c = config;
+  c["architectures"] = {model.info().head_class};
+  c["model_type"] = model.info().model_type;
+  io::write_json_file_atomic(dir / "config.json", c);
+}
+
+int64_t count_parameters(TransformerModel& model) {
+  int64_t n = 0;
+  for (auto& p : model.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace sqz::models

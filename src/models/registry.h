@@ -1,0 +1,49 @@
+// The architectures sqz knows, by HF config.model_type, registered explicitly in registry.cc.
+#pragma once
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "core/fs.h"
+#include "models/model.h"
+
+namespace sqz::models {
+
+struct ArchSpec {
+  std::string model_type;
+  std::vector<std::string> head_classes;              // the first is the base model
+  std::map<std::string, std::string> head_aliases;    // HF classes served by one of ours
+  std::function<std::shared_ptr<TransformerModel>(const io::JsonFields& config, const std::string& head)> build;
+};
+
+const std::vector<ArchSpec>& architectures();
+const ArchSpec& find_architecture(const std::string& model_type, const std::string& source);
+
+// Picks the head class: `requested` if given, else config.architectures[0], else the base model.
+std::string resolve_head_class(const ArchSpec& arch, const io::JsonFields& config, const std::string& requested);
+
+std::shared_ptr<TransformerModel> build_model(const io::JsonFields& config, const std::string& requested_head = "");
+
+struct LoadOptions {
+  std::string head;             // override config.architectures
+  bool init_missing = false;    // initialise (HF-style) parameters the checkpoint lacks instead of failing
+};
+
+struct LoadedModel {
+  std::shared_ptr<TransformerModel> model;
+  io::JsonFields config;
+  fs::path dir;
+};
+
+LoadedModel load_model(const fs::path& model_dir, const LoadOptions& options = {});
+
+// HF's default initialisation: normal(init_std) weights, zero biases, unit norms, zero padding rows.
+void init_weights(TransformerModel& model);
+
+// Writes config.json (with architectures set to this head) and model.safetensors into `dir`.
+void save_model(TransformerModel& model, const io::json& config, const fs::path& dir);
+
+// Unique parameters (tied ones once), as HF's num_parameters().
+int64_t count_parameters(TransformerModel& model);
+
+}  // namespace sqz::models

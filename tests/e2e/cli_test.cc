@@ -1,0 +1,150 @@
+// Runs the sqz binary as a user would: real fixtures in, files out; malformed inputs give a
+// named one-line error, a non-zero exit and no output directory.
+#include <cstdio>
+#include <fstream>
+
+#include "io/json_file.h"
+#include "io/npy.h"
+#include "unit/test_util.h"
+
+namespace sqz {
+namespace {
+
+struct RunResult {
+  int code;
+  std::string output;
+};
+
+RunResult run(const std::string& args) {
+  std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
+}
+
+fs::path fixture(const std::string& name) { return testing::fixtures_dir() / name; }
+
+void copy_model(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(from)) fs::copy_file(e.path(), to / e.path().filename());
+}
+
+TEST(Cli, InfoReportsParameterCount) {
+  auto r = run("info " + (fixture("bert-mlm") / "model").string());
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("126999"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("bert.encoder.layer.1"), std::string::npos) << r.output;
+  r = run("info --json " + (fixture("gpt2-lm") / "model").string());
+  EXPECT_EQ(io::json::parse(r.output)["parameters"], 159040) << r.output;
+}
+
+TEST(Cli, ForwardWritesHFNamedOutputs) {
+  testing::ScratchDir tmp("cli");
+  auto fx = fixture("bert-seqcls");
+  auto r = run("forward " + (fx / "model").string() + " --inputs " + (fx / "inputs").string() + " --out " + (tmp / "out").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto logits = io::read_npy(tmp / "out" / "logits.npy");
+  EXPECT_TRUE(testing::all_close(logits, io::read_npy(fx / "outputs" / "logits.npy"), 1e-4, 1e-4));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "last_hidden_state.npy"));
+  EXPECT_TRUE(fs::exists(tmp / "out" / "pooler_output.npy"));
+  // An existing output dir is refused without --overwrite.
+  r = run("forward " + (fx / "model").string() + " --inputs " + (fx / "inputs").string() + " --out " + (tmp / "out").string());
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("already exists"), std::string::npos) << r.output;
+}
+
+TEST(Cli, TokenizeAndGenerate) {
+  auto r = run("tokenize " + (fixture("bert-mlm") / "model").string() + " --text 'Hello, world!'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(io::json::parse(r.output)["input_ids"], io::json::parse("[2,119,109,31,48,495,5,3]"));
+  r = run("generate " + (fixture("gpt2-lm") / "model").string() + " --prompt 'Call me Ishmael.' --max-new-tokens 8 --ids");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(io::json::parse(r.output)["new_ids"], io::json::parse("[132,383,223,734,762,599,395,494]")) << r.output;
+}
+
+TEST(Cli, InitWritesALoadableModel) {
+  testing::ScratchDir tmp("cli");
+  auto r = run("init " + (fixture("gpt2-lm") / "model" / "config.json").string() + " --seed 3 --out " + (tmp / "m").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("info --json " + (tmp / "m").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(io::json::parse(r.output)["parameters"], 159040);
+  auto st = io::read_json_file(tmp / "m" / "config.json");
+  EXPECT_EQ(st["architectures"][0], "GPT2LMHeadModel");
+}
+
+// Each case: mutate a copy of a fixture, run, expect a named error and no output dir.
+struct BadCase {
+  std::string name, expect;
+  std::function<void(const fs::path& model, const fs::path& inputs)> mutate;
+};
+
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
+class BadInput : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(BadInput, NamedErrorAndNoOutput) {
+  testing::ScratchDir tmp("bad");
+  copy_model(fixture("bert-mlm") / "model", tmp / "model");
+  copy_model(fixture("bert-mlm") / "inputs", tmp / "inputs");
+  GetParam().mutate(tmp / "model", tmp / "inputs");
+  auto r = run("forward " + (tmp / "model").string() + " --inputs " + (tmp / "inputs").string() + " --out " + (tmp / "out").string());
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(GetParam().expect), std::string::npos) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << "one line expected: " << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+  for (const auto& e : fs::directory_iterator(tmp.path()))
+    EXPECT_EQ(e.path().filename().string().find(".out.tmp"), std::string::npos) << "left behind: " << e.path();
+}
+
+void truncate_file(const fs::path& p, size_t keep) {
+  std::string bytes = read_text_file(p);
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << bytes.substr(0, keep);
+}
+
+void edit_config(const fs::path& model, const std::function<void(io::json&)>& f) {
+  auto c = io::read_json_file(model / "config.json");
+  f(c);
+  io::write_json_file_atomic(model / "config.json", c);
+}
+
+std::vector<BadCase> bad_cases() {
+  return {
+      {"missing_checkpoint", "no model.safetensors", [](auto& m, auto&) { fs::remove(m / "model.safetensors"); }},
+      {"truncated_checkpoint", "run past the end", [](auto& m, auto&) { truncate_file(m / "model.safetensors", 300000); }},
+      {"tiny_checkpoint", "truncated safetensors file", [](auto& m, auto&) { truncate_file(m / "model.safetensors", 5); }},
+      {"header_too_long", "header length", [](auto& m, auto&) {
+         std::string b = read_text_file(m / "model.safetensors");
+         b[5] = '\x7f';
+         std::ofstream(m / "model.safetensors", std::ios::binary | std::ios::trunc) << b;
+       }},
+      {"config_not_json", "config.json: not valid JSON", [](auto& m, auto&) { std::ofstream(m / "config.json") << "{oops"; }},
+      {"unknown_model_type", "model_type 'mamba' is not supported",
+       [](auto& m, auto&) { edit_config(m, [](io::json& c) { c["model_type"] = "mamba"; }); }},
+      {"wrong_shape", "but config.json implies",
+       [](auto& m, auto&) { edit_config(m, [](io::json& c) { c["intermediate_size"] = 96; }); }},
+      {"float_ids", "expected an integer array",
+       [](auto&, auto& i) { io::write_npy(i / "input_ids.npy", torch::zeros({2, 9})); }},
+      {"rank_one_ids", "expected rank 2",
+       [](auto&, auto& i) { io::write_npy(i / "input_ids.npy", torch::zeros({9}, torch::kLong)); }},
+      {"ids_outside_vocab", "outside the vocabulary [0, 791)",
+       [](auto&, auto& i) { io::write_npy(i / "input_ids.npy", torch::full({2, 9}, 5000, torch::kLong)); }},
+      {"too_long", "exceeds max_position_embeddings 64", [](auto&, auto& i) {
+         io::write_npy(i / "input_ids.npy", torch::ones({1, 65}, torch::kLong));
+         fs::remove(i / "attention_mask.npy");
+         fs::remove(i / "token_type_ids.npy");
+       }},
+      {"mask_shape", "attention_mask must have shape [2, 9]",
+       [](auto&, auto& i) { io::write_npy(i / "attention_mask.npy", torch::ones({2, 4}, torch::kLong)); }},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(Cli, BadInput, ::testing::ValuesIn(bad_cases()),
+                         [](const ::testing::TestParamInfo<BadCase>& i) { return i.param.name; });
+
+}  // namespace
+}  // namespace sqz

@@ -1,0 +1,221 @@
+// Every architecture and head with configs other than the fixtures': save/load round trip, KV
+// cache equals full recompute, right padding does not change real positions, and bad inputs
+// are named errors.
+#include "core/error.h"
+#include "models/generation.h"
+#include "models/registry.h"
+#include "unit/test_util.h"
+
+namespace sqz {
+namespace {
+
+using io::json;
+
+struct ArchCase {
+  std::string name;
+  json config;
+};
+
+std::vector<ArchCase> arch_cases() {
+  return {
+      {"bert", {{"model_type", "bert"}, {"vocab_size", 97}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+                {"num_attention_heads", 4}, {"intermediate_size", 48}, {"max_position_embeddings", 40},
+                {"hidden_act", "gelu_new"}, {"num_labels", 3}}},
+      {"roberta", {{"model_type", "roberta"}, {"vocab_size", 97}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+                   {"num_attention_heads", 2}, {"intermediate_size", 40}, {"max_position_embeddings", 42},
+                   {"pad_token_id", 1}, {"type_vocab_size", 1}}},
+      {"distilbert", {{"model_type", "distilbert"}, {"vocab_size", 97}, {"dim", 32}, {"n_layers", 2}, {"n_heads", 4},
+                      {"hidden_dim", 64}, {"max_position_embeddings", 40}, {"sinusoidal_pos_embds", true}}},
+      {"gpt2", {{"model_type", "gpt2"}, {"vocab_size", 97}, {"n_embd", 32}, {"n_layer", 3}, {"n_head", 4},
+                {"n_positions", 40}, {"scale_attn_by_inverse_layer_idx", true}, {"pad_token_id", 0}}},
+      {"opt_pre_ln_proj", {{"model_type", "opt"}, {"vocab_size", 97}, {"hidden_size", 32}, {"word_embed_proj_dim", 16},
+                           {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"ffn_dim", 48},
+                           {"max_position_embeddings", 40}, {"pad_token_id", 1}}},
+      {"opt_post_ln", {{"model_type", "opt"}, {"vocab_size", 97}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+                       {"num_attention_heads", 4}, {"ffn_dim", 48}, {"max_position_embeddings", 40},
+                       {"do_layer_norm_before", false}, {"pad_token_id", 1}}},
+      {"llama_gqa", {{"model_type", "llama"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 56},
+                     {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                     {"max_position_embeddings", 64}, {"tie_word_embeddings", true}, {"pad_token_id", 0},
+                     {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}}},
+  };
+}
+
+std::shared_ptr<models::TransformerModel> make(const json& config, const std::string& head, uint64_t seed = 7) {
+  torch::manual_seed(seed);
+  auto m = models::build_model(io::JsonFields(config, "test config"), head);
+  models::init_weights(*m);
+  m->eval();
+  return m;
+}
+
+torch::Tensor ids_for(int64_t b, int64_t t) { return torch::randint(2, 97, {b, t}, torch::kLong); }
+
+void PrintTo(const ArchCase& c, std::ostream* os) { *os << c.name; }
+
+class ArchTest : public ::testing::TestWithParam<ArchCase> {};
+
+TEST_P(ArchTest, EveryHeadBuildsAndRuns) {
+  const auto& arch = models::find_architecture(GetParam().config["model_type"], "test");
+  for (const auto& head : arch.head_classes) {
+    auto m = make(GetParam().config, head);
+    models::ModelInputs in;
+    in.input_ids = ids_for(2, 6);
+    torch::NoGradGuard g;
+    auto out = m->forward(in);
+    EXPECT_EQ(out.at("last_hidden_state").size(1), 6) << head;
+    if (head != arch.head_classes.front()) EXPECT_TRUE(out.tensors.count("logits")) << head;
+    EXPECT_FALSE(out.at("last_hidden_state").isnan().any().item<bool>()) << head;
+  }
+}
+
+TEST_P(ArchTest, SaveLoadRoundTrip) {
+  const auto& arch = models::find_architecture(GetParam().config["model_type"], "test");
+  std::string head = arch.head_classes[1];
+  auto m = make(GetParam().config, head);
+  testing::ScratchDir dir("model");
+  models::save_model(*m, GetParam().config, dir.path());
+  auto loaded = models::load_model(dir.path());
+  EXPECT_EQ(loaded.model->info().head_class, head);
+  models::ModelInputs in;
+  in.input_ids = ids_for(2, 5);
+  torch::NoGradGuard g;
+  EXPECT_TRUE(torch::equal(m->forward(in).at("logits"), loaded.model->forward(in).at("logits")));
+  // The base class is stored without the prefix and loads from a head checkpoint as HF does.
+  // (init_missing: RoBERTa's classification head has no pooler, which RobertaModel wants.)
+  auto base = models::load_model(dir.path(), {arch.head_classes.front(), true});
+  EXPECT_TRUE(testing::all_close(base.model->forward(in).at("last_hidden_state"), m->forward(in).at("last_hidden_state"), 0, 0));
+}
+
+TEST_P(ArchTest, RightPaddingLeavesRealPositionsUnchanged) {
+  const auto& arch = models::find_architecture(GetParam().config["model_type"], "test");
+  auto m = make(GetParam().config, arch.head_classes.front());
+  torch::NoGradGuard g;
+  auto ids = ids_for(1, 5);
+  models::ModelInputs single;
+  single.input_ids = ids;
+  auto want = m->forward(single).at("last_hidden_state");
+  int64_t pad = m->info().pad_token_id.value_or(0);
+  models::ModelInputs padded;
+  padded.input_ids = torch::cat({ids, torch::full({1, 3}, pad, torch::kLong)}, 1);
+  padded.attention_mask = torch::cat({torch::ones({1, 5}, torch::kLong), torch::zeros({1, 3}, torch::kLong)}, 1);
+  auto got = m->forward(padded).at("last_hidden_state").slice(1, 0, 5);
+  EXPECT_TRUE(testing::all_close(got, want, 1e-5, 1e-5));
+}
+
+TEST_P(ArchTest, KvCacheMatchesFullRecompute) {
+  const auto& arch = models::find_architecture(GetParam().config["model_type"], "test");
+  auto m = make(GetParam().config, arch.head_classes[1]);
+  if (!m->info().is_decoder) GTEST_SKIP() << "encoder";
+  torch::NoGradGuard g;
+  auto ids = ids_for(1, 9);
+  models::ModelInputs full;
+  full.input_ids = ids;
+  auto want = m->forward(full).at("logits");
+  models::KVCache cache;
+  std::vector<torch::Tensor> steps;
+  for (auto [lo, hi] : std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {4, 5}, {5, 9}}) {
+    models::ModelInputs in;
+    in.input_ids = ids.slice(1, lo, hi);
+    in.cache = &cache;
+    steps.push_back(m->forward(in).at("logits"));
+  }
+  EXPECT_TRUE(testing::all_close(torch::cat(steps, 1), want, 1e-5, 1e-5));
+}
+
+INSTANTIATE_TEST_SUITE_P(Archs, ArchTest, ::testing::ValuesIn(arch_cases()),
+                         [](const ::testing::TestParamInfo<ArchCase>& i) { return i.param.name; });
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ModelErrors, UnknownModelTypeListsSupported) {
+  auto e = error_of([] { models::build_model(io::JsonFields({{"model_type", "mamba"}}, "cfg.json")); });
+  EXPECT_NE(e.find("'mamba'"), std::string::npos) << e;
+  EXPECT_NE(e.find("bert"), std::string::npos) << e;
+  EXPECT_NE(e.find("llama"), std::string::npos) << e;
+}
+
+TEST(ModelErrors, BadConfigFieldIsNamed) {
+  json c = arch_cases()[0].config;
+  c["hidden_size"] = "wide";
+  auto e = error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  EXPECT_NE(e.find("cfg.json: field 'hidden_size'"), std::string::npos) << e;
+  c["hidden_size"] = 30;  // not a multiple of 4 heads
+  e = error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  EXPECT_NE(e.find("multiple of num_attention_heads"), std::string::npos) << e;
+}
+
+TEST(ModelErrors, WrongShapeAndMissingTensorsAreNamed) {
+  json c = arch_cases()[0].config;
+  auto m = make(c, "BertForMaskedLM");
+  testing::ScratchDir dir("model");
+  models::save_model(*m, c, dir.path());
+  json bigger = c;
+  bigger["intermediate_size"] = 50;
+  io::write_json_file_atomic(dir / "config.json", bigger);
+  auto e = error_of([&] { models::load_model(dir.path()); });
+  EXPECT_NE(e.find("intermediate.dense.weight' has shape [48, 32], but config.json implies [50, 32]"), std::string::npos) << e;
+  io::write_json_file_atomic(dir / "config.json", c);
+  e = error_of([&] { models::load_model(dir.path(), {"BertForSequenceClassification"}); });
+  EXPECT_NE(e.find("is missing"), std::string::npos) << e;
+  EXPECT_NE(e.find("bert.pooler.dense"), std::string::npos) << e;
+  // With init_missing a pretrained body gets a fresh head, as HF's from_pretrained does.
+  auto fresh = models::load_model(dir.path(), {"BertForSequenceClassification", true});
+  EXPECT_EQ(fresh.model->info().head_class, "BertForSequenceClassification");
+}
+
+TEST(ModelErrors, InputsOutsideVocabOrTooLong) {
+  auto m = make(arch_cases()[3].config, "GPT2LMHeadModel");
+  models::ModelInputs in;
+  in.input_ids = torch::tensor({{1, 200}}, torch::kLong);
+  auto e = error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
+  EXPECT_NE(e.find("outside the vocabulary [0, 97)"), std::string::npos) << e;
+  in.input_ids = torch::ones({1, 41}, torch::kLong);
+  e = error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
+  EXPECT_NE(e.find("exceeds max_position_embeddings 40"), std::string::npos) << e;
+}
+
+TEST(Generation, SamplingIsSeededAndGreedyIsArgmax) {
+  auto m = make(arch_cases()[3].config, "GPT2LMHeadModel");
+  auto prompt = torch::tensor({{5, 6, 7}}, torch::kLong);
+  models::GenerationOptions o;
+  o.max_new_tokens = 6;
+  o.stop_at_eos = false;
+  auto greedy = models::generate(*m, prompt, o);
+  EXPECT_EQ(greedy.size(1), 9);
+  models::ModelInputs in;
+  in.input_ids = greedy.slice(1, 0, 8);
+  torch::NoGradGuard g;
+  auto logits = m->forward(in).at("logits");
+  EXPECT_TRUE(torch::equal(logits.argmax(-1).slice(1, 2, 8), greedy.slice(1, 3, 9)));
+  o.sample = true;
+  o.top_k = 5;
+  o.top_p = 0.9;
+  o.seed = 11;
+  EXPECT_TRUE(torch::equal(models::generate(*m, prompt, o), models::generate(*m, prompt, o)));
+}
+
+}  // namespace
+}  // namespace sqz
+
+namespace sqz {
+namespace {
+
+TEST(ModelSize, BaseConfigsHaveHFParameterCounts) {
+  // bert-base-uncased (BertModel) and gpt2 (GPT2LMHeadModel, tied head) as HF counts them.
+  auto bert = models::build_model(io::JsonFields({{"model_type", "bert"}}, "bert-base"));
+  EXPECT_EQ(models::count_parameters(*bert), 109482240);
+  auto gpt2 = models::build_model(io::JsonFields({{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}}, "gpt2"));
+  EXPECT_EQ(models::count_parameters(*gpt2), 124439808);
+}
+
+}  // namespace
+}  // namespace sqz

@@ -1,0 +1,34 @@
+#include "unit/test_util.h"
+
+#include <random>
+
+namespace sqz::testing {
+
+fs::path shared_dir() { return SQZ_SHARED_DIR; }
+fs::path fixtures_dir() { return shared_dir() / "fixtures"; }
+
+ScratchDir::ScratchDir(const std::string& tag) {
+  std::random_device rd;
+  path_ = fs::temp_directory_path() / ("sqz-test-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+::testing::AssertionResult all_close(const torch::Tensor& actual_in, const torch::Tensor& expected_in, double atol, double rtol) {
+  auto actual = actual_in.detach().to(torch::kFloat64), expected = expected_in.detach().to(torch::kFloat64);
+  if (actual.sizes() != expected.sizes())
+    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != expected " << expected.sizes();
+  auto excess = (actual - expected).abs() - (atol + rtol * expected.abs());
+  auto worst = excess.flatten().argmax().item<int64_t>();
+  double worst_excess = excess.flatten()[worst].item<double>();
+  if (worst_excess <= 0 && !actual.isnan().any().item<bool>()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max |diff| " << (actual - expected).abs().max().item<double>() << " at flat index "
+                                       << worst << ": got " << actual.flatten()[worst].item<double>() << ", expected "
+                                       << expected.flatten()[worst].item<double>() << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+}  // namespace sqz::testing
