@@ -1,4 +1,5 @@
 // sqz-spm-helper MODEL: serves SentencePiece requests as JSON lines on stdin/stdout.
+// sqz-spm-helper --train "ARGS": runs SentencePiece's trainer (spm_train flags) and exits.
 // It exists because libsentencepiece and libtorch's full protobuf cannot live in one process
 // (both register protobuf descriptors and the process crashes at start-up), so the tokenizer
 // talks to this small process instead. Requests:
@@ -6,14 +7,23 @@
 //   {"op":"encode","text":"..."}    -> {"pieces":[...]}
 //   {"op":"decode","pieces":[...]}  -> {"text":"..."}
 #include <sentencepiece_processor.h>
+#include <sentencepiece_trainer.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 int main(int argc, char** argv) {
   using nlohmann::json;
+  if (argc == 3 && std::string(argv[1]) == "--train") {
+    auto status = sentencepiece::SentencePieceTrainer::Train(argv[2]);
+    if (!status.ok()) {
+      std::cerr << "SentencePiece training failed: " << status.ToString() << "\n";
+      return 1;
+    }
+    return 0;
+  }
   if (argc != 2) {
-    std::cerr << "usage: sqz-spm-helper MODEL\n";
+    std::cerr << "usage: sqz-spm-helper MODEL | sqz-spm-helper --train \"--input=... --model_prefix=...\"\n";
     return 2;
   }
   sentencepiece::SentencePieceProcessor sp;

@@ -57,3 +57,31 @@ TEST(Tokenizer, ByteBpeSplitsSpecialTokens) {
 
 }  // namespace
 }  // namespace sqz
+
+#include "io/tokenizers/sentencepiece.h"
+
+namespace sqz {
+namespace {
+
+// Trains a small unigram model on real text (lm-books) with the helper, then checks the
+// LlamaTokenizer conventions: <s> first, special tokens split out, lossless decode.
+TEST(Tokenizer, SentencePieceThroughHelper) {
+  testing::ScratchDir dir("spm");
+  std::string text = read_text_file(testing::shared_dir() / "data" / "lm-books" / "train.txt").substr(0, 200000);
+  write_file_atomic(dir / "corpus.txt", text);
+  std::string cmd = io::spm_helper_path().string() + " --train '--input=" + (dir / "corpus.txt").string() +
+                    " --model_prefix=" + (dir / "tokenizer").string() +
+                    " --vocab_size=300 --model_type=unigram --bos_id=1 --eos_id=2 --unk_id=0 --minloglevel=2' 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto tok = io::load_tokenizer(dir.path());
+  EXPECT_EQ(tok->vocab_size(), 300);
+  auto ids = tok->encode("Call me Ishmael.").ids;
+  ASSERT_GE(ids.size(), 3u);
+  EXPECT_EQ(ids.front(), 1);
+  EXPECT_EQ(tok->decode(ids, /*skip_special_tokens=*/true), "Call me Ishmael.");
+  auto with_eos = tok->tokenize("whale</s>sea");
+  EXPECT_NE(std::find(with_eos.begin(), with_eos.end(), "</s>"), with_eos.end());
+}
+
+}  // namespace
+}  // namespace sqz
