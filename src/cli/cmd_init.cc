@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/fs.h"
+#include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 
 namespace sqz::cli {
@@ -22,11 +23,8 @@ void run_init(const InitArgs& a) {
   models::init_weights(*model);
   StagingDir staging(a.out, a.overwrite);
   models::save_model(*model, config.value(), staging.path());
-  if (!a.tokenizer_from.empty()) {
-    for (const char* f : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer.model", "spiece.model",
-                          "tokenizer_config.json", "special_tokens_map.json"})
-      if (fs::exists(fs::path(a.tokenizer_from) / f)) fs::copy_file(fs::path(a.tokenizer_from) / f, staging.path() / f);
-  }
+  if (!a.tokenizer_from.empty() && io::copy_tokenizer_files(a.tokenizer_from, staging.path()) == 0)
+    fail_not_found(a.tokenizer_from, ": no tokenizer files to copy");
   staging.commit();
   std::cout << "wrote " << a.out << ": " << model->info().head_class << ", " << models::count_parameters(*model)
             << " parameters\n";

@@ -9,6 +9,9 @@ void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_init_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_train_tokenizer_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);

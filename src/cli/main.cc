@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   sqz::cli::add_tokenize_command(app);
   sqz::cli::add_generate_command(app);
   sqz::cli::add_init_command(app);
+  sqz::cli::add_train_command(app);
+  sqz::cli::add_eval_command(app);
+  sqz::cli::add_train_tokenizer_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

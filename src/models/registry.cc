@@ -92,6 +92,7 @@ void init_weights(TransformerModel& model) {
 LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) fail_not_found(dir.string(), ": model directory not found");
   LoadedModel out{nullptr, io::JsonFields::from_file(dir / "config.json"), dir};
+  if (!options.config_overrides.empty()) out.config.value().update(options.config_overrides);
   out.model = build_model(out.config, options.head);
   io::Checkpoint ckpt(dir);
   const ModelInfo& info = out.model->info();

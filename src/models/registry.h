@@ -27,6 +27,7 @@ std::shared_ptr<TransformerModel> build_model(const io::JsonFields& config, cons
 struct LoadOptions {
   std::string head;             // override config.architectures
   bool init_missing = false;    // initialise (HF-style) parameters the checkpoint lacks instead of failing
+  io::json config_overrides = io::json::object();  // merged into config.json before building (e.g. id2label)
 };
 
 struct LoadedModel {

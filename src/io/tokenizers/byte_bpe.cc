@@ -17,17 +17,61 @@ namespace {
 // GPT-2's pre-tokenizer pattern (contractions, letters, numbers, other, whitespace).
 const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
+// GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to 256 + n.
+const std::vector<char32_t>& byte_code_points() {
+  static const std::vector<char32_t> table = [] {
+    std::vector<char32_t> t(256);
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      t[b] = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
+    }
+    return t;
+  }();
+  return table;
+}
+
+struct Gpt2Regex {
+  pcre2_code* code;
+  Gpt2Regex() {
+    int err = 0;
+    PCRE2_SIZE offset = 0;
+    code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
+                         &offset, nullptr);
+    SQZ_CHECK(code != nullptr, "GPT-2 pre-tokenizer regex failed to compile (PCRE2 error ", err, ")");
+  }
+  ~Gpt2Regex() { pcre2_code_free(code); }
+};
+
 }  // namespace
 
-ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
-  // GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to 256 + n.
-  int n = 0;
-  for (int b = 0; b < 256; ++b) {
-    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    char32_t cp = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
-    byte_to_unicode_[b] = unicode::encode_utf8(cp);
-    unicode_to_byte_[cp] = static_cast<uint8_t>(b);
+std::string gpt2_byte_symbol(uint8_t byte) { return unicode::encode_utf8(byte_code_points()[byte]); }
+
+std::vector<std::string> gpt2_pre_tokenize(const std::string& text) {
+  static const Gpt2Regex regex;
+  std::string chunk = unicode::replace_invalid_utf8(text);
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(regex.code, nullptr);
+  std::vector<std::string> out;
+  PCRE2_SIZE start = 0;
+  while (start < chunk.size()) {
+    int rc = pcre2_match(regex.code, reinterpret_cast<PCRE2_SPTR>(chunk.data()), chunk.size(), start, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc < 0) break;
+    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    if (ov[1] == ov[0]) {
+      start = ov[1] + 1;
+      continue;
+    }
+    std::string mapped;
+    for (size_t i = ov[0]; i < ov[1]; ++i) mapped += unicode::encode_utf8(byte_code_points()[static_cast<uint8_t>(chunk[i])]);
+    out.push_back(std::move(mapped));
+    start = ov[1];
   }
+  pcre2_match_data_free(md);
+  return out;
+}
+
+ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
+  for (int b = 0; b < 256; ++b) unicode_to_byte_[byte_code_points()[b]] = static_cast<uint8_t>(b);
   std::vector<std::pair<std::string, std::string>> merges;
   if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
     source_ = (dir / "vocab.json").string();
@@ -82,14 +126,7 @@ ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
     add_prefix_space_ = c.get_bool("add_prefix_space", false);
     add_bos_ = c.get_bool("add_bos_token", false);
   }
-  int err = 0;
-  PCRE2_SIZE offset = 0;
-  regex_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(kGpt2Pattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP, &err,
-                         &offset, nullptr);
-  SQZ_CHECK(regex_ != nullptr, "GPT-2 pre-tokenizer regex failed to compile (PCRE2 error ", err, ")");
 }
-
-ByteBpeTokenizer::~ByteBpeTokenizer() { pcre2_code_free(static_cast<pcre2_code*>(regex_)); }
 
 std::string ByteBpeTokenizer::prepare(const std::string& text) const {
   return add_prefix_space_ ? " " + text : text;
@@ -123,26 +160,10 @@ std::vector<std::string> ByteBpeTokenizer::bpe(const std::string& word) const {
   return parts;
 }
 
-std::vector<std::string> ByteBpeTokenizer::tokenize_chunk(const std::string& chunk_in) const {
-  std::string chunk = unicode::replace_invalid_utf8(chunk_in);
-  auto* re = static_cast<pcre2_code*>(regex_);
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(re, nullptr);
+std::vector<std::string> ByteBpeTokenizer::tokenize_chunk(const std::string& chunk) const {
   std::vector<std::string> out;
-  PCRE2_SIZE start = 0;
-  while (start < chunk.size()) {
-    int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(chunk.data()), chunk.size(), start, 0, md, nullptr);
-    if (rc < 0) break;
-    PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[1] == ov[0]) {
-      start = ov[1] + 1;
-      continue;
-    }
-    std::string mapped;
-    for (size_t i = ov[0]; i < ov[1]; ++i) mapped += byte_to_unicode_[static_cast<uint8_t>(chunk[i])];
-    for (auto& piece : bpe(mapped)) out.push_back(std::move(piece));
-    start = ov[1];
-  }
-  pcre2_match_data_free(md);
+  for (const auto& word : gpt2_pre_tokenize(chunk))
+    for (auto& piece : bpe(word)) out.push_back(std::move(piece));
   return out;
 }
 

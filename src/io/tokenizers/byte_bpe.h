@@ -7,10 +7,15 @@
 
 namespace sqz::io {
 
+// GPT-2 pre-tokenization: the regex pieces of `text`, each with its bytes mapped to GPT-2's
+// printable code points (the strings BPE merges operate on).
+std::vector<std::string> gpt2_pre_tokenize(const std::string& text);
+// The printable symbol GPT-2 uses for one byte.
+std::string gpt2_byte_symbol(uint8_t byte);
+
 class ByteBpeTokenizer : public Tokenizer {
  public:
   explicit ByteBpeTokenizer(const fs::path& dir);
-  ~ByteBpeTokenizer() override;
 
  protected:
   std::string prepare(const std::string& text) const override;
@@ -23,11 +28,9 @@ class ByteBpeTokenizer : public Tokenizer {
   std::vector<std::string> bpe(const std::string& word) const;
 
   std::map<std::pair<std::string, std::string>, int64_t> merge_rank_;
-  std::string byte_to_unicode_[256];
   std::map<char32_t, uint8_t> unicode_to_byte_;
   bool add_prefix_space_ = false;
   bool add_bos_ = false;
-  void* regex_ = nullptr;  // pcre2_code_8*, kept opaque so the header needs no PCRE2
 };
 
 }  // namespace sqz::io

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "build_paths.h"
 #include "core/error.h"
 #include "io/json_file.h"
 

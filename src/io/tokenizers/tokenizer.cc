@@ -234,6 +234,17 @@ std::optional<int64_t> Tokenizer::special_id(const std::string& role) const {
   return token_to_id(it->second);
 }
 
+int copy_tokenizer_files(const fs::path& from, const fs::path& to) {
+  int n = 0;
+  for (const char* f : {"vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer.model", "spiece.model",
+                        "tokenizer_config.json", "special_tokens_map.json"})
+    if (fs::exists(from / f)) {
+      fs::copy_file(from / f, to / f, fs::copy_options::overwrite_existing);
+      ++n;
+    }
+  return n;
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
   if (fs::exists(dir / "vocab.txt")) return std::make_unique<WordPieceTokenizer>(dir);
   if (fs::exists(dir / "tokenizer.model") || fs::exists(dir / "spiece.model")) return std::make_unique<SentencePieceTokenizer>(dir);

@@ -73,6 +73,9 @@ class Tokenizer {
 
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& model_dir);
 
+// Copies whichever tokenizer files `from` has into `to`; returns how many.
+int copy_tokenizer_files(const fs::path& from, const fs::path& to);
+
 // HF clean_up_tokenization: drops the space before punctuation and English contractions.
 std::string clean_up_tokenization(const std::string& text);
 

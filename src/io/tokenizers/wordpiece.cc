@@ -45,21 +45,21 @@ WordPieceTokenizer::WordPieceTokenizer(const fs::path& dir) {
   load_common(dir);
   if (fs::exists(dir / "tokenizer_config.json")) {
     JsonFields c = JsonFields::from_file(dir / "tokenizer_config.json");
-    lowercase_ = c.get_bool("do_lower_case", true);
-    if (c.has("strip_accents")) strip_accents_ = c.get_bool("strip_accents");
-    chinese_chars_ = c.get_bool("tokenize_chinese_chars", true);
+    basic_options_.lowercase = c.get_bool("do_lower_case", true);
+    if (c.has("strip_accents")) basic_options_.strip_accents = c.get_bool("strip_accents");
+    basic_options_.chinese_chars = c.get_bool("tokenize_chinese_chars", true);
     basic_ = c.get_bool("do_basic_tokenize", true);
   }
   if (!special_.count("unk")) special_["unk"] = "[UNK]";
 }
 
-std::vector<std::string> WordPieceTokenizer::basic_tokenize(const std::string& text) const {
+std::vector<std::string> bert_basic_tokenize(const std::string& text, const BasicTokenizeOptions& o) {
   std::string cleaned;
   for (char32_t c : unicode::decode_utf8(text)) {
     if (c == 0 || c == 0xFFFD || unicode::is_control(c)) continue;
     if (unicode::is_whitespace(c)) {
       cleaned += ' ';
-    } else if (chinese_chars_ && unicode::is_cjk(c)) {
+    } else if (o.chinese_chars && unicode::is_cjk(c)) {
       cleaned += ' ' + unicode::encode_utf8(c) + ' ';
     } else {
       cleaned += unicode::encode_utf8(c);
@@ -67,8 +67,8 @@ std::vector<std::string> WordPieceTokenizer::basic_tokenize(const std::string& t
   }
   std::vector<std::string> out;
   for (std::string token : split_whitespace(unicode::nfc(cleaned))) {
-    bool strip = lowercase_ ? strip_accents_.value_or(true) : strip_accents_.value_or(false);
-    if (lowercase_) token = unicode::lower(token);
+    bool strip = o.strip_accents.value_or(o.lowercase);
+    if (o.lowercase) token = unicode::lower(token);
     if (strip) {
       std::string kept;
       for (char32_t c : unicode::decode_utf8(unicode::nfd(token)))
@@ -123,7 +123,7 @@ void WordPieceTokenizer::wordpiece(const std::string& word, std::vector<std::str
 
 std::vector<std::string> WordPieceTokenizer::tokenize_chunk(const std::string& chunk) const {
   std::vector<std::string> out;
-  auto words = basic_ ? basic_tokenize(chunk) : split_whitespace(chunk);
+  auto words = basic_ ? bert_basic_tokenize(chunk, basic_options_) : split_whitespace(chunk);
   for (const auto& w : words) wordpiece(w, out);
   return out;
 }

@@ -5,6 +5,15 @@
 
 namespace sqz::io {
 
+struct BasicTokenizeOptions {
+  bool lowercase = true;
+  std::optional<bool> strip_accents;  // unset: follow lowercase
+  bool chinese_chars = true;
+};
+
+// BERT's BasicTokenizer: clean, split CJK, lowercase, strip accents, split punctuation.
+std::vector<std::string> bert_basic_tokenize(const std::string& text, const BasicTokenizeOptions& options);
+
 class WordPieceTokenizer : public Tokenizer {
  public:
   explicit WordPieceTokenizer(const fs::path& dir);
@@ -16,12 +25,9 @@ class WordPieceTokenizer : public Tokenizer {
   std::string tokens_to_string(const std::vector<std::string>& tokens) const override;
 
  private:
-  std::vector<std::string> basic_tokenize(const std::string& text) const;
   void wordpiece(const std::string& word, std::vector<std::string>& out) const;
 
-  bool lowercase_ = true;
-  std::optional<bool> strip_accents_;
-  bool chinese_chars_ = true;
+  BasicTokenizeOptions basic_options_;
   bool basic_ = true;
 };
 

@@ -1,0 +1,77 @@
+#include "eval/evaluate.h"
+
+#include <chrono>
+
+#include "eval/metrics.h"
+
+namespace sqz::eval {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+io::json evaluate_classification(models::TransformerModel& model, const train::ClassificationData& data,
+                                 int64_t num_classes, const EvalOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  bool was_training = model.is_training();
+  model.eval();
+  std::vector<int64_t> predicted, gold;
+  int64_t batches = 0;
+  for (int64_t i = 0; i < data.size(); i += o.batch_size) {
+    if (o.max_batches > 0 && batches++ >= o.max_batches) break;
+    auto batch = data.batch(i, i + o.batch_size);
+    models::ModelInputs in;
+    in.input_ids = batch.input_ids;
+    in.attention_mask = batch.attention_mask;
+    if (model.info().uses_token_type_ids) in.token_type_ids = batch.token_type_ids;
+    auto pred = model.forward(in).at("logits").argmax(-1);
+    for (int64_t r = 0; r < pred.size(0); ++r) {
+      predicted.push_back(pred[r].item<int64_t>());
+      gold.push_back(batch.labels[r].item<int64_t>());
+    }
+  }
+  model.train(was_training);
+  return {{"accuracy", accuracy(predicted, gold)}, {"macro_f1", macro_f1(predicted, gold, num_classes)},
+          {"examples", gold.size()}, {"elapsed_s", seconds_since(t0)}};
+}
+
+io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
+                     const train::MlmSpecialIds* mlm, const EvalOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  bool was_training = model.is_training();
+  model.eval();
+  auto gen = at::detail::createCPUGenerator(o.seed);
+  double nll = 0;
+  int64_t targets = 0, tokens_seen = 0, batches = 0;
+  for (int64_t i = 0; i < data.num_blocks(); i += o.batch_size) {
+    if (o.max_batches > 0 && batches++ >= o.max_batches) break;
+    auto batch = data.batch(i, i + o.batch_size);
+    tokens_seen += batch.input_ids.numel();
+    if (objective == train::Objective::kMaskedLM) batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
+    auto r = train::compute_loss(model, batch, objective);
+    nll += r.loss.item<double>() * static_cast<double>(r.targets);
+    targets += r.targets;
+  }
+  model.train(was_training);
+  io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
+  if (objective == train::Objective::kCausalLM) {
+    // Blocks do not overlap, so the first token of each is not predicted: scale the bytes
+    // covered by the share of the stream that was scored.
+    double bytes = static_cast<double>(data.num_bytes()) * static_cast<double>(tokens_seen) / static_cast<double>(data.num_tokens());
+    out["bits_per_byte"] = nll / std::log(2.0) / (bytes * static_cast<double>(targets) / static_cast<double>(tokens_seen));
+  } else {
+    out["note"] = "masked-token perplexity (MLM)";
+  }
+  return out;
+}
+
+double primary_score(const io::json& r) {
+  if (r.contains("accuracy")) return r["accuracy"].get<double>();
+  return -r["perplexity"].get<double>();
+}
+
+}  // namespace sqz::eval

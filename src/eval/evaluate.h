@@ -1,0 +1,27 @@
+// Dev-set evaluation of any loadable model: accuracy and macro-F1 for classification,
+// perplexity and bits per byte for language modelling (masked-token perplexity for MLM models).
+#pragma once
+#include "io/json_file.h"
+#include "models/model.h"
+#include "train/data.h"
+#include "train/objectives.h"
+
+namespace sqz::eval {
+
+struct EvalOptions {
+  int64_t batch_size = 16;
+  int64_t max_batches = 0;  // 0 = all
+  uint64_t seed = 0;        // for MLM masking
+  double mlm_probability = 0.15;
+};
+
+// One JSON object: metric values, examples/tokens counted, elapsed seconds.
+io::json evaluate_classification(models::TransformerModel& model, const train::ClassificationData& data,
+                                 int64_t num_classes, const EvalOptions& options);
+io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
+                     const train::MlmSpecialIds* mlm, const EvalOptions& options);
+
+// The headline number of an eval result, larger is better (accuracy, or -perplexity).
+double primary_score(const io::json& result);
+
+}  // namespace sqz::eval

@@ -1,0 +1,182 @@
+#include "train/data.h"
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+#include "io/json_file.h"
+
+namespace sqz::train {
+
+const std::vector<TaskSpec>& tasks() {
+  static const std::vector<TaskSpec> all = {
+      {"lm-books", TaskKind::kLanguageModel, "train.txt", "dev.txt"},
+      {"spam", TaskKind::kClassification, "train.jsonl", "dev.jsonl"},
+      {"sotu-party", TaskKind::kClassification, "train.jsonl", "dev.jsonl"},
+      {"wordnet-supersense", TaskKind::kClassification, "train.jsonl", "dev.jsonl"},
+      {"cmudict-g2p", TaskKind::kSeq2Seq, "train.jsonl", "dev.jsonl"},
+  };
+  return all;
+}
+
+const TaskSpec& find_task(const std::string& name) {
+  std::string known;
+  for (const auto& t : tasks()) {
+    if (t.name == name) return t;
+    known += (known.empty() ? "" : ", ") + t.name;
+  }
+  fail_invalid("unknown task '", name, "' (known: ", known, ")");
+}
+
+const char* task_kind_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::kLanguageModel: return "language-modelling";
+    case TaskKind::kClassification: return "classification";
+    case TaskKind::kSeq2Seq: return "seq2seq";
+  }
+  return "?";
+}
+
+std::vector<TextExample> read_classification_jsonl(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) fail_not_found(path.string(), ": cannot open");
+  std::vector<TextExample> out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    io::json j;
+    try {
+      j = io::json::parse(line);
+    } catch (const io::json::parse_error& e) {
+      fail_data(path.string(), ":", line_no, ": not valid JSON (", e.what(), ")");
+    }
+    auto field = [&](const char* name) -> std::string {
+      if (!j.contains(name) || !j[name].is_string())
+        fail_data(path.string(), ":", line_no, ": missing string field '", name, "'");
+      return j[name].get<std::string>();
+    };
+    TextExample ex;
+    if (j.contains("text_a")) {
+      ex.text = field("text_a");
+      ex.text_b = field("text_b");
+    } else {
+      ex.text = field("text");
+    }
+    ex.label = field("label");
+    out.push_back(std::move(ex));
+  }
+  if (out.empty()) fail_data(path.string(), ": no examples (empty file)");
+  return out;
+}
+
+std::string read_lm_text(const fs::path& path) {
+  std::string text = read_text_file(path);
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) fail_data(path.string(), ": no text (empty file)");
+  return text;
+}
+
+LabelSet::LabelSet(const std::vector<TextExample>& train) {
+  std::set<std::string> seen;
+  for (const auto& e : train) seen.insert(e.label);
+  *this = LabelSet(std::vector<std::string>(seen.begin(), seen.end()));
+}
+
+LabelSet::LabelSet(std::vector<std::string> names) : names_(std::move(names)) {
+  for (size_t i = 0; i < names_.size(); ++i) ids_[names_[i]] = static_cast<int64_t>(i);
+}
+
+int64_t LabelSet::id(const std::string& label, const std::string& where) const {
+  auto it = ids_.find(label);
+  if (it == ids_.end()) {
+    std::string known;
+    for (const auto& n : names_) known += (known.empty() ? "" : ", ") + n;
+    fail_data(where, ": label '", label, "' never occurs in training (known: ", known.substr(0, 300), ")");
+  }
+  return it->second;
+}
+
+ClassificationData::ClassificationData(const std::vector<TextExample>& examples, const io::Tokenizer& tok,
+                                       const LabelSet& labels, int64_t max_length, const std::string& source) {
+  auto pad = tok.special_id("pad");
+  if (!pad) pad = tok.special_id("eos");
+  pad_id_ = pad.value_or(0);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const auto& e = examples[i];
+    auto enc = tok.encode(e.text, e.text_b.empty() ? nullptr : &e.text_b, max_length);
+    ids_.push_back(std::move(enc.ids));
+    types_.push_back(std::move(enc.type_ids));
+    labels_.push_back(labels.id(e.label, source + ": example " + std::to_string(i + 1)));
+  }
+  order_.resize(ids_.size());
+  std::iota(order_.begin(), order_.end(), 0);
+}
+
+void ClassificationData::shuffle(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::shuffle(order_.begin(), order_.end(), rng);
+}
+
+Batch ClassificationData::batch(int64_t begin, int64_t end) const {
+  end = std::min(end, size());
+  int64_t b = end - begin, t = 0;
+  for (int64_t i = begin; i < end; ++i) t = std::max<int64_t>(t, ids_[order_[i]].size());
+  Batch out{torch::full({b, t}, pad_id_, torch::kLong), torch::zeros({b, t}, torch::kLong), torch::zeros({b, t}, torch::kLong),
+            torch::empty({b}, torch::kLong)};
+  auto ids = out.input_ids.accessor<int64_t, 2>();
+  auto mask = out.attention_mask.accessor<int64_t, 2>();
+  auto types = out.token_type_ids.accessor<int64_t, 2>();
+  auto labels = out.labels.accessor<int64_t, 1>();
+  for (int64_t r = 0; r < b; ++r) {
+    int64_t ex = order_[begin + r];
+    for (size_t j = 0; j < ids_[ex].size(); ++j) {
+      ids[r][j] = ids_[ex][j];
+      mask[r][j] = 1;
+      types[r][j] = types_[ex][j];
+    }
+    labels[r] = labels_[ex];
+  }
+  return out;
+}
+
+LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size) : block_(block_size) {
+  if (block_size < 2) fail_invalid("language modelling needs a block size of at least 2, got ", block_size);
+  bytes_ = static_cast<int64_t>(text.size());
+  // Documents are separated by blank lines; each is tokenized with the tokenizer's own special
+  // tokens (e.g. [CLS] .. [SEP] for BERT), then streamed.
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find("\n\n", start);
+    if (end == std::string::npos) end = text.size();
+    std::string doc = text.substr(start, end - start);
+    if (doc.find_first_not_of(" \t\r\n") != std::string::npos) {
+      auto ids = tok.encode(doc).ids;
+      stream_.insert(stream_.end(), ids.begin(), ids.end());
+      if (auto eos = tok.special_id("eos"); eos && (ids.empty() || ids.back() != *eos)) stream_.push_back(*eos);
+    }
+    start = end + 2;
+  }
+  int64_t n = num_tokens() / block_;
+  if (n == 0) fail_data("language-modelling text has ", num_tokens(), " tokens, fewer than one block of ", block_);
+  order_.resize(n);
+  std::iota(order_.begin(), order_.end(), 0);
+}
+
+void LmData::shuffle(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::shuffle(order_.begin(), order_.end(), rng);
+}
+
+Batch LmData::batch(int64_t begin, int64_t end) const {
+  end = std::min(end, num_blocks());
+  int64_t b = end - begin;
+  Batch out{torch::empty({b, block_}, torch::kLong), torch::ones({b, block_}, torch::kLong), {}, {}};
+  for (int64_t r = 0; r < b; ++r)
+    std::copy_n(stream_.begin() + order_[begin + r] * block_, block_, out.input_ids[r].data_ptr<int64_t>());
+  return out;
+}
+
+}  // namespace sqz::train

@@ -1,0 +1,78 @@
+#include "train/objectives.h"
+
+#include "core/error.h"
+
+namespace sqz::train {
+
+namespace {
+constexpr int64_t kIgnoreIndex = -100;
+}
+
+Objective parse_objective(const std::string& name, TaskKind task, const models::ModelInfo& info) {
+  if (name == "mlm") return Objective::kMaskedLM;
+  if (name == "clm") return Objective::kCausalLM;
+  if (name == "classification") return Objective::kClassification;
+  if (task == TaskKind::kClassification) return Objective::kClassification;
+  if (task == TaskKind::kLanguageModel) return info.is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
+  fail_unimplemented("task kind ", task_kind_name(task), " has no training objective yet (seq2seq needs enc-dec models)");
+}
+
+const char* objective_name(Objective o) {
+  switch (o) {
+    case Objective::kMaskedLM: return "mlm";
+    case Objective::kCausalLM: return "clm";
+    case Objective::kClassification: return "classification";
+  }
+  return "?";
+}
+
+torch::Tensor mask_tokens(torch::Tensor& input_ids, const torch::Tensor& attention_mask, const MlmSpecialIds& ids,
+                          double probability, torch::Generator& gen) {
+  auto labels = input_ids.clone();
+  auto eligible = attention_mask.to(torch::kBool);
+  for (int64_t s : ids.never_mask) eligible = eligible.logical_and(input_ids.ne(s));
+  auto chosen = torch::bernoulli(torch::full(input_ids.sizes(), probability), gen).to(torch::kBool).logical_and(eligible);
+  labels.masked_fill_(chosen.logical_not(), kIgnoreIndex);
+  auto to_mask = torch::bernoulli(torch::full(input_ids.sizes(), 0.8), gen).to(torch::kBool).logical_and(chosen);
+  input_ids.masked_fill_(to_mask, ids.mask_id);
+  auto to_random = torch::bernoulli(torch::full(input_ids.sizes(), 0.5), gen).to(torch::kBool)
+                       .logical_and(chosen).logical_and(to_mask.logical_not());
+  auto random_ids = torch::randint(ids.vocab_size, input_ids.sizes(), gen, torch::kLong);
+  input_ids.copy_(torch::where(to_random, random_ids, input_ids));
+  return labels;
+}
+
+LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective) {
+  models::ModelInputs in;
+  in.input_ids = batch.input_ids;
+  in.attention_mask = batch.attention_mask;
+  if (model.info().uses_token_type_ids && batch.token_type_ids.defined()) in.token_type_ids = batch.token_type_ids;
+  auto out = model.forward(in);
+  const auto& logits = out.at("logits");
+  LossResult r;
+  namespace F = torch::nn::functional;
+  switch (objective) {
+    case Objective::kClassification:
+      r.loss = F::cross_entropy(logits, batch.labels);
+      r.targets = batch.labels.size(0);
+      break;
+    case Objective::kMaskedLM: {
+      auto flat_labels = batch.labels.reshape({-1});
+      r.targets = flat_labels.ne(kIgnoreIndex).sum().item<int64_t>();
+      r.loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), flat_labels,
+                                F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
+      break;
+    }
+    case Objective::kCausalLM: {
+      auto targets = batch.input_ids.slice(1, 1).masked_fill(batch.attention_mask.slice(1, 1).eq(0), kIgnoreIndex);
+      auto pred = logits.slice(1, 0, -1);
+      r.targets = targets.ne(kIgnoreIndex).sum().item<int64_t>();
+      r.loss = F::cross_entropy(pred.reshape({-1, pred.size(-1)}), targets.reshape({-1}),
+                                F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
+      break;
+    }
+  }
+  return r;
+}
+
+}  // namespace sqz::train

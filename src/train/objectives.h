@@ -1,0 +1,32 @@
+// Training objectives as loss functions of (model, batch): masked LM, causal LM and sequence
+// classification. Each returns the mean loss and the number of target tokens/examples.
+#pragma once
+#include "models/model.h"
+#include "train/data.h"
+
+namespace sqz::train {
+
+enum class Objective { kMaskedLM, kCausalLM, kClassification };
+
+Objective parse_objective(const std::string& name, TaskKind task, const models::ModelInfo& info);
+const char* objective_name(Objective o);
+
+struct MlmSpecialIds {
+  int64_t mask_id;
+  std::vector<int64_t> never_mask;  // [CLS], [SEP], [PAD], ...
+  int64_t vocab_size;
+};
+
+// BERT's masking: `probability` of the non-special tokens become targets; of those 80% turn
+// into [MASK], 10% into a random token, 10% stay. Returns labels (-100 = not a target).
+torch::Tensor mask_tokens(torch::Tensor& input_ids, const torch::Tensor& attention_mask, const MlmSpecialIds& ids,
+                          double probability, torch::Generator& gen);
+
+struct LossResult {
+  torch::Tensor loss;  // mean over targets
+  int64_t targets = 0;
+};
+
+LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective);
+
+}  // namespace sqz::train

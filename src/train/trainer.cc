@@ -1,0 +1,267 @@
+#include "train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+
+#include "core/log.h"
+#include "core/progress.h"
+#include "eval/evaluate.h"
+#include "io/tokenizers/tokenizer.h"
+#include "models/registry.h"
+#include "train/data.h"
+#include "train/objectives.h"
+
+namespace sqz::train {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+// Everything the loop needs, assembled and checked before the first step.
+struct Setup {
+  std::shared_ptr<models::TransformerModel> model;
+  io::json config;
+  std::unique_ptr<io::Tokenizer> tokenizer;
+  fs::path tokenizer_dir;
+  Objective objective;
+  LabelSet labels;
+  std::unique_ptr<ClassificationData> cls_train, cls_dev;
+  std::unique_ptr<LmData> lm_train, lm_dev;
+  MlmSpecialIds mlm{};
+};
+
+bool is_decoder_type(const std::string& model_type) {
+  return model_type == "gpt2" || model_type == "opt" || model_type == "llama";
+}
+
+std::string head_for(const std::string& model_type, Objective o) {
+  const auto& arch = models::find_architecture(model_type, "recipe");
+  const char* want = o == Objective::kClassification ? "SequenceClassification"
+                     : o == Objective::kMaskedLM     ? "MaskedLM"
+                                                     : (model_type == "gpt2" ? "LMHeadModel" : "CausalLM");
+  for (const auto& h : arch.head_classes)
+    if (h.find(want) != std::string::npos) return h;
+  fail_unimplemented(model_type, " has no head for the ", objective_name(o), " objective");
+}
+
+Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
+  Setup s;
+  const TaskSpec& task = find_task(r.task);
+  fs::path data(r.data);
+  io::JsonFields start_config = r.model.empty() ? io::JsonFields::from_file(r.config)
+                                                : io::JsonFields::from_file(fs::path(r.model) / "config.json");
+  std::string model_type = start_config.get_string("model_type");
+  TaskKind kind = task.kind;
+  models::ModelInfo probe;
+  probe.is_decoder = is_decoder_type(model_type);
+  s.objective = parse_objective(r.objective, kind, probe);
+  s.tokenizer_dir = !r.tokenizer.empty() ? fs::path(r.tokenizer) : !r.model.empty() ? fs::path(r.model) : fs::path();
+  if (s.tokenizer_dir.empty()) fail_invalid("recipe: 'tokenizer' is required when starting from 'config'");
+  s.tokenizer = io::load_tokenizer(s.tokenizer_dir);
+  if (s.tokenizer->vocab_size() > start_config.get_int("vocab_size", s.tokenizer->vocab_size()))
+    fail_invalid("tokenizer in ", s.tokenizer_dir.string(), " has ", s.tokenizer->vocab_size(),
+                 " tokens but the model's vocab_size is ", start_config.get_int("vocab_size"));
+  io::json overrides = io::json::object();
+  if (kind == TaskKind::kClassification) {
+    auto train = read_classification_jsonl(data / task.train_file);
+    auto dev = read_classification_jsonl(data / task.dev_file);
+    s.labels = LabelSet(train);
+    io::json id2label = io::json::object(), label2id = io::json::object();
+    for (int64_t i = 0; i < s.labels.size(); ++i) {
+      id2label[std::to_string(i)] = s.labels.names()[i];
+      label2id[s.labels.names()[i]] = i;
+    }
+    overrides = {{"id2label", id2label}, {"label2id", label2id}, {"num_labels", s.labels.size()}};
+    s.cls_train = std::make_unique<ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data / task.train_file).string());
+    s.cls_dev = std::make_unique<ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data / task.dev_file).string());
+  } else if (kind == TaskKind::kLanguageModel) {
+    s.lm_train = std::make_unique<LmData>(read_lm_text(data / task.train_file), *s.tokenizer, r.max_length);
+    s.lm_dev = std::make_unique<LmData>(read_lm_text(data / task.dev_file), *s.tokenizer, r.max_length);
+  } else {
+    fail_unimplemented("task '", r.task, "' (", task_kind_name(kind), ") needs encoder-decoder models, not built yet");
+  }
+  std::string head = !r.head.empty() ? r.head : head_for(model_type, s.objective);
+  if (!resume_from.empty()) {
+    auto loaded = models::load_model(resume_from, {head});
+    s.model = loaded.model;
+    s.config = loaded.config.value();
+  } else if (!r.model.empty()) {
+    auto loaded = models::load_model(r.model, {head, /*init_missing=*/true, overrides});
+    s.model = loaded.model;
+    s.config = loaded.config.value();
+  } else {
+    io::json c = start_config.value();
+    c.update(overrides);
+    torch::manual_seed(r.seed);
+    s.model = models::build_model(io::JsonFields(c, r.config), head);
+    models::init_weights(*s.model);
+    s.config = c;
+  }
+  if (s.objective == Objective::kMaskedLM) {
+    auto mask = s.tokenizer->special_id("mask");
+    if (!mask) fail_invalid(s.tokenizer_dir.string(), ": masked LM needs a mask token");
+    s.mlm.mask_id = *mask;
+    s.mlm.vocab_size = s.tokenizer->vocab_size();
+    for (const char* role : {"cls", "sep", "pad", "bos", "eos", "unk"})
+      if (auto id = s.tokenizer->special_id(role)) s.mlm.never_mask.push_back(*id);
+  }
+  return s;
+}
+
+std::vector<torch::optim::OptimizerParamGroup> param_groups(models::TransformerModel& model, double weight_decay) {
+  // As HF's Trainer: no weight decay on biases and normalisation weights.
+  std::vector<torch::Tensor> decay, no_decay;
+  for (auto& item : model.named_parameters()) {
+    const std::string& n = item.key();
+    bool exempt = n.find("bias") != std::string::npos || n.find("norm") != std::string::npos ||
+                  n.find("LayerNorm") != std::string::npos || n.find("ln_") != std::string::npos;
+    (exempt ? no_decay : decay).push_back(item.value());
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
+  return groups;
+}
+
+void save_checkpoint(const Setup& s, torch::optim::AdamW& opt, const fs::path& dir, const io::json& state) {
+  StagingDir staging(dir, /*overwrite=*/true);
+  models::save_model(*s.model, s.config, staging.path());
+  io::copy_tokenizer_files(s.tokenizer_dir, staging.path());
+  torch::save(opt, (staging.path() / "optimizer.pt").string());
+  io::write_json_file_atomic(staging.path() / "trainer_state.json", state);
+  staging.commit();
+}
+
+void save_best(const Setup& s, const fs::path& dir) {
+  StagingDir staging(dir, /*overwrite=*/true);
+  models::save_model(*s.model, s.config, staging.path());
+  io::copy_tokenizer_files(s.tokenizer_dir, staging.path());
+  staging.commit();
+}
+
+}  // namespace
+
+double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
+  if (step < warmup) return static_cast<double>(step + 1) / static_cast<double>(warmup + 1);
+  return std::max(0.0, static_cast<double>(total - step) / static_cast<double>(std::max<int64_t>(total - warmup, 1)));
+}
+
+TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  fs::path out(r.out);
+  fs::path ckpt_dir = out / "checkpoint", best_dir = out / "best";
+  bool resuming = options.resume && fs::exists(ckpt_dir / "trainer_state.json");
+  if (fs::exists(out) && !resuming) {
+    if (!options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite or --resume)");
+    fs::remove_all(out);
+  }
+  if (r.threads > 0) torch::set_num_threads(static_cast<int>(r.threads));
+  Setup s = prepare(r, resuming ? ckpt_dir : fs::path());
+  fs::create_directories(out);
+  write_file_atomic(out / "recipe.yaml", r.to_yaml());
+
+  torch::optim::AdamW opt(param_groups(*s.model, r.weight_decay), torch::optim::AdamWOptions(r.lr));
+  io::json state = {{"step", 0}, {"best_score", nullptr}, {"best_eval", nullptr}, {"evals_without_improvement", 0}};
+  if (resuming) {
+    state = io::read_json_file(ckpt_dir / "trainer_state.json");
+    torch::load(opt, (ckpt_dir / "optimizer.pt").string());
+    log_info("resuming from ", ckpt_dir.string(), " at step ", state["step"].get<int64_t>());
+  }
+  int64_t step = state["step"].get<int64_t>();
+  const int64_t examples_per_step = r.batch_size * r.grad_accum;
+  const int64_t n_train = s.cls_train ? s.cls_train->size() : s.lm_train->num_blocks();
+  auto shuffle = [&](int64_t epoch) {
+    if (s.cls_train) s.cls_train->shuffle(r.seed + epoch);
+    else s.lm_train->shuffle(r.seed + epoch);
+  };
+  int64_t epoch = step * examples_per_step / n_train;
+  shuffle(epoch);
+  auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919 + static_cast<uint64_t>(step));
+  eval::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
+  auto run_eval = [&]() {
+    s.model->eval();
+    io::json res = s.cls_dev ? eval::evaluate_classification(*s.model, *s.cls_dev, s.labels.size(), eval_opts)
+                             : eval::evaluate_lm(*s.model, *s.lm_dev, s.objective, &s.mlm, eval_opts);
+    s.model->train();
+    return res;
+  };
+
+  g_stop = false;
+  auto old_int = std::signal(SIGINT, on_signal);
+  auto old_term = std::signal(SIGTERM, on_signal);
+  std::ofstream log(out / "train_log.jsonl", std::ios::app);
+  Progress progress("train", r.steps);
+  s.model->train();
+  double loss_avg = 0;
+  int64_t tokens = 0;
+  auto t_window = std::chrono::steady_clock::now();
+  TrainResult result;
+  while (step < r.steps && !g_stop) {
+    double step_loss = 0;
+    for (int64_t micro = 0; micro < r.grad_accum; ++micro) {
+      int64_t pos = (step * examples_per_step + micro * r.batch_size);
+      if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
+      int64_t begin = pos % n_train;
+      Batch batch = s.cls_train ? s.cls_train->batch(begin, begin + r.batch_size) : s.lm_train->batch(begin, begin + r.batch_size);
+      if (s.objective == Objective::kMaskedLM)
+        batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
+      tokens += batch.attention_mask.sum().item<int64_t>();
+      auto loss = compute_loss(*s.model, batch, s.objective).loss;
+      if (!std::isfinite(loss.item<double>()))
+        fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), " (last good checkpoint: ",
+                  ckpt_dir.string(), ")");
+      (loss / static_cast<double>(r.grad_accum)).backward();
+      step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
+    }
+    if (r.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), r.max_grad_norm);
+    double lr = r.lr * linear_schedule(step, r.warmup_steps, r.steps);
+    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    opt.step();
+    opt.zero_grad();
+    ++step;
+    loss_avg = step == 1 ? step_loss : 0.95 * loss_avg + 0.05 * step_loss;
+    double window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
+    progress.update(step, to_text("loss ", std::to_string(loss_avg).substr(0, 6), " tok/s ",
+                                  static_cast<int64_t>(tokens / std::max(window_s, 1e-9))));
+    bool last = step == r.steps;
+    if (step % r.eval_every == 0 || last) {
+      io::json res = run_eval();
+      res["step"] = step;
+      res["train_loss"] = loss_avg;
+      res["lr"] = lr;
+      std::cout << res.dump() << std::endl;
+      log << res.dump() << "\n" << std::flush;
+      double score = eval::primary_score(res);
+      if (state["best_score"].is_null() || score > state["best_score"].get<double>()) {
+        state["best_score"] = score;
+        state["best_eval"] = res;
+        state["evals_without_improvement"] = 0;
+        save_best(s, best_dir);
+      } else {
+        state["evals_without_improvement"] = state["evals_without_improvement"].get<int64_t>() + 1;
+      }
+    }
+    if (step % r.save_every == 0 || last || g_stop) {
+      state["step"] = step;
+      save_checkpoint(s, opt, ckpt_dir, state);
+    }
+    if (r.early_stop_patience > 0 && state["evals_without_improvement"].get<int64_t>() >= r.early_stop_patience) {
+      log_info("early stop at step ", step, ": no dev improvement in ", r.early_stop_patience, " evals");
+      break;
+    }
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  result.interrupted = g_stop;
+  if (g_stop) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
+  result.steps_done = step;
+  result.best_eval = state["best_eval"];
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return result;
+}
+
+}  // namespace sqz::train
