@@ -18,6 +18,7 @@ namespace sqz::train {
 
 namespace {
 
+constexpr uint64_t kDevOrderSeed = 12345;
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
 
@@ -78,6 +79,8 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     overrides = {{"id2label", id2label}, {"label2id", label2id}, {"num_labels", s.labels.size()}};
     s.cls_train = std::make_unique<ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data / task.train_file).string());
     s.cls_dev = std::make_unique<ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data / task.dev_file).string());
+    // A fixed order so that evals limited to a few batches still see every label.
+    s.cls_dev->shuffle(kDevOrderSeed);
   } else if (kind == TaskKind::kLanguageModel) {
     s.lm_train = std::make_unique<LmData>(read_lm_text(data / task.train_file), *s.tokenizer, r.max_length);
     s.lm_dev = std::make_unique<LmData>(read_lm_text(data / task.dev_file), *s.tokenizer, r.max_length);

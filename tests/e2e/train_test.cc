@@ -1,0 +1,110 @@
+// Trains tiny models as a user would: the loss falls on real data, a killed run leaves a
+// complete checkpoint that --resume continues from, and bad recipes fail before training.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "io/json_file.h"
+#include "unit/test_util.h"
+
+extern char** environ;
+
+namespace sqz {
+namespace {
+
+int run_quiet(const std::string& args, std::string* output = nullptr) {
+  std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  if (output) *output = out;
+  return WEXITSTATUS(pclose(p));
+}
+
+std::string gpt2_recipe(const fs::path& out) {
+  auto fx = testing::fixtures_dir() / "gpt2-lm" / "model";
+  return "model: " + fx.string() + "\ntask: lm-books\ndata: " + (testing::shared_dir() / "data" / "lm-books").string() +
+         "\nmax_length: 32\nbatch_size: 8\nlr: 0.003\nwarmup_steps: 2\nthreads: 1\neval_batches: 2\nout: " + out.string() + "\n";
+}
+
+std::vector<io::json> read_log(const fs::path& p) {
+  std::vector<io::json> out;
+  std::ifstream in(p);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(io::json::parse(line));
+  return out;
+}
+
+TEST(Train, LossFallsOnRealText) {
+  testing::ScratchDir tmp("train");
+  write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
+  std::string out;
+  ASSERT_EQ(run_quiet("train --recipe " + (tmp / "r.yaml").string() + " --set steps=40 --set eval_every=20", &out), 0) << out;
+  auto log = read_log(tmp / "run" / "train_log.jsonl");
+  ASSERT_EQ(log.size(), 2u) << out;
+  EXPECT_LT(log[1]["perplexity"].get<double>(), log[0]["perplexity"].get<double>()) << out;
+  EXPECT_LT(log[1]["train_loss"].get<double>(), log[0]["train_loss"].get<double>()) << out;
+  EXPECT_TRUE(fs::exists(tmp / "run" / "best" / "model.safetensors"));
+  std::string eval_out;
+  ASSERT_EQ(run_quiet("eval " + (tmp / "run" / "best").string() + " --task lm-books --split " +
+                          (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string() + " --max-length 32 --batch-size 8 --max-batches 2",
+                      &eval_out), 0) << eval_out;
+  EXPECT_NEAR(io::json::parse(eval_out)["perplexity"].get<double>(), log[1]["perplexity"].get<double>(), 1e-6);
+}
+
+TEST(Train, KilledRunResumesFromLastCheckpoint) {
+  testing::ScratchDir tmp("train");
+  write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
+  std::string exe = SQZ_BINARY, recipe = (tmp / "r.yaml").string(), log = (tmp / "log.txt").string();
+  std::vector<std::string> args = {exe, "train", "--recipe", recipe, "--set", "steps=100000", "--set", "save_every=3",
+                                   "--set", "eval_every=100000"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
+  auto state = tmp / "run" / "checkpoint" / "trainer_state.json";
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGKILL);  // no chance to clean up: atomic writes must keep the checkpoint whole
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(fs::exists(state)) << read_text_file(log);
+  int64_t at = io::read_json_file(state)["step"].get<int64_t>();
+  EXPECT_GE(at, 3);
+  std::string out;
+  // Without --resume or --overwrite the existing run is refused.
+  EXPECT_NE(run_quiet("train --recipe " + recipe, &out), 0);
+  EXPECT_NE(out.find("already exists"), std::string::npos) << out;
+  ASSERT_EQ(run_quiet("train --recipe " + recipe + " --resume --set steps=" + std::to_string(at + 4) +
+                          " --set eval_every=1000 --set save_every=1000", &out), 0) << out;
+  EXPECT_NE(out.find("resuming from"), std::string::npos) << out;
+  EXPECT_EQ(io::read_json_file(state)["step"].get<int64_t>(), at + 4);
+}
+
+TEST(Train, BadRecipesFailBeforeTraining) {
+  testing::ScratchDir tmp("train");
+  write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run") + "bogus_key: 3\n");
+  std::string out;
+  EXPECT_NE(run_quiet("train --recipe " + (tmp / "r.yaml").string(), &out), 0);
+  EXPECT_NE(out.find("r.yaml:11: unknown recipe key 'bogus_key'"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp / "run"));
+  write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
+  EXPECT_NE(run_quiet("train --recipe " + (tmp / "r.yaml").string() + " --set task=nope", &out), 0);
+  EXPECT_NE(out.find("unknown task 'nope'"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace sqz

@@ -1,0 +1,118 @@
+// Metrics against hand-computed values, data readers and their errors, recipes, schedules.
+#include <fstream>
+
+#include "core/error.h"
+#include "eval/metrics.h"
+#include "io/tokenizers/tokenizer.h"
+#include "train/data.h"
+#include "train/objectives.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+#include "unit/test_util.h"
+
+namespace sqz {
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Metrics, HandComputed) {
+  // gold 0 0 1 1 2, predicted 0 1 1 1 0: class 0 P=1/2 R=1/2 F1=.5; class 1 P=2/3 R=1 F1=.8; class 2 F1=0.
+  std::vector<int64_t> gold{0, 0, 1, 1, 2}, pred{0, 1, 1, 1, 0};
+  EXPECT_DOUBLE_EQ(eval::accuracy(pred, gold), 0.6);
+  EXPECT_NEAR(eval::macro_f1(pred, gold, 3), (0.5 + 0.8 + 0.0) / 3, 1e-12);
+  EXPECT_NEAR(eval::macro_f1(gold, gold, 3), 1.0, 1e-12);
+  EXPECT_NEAR(eval::perplexity(std::log(10.0) * 4, 4), 10.0, 1e-9);
+  EXPECT_NEAR(eval::bits_per_byte(std::log(2.0) * 8, 4), 2.0, 1e-12);
+  EXPECT_THROW(eval::accuracy({1}, {}), Error);
+}
+
+TEST(Schedule, LinearWarmupThenDecay) {
+  EXPECT_NEAR(train::linear_schedule(0, 9, 100), 0.1, 1e-12);
+  EXPECT_NEAR(train::linear_schedule(9, 10, 100), 10.0 / 11.0, 1e-12);
+  EXPECT_NEAR(train::linear_schedule(10, 10, 100), 1.0, 1e-12);
+  EXPECT_NEAR(train::linear_schedule(55, 10, 100), 0.5, 1e-12);
+  EXPECT_NEAR(train::linear_schedule(100, 10, 100), 0.0, 1e-12);
+}
+
+TEST(Data, JsonlErrorsNameFileAndLine) {
+  testing::ScratchDir dir("data");
+  std::ofstream(dir / "a.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{not json}\n";
+  auto e = error_of([&] { train::read_classification_jsonl(dir / "a.jsonl"); });
+  EXPECT_NE(e.find("a.jsonl:2: not valid JSON"), std::string::npos) << e;
+  std::ofstream(dir / "b.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{\"text\": \"yo\"}\n";
+  e = error_of([&] { train::read_classification_jsonl(dir / "b.jsonl"); });
+  EXPECT_NE(e.find("b.jsonl:2: missing string field 'label'"), std::string::npos) << e;
+  std::ofstream(dir / "c.jsonl") << "\n";
+  e = error_of([&] { train::read_classification_jsonl(dir / "c.jsonl"); });
+  EXPECT_NE(e.find("empty file"), std::string::npos) << e;
+}
+
+TEST(Data, UnknownDevLabelIsAnError) {
+  train::LabelSet labels(std::vector<train::TextExample>{{"a", "", "ham"}, {"b", "", "spam"}});
+  EXPECT_EQ(labels.id("spam", "x"), 1);
+  auto e = error_of([&] { labels.id("eggs", "dev.jsonl: example 3"); });
+  EXPECT_NE(e.find("dev.jsonl: example 3: label 'eggs' never occurs in training"), std::string::npos) << e;
+}
+
+TEST(Data, RealTasksReadAndBatch) {
+  auto dir = testing::shared_dir() / "data" / "spam";
+  auto dev = train::read_classification_jsonl(dir / "dev.jsonl");
+  EXPECT_EQ(dev.size(), 588u);
+  auto tok = io::load_tokenizer(testing::fixtures_dir() / "bert-seqcls" / "model");
+  train::LabelSet labels(dev);
+  EXPECT_EQ(labels.names(), (std::vector<std::string>{"ham", "spam"}));
+  std::vector<train::TextExample> few(dev.begin(), dev.begin() + 5);
+  train::ClassificationData data(few, *tok, labels, 32, "dev");
+  auto b = data.batch(0, 4);
+  EXPECT_EQ(b.input_ids.size(0), 4);
+  EXPECT_LE(b.input_ids.size(1), 32);
+  EXPECT_EQ(b.labels.size(0), 4);
+  std::string text = train::read_lm_text(testing::shared_dir() / "data" / "lm-books" / "dev.txt").substr(0, 20000);
+  train::LmData lm(text, *tok, 16);
+  EXPECT_EQ(lm.batch(0, 3).input_ids.sizes(), torch::IntArrayRef({3, 16}));
+  EXPECT_EQ(lm.num_blocks(), lm.num_tokens() / 16);
+}
+
+TEST(Objectives, MaskingFollowsBertRatesAndSkipsSpecials) {
+  auto ids = torch::randint(10, 1000, {64, 128}, torch::kLong);
+  ids.select(1, 0).fill_(2);  // [CLS]
+  auto mask = torch::ones_like(ids);
+  auto original = ids.clone();
+  auto gen = at::detail::createCPUGenerator(1);
+  train::MlmSpecialIds special{4, {2}, 1000};
+  auto labels = train::mask_tokens(ids, mask, special, 0.15, gen);
+  auto targets = labels.ne(-100);
+  double rate = targets.to(torch::kFloat).mean().item<double>();
+  EXPECT_NEAR(rate, 0.15 * 127.0 / 128.0, 0.01);
+  EXPECT_FALSE(targets.select(1, 0).any().item<bool>());
+  double masked = ids.eq(4).logical_and(targets).sum().item<double>() / targets.sum().item<double>();
+  EXPECT_NEAR(masked, 0.8, 0.03);
+  EXPECT_TRUE(torch::equal(labels.masked_select(targets), original.masked_select(targets)));
+}
+
+TEST(Recipe, UnknownKeysAndBadValuesNameTheLine) {
+  auto e = error_of([] { train::TrainRecipe::from_yaml_text("task: spam\nstepz: 10\n", "r.yaml", {}); });
+  EXPECT_NE(e.find("r.yaml:2: unknown recipe key 'stepz'"), std::string::npos) << e;
+  e = error_of([] { train::TrainRecipe::from_yaml_text("steps: many\n", "r.yaml", {}); });
+  EXPECT_NE(e.find("r.yaml:1: recipe key 'steps' has a value of the wrong type"), std::string::npos) << e;
+  std::string ok = "model: m\ntask: spam\ndata: d\nout: o\n";
+  auto r = train::TrainRecipe::from_yaml_text(ok, "r.yaml", {"steps=7", "lr=0.5"});
+  EXPECT_EQ(r.steps, 7);
+  EXPECT_DOUBLE_EQ(r.lr, 0.5);
+  auto again = train::TrainRecipe::from_yaml_text(r.to_yaml(), "copy", {});
+  EXPECT_EQ(again.to_yaml(), r.to_yaml());
+  e = error_of([&] { train::TrainRecipe::from_yaml_text(ok, "r.yaml", {"bogus=1"}); });
+  EXPECT_NE(e.find("unknown recipe key 'bogus'"), std::string::npos) << e;
+  e = error_of([] { train::TrainRecipe::from_yaml_text("task: spam\n", "r.yaml", {}); });
+  EXPECT_NE(e.find("give 'model'"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace sqz
