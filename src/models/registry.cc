@@ -123,20 +123,19 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
       if (miss.count(hf_name(info, item.key()))) init_parameter(item.key(), item.value(), info.init_std);
     log_info("initialised ", missing.size(), " tensors the checkpoint lacks (", missing.front(), ", ...)");
   }
-  size_t unused = ckpt.names().size() - used.size();
-  if (unused > 0) {
-    std::string example;
-    for (const auto& n : ckpt.names())
-      if (!used.count(n)) {
-        example = n;
-        break;
-      }
-    // HF re-ties these and drops known buffers; anything else is worth a word.
-    bool benign = example.find("position_ids") != std::string::npos || example.find(".attn.bias") != std::string::npos ||
-                  example.find("masked_bias") != std::string::npos || example.find("rotary_emb") != std::string::npos ||
-                  example == "lm_head.weight" || example.find("decoder.") != std::string::npos;
-    if (!benign) log_warning(dir.string(), ": ", unused, " checkpoint tensors not used by ", info.head_class, " (e.g. '", example, "')");
-  }
+  // HF drops known buffers and re-ties tied weights; anything else unused is worth a word.
+  auto benign = [](const std::string& n) {
+    for (const char* pattern : {"position_ids", ".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq"})
+      if (n.find(pattern) != std::string::npos) return true;
+    return n == "lm_head.weight" || n.find("predictions.decoder.") != std::string::npos ||
+           n.find("vocab_projector.weight") != std::string::npos || n.find("lm_head.decoder.") != std::string::npos;
+  };
+  std::vector<std::string> unused;
+  for (const auto& n : ckpt.names())
+    if (!used.count(n) && !benign(n)) unused.push_back(n);
+  if (!unused.empty())
+    log_warning(dir.string(), ": ", unused.size(), " checkpoint tensors not used by ", info.head_class, " (e.g. '",
+                unused.front(), "')");
   out.model->eval();
   return out;
 }

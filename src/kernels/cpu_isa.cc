@@ -1,0 +1,56 @@
+#include "kernels/cpu_isa.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace sqz::kernels {
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kRef: return "ref";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512Vnni: return "avx512vnni";
+  }
+  return "?";
+}
+
+Isa cpu_max_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512vnni"))
+      return Isa::kAvx512Vnni;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::kAvx2;
+    return Isa::kRef;
+  }();
+  return isa;
+}
+
+Isa active_isa() {
+  static const Isa isa = [] {
+    Isa best = cpu_max_isa();
+    const char* env = std::getenv("SQZ_ISA");
+    if (!env || !*env) return best;
+    for (Isa want : {Isa::kRef, Isa::kAvx2, Isa::kAvx512Vnni})
+      if (std::strcmp(env, isa_name(want)) == 0) {
+        if (static_cast<int>(want) > static_cast<int>(best)) {
+          std::fprintf(stderr, "sqz: SQZ_ISA=%s is not supported by this CPU; using %s\n", env, isa_name(best));
+          return best;
+        }
+        return want;
+      }
+    std::fprintf(stderr, "sqz: unknown SQZ_ISA=%s (ref, avx2, avx512vnni); using %s\n", env, isa_name(best));
+    return best;
+  }();
+  return isa;
+}
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kRef, Isa::kAvx2, Isa::kAvx512Vnni})
+    if (static_cast<int>(isa) <= static_cast<int>(cpu_max_isa())) out.push_back(isa);
+  return out;
+}
+
+}  // namespace sqz::kernels

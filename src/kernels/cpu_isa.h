@@ -1,0 +1,19 @@
+// CPU feature detection, done once; SQZ_ISA=ref|avx2|avx512vnni caps what kernels may use
+// (tests force each path; a value the CPU cannot run falls back to the best it can).
+#pragma once
+#include <string>
+#include <vector>
+
+namespace sqz::kernels {
+
+enum class Isa { kRef = 0, kAvx2 = 1, kAvx512Vnni = 2 };
+
+const char* isa_name(Isa isa);
+// What this CPU supports, ignoring SQZ_ISA.
+Isa cpu_max_isa();
+// What kernels use by default: cpu_max_isa() capped by SQZ_ISA (read once).
+Isa active_isa();
+// Every ISA this CPU can run, reference first (for tests and benchmarks).
+std::vector<Isa> runnable_isas();
+
+}  // namespace sqz::kernels

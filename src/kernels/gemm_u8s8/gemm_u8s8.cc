@@ -1,0 +1,32 @@
+#include "kernels/gemm_u8s8/gemm_u8s8.h"
+
+namespace sqz::kernels {
+
+PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw) {
+  PackedS8Weights p;
+  p.n = n;
+  p.k = k;
+  p.n_blocks = (n + kPackCols - 1) / kPackCols;
+  p.k_groups = (k + kPackK - 1) / kPackK;
+  p.data.assign(static_cast<size_t>(p.n_blocks * p.k_groups * kPackCols * kPackK), 0);
+  p.column_sums.assign(static_cast<size_t>(p.n_blocks * kPackCols), 0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t kk = 0; kk < k; ++kk) {
+      int8_t v = w[j * ldw + kk];
+      int64_t nb = j / kPackCols, lane = j % kPackCols, g = kk / kPackK, t = kk % kPackK;
+      p.data[static_cast<size_t>(((nb * p.k_groups + g) * kPackCols + lane) * kPackK + t)] = v;
+      p.column_sums[static_cast<size_t>(j)] += v;
+    }
+  return p;
+}
+
+void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc, Isa isa) {
+  if (m <= 0 || w.n <= 0) return;
+  switch (isa) {
+    case Isa::kAvx512Vnni: return gemm_u8s8s32_4x64_avx512vnni(a, m, lda, w, c, ldc);
+    case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, c, ldc);
+    case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, c, ldc);
+  }
+}
+
+}  // namespace sqz::kernels

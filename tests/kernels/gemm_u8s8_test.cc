@@ -1,0 +1,76 @@
+// Every GEMM kernel against the reference, exactly, on every ISA this CPU runs: m, n, k below,
+// at and above the tiles, and inputs at the int8/uint8 limits.
+#include "kernels/gemm_u8s8/gemm_u8s8.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace sqz::kernels {
+namespace {
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+std::vector<Shape> shapes() {
+  std::vector<Shape> out;
+  for (int64_t m : {1, 2, 3, 4, 5, 9})
+    for (int64_t n : {1, 15, 16, 17, 63, 64, 65, 130})
+      for (int64_t k : {1, 3, 4, 5, 63, 64, 65})
+        out.push_back({m, n, k});
+  out.push_back({128, 768, 768});
+  out.push_back({7, 3072, 771});
+  return out;
+}
+
+enum class Fill { kRandom, kMax, kMin };
+
+void fill(std::vector<uint8_t>& a, std::vector<int8_t>& w, Fill f, std::mt19937& rng) {
+  std::uniform_int_distribution<int> ua(0, 255), uw(-128, 127);
+  for (auto& v : a) v = f == Fill::kRandom ? static_cast<uint8_t>(ua(rng)) : 255;
+  for (auto& v : w) v = f == Fill::kRandom ? static_cast<int8_t>(uw(rng)) : (f == Fill::kMax ? 127 : -128);
+}
+
+TEST(GemmU8S8, EveryIsaMatchesReferenceExactly) {
+  std::mt19937 rng(42);
+  for (Isa isa : runnable_isas()) {
+    for (const auto& s : shapes())
+      for (Fill f : {Fill::kRandom, Fill::kMax, Fill::kMin}) {
+        int64_t lda = s.k + 3, ldc = s.n + 5;  // strides wider than the data
+        std::vector<uint8_t> a(static_cast<size_t>(s.m * lda));
+        std::vector<int8_t> w(static_cast<size_t>(s.n * s.k));
+        fill(a, w, f, rng);
+        auto packed = pack_s8_weights(w.data(), s.n, s.k, s.k);
+        std::vector<int32_t> want(static_cast<size_t>(s.m * ldc), -7), got(want);
+        // The reference on the unpacked weights too, so the packing itself is checked.
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t j = 0; j < s.n; ++j) {
+            int32_t acc = 0;
+            for (int64_t kk = 0; kk < s.k; ++kk) acc += int32_t(a[i * lda + kk]) * int32_t(w[j * s.k + kk]);
+            want[i * ldc + j] = acc;
+          }
+        gemm_u8s8s32(a.data(), s.m, lda, packed, got.data(), ldc, isa);
+        ASSERT_EQ(got, want) << isa_name(isa) << " m=" << s.m << " n=" << s.n << " k=" << s.k << " fill=" << int(f);
+      }
+  }
+}
+
+TEST(GemmU8S8, ColumnSumsForZeroPointCorrection) {
+  std::vector<int8_t> w = {1, -2, 3, 127, -128, 0};
+  auto p = pack_s8_weights(w.data(), 2, 3, 3);
+  EXPECT_EQ(p.column_sums[0], 2);
+  EXPECT_EQ(p.column_sums[1], -1);
+  EXPECT_EQ(p.n_blocks, 1);
+  EXPECT_EQ(p.k_groups, 1);
+}
+
+TEST(CpuIsa, DetectsSomethingRunnable) {
+  auto isas = runnable_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(isas.front(), Isa::kRef);
+  EXPECT_LE(static_cast<int>(active_isa()), static_cast<int>(cpu_max_isa()));
+}
+
+}  // namespace
+}  // namespace sqz::kernels
