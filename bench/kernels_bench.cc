@@ -1,0 +1,65 @@
+// Kernel micro-benchmarks (Google Benchmark): GOP/s of the int8 GEMM per ISA, and a measured
+// int8 peak (a register-only vpdpbusd loop) so results can be read as a fraction of the machine.
+// Single-threaded; run: build/bench/sqz_kernels_bench
+#include <benchmark/benchmark.h>
+#include <immintrin.h>
+
+#include <random>
+
+#include "kernels/gemm_u8s8/gemm_u8s8.h"
+
+namespace sqz::kernels {
+namespace {
+
+void BM_GemmU8S8(benchmark::State& state, Isa isa) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::vector<uint8_t> a(m * k);
+  std::vector<int8_t> w(n * k);
+  for (auto& v : a) v = static_cast<uint8_t>(rng());
+  for (auto& v : w) v = static_cast<int8_t>(rng());
+  auto packed = pack_s8_weights(w.data(), n, k, k);
+  std::vector<int32_t> c(m * n);
+  for (auto _ : state) {
+    gemm_u8s8s32(a.data(), m, k, packed, c.data(), n, isa);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
+__attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State& state) {
+  if (cpu_max_isa() != Isa::kAvx512Vnni) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  constexpr int kChains = 12;  // independent accumulators hide the instruction latency
+  constexpr int kInner = 1000;
+  __m512i acc[kChains];
+  for (auto& x : acc) x = _mm512_setzero_si512();
+  __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01010101);
+  for (auto _ : state) {
+    for (int i = 0; i < kInner; ++i)
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+    for (auto& x : acc) benchmark::DoNotOptimize(x);
+  }
+  // one vpdpbusd = 64 multiply-adds = 128 ops
+  state.counters["GOP/s"] = benchmark::Counter(128.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
+#define GEMM_SHAPES ->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({128, 768, 768})->Args({1, 768, 768})
+
+BENCHMARK_CAPTURE(BM_GemmU8S8, ref, Isa::kRef)->Args({128, 768, 768});
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
+BENCHMARK(BM_VnniPeak);
+
+}  // namespace
+}  // namespace sqz::kernels
+
+BENCHMARK_MAIN();
