@@ -17,3 +17,8 @@ echo "== sqz forward (BertForSequenceClassification)"
 $SQZ forward "$FIX/bert-seqcls/model" --inputs "$FIX/bert-seqcls/inputs" --out "$OUT/seqcls"
 echo "== sqz generate (GPT-2, greedy, KV cache)"
 $SQZ generate "$FIX/gpt2-lm/model" --prompt "Call me Ishmael." --max-new-tokens 8 --ids
+echo "== sqz generate with the shipped decoder teacher (models/gpt2-lm-books)"
+$SQZ generate models/gpt2-lm-books --prompt "Call me Ishmael. Some years ago" --max-new-tokens 24
+echo "== sqz eval of the shipped teachers on a slice of dev (full numbers: models/*/eval_dev.json)"
+$SQZ eval models/gpt2-lm-books --task lm-books --split "${SQZ_DATA:-../shared/data}/lm-books/dev.txt" --max-batches 4
+$SQZ eval models/bert-wordnet-supersense --task wordnet-supersense --split "${SQZ_DATA:-../shared/data}/wordnet-supersense/dev.jsonl" --max-length 64 --max-batches 8
