@@ -10,21 +10,9 @@
 namespace sqz {
 namespace {
 
-struct RunResult {
-  int code;
-  std::string output;
-};
+using testing::RunResult;
 
-RunResult run(const std::string& args) {
-  std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = pclose(p);
-  return {WEXITSTATUS(status), out};
-}
+RunResult run(const std::string& args) { return testing::run_sqz(args); }
 
 fs::path fixture(const std::string& name) { return testing::fixtures_dir() / name; }
 

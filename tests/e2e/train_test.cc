@@ -18,14 +18,9 @@ namespace sqz {
 namespace {
 
 int run_quiet(const std::string& args, std::string* output = nullptr) {
-  std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (output) *output = out;
-  return WEXITSTATUS(pclose(p));
+  auto r = testing::run_sqz(args);
+  if (output) *output = r.output;
+  return r.code;
 }
 
 std::string gpt2_recipe(const fs::path& out) {

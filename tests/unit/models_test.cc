@@ -127,17 +127,9 @@ TEST_P(ArchTest, KvCacheMatchesFullRecompute) {
 INSTANTIATE_TEST_SUITE_P(Archs, ArchTest, ::testing::ValuesIn(arch_cases()),
                          [](const ::testing::TestParamInfo<ArchCase>& i) { return i.param.name; });
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(ModelErrors, UnknownModelTypeListsSupported) {
-  auto e = error_of([] { models::build_model(io::JsonFields({{"model_type", "mamba"}}, "cfg.json")); });
+  auto e = testing::error_of([] { models::build_model(io::JsonFields({{"model_type", "mamba"}}, "cfg.json")); });
   EXPECT_NE(e.find("'mamba'"), std::string::npos) << e;
   EXPECT_NE(e.find("bert"), std::string::npos) << e;
   EXPECT_NE(e.find("llama"), std::string::npos) << e;
@@ -146,10 +138,10 @@ TEST(ModelErrors, UnknownModelTypeListsSupported) {
 TEST(ModelErrors, BadConfigFieldIsNamed) {
   json c = arch_cases()[0].config;
   c["hidden_size"] = "wide";
-  auto e = error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  auto e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
   EXPECT_NE(e.find("cfg.json: field 'hidden_size'"), std::string::npos) << e;
   c["hidden_size"] = 30;  // not a multiple of 4 heads
-  e = error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
   EXPECT_NE(e.find("multiple of num_attention_heads"), std::string::npos) << e;
 }
 
@@ -161,10 +153,10 @@ TEST(ModelErrors, WrongShapeAndMissingTensorsAreNamed) {
   json bigger = c;
   bigger["intermediate_size"] = 50;
   io::write_json_file_atomic(dir / "config.json", bigger);
-  auto e = error_of([&] { models::load_model(dir.path()); });
+  auto e = testing::error_of([&] { models::load_model(dir.path()); });
   EXPECT_NE(e.find("intermediate.dense.weight' has shape [48, 32], but config.json implies [50, 32]"), std::string::npos) << e;
   io::write_json_file_atomic(dir / "config.json", c);
-  e = error_of([&] { models::load_model(dir.path(), {"BertForSequenceClassification"}); });
+  e = testing::error_of([&] { models::load_model(dir.path(), {"BertForSequenceClassification"}); });
   EXPECT_NE(e.find("is missing"), std::string::npos) << e;
   EXPECT_NE(e.find("bert.pooler.dense"), std::string::npos) << e;
   // With init_missing a pretrained body gets a fresh head, as HF's from_pretrained does.
@@ -176,10 +168,10 @@ TEST(ModelErrors, InputsOutsideVocabOrTooLong) {
   auto m = make(arch_cases()[3].config, "GPT2LMHeadModel");
   models::ModelInputs in;
   in.input_ids = torch::tensor({{1, 200}}, torch::kLong);
-  auto e = error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
+  auto e = testing::error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
   EXPECT_NE(e.find("outside the vocabulary [0, 97)"), std::string::npos) << e;
   in.input_ids = torch::ones({1, 41}, torch::kLong);
-  e = error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
+  e = testing::error_of([&] { models::validate_inputs(m->info(), in, "ids.npy"); });
   EXPECT_NE(e.find("exceeds max_position_embeddings 40"), std::string::npos) << e;
 }
 

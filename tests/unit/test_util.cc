@@ -1,6 +1,11 @@
 #include "unit/test_util.h"
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <random>
+
+#include "core/error.h"
 
 namespace sqz::testing {
 
@@ -16,6 +21,26 @@ ScratchDir::ScratchDir(const std::string& tag) {
 ScratchDir::~ScratchDir() {
   std::error_code ec;
   fs::remove_all(path_, ec);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+RunResult run_sqz(const std::string& args) {
+  std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  int status = pclose(p);
+  return {WEXITSTATUS(status), out};
 }
 
 ::testing::AssertionResult all_close(const torch::Tensor& actual_in, const torch::Tensor& expected_in, double atol, double rtol) {

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <functional>
+
 #include "core/fs.h"
 
 namespace sqz::testing {
@@ -20,6 +22,16 @@ class ScratchDir {
  private:
   fs::path path_;
 };
+
+// The message of the sqz::Error `f` throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
+
+// Runs the sqz binary with `args` (a shell fragment), stdout and stderr together.
+struct RunResult {
+  int code;
+  std::string output;
+};
+RunResult run_sqz(const std::string& args);
 
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);

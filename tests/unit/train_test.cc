@@ -13,14 +13,6 @@
 namespace sqz {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 TEST(Metrics, HandComputed) {
   // gold 0 0 1 1 2, predicted 0 1 1 1 0: class 0 P=1/2 R=1/2 F1=.5; class 1 P=2/3 R=1 F1=.8; class 2 F1=0.
@@ -44,20 +36,20 @@ TEST(Schedule, LinearWarmupThenDecay) {
 TEST(Data, JsonlErrorsNameFileAndLine) {
   testing::ScratchDir dir("data");
   std::ofstream(dir / "a.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{not json}\n";
-  auto e = error_of([&] { train::read_classification_jsonl(dir / "a.jsonl"); });
+  auto e = testing::error_of([&] { train::read_classification_jsonl(dir / "a.jsonl"); });
   EXPECT_NE(e.find("a.jsonl:2: not valid JSON"), std::string::npos) << e;
   std::ofstream(dir / "b.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{\"text\": \"yo\"}\n";
-  e = error_of([&] { train::read_classification_jsonl(dir / "b.jsonl"); });
+  e = testing::error_of([&] { train::read_classification_jsonl(dir / "b.jsonl"); });
   EXPECT_NE(e.find("b.jsonl:2: missing string field 'label'"), std::string::npos) << e;
   std::ofstream(dir / "c.jsonl") << "\n";
-  e = error_of([&] { train::read_classification_jsonl(dir / "c.jsonl"); });
+  e = testing::error_of([&] { train::read_classification_jsonl(dir / "c.jsonl"); });
   EXPECT_NE(e.find("empty file"), std::string::npos) << e;
 }
 
 TEST(Data, UnknownDevLabelIsAnError) {
   train::LabelSet labels(std::vector<train::TextExample>{{"a", "", "ham"}, {"b", "", "spam"}});
   EXPECT_EQ(labels.id("spam", "x"), 1);
-  auto e = error_of([&] { labels.id("eggs", "dev.jsonl: example 3"); });
+  auto e = testing::error_of([&] { labels.id("eggs", "dev.jsonl: example 3"); });
   EXPECT_NE(e.find("dev.jsonl: example 3: label 'eggs' never occurs in training"), std::string::npos) << e;
 }
 
@@ -98,9 +90,9 @@ TEST(Objectives, MaskingFollowsBertRatesAndSkipsSpecials) {
 }
 
 TEST(Recipe, UnknownKeysAndBadValuesNameTheLine) {
-  auto e = error_of([] { train::TrainRecipe::from_yaml_text("task: spam\nstepz: 10\n", "r.yaml", {}); });
+  auto e = testing::error_of([] { train::TrainRecipe::from_yaml_text("task: spam\nstepz: 10\n", "r.yaml", {}); });
   EXPECT_NE(e.find("r.yaml:2: unknown recipe key 'stepz'"), std::string::npos) << e;
-  e = error_of([] { train::TrainRecipe::from_yaml_text("steps: many\n", "r.yaml", {}); });
+  e = testing::error_of([] { train::TrainRecipe::from_yaml_text("steps: many\n", "r.yaml", {}); });
   EXPECT_NE(e.find("r.yaml:1: recipe key 'steps' has a value of the wrong type"), std::string::npos) << e;
   std::string ok = "model: m\ntask: spam\ndata: d\nout: o\n";
   auto r = train::TrainRecipe::from_yaml_text(ok, "r.yaml", {"steps=7", "lr=0.5"});
@@ -108,9 +100,9 @@ TEST(Recipe, UnknownKeysAndBadValuesNameTheLine) {
   EXPECT_DOUBLE_EQ(r.lr, 0.5);
   auto again = train::TrainRecipe::from_yaml_text(r.to_yaml(), "copy", {});
   EXPECT_EQ(again.to_yaml(), r.to_yaml());
-  e = error_of([&] { train::TrainRecipe::from_yaml_text(ok, "r.yaml", {"bogus=1"}); });
+  e = testing::error_of([&] { train::TrainRecipe::from_yaml_text(ok, "r.yaml", {"bogus=1"}); });
   EXPECT_NE(e.find("unknown recipe key 'bogus'"), std::string::npos) << e;
-  e = error_of([] { train::TrainRecipe::from_yaml_text("task: spam\n", "r.yaml", {}); });
+  e = testing::error_of([] { train::TrainRecipe::from_yaml_text("task: spam\n", "r.yaml", {}); });
   EXPECT_NE(e.find("give 'model'"), std::string::npos) << e;
 }
 
