@@ -37,12 +37,7 @@ void run_eval(const EvalArgs& a) {
     train::LmData data(train::read_lm_text(a.split), *tok, a.max_length);
     auto objective = model.info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
     train::MlmSpecialIds mlm{};
-    if (objective == train::Objective::kMaskedLM) {
-      mlm.mask_id = tok->special_id("mask").value_or(0);
-      mlm.vocab_size = tok->vocab_size();
-      for (const char* role : {"cls", "sep", "pad", "bos", "eos", "unk"})
-        if (auto id = tok->special_id(role)) mlm.never_mask.push_back(*id);
-    }
+    if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(*tok, a.model_dir);
     result = eval::evaluate_lm(model, data, objective, &mlm, o);
   } else {
     fail_unimplemented("task '", a.task, "' needs encoder-decoder models, not built yet");

@@ -46,11 +46,10 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
   model.eval();
   auto gen = at::detail::createCPUGenerator(o.seed);
   double nll = 0;
-  int64_t targets = 0, tokens_seen = 0, batches = 0;
+  int64_t targets = 0, batches = 0;
   for (int64_t i = 0; i < data.num_blocks(); i += o.batch_size) {
     if (o.max_batches > 0 && batches++ >= o.max_batches) break;
     auto batch = data.batch(i, i + o.batch_size);
-    tokens_seen += batch.input_ids.numel();
     if (objective == train::Objective::kMaskedLM) batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
     auto r = train::compute_loss(model, batch, objective);
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
@@ -59,10 +58,10 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
   model.train(was_training);
   io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
   if (objective == train::Objective::kCausalLM) {
-    // Blocks do not overlap, so the first token of each is not predicted: scale the bytes
-    // covered by the share of the stream that was scored.
-    double bytes = static_cast<double>(data.num_bytes()) * static_cast<double>(tokens_seen) / static_cast<double>(data.num_tokens());
-    out["bits_per_byte"] = nll / std::log(2.0) / (bytes * static_cast<double>(targets) / static_cast<double>(tokens_seen));
+    // Blocks do not overlap and the first token of each is not predicted: the bytes counted are
+    // the text's bytes times the share of the token stream that was scored.
+    double scored_bytes = static_cast<double>(data.num_bytes()) * static_cast<double>(targets) / static_cast<double>(data.num_tokens());
+    out["bits_per_byte"] = bits_per_byte(nll, scored_bytes);
   } else {
     out["note"] = "masked-token perplexity (MLM)";
   }

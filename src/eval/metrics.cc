@@ -41,9 +41,9 @@ double perplexity(double total_nll_nats, int64_t tokens) {
   return std::exp(total_nll_nats / static_cast<double>(tokens));
 }
 
-double bits_per_byte(double total_nll_nats, int64_t bytes) {
+double bits_per_byte(double total_nll_nats, double bytes) {
   if (bytes <= 0) fail_invalid("bits per byte over zero bytes");
-  return total_nll_nats / std::log(2.0) / static_cast<double>(bytes);
+  return total_nll_nats / std::log(2.0) / bytes;
 }
 
 }  // namespace sqz::eval

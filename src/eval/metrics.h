@@ -13,6 +13,6 @@ double macro_f1(const std::vector<int64_t>& predicted, const std::vector<int64_t
 // exp(mean negative log-likelihood per token), with NLL summed in nats.
 double perplexity(double total_nll_nats, int64_t tokens);
 // Total NLL in bits divided by the UTF-8 bytes of the text: tokenizer-independent.
-double bits_per_byte(double total_nll_nats, int64_t bytes);
+double bits_per_byte(double total_nll_nats, double bytes);
 
 }  // namespace sqz::eval

@@ -257,6 +257,7 @@ std::shared_ptr<TransformerModel> build_family(const io::JsonFields& j, const st
 
 ArchSpec bert_arch() {
   return {"bert",
+          false,
           {"BertModel", "BertForSequenceClassification", "BertForMaskedLM", "BertForTokenClassification",
            "BertForQuestionAnswering"},
           {{"BertForPreTraining", "BertForMaskedLM"}, {"BertLMHeadModel", "BertForMaskedLM"}},
@@ -265,6 +266,7 @@ ArchSpec bert_arch() {
 
 ArchSpec roberta_arch() {
   return {"roberta",
+          false,
           {"RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM", "RobertaForTokenClassification",
            "RobertaForQuestionAnswering"},
           {{"RobertaForCausalLM", "RobertaForMaskedLM"}},

@@ -197,6 +197,7 @@ class DistilBertModel : public TransformerModel {
 
 ArchSpec distilbert_arch() {
   return {"distilbert",
+          false,
           {"DistilBertModel", "DistilBertForSequenceClassification", "DistilBertForMaskedLM",
            "DistilBertForTokenClassification", "DistilBertForQuestionAnswering"},
           {},

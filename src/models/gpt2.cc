@@ -167,6 +167,7 @@ class Gpt2Model : public TransformerModel {
 
 ArchSpec gpt2_arch() {
   return {"gpt2",
+          true,
           {"GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification"},
           {{"GPT2DoubleHeadsModel", "GPT2LMHeadModel"}},
           [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {

@@ -197,6 +197,7 @@ class LlamaModel : public TransformerModel {
 
 ArchSpec llama_arch() {
   return {"llama",
+          true,
           {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
           {},
           [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {

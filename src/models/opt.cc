@@ -179,6 +179,7 @@ class OptModel : public TransformerModel {
 
 ArchSpec opt_arch() {
   return {"opt",
+          true,
           {"OPTModel", "OPTForCausalLM", "OPTForSequenceClassification"},
           {},
           [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {

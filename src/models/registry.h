@@ -11,6 +11,7 @@ namespace sqz::models {
 
 struct ArchSpec {
   std::string model_type;
+  bool is_decoder;                                    // causal LM family (gpt2, opt, llama)
   std::vector<std::string> head_classes;              // the first is the base model
   std::map<std::string, std::string> head_aliases;    // HF classes served by one of ours
   std::function<std::shared_ptr<TransformerModel>(const io::JsonFields& config, const std::string& head)> build;

@@ -10,6 +10,15 @@
 
 namespace sqz::train {
 
+namespace {
+
+void shuffle_order(std::vector<int64_t>& order, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+}
+
+}  // namespace
+
 const std::vector<TaskSpec>& tasks() {
   static const std::vector<TaskSpec> all = {
       {"lm-books", TaskKind::kLanguageModel, "train.txt", "dev.txt"},
@@ -115,10 +124,7 @@ ClassificationData::ClassificationData(const std::vector<TextExample>& examples,
   std::iota(order_.begin(), order_.end(), 0);
 }
 
-void ClassificationData::shuffle(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::shuffle(order_.begin(), order_.end(), rng);
-}
+void ClassificationData::shuffle(uint64_t seed) { shuffle_order(order_, seed); }
 
 Batch ClassificationData::batch(int64_t begin, int64_t end) const {
   end = std::min(end, size());
@@ -165,10 +171,7 @@ LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_
   std::iota(order_.begin(), order_.end(), 0);
 }
 
-void LmData::shuffle(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::shuffle(order_.begin(), order_.end(), rng);
-}
+void LmData::shuffle(uint64_t seed) { shuffle_order(order_, seed); }
 
 Batch LmData::batch(int64_t begin, int64_t end) const {
   end = std::min(end, num_blocks());

@@ -8,12 +8,12 @@ namespace {
 constexpr int64_t kIgnoreIndex = -100;
 }
 
-Objective parse_objective(const std::string& name, TaskKind task, const models::ModelInfo& info) {
+Objective parse_objective(const std::string& name, TaskKind task, bool is_decoder) {
   if (name == "mlm") return Objective::kMaskedLM;
   if (name == "clm") return Objective::kCausalLM;
   if (name == "classification") return Objective::kClassification;
   if (task == TaskKind::kClassification) return Objective::kClassification;
-  if (task == TaskKind::kLanguageModel) return info.is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
+  if (task == TaskKind::kLanguageModel) return is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
   fail_unimplemented("task kind ", task_kind_name(task), " has no training objective yet (seq2seq needs enc-dec models)");
 }
 
@@ -24,6 +24,15 @@ const char* objective_name(Objective o) {
     case Objective::kClassification: return "classification";
   }
   return "?";
+}
+
+MlmSpecialIds mlm_special_ids(const io::Tokenizer& tok, const std::string& source) {
+  auto mask = tok.special_id("mask");
+  if (!mask) fail_invalid(source, ": masked LM needs a mask token");
+  MlmSpecialIds ids{*mask, {}, tok.vocab_size()};
+  for (const char* role : {"cls", "sep", "pad", "bos", "eos", "unk"})
+    if (auto id = tok.special_id(role)) ids.never_mask.push_back(*id);
+  return ids;
 }
 
 torch::Tensor mask_tokens(torch::Tensor& input_ids, const torch::Tensor& attention_mask, const MlmSpecialIds& ids,

@@ -1,6 +1,7 @@
 // Training objectives as loss functions of (model, batch): masked LM, causal LM and sequence
 // classification. Each returns the mean loss and the number of target tokens/examples.
 #pragma once
+#include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
 #include "train/data.h"
 
@@ -8,7 +9,7 @@ namespace sqz::train {
 
 enum class Objective { kMaskedLM, kCausalLM, kClassification };
 
-Objective parse_objective(const std::string& name, TaskKind task, const models::ModelInfo& info);
+Objective parse_objective(const std::string& name, TaskKind task, bool is_decoder);
 const char* objective_name(Objective o);
 
 struct MlmSpecialIds {
@@ -16,6 +17,9 @@ struct MlmSpecialIds {
   std::vector<int64_t> never_mask;  // [CLS], [SEP], [PAD], ...
   int64_t vocab_size;
 };
+
+// The mask token and the tokens masking never touches, from the tokenizer's special tokens.
+MlmSpecialIds mlm_special_ids(const io::Tokenizer& tokenizer, const std::string& source);
 
 // BERT's masking: `probability` of the non-special tokens become targets; of those 80% turn
 // into [MASK], 10% into a random token, 10% stay. Returns labels (-100 = not a target).

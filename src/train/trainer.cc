@@ -35,10 +35,6 @@ struct Setup {
   MlmSpecialIds mlm{};
 };
 
-bool is_decoder_type(const std::string& model_type) {
-  return model_type == "gpt2" || model_type == "opt" || model_type == "llama";
-}
-
 std::string head_for(const std::string& model_type, Objective o) {
   const auto& arch = models::find_architecture(model_type, "recipe");
   const char* want = o == Objective::kClassification ? "SequenceClassification"
@@ -57,9 +53,7 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
                                                 : io::JsonFields::from_file(fs::path(r.model) / "config.json");
   std::string model_type = start_config.get_string("model_type");
   TaskKind kind = task.kind;
-  models::ModelInfo probe;
-  probe.is_decoder = is_decoder_type(model_type);
-  s.objective = parse_objective(r.objective, kind, probe);
+  s.objective = parse_objective(r.objective, kind, models::find_architecture(model_type, start_config.source()).is_decoder);
   s.tokenizer_dir = !r.tokenizer.empty() ? fs::path(r.tokenizer) : !r.model.empty() ? fs::path(r.model) : fs::path();
   if (s.tokenizer_dir.empty()) fail_invalid("recipe: 'tokenizer' is required when starting from 'config'");
   s.tokenizer = io::load_tokenizer(s.tokenizer_dir);
@@ -104,14 +98,7 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     models::init_weights(*s.model);
     s.config = c;
   }
-  if (s.objective == Objective::kMaskedLM) {
-    auto mask = s.tokenizer->special_id("mask");
-    if (!mask) fail_invalid(s.tokenizer_dir.string(), ": masked LM needs a mask token");
-    s.mlm.mask_id = *mask;
-    s.mlm.vocab_size = s.tokenizer->vocab_size();
-    for (const char* role : {"cls", "sep", "pad", "bos", "eos", "unk"})
-      if (auto id = s.tokenizer->special_id(role)) s.mlm.never_mask.push_back(*id);
-  }
+  if (s.objective == Objective::kMaskedLM) s.mlm = mlm_special_ids(*s.tokenizer, s.tokenizer_dir.string());
   return s;
 }
 
@@ -201,7 +188,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   s.model->train();
   double loss_avg = 0;
   int64_t tokens = 0;
-  auto t_window = std::chrono::steady_clock::now();
+  auto t_start = std::chrono::steady_clock::now();
   TrainResult result;
   while (step < r.steps && !g_stop) {
     double step_loss = 0;
@@ -227,9 +214,9 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     opt.zero_grad();
     ++step;
     loss_avg = step == 1 ? step_loss : 0.95 * loss_avg + 0.05 * step_loss;
-    double window_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_window).count();
+    double since_start_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     progress.update(step, to_text("loss ", std::to_string(loss_avg).substr(0, 6), " tok/s ",
-                                  static_cast<int64_t>(tokens / std::max(window_s, 1e-9))));
+                                  static_cast<int64_t>(tokens / std::max(since_start_s, 1e-9))));
     bool last = step == r.steps;
     if (step % r.eval_every == 0 || last) {
       io::json res = run_eval();

@@ -100,12 +100,6 @@ SentencePieceTokenizer::SentencePieceTokenizer(const fs::path& dir) {
     add_bos_ = c.get_bool("add_bos_token", true);
     add_eos_ = c.get_bool("add_eos_token", false);
   }
-  for (const char* role : {"unk", "bos", "eos"}) {
-    const std::string& content = special_[role];
-    bool known = false;
-    for (const auto& t : added_) known = known || t.content == content;
-    if (!known && vocab_.count(content)) added_.push_back({content, vocab_.at(content), true, false, false});
-  }
 }
 
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
