@@ -19,29 +19,10 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
-  const auto& task = train::find_task(a.task);
   auto loaded = models::load_model(a.model_dir);
   auto tok = io::load_tokenizer(a.model_dir);
-  auto& model = *loaded.model;
   eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
-  io::json result;
-  if (task.kind == train::TaskKind::kClassification) {
-    if (!loaded.config.has("id2label")) fail_invalid(a.model_dir, "/config.json: no id2label, so the labels are unknown");
-    std::vector<std::string> names(loaded.config.value()["id2label"].size());
-    for (auto& [id, name] : loaded.config.value()["id2label"].items()) names.at(std::stoul(id)) = name.get<std::string>();
-    train::LabelSet labels(names);
-    auto examples = train::read_classification_jsonl(a.split);
-    train::ClassificationData data(examples, *tok, labels, a.max_length, a.split);
-    result = eval::evaluate_classification(model, data, labels.size(), o);
-  } else if (task.kind == train::TaskKind::kLanguageModel) {
-    train::LmData data(train::read_lm_text(a.split), *tok, a.max_length);
-    auto objective = model.info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
-    train::MlmSpecialIds mlm{};
-    if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(*tok, a.model_dir);
-    result = eval::evaluate_lm(model, data, objective, &mlm, o);
-  } else {
-    fail_unimplemented("task '", a.task, "' needs encoder-decoder models, not built yet");
-  }
+  io::json result = eval::evaluate_split(*loaded.model, *tok, loaded.config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;
   result["split"] = a.split;
   result["model"] = a.model_dir;

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   sqz::cli::add_train_command(app);
   sqz::cli::add_eval_command(app);
   sqz::cli::add_train_tokenizer_command(app);
+  sqz::cli::add_compress_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,13 +21,16 @@ io::json evaluate_classification(models::TransformerModel& model, const train::C
   std::vector<int64_t> predicted, gold;
   int64_t batches = 0;
   for (int64_t i = 0; i < data.size(); i += o.batch_size) {
-    if (o.max_batches > 0 && batches++ >= o.max_batches) break;
+    if (o.max_batches > 0 && batches >= o.max_batches) break;
+    ++batches;
     auto batch = data.batch(i, i + o.batch_size);
     models::ModelInputs in;
     in.input_ids = batch.input_ids;
     in.attention_mask = batch.attention_mask;
     if (model.info().uses_token_type_ids) in.token_type_ids = batch.token_type_ids;
-    auto pred = model.forward(in).at("logits").argmax(-1);
+    auto logits = model.forward(in).at("logits");
+    if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(logits);
+    auto pred = logits.argmax(-1);
     for (int64_t r = 0; r < pred.size(0); ++r) {
       predicted.push_back(pred[r].item<int64_t>());
       gold.push_back(batch.labels[r].item<int64_t>());
@@ -48,10 +51,12 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
   double nll = 0;
   int64_t targets = 0, batches = 0;
   for (int64_t i = 0; i < data.num_blocks(); i += o.batch_size) {
-    if (o.max_batches > 0 && batches++ >= o.max_batches) break;
+    if (o.max_batches > 0 && batches >= o.max_batches) break;
+    ++batches;
     auto batch = data.batch(i, i + o.batch_size);
     if (objective == train::Objective::kMaskedLM) batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
     auto r = train::compute_loss(model, batch, objective);
+    if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
   }
@@ -66,6 +71,28 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
     out["note"] = "masked-token perplexity (MLM)";
   }
   return out;
+}
+
+io::json evaluate_split(models::TransformerModel& model, const io::Tokenizer& tok, const io::JsonFields& config,
+                        const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
+  const auto& task = train::find_task(task_name);
+  if (task.kind == train::TaskKind::kClassification) {
+    if (!config.has("id2label")) fail_invalid(config.source(), ": no id2label, so the labels are unknown");
+    std::vector<std::string> names(config.value()["id2label"].size());
+    for (auto& [id, name] : config.value()["id2label"].items()) names.at(std::stoul(id)) = name.get<std::string>();
+    train::LabelSet labels(names);
+    auto examples = train::read_classification_jsonl(split);
+    train::ClassificationData data(examples, tok, labels, max_length, split.string());
+    return evaluate_classification(model, data, labels.size(), o);
+  }
+  if (task.kind == train::TaskKind::kLanguageModel) {
+    train::LmData data(train::read_lm_text(split), tok, max_length);
+    auto objective = model.info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
+    train::MlmSpecialIds mlm{};
+    if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(tok, config.source());
+    return evaluate_lm(model, data, objective, &mlm, o);
+  }
+  fail_unimplemented("task '", task_name, "' needs encoder-decoder models, not built yet");
 }
 
 double primary_score(const io::json& r) {

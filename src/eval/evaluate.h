@@ -1,7 +1,9 @@
 // Dev-set evaluation of any loadable model: accuracy and macro-F1 for classification,
 // perplexity and bits per byte for language modelling (masked-token perplexity for MLM models).
 #pragma once
+#include "core/fs.h"
 #include "io/json_file.h"
+#include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
 #include "train/data.h"
 #include "train/objectives.h"
@@ -13,13 +15,20 @@ struct EvalOptions {
   int64_t max_batches = 0;  // 0 = all
   uint64_t seed = 0;        // for MLM masking
   double mlm_probability = 0.15;
+  // When set, receives the logits of the first few batches (to compare two versions of a model).
+  std::vector<torch::Tensor>* logits_out = nullptr;
 };
+constexpr int64_t kKeptLogitBatches = 8;
 
 // One JSON object: metric values, examples/tokens counted, elapsed seconds.
 io::json evaluate_classification(models::TransformerModel& model, const train::ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& options);
 io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
                      const train::MlmSpecialIds* mlm, const EvalOptions& options);
+
+// What `sqz eval` reports for `model` on a task's split file (labels from config id2label).
+io::json evaluate_split(models::TransformerModel& model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
+                        const std::string& task, const fs::path& split, int64_t max_length, const EvalOptions& options);
 
 // The headline number of an eval result, larger is better (accuracy, or -perplexity).
 double primary_score(const io::json& result);

@@ -1,10 +1,51 @@
 #include "models/bert.h"
 
 #include <cmath>
+#include <set>
 
 #include "models/registry.h"
 
 namespace sqz::models {
+
+namespace {
+
+// HF's pruned_heads ({"layer": [head, ...]}) and sqz's sqz_intermediate_sizes ([width per layer]).
+void parse_layer_shapes(const io::JsonFields& j, BertConfig& c) {
+  c.layer_heads.assign(c.num_layers, c.num_heads);
+  c.layer_intermediate.assign(c.num_layers, c.intermediate_size);
+  if (j.has("pruned_heads") && !j.value().at("pruned_heads").is_null()) {
+    const auto& ph = j.value().at("pruned_heads");
+    if (!ph.is_object()) j.fail_field("pruned_heads", "an object {\"layer\": [head indices]}");
+    for (const auto& [layer, heads] : ph.items()) {
+      int64_t l = -1;
+      try {
+        l = std::stoll(layer);
+      } catch (const std::exception&) {
+      }
+      if (l < 0 || l >= c.num_layers || !heads.is_array())
+        j.fail_field("pruned_heads", to_text("layer keys in [0, ", c.num_layers, ") with lists of heads, got '", layer, "'"));
+      std::set<int64_t> unique;
+      for (const auto& h : heads) {
+        if (!h.is_number_integer() || h.get<int64_t>() < 0 || h.get<int64_t>() >= c.num_heads)
+          j.fail_field("pruned_heads", to_text("head indices in [0, ", c.num_heads, ") for layer ", l));
+        unique.insert(h.get<int64_t>());
+      }
+      c.layer_heads[l] = c.num_heads - static_cast<int64_t>(unique.size());
+    }
+  }
+  if (j.has("sqz_intermediate_sizes")) {
+    const auto& sizes = j.value().at("sqz_intermediate_sizes");
+    if (!sizes.is_array() || static_cast<int64_t>(sizes.size()) != c.num_layers)
+      j.fail_field("sqz_intermediate_sizes", to_text("a list of ", c.num_layers, " FFN widths (one per layer)"));
+    for (int64_t l = 0; l < c.num_layers; ++l) {
+      if (!sizes[l].is_number_integer() || sizes[l].get<int64_t>() < 0)
+        j.fail_field("sqz_intermediate_sizes", "non-negative integers");
+      c.layer_intermediate[l] = sizes[l].get<int64_t>();
+    }
+  }
+}
+
+}  // namespace
 
 BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64_t default_type_vocab) {
   BertConfig c;
@@ -25,6 +66,7 @@ BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64
   c.num_labels = config_num_labels(j);
   if (c.hidden_size % c.num_heads != 0)
     j.fail_field("hidden_size", to_text("a multiple of num_attention_heads (", c.num_heads, ")"));
+  parse_layer_shapes(j, c);
   std::string pos = j.get_string("position_embedding_type", "absolute");
   if (pos != "absolute")
     fail_unimplemented(j.source(), ": field 'position_embedding_type' = '", pos, "' is not supported (only 'absolute')");
@@ -56,25 +98,33 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, torch::Tenso
   return torch::dropout(x, c_.hidden_dropout, is_training());
 }
 
-BertLayerImpl::BertLayerImpl(const BertConfig& c) : num_heads(c.num_heads), c_(c) {
+BertLayerImpl::BertLayerImpl(const BertConfig& c, int64_t index)
+    : num_heads(c.layer_heads[index]), head_dim(c.hidden_size / c.num_heads), c_(c) {
   auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
+  const int64_t attn = num_heads * head_dim, ffn = c.layer_intermediate[index];
   auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
   auto self = attention->register_module("self", std::make_shared<torch::nn::Module>());
-  query = self->register_module("query", lin(c.hidden_size, c.hidden_size));
-  key = self->register_module("key", lin(c.hidden_size, c.hidden_size));
-  value = self->register_module("value", lin(c.hidden_size, c.hidden_size));
+  query = self->register_module("query", lin(c.hidden_size, attn));
+  key = self->register_module("key", lin(c.hidden_size, attn));
+  value = self->register_module("value", lin(c.hidden_size, attn));
   auto attn_output = attention->register_module("output", std::make_shared<torch::nn::Module>());
-  attn_out = attn_output->register_module("dense", lin(c.hidden_size, c.hidden_size));
+  attn_out = attn_output->register_module("dense", lin(attn, c.hidden_size));
   attn_norm = attn_output->register_module("LayerNorm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
   auto intermediate = register_module("intermediate", std::make_shared<torch::nn::Module>());
-  ffn_in = intermediate->register_module("dense", lin(c.hidden_size, c.intermediate_size));
+  ffn_in = intermediate->register_module("dense", lin(c.hidden_size, ffn));
   auto output = register_module("output", std::make_shared<torch::nn::Module>());
-  ffn_out = output->register_module("dense", lin(c.intermediate_size, c.hidden_size));
+  ffn_out = output->register_module("dense", lin(ffn, c.hidden_size));
   ffn_norm = output->register_module("LayerNorm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
   act_ = nn::activation_by_name(c.hidden_act, "config.json hidden_act");
 }
 
 torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& allowed, torch::Tensor* probs) {
+  if (num_heads == 0) {  // every head pruned: the block adds only its output bias
+    if (probs) *probs = torch::zeros({x.size(0), 0, x.size(1), x.size(1)}, x.options());
+    auto h = attn_norm(attn_out->bias + x);
+    auto f = torch::dropout(ffn_out(act_(ffn_in(h))), c_.hidden_dropout, is_training());
+    return ffn_norm(f + h);
+  }
   auto q = nn::split_heads(query(x), num_heads);
   auto k = nn::split_heads(key(x), num_heads);
   auto v = nn::split_heads(value(x), num_heads);
@@ -92,7 +142,7 @@ BertBackboneImpl::BertBackboneImpl(const BertConfig& c, bool with_pooler) {
   auto encoder = register_module("encoder", std::make_shared<torch::nn::Module>());
   auto list = encoder->register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_layers; ++i) {
-    layers.push_back(BertLayer(c));
+    layers.push_back(BertLayer(c, i));
     list->push_back(layers.back());
   }
   if (with_pooler) {
@@ -187,6 +237,16 @@ class BertFamilyModel : public TransformerModel {
         break;
       }
     }
+  }
+
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (size_t i = 0; i < backbone_->layers.size(); ++i) {
+      auto& l = backbone_->layers[i];
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, l->head_dim, {l->query, l->key, l->value}, l->attn_out});
+      s.ffn.push_back({static_cast<int64_t>(i), {l->ffn_in}, l->ffn_out});
+    }
+    return s;
   }
 
   ModelOutputs forward(const ModelInputs& in) override {

@@ -17,6 +17,9 @@ struct BertConfig {
   double initializer_range;
   int64_t num_labels;
   bool roberta_positions = false;  // position ids count real tokens from pad_token_id + 1
+  // Per layer after structured pruning: heads kept (HF's config.pruned_heads) and FFN width
+  // (sqz_intermediate_sizes, which HF configs cannot express).
+  std::vector<int64_t> layer_heads, layer_intermediate;
   static BertConfig parse(const io::JsonFields& config, int64_t default_pad, int64_t default_type_vocab);
 };
 
@@ -34,11 +37,12 @@ TORCH_MODULE(BertEmbeddings);
 
 class BertLayerImpl : public torch::nn::Module {
  public:
-  explicit BertLayerImpl(const BertConfig& c);
+  BertLayerImpl(const BertConfig& c, int64_t index);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, torch::Tensor* probs);
   nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attn_out{nullptr}, ffn_in{nullptr}, ffn_out{nullptr};
   nn::LayerNorm attn_norm{nullptr}, ffn_norm{nullptr};
-  int64_t num_heads;  // may shrink after head pruning
+  int64_t num_heads;  // per layer: fewer after head pruning (0 = the attention block only adds its bias)
+  int64_t head_dim;
 
  private:
   BertConfig c_;

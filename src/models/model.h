@@ -5,6 +5,7 @@
 #include <map>
 
 #include "io/json_file.h"
+#include "nn/layers.h"
 
 namespace sqz::models {
 
@@ -52,6 +53,26 @@ struct ModelInfo {
   std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
 };
 
+// Dependency groups for structured pruning: head h of a block is rows [h*head_dim, (h+1)*head_dim)
+// of every `head_rows` Linear plus the same columns of `head_cols`; neuron j of an FFN is row j of
+// every `neuron_rows` Linear plus column j of `neuron_cols`. Removing a whole group changes no
+// other output, which is what lets SpeedUp cut it out.
+struct AttentionBlock {
+  int64_t layer = 0;
+  int64_t num_heads = 0, head_dim = 0;
+  std::vector<nn::Linear> head_rows;  // query, key, value
+  nn::Linear head_cols{nullptr};      // attention output projection
+};
+struct FfnBlock {
+  int64_t layer = 0;
+  std::vector<nn::Linear> neuron_rows;  // FFN input (and gate)
+  nn::Linear neuron_cols{nullptr};      // FFN output
+};
+struct ModelStructure {
+  std::vector<AttentionBlock> attention;
+  std::vector<FfnBlock> ffn;
+};
+
 class TransformerModel : public torch::nn::Module {
  public:
   explicit TransformerModel(ModelInfo info) : info_(std::move(info)) {}
@@ -60,6 +81,8 @@ class TransformerModel : public torch::nn::Module {
   // HF's _init_weights beyond the generic rule (normal(init_std) for Linear and Embedding, zero
   // bias, unit norms, zero padding row): e.g. GPT-2's scaled residual projections.
   virtual void init_weights_extra() {}
+  // The dependency groups; empty for families without structured-pruning support yet.
+  virtual ModelStructure structure() { return {}; }
 
  protected:
   ModelInfo info_;

@@ -51,14 +51,22 @@ torch::Tensor mask_tokens(torch::Tensor& input_ids, const torch::Tensor& attenti
   return labels;
 }
 
-LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective) {
+models::ModelInputs batch_inputs(const models::TransformerModel& model, const Batch& batch) {
   models::ModelInputs in;
   in.input_ids = batch.input_ids;
   in.attention_mask = batch.attention_mask;
   if (model.info().uses_token_type_ids && batch.token_type_ids.defined()) in.token_type_ids = batch.token_type_ids;
-  auto out = model.forward(in);
-  const auto& logits = out.at("logits");
+  return in;
+}
+
+LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective, bool hidden_states,
+                        bool attentions) {
+  models::ModelInputs in = batch_inputs(model, batch);
+  in.output_hidden_states = hidden_states;
+  in.output_attentions = attentions;
   LossResult r;
+  r.outputs = model.forward(in);
+  const auto& logits = r.outputs.at("logits");
   namespace F = torch::nn::functional;
   switch (objective) {
     case Objective::kClassification:

@@ -29,8 +29,14 @@ torch::Tensor mask_tokens(torch::Tensor& input_ids, const torch::Tensor& attenti
 struct LossResult {
   torch::Tensor loss;  // mean over targets
   int64_t targets = 0;
+  models::ModelOutputs outputs;  // what the model returned (distillation reads it)
 };
 
-LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective);
+// The model inputs of a batch (token types only for families that use them).
+models::ModelInputs batch_inputs(const models::TransformerModel& model, const Batch& batch);
+
+// `outputs_wanted` turns on hidden states / attentions in the outputs (for distillation).
+LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective,
+                        bool hidden_states = false, bool attentions = false);
 
 }  // namespace sqz::train

@@ -94,13 +94,17 @@ void validate(const TrainRecipe& r, const std::string& source) {
 
 TrainRecipe TrainRecipe::from_yaml_text(const std::string& text, const std::string& source,
                                         const std::vector<std::string>& overrides) {
-  TrainRecipe r;
   YAML::Node root;
   try {
     root = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail_invalid(source, ":", e.mark.line + 1, ": not valid YAML (", e.msg, ")");
   }
+  return from_node(root, source, overrides);
+}
+
+TrainRecipe TrainRecipe::from_node(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides) {
+  TrainRecipe r;
   if (root && !root.IsNull()) {
     if (!root.IsMap()) fail_invalid(source, ": a recipe must be a mapping of key: value");
     for (const auto& kv : root) {

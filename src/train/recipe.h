@@ -7,6 +7,10 @@
 
 #include "core/fs.h"
 
+namespace YAML {
+class Node;
+}
+
 namespace sqz::train {
 
 struct TrainRecipe {
@@ -38,6 +42,8 @@ struct TrainRecipe {
   static TrainRecipe load(const fs::path& path, const std::vector<std::string>& overrides);
   static TrainRecipe from_yaml_text(const std::string& yaml, const std::string& source,
                                     const std::vector<std::string>& overrides);
+  // The same from an already parsed mapping (e.g. the `train:` section of a compress recipe).
+  static TrainRecipe from_node(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides);
   std::string to_yaml() const;
 };
 

@@ -150,11 +150,21 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     fs::remove_all(out);
   }
   if (r.threads > 0) torch::set_num_threads(static_cast<int>(r.threads));
+  if (resuming && !options.checkpoints) fail_invalid("this run cannot resume: it keeps no checkpoints");
   Setup s = prepare(r, resuming ? ckpt_dir : fs::path());
+  TrainHooks no_hooks;
+  TrainHooks& hooks = options.hooks ? *options.hooks : no_hooks;
+  hooks.on_start(*s.model, *s.tokenizer, s.config);
   fs::create_directories(out);
   write_file_atomic(out / "recipe.yaml", r.to_yaml());
 
-  torch::optim::AdamW opt(param_groups(*s.model, r.weight_decay), torch::optim::AdamWOptions(r.lr));
+  auto groups = param_groups(*s.model, r.weight_decay);
+  std::vector<double> lr_scales(groups.size(), 1.0);
+  for (auto& g : hooks.extra_parameters()) {
+    groups.emplace_back(g.params, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions().weight_decay(0.0)));
+    lr_scales.push_back(g.lr_scale);
+  }
+  torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(r.lr));
   io::json state = {{"step", 0}, {"best_score", nullptr}, {"best_eval", nullptr}, {"evals_without_improvement", 0}};
   if (resuming) {
     state = io::read_json_file(ckpt_dir / "trainer_state.json");
@@ -191,6 +201,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   auto t_start = std::chrono::steady_clock::now();
   TrainResult result;
   while (step < r.steps && !g_stop) {
+    hooks.before_step(step);
     double step_loss = 0;
     for (int64_t micro = 0; micro < r.grad_accum; ++micro) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
@@ -200,23 +211,26 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       if (s.objective == Objective::kMaskedLM)
         batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
       tokens += batch.attention_mask.sum().item<int64_t>();
-      auto loss = compute_loss(*s.model, batch, s.objective).loss;
+      auto task = compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions());
+      auto loss = hooks.total_loss(batch, task, step);
       if (!std::isfinite(loss.item<double>()))
         fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), " (last good checkpoint: ",
                   ckpt_dir.string(), ")");
       (loss / static_cast<double>(r.grad_accum)).backward();
       step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
     }
+    hooks.after_backward(step);
     if (r.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), r.max_grad_norm);
     double lr = r.lr * linear_schedule(step, r.warmup_steps, r.steps);
-    for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    for (size_t g = 0; g < opt.param_groups().size(); ++g)
+      static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(lr * lr_scales[g]);
     opt.step();
     opt.zero_grad();
     ++step;
     loss_avg = step == 1 ? step_loss : 0.95 * loss_avg + 0.05 * step_loss;
     double since_start_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     progress.update(step, to_text("loss ", std::to_string(loss_avg).substr(0, 6), " tok/s ",
-                                  static_cast<int64_t>(tokens / std::max(since_start_s, 1e-9))));
+                                  static_cast<int64_t>(tokens / std::max(since_start_s, 1e-9)), hooks.status()));
     bool last = step == r.steps;
     if (step % r.eval_every == 0 || last) {
       io::json res = run_eval();
@@ -225,8 +239,11 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       res["lr"] = lr;
       std::cout << res.dump() << std::endl;
       log << res.dump() << "\n" << std::flush;
+      result.last_eval = res;
       double score = eval::primary_score(res);
-      if (state["best_score"].is_null() || score > state["best_score"].get<double>()) {
+      if (!options.checkpoints) {
+        // no best-on-dev copy: the final (compressed) model is the result
+      } else if (state["best_score"].is_null() || score > state["best_score"].get<double>()) {
         state["best_score"] = score;
         state["best_eval"] = res;
         state["evals_without_improvement"] = 0;
@@ -235,7 +252,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
         state["evals_without_improvement"] = state["evals_without_improvement"].get<int64_t>() + 1;
       }
     }
-    if (step % r.save_every == 0 || last || g_stop) {
+    if (options.checkpoints && (step % r.save_every == 0 || last || g_stop)) {
       state["step"] = step;
       save_checkpoint(s, opt, ckpt_dir, state);
     }
@@ -250,6 +267,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   if (g_stop) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
+  result.model = s.model;
+  result.config = s.config;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
 }

@@ -3,20 +3,52 @@
 // always leaves the last complete one and can resume from it.
 #pragma once
 #include "io/json_file.h"
+#include "io/tokenizers/tokenizer.h"
+#include "models/model.h"
+#include "train/data.h"
+#include "train/objectives.h"
 #include "train/recipe.h"
 
 namespace sqz::train {
 
+// How compressors (pruners, distillers, quantizers) join the loop without owning it.
+class TrainHooks {
+ public:
+  struct ParamGroup {
+    std::vector<torch::Tensor> params;
+    double lr_scale = 1.0;  // relative to the recipe's lr; follows the same schedule
+  };
+  virtual ~TrainHooks() = default;
+  // Once the model, tokenizer and labels are ready, before the first step: attach, check, fail early.
+  virtual void on_start(models::TransformerModel& /*model*/, const io::Tokenizer& /*tokenizer*/, const io::json& /*config*/) {}
+  virtual std::vector<ParamGroup> extra_parameters() { return {}; }
+  virtual bool wants_hidden_states() const { return false; }
+  virtual bool wants_attentions() const { return false; }
+  // The loss to minimise, given the objective's loss on this batch (default: that loss).
+  virtual torch::Tensor total_loss(const Batch& /*batch*/, const LossResult& task, int64_t /*step*/) { return task.loss; }
+  virtual void after_backward(int64_t /*step*/) {}
+  // Called before every optimizer step `step` (0-based): masks follow their schedules here.
+  virtual void before_step(int64_t /*step*/) {}
+  virtual std::string status() const { return ""; }  // appended to the progress bar
+};
+
 struct TrainOptions {
   bool overwrite = false;  // replace an existing output dir
   bool resume = false;     // continue from out/checkpoint
+  TrainHooks* hooks = nullptr;
+  // Compression runs keep their state (masks, scores) in memory and use the final model, so
+  // they turn off resumable checkpoints and the best-on-dev copy.
+  bool checkpoints = true;
 };
 
 struct TrainResult {
   int64_t steps_done = 0;
   io::json best_eval;  // the best dev result (with "step")
+  io::json last_eval;
   double wall_s = 0;
   bool interrupted = false;
+  std::shared_ptr<models::TransformerModel> model;  // the model as training left it
+  io::json config;
 };
 
 TrainResult run_training(const TrainRecipe& recipe, const TrainOptions& options);

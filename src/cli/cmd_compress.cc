@@ -1,0 +1,75 @@
+// sqz compress --recipe R.yaml [--set key.path=value ...] [--sweep key=v1,v2,...]: prune and
+// distill while training, SpeedUp, then a report. sqz speedup MODEL_DIR --out DIR: shrink a
+// model whose pruned heads/neurons are zero in its weights.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "compress/compress.h"
+#include "io/tokenizers/tokenizer.h"
+#include "models/registry.h"
+#include "speedup/speedup.h"
+
+namespace sqz::cli {
+
+namespace {
+
+struct CompressArgs {
+  std::string recipe, sweep;
+  std::vector<std::string> sets;
+  bool overwrite = false;
+};
+
+void run_compress_cmd(const CompressArgs& a) {
+  compress::CompressOptions o{a.overwrite};
+  if (!a.sweep.empty()) {
+    auto eq = a.sweep.find('=');
+    if (eq == std::string::npos || eq == 0) fail_invalid("--sweep '", a.sweep, "': expected key=v1,v2,...");
+    std::vector<std::string> values;
+    std::stringstream ss(a.sweep.substr(eq + 1));
+    for (std::string v; std::getline(ss, v, ',');)
+      if (!v.empty()) values.push_back(v);
+    std::cout << compress::run_sweep(a.recipe, a.sets, a.sweep.substr(0, eq), values, o).dump() << std::endl;
+    return;
+  }
+  auto report = compress::run_compress(compress::CompressRecipe::load(a.recipe, a.sets), o);
+  io::json summary = {{"dense", report["dense"]["eval"]}, {"compressed", report["compressed"]["eval"]},
+                      {"params_removed", report["params_removed"]}, {"encoder_params_removed", report["encoder_params_removed"]}};
+  std::cout << summary.dump() << std::endl;
+}
+
+struct SpeedupArgs {
+  std::string model_dir, out;
+  bool overwrite = false;
+};
+
+void run_speedup_cmd(const SpeedupArgs& a) {
+  auto loaded = models::load_model(a.model_dir);
+  auto keep = speedup::groups_from_zeros(*loaded.model);
+  StagingDir staging(a.out, a.overwrite);
+  auto report = speedup::shrink_and_save(*loaded.model, loaded.config.value(), keep, staging.path());
+  io::copy_tokenizer_files(a.model_dir, staging.path());
+  models::load_model(staging.path());  // what was written must load
+  staging.commit();
+  std::cout << report.to_json().dump() << std::endl;
+}
+
+}  // namespace
+
+void add_compress_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("compress", "Prune / distill a model from a YAML recipe, SpeedUp, and write a report");
+  auto a = std::make_shared<CompressArgs>();
+  cmd->add_option("--recipe", a->recipe, "YAML recipe (see recipes/)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--set", a->sets, "override a recipe key by path: --set prune.0.sparsity=0.6 (repeatable)");
+  cmd->add_option("--sweep", a->sweep, "run once per value and plot: --sweep prune.0.sparsity=0.25,0.5,0.75");
+  cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
+  cmd->callback([a] { run_compress_cmd(*a); });
+
+  auto* sp = app.add_subcommand("speedup", "Cut heads/FFN neurons that are zero in a model's weights out of its matrices");
+  auto s = std::make_shared<SpeedupArgs>();
+  sp->add_option("model_dir", s->model_dir, "model directory")->required();
+  sp->add_option("--out", s->out, "output model directory")->required();
+  sp->add_flag("--overwrite", s->overwrite, "replace an existing output directory");
+  sp->callback([s] { run_speedup_cmd(*s); });
+}
+
+}  // namespace sqz::cli

@@ -1,0 +1,366 @@
+#include "compress/compress.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <iostream>
+#include <regex>
+#include <sstream>
+
+#include "compress/site.h"
+#include "core/log.h"
+#include "eval/evaluate.h"
+#include "eval/latency.h"
+#include "eval/plot.h"
+#include "io/safetensors.h"
+#include "models/registry.h"
+#include "speedup/speedup.h"
+#include "train/trainer.h"
+
+namespace sqz::compress {
+
+namespace {
+
+// Pruners and the distiller, joined to the trainer's loop.
+class CompressHooks : public train::TrainHooks {
+ public:
+  CompressHooks(const CompressRecipe& r) : lr_(r.train.lr) {
+    for (const auto& p : r.prune) pruners.push_back(std::make_unique<Pruner>(p));
+    if (r.distill) distiller.emplace(*r.distill);
+  }
+  void on_start(models::TransformerModel& model, const io::Tokenizer& tok, const io::json& config) override {
+    if (distiller) distiller->attach(model, tok, config, model.info().head_class);
+    for (auto& p : pruners) p->attach(model, lr_);
+  }
+  std::vector<ParamGroup> extra_parameters() override {
+    std::vector<ParamGroup> g;
+    for (auto& p : pruners)
+      if (!p->trainable().empty()) g.push_back({p->trainable(), p->score_lr_scale()});
+    if (distiller && !distiller->trainable().empty()) g.push_back({distiller->trainable(), 1.0});
+    return g;
+  }
+  bool wants_hidden_states() const override { return distiller && distiller->wants_hidden_states(); }
+  bool wants_attentions() const override { return distiller && distiller->wants_attentions(); }
+  torch::Tensor total_loss(const train::Batch& batch, const train::LossResult& task, int64_t) override {
+    torch::Tensor loss = distiller ? distiller->loss(batch, task) : task.loss;
+    for (auto& p : pruners)
+      if (auto reg = p->regularizer(); reg.defined()) loss = loss + reg;
+    return loss;
+  }
+  void after_backward(int64_t) override {
+    for (auto& p : pruners) p->after_backward();
+  }
+  void before_step(int64_t step) override {
+    for (auto& p : pruners) p->before_step(step);
+  }
+  std::string status() const override {
+    std::ostringstream s;
+    s.precision(2);
+    for (const auto& p : pruners) s << " " << p->spec().name << " " << std::fixed << p->sparsity();
+    if (distiller) s << distiller->status();
+    return s.str();
+  }
+  std::vector<std::unique_ptr<Pruner>> pruners;
+  std::optional<Distiller> distiller;
+
+ private:
+  double lr_;
+};
+
+// The HF config key holding the layer count of a family.
+std::string layer_count_key(const io::json& c) {
+  for (const char* k : {"num_hidden_layers", "n_layer", "n_layers"})
+    if (c.contains(k)) return k;
+  return "num_hidden_layers";
+}
+
+// FastFormers' smaller student: the chosen teacher layers, renumbered, everything else copied.
+fs::path make_student(const CompressRecipe& r, const fs::path& dir) {
+  auto loaded = models::load_model(r.train.model);
+  io::json c = loaded.config.value();
+  const int64_t n = loaded.model->info().num_layers;
+  std::map<int64_t, int64_t> new_index;
+  for (size_t i = 0; i < r.student.layers.size(); ++i) {
+    int64_t l = r.student.layers[i];
+    if (l < 0 || l >= n || new_index.count(l))
+      fail_invalid(r.source, ": student.layers must be distinct layer indices in [0, ", n, "), got ", l);
+    new_index[l] = static_cast<int64_t>(i);
+  }
+  static const std::regex layer_key(R"((^|.*\.)(layer|layers|h)\.(\d+)\.(.*))");
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& item : loaded.model->named_parameters()) {
+    std::string name = models::hf_name(loaded.model->info(), item.key());
+    std::smatch m;
+    if (std::regex_match(name, m, layer_key)) {
+      auto it = new_index.find(std::stoll(m[3]));
+      if (it == new_index.end()) continue;
+      name = to_text(m[1].str(), m[2].str(), ".", it->second, ".", m[4].str());
+    }
+    tensors.emplace_back(name, item.value().detach());
+  }
+  c[layer_count_key(c)] = static_cast<int64_t>(r.student.layers.size());
+  if (c.contains("pruned_heads")) {
+    io::json ph = io::json::object();
+    for (const auto& [old, idx] : new_index)
+      if (c["pruned_heads"].contains(std::to_string(old))) ph[std::to_string(idx)] = c["pruned_heads"][std::to_string(old)];
+    c["pruned_heads"] = ph;
+  }
+  if (c.contains("sqz_intermediate_sizes")) {
+    io::json sizes = io::json::array();
+    for (int64_t l : r.student.layers) sizes.push_back(c["sqz_intermediate_sizes"][l]);
+    c["sqz_intermediate_sizes"] = sizes;
+  }
+  fs::create_directories(dir);
+  io::write_safetensors(dir / "model.safetensors", tensors);
+  io::write_json_file_atomic(dir / "config.json", c);
+  io::copy_tokenizer_files(r.train.model, dir);
+  log_info("student: layers ", io::json(r.student.layers).dump(), " of ", n, " -> ", dir.string());
+  return dir;
+}
+
+struct Measured {
+  io::json eval, latency = io::json::array();
+  int64_t params = 0, embedding_params = 0;
+  double flops_b1 = 0;
+};
+
+Measured measure(models::TransformerModel& model, const io::Tokenizer& tok, const io::JsonFields& config, const CompressRecipe& r,
+                 const std::string& what, std::vector<torch::Tensor>* logits, bool timed = true) {
+  const auto& task = train::find_task(r.train.task);
+  eval::EvalOptions o{r.train.batch_size, r.eval_batches, r.train.seed, r.train.mlm_probability, logits};
+  Measured m;
+  log_info("evaluating the ", what, " model on ", task.dev_file);
+  m.eval = eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.dev_file, r.train.max_length, o);
+  m.params = models::count_parameters(model);
+  for (const auto& t : list_layers(model))
+    if (t.type == "embedding") m.embedding_params += t.weight().numel();
+  if (r.latency.enabled && timed)
+    for (int64_t b : r.latency.batch_sizes) {
+      eval::LatencyOptions lo{b, r.latency.seq, r.latency.threads, 3, r.latency.runs};
+      auto res = eval::measure_latency(model, lo);
+      m.latency.push_back(res.to_json(lo));
+      log_info(what, " latency batch ", b, " seq ", r.latency.seq, ": ", res.median_ms, " ms (median of ", r.latency.runs, ")");
+    }
+  return m;
+}
+
+double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  if (a.size() != b.size()) return std::numeric_limits<double>::infinity();
+  double d = 0;
+  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, (a[i] - b[i]).abs().max().item<double>());
+  return d;
+}
+
+int64_t same_predictions(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b, int64_t* total) {
+  int64_t same = 0;
+  *total = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
+    auto eq = a[i].argmax(-1).eq(b[i].argmax(-1));
+    same += eq.sum().item<int64_t>();
+    *total += eq.numel();
+  }
+  return same;
+}
+
+std::string fmt(double v, int digits = 4) {
+  std::ostringstream s;
+  s.precision(digits);
+  s << v;
+  return s.str();
+}
+
+std::string report_markdown(const io::json& rep) {
+  std::ostringstream md;
+  const auto& d = rep["dense"];
+  const auto& c = rep["compressed"];
+  md << "# sqz compress report\n\nRecipe: `" << rep["recipe"].get<std::string>() << "` (effective copy: `recipe.yaml`). Task `"
+     << rep["task"].get<std::string>() << "`, dev split.\n\n";
+  md << "| | dense | compressed |\n|---|---|---|\n";
+  for (const char* k : {"accuracy", "macro_f1", "perplexity", "bits_per_byte"})
+    if (d["eval"].contains(k)) md << "| " << k << " | " << fmt(d["eval"][k].get<double>()) << " | " << fmt(c["eval"][k].get<double>()) << " |\n";
+  md << "| parameters | " << d["params"] << " | " << c["params"] << " |\n";
+  md << "| encoder parameters (no embeddings) | " << d["encoder_params"] << " | " << c["encoder_params"] << " |\n";
+  md << "| model.safetensors bytes | " << d["bytes"] << " | " << c["bytes"] << " |\n";
+  for (size_t i = 0; i < d["latency"].size() && i < c["latency"].size(); ++i) {
+    const auto& a = d["latency"][i];
+    const auto& b = c["latency"][i];
+    md << "| latency batch " << a["batch"] << " seq " << a["seq"] << " (" << a["threads"] << " threads, median ms) | "
+       << fmt(a["median_ms"].get<double>()) << " | " << fmt(b["median_ms"].get<double>()) << " (x"
+       << fmt(a["median_ms"].get<double>() / b["median_ms"].get<double>(), 3) << ") |\n";
+    md << "| GFLOP per forward, batch " << a["batch"] << " | " << fmt(a["gflops"].get<double>()) << " | "
+       << fmt(b["gflops"].get<double>()) << " (x" << fmt(a["gflops"].get<double>() / b["gflops"].get<double>(), 3) << ") |\n";
+  }
+  md << "\nEncoder parameters removed: " << fmt(100.0 * rep["encoder_params_removed"].get<double>(), 3) << "%. Accuracy change: "
+     << (rep.contains("score_change") ? fmt(rep["score_change"].get<double>(), 3) : std::string("n/a")) << ".\n";
+  if (rep.contains("speedup")) {
+    md << "\nSpeedUp equivalence (masked model vs shrunk model on the first dev batches): max |logit difference| "
+       << fmt(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 3) << ", same prediction on "
+       << rep["equivalence"]["same_predictions"] << " of " << rep["equivalence"]["compared"] << ".\n";
+    md << "\n| layer | heads | FFN neurons |\n|---|---|---|\n";
+    const auto& layers = rep["speedup"]["layers"];
+    for (size_t l = 0; l < layers.size(); ++l)
+      md << "| " << l << " | " << layers[l]["heads_after"] << " / " << layers[l]["heads_before"] << " | " << layers[l]["neurons_after"]
+         << " / " << layers[l]["neurons_before"] << " |\n";
+    md << "\n![kept heads and neurons](plots/kept_per_layer.svg)\n";
+    if (!rep["speedup"]["hf_loadable"].get<bool>())
+      md << "\nThe FFN widths differ per layer (`sqz_intermediate_sizes` in config.json): sqz loads this model, "
+            "`transformers` cannot (its BERT config has one intermediate_size).\n";
+  }
+  md << "\n## Pruners\n\n| pruner | granularity | metric | target sparsity | achieved |\n|---|---|---|---|---|\n";
+  for (const auto& p : rep["pruners"])
+    md << "| " << p["name"].get<std::string>() << " | " << p["granularity"].get<std::string>() << " | " << p["metric"].get<std::string>()
+       << " | " << fmt(p["target"].get<double>(), 3) << " | " << fmt(p["achieved"].get<double>(), 3) << " |\n";
+  md << "\nTraining: " << rep["train"]["steps"] << " steps in " << fmt(rep["train"]["wall_s"].get<double>(), 4) << " s.\n";
+  return md.str();
+}
+
+}  // namespace
+
+io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
+  fs::path out(r.out);
+  if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
+  StagingDir staging(out, options.overwrite);
+  const fs::path dir = staging.path();
+  train::find_task(r.train.task);
+
+  // The dense model as the user gave it: the reference for every number in the report.
+  auto dense = models::load_model(r.train.model);
+  auto tok = io::load_tokenizer(r.train.model);
+  Measured before = measure(*dense.model, *tok, dense.config, r, "dense", nullptr);
+  dense.model.reset();
+
+  train::TrainRecipe tr = r.train;
+  tr.out = (dir / "train").string();
+  if (!r.student.layers.empty()) tr.model = make_student(r, dir / "student_init").string();
+  CompressHooks hooks(r);
+  train::TrainOptions topts;
+  topts.overwrite = true;
+  topts.hooks = &hooks;
+  topts.checkpoints = false;
+  auto result = train::run_training(tr, topts);
+  if (result.interrupted) fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", out.string());
+  auto& model = *result.model;
+  model.eval();
+  io::JsonFields config(result.config, (dir / "train").string());
+
+  std::vector<torch::Tensor> masked_logits, final_logits;
+  // Masked weights cost as much as dense ones: only the shrunk model's latency is worth timing.
+  Measured masked = measure(model, *tok, config, r, "masked", &masked_logits, /*timed=*/false);
+  io::json pruners = io::json::array();
+  for (const auto& p : hooks.pruners)
+    pruners.push_back({{"name", p->spec().name}, {"granularity", granularity_name(p->spec().granularity)},
+                       {"metric", metric_name(p->spec().metric)}, {"target", p->spec().sparsity}, {"achieved", p->sparsity()}});
+  bool can_shrink = r.speedup && !model.structure().attention.empty() &&
+                    (model.info().model_type == "bert" || model.info().model_type == "roberta");
+  std::optional<speedup::GroupKeep> keep;
+  if (can_shrink) keep = speedup::groups_from_masks(model);
+  speedup::bake_masks(model);
+
+  fs::path model_dir = dir / "model";
+  fs::create_directories(model_dir);
+  io::json report;
+  if (keep) {
+    auto sr = speedup::shrink_and_save(model, result.config, *keep, model_dir);
+    report["speedup"] = sr.to_json();
+  } else {
+    if (r.speedup) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
+    models::save_model(model, result.config, model_dir);
+  }
+  io::copy_tokenizer_files(tr.model, model_dir);
+  result.model.reset();
+  auto compressed = models::load_model(model_dir);
+  Measured after = measure(*compressed.model, *tok, compressed.config, r, "compressed", &final_logits);
+
+  auto bytes_of = [](const fs::path& d) {
+    io::Checkpoint ck(d);
+    int64_t n = 0;
+    for (const auto& name : ck.names()) n += static_cast<int64_t>(ck.entry(name).end - ck.entry(name).begin);
+    return n;
+  };
+  auto side = [&](const Measured& m, int64_t bytes) {
+    return io::json{{"eval", m.eval}, {"params", m.params}, {"encoder_params", m.params - m.embedding_params}, {"bytes", bytes},
+                    {"latency", m.latency}};
+  };
+  report["recipe"] = r.source;
+  report["task"] = r.train.task;
+  report["dense"] = side(before, bytes_of(r.train.model));
+  report["masked"] = {{"eval", masked.eval}};
+  report["compressed"] = side(after, bytes_of(model_dir));
+  report["pruners"] = pruners;
+  report["train"] = {{"steps", result.steps_done}, {"wall_s", result.wall_s}, {"last_eval", result.last_eval}};
+  double enc_before = static_cast<double>(before.params - before.embedding_params);
+  report["encoder_params_removed"] = 1.0 - static_cast<double>(after.params - after.embedding_params) / enc_before;
+  report["params_removed"] = 1.0 - static_cast<double>(after.params) / static_cast<double>(before.params);
+  if (before.eval.contains("accuracy")) report["score_change"] = after.eval["accuracy"].get<double>() - before.eval["accuracy"].get<double>();
+  else if (before.eval.contains("perplexity"))
+    report["perplexity_change"] = after.eval["perplexity"].get<double>() / before.eval["perplexity"].get<double>() - 1.0;
+  int64_t compared = 0;
+  int64_t same = same_predictions(masked_logits, final_logits, &compared);
+  report["equivalence"] = {{"max_abs_logit_diff", max_abs_diff(masked_logits, final_logits)}, {"same_predictions", same}, {"compared", compared}};
+
+  fs::create_directories(dir / "plots");
+  if (report.contains("speedup")) {
+    std::vector<std::string> cats;
+    eval::Series heads{"heads kept", {}, {}}, heads_all{"heads before", {}, {}};
+    eval::Series neurons{"FFN neurons kept", {}, {}}, neurons_all{"FFN neurons before", {}, {}};
+    for (size_t l = 0; l < report["speedup"]["layers"].size(); ++l) {
+      const auto& L = report["speedup"]["layers"][l];
+      cats.push_back("layer " + std::to_string(l));
+      heads.values.push_back(L["heads_after"].get<double>());
+      heads_all.values.push_back(L["heads_before"].get<double>());
+      neurons.values.push_back(L["neurons_after"].get<double>());
+      neurons_all.values.push_back(L["neurons_before"].get<double>());
+    }
+    write_file_atomic(dir / "plots" / "kept_per_layer.svg",
+                      eval::svg_bar_chart("Attention heads kept per layer", cats, {heads_all, heads}, "heads"));
+    write_file_atomic(dir / "plots" / "kept_neurons_per_layer.svg",
+                      eval::svg_bar_chart("FFN neurons kept per layer", cats, {neurons_all, neurons}, "neurons"));
+  }
+  write_file_atomic(dir / "recipe.yaml", r.to_yaml());
+  io::write_json_file_atomic(dir / "report.json", report);
+  write_file_atomic(dir / "report.md", report_markdown(report));
+  fs::remove_all(dir / "student_init");
+  staging.commit();
+  log_info("compressed model: ", (out / "model").string(), "; report: ", (out / "report.md").string());
+  return report;
+}
+
+io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& overrides, const std::string& key,
+                   const std::vector<std::string>& values, const CompressOptions& options) {
+  auto base = CompressRecipe::load(recipe_path, overrides);
+  fs::path out(base.out);
+  if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
+  if (values.empty()) fail_invalid("--sweep ", key, ": give at least one value");
+  for (const auto& v : values) CompressRecipe::load(recipe_path, [&] {  // every point's recipe is valid before any runs
+    auto o = overrides;
+    o.push_back(key + "=" + v);
+    return o;
+  }());
+  StagingDir staging(out, options.overwrite);
+  io::json points = io::json::array();
+  eval::Series score{"compressed", {}, {}}, dense{"dense", {}, {}};
+  std::string metric;
+  for (const auto& v : values) {
+    auto o = overrides;
+    o.push_back(key + "=" + v);
+    o.push_back("out=" + (staging.path() / (key + "=" + v)).string());
+    auto rep = run_compress(CompressRecipe::load(recipe_path, o), {true});
+    metric = rep["dense"]["eval"].contains("accuracy") ? "accuracy" : "perplexity";
+    double x = 100.0 * rep["encoder_params_removed"].get<double>();
+    points.push_back({{key, v}, {"encoder_params_removed", rep["encoder_params_removed"]}, {metric, rep["compressed"]["eval"][metric]},
+                      {"dense_" + metric, rep["dense"]["eval"][metric]}, {"report", (out / (key + "=" + v) / "report.md").string()}});
+    score.x.push_back(x);
+    score.values.push_back(rep["compressed"]["eval"][metric].get<double>());
+    dense.x.push_back(x);
+    dense.values.push_back(rep["dense"]["eval"][metric].get<double>());
+  }
+  io::json sweep = {{"recipe", recipe_path.string()}, {"key", key}, {"points", points}};
+  io::write_json_file_atomic(staging.path() / "sweep.json", sweep);
+  write_file_atomic(staging.path() / "sweep.svg",
+                    eval::svg_line_chart("Dev " + metric + " vs encoder parameters removed", {dense, score},
+                                         "encoder parameters removed (%)", metric));
+  staging.commit();
+  return sweep;
+}
+
+}  // namespace sqz::compress

@@ -1,0 +1,204 @@
+#include "compress/distiller.h"
+
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace sqz::compress {
+
+namespace {
+
+std::vector<std::pair<int64_t, int64_t>> parse_map(const YAML::Node& n, const std::string& where) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  try {
+    for (const auto& pair : n) {
+      auto v = pair.as<std::vector<int64_t>>();
+      if (v.size() != 2) throw YAML::Exception(pair.Mark(), "pair");
+      out.emplace_back(v[0], v[1]);
+    }
+  } catch (const YAML::Exception&) {
+    fail_invalid(where, ": a layer map is a list of [student, teacher] index pairs, e.g. [[2, 4], [4, 8]]");
+  }
+  return out;
+}
+
+// Real-token mask [B, T, 1] for averaging per-token losses (all ones without padding).
+torch::Tensor token_weights(const train::Batch& b) { return b.attention_mask.to(torch::kFloat).unsqueeze(-1); }
+
+}  // namespace
+
+DistillSpec DistillSpec::parse(const YAML::Node& node, const std::string& source) {
+  DistillSpec s;
+  s.source = source;
+  if (!node.IsMap()) fail_invalid(source, ": 'distill' must be a mapping");
+  for (const auto& kv : node) {
+    std::string key = kv.first.as<std::string>();
+    std::string where = to_text(source, " (line ", kv.first.Mark().line + 1, ")");
+    try {
+      if (key == "teacher") s.teacher = kv.second.as<std::string>();
+      else if (key == "temperature") s.temperature = kv.second.as<double>();
+      else if (key == "logits_weight") s.logits_weight = kv.second.as<double>();
+      else if (key == "labels_weight") s.labels_weight = kv.second.as<double>();
+      else if (key == "hidden_weight") s.hidden_weight = kv.second.as<double>();
+      else if (key == "attention_weight") s.attention_weight = kv.second.as<double>();
+      else if (key == "hidden_map") s.hidden_map = parse_map(kv.second, where);
+      else if (key == "attention_map") s.attention_map = parse_map(kv.second, where);
+      else if (key == "project") s.project = kv.second.as<bool>();
+      else
+        fail_invalid(where, ": unknown distill key '", key,
+                     "' (known: teacher, temperature, logits_weight, labels_weight, hidden_weight, attention_weight, "
+                     "hidden_map, attention_map, project)");
+    } catch (const YAML::Exception&) {
+      fail_invalid(where, ": distill key '", key, "' has a value of the wrong type");
+    }
+  }
+  if (s.temperature <= 0) fail_invalid(source, ": distill.temperature must be > 0");
+  for (double w : {s.logits_weight, s.labels_weight, s.hidden_weight, s.attention_weight})
+    if (w < 0) fail_invalid(source, ": distill weights must be >= 0");
+  return s;
+}
+
+YAML::Node DistillSpec::to_yaml() const {
+  YAML::Node n;
+  n["teacher"] = teacher;
+  n["temperature"] = temperature;
+  n["logits_weight"] = logits_weight;
+  n["labels_weight"] = labels_weight;
+  n["hidden_weight"] = hidden_weight;
+  n["attention_weight"] = attention_weight;
+  for (const auto& [s, t] : hidden_map) n["hidden_map"].push_back(std::vector<int64_t>{s, t});
+  for (const auto& [s, t] : attention_map) n["attention_map"].push_back(std::vector<int64_t>{s, t});
+  n["project"] = project;
+  return n;
+}
+
+void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& student_tok, const io::json& student_config,
+                       const std::string& head) {
+  const std::string who = spec_.source + ": distill.teacher '" + spec_.teacher + "'";
+  auto loaded = models::load_model(spec_.teacher, {head});
+  teacher_ = loaded.model;
+  teacher_->eval();
+  for (auto& p : teacher_->parameters()) p.requires_grad_(false);
+  // Same token ids must mean the same tokens, or the logits and hidden states do not line up.
+  auto teacher_tok = io::load_tokenizer(spec_.teacher);
+  if (teacher_tok->vocab_size() != student_tok.vocab_size())
+    fail_invalid(who, ": its tokenizer has ", teacher_tok->vocab_size(), " tokens, the student's ", student_tok.vocab_size());
+  for (int64_t id = 0; id < student_tok.vocab_size(); ++id)
+    if (teacher_tok->id_to_token(id) != student_tok.id_to_token(id))
+      fail_invalid(who, ": its tokenizer differs from the student's at id ", id, " ('", teacher_tok->id_to_token(id), "' vs '",
+                   student_tok.id_to_token(id), "')");
+  if (teacher_->info().vocab_size != student.info().vocab_size)
+    fail_invalid(who, ": vocab_size ", teacher_->info().vocab_size, " differs from the student's ", student.info().vocab_size);
+  const auto& tc = loaded.config.value();
+  if (student_config.contains("id2label") && tc.contains("id2label") && tc["id2label"] != student_config["id2label"])
+    fail_invalid(who, ": its labels ", tc["id2label"].dump(), " differ from the task's ", student_config["id2label"].dump());
+
+  const int64_t sl = student.info().num_layers, tl = teacher_->info().num_layers;
+  auto default_map = [&] {
+    std::vector<std::pair<int64_t, int64_t>> m;
+    for (int64_t i = 1; i <= sl; ++i) m.emplace_back(i, i * tl / sl);
+    return m;
+  };
+  if (spec_.hidden_weight > 0 && spec_.hidden_map.empty()) spec_.hidden_map = default_map();
+  if (spec_.attention_weight > 0 && spec_.attention_map.empty()) spec_.attention_map = default_map();
+  for (const auto& [s, t] : spec_.hidden_map)
+    if (s < 0 || s > sl || t < 0 || t > tl)
+      fail_invalid(spec_.source, ": distill.hidden_map [", s, ", ", t, "]: indices run 0..", sl, " (student) and 0..", tl, " (teacher)");
+  for (const auto& [s, t] : spec_.attention_map)
+    if (s < 1 || s > sl || t < 1 || t > tl)
+      fail_invalid(spec_.source, ": distill.attention_map [", s, ", ", t, "]: layers run 1..", sl, " (student) and 1..", tl, " (teacher)");
+  const int64_t sw = student.info().hidden_size, tw = teacher_->info().hidden_size;
+  for (size_t i = 0; i < spec_.hidden_map.size(); ++i) {
+    if (sw == tw) {
+      projections_.emplace_back(nullptr);
+      continue;
+    }
+    if (!spec_.project)
+      fail_invalid(spec_.source, ": distill.hidden_map [", spec_.hidden_map[i].first, ", ", spec_.hidden_map[i].second,
+                   "] links a ", sw, "-wide student state to a ", tw, "-wide teacher state; set project: true to learn a projection");
+    projections_.emplace_back(torch::nn::LinearOptions(sw, tw));
+  }
+  if (spec_.attention_weight > 0) {
+    auto ss = student.structure(), ts = teacher_->structure();
+    if (ss.attention.empty() || ts.attention.empty())
+      fail_unimplemented(spec_.source, ": attention-map distillation needs attention blocks sqz can describe for '",
+                         student.info().model_type, "'");
+    for (const auto& [s, t] : spec_.attention_map)
+      if (ss.attention[s - 1].num_heads != ts.attention[t - 1].num_heads)
+        fail_invalid(spec_.source, ": distill.attention_map [", s, ", ", t, "]: student layer has ", ss.attention[s - 1].num_heads,
+                     " heads, teacher layer ", ts.attention[t - 1].num_heads);
+  }
+}
+
+torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult& task) {
+  torch::Tensor total = task.loss * spec_.labels_weight;
+  models::ModelOutputs t;
+  {
+    torch::NoGradGuard no_grad;
+    auto in = train::batch_inputs(*teacher_, batch);
+    in.output_hidden_states = wants_hidden_states();
+    in.output_attentions = wants_attentions();
+    t = teacher_->forward(in);
+  }
+  const auto& s = task.outputs;
+  if (spec_.logits_weight > 0) {
+    const double T = spec_.temperature;
+    auto sl = s.at("logits"), tl = t.at("logits");
+    auto kl = torch::kl_div(torch::log_softmax(sl / T, -1), torch::log_softmax(tl / T, -1), at::Reduction::None, /*log_target=*/true)
+                  .sum(-1);
+    torch::Tensor mean;
+    if (kl.dim() == 2) {  // per token: average over real tokens
+      auto w = batch.attention_mask.to(torch::kFloat);
+      mean = (kl * w).sum() / w.sum().clamp_min(1.0);
+    } else {
+      mean = kl.mean();
+    }
+    auto term = mean * (T * T);
+    last_kl_ = term.item<double>();
+    total = total + spec_.logits_weight * term;
+  }
+  if (spec_.hidden_weight > 0) {
+    auto w = token_weights(batch);
+    torch::Tensor sum;
+    for (size_t i = 0; i < spec_.hidden_map.size(); ++i) {
+      auto sh = s.hidden_states.at(spec_.hidden_map[i].first);
+      if (projections_[i]) sh = projections_[i](sh);
+      auto th = t.hidden_states.at(spec_.hidden_map[i].second);
+      auto mse = ((sh - th).pow(2) * w).sum() / (w.sum() * th.size(-1)).clamp_min(1.0);
+      sum = sum.defined() ? sum + mse : mse;
+    }
+    sum = sum / static_cast<double>(spec_.hidden_map.size());
+    last_hidden_ = sum.item<double>();
+    total = total + spec_.hidden_weight * sum;
+  }
+  if (spec_.attention_weight > 0) {
+    torch::Tensor sum;
+    for (const auto& [si, ti] : spec_.attention_map) {
+      auto mse = torch::mse_loss(s.attentions.at(si - 1), t.attentions.at(ti - 1));
+      sum = sum.defined() ? sum + mse : mse;
+    }
+    sum = sum / static_cast<double>(spec_.attention_map.size());
+    last_attention_ = sum.item<double>();
+    total = total + spec_.attention_weight * sum;
+  }
+  return total;
+}
+
+std::vector<torch::Tensor> Distiller::trainable() {
+  std::vector<torch::Tensor> out;
+  for (auto& p : projections_)
+    if (p) for (auto& t : p->parameters()) out.push_back(t);
+  return out;
+}
+
+std::string Distiller::status() const {
+  std::ostringstream s;
+  s.precision(3);
+  if (spec_.logits_weight > 0) s << " kd " << last_kl_;
+  if (spec_.hidden_weight > 0) s << " hid " << last_hidden_;
+  if (spec_.attention_weight > 0) s << " att " << last_attention_;
+  return s.str();
+}
+
+}  // namespace sqz::compress

@@ -1,0 +1,54 @@
+// Knowledge distillation from a dense teacher: soft-label KL on logits with temperature, the
+// task's hard-label loss, hidden-state MSE over a layer mapping (with a learned projection when
+// widths differ) and attention-map MSE; each term weighted by the recipe. Checked against the
+// student before the first step: same tokenizer, same labels, compatible shapes.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include "io/tokenizers/tokenizer.h"
+#include "models/registry.h"
+#include "train/data.h"
+#include "train/objectives.h"
+
+namespace sqz::compress {
+
+struct DistillSpec {
+  std::string teacher;  // HF dir (defaults to the compressed model's starting point)
+  double temperature = 2.0;
+  double logits_weight = 1.0;  // KL(teacher || student) on softened logits, times T^2
+  double labels_weight = 1.0;  // the task's own loss (hard labels)
+  double hidden_weight = 0.0;
+  double attention_weight = 0.0;
+  // student hidden_states index -> teacher index (0 = embeddings, i = after layer i). Default:
+  // the last of each, and student layer i to teacher layer i * T/S.
+  std::vector<std::pair<int64_t, int64_t>> hidden_map, attention_map;
+  bool project = true;  // learn a projection when the widths differ; false makes that an error
+  std::string source;
+
+  static DistillSpec parse(const YAML::Node& node, const std::string& source);
+  YAML::Node to_yaml() const;
+};
+
+class Distiller {
+ public:
+  explicit Distiller(DistillSpec spec) : spec_(std::move(spec)) {}
+  // Loads the teacher and checks it against the student; errors name both sides.
+  void attach(models::TransformerModel& student, const io::Tokenizer& student_tokenizer, const io::json& student_config,
+              const std::string& head);
+  bool wants_hidden_states() const { return spec_.hidden_weight > 0; }
+  bool wants_attentions() const { return spec_.attention_weight > 0; }
+  // labels_weight * task loss + the distillation terms on this batch.
+  torch::Tensor loss(const train::Batch& batch, const train::LossResult& task);
+  std::vector<torch::Tensor> trainable();
+  // The last batch's terms, for the progress bar and the log.
+  std::string status() const;
+  const DistillSpec& spec() const { return spec_; }
+
+ private:
+  DistillSpec spec_;
+  std::shared_ptr<models::TransformerModel> teacher_;
+  std::vector<torch::nn::Linear> projections_;  // one per hidden link, identity when unset
+  double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0;
+};
+
+}  // namespace sqz::compress

@@ -1,0 +1,150 @@
+#include "compress/recipe.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include "core/error.h"
+
+namespace sqz::compress {
+
+namespace {
+
+// --set a.b.0.c=value: walks maps by key and sequences by index, creating map entries.
+void apply_override(YAML::Node root, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) fail_invalid("--set '", assignment, "': expected key=value");
+  std::string path = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    fail_invalid("--set '", assignment, "': value is not valid YAML (", e.msg, ")");
+  }
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    auto dot = path.find('.', start);
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  YAML::Node node = root;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    bool last = i + 1 == parts.size();
+    if (node.IsSequence()) {
+      size_t idx = 0;
+      try {
+        idx = std::stoul(p);
+      } catch (const std::exception&) {
+        fail_invalid("--set '", assignment, "': '", p, "' should be a list index");
+      }
+      if (idx >= node.size()) fail_invalid("--set '", assignment, "': index ", idx, " but the list has ", node.size(), " entries");
+      if (last) node[idx] = value;
+      else node.reset(node[idx]);
+    } else {
+      if (last) node[p] = value;
+      else {
+        if (!node[p]) node[p] = YAML::Node(YAML::NodeType::Map);
+        YAML::Node child = node[p];
+        node.reset(child);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std::string& source,
+                                              const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    fail_invalid(source, ":", e.mark.line + 1, ": not valid YAML (", e.msg, ")");
+  }
+  if (!root.IsMap()) fail_invalid(source, ": a compress recipe must be a mapping (train, student, distill, prune, speedup, latency, out)");
+  for (const auto& o : overrides) apply_override(root, o);
+  CompressRecipe r;
+  r.source = source;
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    std::string where = to_text(source, ":", kv.first.Mark().line + 1);
+    const YAML::Node& v = kv.second;
+    try {
+      if (key == "train") {
+        // The trainer's own output goes under the compress output dir.
+        YAML::Node t = YAML::Clone(v);
+        if (!t["out"]) t["out"] = "unused";
+        r.train = train::TrainRecipe::from_node(t, source, {});
+      } else if (key == "student") {
+        for (const auto& s : v) {
+          if (s.first.as<std::string>() != "layers") fail_invalid(where, ": unknown student key '", s.first.as<std::string>(), "' (known: layers)");
+          r.student.layers = s.second.as<std::vector<int64_t>>();
+        }
+      } else if (key == "distill") {
+        r.distill = DistillSpec::parse(v, where);
+      } else if (key == "prune") {
+        if (!v.IsSequence()) fail_invalid(where, ": 'prune' must be a list of pruners");
+        for (size_t i = 0; i < v.size(); ++i) {
+          r.prune.push_back(PrunerSpec::parse(v[i], to_text(source, ":", v[i].Mark().line + 1, " prune[", i, "]")));
+          if (r.prune.back().name.empty()) r.prune.back().name = to_text("prune", i);
+        }
+      } else if (key == "speedup") {
+        r.speedup = v.as<bool>();
+      } else if (key == "latency") {
+        for (const auto& l : v) {
+          std::string lk = l.first.as<std::string>();
+          if (lk == "batch_sizes") r.latency.batch_sizes = l.second.as<std::vector<int64_t>>();
+          else if (lk == "seq") r.latency.seq = l.second.as<int64_t>();
+          else if (lk == "threads") r.latency.threads = l.second.as<int>();
+          else if (lk == "runs") r.latency.runs = l.second.as<int>();
+          else if (lk == "enabled") r.latency.enabled = l.second.as<bool>();
+          else fail_invalid(where, ": unknown latency key '", lk, "' (known: batch_sizes, seq, threads, runs, enabled)");
+        }
+      } else if (key == "eval_batches") {
+        r.eval_batches = v.as<int64_t>();
+      } else if (key == "out") {
+        r.out = v.as<std::string>();
+      } else {
+        fail_invalid(where, ": unknown compress recipe key '", key,
+                     "' (known: train, student, distill, prune, speedup, latency, eval_batches, out)");
+      }
+    } catch (const YAML::Exception&) {
+      fail_invalid(where, ": recipe key '", key, "' has a value of the wrong type");
+    }
+  }
+  if (!root["train"]) fail_invalid(source, ": 'train' is required (model, task, data, steps, ...)");
+  if (r.train.model.empty()) fail_invalid(source, ": train.model is required (the HF dir to compress)");
+  if (r.out.empty()) fail_invalid(source, ": 'out' is required");
+  if (r.latency.runs < 1 || r.latency.seq < 1) fail_invalid(source, ": latency runs and seq must be >= 1");
+  for (size_t i = 0; i < r.prune.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (r.prune[i].name == r.prune[j].name) fail_invalid(source, ": two pruners are named '", r.prune[i].name, "'");
+  if (r.distill && r.distill->teacher.empty()) r.distill->teacher = r.train.model;
+  return r;
+}
+
+CompressRecipe CompressRecipe::load(const fs::path& path, const std::vector<std::string>& overrides) {
+  return from_yaml_text(read_text_file(path), path.string(), overrides);
+}
+
+std::string CompressRecipe::to_yaml() const {
+  YAML::Node root;
+  root["train"] = YAML::Load(train.to_yaml());
+  root["train"].remove("out");
+  if (!student.layers.empty()) root["student"]["layers"] = student.layers;
+  if (distill) root["distill"] = distill->to_yaml();
+  for (const auto& p : prune) root["prune"].push_back(p.to_yaml());
+  root["speedup"] = speedup;
+  root["latency"]["batch_sizes"] = latency.batch_sizes;
+  root["latency"]["seq"] = latency.seq;
+  root["latency"]["threads"] = latency.threads;
+  root["latency"]["runs"] = latency.runs;
+  root["latency"]["enabled"] = latency.enabled;
+  root["eval_batches"] = eval_batches;
+  root["out"] = out;
+  YAML::Emitter e;
+  e << root;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace sqz::compress

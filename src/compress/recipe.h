@@ -1,0 +1,39 @@
+// The compress recipe: a `train:` section (the training recipe's schema), an optional smaller
+// `student:`, `distill:`, a list of `prune:` stages, `speedup`, `latency` and `out`. Any key can
+// be overridden by a dotted path: --set prune.0.sparsity=0.6, --set train.steps=200.
+#pragma once
+#include "compress/distiller.h"
+#include "compress/pruner.h"
+#include "train/recipe.h"
+
+namespace sqz::compress {
+
+struct StudentSpec {
+  std::vector<int64_t> layers;  // teacher layers the student keeps (FastFormers-style depth reduction); empty = all
+};
+
+struct LatencySpec {
+  std::vector<int64_t> batch_sizes = {1, 8};
+  int64_t seq = 128;
+  int threads = 2;
+  int runs = 20;
+  bool enabled = true;
+};
+
+struct CompressRecipe {
+  train::TrainRecipe train;
+  StudentSpec student;
+  std::optional<DistillSpec> distill;
+  std::vector<PrunerSpec> prune;
+  bool speedup = true;
+  LatencySpec latency;
+  int64_t eval_batches = 0;  // dense / compressed dev evals (0 = whole dev split)
+  std::string out;
+  std::string source;
+
+  static CompressRecipe load(const fs::path& path, const std::vector<std::string>& overrides);
+  static CompressRecipe from_yaml_text(const std::string& text, const std::string& source, const std::vector<std::string>& overrides);
+  std::string to_yaml() const;
+};
+
+}  // namespace sqz::compress

@@ -1,0 +1,31 @@
+// The compression site sqz attaches to a Linear or Embedding: it multiplies the weight by the
+// factors its compressors registered (pruning masks, gates that collect importance, movement
+// scores) before the forward pass uses it. The stored weight is never changed during training,
+// so a mask can be recomputed (AGP) and baked in only at the end.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nn/site.h"
+
+namespace sqz::compress {
+
+class Site : public nn::CompressionSite {
+ public:
+  // A factor returns a tensor that broadcasts against the logical [out, in] weight.
+  using Factor = std::function<torch::Tensor()>;
+  void add_factor(std::string owner, Factor factor);
+  torch::Tensor effective_weight(const torch::Tensor& weight) override;
+  // The product of the factors' current values without autograd (1 where nothing masks).
+  torch::Tensor mask(const torch::Tensor& weight) const;
+  bool empty() const { return factors_.empty(); }
+
+ private:
+  std::vector<std::pair<std::string, Factor>> factors_;
+};
+
+// The site on a layer's slot, created on first use.
+Site& site_of(std::shared_ptr<nn::CompressionSite>& slot, const std::string& layer_name);
+
+}  // namespace sqz::compress

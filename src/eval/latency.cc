@@ -1,0 +1,62 @@
+#include "eval/latency.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+namespace sqz::eval {
+
+io::json LatencyResult::to_json(const LatencyOptions& o) const {
+  return {{"batch", o.batch}, {"seq", o.seq}, {"threads", o.threads}, {"runs", o.runs}, {"median_ms", median_ms},
+          {"p10_ms", p10_ms}, {"p90_ms", p90_ms}, {"gflops", gflops}};
+}
+
+double forward_flops(models::TransformerModel& model, int64_t batch, int64_t seq) {
+  // Blocks' Linear layers run on every token; the rest (pooler, classifier) once per example.
+  auto st = model.structure();
+  std::set<const void*> per_token;
+  for (const auto& a : st.attention) {
+    for (const auto& r : a.head_rows) per_token.insert(r.get());
+    per_token.insert(a.head_cols.get());
+  }
+  for (const auto& f : st.ffn) {
+    for (const auto& r : f.neuron_rows) per_token.insert(r.get());
+    per_token.insert(f.neuron_cols.get());
+  }
+  double flops = 0;
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* l = dynamic_cast<nn::LinearImpl*>(m.get())) {
+      double rows = static_cast<double>(per_token.count(l) || per_token.empty() ? batch * seq : batch);
+      flops += 2.0 * rows * static_cast<double>(l->in_features() * l->out_features());
+    }
+  for (const auto& a : st.attention)  // QK^T and P.V per head
+    flops += 2.0 * 2.0 * static_cast<double>(batch * seq * seq) * static_cast<double>(a.num_heads * a.head_dim);
+  return flops;
+}
+
+LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& o) {
+  torch::NoGradGuard no_grad;
+  int saved_threads = torch::get_num_threads();
+  if (o.threads > 0) torch::set_num_threads(o.threads);
+  bool was_training = model.is_training();
+  model.eval();
+  auto gen = at::detail::createCPUGenerator(1234);
+  models::ModelInputs in;
+  in.input_ids = torch::randint(model.info().vocab_size, {o.batch, o.seq}, gen, torch::kLong);
+  in.attention_mask = torch::ones({o.batch, o.seq}, torch::kLong);
+  for (int i = 0; i < o.warmup; ++i) model.forward(in);
+  std::vector<double> ms;
+  for (int i = 0; i < o.runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    model.forward(in);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5)]; };
+  LatencyResult r{at(0.5), at(0.1), at(0.9), forward_flops(model, o.batch, o.seq) / 1e9};
+  torch::set_num_threads(saved_threads);
+  if (was_training) model.train();
+  return r;
+}
+
+}  // namespace sqz::eval

@@ -1,0 +1,190 @@
+#include "speedup/speedup.h"
+
+#include <set>
+
+#include "compress/selector.h"
+#include "compress/site.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/registry.h"
+
+namespace sqz::speedup {
+
+namespace {
+
+// Rows (dim 0 of the logical [out, in] weight) or columns fully zero in `m`, per group of `width`.
+std::vector<bool> groups_all_zero(const torch::Tensor& m, int64_t dim, int64_t groups) {
+  auto per = m.ne(0).any(1 - dim).reshape({groups, -1}).any(1);  // true = something kept
+  std::vector<bool> out(groups);
+  for (int64_t g = 0; g < groups; ++g) out[g] = !per[g].item<bool>();
+  return out;
+}
+
+torch::Tensor mask_of(const nn::Linear& l) {
+  auto w = l->logical_weight().detach();
+  auto* site = dynamic_cast<compress::Site*>(l->site.get());
+  return site ? site->mask(w) : torch::ones_like(w);
+}
+
+std::vector<int64_t> kept(const std::vector<bool>& removed) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < removed.size(); ++i)
+    if (!removed[i]) out.push_back(static_cast<int64_t>(i));
+  return out;
+}
+
+void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
+  if (s.attention.empty())
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert and roberta have)");
+}
+
+// Index list -> tensor of rows [g*width, (g+1)*width) for each kept group g.
+torch::Tensor expand_groups(const std::vector<int64_t>& groups, int64_t width) {
+  std::vector<int64_t> idx;
+  for (int64_t g : groups)
+    for (int64_t i = 0; i < width; ++i) idx.push_back(g * width + i);
+  return torch::tensor(idx, torch::kLong);
+}
+
+}  // namespace
+
+GroupKeep groups_from_masks(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  auto s = model.structure();
+  require_structure(model, s);
+  GroupKeep keep;
+  const char* row_names[] = {"query", "key", "value"};
+  for (const auto& b : s.attention) {
+    std::vector<bool> removed(b.num_heads, false);
+    if (b.num_heads > 0) {
+      removed = groups_all_zero(mask_of(b.head_cols), 1, b.num_heads);
+      for (size_t r = 0; r < b.head_rows.size(); ++r) {
+        auto rows_gone = groups_all_zero(mask_of(b.head_rows[r]), 0, b.num_heads);
+        for (int64_t h = 0; h < b.num_heads; ++h)
+          if (rows_gone[h] && !removed[h])
+            fail_invalid("speedup: layer ", b.layer, " head ", h, ": its ", row_names[r % 3], " rows are fully masked (", b.head_dim,
+                         " of ", b.head_dim, ") but the output projection keeps its ", b.head_dim,
+                         " columns; prune heads as whole groups (granularity: head)");
+      }
+    }
+    keep.heads.push_back(kept(removed));
+  }
+  for (const auto& f : s.ffn) {
+    int64_t width = f.neuron_cols->in_features();
+    auto removed = groups_all_zero(mask_of(f.neuron_cols), 1, width);
+    for (const auto& r : f.neuron_rows) {
+      auto rows_gone = groups_all_zero(mask_of(r), 0, width);
+      for (int64_t j = 0; j < width; ++j)
+        if (rows_gone[j] && !removed[j])
+          fail_invalid("speedup: layer ", f.layer, " FFN neuron ", j, ": its input row is fully masked but its output column (",
+                       f.neuron_cols->out_features(), " weights) is kept; prune neurons as whole groups (granularity: neuron)");
+    }
+    keep.neurons.push_back(kept(removed));
+  }
+  return keep;
+}
+
+GroupKeep groups_from_zeros(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  auto s = model.structure();
+  require_structure(model, s);
+  GroupKeep keep;
+  for (const auto& b : s.attention)
+    keep.heads.push_back(b.num_heads == 0 ? std::vector<int64_t>{}
+                                          : kept(groups_all_zero(b.head_cols->logical_weight(), 1, b.num_heads)));
+  for (const auto& f : s.ffn) {
+    int64_t width = f.neuron_cols->in_features();
+    keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(f.neuron_cols->logical_weight(), 1, width)));
+  }
+  return keep;
+}
+
+void bake_masks(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& t : compress::list_layers(model)) {
+    auto* site = dynamic_cast<compress::Site*>(t.site->get());
+    if (!site) continue;
+    auto w = t.weight();
+    w.mul_(site->mask(w));  // the logical view shares storage with the parameter
+    t.site->reset();
+  }
+}
+
+io::json SpeedupReport::to_json() const {
+  io::json layers_j = io::json::array();
+  for (const auto& l : layers)
+    layers_j.push_back({{"heads_before", l.heads_before}, {"heads_after", l.heads_after},
+                        {"neurons_before", l.neurons_before}, {"neurons_after", l.neurons_after}});
+  return {{"layers", layers_j}, {"params_before", params_before}, {"params_after", params_after}, {"hf_loadable", hf_loadable}};
+}
+
+SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir) {
+  torch::NoGradGuard no_grad;
+  const std::string type = model.info().model_type;
+  if (type != "bert" && type != "roberta")
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert and roberta are)");
+  auto s = model.structure();
+  SpeedupReport report;
+  report.params_before = models::count_parameters(model);
+  // Every parameter by HF name; the pruned layers' entries are replaced below.
+  std::map<std::string, torch::Tensor> tensors;
+  for (auto& item : model.named_parameters()) tensors[models::hf_name(model.info(), item.key())] = item.value().detach();
+  std::map<const void*, std::string> names;
+  for (const auto& t : compress::list_layers(model))
+    if (!t.linear.is_empty()) names[t.linear.get()] = t.name;
+  auto select = [&](const nn::Linear& l, bool rows, const torch::Tensor& idx) {
+    const std::string& n = names.at(l.get());
+    bool out_in = l->options().layout == nn::WeightLayout::kOutIn;
+    int64_t dim = rows == out_in ? 0 : 1;
+    tensors[n + ".weight"] = tensors.at(n + ".weight").index_select(dim, idx).contiguous();
+    if (rows && l->bias.defined()) tensors[n + ".bias"] = tensors.at(n + ".bias").index_select(0, idx).contiguous();
+  };
+
+  io::json c = config;
+  const int64_t orig_heads = c.value("num_attention_heads", int64_t{12});
+  io::json pruned = c.contains("pruned_heads") && c["pruned_heads"].is_object() ? c["pruned_heads"] : io::json::object();
+  std::vector<int64_t> widths;
+  for (size_t l = 0; l < s.attention.size(); ++l) {
+    const auto& b = s.attention[l];
+    const auto& f = s.ffn.at(l);
+    const auto& kh = keep.heads.at(l);
+    const auto& kn = keep.neurons.at(l);
+    auto hidx = expand_groups(kh, b.head_dim);
+    for (const auto& r : b.head_rows) select(r, true, hidx);
+    select(b.head_cols, false, hidx);
+    auto nidx = torch::tensor(kn, torch::kLong);
+    for (const auto& r : f.neuron_rows) select(r, true, nidx);
+    select(f.neuron_cols, false, nidx);
+    // HF's pruned_heads counts heads in the original numbering.
+    std::set<int64_t> gone;
+    std::string key = std::to_string(l);
+    if (pruned.contains(key))
+      for (const auto& h : pruned[key]) gone.insert(h.get<int64_t>());
+    std::vector<int64_t> remaining;
+    for (int64_t h = 0; h < orig_heads; ++h)
+      if (!gone.count(h)) remaining.push_back(h);
+    std::set<int64_t> kept_now(kh.begin(), kh.end());
+    for (size_t i = 0; i < remaining.size(); ++i)
+      if (!kept_now.count(static_cast<int64_t>(i))) gone.insert(remaining[i]);
+    if (!gone.empty()) pruned[key] = std::vector<int64_t>(gone.begin(), gone.end());
+    widths.push_back(static_cast<int64_t>(kn.size()));
+    report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
+  }
+  if (!pruned.empty()) c["pruned_heads"] = pruned;
+  bool uniform = std::all_of(widths.begin(), widths.end(), [&](int64_t w) { return w == widths.front(); });
+  if (uniform && !widths.empty()) {
+    c["intermediate_size"] = widths.front();
+    c.erase("sqz_intermediate_sizes");
+  } else {
+    c["sqz_intermediate_sizes"] = widths;
+    report.hf_loadable = false;
+  }
+  std::vector<std::pair<std::string, torch::Tensor>> list(tensors.begin(), tensors.end());
+  for (const auto& [n, t] : list) report.params_after += t.numel();
+  io::write_safetensors(dir / "model.safetensors", list);
+  c["architectures"] = {model.info().head_class};
+  io::write_json_file_atomic(dir / "config.json", c);
+  return report;
+}
+
+}  // namespace sqz::speedup

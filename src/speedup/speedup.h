@@ -1,0 +1,42 @@
+// SpeedUp: from masks to a physically smaller model (NNI's ModelSpeedup as its own pass). Heads
+// and FFN neurons whose dependency group is pruned are cut out of the weight matrices; the
+// result is an HF dir that sqz loads like any other (and `transformers` too when the shapes fit
+// its config: BERT's pruned_heads, one FFN width for all layers).
+#pragma once
+#include "core/fs.h"
+#include "io/json_file.h"
+#include "models/model.h"
+
+namespace sqz::speedup {
+
+// Kept head / neuron indices per layer, in the model's current numbering.
+struct GroupKeep {
+  std::vector<std::vector<int64_t>> heads, neurons;
+};
+
+// From the compression sites' masks: a head (neuron) goes when its output-projection columns
+// (FFN-output columns) are all masked. A group masked on its input side only cannot be removed
+// exactly and is refused with the layer, the group and the sizes.
+GroupKeep groups_from_masks(models::TransformerModel& model);
+
+// From the weights of a saved model: a head (neuron) goes when those columns are all zero.
+GroupKeep groups_from_zeros(models::TransformerModel& model);
+
+// Multiplies every site's mask into its weight and removes the sites.
+void bake_masks(models::TransformerModel& model);
+
+struct LayerShape {
+  int64_t heads_before, heads_after, neurons_before, neurons_after;
+};
+
+struct SpeedupReport {
+  std::vector<LayerShape> layers;
+  int64_t params_before = 0, params_after = 0;
+  bool hf_loadable = true;  // false when per-layer FFN widths differ (sqz_intermediate_sizes)
+  io::json to_json() const;
+};
+
+// Writes config.json and model.safetensors of the shrunk model into `dir` (which must exist).
+SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir);
+
+}  // namespace sqz::speedup
