@@ -76,10 +76,6 @@ YAML::Node DistillSpec::to_yaml() const {
 void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& student_tok, const io::json& student_config,
                        const std::string& head) {
   const std::string who = spec_.source + ": distill.teacher '" + spec_.teacher + "'";
-  auto loaded = models::load_model(spec_.teacher, {head});
-  teacher_ = loaded.model;
-  teacher_->eval();
-  for (auto& p : teacher_->parameters()) p.requires_grad_(false);
   // Same token ids must mean the same tokens, or the logits and hidden states do not line up.
   auto teacher_tok = io::load_tokenizer(spec_.teacher);
   if (teacher_tok->vocab_size() != student_tok.vocab_size())
@@ -88,6 +84,10 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
     if (teacher_tok->id_to_token(id) != student_tok.id_to_token(id))
       fail_invalid(who, ": its tokenizer differs from the student's at id ", id, " ('", teacher_tok->id_to_token(id), "' vs '",
                    student_tok.id_to_token(id), "')");
+  auto loaded = models::load_model(spec_.teacher, {head});
+  teacher_ = loaded.model;
+  teacher_->eval();
+  for (auto& p : teacher_->parameters()) p.requires_grad_(false);
   if (teacher_->info().vocab_size != student.info().vocab_size)
     fail_invalid(who, ": vocab_size ", teacher_->info().vocab_size, " differs from the student's ", student.info().vocab_size);
   const auto& tc = loaded.config.value();

@@ -53,33 +53,29 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
   auto s = model.structure();
   require_structure(model, s);
   GroupKeep keep;
-  const char* row_names[] = {"query", "key", "value"};
   for (const auto& b : s.attention) {
     std::vector<bool> removed(b.num_heads, false);
     if (b.num_heads > 0) {
       removed = groups_all_zero(mask_of(b.head_cols), 1, b.num_heads);
-      for (size_t r = 0; r < b.head_rows.size(); ++r) {
-        auto rows_gone = groups_all_zero(mask_of(b.head_rows[r]), 0, b.num_heads);
-        for (int64_t h = 0; h < b.num_heads; ++h)
-          if (rows_gone[h] && !removed[h])
-            fail_invalid("speedup: layer ", b.layer, " head ", h, ": its ", row_names[r % 3], " rows are fully masked (", b.head_dim,
-                         " of ", b.head_dim, ") but the output projection keeps its ", b.head_dim,
-                         " columns; prune heads as whole groups (granularity: head)");
+      // A head emptied on its input side only (every query/key/value row) still adds O * value
+      // bias: a group pruned by halves, which cannot be cut out exactly.
+      std::vector<bool> rows_gone(b.num_heads, true);
+      for (const auto& r : b.head_rows) {
+        auto gone = groups_all_zero(mask_of(r), 0, b.num_heads);
+        for (int64_t h = 0; h < b.num_heads; ++h) rows_gone[h] = rows_gone[h] && gone[h];
       }
+      for (int64_t h = 0; h < b.num_heads; ++h)
+        if (rows_gone[h] && !removed[h])
+          fail_invalid("speedup: layer ", b.layer, " head ", h, ": its query, key and value rows are fully masked (", b.head_dim,
+                       " of ", b.head_dim, " each) but the output projection keeps its ", b.head_dim,
+                       " columns; prune heads as whole groups (granularity: head)");
     }
     keep.heads.push_back(kept(removed));
   }
+  // Neurons go with their FFN-output column; a masked input row alone stays (its zeros are baked).
   for (const auto& f : s.ffn) {
     int64_t width = f.neuron_cols->in_features();
-    auto removed = groups_all_zero(mask_of(f.neuron_cols), 1, width);
-    for (const auto& r : f.neuron_rows) {
-      auto rows_gone = groups_all_zero(mask_of(r), 0, width);
-      for (int64_t j = 0; j < width; ++j)
-        if (rows_gone[j] && !removed[j])
-          fail_invalid("speedup: layer ", f.layer, " FFN neuron ", j, ": its input row is fully masked but its output column (",
-                       f.neuron_cols->out_features(), " weights) is kept; prune neurons as whole groups (granularity: neuron)");
-    }
-    keep.neurons.push_back(kept(removed));
+    keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(mask_of(f.neuron_cols), 1, width)));
   }
   return keep;
 }

@@ -15,8 +15,9 @@ struct GroupKeep {
 };
 
 // From the compression sites' masks: a head (neuron) goes when its output-projection columns
-// (FFN-output columns) are all masked. A group masked on its input side only cannot be removed
-// exactly and is refused with the layer, the group and the sizes.
+// (FFN-output columns) are all masked. A head masked on its whole input side (Q, K and V rows)
+// but not its output cannot be removed exactly and is refused with the layer, head and sizes;
+// row/column masks that do not empty a group are baked as zeros, not shrunk.
 GroupKeep groups_from_masks(models::TransformerModel& model);
 
 // From the weights of a saved model: a head (neuron) goes when those columns are all zero.

@@ -1,0 +1,323 @@
+// Pruners, distiller and SpeedUp on tiny BERTs: every pruner's mask shape and ratio, masked
+// model == shrunk model (the SpeedUp equivalence) for every pruner kind, schedules, and the
+// errors a bad recipe must raise before training starts.
+#include <yaml-cpp/yaml.h>
+
+#include "compress/distiller.h"
+#include "compress/pruner.h"
+#include "compress/recipe.h"
+#include "compress/site.h"
+#include "core/error.h"
+#include "io/tokenizers/tokenizer.h"
+#include "models/registry.h"
+#include "speedup/speedup.h"
+#include "unit/test_util.h"
+
+namespace sqz {
+namespace {
+
+using compress::Pruner;
+using compress::PrunerSpec;
+using io::json;
+
+json tiny_bert_config(int64_t vocab = 97, int64_t hidden = 32) {
+  return {{"model_type", "bert"}, {"vocab_size", vocab}, {"hidden_size", hidden}, {"num_hidden_layers", 2},
+          {"num_attention_heads", 4}, {"intermediate_size", 48}, {"max_position_embeddings", 40}, {"num_labels", 3},
+          {"architectures", {"BertForSequenceClassification"}}};
+}
+
+std::shared_ptr<models::TransformerModel> tiny_bert(const json& config = tiny_bert_config(), uint64_t seed = 3) {
+  torch::manual_seed(seed);
+  auto m = models::build_model(io::JsonFields(config, "test config"), "BertForSequenceClassification");
+  models::init_weights(*m);
+  m->eval();
+  return m;
+}
+
+models::ModelInputs inputs(uint64_t seed = 5) {
+  torch::manual_seed(seed);
+  models::ModelInputs in;
+  in.input_ids = torch::randint(2, 97, {3, 12}, torch::kLong);
+  in.attention_mask = torch::ones({3, 12}, torch::kLong);
+  in.attention_mask[1].slice(0, 7).fill_(0);  // right padding
+  return in;
+}
+
+torch::Tensor logits(models::TransformerModel& m) {
+  torch::NoGradGuard g;
+  return m.forward(inputs()).at("logits");
+}
+
+PrunerSpec spec(const std::string& yaml) { return PrunerSpec::parse(YAML::Load(yaml), "test recipe"); }
+
+// Runs a pruner as the trainer would: gradients for Taylor, random scores for movement, then
+// the schedule's final step.
+void prune(Pruner& p, models::TransformerModel& m) {
+  p.attach(m, 1e-3);
+  for (auto& s : p.trainable()) {
+    torch::NoGradGuard g;
+    s.copy_(torch::randn(s.sizes()));
+  }
+  if (p.spec().metric == compress::Metric::kTaylor)
+    for (int i = 0; i < 2; ++i) {
+      m.train();
+      auto out = m.forward(inputs(10 + i)).at("logits");
+      torch::nn::functional::cross_entropy(out, torch::tensor({0, 1, 2})).backward();
+      p.after_backward();
+      m.zero_grad();
+      m.eval();
+    }
+  int64_t last = std::max(p.spec().schedule.end, p.spec().schedule.start);
+  for (int64_t step = 0; step <= last; ++step) p.before_step(step);
+}
+
+struct PrunerCase {
+  std::string name, yaml;
+};
+void PrintTo(const PrunerCase& c, std::ostream* os) { *os << c.name; }
+
+std::vector<PrunerCase> pruner_cases() {
+  return {
+      {"element_layer_magnitude", "granularity: element\nmetric: magnitude\nsparsity: 0.5"},
+      {"element_global_l2", "granularity: element\nmetric: l2\nscope: global\nsparsity: 0.7\nschedule: {kind: agp, start: 0, end: 6, every: 2}"},
+      {"element_taylor", "granularity: element\nmetric: taylor\nsparsity: 0.4\nschedule: {kind: oneshot, start: 1}"},
+      {"element_movement_hard", "granularity: element\nmetric: movement\nsparsity: 0.6\nschedule: {kind: agp, start: 0, end: 4, every: 1}"},
+      {"element_movement_soft", "granularity: element\nmetric: movement\nsoft: true\nthreshold: 0.5\nregularization: 0.1"},
+      {"nm_2_4", "granularity: nm\nn: 2\nm: 4\nmetric: magnitude"},
+      {"nm_4_8_taylor", "granularity: nm\nn: 4\nm: 8\nmetric: taylor\nschedule: {kind: oneshot, start: 1}"},
+      {"rows_l2", "granularity: row\nmetric: l2\nsparsity: 0.25\ntargets: {roles: [ffn_in]}"},
+      {"columns_l1", "granularity: column\nmetric: l1\nsparsity: 0.25\ntargets: {regex: ['.*output\\.dense']}"},
+      {"heads_l2", "granularity: head\nmetric: l2\nsparsity: 0.5"},
+      {"heads_taylor_global", "granularity: head\nmetric: taylor\nscope: global\nsparsity: 0.5\nschedule: {kind: iterative, start: 1, end: 3, every: 1}"},
+      {"heads_movement", "granularity: head\nmetric: movement\nsparsity: 0.25\ntargets: {layers: [1]}"},
+      {"neurons_magnitude", "granularity: neuron\nmetric: magnitude\nsparsity: 0.5"},
+      {"neurons_taylor_global", "granularity: neuron\nmetric: taylor\nscope: global\nsparsity: 0.6\nschedule: {kind: oneshot, start: 1}"},
+  };
+}
+
+class PrunerTest : public ::testing::TestWithParam<PrunerCase> {};
+
+TEST_P(PrunerTest, MaskShapeAndRatio) {
+  auto m = tiny_bert();
+  Pruner p(spec(GetParam().yaml));
+  prune(p, *m);
+  const auto& s = p.spec();
+  auto report = p.report();
+  ASSERT_FALSE(report.empty());
+  int64_t kept = 0, total = 0;
+  for (const auto& u : report) {
+    kept += u.kept, total += u.total;
+    if (s.scope == compress::Scope::kLayer && !(s.metric == compress::Metric::kMovement && s.soft))
+      EXPECT_EQ(u.total - u.kept, std::llround(s.sparsity * static_cast<double>(u.total))) << u.name;
+  }
+  if (s.scope == compress::Scope::kGlobal) {
+    int64_t pruned = total - kept, want = std::llround(s.sparsity * static_cast<double>(total));
+    // Structured global pruning keeps at least one group per layer.
+    EXPECT_LE(pruned, want);
+    EXPECT_GE(pruned, want - static_cast<int64_t>(report.size()));
+  }
+  if (s.metric == compress::Metric::kMovement && s.soft) {
+    EXPECT_TRUE(p.regularizer().defined());
+    EXPECT_GT(p.sparsity(), 0.1);  // randn scores: ~31% above 0.5
+  }
+  if (s.granularity == compress::Granularity::kNM) {
+    // Every group of m consecutive input weights keeps exactly n in every targeted layer.
+    for (const auto& t : compress::list_layers(*m)) {
+      auto* site = dynamic_cast<compress::Site*>(t.site->get());
+      if (!site) continue;
+      auto w = t.weight();
+      auto eff = site->effective_weight(w).detach();
+      auto nonzero = eff.ne(0).reshape({w.size(0), w.size(1) / s.m, s.m}).sum(2);
+      EXPECT_TRUE(nonzero.eq(s.n).all().item<bool>()) << t.name;
+    }
+  }
+  if (s.granularity == compress::Granularity::kHead)
+    for (const auto& u : report) EXPECT_GE(u.kept, 1) << u.name;
+}
+
+TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
+  auto m = tiny_bert();
+  auto dense = logits(*m);
+  Pruner p(spec(GetParam().yaml));
+  prune(p, *m);
+  auto masked = logits(*m);
+  EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6) << "the pruner changed nothing";
+  auto keep = speedup::groups_from_masks(*m);
+  speedup::bake_masks(*m);
+  EXPECT_TRUE(testing::all_close(logits(*m), masked, 1e-6, 1e-5));
+  testing::ScratchDir dir("speedup");
+  auto config = tiny_bert_config();
+  auto report = speedup::shrink_and_save(*m, config, keep, dir.path());
+  auto shrunk = models::load_model(dir.path());
+  EXPECT_TRUE(testing::all_close(logits(*shrunk.model), masked, 1e-5, 1e-4));
+  EXPECT_EQ(models::count_parameters(*shrunk.model), report.params_after);
+  bool structured = p.spec().granularity == compress::Granularity::kHead || p.spec().granularity == compress::Granularity::kNeuron;
+  if (structured) {
+    EXPECT_LT(report.params_after, report.params_before);
+    // The same groups are found again from the zeros of the baked weights (`sqz speedup`).
+    auto from_zeros = speedup::groups_from_zeros(*m);
+    EXPECT_EQ(from_zeros.heads, keep.heads);
+    EXPECT_EQ(from_zeros.neurons, keep.neurons);
+  } else if (p.spec().granularity == compress::Granularity::kColumn) {
+    // Emptied FFN-output columns are whole neurons: SpeedUp may cut them.
+    EXPECT_LE(report.params_after, report.params_before);
+  } else {
+    EXPECT_EQ(report.params_after, report.params_before);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::ValuesIn(pruner_cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(Schedule, AgpIterativeOneShot) {
+  compress::Schedule agp{compress::Schedule::Kind::kAgp, 10, 50, 10};
+  EXPECT_DOUBLE_EQ(agp.sparsity_at(0, 0.8), 0.0);
+  EXPECT_DOUBLE_EQ(agp.sparsity_at(10, 0.8), 0.0);
+  EXPECT_NEAR(agp.sparsity_at(20, 0.8), 0.8 * (1 - std::pow(0.75, 3)), 1e-12);
+  EXPECT_NEAR(agp.sparsity_at(29, 0.8), 0.8 * (1 - std::pow(0.75, 3)), 1e-12);  // held between updates
+  EXPECT_DOUBLE_EQ(agp.sparsity_at(50, 0.8), 0.8);
+  EXPECT_DOUBLE_EQ(agp.sparsity_at(500, 0.8), 0.8);
+  EXPECT_TRUE(agp.updates_at(30));
+  EXPECT_FALSE(agp.updates_at(35));
+  EXPECT_FALSE(agp.updates_at(60));
+  compress::Schedule it{compress::Schedule::Kind::kIterative, 0, 30, 10};
+  EXPECT_DOUBLE_EQ(it.sparsity_at(0, 0.8), 0.2);
+  EXPECT_DOUBLE_EQ(it.sparsity_at(15, 0.8), 0.4);
+  EXPECT_DOUBLE_EQ(it.sparsity_at(30, 0.8), 0.8);
+  compress::Schedule once{compress::Schedule::Kind::kOneShot, 5, 0, 1};
+  EXPECT_DOUBLE_EQ(once.sparsity_at(4, 0.5), 0.0);
+  EXPECT_DOUBLE_EQ(once.sparsity_at(5, 0.5), 0.5);
+}
+
+TEST(BertPrunedConfig, PrunedHeadsAndFfnWidthsBuildSmallerLayers) {
+  auto c = tiny_bert_config();
+  c["pruned_heads"] = {{"0", {1, 3}}, {"1", json::array({0})}};
+  c["sqz_intermediate_sizes"] = {20, 7};
+  auto m = tiny_bert(c);
+  auto s = m->structure();
+  EXPECT_EQ(s.attention[0].num_heads, 2);
+  EXPECT_EQ(s.attention[1].num_heads, 3);
+  EXPECT_EQ(s.attention[0].head_rows[0]->out_features(), 16);
+  EXPECT_EQ(s.ffn[1].neuron_cols->in_features(), 7);
+  EXPECT_EQ(logits(*m).sizes(), (std::vector<int64_t>{3, 3}));
+  c["pruned_heads"] = {{"0", {4}}};
+  EXPECT_NE(testing::error_of([&] { tiny_bert(c); }).find("pruned_heads"), std::string::npos);
+  c.erase("pruned_heads");
+  c["sqz_intermediate_sizes"] = {20};
+  EXPECT_NE(testing::error_of([&] { tiny_bert(c); }).find("a list of 2 FFN widths"), std::string::npos);
+}
+
+TEST(PrunerErrors, BadSpecsAreNamedBeforeTraining) {
+  auto err = [](const std::string& yaml) {
+    return testing::error_of([&] {
+      auto m = tiny_bert();
+      Pruner p(spec(yaml));
+      p.attach(*m, 1e-3);
+    });
+  };
+  EXPECT_NE(err("sparsity: 1.0").find("outside [0, 1)"), std::string::npos);
+  EXPECT_NE(err("sparsity: -0.1").find("outside [0, 1)"), std::string::npos);
+  EXPECT_NE(err("granularity: nm\nn: 2\nm: 3").find("does not divide"), std::string::npos);
+  EXPECT_NE(err("granularity: nm\nn: 4\nm: 4").find("0 < n < m"), std::string::npos);
+  EXPECT_NE(err("targets: {names: [bert.encoder.layer.9.attention.self.query]}").find("no module named 'bert.encoder.layer.9"),
+            std::string::npos);
+  EXPECT_NE(err("targets: {regex: ['nothing.*']}").find("select no layer"), std::string::npos);
+  EXPECT_NE(err("targets: {roles: [mlp]}").find("unknown role 'mlp'"), std::string::npos);
+  EXPECT_NE(err("granularity: head\nsparsity: 0.9").find("would prune all 4 heads of layer 0"), std::string::npos);
+  EXPECT_NE(err("granularity: head\nmetric: taylor").find("schedule.start must be > 0"), std::string::npos);
+  EXPECT_NE(err("granularity: blocks").find("granularity 'blocks' is not one of"), std::string::npos);
+  EXPECT_NE(err("sparsty: 0.5").find("unknown pruner key 'sparsty'"), std::string::npos);
+}
+
+TEST(PrunerErrors, WholeLayerDroppedOnlyWhenAllowed) {
+  auto m = tiny_bert();
+  auto masked_before = logits(*m);
+  Pruner p(spec("granularity: head\nmetric: l2\nsparsity: 0.9\nallow_empty_layers: true\ntargets: {layers: [0]}"));
+  prune(p, *m);
+  EXPECT_EQ(p.report()[0].kept, 0);
+  auto masked = logits(*m);
+  auto keep = speedup::groups_from_masks(*m);
+  EXPECT_TRUE(keep.heads[0].empty());
+  speedup::bake_masks(*m);
+  testing::ScratchDir dir("drop");
+  speedup::shrink_and_save(*m, tiny_bert_config(), keep, dir.path());
+  auto shrunk = models::load_model(dir.path());
+  EXPECT_EQ(shrunk.model->structure().attention[0].num_heads, 0);
+  EXPECT_TRUE(testing::all_close(logits(*shrunk.model), masked, 1e-5, 1e-4));
+}
+
+TEST(SpeedupErrors, GroupMaskedOnOneSideIsRefused) {
+  auto m = tiny_bert();
+  // Head 0's rows of Q, K and V masked (8 each), its output columns not: half a group.
+  auto structure = m->structure();
+  for (auto& lin : structure.attention[0].head_rows)
+    compress::site_of(lin->site, "qkv").add_factor("test", [] {
+      auto f = torch::ones({32, 1});
+      f.slice(0, 0, 8).zero_();
+      return f;
+    });
+  auto e = testing::error_of([&] { speedup::groups_from_masks(*m); });
+  EXPECT_NE(e.find("layer 0 head 0: its query, key and value rows are fully masked (8 of 8 each)"), std::string::npos) << e;
+}
+
+TEST(Distiller, TeacherMustShareTokenizerAndWidthsNeedProjection) {
+  fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
+  auto tok = io::load_tokenizer(spam);
+  auto student = tiny_bert(tiny_bert_config(8192, 32));
+  json cfg = tiny_bert_config(8192, 32);
+  auto attach = [&](const std::string& yaml) {
+    compress::Distiller d(compress::DistillSpec::parse(YAML::Load(yaml), "test recipe"));
+    d.attach(*student, *tok, cfg, "BertForSequenceClassification");
+    return d.trainable().size();
+  };
+  auto other = testing::fixtures_dir() / "bert-mlm" / "model";
+  EXPECT_NE(testing::error_of([&] { attach("teacher: " + other.string()); }).find("tokenizer has 791 tokens"), std::string::npos);
+  auto e = testing::error_of([&] { attach("teacher: " + spam.string() + "\nhidden_weight: 1\nproject: false"); });
+  EXPECT_NE(e.find("links a 32-wide student state to a 256-wide teacher state"), std::string::npos) << e;
+  // 2 student layers -> teacher layers 2 and 4, each link a 32->256 projection (weight + bias).
+  EXPECT_EQ(attach("teacher: " + spam.string() + "\nhidden_weight: 1"), 4u);
+  EXPECT_NE(testing::error_of([&] { attach("teacher: " + spam.string() + "\nhidden_weight: 1\nhidden_map: [[3, 1]]"); })
+                .find("indices run 0..2 (student)"),
+            std::string::npos);
+}
+
+TEST(Distiller, LossIsZeroAgainstItselfAndGrowsWithDifference) {
+  fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
+  auto tok = io::load_tokenizer(spam);
+  auto teacher = models::load_model(spam);
+  compress::Distiller d(compress::DistillSpec::parse(
+      YAML::Load("teacher: " + spam.string() + "\nhidden_weight: 1\nattention_weight: 1\nlabels_weight: 0"), "test"));
+  d.attach(*teacher.model, *tok, teacher.config.value(), "BertForSequenceClassification");
+  train::Batch b{torch::randint(5, 8000, {2, 10}, torch::kLong), torch::ones({2, 10}, torch::kLong), torch::zeros({2, 10}, torch::kLong),
+                 torch::tensor({0, 1})};
+  auto task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
+  EXPECT_NEAR(d.loss(b, task).item<double>(), 0.0, 1e-6);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : teacher.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.05);
+  }
+  task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
+  EXPECT_GT(d.loss(b, task).item<double>(), 1e-3);
+}
+
+TEST(CompressRecipe, OverridesByPathAndErrorsNameTheKey) {
+  std::string text =
+      "train: {model: m, task: spam, data: d}\nprune:\n  - {granularity: head, sparsity: 0.5}\nout: o\n";
+  auto r = compress::CompressRecipe::from_yaml_text(text, "r.yaml", {"prune.0.sparsity=0.25", "train.steps=7"});
+  EXPECT_DOUBLE_EQ(r.prune[0].sparsity, 0.25);
+  EXPECT_EQ(r.train.steps, 7);
+  EXPECT_EQ(r.prune[0].name, "prune0");
+  auto err = [&](const std::string& t, std::vector<std::string> o = {}) {
+    return testing::error_of([&] { compress::CompressRecipe::from_yaml_text(t, "r.yaml", o); });
+  };
+  EXPECT_NE(err(text + "speed_up: true\n").find("r.yaml:5: unknown compress recipe key 'speed_up'"), std::string::npos);
+  EXPECT_NE(err(text, {"prune.3.sparsity=0.1"}).find("index 3 but the list has 1"), std::string::npos);
+  EXPECT_NE(err("train: {model: m, task: spam, data: d, stepz: 3}\nout: o\n").find("unknown recipe key 'stepz'"), std::string::npos);
+  EXPECT_NE(err("train: {task: spam, data: d}\nout: o\n").find("give 'model'"), std::string::npos);
+  // The effective recipe reads back to the same thing.
+  auto again = compress::CompressRecipe::from_yaml_text(r.to_yaml(), "again", {});
+  EXPECT_EQ(again.to_yaml(), r.to_yaml());
+}
+
+}  // namespace
+}  // namespace sqz
