@@ -223,15 +223,21 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   const fs::path dir = staging.path();
   train::find_task(r.train.task);
 
-  // The dense model as the user gave it: the reference for every number in the report.
-  auto dense = models::load_model(r.train.model);
-  auto tok = io::load_tokenizer(r.train.model);
-  Measured before = measure(*dense.model, *tok, dense.config, r, "dense", nullptr);
-  dense.model.reset();
-
   train::TrainRecipe tr = r.train;
   tr.out = (dir / "train").string();
   if (!r.student.layers.empty()) tr.model = make_student(r, dir / "student_init").string();
+  auto tok = io::load_tokenizer(r.train.model);
+  {
+    // Attach everything to a throwaway copy first: a bad target, ratio or teacher fails now,
+    // not after the dense measurements.
+    auto probe = models::load_model(tr.model);
+    CompressHooks(r).on_start(*probe.model, *tok, probe.config.value());
+  }
+  // The dense model as the user gave it: the reference for every number in the report.
+  auto dense = models::load_model(r.train.model);
+  Measured before = measure(*dense.model, *tok, dense.config, r, "dense", nullptr);
+  dense.model.reset();
+
   CompressHooks hooks(r);
   train::TrainOptions topts;
   topts.overwrite = true;
