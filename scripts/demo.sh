@@ -22,3 +22,9 @@ $SQZ generate models/gpt2-lm-books --prompt "Call me Ishmael. Some years ago" --
 echo "== sqz eval of the shipped teachers on a slice of dev (full numbers: models/*/eval_dev.json)"
 $SQZ eval models/gpt2-lm-books --task lm-books --split "${SQZ_DATA:-../shared/data}/lm-books/dev.txt" --max-batches 4
 $SQZ eval models/bert-wordnet-supersense --task wordnet-supersense --split "${SQZ_DATA:-../shared/data}/wordnet-supersense/dev.jsonl" --max-length 64 --max-batches 8
+echo "== sqz compress: NNI-style head + FFN pruning with distillation on the spam teacher, then SpeedUp"
+echo "   (a 40-step budget for the demo; the full recipe: recipes/compress/nni_bert_spam.yaml)"
+$SQZ compress --recipe recipes/compress/nni_bert_spam.yaml --set out="$OUT/compress" --set train.steps=40 \
+  --set prune.0.schedule.end=30 --set prune.0.schedule.every=5 --set prune.1.schedule.start=5 \
+  --set prune.1.schedule.end=30 --set prune.1.schedule.every=5 --set eval_batches=10 --set latency.runs=5
+cat "$OUT/compress/report.md"

@@ -201,10 +201,11 @@ std::string report_markdown(const io::json& rep) {
     for (size_t l = 0; l < layers.size(); ++l)
       md << "| " << l << " | " << layers[l]["heads_after"] << " / " << layers[l]["heads_before"] << " | " << layers[l]["neurons_after"]
          << " / " << layers[l]["neurons_before"] << " |\n";
-    md << "\n![kept heads and neurons](plots/kept_per_layer.svg)\n";
+    md << "\nHidden size: " << rep["speedup"]["hidden_after"] << " / " << rep["speedup"]["hidden_before"] << ".\n";
+    md << "\n![kept heads](plots/kept_per_layer.svg) ![kept neurons](plots/kept_neurons_per_layer.svg)\n";
     if (!rep["speedup"]["hf_loadable"].get<bool>())
-      md << "\nThe FFN widths differ per layer (`sqz_intermediate_sizes` in config.json): sqz loads this model, "
-            "`transformers` cannot (its BERT config has one intermediate_size).\n";
+      md << "\nThis shape does not fit HF's BERT config (per-layer FFN widths in `sqz_intermediate_sizes`, or a pruned "
+            "hidden size with `sqz_attention_head_size`): sqz loads the model, `transformers` cannot.\n";
   }
   md << "\n## Pruners\n\n| pruner | granularity | metric | target sparsity | achieved |\n|---|---|---|---|---|\n";
   for (const auto& p : rep["pruners"])
@@ -222,6 +223,9 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   StagingDir staging(out, options.overwrite);
   const fs::path dir = staging.path();
   train::find_task(r.train.task);
+  for (const auto& p : r.prune)
+    if (p.granularity == Granularity::kHidden && !r.speedup)
+      fail_invalid(p.source, ": hidden-dimension pruning needs speedup: true (the masked norms exist only in memory)");
 
   train::TrainRecipe tr = r.train;
   tr.out = (dir / "train").string();

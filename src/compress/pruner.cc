@@ -35,7 +35,8 @@ E parse_enum(const YAML::Node& n, const std::string& key, const std::map<std::st
 
 const std::map<std::string, Granularity> kGranularities = {
     {"element", Granularity::kElement}, {"nm", Granularity::kNM},       {"row", Granularity::kRow},
-    {"column", Granularity::kColumn},   {"head", Granularity::kHead}, {"neuron", Granularity::kNeuron}};
+    {"column", Granularity::kColumn},   {"head", Granularity::kHead}, {"neuron", Granularity::kNeuron},
+    {"hidden", Granularity::kHidden}};
 const std::map<std::string, Metric> kMetrics = {
     {"magnitude", Metric::kMagnitude}, {"l1", Metric::kMagnitude}, {"l2", Metric::kL2},
     {"taylor", Metric::kTaylor},       {"movement", Metric::kMovement}};
@@ -70,6 +71,8 @@ void prune_lowest(std::vector<torch::Tensor*> masks, const std::vector<torch::Te
 }
 
 }  // namespace
+
+bool is_group(Granularity g) { return g == Granularity::kHead || g == Granularity::kNeuron || g == Granularity::kHidden; }
 
 const char* granularity_name(Granularity g) {
   for (const auto& [k, v] : kGranularities)
@@ -203,7 +206,9 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
   const std::string who = to_text(spec_.source, spec_.name.empty() ? "" : " (pruner '" + spec_.name + "')");
   auto all = list_layers(model);
   Selector sel = spec_.targets;
-  bool structured = spec_.granularity == Granularity::kHead || spec_.granularity == Granularity::kNeuron;
+  bool structured = is_group(spec_.granularity);
+  if (spec_.granularity == Granularity::kHidden && !sel.empty())
+    fail_invalid(who, ": granularity 'hidden' prunes the whole residual stream at once; it takes no targets");
   if (sel.empty() && !structured) sel.roles = {"q", "k", "v", "o", "ffn_in", "ffn_out"};
   std::vector<LayerTarget> chosen;
   if (!sel.empty() || !structured) chosen = sel.select(all);
@@ -240,7 +245,29 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
     if (s.attention.empty())
       fail_unimplemented(who, ": granularity '", granularity_name(spec_.granularity), "' needs the dependency groups of '",
                          model.info().model_type, "', which sqz does not describe yet (bert and roberta have them)");
-    if (spec_.granularity == Granularity::kHead) {
+    if (spec_.granularity == Granularity::kHidden) {
+      auto g = s.hidden;
+      if (g.norms.empty() || !g.norms.front()->weight.defined())
+        fail_unimplemented(who, ": hidden-dimension groups of '", model.info().model_type, "' are not described yet");
+      int64_t width = g.norms.front()->weight.size(0);
+      Unit* u = new_unit("hidden", -1, {width});
+      u->weight_importance = [g, width, pow_of] {
+        torch::NoGradGuard no_grad;
+        auto total = torch::zeros({width});
+        for (const auto& e : g.embeddings) total += pow_of(e->weight).sum(0);
+        for (const auto& r : g.readers) total += pow_of(r->logical_weight()).sum(0);
+        for (const auto& w : g.writers) total += pow_of(w->logical_weight()).sum(1);
+        return total;
+      };
+      for (auto e : g.embeddings) site_of(e->site, "embedding").add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
+      for (auto r : g.readers) site_of(r->site, name_of(r)).add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
+      for (auto w : g.writers) {
+        auto& site = site_of(w->site, name_of(w));
+        site.add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(1); });
+        site.add_output_factor(spec_.name, [u] { return u->mask; });
+      }
+      for (auto n : g.norms) n->keep = u->mask;  // shares storage: mask updates reach the norms
+    } else if (spec_.granularity == Granularity::kHead) {
       for (const auto& b : s.attention) {
         bool any = chosen_has(b.head_cols);
         for (const auto& r : b.head_rows) any = any || chosen_has(r);
@@ -299,7 +326,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
     for (const auto& u : units_)
       if (std::llround(spec_.sparsity * static_cast<double>(u->mask.numel())) >= u->mask.numel())
         fail_invalid(who, ": sparsity ", spec_.sparsity, " would prune all ", u->mask.numel(), " ",
-                     spec_.granularity == Granularity::kHead ? "heads" : "neurons", " of ", u->name,
+                     spec_.granularity == Granularity::kHead ? "heads" : spec_.granularity == Granularity::kNeuron ? "neurons" : "dimensions", " of ", u->name,
                      "; lower it, or set allow_empty_layers: true to drop that block");
   score_lr_scale_ = spec_.score_lr / base_lr;
 }
@@ -341,8 +368,7 @@ void Pruner::update_masks(double target) {
     for (size_t i = 0; i < units_.size(); ++i)
       prune_lowest({&units_[i]->mask}, {importance[i]}, std::llround(target * static_cast<double>(units_[i]->mask.numel())));
   }
-  bool structured = spec_.granularity == Granularity::kHead || spec_.granularity == Granularity::kNeuron;
-  if (structured && !spec_.allow_empty_layers)
+  if (is_group(spec_.granularity) && !spec_.allow_empty_layers)
     for (size_t i = 0; i < units_.size(); ++i)
       if (units_[i]->mask.sum().item<double>() == 0) units_[i]->mask[importance[i].argmax()] = 1.0;
 }

@@ -11,7 +11,9 @@
 
 namespace sqz::compress {
 
-enum class Granularity { kElement, kNM, kRow, kColumn, kHead, kNeuron };
+enum class Granularity { kElement, kNM, kRow, kColumn, kHead, kNeuron, kHidden };
+// Heads, neurons and hidden dimensions are dependency groups that SpeedUp can cut out.
+bool is_group(Granularity g);
 enum class Metric { kMagnitude, kL2, kTaylor, kMovement };
 enum class Scope { kLayer, kGlobal };
 

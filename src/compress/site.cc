@@ -19,6 +19,24 @@ torch::Tensor Site::mask(const torch::Tensor& weight) const {
   return m;
 }
 
+void Site::add_output_factor(std::string owner, Factor factor) { output_factors_.emplace_back(std::move(owner), std::move(factor)); }
+
+torch::Tensor Site::on_output(const torch::Tensor& output) {
+  torch::Tensor y = output;
+  for (auto& [owner, f] : output_factors_) y = y * f();
+  return y;
+}
+
+torch::Tensor Site::output_mask() const {
+  torch::NoGradGuard no_grad;
+  torch::Tensor m;
+  for (const auto& [owner, f] : output_factors_) {
+    auto v = f().detach().ne(0).to(torch::kFloat);
+    m = m.defined() ? m * v : v;
+  }
+  return m;
+}
+
 Site& site_of(std::shared_ptr<nn::CompressionSite>& slot, const std::string& layer_name) {
   if (!slot) slot = std::make_shared<Site>();
   auto* site = dynamic_cast<Site*>(slot.get());

@@ -16,13 +16,18 @@ class Site : public nn::CompressionSite {
   // A factor returns a tensor that broadcasts against the logical [out, in] weight.
   using Factor = std::function<torch::Tensor()>;
   void add_factor(std::string owner, Factor factor);
+  // Multiplies the layer's output ([..., out]): masks bias entries with their weight rows.
+  void add_output_factor(std::string owner, Factor factor);
   torch::Tensor effective_weight(const torch::Tensor& weight) override;
+  torch::Tensor on_output(const torch::Tensor& output) override;
+  // The product of the output factors (undefined when there are none), without autograd.
+  torch::Tensor output_mask() const;
   // The product of the factors' current values without autograd (1 where nothing masks).
   torch::Tensor mask(const torch::Tensor& weight) const;
-  bool empty() const { return factors_.empty(); }
+  bool empty() const { return factors_.empty() && output_factors_.empty(); }
 
  private:
-  std::vector<std::pair<std::string, Factor>> factors_;
+  std::vector<std::pair<std::string, Factor>> factors_, output_factors_;
 };
 
 // The site on a layer's slot, created on first use.

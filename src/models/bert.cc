@@ -64,8 +64,14 @@ BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64
   c.pad_token_id = j.get_int("pad_token_id", default_pad);
   c.initializer_range = j.get_float("initializer_range", 0.02);
   c.num_labels = config_num_labels(j);
-  if (c.hidden_size % c.num_heads != 0)
-    j.fail_field("hidden_size", to_text("a multiple of num_attention_heads (", c.num_heads, ")"));
+  if (j.has("sqz_attention_head_size")) {
+    c.head_dim = j.get_int("sqz_attention_head_size");
+    if (c.head_dim <= 0) j.fail_field("sqz_attention_head_size", "a positive integer");
+  } else {
+    if (c.hidden_size % c.num_heads != 0)
+      j.fail_field("hidden_size", to_text("a multiple of num_attention_heads (", c.num_heads, ")"));
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
   parse_layer_shapes(j, c);
   std::string pos = j.get_string("position_embedding_type", "absolute");
   if (pos != "absolute")
@@ -99,7 +105,7 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, torch::Tenso
 }
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c, int64_t index)
-    : num_heads(c.layer_heads[index]), head_dim(c.hidden_size / c.num_heads), c_(c) {
+    : num_heads(c.layer_heads[index]), head_dim(c.head_dim), c_(c) {
   auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
   const int64_t attn = num_heads * head_dim, ffn = c.layer_intermediate[index];
   auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
@@ -245,7 +251,22 @@ class BertFamilyModel : public TransformerModel {
       auto& l = backbone_->layers[i];
       s.attention.push_back({static_cast<int64_t>(i), l->num_heads, l->head_dim, {l->query, l->key, l->value}, l->attn_out});
       s.ffn.push_back({static_cast<int64_t>(i), {l->ffn_in}, l->ffn_out});
+      s.hidden.norms.insert(s.hidden.norms.end(), {l->attn_norm, l->ffn_norm});
+      s.hidden.readers.insert(s.hidden.readers.end(), {l->query, l->key, l->value, l->ffn_in});
+      s.hidden.writers.insert(s.hidden.writers.end(), {l->attn_out, l->ffn_out});
     }
+    auto& e = backbone_->embeddings;
+    s.hidden.embeddings = {e->word_embeddings, e->position_embeddings, e->token_type_embeddings};
+    s.hidden.norms.push_back(e->LayerNorm);
+    // Head layers whose output lives in the hidden space (pooler, classifier/MLM transform) are
+    // both readers and writers; the final classifier only reads.
+    for (auto lin : {backbone_->pooler, cls_dense_})
+      if (lin) {
+        s.hidden.readers.push_back(lin);
+        s.hidden.writers.push_back(lin);
+      }
+    if (mlm_norm_) s.hidden.norms.push_back(mlm_norm_);
+    if (classifier_) s.hidden.readers.push_back(classifier_);
     return s;
   }
 

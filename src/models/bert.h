@@ -20,6 +20,8 @@ struct BertConfig {
   // Per layer after structured pruning: heads kept (HF's config.pruned_heads) and FFN width
   // (sqz_intermediate_sizes, which HF configs cannot express).
   std::vector<int64_t> layer_heads, layer_intermediate;
+  // hidden_size / num_attention_heads, unless hidden dimensions were pruned (sqz_attention_head_size).
+  int64_t head_dim = 0;
   static BertConfig parse(const io::JsonFields& config, int64_t default_pad, int64_t default_type_vocab);
 };
 

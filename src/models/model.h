@@ -68,9 +68,17 @@ struct FfnBlock {
   std::vector<nn::Linear> neuron_rows;  // FFN input (and gate)
   nn::Linear neuron_cols{nullptr};      // FFN output
 };
+// Hidden dimension d of the residual stream: column d of every embedding, entry d of every norm
+// on the stream, input column d of every Linear reading it, output row d of every one writing it.
+struct HiddenGroup {
+  std::vector<nn::Embedding> embeddings;
+  std::vector<nn::LayerNorm> norms;
+  std::vector<nn::Linear> readers, writers;
+};
 struct ModelStructure {
   std::vector<AttentionBlock> attention;
   std::vector<FfnBlock> ffn;
+  HiddenGroup hidden;
 };
 
 class TransformerModel : public torch::nn::Module {

@@ -44,7 +44,14 @@ LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, bool affine, bool with_bi
 }
 
 torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) {
-  return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  if (!keep.defined()) return torch::layer_norm(x, {x.size(-1)}, weight, bias, eps);
+  auto n = keep.sum().clamp_min(1.0);
+  auto mean = (x * keep).sum(-1, /*keepdim=*/true) / n;
+  auto centered = (x - mean) * keep;
+  auto y = centered * torch::rsqrt(centered.pow(2).sum(-1, true) / n + eps);
+  if (weight.defined()) y = y * weight;
+  if (bias.defined()) y = y + bias;
+  return y * keep;
 }
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {

@@ -57,6 +57,9 @@ class LayerNormImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   double eps;
   torch::Tensor weight, bias;  // undefined when not affine
+  // Hidden-dimension pruning: 1 = kept. When set, statistics run over the kept entries only and
+  // pruned ones output 0, so the masked model equals the one SpeedUp shrinks.
+  torch::Tensor keep;
 };
 TORCH_MODULE(LayerNorm);
 

@@ -38,6 +38,13 @@ void require_structure(models::TransformerModel& model, const models::ModelStruc
     fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert and roberta have)");
 }
 
+std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
+  std::vector<int64_t> all;
+  if (!s.hidden.norms.empty() && s.hidden.norms.front()->weight.defined())
+    for (int64_t d = 0; d < s.hidden.norms.front()->weight.size(0); ++d) all.push_back(d);
+  return all;
+}
+
 // Index list -> tensor of rows [g*width, (g+1)*width) for each kept group g.
 torch::Tensor expand_groups(const std::vector<int64_t>& groups, int64_t width) {
   std::vector<int64_t> idx;
@@ -77,6 +84,13 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
     int64_t width = f.neuron_cols->in_features();
     keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(mask_of(f.neuron_cols), 1, width)));
   }
+  keep.hidden = all_hidden(s);
+  if (!s.hidden.norms.empty() && s.hidden.norms.front()->keep.defined()) {
+    auto k = s.hidden.norms.front()->keep;
+    keep.hidden.clear();
+    for (int64_t d = 0; d < k.size(0); ++d)
+      if (k[d].item<double>() != 0) keep.hidden.push_back(d);
+  }
   return keep;
 }
 
@@ -92,6 +106,7 @@ GroupKeep groups_from_zeros(models::TransformerModel& model) {
     int64_t width = f.neuron_cols->in_features();
     keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(f.neuron_cols->logical_weight(), 1, width)));
   }
+  keep.hidden = all_hidden(s);
   return keep;
 }
 
@@ -102,8 +117,14 @@ void bake_masks(models::TransformerModel& model) {
     if (!site) continue;
     auto w = t.weight();
     w.mul_(site->mask(w));  // the logical view shares storage with the parameter
+    if (auto out = site->output_mask(); out.defined() && !t.linear.is_empty() && t.linear->bias.defined()) t.linear->bias.mul_(out);
     t.site->reset();
   }
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (auto* n = dynamic_cast<nn::LayerNormImpl*>(m.get()); n && n->keep.defined()) {
+      if (n->weight.defined()) n->weight.mul_(n->keep);
+      if (n->bias.defined()) n->bias.mul_(n->keep);
+    }
 }
 
 io::json SpeedupReport::to_json() const {
@@ -111,7 +132,8 @@ io::json SpeedupReport::to_json() const {
   for (const auto& l : layers)
     layers_j.push_back({{"heads_before", l.heads_before}, {"heads_after", l.heads_after},
                         {"neurons_before", l.neurons_before}, {"neurons_after", l.neurons_after}});
-  return {{"layers", layers_j}, {"params_before", params_before}, {"params_after", params_after}, {"hf_loadable", hf_loadable}};
+  return {{"layers", layers_j},         {"params_before", params_before}, {"params_after", params_after},
+          {"hidden_before", hidden_before}, {"hidden_after", hidden_after},   {"hf_loadable", hf_loadable}};
 }
 
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir) {
@@ -167,6 +189,27 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
   }
   if (!pruned.empty()) c["pruned_heads"] = pruned;
+  report.hidden_before = static_cast<int64_t>(all_hidden(s).size());
+  report.hidden_after = static_cast<int64_t>(keep.hidden.size());
+  if (report.hidden_after < report.hidden_before) {
+    // The residual stream narrows: every embedding, norm, reader and writer of it.
+    std::map<const void*, std::string> module_names;
+    for (const auto& item : model.named_modules("", false)) module_names[item.value().get()] = models::hf_name(model.info(), item.key());
+    auto idx = torch::tensor(keep.hidden, torch::kLong);
+    for (const auto& e : s.hidden.embeddings) {
+      auto n = module_names.at(e.get()) + ".weight";
+      tensors[n] = tensors.at(n).index_select(1, idx).contiguous();
+    }
+    for (const auto& nrm : s.hidden.norms)
+      for (const char* p : {".weight", ".bias"})
+        if (auto n = module_names.at(nrm.get()) + p; tensors.count(n)) tensors[n] = tensors.at(n).index_select(0, idx).contiguous();
+    for (const auto& r : s.hidden.readers) select(r, false, idx);
+    for (const auto& w : s.hidden.writers) select(w, true, idx);
+    c["hidden_size"] = report.hidden_after;
+    // HF derives the head size from hidden_size / num_attention_heads; sqz keeps it explicit.
+    c["sqz_attention_head_size"] = s.attention.front().head_dim;
+    report.hf_loadable = false;
+  }
   bool uniform = std::all_of(widths.begin(), widths.end(), [&](int64_t w) { return w == widths.front(); });
   if (uniform && !widths.empty()) {
     c["intermediate_size"] = widths.front();

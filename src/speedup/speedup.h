@@ -12,6 +12,7 @@ namespace sqz::speedup {
 // Kept head / neuron indices per layer, in the model's current numbering.
 struct GroupKeep {
   std::vector<std::vector<int64_t>> heads, neurons;
+  std::vector<int64_t> hidden;  // kept hidden dimensions (all of them when none were pruned)
 };
 
 // From the compression sites' masks: a head (neuron) goes when its output-projection columns
@@ -21,9 +22,12 @@ struct GroupKeep {
 GroupKeep groups_from_masks(models::TransformerModel& model);
 
 // From the weights of a saved model: a head (neuron) goes when those columns are all zero.
+// Hidden dimensions are not inferred from zeros (a saved model has no norm masks); they are
+// cut by `sqz compress`, which still holds the masks.
 GroupKeep groups_from_zeros(models::TransformerModel& model);
 
-// Multiplies every site's mask into its weight and removes the sites.
+// Multiplies every site's mask into its weight (output masks into biases, norm masks into norm
+// parameters) and removes the sites; norms keep their masks.
 void bake_masks(models::TransformerModel& model);
 
 struct LayerShape {
@@ -33,6 +37,7 @@ struct LayerShape {
 struct SpeedupReport {
   std::vector<LayerShape> layers;
   int64_t params_before = 0, params_after = 0;
+  int64_t hidden_before = 0, hidden_after = 0;
   bool hf_loadable = true;  // false when per-layer FFN widths differ (sqz_intermediate_sizes)
   io::json to_json() const;
 };

@@ -91,6 +91,8 @@ std::vector<PrunerCase> pruner_cases() {
       {"heads_taylor_global", "granularity: head\nmetric: taylor\nscope: global\nsparsity: 0.5\nschedule: {kind: iterative, start: 1, end: 3, every: 1}"},
       {"heads_movement", "granularity: head\nmetric: movement\nsparsity: 0.25\ntargets: {layers: [1]}"},
       {"neurons_magnitude", "granularity: neuron\nmetric: magnitude\nsparsity: 0.5"},
+      {"hidden_l2", "granularity: hidden\nmetric: l2\nsparsity: 0.25"},
+      {"hidden_taylor", "granularity: hidden\nmetric: taylor\nsparsity: 0.5\nschedule: {kind: agp, start: 1, end: 3, every: 1}"},
       {"neurons_taylor_global", "granularity: neuron\nmetric: taylor\nscope: global\nsparsity: 0.6\nschedule: {kind: oneshot, start: 1}"},
   };
 }
@@ -151,7 +153,7 @@ TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
   auto shrunk = models::load_model(dir.path());
   EXPECT_TRUE(testing::all_close(logits(*shrunk.model), masked, 1e-5, 1e-4));
   EXPECT_EQ(models::count_parameters(*shrunk.model), report.params_after);
-  bool structured = p.spec().granularity == compress::Granularity::kHead || p.spec().granularity == compress::Granularity::kNeuron;
+  bool structured = compress::is_group(p.spec().granularity);
   if (structured) {
     EXPECT_LT(report.params_after, report.params_before);
     // The same groups are found again from the zeros of the baked weights (`sqz speedup`).
@@ -168,6 +170,33 @@ TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
 
 INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::ValuesIn(pruner_cases()),
                          [](const auto& info) { return info.param.name; });
+
+// Hidden dimensions run through every head type's layers: MLM transform, RoBERTa's classifier.
+TEST(HiddenPruning, MaskedEqualsShrunkForOtherHeads) {
+  for (auto [type, head] : {std::pair<std::string, std::string>{"bert", "BertForMaskedLM"}, {"roberta", "RobertaForSequenceClassification"},
+                            {"bert", "BertForTokenClassification"}}) {
+    auto c = tiny_bert_config();
+    c["model_type"] = type;
+    c["architectures"] = {head};
+    if (type == "roberta") c["pad_token_id"] = 1;
+    torch::manual_seed(3);
+    auto m = models::build_model(io::JsonFields(c, "test"), head);
+    models::init_weights(*m);
+    m->eval();
+    Pruner p(spec("granularity: hidden\nmetric: magnitude\nsparsity: 0.375"));
+    prune(p, *m);
+    auto masked = logits(*m);
+    auto keep = speedup::groups_from_masks(*m);
+    EXPECT_EQ(keep.hidden.size(), 20u) << head;
+    speedup::bake_masks(*m);
+    testing::ScratchDir dir("hidden");
+    auto report = speedup::shrink_and_save(*m, c, keep, dir.path());
+    EXPECT_FALSE(report.hf_loadable);
+    auto shrunk = models::load_model(dir.path());
+    EXPECT_EQ(shrunk.model->info().hidden_size, 20) << head;
+    EXPECT_TRUE(testing::all_close(logits(*shrunk.model), masked, 1e-5, 1e-4)) << head;
+  }
+}
 
 TEST(Schedule, AgpIterativeOneShot) {
   compress::Schedule agp{compress::Schedule::Kind::kAgp, 10, 50, 10};
