@@ -14,21 +14,18 @@ namespace sqz::cli {
 namespace {
 
 struct CompressArgs {
-  std::string recipe, sweep;
+  std::string recipe;
+  std::vector<std::string> sweeps;
   std::vector<std::string> sets;
   bool overwrite = false;
 };
 
 void run_compress_cmd(const CompressArgs& a) {
   compress::CompressOptions o{a.overwrite};
-  if (!a.sweep.empty()) {
-    auto eq = a.sweep.find('=');
-    if (eq == std::string::npos || eq == 0) fail_invalid("--sweep '", a.sweep, "': expected key=v1,v2,...");
-    std::vector<std::string> values;
-    std::stringstream ss(a.sweep.substr(eq + 1));
-    for (std::string v; std::getline(ss, v, ',');)
-      if (!v.empty()) values.push_back(v);
-    std::cout << compress::run_sweep(a.recipe, a.sets, a.sweep.substr(0, eq), values, o).dump() << std::endl;
+  if (!a.sweeps.empty()) {
+    std::vector<compress::Sweep> sweeps;
+    for (const auto& s : a.sweeps) sweeps.push_back(compress::Sweep::parse(s));
+    std::cout << compress::run_sweep(a.recipe, a.sets, sweeps, o).dump() << std::endl;
     return;
   }
   auto report = compress::run_compress(compress::CompressRecipe::load(a.recipe, a.sets), o);
@@ -60,7 +57,8 @@ void add_compress_command(CLI::App& app) {
   auto a = std::make_shared<CompressArgs>();
   cmd->add_option("--recipe", a->recipe, "YAML recipe (see recipes/)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--set", a->sets, "override a recipe key by path: --set prune.0.sparsity=0.6 (repeatable)");
-  cmd->add_option("--sweep", a->sweep, "run once per value and plot: --sweep prune.0.sparsity=0.25,0.5,0.75");
+  cmd->add_option("--sweep", a->sweeps,
+                  "run once per value and plot: --sweep prune.0.sparsity=0.25,0.5,0.75 (repeat to move several keys in lockstep)");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   cmd->callback([a] { run_compress_cmd(*a); });
 

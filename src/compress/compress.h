@@ -13,9 +13,17 @@ struct CompressOptions {
 // Returns the report (also written to OUT/report.json).
 io::json run_compress(const CompressRecipe& recipe, const CompressOptions& options);
 
-// Runs the recipe once per value of `key` (a --set path such as prune.0.sparsity) into
-// OUT/<key>=<value>/ and plots the dev score against the parameters removed (OUT/sweep.svg).
-io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& overrides, const std::string& key,
-                   const std::vector<std::string>& values, const CompressOptions& options);
+// One swept recipe path (e.g. prune.0.sparsity) and its values; several sweeps run in lockstep
+// (point i sets every key to its i-th value).
+struct Sweep {
+  std::string key;
+  std::vector<std::string> values;
+  static Sweep parse(const std::string& text);  // "key=v1,v2,..."
+};
+
+// Runs the recipe once per point into OUT/point-<i>/ and plots the dev score against the
+// encoder parameters removed (OUT/sweep.svg, OUT/sweep.json, OUT/sweep.md).
+io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& overrides, const std::vector<Sweep>& sweeps,
+                   const CompressOptions& options);
 
 }  // namespace sqz::compress

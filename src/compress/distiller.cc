@@ -108,6 +108,7 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
   for (const auto& [s, t] : spec_.attention_map)
     if (s < 1 || s > sl || t < 1 || t > tl)
       fail_invalid(spec_.source, ": distill.attention_map [", s, ", ", t, "]: layers run 1..", sl, " (student) and 1..", tl, " (teacher)");
+  if (auto st = student.structure(); !st.hidden.norms.empty()) student_norm_ = st.hidden.norms.front();
   const int64_t sw = student.info().hidden_size, tw = teacher_->info().hidden_size;
   for (size_t i = 0; i < spec_.hidden_map.size(); ++i) {
     if (sw == tw) {
@@ -160,12 +161,20 @@ torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult
   }
   if (spec_.hidden_weight > 0) {
     auto w = token_weights(batch);
+    torch::Tensor keep = student_norm_ ? student_norm_->keep : torch::Tensor();
     torch::Tensor sum;
     for (size_t i = 0; i < spec_.hidden_map.size(); ++i) {
       auto sh = s.hidden_states.at(spec_.hidden_map[i].first);
-      if (projections_[i]) sh = projections_[i](sh);
       auto th = t.hidden_states.at(spec_.hidden_map[i].second);
-      auto mse = ((sh - th).pow(2) * w).sum() / (w.sum() * th.size(-1)).clamp_min(1.0);
+      torch::Tensor mse;
+      if (projections_[i]) {
+        sh = projections_[i](sh);
+        mse = ((sh - th).pow(2) * w).sum() / (w.sum() * th.size(-1)).clamp_min(1.0);
+      } else if (keep.defined()) {  // pruned hidden dimensions are not the student's to match
+        mse = ((sh - th).pow(2) * w * keep).sum() / (w.sum() * keep.sum()).clamp_min(1.0);
+      } else {
+        mse = ((sh - th).pow(2) * w).sum() / (w.sum() * th.size(-1)).clamp_min(1.0);
+      }
       sum = sum.defined() ? sum + mse : mse;
     }
     sum = sum / static_cast<double>(spec_.hidden_map.size());

@@ -7,6 +7,7 @@
 
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
+#include "nn/layers.h"
 #include "train/data.h"
 #include "train/objectives.h"
 
@@ -48,6 +49,9 @@ class Distiller {
   DistillSpec spec_;
   std::shared_ptr<models::TransformerModel> teacher_;
   std::vector<torch::nn::Linear> projections_;  // one per hidden link, identity when unset
+  // The student's residual-stream norm: when hidden dimensions are pruned, its mask limits the
+  // hidden-state loss to the kept dimensions (read at loss time; pruners attach later).
+  nn::LayerNorm student_norm_{nullptr};
   double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0;
 };
 
