@@ -63,6 +63,29 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
   EXPECT_EQ(sr["params_after"], sr["params_before"]);
 }
 
+TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
+  testing::ScratchDir tmp("sweep");
+  auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
+  auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set train.steps=4 --set eval_batches=1 --set latency.enabled=false" +
+                            " --sweep prune.0.sparsity=0.25,0.5 --sweep prune.1.sparsity=0.2,0.6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto sweep = io::read_json_file(tmp / "out" / "sweep.json");
+  ASSERT_EQ(sweep["points"].size(), 2u);
+  EXPECT_LT(sweep["points"][0]["encoder_params_removed"].get<double>(), sweep["points"][1]["encoder_params_removed"].get<double>());
+  EXPECT_EQ(sweep["points"][1]["settings"], "prune.0.sparsity=0.5, prune.1.sparsity=0.6");
+  EXPECT_TRUE(fs::exists(tmp / "out" / "point-1" / "model" / "model.safetensors"));
+  std::ifstream svg(tmp / "out" / "sweep.svg");
+  std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("<svg"), std::string::npos);
+  EXPECT_NE(text.find("encoder parameters removed"), std::string::npos);
+  // Lockstep sweeps need the same number of values.
+  auto bad = testing::run_sqz("compress --recipe " + recipe.string() + " --set out=" + (tmp / "o2").string() +
+                              " --sweep prune.0.sparsity=0.25,0.5 --sweep prune.1.sparsity=0.2");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.output.find("1 values, but prune.0.sparsity has 2"), std::string::npos) << bad.output;
+  EXPECT_FALSE(fs::exists(tmp / "o2"));
+}
+
 TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
   testing::ScratchDir tmp("compress-bad");
   struct Case {
