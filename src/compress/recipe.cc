@@ -55,12 +55,7 @@ void apply_override(YAML::Node root, const std::string& assignment) {
 
 CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std::string& source,
                                               const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(text);
-  } catch (const YAML::Exception& e) {
-    fail_invalid(source, ":", e.mark.line + 1, ": not valid YAML (", e.msg, ")");
-  }
+  YAML::Node root = train::load_yaml(text, source);
   if (!root.IsMap()) fail_invalid(source, ": a compress recipe must be a mapping (train, student, distill, prune, speedup, latency, out)");
   for (const auto& o : overrides) apply_override(root, o);
   CompressRecipe r;

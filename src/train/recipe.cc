@@ -92,15 +92,17 @@ void validate(const TrainRecipe& r, const std::string& source) {
 
 }  // namespace
 
-TrainRecipe TrainRecipe::from_yaml_text(const std::string& text, const std::string& source,
-                                        const std::vector<std::string>& overrides) {
-  YAML::Node root;
+YAML::Node load_yaml(const std::string& text, const std::string& source) {
   try {
-    root = YAML::Load(text);
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     fail_invalid(source, ":", e.mark.line + 1, ": not valid YAML (", e.msg, ")");
   }
-  return from_node(root, source, overrides);
+}
+
+TrainRecipe TrainRecipe::from_yaml_text(const std::string& text, const std::string& source,
+                                        const std::vector<std::string>& overrides) {
+  return from_node(load_yaml(text, source), source, overrides);
 }
 
 TrainRecipe TrainRecipe::from_node(const YAML::Node& root, const std::string& source, const std::vector<std::string>& overrides) {

@@ -13,6 +13,9 @@ class Node;
 
 namespace sqz::train {
 
+// Parses YAML text; a syntax error names the source and line.
+YAML::Node load_yaml(const std::string& text, const std::string& source);
+
 struct TrainRecipe {
   std::string model;      // HF dir to start from (or)
   std::string config;     // config.json for a fresh HF-style init

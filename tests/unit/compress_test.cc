@@ -198,6 +198,26 @@ TEST(HiddenPruning, MaskedEqualsShrunkForOtherHeads) {
   }
 }
 
+TEST(Selector, NamesRegexTypesRolesLayersExclude) {
+  auto m = tiny_bert();
+  auto all = compress::list_layers(*m);
+  auto pick = [&](const std::string& yaml) {
+    std::vector<std::string> names;
+    for (const auto& t : compress::Selector::parse(YAML::Load(yaml), "test").select(all)) names.push_back(t.name);
+    return names;
+  };
+  EXPECT_EQ(pick("types: [embedding]"),
+            (std::vector<std::string>{"bert.embeddings.word_embeddings", "bert.embeddings.position_embeddings",
+                                      "bert.embeddings.token_type_embeddings"}));
+  EXPECT_EQ(pick("roles: [q]\nlayers: [1]"), (std::vector<std::string>{"bert.encoder.layer.1.attention.self.query"}));
+  EXPECT_EQ(pick("regex: ['.*layer\\.0\\..*dense']\nexclude: ['.*attention.*']"),
+            (std::vector<std::string>{"bert.encoder.layer.0.intermediate.dense", "bert.encoder.layer.0.output.dense"}));
+  EXPECT_EQ(pick("names: [classifier, bert.pooler.dense]"), (std::vector<std::string>{"bert.pooler.dense", "classifier"}));
+  EXPECT_EQ(pick("types: linear\nexclude: ['.*layer.*']"), (std::vector<std::string>{"bert.pooler.dense", "classifier"}));
+  EXPECT_NE(testing::error_of([&] { pick("regex: ['(']"); }).find("not a valid regex"), std::string::npos);
+  EXPECT_NE(testing::error_of([&] { pick("kinds: [linear]"); }).find("unknown targets key 'kinds'"), std::string::npos);
+}
+
 TEST(Schedule, AgpIterativeOneShot) {
   compress::Schedule agp{compress::Schedule::Kind::kAgp, 10, 50, 10};
   EXPECT_DOUBLE_EQ(agp.sparsity_at(0, 0.8), 0.0);
