@@ -260,8 +260,8 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   for (const auto& p : hooks.pruners)
     pruners.push_back({{"name", p->spec().name}, {"granularity", granularity_name(p->spec().granularity)},
                        {"metric", metric_name(p->spec().metric)}, {"target", p->spec().sparsity}, {"achieved", p->sparsity()}});
-  bool can_shrink = r.speedup && !model.structure().attention.empty() &&
-                    (model.info().model_type == "bert" || model.info().model_type == "roberta");
+  // Families with dependency groups: bert, roberta, gpt2.
+  bool can_shrink = r.speedup && !model.structure().attention.empty();
   std::optional<speedup::GroupKeep> keep;
   if (can_shrink) keep = speedup::groups_from_masks(model);
   speedup::bake_masks(model);

@@ -45,11 +45,15 @@ const std::map<std::string, Schedule::Kind> kSchedules = {
 
 // Per-head (dim 0 of the result) sums of f(w) over a head's rows of each `rows` layer and its
 // columns of `cols`.
-torch::Tensor group_sum(const std::vector<nn::Linear>& rows, const nn::Linear& cols, int64_t groups,
-                        const std::function<torch::Tensor(const torch::Tensor&)>& f) {
+torch::Tensor group_sum(const std::vector<nn::Linear>& rows, const std::vector<int64_t>& offsets, const nn::Linear& cols,
+                        int64_t groups, const std::function<torch::Tensor(const torch::Tensor&)>& f) {
   torch::NoGradGuard no_grad;
   auto total = torch::zeros({groups});
-  for (const auto& r : rows) total += f(r->logical_weight()).reshape({groups, -1}).sum(1);
+  const int64_t span = cols->in_features();  // the rows one Linear entry holds for all groups
+  for (size_t i = 0; i < rows.size(); ++i) {
+    int64_t off = offsets.empty() ? 0 : offsets[i];
+    total += f(rows[i]->logical_weight().slice(0, off, off + span)).reshape({groups, -1}).sum(1);
+  }
   auto c = f(cols->logical_weight());  // [out, groups * width]
   total += c.reshape({c.size(0), groups, -1}).sum(std::vector<int64_t>{0, 2});
   return total;
@@ -209,7 +213,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
   bool structured = is_group(spec_.granularity);
   if (spec_.granularity == Granularity::kHidden && !sel.empty())
     fail_invalid(who, ": granularity 'hidden' prunes the whole residual stream at once; it takes no targets");
-  if (sel.empty() && !structured) sel.roles = {"q", "k", "v", "o", "ffn_in", "ffn_out"};
+  if (sel.empty() && !structured) sel.roles = {"q", "k", "v", "qkv", "o", "ffn_in", "ffn_out"};
   std::vector<LayerTarget> chosen;
   if (!sel.empty() || !structured) chosen = sel.select(all);
   auto chosen_has = [&](const nn::Linear& l) {
@@ -274,11 +278,19 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
         if (!any || b.num_heads == 0) continue;
         Unit* u = new_unit(to_text("layer ", b.layer, " heads"), b.layer, {b.num_heads});
         auto rows = b.head_rows;
+        auto offsets = b.row_offsets;
         auto cols = b.head_cols;
         int64_t hd = b.head_dim, h = b.num_heads;
-        u->weight_importance = [rows, cols, h, pow_of] { return group_sum(rows, cols, h, pow_of); };
-        for (auto r : rows)
-          site_of(r->site, name_of(r)).add_factor(spec_.name, [u, hd, value_of] { return value_of(u).repeat_interleave(hd).unsqueeze(1); });
+        u->weight_importance = [rows, offsets, cols, h, pow_of] { return group_sum(rows, offsets, cols, h, pow_of); };
+        for (size_t i = 0; i < rows.size(); ++i) {
+          // A fused QKV Linear gets one factor per segment, ones outside it.
+          int64_t before = b.row_offset(i), after = rows[i]->out_features() - before - h * hd;
+          site_of(rows[i]->site, name_of(rows[i])).add_factor(spec_.name, [u, hd, before, after, value_of] {
+            auto v = value_of(u).repeat_interleave(hd);
+            if (before > 0 || after > 0) v = torch::cat({torch::ones({before}), v, torch::ones({after})});
+            return v.unsqueeze(1);
+          });
+        }
         site_of(cols->site, name_of(cols)).add_factor(spec_.name, [u, hd, value_of] { return value_of(u).repeat_interleave(hd).unsqueeze(0); });
       }
     } else {
@@ -291,7 +303,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
         Unit* u = new_unit(to_text("layer ", b.layer, " neurons"), b.layer, {width});
         auto rows = b.neuron_rows;
         auto cols = b.neuron_cols;
-        u->weight_importance = [rows, cols, width, pow_of] { return group_sum(rows, cols, width, pow_of); };
+        u->weight_importance = [rows, cols, width, pow_of] { return group_sum(rows, {}, cols, width, pow_of); };
         for (auto r : rows) site_of(r->site, name_of(r)).add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(1); });
         site_of(cols->site, name_of(cols)).add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
       }

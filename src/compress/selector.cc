@@ -11,7 +11,7 @@ namespace sqz::compress {
 namespace {
 
 const std::set<std::string> kTypes = {"linear", "embedding"};
-const std::set<std::string> kRoles = {"q", "k", "v", "o", "ffn_in", "ffn_out"};
+const std::set<std::string> kRoles = {"q", "k", "v", "qkv", "o", "ffn_in", "ffn_out"};
 
 bool any_full_match(const std::vector<std::string>& patterns, const std::string& name) {
   for (const auto& p : patterns)
@@ -31,6 +31,7 @@ std::vector<LayerTarget> list_layers(models::TransformerModel& model) {
   for (const auto& a : model.structure().attention) {
     const char* qkv[] = {"q", "k", "v"};
     for (size_t i = 0; i < a.head_rows.size() && i < 3; ++i) roles[a.head_rows[i].get()] = {qkv[i], a.layer};
+    if (a.head_rows.size() == 3 && a.head_rows[0].get() == a.head_rows[1].get()) roles[a.head_rows[0].get()] = {"qkv", a.layer};
     roles[a.head_cols.get()] = {"o", a.layer};
   }
   for (const auto& f : model.structure().ffn) {
@@ -112,7 +113,7 @@ Selector Selector::parse(const YAML::Node& node, const std::string& source) {
   for (const auto& t : s.types)
     if (!kTypes.count(t)) fail_invalid(source, ": targets.types: unknown type '", t, "' (known: linear, embedding)");
   for (const auto& r : s.roles)
-    if (!kRoles.count(r)) fail_invalid(source, ": targets.roles: unknown role '", r, "' (known: q, k, v, o, ffn_in, ffn_out)");
+    if (!kRoles.count(r)) fail_invalid(source, ": targets.roles: unknown role '", r, "' (known: q, k, v, qkv, o, ffn_in, ffn_out)");
   for (const auto& list : {s.regex, s.exclude})
     for (const auto& p : list) {
       try {

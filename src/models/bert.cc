@@ -7,46 +7,6 @@
 
 namespace sqz::models {
 
-namespace {
-
-// HF's pruned_heads ({"layer": [head, ...]}) and sqz's sqz_intermediate_sizes ([width per layer]).
-void parse_layer_shapes(const io::JsonFields& j, BertConfig& c) {
-  c.layer_heads.assign(c.num_layers, c.num_heads);
-  c.layer_intermediate.assign(c.num_layers, c.intermediate_size);
-  if (j.has("pruned_heads") && !j.value().at("pruned_heads").is_null()) {
-    const auto& ph = j.value().at("pruned_heads");
-    if (!ph.is_object()) j.fail_field("pruned_heads", "an object {\"layer\": [head indices]}");
-    for (const auto& [layer, heads] : ph.items()) {
-      int64_t l = -1;
-      try {
-        l = std::stoll(layer);
-      } catch (const std::exception&) {
-      }
-      if (l < 0 || l >= c.num_layers || !heads.is_array())
-        j.fail_field("pruned_heads", to_text("layer keys in [0, ", c.num_layers, ") with lists of heads, got '", layer, "'"));
-      std::set<int64_t> unique;
-      for (const auto& h : heads) {
-        if (!h.is_number_integer() || h.get<int64_t>() < 0 || h.get<int64_t>() >= c.num_heads)
-          j.fail_field("pruned_heads", to_text("head indices in [0, ", c.num_heads, ") for layer ", l));
-        unique.insert(h.get<int64_t>());
-      }
-      c.layer_heads[l] = c.num_heads - static_cast<int64_t>(unique.size());
-    }
-  }
-  if (j.has("sqz_intermediate_sizes")) {
-    const auto& sizes = j.value().at("sqz_intermediate_sizes");
-    if (!sizes.is_array() || static_cast<int64_t>(sizes.size()) != c.num_layers)
-      j.fail_field("sqz_intermediate_sizes", to_text("a list of ", c.num_layers, " FFN widths (one per layer)"));
-    for (int64_t l = 0; l < c.num_layers; ++l) {
-      if (!sizes[l].is_number_integer() || sizes[l].get<int64_t>() < 0)
-        j.fail_field("sqz_intermediate_sizes", "non-negative integers");
-      c.layer_intermediate[l] = sizes[l].get<int64_t>();
-    }
-  }
-}
-
-}  // namespace
-
 BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64_t default_type_vocab) {
   BertConfig c;
   c.vocab_size = j.get_int("vocab_size", 30522);
@@ -64,15 +24,10 @@ BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64
   c.pad_token_id = j.get_int("pad_token_id", default_pad);
   c.initializer_range = j.get_float("initializer_range", 0.02);
   c.num_labels = config_num_labels(j);
-  if (j.has("sqz_attention_head_size")) {
-    c.head_dim = j.get_int("sqz_attention_head_size");
-    if (c.head_dim <= 0) j.fail_field("sqz_attention_head_size", "a positive integer");
-  } else {
-    if (c.hidden_size % c.num_heads != 0)
-      j.fail_field("hidden_size", to_text("a multiple of num_attention_heads (", c.num_heads, ")"));
-    c.head_dim = c.hidden_size / c.num_heads;
-  }
-  parse_layer_shapes(j, c);
+  c.head_dim = config_head_dim(j, "hidden_size", c.hidden_size, "num_attention_heads", c.num_heads);
+  auto shapes = parse_layer_shapes(j, c.num_layers, c.num_heads, c.intermediate_size);
+  c.layer_heads = shapes.heads;
+  c.layer_intermediate = shapes.ffn;
   std::string pos = j.get_string("position_embedding_type", "absolute");
   if (pos != "absolute")
     fail_unimplemented(j.source(), ": field 'position_embedding_type' = '", pos, "' is not supported (only 'absolute')");
@@ -249,7 +204,7 @@ class BertFamilyModel : public TransformerModel {
     ModelStructure s;
     for (size_t i = 0; i < backbone_->layers.size(); ++i) {
       auto& l = backbone_->layers[i];
-      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, l->head_dim, {l->query, l->key, l->value}, l->attn_out});
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, l->head_dim, {l->query, l->key, l->value}, {}, l->attn_out});
       s.ffn.push_back({static_cast<int64_t>(i), {l->ffn_in}, l->ffn_out});
       s.hidden.norms.insert(s.hidden.norms.end(), {l->attn_norm, l->ffn_norm});
       s.hidden.readers.insert(s.hidden.readers.end(), {l->query, l->key, l->value, l->ffn_in});

@@ -14,6 +14,8 @@ struct Gpt2Config {
   std::string act;
   bool scale_attn_weights, scale_by_layer, tie;
   std::optional<int64_t> pad, bos, eos;
+  int64_t head_dim;
+  LayerShapes layers;  // heads and FFN width per layer (after structured pruning)
 
   static Gpt2Config parse(const io::JsonFields& j) {
     Gpt2Config c;
@@ -36,7 +38,8 @@ struct Gpt2Config {
     c.bos = config_token_id(j, "bos_token_id").value_or(50256);
     c.eos = config_token_id(j, "eos_token_id").value_or(50256);
     c.num_labels = config_num_labels(j);
-    if (c.n_embd % c.n_head != 0) j.fail_field("n_embd", to_text("a multiple of n_head (", c.n_head, ")"));
+    c.head_dim = config_head_dim(j, "n_embd", c.n_embd, "n_head", c.n_head);
+    c.layers = parse_layer_shapes(j, c.n_layer, c.n_head, c.n_inner);
     return c;
   }
 };
@@ -45,19 +48,25 @@ nn::Linear conv1d(int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions
 
 class Gpt2BlockImpl : public torch::nn::Module {
  public:
-  Gpt2BlockImpl(const Gpt2Config& c, int64_t index) : c_(c), index_(index), num_heads(c.n_head) {
+  Gpt2BlockImpl(const Gpt2Config& c, int64_t index) : c_(c), index_(index), num_heads(c.layers.heads[index]) {
+    const int64_t attn_width = num_heads * c.head_dim, ffn = c.layers.ffn[index];
     ln_1 = register_module("ln_1", nn::LayerNorm(c.n_embd, c.eps));
     auto attn = register_module("attn", std::make_shared<torch::nn::Module>());
-    c_attn = attn->register_module("c_attn", conv1d(c.n_embd, 3 * c.n_embd));
-    attn_proj = attn->register_module("c_proj", conv1d(c.n_embd, c.n_embd));
+    c_attn = attn->register_module("c_attn", conv1d(c.n_embd, 3 * attn_width));
+    attn_proj = attn->register_module("c_proj", conv1d(attn_width, c.n_embd));
     ln_2 = register_module("ln_2", nn::LayerNorm(c.n_embd, c.eps));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    c_fc = mlp->register_module("c_fc", conv1d(c.n_embd, c.n_inner));
-    mlp_proj = mlp->register_module("c_proj", conv1d(c.n_inner, c.n_embd));
+    c_fc = mlp->register_module("c_fc", conv1d(c.n_embd, ffn));
+    mlp_proj = mlp->register_module("c_proj", conv1d(ffn, c.n_embd));
     act_ = nn::activation_by_name(c.act, "config.json activation_function");
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, KVCache* cache, torch::Tensor* probs) {
+    if (num_heads == 0) {  // every head pruned: the attention adds only its output bias
+      if (probs) *probs = torch::zeros({x.size(0), 0, x.size(1), x.size(1)}, x.options());
+      auto h = x + attn_proj->bias;
+      return h + torch::dropout(mlp_proj(act_(c_fc(ln_2(h)))), c_.resid_pdrop, is_training());
+    }
     auto qkv = c_attn(ln_1(x)).chunk(3, -1);
     auto q = nn::split_heads(qkv[0], num_heads), k = nn::split_heads(qkv[1], num_heads), v = nn::split_heads(qkv[2], num_heads);
     if (cache) std::tie(k, v) = cache->update(index_, k, v);
@@ -101,6 +110,25 @@ class Gpt2Model : public TransformerModel {
       lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.n_embd, c.vocab_size, false}));
     if (head == Head::kSequenceClassification)
       score = register_module("score", nn::Linear(nn::LinearOptions{c.n_embd, c.num_labels, false}));
+  }
+
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      auto& b = blocks[i];
+      int64_t width = b->num_heads * c_.head_dim;
+      s.attention.push_back({static_cast<int64_t>(i), b->num_heads, c_.head_dim, {b->c_attn, b->c_attn, b->c_attn},
+                             {0, width, 2 * width}, b->attn_proj});
+      s.ffn.push_back({static_cast<int64_t>(i), {b->c_fc}, b->mlp_proj});
+      s.hidden.norms.insert(s.hidden.norms.end(), {b->ln_1, b->ln_2});
+      s.hidden.readers.insert(s.hidden.readers.end(), {b->c_attn, b->c_fc});
+      s.hidden.writers.insert(s.hidden.writers.end(), {b->attn_proj, b->mlp_proj});
+    }
+    s.hidden.embeddings = {wte, wpe};
+    s.hidden.norms.push_back(ln_f);
+    for (auto lin : {lm_head, score})
+      if (lin) s.hidden.readers.push_back(lin);
+    return s;
   }
 
   ModelOutputs forward(const ModelInputs& in) override {

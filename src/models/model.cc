@@ -1,5 +1,7 @@
 #include "models/model.h"
 
+#include <set>
+
 #include "core/error.h"
 
 namespace sqz::models {
@@ -39,6 +41,53 @@ std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::
     return v[0].get<int64_t>();
   }
   return config.get_int(key);
+}
+
+LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int64_t num_heads, int64_t ffn_width) {
+  LayerShapes c;
+  c.heads.assign(num_layers, num_heads);
+  c.ffn.assign(num_layers, ffn_width);
+  if (j.has("pruned_heads") && !j.value().at("pruned_heads").is_null()) {
+    const auto& ph = j.value().at("pruned_heads");
+    if (!ph.is_object()) j.fail_field("pruned_heads", "an object {\"layer\": [head indices]}");
+    for (const auto& [layer, heads] : ph.items()) {
+      int64_t l = -1;
+      try {
+        l = std::stoll(layer);
+      } catch (const std::exception&) {
+      }
+      if (l < 0 || l >= num_layers || !heads.is_array())
+        j.fail_field("pruned_heads", to_text("layer keys in [0, ", num_layers, ") with lists of heads, got '", layer, "'"));
+      std::set<int64_t> unique;
+      for (const auto& h : heads) {
+        if (!h.is_number_integer() || h.get<int64_t>() < 0 || h.get<int64_t>() >= num_heads)
+          j.fail_field("pruned_heads", to_text("head indices in [0, ", num_heads, ") for layer ", l));
+        unique.insert(h.get<int64_t>());
+      }
+      c.heads[l] = num_heads - static_cast<int64_t>(unique.size());
+    }
+  }
+  if (j.has("sqz_intermediate_sizes")) {
+    const auto& sizes = j.value().at("sqz_intermediate_sizes");
+    if (!sizes.is_array() || static_cast<int64_t>(sizes.size()) != num_layers)
+      j.fail_field("sqz_intermediate_sizes", to_text("a list of ", num_layers, " FFN widths (one per layer)"));
+    for (int64_t l = 0; l < num_layers; ++l) {
+      if (!sizes[l].is_number_integer() || sizes[l].get<int64_t>() < 0) j.fail_field("sqz_intermediate_sizes", "non-negative integers");
+      c.ffn[l] = sizes[l].get<int64_t>();
+    }
+  }
+  return c;
+}
+
+int64_t config_head_dim(const io::JsonFields& j, const std::string& hidden_key, int64_t hidden, const std::string& heads_key,
+                        int64_t heads) {
+  if (j.has("sqz_attention_head_size")) {
+    int64_t d = j.get_int("sqz_attention_head_size");
+    if (d <= 0) j.fail_field("sqz_attention_head_size", "a positive integer");
+    return d;
+  }
+  if (heads <= 0 || hidden % heads != 0) j.fail_field(hidden_key, to_text("a multiple of ", heads_key, " (", heads, ")"));
+  return hidden / heads;
 }
 
 int64_t config_num_labels(const io::JsonFields& config) {

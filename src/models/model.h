@@ -60,8 +60,10 @@ struct ModelInfo {
 struct AttentionBlock {
   int64_t layer = 0;
   int64_t num_heads = 0, head_dim = 0;
-  std::vector<nn::Linear> head_rows;  // query, key, value
+  std::vector<nn::Linear> head_rows;  // query, key, value (a fused QKV Linear appears three times)
+  std::vector<int64_t> row_offsets;   // where each entry's head rows start (fused: 0, A, 2A); empty = 0
   nn::Linear head_cols{nullptr};      // attention output projection
+  int64_t row_offset(size_t i) const { return row_offsets.empty() ? 0 : row_offsets[i]; }
 };
 struct FfnBlock {
   int64_t layer = 0;
@@ -101,6 +103,17 @@ std::string hf_name(const ModelInfo& info, const std::string& name);
 
 // A special token id field; HF allows a list (several EOS ids): the first is taken.
 std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::string& key);
+
+// Per-layer shapes after structured pruning: heads kept (HF's config.pruned_heads, original
+// numbering) and FFN width (sqz_intermediate_sizes; HF configs hold one width for all layers).
+struct LayerShapes {
+  std::vector<int64_t> heads, ffn;
+};
+LayerShapes parse_layer_shapes(const io::JsonFields& config, int64_t num_layers, int64_t num_heads, int64_t ffn_width);
+
+// hidden / heads, or sqz_attention_head_size once hidden dimensions were pruned.
+int64_t config_head_dim(const io::JsonFields& config, const std::string& hidden_key, int64_t hidden, const std::string& heads_key,
+                        int64_t heads);
 
 // The value HF reads from a config for the number of labels: len(id2label), else num_labels, else 2.
 int64_t config_num_labels(const io::JsonFields& config);

@@ -67,8 +67,9 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
       // A head emptied on its input side only (every query/key/value row) still adds O * value
       // bias: a group pruned by halves, which cannot be cut out exactly.
       std::vector<bool> rows_gone(b.num_heads, true);
-      for (const auto& r : b.head_rows) {
-        auto gone = groups_all_zero(mask_of(r), 0, b.num_heads);
+      for (size_t i = 0; i < b.head_rows.size(); ++i) {
+        int64_t off = b.row_offset(i);
+        auto gone = groups_all_zero(mask_of(b.head_rows[i]).slice(0, off, off + b.num_heads * b.head_dim), 0, b.num_heads);
         for (int64_t h = 0; h < b.num_heads; ++h) rows_gone[h] = rows_gone[h] && gone[h];
       }
       for (int64_t h = 0; h < b.num_heads; ++h)
@@ -139,8 +140,13 @@ io::json SpeedupReport::to_json() const {
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir) {
   torch::NoGradGuard no_grad;
   const std::string type = model.info().model_type;
-  if (type != "bert" && type != "roberta")
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert and roberta are)");
+  // The config keys each family uses for heads, FFN width and hidden size.
+  struct Keys {
+    const char *heads, *ffn, *hidden;
+  };
+  Keys keys = type == "gpt2" ? Keys{"n_head", "n_inner", "n_embd"} : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
+  if (type != "bert" && type != "roberta" && type != "gpt2")
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta and gpt2 are)");
   auto s = model.structure();
   SpeedupReport report;
   report.params_before = models::count_parameters(model);
@@ -159,7 +165,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
   };
 
   io::json c = config;
-  const int64_t orig_heads = c.value("num_attention_heads", int64_t{12});
+  const int64_t orig_heads = c.value(keys.heads, int64_t{12});
   io::json pruned = c.contains("pruned_heads") && c["pruned_heads"].is_object() ? c["pruned_heads"] : io::json::object();
   std::vector<int64_t> widths;
   for (size_t l = 0; l < s.attention.size(); ++l) {
@@ -167,9 +173,16 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     const auto& f = s.ffn.at(l);
     const auto& kh = keep.heads.at(l);
     const auto& kn = keep.neurons.at(l);
-    auto hidx = expand_groups(kh, b.head_dim);
-    for (const auto& r : b.head_rows) select(r, true, hidx);
-    select(b.head_cols, false, hidx);
+    // Rows per Linear: a fused QKV Linear keeps its heads' rows in each of its segments.
+    std::vector<std::pair<nn::Linear, std::vector<torch::Tensor>>> row_sets;
+    for (size_t i = 0; i < b.head_rows.size(); ++i) {
+      auto idx = expand_groups(kh, b.head_dim) + b.row_offset(i);
+      auto it = std::find_if(row_sets.begin(), row_sets.end(), [&](const auto& p) { return p.first.get() == b.head_rows[i].get(); });
+      if (it == row_sets.end()) row_sets.push_back({b.head_rows[i], {idx}});
+      else it->second.push_back(idx);
+    }
+    for (const auto& [lin, parts] : row_sets) select(lin, true, torch::cat(parts));
+    select(b.head_cols, false, expand_groups(kh, b.head_dim));
     auto nidx = torch::tensor(kn, torch::kLong);
     for (const auto& r : f.neuron_rows) select(r, true, nidx);
     select(f.neuron_cols, false, nidx);
@@ -205,14 +218,14 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
         if (auto n = module_names.at(nrm.get()) + p; tensors.count(n)) tensors[n] = tensors.at(n).index_select(0, idx).contiguous();
     for (const auto& r : s.hidden.readers) select(r, false, idx);
     for (const auto& w : s.hidden.writers) select(w, true, idx);
-    c["hidden_size"] = report.hidden_after;
+    c[keys.hidden] = report.hidden_after;
     // HF derives the head size from hidden_size / num_attention_heads; sqz keeps it explicit.
     c["sqz_attention_head_size"] = s.attention.front().head_dim;
     report.hf_loadable = false;
   }
   bool uniform = std::all_of(widths.begin(), widths.end(), [&](int64_t w) { return w == widths.front(); });
   if (uniform && !widths.empty()) {
-    c["intermediate_size"] = widths.front();
+    c[keys.ffn] = widths.front();
     c.erase("sqz_intermediate_sizes");
   } else {
     c["sqz_intermediate_sizes"] = widths;
