@@ -190,8 +190,10 @@ std::string report_markdown(const io::json& rep) {
     md << "| GFLOP per forward, batch " << a["batch"] << " | " << fmt(a["gflops"].get<double>()) << " | "
        << fmt(b["gflops"].get<double>()) << " (x" << fmt(a["gflops"].get<double>() / b["gflops"].get<double>(), 3) << ") |\n";
   }
-  md << "\nEncoder parameters removed: " << fmt(100.0 * rep["encoder_params_removed"].get<double>(), 3) << "%. Accuracy change: "
-     << (rep.contains("score_change") ? fmt(rep["score_change"].get<double>(), 3) : std::string("n/a")) << ".\n";
+  md << "\nEncoder parameters removed: " << fmt(100.0 * rep["encoder_params_removed"].get<double>(), 3) << "%. ";
+  if (rep.contains("score_change")) md << "Accuracy change: " << fmt(100.0 * rep["score_change"].get<double>(), 3) << " points.\n";
+  if (rep.contains("perplexity_change"))
+    md << "Perplexity change: " << fmt(100.0 * rep["perplexity_change"].get<double>(), 3) << "%.\n";
   if (rep.contains("speedup")) {
     md << "\nSpeedUp equivalence (masked model vs shrunk model on the first dev batches): max |logit difference| "
        << fmt(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 3) << ", same prediction on "
