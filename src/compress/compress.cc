@@ -206,8 +206,8 @@ std::string report_markdown(const io::json& rep) {
     md << "\nHidden size: " << rep["speedup"]["hidden_after"] << " / " << rep["speedup"]["hidden_before"] << ".\n";
     md << "\n![kept heads](plots/kept_per_layer.svg) ![kept neurons](plots/kept_neurons_per_layer.svg)\n";
     if (!rep["speedup"]["hf_loadable"].get<bool>())
-      md << "\nThis shape does not fit HF's BERT config (per-layer FFN widths in `sqz_intermediate_sizes`, or a pruned "
-            "hidden size with `sqz_attention_head_size`): sqz loads the model, `transformers` cannot.\n";
+      md << "\nThis shape does not fit the HF config of this family (per-layer FFN widths in `sqz_intermediate_sizes`, or a "
+            "pruned hidden size with `sqz_attention_head_size`): sqz loads the model, `transformers` cannot.\n";
   }
   md << "\n## Pruners\n\n| pruner | granularity | metric | target sparsity | achieved |\n|---|---|---|---|---|\n";
   for (const auto& p : rep["pruners"])
