@@ -26,5 +26,6 @@ echo "== sqz compress: NNI-style head + FFN pruning with distillation on the spa
 echo "   (a 40-step budget for the demo; the full recipe: recipes/compress/nni_bert_spam.yaml)"
 $SQZ compress --recipe recipes/compress/nni_bert_spam.yaml --set out="$OUT/compress" --set train.steps=40 \
   --set prune.0.schedule.end=30 --set prune.0.schedule.every=5 --set prune.1.schedule.start=5 \
-  --set prune.1.schedule.end=30 --set prune.1.schedule.every=5 --set eval_batches=10 --set latency.runs=5
+  --set prune.1.schedule.end=30 --set prune.1.schedule.every=5 --set prune.2.schedule.start=5 \
+  --set prune.2.schedule.end=30 --set prune.2.schedule.every=5 --set eval_batches=10 --set latency.runs=5
 cat "$OUT/compress/report.md"
