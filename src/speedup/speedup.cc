@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert and roberta have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta and gpt2 have)");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -87,10 +87,8 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
   }
   keep.hidden = all_hidden(s);
   if (!s.hidden.norms.empty() && s.hidden.norms.front()->keep.defined()) {
-    auto k = s.hidden.norms.front()->keep;
-    keep.hidden.clear();
-    for (int64_t d = 0; d < k.size(0); ++d)
-      if (k[d].item<double>() != 0) keep.hidden.push_back(d);
+    auto idx = torch::nonzero(s.hidden.norms.front()->keep).flatten().contiguous();
+    keep.hidden.assign(idx.data_ptr<int64_t>(), idx.data_ptr<int64_t>() + idx.numel());
   }
   return keep;
 }
