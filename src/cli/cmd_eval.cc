@@ -1,6 +1,7 @@
 // sqz eval MODEL_DIR --task NAME --split FILE: one JSON object with the task's dev metrics.
 #include <iostream>
 
+#include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "eval/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
@@ -19,7 +20,7 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
-  auto loaded = models::load_model(a.model_dir);
+  auto loaded = quant::load_any_model(a.model_dir);
   auto tok = io::load_tokenizer(a.model_dir);
   eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
   io::json result = eval::evaluate_split(*loaded.model, *tok, loaded.config, a.task, a.split, a.max_length, o);

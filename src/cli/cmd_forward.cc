@@ -1,6 +1,7 @@
 // sqz forward MODEL_DIR --inputs DIR --out DIR: HF-named .npy inputs in, HF-named .npy outputs out.
 #include <iostream>
 
+#include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "core/fs.h"
 #include "io/npy.h"
@@ -32,7 +33,7 @@ void run_forward(const ForwardArgs& a) {
     if (fs::exists(in_dir / unsupported))
       fail_unimplemented((in_dir / unsupported).string(), ": encoder-decoder and vision inputs are not supported yet");
   if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
-  auto loaded = models::load_model(a.model_dir, {a.head});
+  auto loaded = quant::load_any_model(a.model_dir, [&] { models::LoadOptions o; o.head = a.head; return o; }());
   models::ModelInputs in;
   in.input_ids = read_index_input(in_dir / "input_ids.npy");
   if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");

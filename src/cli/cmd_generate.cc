@@ -1,6 +1,7 @@
 // sqz generate MODEL_DIR --prompt "..." --max-new-tokens N: greedy (or sampled) continuation.
 #include <iostream>
 
+#include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/generation.h"
@@ -19,7 +20,7 @@ struct GenerateArgs {
 
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
-  auto loaded = models::load_model(a.model_dir);
+  auto loaded = quant::load_any_model(a.model_dir);
   auto tok = io::load_tokenizer(a.model_dir);
   auto enc = tok->encode(a.prompt);
   if (enc.ids.empty()) {

@@ -2,6 +2,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
@@ -28,7 +29,7 @@ std::string group_of(const std::string& name) {
 }
 
 void run_info(const std::string& dir, bool as_json) {
-  auto loaded = models::load_model(dir);
+  auto loaded = quant::load_any_model(dir);
   auto& model = *loaded.model;
   const auto& info = model.info();
   io::Checkpoint ckpt(dir);

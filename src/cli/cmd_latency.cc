@@ -3,6 +3,7 @@
 // batch size. Peers and the sqz runtime come with `sqz bench` (issue 6).
 #include <iostream>
 
+#include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "eval/latency.h"
 #include "models/registry.h"
@@ -19,7 +20,7 @@ struct LatencyArgs {
 };
 
 void run_latency(const LatencyArgs& a) {
-  auto loaded = models::load_model(a.model_dir);
+  auto loaded = quant::load_any_model(a.model_dir);
   for (int64_t b : a.batches) {
     eval::LatencyOptions o{b, a.seq, a.threads, a.warmup, a.runs};
     auto r = eval::measure_latency(*loaded.model, o).to_json(o);

@@ -7,6 +7,7 @@
 #include <regex>
 #include <sstream>
 
+#include "compress/quant/export.h"
 #include "compress/site.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
@@ -26,16 +27,21 @@ class CompressHooks : public train::TrainHooks {
  public:
   CompressHooks(const CompressRecipe& r) : lr_(r.train.lr) {
     for (const auto& p : r.prune) pruners.push_back(std::make_unique<Pruner>(p));
+    for (const auto& q : r.quantize)
+      if (q.qat) quantizers.push_back(std::make_unique<quant::Quantizer>(q));
     if (r.distill) distiller.emplace(*r.distill);
   }
   void on_start(models::TransformerModel& model, const io::Tokenizer& tok, const io::json& config) override {
     if (distiller) distiller->attach(model, tok, config, model.info().head_class);
     for (auto& p : pruners) p->attach(model, lr_);
+    for (auto& q : quantizers) q->attach(model);
   }
   std::vector<ParamGroup> extra_parameters() override {
     std::vector<ParamGroup> g;
     for (auto& p : pruners)
       if (!p->trainable().empty()) g.push_back({p->trainable(), p->score_lr_scale()});
+    for (auto& q : quantizers)
+      if (!q->trainable().empty()) g.push_back({q->trainable(), 1.0});
     if (distiller && !distiller->trainable().empty()) g.push_back({distiller->trainable(), 1.0});
     return g;
   }
@@ -52,15 +58,18 @@ class CompressHooks : public train::TrainHooks {
   }
   void before_step(int64_t step) override {
     for (auto& p : pruners) p->before_step(step);
+    for (auto& q : quantizers) q->before_step(step);
   }
   std::string status() const override {
     std::ostringstream s;
     s.precision(2);
     for (const auto& p : pruners) s << " " << p->spec().name << " " << std::fixed << p->sparsity();
+    for (const auto& q : quantizers) s << q->status();
     if (distiller) s << distiller->status();
     return s.str();
   }
   std::vector<std::unique_ptr<Pruner>> pruners;
+  std::vector<std::unique_ptr<quant::Quantizer>> quantizers;  // QAT
   std::optional<Distiller> distiller;
 
  private:
@@ -169,6 +178,66 @@ std::string fmt(double v, int digits = 4) {
   return s.str();
 }
 
+bool has_ptq(const CompressRecipe& r) {
+  for (const auto& q : r.quantize)
+    if (!q.qat) return true;
+  return false;
+}
+
+// The N:M structure the export declares and verifies: the targets of the N:M pruners.
+quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pruners) {
+  quant::SparsityExport nm;
+  for (const auto& p : pruners) {
+    if (p->spec().granularity != Granularity::kNM) continue;
+    if (nm.n > 0 && (nm.n != p->spec().n || nm.m != p->spec().m))
+      fail_invalid(p->spec().source, ": two N:M structures in one model (", nm.n, ":", nm.m, " and ", p->spec().n, ":", p->spec().m,
+                   ") cannot be declared in one sparsity_config");
+    nm.n = p->spec().n, nm.m = p->spec().m;
+    for (const auto& u : p->report()) nm.targets.push_back(u.name);
+  }
+  return nm;
+}
+
+// Attaches the recipe's PTQ quantizers, calibrates them on the first batches of the training
+// split, and returns what the export writes.
+std::vector<quant::QuantizedLayer> post_training_quantize(const CompressRecipe& r, models::TransformerModel& model, const io::Tokenizer& tok,
+                                                          const io::JsonFields& config) {
+  std::vector<std::unique_ptr<quant::Quantizer>> ptq;
+  for (const auto& q : r.quantize)
+    if (!q.qat) {
+      ptq.push_back(std::make_unique<quant::Quantizer>(q));
+      ptq.back()->attach(model);
+    }
+  const auto& task = train::find_task(r.train.task);
+  for (auto& q : ptq) q->begin_calibration();
+  log_info("calibrating on ", r.calibration_batches, " batches of ", task.train_file);
+  eval::EvalOptions o{r.train.batch_size, r.calibration_batches, r.train.seed, r.train.mlm_probability, nullptr};
+  eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
+  std::vector<quant::QuantizedLayer> layers;
+  for (auto& q : ptq) {
+    q->end_calibration();
+    auto l = q->snapshot();
+    layers.insert(layers.end(), l.begin(), l.end());
+  }
+  return layers;
+}
+
+io::json quantizer_summary(const quant::QuantizerSpec& q) {
+  io::json j = {{"name", q.name}, {"mode", q.qat ? "qat" : "ptq"}};
+  if (q.weight)
+    j["weight"] = to_text("W", q.weight->spec.bits, " ", quant::granularity_name(q.weight->spec.granularity),
+                          q.weight->spec.granularity == quant::Granularity::kGroup ? to_text(" ", q.weight->spec.group_size) : "",
+                          q.weight->spec.symmetric ? " sym " : " asym ", quant::weight_method_name(q.weight->method));
+  if (q.activation)
+    j["activation"] = to_text("A", q.activation->spec.bits, " ", quant::granularity_name(q.activation->spec.granularity),
+                              q.activation->spec.symmetric ? " sym " : " asym ", quant::activation_method_name(q.activation->method),
+                              q.activation->method == quant::ActivationMethod::kStatic
+                                  ? to_text(" (", quant::observer_name(q.activation->observer.kind), ")")
+                                  : "");
+  if (q.qat) j["start_step"] = q.start_step;
+  return j;
+}
+
 std::string report_markdown(const io::json& rep) {
   std::ostringstream md;
   const auto& d = rep["dense"];
@@ -194,10 +263,11 @@ std::string report_markdown(const io::json& rep) {
   if (rep.contains("score_change")) md << "Accuracy change: " << fmt(100.0 * rep["score_change"].get<double>(), 3) << " points.\n";
   if (rep.contains("perplexity_change"))
     md << "Perplexity change: " << fmt(100.0 * rep["perplexity_change"].get<double>(), 3) << "%.\n";
+  md << "\nEquivalence (the model in memory - masked" << (rep.contains("quantizers") ? ", fake-quantized" : "")
+     << " - vs the saved model loaded back, first dev batches): max |logit difference| "
+     << fmt(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 3) << ", same prediction on " << rep["equivalence"]["same_predictions"]
+     << " of " << rep["equivalence"]["compared"] << ".\n";
   if (rep.contains("speedup")) {
-    md << "\nSpeedUp equivalence (masked model vs shrunk model on the first dev batches): max |logit difference| "
-       << fmt(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 3) << ", same prediction on "
-       << rep["equivalence"]["same_predictions"] << " of " << rep["equivalence"]["compared"] << ".\n";
     md << "\n| layer | heads | FFN neurons |\n|---|---|---|\n";
     const auto& layers = rep["speedup"]["layers"];
     for (size_t l = 0; l < layers.size(); ++l)
@@ -213,6 +283,20 @@ std::string report_markdown(const io::json& rep) {
   for (const auto& p : rep["pruners"])
     md << "| " << p["name"].get<std::string>() << " | " << p["granularity"].get<std::string>() << " | " << p["metric"].get<std::string>()
        << " | " << fmt(p["target"].get<double>(), 3) << " | " << fmt(p["achieved"].get<double>(), 3) << " |\n";
+  if (rep.contains("quantizers")) {
+    md << "\n## Quantization\n\n| quantizer | mode | weights | activations |\n|---|---|---|---|\n";
+    for (const auto& q : rep["quantizers"])
+      md << "| " << q["name"].get<std::string>() << " | " << q["mode"].get<std::string>() << " | " << q.value("weight", "-") << " | "
+         << q.value("activation", "-") << " |\n";
+    md << "\n" << rep["quantized_layers"] << " linear layers exported as compressed-tensors (`" << rep["format"].get<std::string>()
+       << "`). The compressed scores above are of the export as loaded back. Quantized latency is the runtime's to measure "
+          "(libtorch only fake-quantizes).\n";
+    if (rep.contains("fake_quantized"))
+      md << "Fake-quantized model before export: " << rep["fake_quantized"]["eval"].dump() << ".\n";
+    if (rep.contains("sparsity_verified"))
+      md << "\n" << rep["sparsity_verified"]["structure"].get<std::string>() << " sparsity verified exactly in "
+         << rep["sparsity_verified"]["tensors"] << " exported weights.\n";
+  }
   md << "\nTraining: " << rep["train"]["steps"] << " steps in " << fmt(rep["train"]["wall_s"].get<double>(), 4) << " s.\n";
   return md.str();
 }
@@ -234,10 +318,12 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   if (!r.student.layers.empty()) tr.model = make_student(r, dir / "student_init").string();
   auto tok = io::load_tokenizer(r.train.model);
   {
-    // Attach everything to a throwaway copy first: a bad target, ratio or teacher fails now,
-    // not after the dense measurements.
+    // Attach everything to a throwaway copy first: a bad target, ratio, bit width or teacher
+    // fails now, not after the dense measurements.
     auto probe = models::load_model(tr.model);
     CompressHooks(r).on_start(*probe.model, *tok, probe.config.value());
+    for (const auto& q : r.quantize)
+      if (!q.qat) quant::Quantizer(q).attach(*probe.model);
   }
   // The dense model as the user gave it: the reference for every number in the report.
   auto dense = models::load_model(r.train.model);
@@ -245,23 +331,39 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   dense.model.reset();
 
   CompressHooks hooks(r);
-  train::TrainOptions topts;
-  topts.overwrite = true;
-  topts.hooks = &hooks;
-  topts.checkpoints = false;
-  auto result = train::run_training(tr, topts);
-  if (result.interrupted) fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", out.string());
+  train::TrainResult result;
+  if (r.train_steps_zero) {
+    auto loaded = models::load_model(tr.model);
+    result.model = loaded.model;
+    result.config = loaded.config.value();
+    fs::create_directories(dir / "train");
+  } else {
+    train::TrainOptions topts;
+    topts.overwrite = true;
+    topts.hooks = &hooks;
+    topts.checkpoints = false;
+    result = train::run_training(tr, topts);
+    if (result.interrupted) fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", out.string());
+  }
   auto& model = *result.model;
   model.eval();
   io::JsonFields config(result.config, (dir / "train").string());
 
-  std::vector<torch::Tensor> masked_logits, final_logits;
+  // reference_logits: what the saved model must reproduce (masked, and fake-quantized when QAT ran).
+  std::vector<torch::Tensor> reference_logits, final_logits;
   // Masked weights cost as much as dense ones: only the shrunk model's latency is worth timing.
-  Measured masked = measure(model, *tok, config, r, "masked", &masked_logits, /*timed=*/false);
+  Measured masked = measure(model, *tok, config, r, hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &reference_logits,
+                            /*timed=*/false);
   io::json pruners = io::json::array();
   for (const auto& p : hooks.pruners)
     pruners.push_back({{"name", p->spec().name}, {"granularity", granularity_name(p->spec().granularity)},
                        {"metric", metric_name(p->spec().metric)}, {"target", p->spec().sparsity}, {"achieved", p->sparsity()}});
+  quant::SparsityExport nm = nm_sparsity(hooks.pruners);
+  std::vector<quant::QuantizedLayer> quantized;
+  for (auto& q : hooks.quantizers) {
+    auto layers = q->snapshot();  // before the masks are baked and the sites removed
+    quantized.insert(quantized.end(), layers.begin(), layers.end());
+  }
   // Families with dependency groups: bert, roberta, gpt2.
   bool can_shrink = r.speedup && !model.structure().attention.empty();
   std::optional<speedup::GroupKeep> keep;
@@ -278,10 +380,21 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     if (r.speedup) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
     models::save_model(model, result.config, model_dir);
   }
+  if (!quantized.empty()) quant::export_compressed_tensors(model, result.config, quantized, nm, model_dir);
   io::copy_tokenizer_files(tr.model, model_dir);
   result.model.reset();
-  auto compressed = models::load_model(model_dir);
-  Measured after = measure(*compressed.model, *tok, compressed.config, r, "compressed", &final_logits);
+  std::optional<Measured> fake_quant;
+  if (has_ptq(r)) {
+    // Post-training quantization of the model as saved (pruned, shrunk).
+    reference_logits.clear();
+    auto saved = models::load_model(model_dir);
+    quantized = post_training_quantize(r, *saved.model, *tok, saved.config);
+    fake_quant = measure(*saved.model, *tok, saved.config, r, "fake-quantized", &reference_logits, /*timed=*/false);
+    quant::export_compressed_tensors(*saved.model, saved.config.value(), quantized, nm, model_dir);
+  }
+  auto compressed = quant::load_any_model(model_dir);
+  // Fake quantization in libtorch is slower than float: quantized latency belongs to the runtime.
+  Measured after = measure(*compressed.model, *tok, compressed.config, r, "compressed", &final_logits, quantized.empty());
 
   auto bytes_of = [](const fs::path& d) {
     io::Checkpoint ck(d);
@@ -297,6 +410,15 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   report["task"] = r.train.task;
   report["dense"] = side(before, bytes_of(r.train.model));
   report["masked"] = {{"eval", masked.eval}};
+  if (fake_quant) report["fake_quantized"] = {{"eval", fake_quant->eval}};
+  if (!r.quantize.empty()) {
+    io::json qs = io::json::array();
+    for (const auto& q : r.quantize) qs.push_back(quantizer_summary(q));
+    report["quantizers"] = qs;
+    report["quantized_layers"] = quantized.size();
+    report["format"] = compressed.config.value()["quantization_config"]["format"];
+    if (nm.n > 0) report["sparsity_verified"] = {{"structure", to_text(nm.n, ":", nm.m)}, {"tensors", nm.targets.size()}};
+  }
   report["compressed"] = side(after, bytes_of(model_dir));
   report["pruners"] = pruners;
   report["train"] = {{"steps", result.steps_done}, {"wall_s", result.wall_s}, {"last_eval", result.last_eval}};
@@ -307,8 +429,8 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   else if (before.eval.contains("perplexity"))
     report["perplexity_change"] = after.eval["perplexity"].get<double>() / before.eval["perplexity"].get<double>() - 1.0;
   int64_t compared = 0;
-  int64_t same = same_predictions(masked_logits, final_logits, &compared);
-  report["equivalence"] = {{"max_abs_logit_diff", max_abs_diff(masked_logits, final_logits)}, {"same_predictions", same}, {"compared", compared}};
+  int64_t same = same_predictions(reference_logits, final_logits, &compared);
+  report["equivalence"] = {{"max_abs_logit_diff", max_abs_diff(reference_logits, final_logits)}, {"same_predictions", same}, {"compared", compared}};
 
   fs::create_directories(dir / "plots");
   if (report.contains("speedup")) {

@@ -84,7 +84,9 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
     if (teacher_tok->id_to_token(id) != student_tok.id_to_token(id))
       fail_invalid(who, ": its tokenizer differs from the student's at id ", id, " ('", teacher_tok->id_to_token(id), "' vs '",
                    student_tok.id_to_token(id), "')");
-  auto loaded = models::load_model(spec_.teacher, {head});
+  models::LoadOptions options;
+  options.head = head;
+  auto loaded = models::load_model(spec_.teacher, options);
   teacher_ = loaded.model;
   teacher_->eval();
   for (auto& p : teacher_->parameters()) p.requires_grad_(false);

@@ -171,15 +171,7 @@ PrunerSpec PrunerSpec::parse(const YAML::Node& node, const std::string& source) 
 YAML::Node PrunerSpec::to_yaml() const {
   YAML::Node n;
   n["name"] = name;
-  auto list = [&](const char* key, const std::vector<std::string>& v) {
-    if (!v.empty()) n["targets"][key] = v;
-  };
-  list("names", targets.names);
-  list("regex", targets.regex);
-  list("types", targets.types);
-  list("roles", targets.roles);
-  list("exclude", targets.exclude);
-  if (!targets.layers.empty()) n["targets"]["layers"] = targets.layers;
+  n["targets"] = targets.to_yaml();
   n["granularity"] = granularity_name(granularity);
   n["metric"] = metric_name(metric);
   n["scope"] = scope == Scope::kLayer ? "layer" : "global";

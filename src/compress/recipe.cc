@@ -69,6 +69,10 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
         // The trainer's own output goes under the compress output dir.
         YAML::Node t = YAML::Clone(v);
         if (!t["out"]) t["out"] = "unused";
+        if (t["steps"] && t["steps"].IsScalar() && t["steps"].as<std::string>() == "0") {
+          r.train_steps_zero = true;
+          t["steps"] = 1;
+        }
         r.train = train::TrainRecipe::from_node(t, source, {});
       } else if (key == "student") {
         for (const auto& s : v) {
@@ -82,6 +86,18 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
         for (size_t i = 0; i < v.size(); ++i) {
           r.prune.push_back(PrunerSpec::parse(v[i], to_text(source, ":", v[i].Mark().line + 1, " prune[", i, "]")));
           if (r.prune.back().name.empty()) r.prune.back().name = to_text("prune", i);
+        }
+      } else if (key == "quantize") {
+        if (!v.IsSequence()) fail_invalid(where, ": 'quantize' must be a list of quantizers");
+        for (size_t i = 0; i < v.size(); ++i) {
+          r.quantize.push_back(quant::QuantizerSpec::parse(v[i], to_text(source, ":", v[i].Mark().line + 1, " quantize[", i, "]")));
+          if (!v[i]["name"]) r.quantize.back().name = to_text("quantize", i);
+        }
+      } else if (key == "calibration") {
+        for (const auto& c : v) {
+          if (c.first.as<std::string>() != "batches")
+            fail_invalid(where, ": unknown calibration key '", c.first.as<std::string>(), "' (known: batches)");
+          r.calibration_batches = c.second.as<int64_t>();
         }
       } else if (key == "speedup") {
         r.speedup = v.as<bool>();
@@ -101,7 +117,7 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
         r.out = v.as<std::string>();
       } else {
         fail_invalid(where, ": unknown compress recipe key '", key,
-                     "' (known: train, student, distill, prune, speedup, latency, eval_batches, out)");
+                     "' (known: train, student, distill, prune, quantize, calibration, speedup, latency, eval_batches, out)");
       }
     } catch (const YAML::Exception&) {
       fail_invalid(where, ": recipe key '", key, "' has a value of the wrong type");
@@ -115,6 +131,21 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
     for (size_t j = 0; j < i; ++j)
       if (r.prune[i].name == r.prune[j].name) fail_invalid(source, ": two pruners are named '", r.prune[i].name, "'");
   if (r.distill && r.distill->teacher.empty()) r.distill->teacher = r.train.model;
+  bool ptq = false, qat = false;
+  for (const auto& q : r.quantize) ptq = ptq || !q.qat, qat = qat || q.qat;
+  if (r.train_steps_zero && (!r.prune.empty() || r.distill || !r.student.layers.empty() || qat))
+    fail_invalid(source, ": train.steps is 0, but pruning, distillation, a student or QAT need training steps");
+  if (qat)
+    for (const auto& p : r.prune)
+      if (is_group(p.granularity))
+        fail_invalid(p.source, ": structural pruning (", granularity_name(p.granularity),
+                     ") and QAT in one run are not supported: SpeedUp would reshape the quantized layers. Prune first, then "
+                     "quantize the pruned model in a second recipe (or use PTQ, which runs after SpeedUp)");
+  if (ptq && r.calibration_batches < 1)
+    fail_invalid(source, ": calibration.batches must be >= 1 for post-training quantization, got ", r.calibration_batches);
+  for (size_t i = 0; i < r.quantize.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (r.quantize[i].name == r.quantize[j].name) fail_invalid(source, ": two quantizers are named '", r.quantize[i].name, "'");
   return r;
 }
 
@@ -126,9 +157,12 @@ std::string CompressRecipe::to_yaml() const {
   YAML::Node root;
   root["train"] = YAML::Load(train.to_yaml());
   root["train"].remove("out");
+  if (train_steps_zero) root["train"]["steps"] = 0;
   if (!student.layers.empty()) root["student"]["layers"] = student.layers;
   if (distill) root["distill"] = distill->to_yaml();
   for (const auto& p : prune) root["prune"].push_back(p.to_yaml());
+  for (const auto& q : quantize) root["quantize"].push_back(q.to_yaml());
+  if (!quantize.empty()) root["calibration"]["batches"] = calibration_batches;
   root["speedup"] = speedup;
   root["latency"]["batch_sizes"] = latency.batch_sizes;
   root["latency"]["seq"] = latency.seq;

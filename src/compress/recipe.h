@@ -1,9 +1,11 @@
 // The compress recipe: a `train:` section (the training recipe's schema), an optional smaller
-// `student:`, `distill:`, a list of `prune:` stages, `speedup`, `latency` and `out`. Any key can
+// `student:`, `distill:`, a list of `prune:` stages, a list of `quantize:` stages (with
+// `calibration: {batches: N}` for PTQ), `speedup`, `latency` and `out`. Any key can
 // be overridden by a dotted path: --set prune.0.sparsity=0.6, --set train.steps=200.
 #pragma once
 #include "compress/distiller.h"
 #include "compress/pruner.h"
+#include "compress/quant/quantizer.h"
 #include "train/recipe.h"
 
 namespace sqz::compress {
@@ -25,6 +27,9 @@ struct CompressRecipe {
   StudentSpec student;
   std::optional<DistillSpec> distill;
   std::vector<PrunerSpec> prune;
+  std::vector<quant::QuantizerSpec> quantize;
+  int64_t calibration_batches = 8;
+  bool train_steps_zero = false;  // train.steps: 0 = no training stage (post-training quantization only)  // PTQ: batches of the training split the observers see
   bool speedup = true;
   LatencySpec latency;
   int64_t eval_batches = 0;  // dense / compressed dev evals (0 = whole dev split)

@@ -125,4 +125,18 @@ Selector Selector::parse(const YAML::Node& node, const std::string& source) {
   return s;
 }
 
+YAML::Node Selector::to_yaml() const {
+  YAML::Node n(YAML::NodeType::Map);
+  auto list = [&](const char* key, const std::vector<std::string>& v) {
+    if (!v.empty()) n[key] = v;
+  };
+  list("names", names);
+  list("regex", regex);
+  list("types", types);
+  list("roles", roles);
+  list("exclude", exclude);
+  if (!layers.empty()) n["layers"] = layers;
+  return n;
+}
+
 }  // namespace sqz::compress

@@ -36,6 +36,7 @@ struct Selector {
   // The matching layers; an error naming the selector when there are none (or a name is unknown).
   std::vector<LayerTarget> select(const std::vector<LayerTarget>& all) const;
   static Selector parse(const YAML::Node& node, const std::string& source);
+  YAML::Node to_yaml() const;
 };
 
 }  // namespace sqz::compress

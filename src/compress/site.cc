@@ -6,10 +6,27 @@ namespace sqz::compress {
 
 void Site::add_factor(std::string owner, Factor factor) { factors_.emplace_back(std::move(owner), std::move(factor)); }
 
+void Site::add_weight_transform(std::string owner, Transform t) { weight_transforms_.emplace_back(std::move(owner), std::move(t)); }
+void Site::add_input_transform(std::string owner, Transform t) { input_transforms_.emplace_back(std::move(owner), std::move(t)); }
+
 torch::Tensor Site::effective_weight(const torch::Tensor& weight) {
   torch::Tensor w = weight;
   for (auto& [owner, f] : factors_) w = w * f();
+  for (auto& [owner, t] : weight_transforms_) w = t(w);
   return w;
+}
+
+torch::Tensor Site::masked_weight(const torch::Tensor& weight) const {
+  torch::NoGradGuard no_grad;
+  torch::Tensor w = weight.detach();
+  for (const auto& [owner, f] : factors_) w = w * f().detach();
+  return w;
+}
+
+torch::Tensor Site::on_input(const torch::Tensor& input) {
+  torch::Tensor x = input;
+  for (auto& [owner, t] : input_transforms_) x = t(x);
+  return x;
 }
 
 torch::Tensor Site::mask(const torch::Tensor& weight) const {

@@ -55,12 +55,12 @@ namespace {
 
 // Checkpoint key for one of our parameters: its HF name, or the same name with/without the base
 // prefix (a BertModel checkpoint loaded into a head class, or the reverse), as HF accepts.
-std::string find_key(const io::Checkpoint& ckpt, const ModelInfo& info, const std::string& name) {
+std::string find_key(const std::function<bool(const std::string&)>& has, const ModelInfo& info, const std::string& name) {
   std::string key = hf_name(info, name);
-  if (ckpt.contains(key)) return key;
+  if (has(key)) return key;
   const std::string prefix = info.base_prefix + ".";
-  if (key.rfind(prefix, 0) == 0 && ckpt.contains(key.substr(prefix.size()))) return key.substr(prefix.size());
-  if (key.rfind(prefix, 0) != 0 && ckpt.contains(prefix + key)) return prefix + key;
+  if (key.rfind(prefix, 0) == 0 && has(key.substr(prefix.size()))) return key.substr(prefix.size());
+  if (key.rfind(prefix, 0) != 0 && has(prefix + key)) return prefix + key;
   return "";
 }
 
@@ -99,18 +99,25 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   std::set<std::string> used;
   std::vector<std::string> missing;
   torch::NoGradGuard no_grad;
+  auto has = [&](const std::string& k) { return options.tensors.count(k) > 0 || ckpt.contains(k); };
   for (auto& item : out.model->named_parameters()) {
-    std::string key = find_key(ckpt, info, item.key());
+    std::string key = find_key(has, info, item.key());
     torch::Tensor& p = item.value();
     if (key.empty()) {
       missing.push_back(hf_name(info, item.key()));
       continue;
     }
-    const auto& e = ckpt.entry(key);
-    if (torch::IntArrayRef(e.shape) != p.sizes())
-      fail_data(ckpt.file_of(key).string(), ": tensor '", key, "' has shape ", torch::IntArrayRef(e.shape), ", but config.json implies ",
-                p.sizes());
-    p.copy_(ckpt.tensor(key).to(p.scalar_type()));
+    if (auto it = options.tensors.find(key); it != options.tensors.end()) {
+      if (it->second.sizes() != p.sizes())
+        fail_data(dir.string(), ": tensor '", key, "' has shape ", it->second.sizes(), ", but config.json implies ", p.sizes());
+      p.copy_(it->second.to(p.scalar_type()));
+    } else {
+      const auto& e = ckpt.entry(key);
+      if (torch::IntArrayRef(e.shape) != p.sizes())
+        fail_data(ckpt.file_of(key).string(), ": tensor '", key, "' has shape ", torch::IntArrayRef(e.shape),
+                  ", but config.json implies ", p.sizes());
+      p.copy_(ckpt.tensor(key).to(p.scalar_type()));
+    }
     used.insert(key);
   }
   if (!missing.empty()) {
@@ -132,7 +139,7 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   };
   std::vector<std::string> unused;
   for (const auto& n : ckpt.names())
-    if (!used.count(n) && !benign(n)) unused.push_back(n);
+    if (!used.count(n) && !options.consumed.count(n) && !benign(n)) unused.push_back(n);
   if (!unused.empty())
     log_warning(dir.string(), ": ", unused.size(), " checkpoint tensors not used by ", info.head_class, " (e.g. '",
                 unused.front(), "')");

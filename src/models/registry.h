@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 
 #include "core/fs.h"
 #include "models/model.h"
@@ -29,6 +30,10 @@ struct LoadOptions {
   std::string head;             // override config.architectures
   bool init_missing = false;    // initialise (HF-style) parameters the checkpoint lacks instead of failing
   io::json config_overrides = io::json::object();  // merged into config.json before building (e.g. id2label)
+  // Tensors that replace or add to the checkpoint's (e.g. the dequantized weights of a quantized
+  // export), and the checkpoint tensors they were made from (not reported as unused).
+  std::map<std::string, torch::Tensor> tensors;
+  std::set<std::string> consumed;
 };
 
 struct LoadedModel {

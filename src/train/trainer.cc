@@ -82,12 +82,16 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     fail_unimplemented("task '", r.task, "' (", task_kind_name(kind), ") needs encoder-decoder models, not built yet");
   }
   std::string head = !r.head.empty() ? r.head : head_for(model_type, s.objective);
+  models::LoadOptions load_options;
+  load_options.head = head;
   if (!resume_from.empty()) {
-    auto loaded = models::load_model(resume_from, {head});
+    auto loaded = models::load_model(resume_from, load_options);
     s.model = loaded.model;
     s.config = loaded.config.value();
   } else if (!r.model.empty()) {
-    auto loaded = models::load_model(r.model, {head, /*init_missing=*/true, overrides});
+    load_options.init_missing = true;
+    load_options.config_overrides = overrides;
+    auto loaded = models::load_model(r.model, load_options);
     s.model = loaded.model;
     s.config = loaded.config.value();
   } else {

@@ -1,0 +1,95 @@
+#include "compress/quant/observer.h"
+
+#include "core/error.h"
+
+namespace sqz::quant {
+
+const char* observer_name(ObserverKind k) {
+  switch (k) {
+    case ObserverKind::kMinMax: return "minmax";
+    case ObserverKind::kMovingAverage: return "moving_average";
+    case ObserverKind::kPercentile: return "percentile";
+    case ObserverKind::kMse: return "mse";
+  }
+  return "?";
+}
+
+ObserverKind parse_observer(const std::string& name, const std::string& source) {
+  for (auto k : {ObserverKind::kMinMax, ObserverKind::kMovingAverage, ObserverKind::kPercentile, ObserverKind::kMse})
+    if (name == observer_name(k)) return k;
+  fail_invalid(source, ": observer '", name, "' is not one of minmax, moving_average, percentile, mse");
+}
+
+Observer::Observer(ObserverSpec spec, QuantSpec quant, std::string source)
+    : spec_(spec), quant_(quant), source_(std::move(source)) {
+  if (quant_.granularity != Granularity::kTensor)
+    fail_invalid(source_, ": static activation ranges are per tensor (per-token scales are dynamic)");
+  if (spec_.kind == ObserverKind::kPercentile && (spec_.percentile <= 50 || spec_.percentile > 100))
+    fail_invalid(source_, ": percentile must be in (50, 100], got ", spec_.percentile);
+  if (spec_.momentum < 0 || spec_.momentum >= 1) fail_invalid(source_, ": momentum must be in [0, 1), got ", spec_.momentum);
+}
+
+void Observer::observe(const torch::Tensor& x_in) {
+  torch::NoGradGuard no_grad;
+  auto x = x_in.detach().to(torch::kFloat32).reshape({-1, x_in.size(-1)});
+  auto flat = x.reshape({-1});
+  if (flat.numel() == 0) return;
+  auto absmax = std::get<0>(x.abs().max(0));
+  channel_absmax_ = channel_absmax_.defined() ? torch::maximum(channel_absmax_, absmax) : absmax;
+  torch::Tensor lo = flat.min(), hi = flat.max();
+  if (spec_.kind == ObserverKind::kPercentile) {
+    const double p = spec_.percentile / 100.0;
+    auto k_hi = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(p * flat.numel())), 1, flat.numel());
+    auto k_lo = std::clamp<int64_t>(static_cast<int64_t>(std::floor((1 - p) * flat.numel())) + 1, 1, flat.numel());
+    lo = std::get<0>(flat.kthvalue(k_lo));
+    hi = std::get<0>(flat.kthvalue(k_hi));
+  }
+  const bool average = spec_.kind == ObserverKind::kMovingAverage || spec_.kind == ObserverKind::kPercentile;
+  if (batches_ == 0) {
+    lo_ = lo, hi_ = hi;
+  } else if (spec_.kind == ObserverKind::kMovingAverage) {
+    lo_ = spec_.momentum * lo_ + (1 - spec_.momentum) * lo;
+    hi_ = spec_.momentum * hi_ + (1 - spec_.momentum) * hi;
+  } else if (average) {  // percentile: running mean of the per-batch percentiles
+    lo_ = lo_ + (lo - lo_) / static_cast<double>(batches_ + 1);
+    hi_ = hi_ + (hi - hi_) / static_cast<double>(batches_ + 1);
+  } else {
+    lo_ = torch::minimum(lo_, lo), hi_ = torch::maximum(hi_, hi);
+  }
+  if (spec_.kind == ObserverKind::kMse) {
+    const int64_t stride = std::max<int64_t>(1, flat.numel() / spec_.sample_size);
+    auto part = flat.slice(0, 0, flat.numel(), stride);
+    sample_ = sample_.defined() ? torch::cat({sample_, part}) : part;
+  }
+  ++batches_;
+}
+
+QParams Observer::qparams() const {
+  if (batches_ == 0) fail_invalid(source_, ": the observer saw no calibration batches (calibration.batches must be >= 1)");
+  if (spec_.kind == ObserverKind::kMse) return mse_qparams(sample_, quant_);
+  return qparams_from_range(lo_.reshape({1, 1}), hi_.reshape({1, 1}), quant_);
+}
+
+QParams mse_qparams(const torch::Tensor& x, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  auto xf = x.detach().to(torch::kFloat32);
+  auto [lo, hi] = min_max(xf, spec);
+  torch::Tensor best_err;
+  QParams best;
+  for (int i = 0; i <= 14; ++i) {
+    const double ratio = 1.0 - 0.05 * i;
+    auto p = qparams_from_range(lo * ratio, hi * ratio, spec);
+    auto err = group_view(fake_quantize(xf, p, spec) - xf, spec).pow(2).sum(-1, /*keepdim=*/true);
+    if (!best_err.defined()) {
+      best_err = err, best = p;
+      continue;
+    }
+    auto better = err < best_err;
+    best_err = torch::where(better, err, best_err);
+    best.scale = torch::where(better, p.scale, best.scale);
+    best.zero_point = torch::where(better, p.zero_point, best.zero_point);
+  }
+  return best;
+}
+
+}  // namespace sqz::quant

@@ -1,0 +1,43 @@
+// Observers turn what calibration sees into quantization parameters (PTQ, and the initial
+// ranges of QAT): min-max, moving-average min-max, percentile, and MSE-optimal clipping.
+// Each also records the per-input-channel |x| maximum that SmoothQuant needs.
+#pragma once
+#include "compress/quant/qmath.h"
+
+namespace sqz::quant {
+
+enum class ObserverKind { kMinMax, kMovingAverage, kPercentile, kMse };
+const char* observer_name(ObserverKind k);
+ObserverKind parse_observer(const std::string& name, const std::string& source);
+
+struct ObserverSpec {
+  ObserverKind kind = ObserverKind::kMinMax;
+  double momentum = 0.9;       // moving average: range = m * range + (1 - m) * batch range
+  double percentile = 99.99;   // percentile: the batch range is [q(100 - p), q(p)], averaged over batches
+  int64_t sample_size = 1 << 16;  // MSE: values kept (evenly strided) per batch for the clip search
+};
+
+// Static activation ranges, per tensor (one scale for all tokens).
+class Observer {
+ public:
+  Observer(ObserverSpec spec, QuantSpec quant, std::string source);
+  void observe(const torch::Tensor& x);  // x: [..., channels]
+  int64_t batches() const { return batches_; }
+  // Errors (naming the layer) when nothing was observed; constant inputs get a defined scale.
+  QParams qparams() const;
+  const torch::Tensor& channel_absmax() const { return channel_absmax_; }
+
+ private:
+  ObserverSpec spec_;
+  QuantSpec quant_;
+  std::string source_;
+  int64_t batches_ = 0;
+  torch::Tensor lo_, hi_, channel_absmax_, sample_;
+};
+
+// The clip range in [0.3, 1] x (each slice's min-max) whose fake-quantization error on `x`
+// is smallest, per slice of group_view(x); used for weights (per channel / group) and for the
+// MSE observer's sample.
+QParams mse_qparams(const torch::Tensor& x, const QuantSpec& spec);
+
+}  // namespace sqz::quant

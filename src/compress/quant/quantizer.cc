@@ -1,0 +1,380 @@
+#include "compress/quant/quantizer.h"
+
+#include <map>
+
+#include "compress/quant/fake_quant.h"
+#include "compress/quant/gptq.h"
+#include "compress/site.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace sqz::quant {
+
+namespace {
+
+const std::map<std::string, WeightMethod> kWeightMethods = {
+    {"minmax", WeightMethod::kMinMax}, {"mse", WeightMethod::kMse},           {"gptq", WeightMethod::kGptq},
+    {"lsq", WeightMethod::kLsq},       {"pact", WeightMethod::kPact},         {"quantgpt", WeightMethod::kQuantGpt},
+    {"ternary", WeightMethod::kTernary}, {"binary", WeightMethod::kBinary}};
+const std::map<std::string, ActivationMethod> kActivationMethods = {
+    {"static", ActivationMethod::kStatic}, {"dynamic", ActivationMethod::kDynamic},
+    {"lsq", ActivationMethod::kLsq},       {"pact", ActivationMethod::kPact}};
+
+template <typename E>
+E lookup(const std::map<std::string, E>& values, const std::string& v, const std::string& what, const std::string& where) {
+  auto it = values.find(v);
+  if (it != values.end()) return it->second;
+  std::string known;
+  for (const auto& [k, e] : values) known += (known.empty() ? "" : ", ") + k;
+  fail_invalid(where, ": ", what, " '", v, "' is not one of: ", known);
+}
+template <typename E>
+std::string name_of(const std::map<std::string, E>& values, E e) {
+  for (const auto& [k, v] : values)
+    if (v == e) return k;
+  return "?";
+}
+
+void check_keys(const YAML::Node& n, std::initializer_list<const char*> known, const std::string& where) {
+  for (const auto& kv : n) {
+    std::string k = kv.first.as<std::string>();
+    bool ok = false;
+    for (const char* c : known) ok = ok || k == c;
+    if (!ok) fail_invalid(where, ": unknown key '", k, "'");
+  }
+}
+
+QuantSpec parse_quant_spec(const YAML::Node& n, QuantSpec s, const std::string& where) {
+  if (n["bits"]) s.bits = n["bits"].as<int>();
+  if (n["symmetric"]) s.symmetric = n["symmetric"].as<bool>();
+  if (n["granularity"]) s.granularity = parse_granularity(n["granularity"].as<std::string>(), where);
+  if (n["group_size"]) s.group_size = n["group_size"].as<int64_t>();
+  if (s.bits < 2 || s.bits > 8) fail_invalid(where, ": bits = ", s.bits, " is outside 2..8");
+  return s;
+}
+
+YAML::Node quant_spec_yaml(const QuantSpec& s) {
+  YAML::Node n;
+  n["bits"] = s.bits;
+  n["symmetric"] = s.symmetric;
+  n["granularity"] = granularity_name(s.granularity);
+  if (s.granularity == Granularity::kGroup) n["group_size"] = s.group_size;
+  return n;
+}
+
+}  // namespace
+
+const char* weight_method_name(WeightMethod m) {
+  static std::map<WeightMethod, std::string> names;
+  if (names.empty())
+    for (const auto& [k, v] : kWeightMethods) names[v] = k;
+  return names[m].c_str();
+}
+const char* activation_method_name(ActivationMethod m) {
+  static std::map<ActivationMethod, std::string> names;
+  if (names.empty())
+    for (const auto& [k, v] : kActivationMethods) names[v] = k;
+  return names[m].c_str();
+}
+
+QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& source) {
+  QuantizerSpec s;
+  s.source = source;
+  check_keys(n, {"name", "targets", "mode", "start_step", "weight", "activation"}, source);
+  s.name = n["name"] ? n["name"].as<std::string>() : "quantizer";
+  if (!n["targets"]) fail_invalid(source, ": a quantizer needs targets (e.g. targets: {types: [linear]})");
+  s.targets = compress::Selector::parse(n["targets"], source + " targets");
+  std::string mode = n["mode"] ? n["mode"].as<std::string>() : "ptq";
+  if (mode != "ptq" && mode != "qat") fail_invalid(source, ": mode '", mode, "' is not one of: ptq, qat");
+  s.qat = mode == "qat";
+  if (n["start_step"]) s.start_step = n["start_step"].as<int64_t>();
+  if (s.start_step < 0) fail_invalid(source, ": start_step must be >= 0");
+  if (auto w = n["weight"]) {
+    check_keys(w, {"bits", "symmetric", "granularity", "group_size", "method", "damp"}, source + " weight");
+    WeightQuant q;
+    q.spec = parse_quant_spec(w, q.spec, source + " weight");
+    if (q.spec.granularity == Granularity::kToken) fail_invalid(source, " weight: granularity 'token' is for activations");
+    if (w["method"]) q.method = lookup(kWeightMethods, w["method"].as<std::string>(), "weight method", source);
+    if (w["damp"]) q.damp = w["damp"].as<double>();
+    const bool learned = q.method == WeightMethod::kLsq || q.method == WeightMethod::kPact || q.method == WeightMethod::kQuantGpt;
+    if (learned && !s.qat) fail_invalid(source, ": weight method '", weight_method_name(q.method), "' learns its scale: use mode: qat");
+    if (q.method == WeightMethod::kGptq && s.qat) fail_invalid(source, ": GPTQ is one-shot post-training quantization: use mode: ptq");
+    if ((q.method == WeightMethod::kPact || q.method == WeightMethod::kQuantGpt || q.method == WeightMethod::kTernary ||
+         q.method == WeightMethod::kBinary) && !q.spec.symmetric)
+      fail_invalid(source, ": weight method '", weight_method_name(q.method), "' is symmetric (set symmetric: true)");
+    if (q.method == WeightMethod::kTernary || q.method == WeightMethod::kBinary) q.spec.bits = 2;  // codes in {-1, 0, 1}
+    s.weight = q;
+  }
+  if (auto a = n["activation"]) {
+    check_keys(a, {"bits", "symmetric", "granularity", "method", "observer", "percentile", "momentum"}, source + " activation");
+    ActivationQuant q;
+    q.spec = parse_quant_spec(a, q.spec, source + " activation");
+    if (a["method"]) q.method = lookup(kActivationMethods, a["method"].as<std::string>(), "activation method", source);
+    if (q.method == ActivationMethod::kDynamic) q.spec.granularity = Granularity::kToken;
+    if (q.method != ActivationMethod::kDynamic && q.spec.granularity != Granularity::kTensor)
+      fail_invalid(source, ": activation method '", activation_method_name(q.method), "' uses one range per tensor; per-token scales are method: dynamic");
+    if ((q.method == ActivationMethod::kLsq || q.method == ActivationMethod::kPact) && !s.qat)
+      fail_invalid(source, ": activation method '", activation_method_name(q.method), "' learns its range: use mode: qat");
+    if (q.method == ActivationMethod::kPact) q.spec.symmetric = true;
+    if (a["observer"]) q.observer.kind = parse_observer(a["observer"].as<std::string>(), source);
+    else if (s.qat) q.observer.kind = ObserverKind::kMovingAverage;
+    if (a["percentile"]) q.observer.percentile = a["percentile"].as<double>();
+    if (a["momentum"]) q.observer.momentum = a["momentum"].as<double>();
+    s.activation = q;
+  }
+  if (!s.weight && !s.activation) fail_invalid(source, ": a quantizer needs weight:, activation: or both");
+  return s;
+}
+
+YAML::Node QuantizerSpec::to_yaml() const {
+  YAML::Node n;
+  n["name"] = name;
+  n["targets"] = targets.to_yaml();
+  n["mode"] = qat ? "qat" : "ptq";
+  if (qat) n["start_step"] = start_step;
+  if (weight) {
+    auto w = quant_spec_yaml(weight->spec);
+    w["method"] = weight_method_name(weight->method);
+    if (weight->method == WeightMethod::kGptq) w["damp"] = weight->damp;
+    n["weight"] = w;
+  }
+  if (activation) {
+    auto a = quant_spec_yaml(activation->spec);
+    a["method"] = activation_method_name(activation->method);
+    if (activation->method == ActivationMethod::kStatic) a["observer"] = observer_name(activation->observer.kind);
+    n["activation"] = a;
+  }
+  return n;
+}
+
+// One quantized Linear: its learned parameters, observer and frozen parameters.
+struct Quantizer::Layer {
+  std::string name;
+  nn::Linear linear{nullptr};
+  compress::Site* site = nullptr;
+  std::optional<WeightQuant> wq;
+  std::optional<ActivationQuant> aq;
+  std::unique_ptr<Observer> observer;
+  std::unique_ptr<HessianAccumulator> hessian;
+  torch::Tensor w_param, a_param, a_zero;  // LSQ scale / PACT alpha / QuantGPT gamma; activation scale or alpha
+  bool w_initialised = false, a_initialised = false;
+  std::optional<QParams> a_frozen;
+  torch::Tensor gptq_weight;
+  std::optional<QParams> gptq_qparams;  // the grid GPTQ rounded to (per channel or group)
+  bool calibrating = false, active = false;
+
+  torch::Tensor masked_weight() const { return site->masked_weight(linear->logical_weight()); }
+
+  // Parameters of the weight grid for the weight `w` the forward pass sees (masked).
+  QParams weight_qparams(const torch::Tensor& w) {
+    const auto& s = wq->spec;
+    torch::NoGradGuard no_grad;
+    switch (wq->method) {
+      case WeightMethod::kMinMax: return dynamic_qparams(w, s);
+      case WeightMethod::kMse: return mse_qparams(w, s);
+      case WeightMethod::kGptq:
+        if (!gptq_qparams) fail_invalid(name, ": GPTQ parameters exist only after calibration");
+        return *gptq_qparams;
+      case WeightMethod::kLsq: return {w_param.detach().clone(), torch::zeros_like(w_param)};
+      case WeightMethod::kPact: return {w_param.detach() / static_cast<double>(qmax(s)), torch::zeros_like(w_param)};
+      case WeightMethod::kQuantGpt:
+        return {w_param.detach() * mean_abs(w, s) / static_cast<double>(qmax(s)), torch::zeros_like(w_param)};
+      case WeightMethod::kTernary:
+      case WeightMethod::kBinary: {
+        auto v = group_view(quantize_weight(w).detach(), s).abs();
+        auto scale = std::get<0>(v.max(-1, true));
+        return {torch::where(scale > 0, scale, torch::ones_like(scale)), torch::zeros_like(scale)};
+      }
+    }
+    return {};
+  }
+
+  void init_weight_params(const torch::Tensor& w) {
+    torch::NoGradGuard no_grad;
+    const auto& s = wq->spec;
+    auto p = mse_qparams(w, s);  // learned scales start from the best round-to-nearest grid
+    const double qhi = static_cast<double>(qmax(s));
+    if (wq->method == WeightMethod::kLsq) w_param.copy_(p.scale);
+    if (wq->method == WeightMethod::kPact) w_param.copy_(p.scale * qhi);
+    if (wq->method == WeightMethod::kQuantGpt) w_param.copy_(p.scale * qhi / mean_abs(w, s));
+    w_initialised = true;
+  }
+
+  torch::Tensor quantize_weight(const torch::Tensor& w) {
+    const auto& s = wq->spec;
+    switch (wq->method) {
+      case WeightMethod::kMinMax: return fake_quantize_ste(w, dynamic_qparams(w, s), s);
+      case WeightMethod::kMse: return fake_quantize_ste(w, mse_qparams(w, s), s);
+      case WeightMethod::kGptq: return gptq_weight;
+      case WeightMethod::kLsq: return lsq_fake_quantize(w, w_param, torch::zeros_like(w_param), s, lsq_grad_factor(w, s));
+      case WeightMethod::kPact: return pact_fake_quantize(w, w_param, s);
+      case WeightMethod::kQuantGpt: return quantgpt_fake_quantize(w, w_param, s);
+      case WeightMethod::kTernary: return ternary_fake_quantize(w, s);
+      case WeightMethod::kBinary: return binary_fake_quantize(w, s);
+    }
+    return w;
+  }
+
+  torch::Tensor on_weight(const torch::Tensor& w) {
+    if (!active) return w;
+    if (w_param.defined() && !w_initialised) init_weight_params(w.detach());
+    return quantize_weight(w);
+  }
+
+  QParams input_qparams() const {
+    if (a_frozen) return *a_frozen;
+    return observer->qparams();
+  }
+
+  torch::Tensor on_input(const torch::Tensor& x) {
+    if (calibrating) {
+      if (observer) observer->observe(x);
+      if (hessian) hessian->add(x);
+      return x;
+    }
+    if (!active || !aq) return x;
+    const auto& s = aq->spec;
+    switch (aq->method) {
+      case ActivationMethod::kStatic: {
+        if (linear->is_training() && !a_frozen) observer->observe(x);
+        return fake_quantize_ste(x, input_qparams(), s);
+      }
+      case ActivationMethod::kDynamic: return fake_quantize_ste(x, dynamic_qparams(x, s), s);
+      case ActivationMethod::kLsq:
+      case ActivationMethod::kPact: {
+        if (!a_initialised) {
+          torch::NoGradGuard no_grad;
+          auto p = dynamic_qparams(x, s);
+          if (aq->method == ActivationMethod::kLsq) a_param.copy_(p.scale.reshape({1, 1})), a_zero.copy_(p.zero_point.reshape({1, 1}));
+          else a_param.copy_(x.detach().abs().max().clamp_min(1e-8).reshape({1, 1}));
+          a_initialised = true;
+        }
+        if (aq->method == ActivationMethod::kLsq) return lsq_fake_quantize(x, a_param, a_zero, s, lsq_grad_factor(x, s));
+        return pact_fake_quantize(x, a_param, s);
+      }
+    }
+    return x;
+  }
+};
+
+Quantizer::Quantizer(QuantizerSpec spec) : spec_(std::move(spec)) {}
+Quantizer::~Quantizer() = default;
+
+void Quantizer::attach(models::TransformerModel& model) {
+  auto targets = spec_.targets.select(compress::list_layers(model));
+  for (auto& t : targets) {
+    if (t.type != "linear") fail_invalid(spec_.source, ": '", t.name, "' is an ", t.type, "; quantizers target linear layers");
+    auto layer = std::make_shared<Layer>();
+    layer->name = t.name;
+    layer->linear = t.linear;
+    layer->wq = spec_.weight;
+    layer->aq = spec_.activation;
+    const int64_t out = t.linear->out_features(), in = t.linear->in_features();
+    if (layer->wq) {
+      layer->wq->spec.validate(in, spec_.source + " weight (" + t.name + ")");
+      auto shape = group_view(torch::zeros({out, in}), layer->wq->spec).sizes().vec();
+      shape.back() = 1;
+      if (spec_.qat && (layer->wq->method == WeightMethod::kLsq || layer->wq->method == WeightMethod::kPact ||
+                        layer->wq->method == WeightMethod::kQuantGpt))
+        layer->w_param = torch::ones(shape).set_requires_grad(true);
+      if (layer->wq->method == WeightMethod::kGptq) layer->hessian = std::make_unique<HessianAccumulator>();
+    }
+    if (layer->aq) {
+      if (layer->aq->method == ActivationMethod::kStatic)
+        layer->observer = std::make_unique<Observer>(layer->aq->observer, layer->aq->spec, spec_.source + " (" + t.name + ")");
+      if (layer->aq->method == ActivationMethod::kLsq || layer->aq->method == ActivationMethod::kPact) {
+        layer->a_param = torch::ones({1, 1}).set_requires_grad(true);
+        layer->a_zero = torch::zeros({1, 1});
+      }
+    }
+    auto& site = compress::site_of(*t.site, t.name);
+    layer->site = &site;
+    // The site holds the layer state, so it lives as long as the model does.
+    site.add_weight_transform(spec_.name, [layer](const torch::Tensor& w) { return layer->on_weight(w); });
+    site.add_input_transform(spec_.name, [layer](const torch::Tensor& x) { return layer->on_input(x); });
+    layers_.push_back(layer);
+  }
+  log_info("quantizer ", spec_.name, ": ", layers_.size(), " linear layers", spec_.qat ? " (QAT)" : " (PTQ)");
+}
+
+void Quantizer::begin_calibration() {
+  for (auto& l : layers_) l->calibrating = true;
+}
+
+void Quantizer::end_calibration() {
+  for (auto& l : layers_) {
+    l->calibrating = false;
+    if (l->observer) l->a_frozen = l->observer->qparams();
+    if (l->hessian) {
+      auto w = l->masked_weight();
+      if (l->hessian->rows() == 0) fail_invalid(spec_.source, " (", l->name, "): GPTQ saw no calibration inputs");
+      auto r = gptq_quantize(w, l->hessian->hessian(), l->wq->spec, l->wq->damp, spec_.source + " (" + l->name + ")");
+      // Pruned weights stay zero: GPTQ's error feedback may have moved them.
+      l->gptq_weight = r.weight * w.ne(0).to(r.weight.scalar_type());
+      l->gptq_qparams = r.qparams;
+      l->hessian.reset();
+    }
+    l->active = true;
+  }
+  active_ = true;
+}
+
+void Quantizer::before_step(int64_t step) {
+  if (!spec_.qat || active_ || step < spec_.start_step) return;
+  for (auto& l : layers_) l->active = true;
+  active_ = true;
+  log_info("quantizer ", spec_.name, ": fake quantization on from step ", step + 1);
+}
+
+std::vector<torch::Tensor> Quantizer::trainable() const {
+  std::vector<torch::Tensor> t;
+  for (const auto& l : layers_) {
+    if (l->w_param.defined()) t.push_back(l->w_param);
+    if (l->a_param.defined()) t.push_back(l->a_param);
+  }
+  return t;
+}
+
+std::vector<QuantizedLayer> Quantizer::snapshot() const {
+  torch::NoGradGuard no_grad;
+  std::vector<QuantizedLayer> out;
+  if (!active_)
+    fail_invalid(spec_.source, ": quantizer ", spec_.name, " never turned on (QAT start_step ", spec_.start_step,
+                 " not reached, or PTQ not calibrated), so there is nothing quantized to export");
+  for (const auto& l : layers_) {
+    QuantizedLayer q;
+    q.name = l->name;
+    q.activation = l->aq;
+    if (l->wq) {
+      q.weight = *l->wq;
+      auto w = l->masked_weight();
+      auto w_hat = l->quantize_weight(w).detach();
+      q.weight_qparams = l->weight_qparams(w);
+      // Codes from the fake-quantized values themselves, so the export is what was evaluated.
+      q.codes = quantize(w_hat, q.weight_qparams, l->wq->spec);
+    }
+    if (l->aq && l->aq->method != ActivationMethod::kDynamic) {
+      if (l->aq->method == ActivationMethod::kStatic) q.input_qparams = l->input_qparams();
+      else if (l->aq->method == ActivationMethod::kLsq) q.input_qparams = QParams{l->a_param.detach().clone(), l->a_zero.clone()};
+      else q.input_qparams = QParams{l->a_param.detach() / static_cast<double>(qmax(l->aq->spec)), torch::zeros({1, 1})};
+    }
+    out.push_back(std::move(q));
+  }
+  return out;
+}
+
+void Quantizer::activate_frozen(const std::map<std::string, QParams>& inputs) {
+  for (auto& l : layers_) {
+    if (l->aq && l->aq->method == ActivationMethod::kStatic) {
+      auto it = inputs.find(l->name);
+      if (it == inputs.end()) fail_invalid(spec_.source, ": no input scale for '", l->name, "'");
+      l->a_frozen = it->second;
+    }
+    l->active = true;
+  }
+  active_ = true;
+}
+
+std::string Quantizer::status() const { return active_ ? " " + spec_.name + " on" : ""; }
+
+}  // namespace sqz::quant

@@ -1,0 +1,90 @@
+// A quantizer attaches fake quantization to the Linear layers a selector picks: weights
+// (min-max / MSE round-to-nearest, GPTQ, LSQ, PACT, QuantGPT, ternary, binary) and inputs
+// (static ranges from an observer, dynamic per token, LSQ, PACT). In `ptq` mode it calibrates
+// on a few batches after training; in `qat` mode it is live during training from `start_step`
+// on, so masks (e.g. 2:4) and quantization train together, as GPUSQ-TLM does.
+#pragma once
+#include <yaml-cpp/yaml.h>
+
+#include <map>
+#include <optional>
+
+#include "compress/quant/observer.h"
+#include "compress/selector.h"
+
+namespace sqz::quant {
+
+enum class WeightMethod { kMinMax, kMse, kGptq, kLsq, kPact, kQuantGpt, kTernary, kBinary };
+enum class ActivationMethod { kStatic, kDynamic, kLsq, kPact };
+const char* weight_method_name(WeightMethod m);
+const char* activation_method_name(ActivationMethod m);
+
+struct WeightQuant {
+  QuantSpec spec{8, true, Granularity::kChannel, 128};
+  WeightMethod method = WeightMethod::kMinMax;
+  double damp = 0.01;  // GPTQ: fraction of mean(diag H) added to the diagonal
+};
+
+struct ActivationQuant {
+  QuantSpec spec{8, false, Granularity::kTensor, 128};
+  ActivationMethod method = ActivationMethod::kStatic;
+  ObserverSpec observer;
+};
+
+struct QuantizerSpec {
+  std::string name;
+  compress::Selector targets;
+  bool qat = false;
+  int64_t start_step = 0;  // qat: fake quantization starts at this optimizer step
+  std::optional<WeightQuant> weight;
+  std::optional<ActivationQuant> activation;
+  std::string source;
+
+  static QuantizerSpec parse(const YAML::Node& node, const std::string& source);
+  YAML::Node to_yaml() const;
+};
+
+// What export writes for one quantized layer: integer codes on the fake-quantized grid and the
+// parameters that map them back; activation parameters when static.
+struct QuantizedLayer {
+  std::string name;  // HF module name
+  WeightQuant weight;
+  torch::Tensor codes;  // int32, logical [out, in]
+  QParams weight_qparams;
+  std::optional<ActivationQuant> activation;
+  std::optional<QParams> input_qparams;  // static activations only
+};
+
+class Quantizer {
+ public:
+  explicit Quantizer(QuantizerSpec spec);
+  ~Quantizer();
+  // Selects Linear targets (embeddings are not quantized), checks bits and group sizes against
+  // each layer, registers the transforms. Errors before any training or calibration.
+  void attach(models::TransformerModel& model);
+  // PTQ: inputs seen between begin and end calibrate the observers (and GPTQ's Hessians);
+  // end freezes the ranges, runs GPTQ and turns fake quantization on.
+  void begin_calibration();
+  void end_calibration();
+  // QAT: fake quantization turns on at spec.start_step; learned scales initialise from the
+  // first batch they see.
+  void before_step(int64_t step);
+  std::vector<torch::Tensor> trainable() const;
+  bool active() const { return active_; }
+  // Codes and parameters of every layer, as the forward pass uses them now.
+  std::vector<QuantizedLayer> snapshot() const;
+  // A loaded export: fixed input parameters per layer name (weights are already on their grid);
+  // turns the quantizer on.
+  void activate_frozen(const std::map<std::string, QParams>& inputs);
+  const QuantizerSpec& spec() const { return spec_; }
+  std::string status() const;
+
+  struct Layer;
+
+ private:
+  QuantizerSpec spec_;
+  std::vector<std::shared_ptr<Layer>> layers_;
+  bool active_ = false;
+};
+
+}  // namespace sqz::quant
