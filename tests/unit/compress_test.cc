@@ -12,6 +12,7 @@
 #include "models/registry.h"
 #include "speedup/speedup.h"
 #include "unit/test_util.h"
+#include "unit/tiny_models.h"
 
 namespace sqz {
 namespace {
@@ -19,40 +20,12 @@ namespace {
 using compress::Pruner;
 using compress::PrunerSpec;
 using io::json;
-
-json tiny_bert_config(int64_t vocab = 97, int64_t hidden = 32) {
-  return {{"model_type", "bert"}, {"vocab_size", vocab}, {"hidden_size", hidden}, {"num_hidden_layers", 2},
-          {"num_attention_heads", 4}, {"intermediate_size", 48}, {"max_position_embeddings", 40}, {"num_labels", 3},
-          {"architectures", {"BertForSequenceClassification"}}};
-}
-
-json tiny_gpt2_config() {
-  return {{"model_type", "gpt2"}, {"vocab_size", 97}, {"n_embd", 32}, {"n_layer", 2}, {"n_head", 4}, {"n_inner", 48},
-          {"n_positions", 40}, {"pad_token_id", 0}, {"num_labels", 3}, {"architectures", {"GPT2ForSequenceClassification"}}};
-}
-
-std::shared_ptr<models::TransformerModel> tiny_model(const json& config, uint64_t seed = 3) {
-  torch::manual_seed(seed);
-  auto m = models::build_model(io::JsonFields(config, "test config"), config["architectures"][0].get<std::string>());
-  models::init_weights(*m);
-  m->eval();
-  return m;
-}
-
-std::shared_ptr<models::TransformerModel> tiny_bert(const json& config = tiny_bert_config(), uint64_t seed = 3) {
-  return tiny_model(config, seed);
-}
-
-json arch_config(const std::string& arch) { return arch == "gpt2" ? tiny_gpt2_config() : tiny_bert_config(); }
-
-models::ModelInputs inputs(uint64_t seed = 5) {
-  torch::manual_seed(seed);
-  models::ModelInputs in;
-  in.input_ids = torch::randint(2, 97, {3, 12}, torch::kLong);
-  in.attention_mask = torch::ones({3, 12}, torch::kLong);
-  in.attention_mask[1].slice(0, 7).fill_(0);  // right padding
-  return in;
-}
+using testing::arch_config;
+using testing::inputs;
+using testing::tiny_bert;
+using testing::tiny_bert_config;
+using testing::tiny_gpt2_config;
+using testing::tiny_model;
 
 torch::Tensor logits(models::TransformerModel& m) {
   torch::NoGradGuard g;

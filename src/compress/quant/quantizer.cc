@@ -216,7 +216,7 @@ struct Quantizer::Layer {
   }
 
   torch::Tensor on_weight(const torch::Tensor& w) {
-    if (!active) return w;
+    if (!active || !wq) return w;
     if (w_param.defined() && !w_initialised) init_weight_params(w.detach());
     return quantize_weight(w);
   }
