@@ -68,6 +68,11 @@ class CompressHooks : public train::TrainHooks {
     if (distiller) s << distiller->status();
     return s.str();
   }
+  std::string describe_nonfinite() const override {
+    for (const auto& q : quantizers)
+      if (auto d = q->describe_nonfinite(); !d.empty()) return d;
+    return "";
+  }
   std::vector<std::unique_ptr<Pruner>> pruners;
   std::vector<std::unique_ptr<quant::Quantizer>> quantizers;  // QAT
   std::optional<Distiller> distiller;

@@ -45,17 +45,22 @@ DistillSpec DistillSpec::parse(const YAML::Node& node, const std::string& source
       else if (key == "hidden_map") s.hidden_map = parse_map(kv.second, where);
       else if (key == "attention_map") s.attention_map = parse_map(kv.second, where);
       else if (key == "project") s.project = kv.second.as<bool>();
+      else if (key == "contrastive_weight") s.contrastive_weight = kv.second.as<double>();
+      else if (key == "contrastive_temperature") s.contrastive_temperature = kv.second.as<double>();
+      else if (key == "contrastive_momentum") s.contrastive_momentum = kv.second.as<double>();
       else
         fail_invalid(where, ": unknown distill key '", key,
                      "' (known: teacher, temperature, logits_weight, labels_weight, hidden_weight, attention_weight, "
-                     "hidden_map, attention_map, project)");
+                     "hidden_map, attention_map, project, contrastive_weight, contrastive_temperature, contrastive_momentum)");
     } catch (const YAML::Exception&) {
       fail_invalid(where, ": distill key '", key, "' has a value of the wrong type");
     }
   }
   if (s.temperature <= 0) fail_invalid(source, ": distill.temperature must be > 0");
-  for (double w : {s.logits_weight, s.labels_weight, s.hidden_weight, s.attention_weight})
+  for (double w : {s.logits_weight, s.labels_weight, s.hidden_weight, s.attention_weight, s.contrastive_weight})
     if (w < 0) fail_invalid(source, ": distill weights must be >= 0");
+  if (s.contrastive_temperature <= 0) fail_invalid(source, ": distill.contrastive_temperature must be > 0");
+  if (s.contrastive_momentum < 0 || s.contrastive_momentum >= 1) fail_invalid(source, ": distill.contrastive_momentum must be in [0, 1)");
   return s;
 }
 
@@ -70,6 +75,11 @@ YAML::Node DistillSpec::to_yaml() const {
   for (const auto& [s, t] : hidden_map) n["hidden_map"].push_back(std::vector<int64_t>{s, t});
   for (const auto& [s, t] : attention_map) n["attention_map"].push_back(std::vector<int64_t>{s, t});
   n["project"] = project;
+  if (contrastive_weight > 0) {
+    n["contrastive_weight"] = contrastive_weight;
+    n["contrastive_temperature"] = contrastive_temperature;
+    n["contrastive_momentum"] = contrastive_momentum;
+  }
   return n;
 }
 
@@ -122,6 +132,9 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
                    "] links a ", sw, "-wide student state to a ", tw, "-wide teacher state; set project: true to learn a projection");
     projections_.emplace_back(torch::nn::LinearOptions(sw, tw));
   }
+  if (spec_.contrastive_weight > 0 && sw != tw)
+    fail_invalid(spec_.source, ": contrastive distillation compares ", sw, "-wide student and ", tw,
+                 "-wide teacher token states; it needs equal widths (it is for quantized students of the same shape)");
   if (spec_.attention_weight > 0) {
     auto ss = student.structure(), ts = teacher_->structure();
     if (ss.attention.empty() || ts.attention.empty())
@@ -183,6 +196,11 @@ torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult
     last_hidden_ = sum.item<double>();
     total = total + spec_.hidden_weight * sum;
   }
+  if (spec_.contrastive_weight > 0) {
+    auto term = contrastive(batch, s.hidden_states.back(), t.hidden_states.back());
+    last_contrastive_ = term.item<double>();
+    total = total + spec_.contrastive_weight * term;
+  }
   if (spec_.attention_weight > 0) {
     torch::Tensor sum;
     for (const auto& [si, ti] : spec_.attention_map) {
@@ -194,6 +212,50 @@ torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult
     total = total + spec_.attention_weight * sum;
   }
   return total;
+}
+
+torch::Tensor Distiller::contrastive(const train::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher) {
+  const auto ids = batch.input_ids;  // [B, L]
+  const auto real = batch.attention_mask.to(torch::kBool);
+  auto z = torch::nn::functional::normalize(student, torch::nn::functional::NormalizeFuncOptions().dim(-1));
+  torch::Tensor keys, positives;
+  {
+    torch::NoGradGuard no_grad;
+    positives = torch::nn::functional::normalize(teacher.detach(), torch::nn::functional::NormalizeFuncOptions().dim(-1));
+    if (!memory_.defined()) {
+      memory_ = torch::zeros({teacher_->info().vocab_size, teacher.size(-1)});
+      memory_seen_ = torch::zeros({teacher_->info().vocab_size}, torch::kBool);
+    }
+    // Negatives: the memory of each token of the sequence (its current teacher state until seen).
+    auto flat_ids = ids.reshape({-1});
+    auto remembered = memory_.index_select(0, flat_ids).reshape(positives.sizes());
+    auto seen = memory_seen_.index_select(0, flat_ids).reshape(ids.sizes()).unsqueeze(-1);
+    keys = torch::where(seen, remembered, positives);
+    // Momentum update with the batch mean of each token's teacher states.
+    auto sums = torch::zeros_like(memory_).index_add_(0, flat_ids, positives.reshape({-1, positives.size(-1)}) *
+                                                                       real.reshape({-1, 1}).to(positives.scalar_type()));
+    auto counts = torch::zeros({memory_.size(0)}).index_add_(0, flat_ids, real.reshape({-1}).to(torch::kFloat));
+    auto hit = counts > 0;
+    auto mean = sums / counts.clamp_min(1).unsqueeze(1);
+    const double m = spec_.contrastive_momentum;
+    auto updated = torch::where(memory_seen_.unsqueeze(1), m * memory_ + (1 - m) * mean, mean);
+    memory_ = torch::where(hit.unsqueeze(1),
+                           torch::nn::functional::normalize(updated, torch::nn::functional::NormalizeFuncOptions().dim(-1)), memory_);
+    memory_seen_ = memory_seen_ | hit;
+  }
+  // scores[b, i, j]: student token i against key j; the diagonal key is the teacher's own token i.
+  auto scores = torch::matmul(z, keys.transpose(1, 2));
+  auto diag = (z * positives).sum(-1);  // [B, L]
+  const int64_t L = ids.size(1);
+  auto eye = torch::eye(L, torch::kBool).unsqueeze(0);
+  scores = torch::where(eye, diag.unsqueeze(-1).expand_as(scores), scores) / spec_.contrastive_temperature;
+  // Padding and other occurrences of the same token are not negatives.
+  auto same_token = ids.unsqueeze(2).eq(ids.unsqueeze(1)) & ~eye;
+  auto invalid = same_token | ~real.unsqueeze(1);
+  scores = scores.masked_fill(invalid, -1e9);
+  auto loss = -torch::log_softmax(scores, -1).diagonal(0, 1, 2);  // [B, L]
+  auto w = real.to(loss.scalar_type());
+  return (loss * w).sum() / w.sum().clamp_min(1.0);
 }
 
 std::vector<torch::Tensor> Distiller::trainable() {
@@ -209,6 +271,7 @@ std::string Distiller::status() const {
   if (spec_.logits_weight > 0) s << " kd " << last_kl_;
   if (spec_.hidden_weight > 0) s << " hid " << last_hidden_;
   if (spec_.attention_weight > 0) s << " att " << last_attention_;
+  if (spec_.contrastive_weight > 0) s << " ctr " << last_contrastive_;
   return s.str();
 }
 

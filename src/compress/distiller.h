@@ -24,6 +24,12 @@ struct DistillSpec {
   // the last of each, and student layer i to teacher layer i * T/S.
   std::vector<std::pair<int64_t, int64_t>> hidden_map, attention_map;
   bool project = true;  // learn a projection when the widths differ; false makes that an error
+  // QuantGPT's token-level contrastive distillation on the last hidden states: each student token
+  // must pick its own teacher token (positive) out of a momentum memory of the teacher's
+  // representations of the sequence's other tokens (negatives). InfoNCE with a temperature.
+  double contrastive_weight = 0.0;
+  double contrastive_temperature = 0.1;
+  double contrastive_momentum = 0.5;  // memory[token] = m * memory[token] + (1 - m) * teacher representation
   std::string source;
 
   static DistillSpec parse(const YAML::Node& node, const std::string& source);
@@ -36,7 +42,7 @@ class Distiller {
   // Loads the teacher and checks it against the student; errors name both sides.
   void attach(models::TransformerModel& student, const io::Tokenizer& student_tokenizer, const io::json& student_config,
               const std::string& head);
-  bool wants_hidden_states() const { return spec_.hidden_weight > 0; }
+  bool wants_hidden_states() const { return spec_.hidden_weight > 0 || spec_.contrastive_weight > 0; }
   bool wants_attentions() const { return spec_.attention_weight > 0; }
   // labels_weight * task loss + the distillation terms on this batch.
   torch::Tensor loss(const train::Batch& batch, const train::LossResult& task);
@@ -52,7 +58,9 @@ class Distiller {
   // The student's residual-stream norm: when hidden dimensions are pruned, its mask limits the
   // hidden-state loss to the kept dimensions (read at loss time; pruners attach later).
   nn::LayerNorm student_norm_{nullptr};
-  double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0;
+  torch::Tensor contrastive(const train::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher);
+  torch::Tensor memory_, memory_seen_;  // [vocab, width] normalised teacher token representations
+  double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0, last_contrastive_ = 0;
 };
 
 }  // namespace sqz::compress

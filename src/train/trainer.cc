@@ -217,9 +217,11 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       tokens += batch.attention_mask.sum().item<int64_t>();
       auto task = compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions());
       auto loss = hooks.total_loss(batch, task, step);
-      if (!std::isfinite(loss.item<double>()))
-        fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), " (last good checkpoint: ",
-                  ckpt_dir.string(), ")");
+      if (!std::isfinite(loss.item<double>())) {
+        std::string culprit = hooks.describe_nonfinite();
+        fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), culprit.empty() ? "" : " (" + culprit + ")",
+                  options.checkpoints ? " (last good checkpoint: " + ckpt_dir.string() + ")" : std::string(" (nothing was written)"));
+      }
       (loss / static_cast<double>(r.grad_accum)).backward();
       step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
     }

@@ -30,6 +30,8 @@ class TrainHooks {
   // Called before every optimizer step `step` (0-based): masks follow their schedules here.
   virtual void before_step(int64_t /*step*/) {}
   virtual std::string status() const { return ""; }  // appended to the progress bar
+  // When the loss stops being finite: which compressor state went bad first ("" = none found).
+  virtual std::string describe_nonfinite() const { return ""; }
 };
 
 struct TrainOptions {

@@ -317,6 +317,40 @@ TEST(Distiller, TeacherMustShareTokenizerAndWidthsNeedProjection) {
             std::string::npos);
 }
 
+TEST(Distiller, ContrastiveTermPicksTheTeachersOwnTokenAndIgnoresPadding) {
+  fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
+  auto tok = io::load_tokenizer(spam);
+  auto student = models::load_model(spam);
+  compress::Distiller d(compress::DistillSpec::parse(
+      YAML::Load("teacher: " + spam.string() + "\nlogits_weight: 0\nlabels_weight: 0\ncontrastive_weight: 1"), "test"));
+  d.attach(*student.model, *tok, student.config.value(), "BertForSequenceClassification");
+  torch::manual_seed(7);
+  auto ids = torch::randint(5, 8000, {2, 12}, torch::kLong);
+  auto mask = torch::ones({2, 12}, torch::kLong);
+  mask[1].slice(0, 8).fill_(0);
+  train::Batch b{ids, mask, torch::zeros({2, 12}, torch::kLong), torch::tensor({0, 1})};
+  auto same = d.loss(b, train::compute_loss(*student.model, b, train::Objective::kClassification, true)).item<double>();
+  // Changing padded positions' ids changes nothing.
+  train::Batch b2 = b;
+  b2.input_ids = ids.clone();
+  b2.input_ids[1].slice(0, 8).fill_(3);
+  // (the memory now holds the first batch; a fresh distiller sees the same state)
+  compress::Distiller d2(compress::DistillSpec::parse(
+      YAML::Load("teacher: " + spam.string() + "\nlogits_weight: 0\nlabels_weight: 0\ncontrastive_weight: 1"), "test"));
+  d2.attach(*student.model, *tok, student.config.value(), "BertForSequenceClassification");
+  auto task2 = train::compute_loss(*student.model, b2, train::Objective::kClassification, true);
+  EXPECT_NEAR(d2.loss(b2, task2).item<double>(), same, 1e-4);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : student.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.1);
+  }
+  auto task = train::compute_loss(*student.model, b, train::Objective::kClassification, true);
+  auto perturbed = d.loss(b, task);
+  EXPECT_GT(perturbed.item<double>(), same + 0.1);
+  perturbed.backward();  // gradients reach the student
+  EXPECT_GT(student.model->parameters()[0].grad().abs().sum().item<double>(), 0.0);
+}
+
 TEST(Distiller, LossIsZeroAgainstItselfAndGrowsWithDifference) {
   fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
   auto tok = io::load_tokenizer(spam);

@@ -375,6 +375,19 @@ void Quantizer::activate_frozen(const std::map<std::string, QParams>& inputs) {
   active_ = true;
 }
 
+std::string Quantizer::describe_nonfinite() const {
+  torch::NoGradGuard no_grad;
+  for (const auto& l : layers_) {
+    for (const auto* t : {&l->w_param, &l->a_param})
+      if (t->defined() && !torch::isfinite(*t).all().item<bool>())
+        return to_text("quantizer ", spec_.name, ", module ", l->name, ": learned ", t == &l->w_param ? "weight" : "input",
+                       " scale is not finite");
+    if (l->active && l->wq && !torch::isfinite(l->quantize_weight(l->masked_weight())).all().item<bool>())
+      return to_text("quantizer ", spec_.name, ", module ", l->name, ": fake-quantized weight is not finite");
+  }
+  return "";
+}
+
 std::string Quantizer::status() const { return active_ ? " " + spec_.name + " on" : ""; }
 
 }  // namespace sqz::quant

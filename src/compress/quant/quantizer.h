@@ -78,6 +78,8 @@ class Quantizer {
   void activate_frozen(const std::map<std::string, QParams>& inputs);
   const QuantizerSpec& spec() const { return spec_; }
   std::string status() const;
+  // The first layer whose learned scale, or whose fake-quantized weight, is not finite ("" = none).
+  std::string describe_nonfinite() const;
 
   struct Layer;
 
