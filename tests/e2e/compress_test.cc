@@ -89,7 +89,7 @@ TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
 TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
   testing::ScratchDir tmp("compress-bad");
   struct Case {
-    std::string extra_or_override, expected;
+    std::string extra_or_override, expected, recipe_extra = "";
   };
   std::vector<Case> cases = {
       {"--set prune.0.sparsity=1.0", "sparsity 1 is outside [0, 1)"},
@@ -100,9 +100,14 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
       {"--set distill.hidden_map=[[1,9]]", "indices run 0..4 (student) and 0..4 (teacher)"},
       {"--set student.layers=[0,9]", "student.layers must be distinct layer indices in [0, 4)"},
       {"--set prune.0.shape=3", "unknown pruner key 'shape'"},
+      {"", "bits = 9 is outside 2..8", "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 9}}\n"},
+      {"", "group_size 5 does not divide the input dimension 256",
+       "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 4, granularity: group, group_size: 5}}\n"},
+      {"", "structural pruning (head) and QAT in one run are not supported",
+       "quantize:\n  - {targets: {types: [linear]}, mode: qat, weight: {bits: 8}}\n"},
   };
   for (const auto& c : cases) {
-    auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
+    auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out", c.recipe_extra));
     auto r = testing::run_sqz("compress --recipe " + recipe.string() + " " + c.extra_or_override);
     EXPECT_EQ(r.code, 2) << c.extra_or_override << "\n" << r.output;
     EXPECT_NE(r.output.find(c.expected), std::string::npos) << c.extra_or_override << "\n" << r.output;
@@ -111,6 +116,55 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
     for (const auto& e : fs::directory_iterator(tmp.path()))
       EXPECT_EQ(e.path().filename().string().find("out"), std::string::npos) << "left behind: " << e.path();
   }
+}
+
+// The GPUSQ-TLM pipeline in miniature: 2:4 magnitude masks, sparse distillation, int8 QAT from
+// step 3 with the masks fixed, compressed-tensors export with a verified 2:4 sparsity_config.
+TEST(Compress, TwoFourPlusInt8QatExportsWhatItEvaluated) {
+  testing::ScratchDir tmp("compress-gpusq");
+  std::string recipe_text = spam_recipe(tmp / "out",
+                                        "quantize:\n  - {name: int8, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, mode: qat, start_step: 3,"
+                                        " weight: {bits: 8}, activation: {bits: 8, symmetric: false}}\nspeedup: false\n");
+  // Swap the structural pruners for one 2:4 pruner.
+  auto a = recipe_text.find("prune:\n"), b = recipe_text.find("latency:");
+  recipe_text.replace(a, b - a,
+                      "prune:\n  - {name: sparse24, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, granularity: nm, n: 2, m: 4, "
+                      "metric: magnitude, schedule: {kind: oneshot, start: 0}}\n");
+  auto recipe = write(tmp / "r.yaml", recipe_text);
+  auto r = testing::run_sqz("compress --recipe " + recipe.string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("fake quantization on from step 4"), std::string::npos) << r.output;
+  auto rep = io::JsonFields::from_file(tmp / "out" / "report.json").value();
+  EXPECT_EQ(rep["sparsity_verified"]["structure"], "2:4");
+  EXPECT_EQ(rep["sparsity_verified"]["tensors"], 24);
+  EXPECT_LT(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 1e-5);
+  auto config = io::JsonFields::from_file(tmp / "out" / "model" / "config.json").value();
+  EXPECT_EQ(config["quantization_config"]["format"], "int-quantized");
+  EXPECT_EQ(config["quantization_config"]["config_groups"]["group_0"]["targets"].size(), 24u);
+  // `sqz eval` on the export measures the same model the report measured.
+  auto e = testing::run_sqz("eval " + (tmp / "out" / "model").string() + " --task spam --split " +
+                            (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string() + " --max-length 48 --batch-size 8 --max-batches 3");
+  ASSERT_EQ(e.code, 0) << e.output;
+  auto j = io::json::parse(e.output.substr(e.output.rfind("{\"")));
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), rep["compressed"]["eval"]["accuracy"].get<double>());
+}
+
+// Post-training quantization with no training stage: W4 GPTQ weights packed into int32.
+TEST(Compress, PostTrainingGptqNeedsNoTraining) {
+  testing::ScratchDir tmp("compress-ptq");
+  std::string text = "train:\n  model: " + (repo() / "models" / "bert-spam").string() + "\n  task: spam\n  data: " +
+                     (testing::shared_dir() / "data" / "spam").string() +
+                     "\n  max_length: 48\n  steps: 0\n  batch_size: 8\n"
+                     "quantize:\n  - {targets: {roles: [ffn_in, ffn_out]}, weight: {bits: 4, granularity: group, group_size: 64, method: gptq}}\n"
+                     "calibration: {batches: 2}\nlatency: {enabled: false}\neval_batches: 2\nout: " + (tmp / "out").string() + "\n";
+  auto r = testing::run_sqz("compress --recipe " + write(tmp / "r.yaml", text).string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("calibrating on 2 batches of train.jsonl"), std::string::npos) << r.output;
+  auto rep = io::JsonFields::from_file(tmp / "out" / "report.json").value();
+  EXPECT_EQ(rep["format"], "pack-quantized");
+  EXPECT_EQ(rep["quantized_layers"], 8);
+  EXPECT_GT(rep["dense"]["bytes"].get<int64_t>() - rep["compressed"]["bytes"].get<int64_t>(), 3 * 1000 * 1000);  // 8 x 256x1024 fp32 -> 4 bits
+  EXPECT_EQ(rep["equivalence"]["max_abs_logit_diff"].get<double>(), 0.0);
 }
 
 }  // namespace
