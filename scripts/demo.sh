@@ -29,3 +29,7 @@ $SQZ compress --recipe recipes/compress/nni_bert_spam.yaml --set out="$OUT/compr
   --set prune.1.schedule.end=30 --set prune.1.schedule.every=5 --set prune.2.schedule.start=5 \
   --set prune.2.schedule.end=30 --set prune.2.schedule.every=5 --set eval_batches=10 --set latency.runs=5
 cat "$OUT/compress/report.md"
+echo "== sqz compress: post-training W8A8 quantization of the spam teacher (16 calibration batches),"
+echo "   exported as compressed-tensors int8 and evaluated as loaded back (first 10 dev batches)"
+$SQZ compress --recipe recipes/quant/w8a8_bert_spam.yaml --set out="$OUT/w8a8" --set eval_batches=10
+cat "$OUT/w8a8/report.md"

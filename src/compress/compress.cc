@@ -284,7 +284,7 @@ std::string report_markdown(const io::json& rep) {
       md << "\nThis shape does not fit the HF config of this family (per-layer FFN widths in `sqz_intermediate_sizes`, or a "
             "pruned hidden size with `sqz_attention_head_size`): sqz loads the model, `transformers` cannot.\n";
   }
-  md << "\n## Pruners\n\n| pruner | granularity | metric | target sparsity | achieved |\n|---|---|---|---|---|\n";
+  if (!rep["pruners"].empty()) md << "\n## Pruners\n\n| pruner | granularity | metric | target sparsity | achieved |\n|---|---|---|---|---|\n";
   for (const auto& p : rep["pruners"])
     md << "| " << p["name"].get<std::string>() << " | " << p["granularity"].get<std::string>() << " | " << p["metric"].get<std::string>()
        << " | " << fmt(p["target"].get<double>(), 3) << " | " << fmt(p["achieved"].get<double>(), 3) << " |\n";
@@ -370,7 +370,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     quantized.insert(quantized.end(), layers.begin(), layers.end());
   }
   // Families with dependency groups: bert, roberta, gpt2.
-  bool can_shrink = r.speedup && !model.structure().attention.empty();
+  bool can_shrink = r.speedup && !r.prune.empty() && !model.structure().attention.empty();
   std::optional<speedup::GroupKeep> keep;
   if (can_shrink) keep = speedup::groups_from_masks(model);
   speedup::bake_masks(model);
@@ -382,7 +382,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     auto sr = speedup::shrink_and_save(model, result.config, *keep, model_dir);
     report["speedup"] = sr.to_json();
   } else {
-    if (r.speedup) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
+    if (r.speedup && !r.prune.empty()) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
     models::save_model(model, result.config, model_dir);
   }
   if (!quantized.empty()) quant::export_compressed_tensors(model, result.config, quantized, nm, model_dir);

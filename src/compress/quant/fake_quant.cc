@@ -58,9 +58,11 @@ struct QuantGptFunction : public torch::autograd::Function<QuantGptFunction> {
                                double qhi) {
     auto alpha = gamma * magnitude;
     auto u = (w / alpha).clamp(-1.0, 1.0);
-    auto r = (u * qhi).round() / qhi;
+    auto q = (u * qhi).round();
+    auto r = q / qhi;
     ctx->save_for_backward({w, alpha, magnitude, u, r, gamma});
-    return alpha * r;
+    // scale * q, as dequantize computes it, so an export of these codes is bit-identical.
+    return (alpha / qhi) * q;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     auto saved = ctx->get_saved_variables();
