@@ -317,57 +317,58 @@ TEST(Distiller, TeacherMustShareTokenizerAndWidthsNeedProjection) {
             std::string::npos);
 }
 
+// A distiller from the shipped spam teacher, attached to `student`, with extra distill keys.
+std::unique_ptr<compress::Distiller> spam_distiller(models::TransformerModel& student, const io::json& student_config,
+                                                    const std::string& keys) {
+  fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
+  auto d = std::make_unique<compress::Distiller>(compress::DistillSpec::parse(YAML::Load("teacher: " + spam.string() + "\n" + keys), "test"));
+  d->attach(student, *io::load_tokenizer(spam), student_config, "BertForSequenceClassification");
+  return d;
+}
+
 TEST(Distiller, ContrastiveTermPicksTheTeachersOwnTokenAndIgnoresPadding) {
   fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
-  auto tok = io::load_tokenizer(spam);
   auto student = models::load_model(spam);
-  compress::Distiller d(compress::DistillSpec::parse(
-      YAML::Load("teacher: " + spam.string() + "\nlogits_weight: 0\nlabels_weight: 0\ncontrastive_weight: 1"), "test"));
-  d.attach(*student.model, *tok, student.config.value(), "BertForSequenceClassification");
+  const std::string keys = "logits_weight: 0\nlabels_weight: 0\ncontrastive_weight: 1";
+  auto d = spam_distiller(*student.model, student.config.value(), keys);
   torch::manual_seed(7);
   auto ids = torch::randint(5, 8000, {2, 12}, torch::kLong);
   auto mask = torch::ones({2, 12}, torch::kLong);
   mask[1].slice(0, 8).fill_(0);
   train::Batch b{ids, mask, torch::zeros({2, 12}, torch::kLong), torch::tensor({0, 1})};
-  auto same = d.loss(b, train::compute_loss(*student.model, b, train::Objective::kClassification, true)).item<double>();
+  auto same = d->loss(b, train::compute_loss(*student.model, b, train::Objective::kClassification, true)).item<double>();
   // Changing padded positions' ids changes nothing.
   train::Batch b2 = b;
   b2.input_ids = ids.clone();
   b2.input_ids[1].slice(0, 8).fill_(3);
   // (the memory now holds the first batch; a fresh distiller sees the same state)
-  compress::Distiller d2(compress::DistillSpec::parse(
-      YAML::Load("teacher: " + spam.string() + "\nlogits_weight: 0\nlabels_weight: 0\ncontrastive_weight: 1"), "test"));
-  d2.attach(*student.model, *tok, student.config.value(), "BertForSequenceClassification");
+  auto d2 = spam_distiller(*student.model, student.config.value(), keys);
   auto task2 = train::compute_loss(*student.model, b2, train::Objective::kClassification, true);
-  EXPECT_NEAR(d2.loss(b2, task2).item<double>(), same, 1e-4);
+  EXPECT_NEAR(d2->loss(b2, task2).item<double>(), same, 1e-4);
   {
     torch::NoGradGuard g;
     for (auto& p : student.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.1);
   }
   auto task = train::compute_loss(*student.model, b, train::Objective::kClassification, true);
-  auto perturbed = d.loss(b, task);
+  auto perturbed = d->loss(b, task);
   EXPECT_GT(perturbed.item<double>(), same + 0.1);
   perturbed.backward();  // gradients reach the student
   EXPECT_GT(student.model->parameters()[0].grad().abs().sum().item<double>(), 0.0);
 }
 
 TEST(Distiller, LossIsZeroAgainstItselfAndGrowsWithDifference) {
-  fs::path spam = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
-  auto tok = io::load_tokenizer(spam);
-  auto teacher = models::load_model(spam);
-  compress::Distiller d(compress::DistillSpec::parse(
-      YAML::Load("teacher: " + spam.string() + "\nhidden_weight: 1\nattention_weight: 1\nlabels_weight: 0"), "test"));
-  d.attach(*teacher.model, *tok, teacher.config.value(), "BertForSequenceClassification");
+  auto teacher = models::load_model(fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam");
+  auto d = spam_distiller(*teacher.model, teacher.config.value(), "hidden_weight: 1\nattention_weight: 1\nlabels_weight: 0");
   train::Batch b{torch::randint(5, 8000, {2, 10}, torch::kLong), torch::ones({2, 10}, torch::kLong), torch::zeros({2, 10}, torch::kLong),
                  torch::tensor({0, 1})};
   auto task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
-  EXPECT_NEAR(d.loss(b, task).item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(d->loss(b, task).item<double>(), 0.0, 1e-6);
   {
     torch::NoGradGuard g;
     for (auto& p : teacher.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.05);
   }
   task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
-  EXPECT_GT(d.loss(b, task).item<double>(), 1e-3);
+  EXPECT_GT(d->loss(b, task).item<double>(), 1e-3);
 }
 
 TEST(CompressRecipe, OverridesByPathAndErrorsNameTheKey) {
