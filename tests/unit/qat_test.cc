@@ -242,6 +242,8 @@ TEST(QuantizerSpec, BadInputIsNamed) {
   EXPECT_NE(err("{targets: {types: [linear]}, mode: qat, weight: {method: gptq}}").find("use mode: ptq"), std::string::npos);
   EXPECT_NE(err("{targets: {types: [linear]}, weight: {method: fancy}}").find("weight method 'fancy' is not one of"), std::string::npos);
   EXPECT_NE(err("{targets: {types: [linear]}, activation: {granularity: channel}}").find("one range per tensor"), std::string::npos);
+  EXPECT_NE(err("{targets: {types: [linear]}, mode: qat, weight: {method: lsq, symmetric: false}}").find("is symmetric"),
+            std::string::npos);
   EXPECT_NE(err("{targets: {types: [linear]}}").find("needs weight:, activation: or both"), std::string::npos);
   // A group size that does not divide a layer's input width is refused at attach, naming the layer.
   auto model = testing::tiny_bert();

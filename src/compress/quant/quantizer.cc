@@ -64,18 +64,8 @@ YAML::Node quant_spec_yaml(const QuantSpec& s) {
 
 }  // namespace
 
-const char* weight_method_name(WeightMethod m) {
-  static std::map<WeightMethod, std::string> names;
-  if (names.empty())
-    for (const auto& [k, v] : kWeightMethods) names[v] = k;
-  return names[m].c_str();
-}
-const char* activation_method_name(ActivationMethod m) {
-  static std::map<ActivationMethod, std::string> names;
-  if (names.empty())
-    for (const auto& [k, v] : kActivationMethods) names[v] = k;
-  return names[m].c_str();
-}
+std::string weight_method_name(WeightMethod m) { return name_of(kWeightMethods, m); }
+std::string activation_method_name(ActivationMethod m) { return name_of(kActivationMethods, m); }
 
 QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& source) {
   QuantizerSpec s;
@@ -99,8 +89,8 @@ QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& sourc
     const bool learned = q.method == WeightMethod::kLsq || q.method == WeightMethod::kPact || q.method == WeightMethod::kQuantGpt;
     if (learned && !s.qat) fail_invalid(source, ": weight method '", weight_method_name(q.method), "' learns its scale: use mode: qat");
     if (q.method == WeightMethod::kGptq && s.qat) fail_invalid(source, ": GPTQ is one-shot post-training quantization: use mode: ptq");
-    if ((q.method == WeightMethod::kPact || q.method == WeightMethod::kQuantGpt || q.method == WeightMethod::kTernary ||
-         q.method == WeightMethod::kBinary) && !q.spec.symmetric)
+    // Learned weight scales keep a zero point of 0, so they need the symmetric grid.
+    if ((learned || q.method == WeightMethod::kTernary || q.method == WeightMethod::kBinary) && !q.spec.symmetric)
       fail_invalid(source, ": weight method '", weight_method_name(q.method), "' is symmetric (set symmetric: true)");
     if (q.method == WeightMethod::kTernary || q.method == WeightMethod::kBinary) q.spec.bits = 2;  // codes in {-1, 0, 1}
     s.weight = q;

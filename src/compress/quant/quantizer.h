@@ -16,8 +16,8 @@ namespace sqz::quant {
 
 enum class WeightMethod { kMinMax, kMse, kGptq, kLsq, kPact, kQuantGpt, kTernary, kBinary };
 enum class ActivationMethod { kStatic, kDynamic, kLsq, kPact };
-const char* weight_method_name(WeightMethod m);
-const char* activation_method_name(ActivationMethod m);
+std::string weight_method_name(WeightMethod m);
+std::string activation_method_name(ActivationMethod m);
 
 struct WeightQuant {
   QuantSpec spec{8, true, Granularity::kChannel, 128};
