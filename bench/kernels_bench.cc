@@ -1,12 +1,14 @@
 // Kernel micro-benchmarks (Google Benchmark): GOP/s of the int8 GEMM per ISA, and a measured
 // int8 peak (a register-only vpdpbusd loop) so results can be read as a fraction of the machine.
-// Single-threaded; run: build/bench/sqz_kernels_bench
+// Single-threaded (SQZ kernels' pool set to 1 thread); run: build/bench/sqz_kernels_bench
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
 #include <random>
 
+#include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
+#include "kernels/parallel.h"
 
 namespace sqz::kernels {
 namespace {
@@ -52,14 +54,57 @@ __attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State&
                                                benchmark::Counter::OneK::kIs1000);
 }
 
+void BM_GemmF32(benchmark::State& state, Isa isa) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> a(m * k), w(n * k), c(m * n);
+  for (auto& v : a) v = d(rng);
+  for (auto& v : w) v = d(rng);
+  auto packed = pack_f32_weights(w.data(), n, k, k, 1);
+  for (auto _ : state) {
+    gemm_f32(a.data(), m, k, packed, c.data(), n, {}, isa);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
+}
+
+// fp32 FMA peak of one core with ymm registers (the AVX2 kernels' ceiling).
+__attribute__((target("avx2,fma"))) void BM_Fp32FmaPeakAvx2(benchmark::State& state) {
+  constexpr int kChains = 12;
+  constexpr int kInner = 1000;
+  __m256 acc[kChains];
+  for (auto& x : acc) x = _mm256_setzero_ps();
+  const __m256 a = _mm256_set1_ps(1e-9f), b = _mm256_set1_ps(1.0f);
+  for (auto _ : state) {
+    for (int i = 0; i < kInner; ++i)
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(a, b, acc[c]);
+    for (auto& x : acc) benchmark::DoNotOptimize(x);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(16.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
+}
+
 #define GEMM_SHAPES ->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({128, 768, 768})->Args({1, 768, 768})
 
 BENCHMARK_CAPTURE(BM_GemmU8S8, ref, Isa::kRef)->Args({128, 768, 768});
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK(BM_VnniPeak);
+BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK(BM_Fp32FmaPeakAvx2);
 
 }  // namespace
 }  // namespace sqz::kernels
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  sqz::kernels::set_num_threads(1);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  return 0;
+}

@@ -1,5 +1,7 @@
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 
+#include "kernels/parallel.h"
+
 namespace sqz::kernels {
 
 PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw) {
@@ -22,11 +24,13 @@ PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t l
 
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc, Isa isa) {
   if (m <= 0 || w.n <= 0) return;
-  switch (isa) {
-    case Isa::kAvx512Vnni: return gemm_u8s8s32_4x64_avx512vnni(a, m, lda, w, c, ldc);
-    case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, c, ldc);
-    case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, c, ldc);
-  }
+  parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {
+    switch (isa) {
+      case Isa::kAvx512Vnni: return gemm_u8s8s32_4x64_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, nb0, nb1, c, ldc);
+    }
+  });
 }
 
 }  // namespace sqz::kernels

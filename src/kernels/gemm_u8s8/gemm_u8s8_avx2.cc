@@ -39,13 +39,16 @@ inline void store_lanes(const __m256i acc[4], int32_t* out, int64_t cols) {
 template <int MR>
 void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb, int32_t* c, int64_t ldc) {
   __m256i acc[MR][4];
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 4
     for (int q = 0; q < 4; ++q) acc[r][q] = _mm256_setzero_si256();
   const int8_t* block = w.data.data() + nb * w.k_groups * kPackCols * kPackK;
   for (int64_t g = 0; g < w.k_groups; ++g) {
     const int8_t* bg = block + g * kPackCols * kPackK;
     __m256i b[4];
     for (int q = 0; q < 4; ++q) b[q] = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(bg + 16 * q)));
+#pragma GCC unroll 4
     for (int r = 0; r < MR; ++r) {
       int32_t a4 = load4(a + r * lda + g * kPackK, w.k - g * kPackK);
       __m256i av = _mm256_cvtepu8_epi16(_mm_set1_epi32(a4));
@@ -54,13 +57,15 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb, i
   }
   int64_t j0 = nb * kPackCols;
   int64_t cols = std::min<int64_t>(kPackCols, w.n - j0);
+#pragma GCC unroll 4
   for (int r = 0; r < MR; ++r) store_lanes(acc[r], c + r * ldc + j0, cols);
 }
 
 }  // namespace
 
-void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc) {
-  for (int64_t nb = 0; nb < w.n_blocks; ++nb) {
+void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
+                       int32_t* c, int64_t ldc) {
+  for (int64_t nb = nb0; nb < nb1; ++nb) {
     int64_t i = 0;
     for (; i + kRows <= m; i += kRows) tile<kRows>(a + i * lda, lda, w, nb, c + i * ldc, ldc);
     if (i < m) tile<1>(a + i * lda, lda, w, nb, c + i * ldc, ldc);

@@ -1,8 +1,10 @@
 // An int8 Linear layer for the runtime: weights quantized symmetric per output channel and
-// packed once; activations quantized per row (dynamic, asymmetric u8) at each call; the s32
-// result dequantized with the zero-point correction and bias added:
-//   y[m][n] = a_scale[m] * w_scale[n] * (acc[m][n] - a_zero[m] * colsum[n]) + bias[n]
+// packed once; activations quantized to asymmetric u8 per row (dynamic, per token) at each call,
+// or with one static range for the whole tensor (a calibrated `input_scale`); the s32 result is
+// dequantized with the zero-point correction, then bias and an optional residual are added:
+//   y[m][n] = a_scale[m] * w_scale[n] * (acc[m][n] - a_zero[m] * colsum[n]) + bias[n] (+ r[m][n])
 #pragma once
+#include <optional>
 #include <vector>
 
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
@@ -12,18 +14,21 @@ namespace sqz::kernels {
 
 struct Int8Linear {
   PackedS8Weights weights;
-  std::vector<float> w_scale;  // per output channel
-  std::vector<float> bias;     // empty = none
+  std::vector<float> w_scale;               // per output channel
+  std::vector<float> bias;                  // empty = none
+  std::optional<AffineParams> static_input;  // unset = dynamic per-row ranges
 };
 
-// w: float [n, k] row-major (nn.Linear layout).
+// w: float [n, k] row-major (nn.Linear layout), quantized here (round to nearest, absmax/127).
 Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias);
+// Already-quantized codes (e.g. a compressed-tensors export) with their per-channel scales.
+Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias);
 
 // Dynamic per-row u8 quantization of x [m, k] (row stride ldx) into q [m, k].
 void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params);
 
-// y [m, n] (row stride ldy) = x [m, k] * W^T + b through the int8 kernel of `isa`.
+// y [m, n] (row stride ldy) = x [m, k] * W^T + b (+ residual [m, n], row stride ldr).
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
-                         Isa isa = active_isa());
+                         Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0);
 
 }  // namespace sqz::kernels

@@ -1,0 +1,61 @@
+#include "kernels/eltwise/eltwise.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace sqz::kernels {
+
+void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
+                         float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* r = x + i * ldx;
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < n; ++j) mean += r[j];
+    mean /= static_cast<double>(n);
+    for (int64_t j = 0; j < n; ++j) var += (r[j] - mean) * (r[j] - mean);
+    var /= static_cast<double>(n);
+    const double inv = 1.0 / std::sqrt(var + eps);
+    float* out = y + i * ldy;
+    for (int64_t j = 0; j < n; ++j) out[j] = static_cast<float>((r[j] - mean) * inv * gamma[j] + beta[j]);
+  }
+}
+
+void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float& v = x[i * ld + j];
+      v = static_cast<float>(0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0))));
+    }
+}
+
+void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = x + i * ld;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, r[j]);
+    if (mx == -std::numeric_limits<float>::infinity()) {
+      std::fill(r, r + n, 0.0f);
+      continue;
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(r[j]) - mx);
+    for (int64_t j = 0; j < n; ++j) r[j] = static_cast<float>(std::exp(double(r[j]) - mx) / sum);
+  }
+}
+
+void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
+                     float* y, int64_t ldy, Isa isa) {
+  if (isa == Isa::kRef) return layer_norm_rows_ref(x, m, n, ldx, gamma, beta, eps, y, ldy);
+  layer_norm_rows_avx2(x, m, n, ldx, gamma, beta, eps, y, ldy);
+}
+void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
+  if (isa == Isa::kRef) return gelu_rows_ref(x, m, n, ld);
+  gelu_rows_avx2(x, m, n, ld);
+}
+void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
+  if (isa == Isa::kRef) return softmax_rows_ref(x, m, n, ld);
+  softmax_rows_avx2(x, m, n, ld);
+}
+
+}  // namespace sqz::kernels

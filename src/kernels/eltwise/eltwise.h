@@ -1,0 +1,29 @@
+// Row-wise and element-wise ops of a Transformer layer, on raw fp32 rows (row stride ld):
+// LayerNorm, exact (erf) GELU, softmax. Reference versions use libm; the AVX2 ones use
+// polynomial exp / erf (|error| < 2e-7, tested against the reference).
+#pragma once
+#include <cstdint>
+
+#include "kernels/cpu_isa.h"
+
+namespace sqz::kernels {
+
+// y = (x - mean) / sqrt(var + eps) * gamma + beta per row of n; y may alias x.
+void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
+                     float* y, int64_t ldy, Isa isa = active_isa());
+// x = x * 0.5 * (1 + erf(x / sqrt(2))) in place, HF's "gelu".
+void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
+// Softmax of each row in place. Entries at -infinity get probability 0; a row that is all
+// -infinity becomes all zeros (nothing to attend to) rather than NaN.
+void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
+
+void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
+                         float* y, int64_t ldy);
+void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void layer_norm_rows_avx2(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
+                          float* y, int64_t ldy);
+void gelu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
+void softmax_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
+
+}  // namespace sqz::kernels
