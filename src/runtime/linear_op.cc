@@ -1,0 +1,41 @@
+#include "runtime/linear_op.h"
+
+#include "core/error.h"
+
+namespace sqz::runtime {
+
+const char* precision_name(Precision p) { return p == Precision::kInt8 ? "int8" : "fp32"; }
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "int8") return Precision::kInt8;
+  fail_invalid("precision '", name, "' is not one of: fp32, int8");
+}
+
+LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision)
+    : out_(out), in_(in), precision_(precision) {
+  if (precision == Precision::kInt8) {
+    int8_ = kernels::make_int8_linear(w, out, in, bias);
+    return;
+  }
+  f32_ = kernels::pack_f32_weights(w, out, in, in, 1);
+  if (bias) bias_.assign(bias, bias + out);
+}
+
+void LinearOp::forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual,
+                       int64_t ldr) const {
+  if (precision_ == Precision::kInt8) return kernels::int8_linear_forward(int8_, x, m, ldx, y, ldy, kernels::active_isa(), residual, ldr);
+  kernels::GemmF32Epilogue e;
+  e.bias = bias_.empty() ? nullptr : bias_.data();
+  e.residual = residual;
+  e.ldr = ldr;
+  kernels::gemm_f32(x, m, ldx, f32_, y, ldy, e);
+}
+
+int64_t LinearOp::weight_bytes() const {
+  if (precision_ == Precision::kInt8)
+    return static_cast<int64_t>(int8_.weights.data.size() + 4 * (int8_.w_scale.size() + int8_.bias.size()));
+  return static_cast<int64_t>(4 * (f32_.data.size() + bias_.size()));
+}
+
+}  // namespace sqz::runtime
