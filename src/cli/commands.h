@@ -14,6 +14,7 @@ void add_eval_command(CLI::App& app);
 void add_train_tokenizer_command(CLI::App& app);
 void add_compress_command(CLI::App& app);  // also adds `speedup`
 void add_latency_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);

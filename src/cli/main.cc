@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   sqz::cli::add_train_tokenizer_command(app);
   sqz::cli::add_compress_command(app);
   sqz::cli::add_latency_command(app);
+  sqz::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,6 +34,19 @@ double forward_flops(models::TransformerModel& model, int64_t batch, int64_t seq
   return flops;
 }
 
+TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int i = 0; i < std::max(runs, 1); ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5)]; };
+  return {at(0.5), at(0.1), at(0.9), static_cast<int>(ms.size())};
+}
+
 LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& o) {
   torch::NoGradGuard no_grad;
   int saved_threads = torch::get_num_threads();
@@ -44,16 +57,8 @@ LatencyResult measure_latency(models::TransformerModel& model, const LatencyOpti
   models::ModelInputs in;
   in.input_ids = torch::randint(model.info().vocab_size, {o.batch, o.seq}, gen, torch::kLong);
   in.attention_mask = torch::ones({o.batch, o.seq}, torch::kLong);
-  for (int i = 0; i < o.warmup; ++i) model.forward(in);
-  std::vector<double> ms;
-  for (int i = 0; i < o.runs; ++i) {
-    auto t0 = std::chrono::steady_clock::now();
-    model.forward(in);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5)]; };
-  LatencyResult r{at(0.5), at(0.1), at(0.9), forward_flops(model, o.batch, o.seq) / 1e9};
+  auto t = time_calls([&] { model.forward(in); }, o.warmup, o.runs);
+  LatencyResult r{t.median_ms, t.p10_ms, t.p90_ms, forward_flops(model, o.batch, o.seq) / 1e9};
   torch::set_num_threads(saved_threads);
   if (was_training) model.train();
   return r;

@@ -1,6 +1,8 @@
 // Wall-clock latency of a model's forward pass on this machine (libtorch eager), and the
 // matmul FLOPs it implies, so that a report can set the two side by side.
 #pragma once
+#include <functional>
+
 #include "io/json_file.h"
 #include "models/model.h"
 
@@ -17,6 +19,13 @@ struct LatencyResult {
   double gflops = 0;  // 2 x multiply-adds of one forward pass (see forward_flops)
   io::json to_json(const LatencyOptions& o) const;
 };
+
+// Median and spread of `runs` calls of fn after `warmup` untimed ones.
+struct TimingStats {
+  double median_ms = 0, p10_ms = 0, p90_ms = 0;
+  int runs = 0;
+};
+TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs);
 
 // Random in-vocabulary ids, no padding; restores libtorch's thread count afterwards.
 LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& options);

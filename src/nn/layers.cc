@@ -20,6 +20,8 @@ torch::Tensor LinearImpl::logical_weight() const {
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& input_in) {
   torch::Tensor input = site ? site->on_input(input_in) : input_in;
+  if (site)
+    if (auto replaced = site->run_linear(input); replaced.defined()) return site->on_output(replaced);
   torch::Tensor w = logical_weight();
   if (site) w = site->effective_weight(w);
   torch::Tensor out = torch::nn::functional::linear(input, w, bias);

@@ -12,6 +12,9 @@ class CompressionSite {
   virtual torch::Tensor effective_weight(const torch::Tensor& weight) { return weight; }
   // Sees (and may replace, e.g. fake-quantize) the layer input.
   virtual torch::Tensor on_input(const torch::Tensor& input) { return input; }
+  // Runs a Linear itself instead of the float matmul (e.g. libtorch's int8 dynamic kernels for
+  // `sqz bench`'s peer); an undefined result means "not replaced".
+  virtual torch::Tensor run_linear(const torch::Tensor& /*input*/) { return {}; }
   // Sees (and may replace) the layer output.
   virtual torch::Tensor on_output(const torch::Tensor& output) { return output; }
 };

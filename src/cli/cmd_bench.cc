@@ -1,0 +1,32 @@
+// sqz bench (--preset bert-base | MODEL_DIR) [--batch B ...] [--seq S] [--threads T] [--runs N]
+// [--case NAME ...] [--json FILE]: checks, then times, the sqz runtime and its peers in one run.
+#include <iostream>
+
+#include "cli/commands.h"
+#include "core/fs.h"
+#include "eval/bench.h"
+
+namespace sqz::cli {
+
+void add_bench_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("bench", "Check then time sqz's runtime (fp32, int8) against libtorch fp32 and int8 in one run");
+  auto o = std::make_shared<eval::BenchOptions>();
+  auto json_path = std::make_shared<std::string>();
+  auto* model = cmd->add_option("model_dir", o->model_dir, "model directory (or use --preset)");
+  cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base")->excludes(model);
+  cmd->add_option("--batch", o->batches, "batch sizes (repeatable)")->check(CLI::PositiveNumber);
+  cmd->add_option("--seq", o->seq, "sequence length")->check(CLI::PositiveNumber);
+  cmd->add_option("--threads", o->threads, "threads for every engine")->check(CLI::PositiveNumber);
+  cmd->add_option("--runs", o->runs, "timed runs per case")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", o->warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--case", o->cases, "only these cases (libtorch-fp32 always runs: it is the reference)");
+  cmd->add_option("--seed", o->seed, "seed of the preset's weights and of the input ids");
+  cmd->add_option("--json", *json_path, "also write the table as JSON");
+  cmd->callback([o, json_path] {
+    if (o->preset.empty() && o->model_dir.empty()) throw CLI::ValidationError("sqz bench", "give a model_dir or --preset");
+    auto result = eval::run_bench(*o, std::cout);
+    if (!json_path->empty()) write_file_atomic(*json_path, result.dump(2) + "\n");
+  });
+}
+
+}  // namespace sqz::cli

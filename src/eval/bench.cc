@@ -1,0 +1,228 @@
+#include "eval/bench.h"
+
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <iomanip>
+#include <sstream>
+
+#include "compress/quant/export.h"
+#include "core/error.h"
+#include "eval/latency.h"
+#include "kernels/cpu_isa.h"
+#include "models/registry.h"
+#include "runtime/bert_encoder.h"
+
+namespace sqz::eval {
+
+io::json bench_preset_config(const std::string& preset) {
+  if (preset == "bert-base")
+    return {{"model_type", "bert"}, {"vocab_size", 30522}, {"hidden_size", 768}, {"num_hidden_layers", 12},
+            {"num_attention_heads", 12}, {"intermediate_size", 3072}, {"max_position_embeddings", 512},
+            {"type_vocab_size", 2}, {"hidden_act", "gelu"}, {"num_labels", 2},
+            {"architectures", {"BertForSequenceClassification"}}};
+  fail_invalid("--preset '", preset, "' is not one of: bert-base");
+}
+
+namespace {
+
+// libtorch's dynamic int8 Linear (quantized::linear_dynamic; weights int8 per channel, inputs
+// quantized per call), run through a compression site so the model's own forward drives it.
+class DynamicInt8Site : public nn::CompressionSite {
+ public:
+  explicit DynamicInt8Site(const nn::LinearImpl& layer) : out_(layer.out_features()) {
+    auto w = layer.logical_weight().detach().contiguous();
+    auto scales = (w.abs().amax(1) / 127.0).clamp_min(1e-8).to(torch::kDouble);
+    auto qw = at::quantize_per_channel(w, scales, torch::zeros({w.size(0)}, torch::kLong), 0, at::kQInt8);
+    static const auto prepack = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
+    torch::jit::Stack stack{qw, c10::optional<at::Tensor>(layer.bias.defined() ? layer.bias.detach() : at::Tensor())};
+    prepack.callBoxed(&stack);
+    packed_ = stack.at(0);
+  }
+  torch::Tensor run_linear(const torch::Tensor& input) override {
+    static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_dynamic", "");
+    auto x = input.reshape({-1, input.size(-1)}).contiguous();
+    torch::jit::Stack stack{x, packed_, false};
+    op.callBoxed(&stack);
+    auto sizes = input.sizes().vec();
+    sizes.back() = out_;
+    return stack.at(0).toTensor().reshape(sizes);
+  }
+
+ private:
+  int64_t out_;
+  c10::IValue packed_;
+};
+
+std::vector<nn::Linear> encoder_linears(models::TransformerModel& model) {
+  std::vector<nn::Linear> out;
+  auto st = model.structure();
+  for (auto& a : st.attention) {
+    for (auto& l : a.head_rows) out.push_back(l);
+    out.push_back(a.head_cols);
+  }
+  for (auto& f : st.ffn) {
+    for (auto& l : f.neuron_rows) out.push_back(l);
+    out.push_back(f.neuron_cols);
+  }
+  return out;
+}
+
+struct Case {
+  std::string name, engine, precision, note;
+  std::function<torch::Tensor()> run;  // returns logits [batch, labels]
+  double tolerance;                    // max |logits - libtorch fp32| / max |libtorch fp32|
+  std::function<void()> attach, detach;  // peers that patch the model do it for their own run only
+};
+
+double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
+}
+
+std::string fmt(double v, int digits = 2) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace
+
+namespace {
+
+models::LoadedModel bench_model(const BenchOptions& o) {
+  if (o.preset.empty()) return quant::load_any_model(o.model_dir);
+  io::JsonFields config(bench_preset_config(o.preset), "preset " + o.preset);
+  torch::manual_seed(o.seed);
+  auto model = models::build_model(config);
+  models::init_weights(*model);
+  return {model, config, {}};
+}
+
+}  // namespace
+
+io::json run_bench(const BenchOptions& o, std::ostream& out) {
+  models::LoadedModel loaded = bench_model(o);
+  const std::string model_name =
+      o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int saved_threads = torch::get_num_threads();
+  torch::set_num_threads(o.threads);
+
+  io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"seq", o.seq}, {"threads", o.threads},
+                     {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
+                     {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  auto skip = [&](const std::string& name, const std::string& why) {
+    result["skipped"].push_back({{"case", name}, {"reason", why}});
+  };
+
+  std::unique_ptr<runtime::BertEncoder> sqz_fp32, sqz_int8;
+  try {
+    sqz_fp32 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kFp32, o.threads});
+    sqz_int8 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kInt8, o.threads});
+  } catch (const std::exception& e) {
+    skip("sqz-*", e.what());
+  }
+  skip("sqz-2:4-int8", "the 2:4 sparse int8 kernel is not built yet");
+  skip("onnxruntime-*", "ONNX Runtime is not installed by the project's scripts yet");
+
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    models::ModelInputs in;
+    in.input_ids = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
+    in.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
+    if (model.info().uses_token_type_ids) in.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
+    auto ids = in.input_ids.contiguous();
+    auto mask = in.attention_mask.contiguous();
+
+    std::vector<Case> cases;
+    cases.push_back({"libtorch-fp32", "libtorch " TORCH_VERSION " eager", "fp32", "", [&] { return model.forward(in).at("logits"); }, 0, {}, {}});
+    for (auto engine : at::globalContext().supportedQEngines()) {
+      if (engine == at::QEngine::NoQEngine) continue;
+      std::string ename = c10::toString(engine);
+      for (auto& c : ename) c = static_cast<char>(std::tolower(c));
+      Case c{"libtorch-int8-dynamic-" + ename, "libtorch quantized::linear_dynamic (" + ename + ")", "int8 dyn", "",
+             [&] { return model.forward(in).at("logits"); }, 0.2, {}, {}};
+      auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
+      c.attach = [&model, engine, saved] {
+        at::globalContext().setQEngine(engine);
+        for (auto& l : encoder_linears(model)) {
+          saved->push_back(l->site);
+          l->site = std::make_shared<DynamicInt8Site>(*l);
+        }
+      };
+      c.detach = [&model, saved] {
+        auto layers = encoder_linears(model);
+        for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
+        saved->clear();
+      };
+      cases.push_back(std::move(c));
+    }
+    auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol) {
+      if (!e) return;
+      cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), "", [&, e] {
+                         auto r = e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq);
+                         return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
+                       },
+                       tol, {}, {}});
+    };
+    engine_case("sqz-fp32", sqz_fp32.get(), 1e-4);
+    engine_case("sqz-int8", sqz_int8.get(), 0.2);
+
+    const auto reference = cases[0].run();
+    const double gflop = forward_flops(model, batch, o.seq) / 1e9;
+    double base_ms = 0;
+    for (auto& c : cases) {
+      if (!o.cases.empty() && c.name != "libtorch-fp32" && std::find(o.cases.begin(), o.cases.end(), c.name) == o.cases.end())
+        continue;
+      io::json row = {{"case", c.name}, {"engine", c.engine}, {"precision", c.precision}, {"batch", batch}};
+      try {
+        if (c.attach) c.attach();
+        const double err = c.name == "libtorch-fp32" ? 0.0 : rel_err(c.run(), reference);
+        row["max_rel_err"] = err;
+        if (c.name != "libtorch-fp32" && !(err <= c.tolerance)) {
+          row["status"] = "check failed: error " + fmt(err, 6) + " > " + fmt(c.tolerance, 6);
+        } else {
+          auto t = time_calls([&] { c.run(); }, o.warmup, o.runs);
+          if (c.name == "libtorch-fp32") base_ms = t.median_ms;
+          row.update({{"status", "ok"}, {"median_ms", t.median_ms}, {"p10_ms", t.p10_ms}, {"p90_ms", t.p90_ms},
+                      {"sequences_per_s", 1000.0 * static_cast<double>(batch) / t.median_ms},
+                      {"gflop_per_s", gflop / (t.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / t.median_ms}});
+        }
+      } catch (const std::exception& e) {
+        row["status"] = std::string("failed: ") + e.what();
+      }
+      if (c.detach) c.detach();
+      std::string repro = "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " +
+                          std::to_string(batch) + " --seq " + std::to_string(o.seq) + " --threads " + std::to_string(o.threads) +
+                          " --runs " + std::to_string(o.runs) + " --case " + c.name;
+      row["reproduce"] = repro;
+      result["rows"].push_back(row);
+    }
+  }
+  torch::set_num_threads(saved_threads);
+
+  out << "sqz bench: " << model_name << ", seq " << o.seq << ", " << o.threads << " threads, median of " << o.runs
+      << " runs after " << o.warmup << " warm-up; sqz kernels: " << kernels::isa_name(kernels::active_isa()) << "\n\n";
+  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : result["rows"]) {
+    const bool timed = r.contains("median_ms");
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | "
+        << (timed ? fmt(r["median_ms"].get<double>()) : "-") << " | "
+        << (timed ? fmt(r["p10_ms"].get<double>()) + "–" + fmt(r["p90_ms"].get<double>()) : "-") << " | "
+        << (timed ? fmt(r["sequences_per_s"].get<double>(), 1) : "-") << " | "
+        << (timed ? fmt(r["gflop_per_s"].get<double>(), 1) : "-") << " | "
+        << (timed ? fmt(r["speedup_vs_libtorch_fp32"].get<double>()) + "x" : "-") << " | "
+        << (r.contains("max_rel_err") ? fmt(r["max_rel_err"].get<double>(), 6) : "-") << " | " << r["status"].get<std::string>()
+        << " |\n";
+  }
+  out << "\n";
+  for (const auto& s : result["skipped"])
+    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  out << "\nreproduce one case:\n";
+  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+  return result;
+}
+
+}  // namespace sqz::eval

@@ -1,0 +1,32 @@
+// `sqz bench`: check, then time, every engine that can run a model — sqz's runtime (fp32, int8)
+// and the peers a user would otherwise deploy, measured in the same process on the same input:
+// libtorch fp32 eager, libtorch's dynamic int8 Linear (each quantized engine this libtorch has).
+// Each case's logits are first compared with libtorch fp32; a case whose check fails is reported
+// and not timed.
+#pragma once
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "io/json_file.h"
+
+namespace sqz::eval {
+
+struct BenchOptions {
+  std::string preset;     // "bert-base" (random weights), or empty with model_dir
+  std::string model_dir;  // any model dir sqz loads (the engine itself runs BERT encoders)
+  std::vector<int64_t> batches{1};
+  int64_t seq = 128;
+  int threads = 2, warmup = 3, runs = 20;
+  std::vector<std::string> cases;  // empty = every case this build and CPU can run
+  uint64_t seed = 0;
+};
+
+// The configs behind --preset (HF field names), e.g. bert-base = BERT-base-uncased's shape.
+io::json bench_preset_config(const std::string& preset);
+
+// Runs the benchmark, prints a markdown table (and notes on skipped cases) to `out`, returns the
+// same as JSON.
+io::json run_bench(const BenchOptions& options, std::ostream& out);
+
+}  // namespace sqz::eval
