@@ -6,6 +6,7 @@
 #include "eval/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
+#include "runtime/bert_encoder.h"
 #include "train/data.h"
 
 namespace sqz::cli {
@@ -16,6 +17,7 @@ struct EvalArgs {
   std::string model_dir, task, split;
   int64_t batch_size = 16, max_length = 128, max_batches = 0;
   int threads = 0;
+  std::string engine = "libtorch", precision;
 };
 
 void run_eval(const EvalArgs& a) {
@@ -23,10 +25,20 @@ void run_eval(const EvalArgs& a) {
   auto loaded = quant::load_any_model(a.model_dir);
   auto tok = io::load_tokenizer(a.model_dir);
   eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
+  std::shared_ptr<runtime::BertEncoder> engine;
+  if (a.engine == "runtime") {
+    // A quantized export runs int8 unless told otherwise: that is what it was exported for.
+    std::string precision = a.precision.empty() ? (quant::is_quantized_export(loaded.config.value()) ? "int8" : "fp32") : a.precision;
+    engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::parse_precision(precision), a.threads});
+    o.classification_logits = [engine](const models::ModelInputs& in) { return engine->logits(in); };
+  } else if (!a.precision.empty()) {
+    throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  }
   io::json result = eval::evaluate_split(*loaded.model, *tok, loaded.config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;
   result["split"] = a.split;
   result["model"] = a.model_dir;
+  result["engine"] = engine ? std::string("runtime ") + runtime::precision_name(engine->options().precision) : "libtorch";
   std::cout << result.dump() << std::endl;
 }
 
@@ -41,6 +53,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch-size", a->batch_size, "examples per batch");
   cmd->add_option("--max-length", a->max_length, "tokens per example / LM block");
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
+  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, BERT encoders)")
+      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  cmd->add_option("--precision", a->precision, "runtime Linears: fp32 or int8 (default int8 for a quantized export)")
+      ->check(CLI::IsMember({"fp32", "int8"}));
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_eval(*a); });
 }

@@ -28,7 +28,7 @@ io::json evaluate_classification(models::TransformerModel& model, const train::C
     in.input_ids = batch.input_ids;
     in.attention_mask = batch.attention_mask;
     if (model.info().uses_token_type_ids) in.token_type_ids = batch.token_type_ids;
-    auto logits = model.forward(in).at("logits");
+    auto logits = o.classification_logits ? o.classification_logits(in) : model.forward(in).at("logits");
     if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(logits);
     auto pred = logits.argmax(-1);
     for (int64_t r = 0; r < pred.size(0); ++r) {

@@ -17,6 +17,9 @@ struct EvalOptions {
   double mlm_probability = 0.15;
   // When set, receives the logits of the first few batches (to compare two versions of a model).
   std::vector<torch::Tensor>* logits_out = nullptr;
+  // Classification: where logits come from; unset = the model's own forward (libtorch). `sqz eval
+  // --engine runtime` points it at the runtime engine so accuracy is measured on what is deployed.
+  std::function<torch::Tensor(const models::ModelInputs&)> classification_logits{};
 };
 constexpr int64_t kKeptLogitBatches = 8;
 

@@ -109,6 +109,16 @@ BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions&
   }
 }
 
+torch::Tensor BertEncoder::logits(const models::ModelInputs& in) const {
+  if (!classifier_) fail_invalid("runtime: this model has no classification head");
+  auto ids = in.input_ids.contiguous();
+  auto mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong).contiguous() : torch::Tensor();
+  auto types = in.token_type_ids.defined() ? in.token_type_ids.contiguous() : torch::Tensor();
+  auto r = forward(ids.data_ptr<int64_t>(), mask.defined() ? mask.data_ptr<int64_t>() : nullptr,
+                   types.defined() ? types.data_ptr<int64_t>() : nullptr, ids.size(0), ids.size(1));
+  return torch::from_blob(r.logits.data(), {r.batch, r.num_labels}, torch::kFloat32).clone();
+}
+
 int64_t BertEncoder::weight_bytes() const {
   int64_t bytes = 4 * static_cast<int64_t>(word_.size() + position_.size() + token_type_.size());
   for (const auto& l : layers_)

@@ -33,6 +33,9 @@ class BertEncoder {
   // ids, mask (1 = real token; nullptr = all real) and token types (nullptr = 0): [batch, seq].
   EncoderOutputs forward(const int64_t* ids, const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq) const;
 
+  // The same on libtorch inputs (for `sqz eval --engine runtime` and tests): logits [batch, labels].
+  torch::Tensor logits(const models::ModelInputs& in) const;
+
   int64_t weight_bytes() const;
   const EngineOptions& options() const { return options_; }
 
