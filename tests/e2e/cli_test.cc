@@ -2,6 +2,7 @@
 // named one-line error, a non-zero exit and no output directory.
 #include <cstdio>
 #include <fstream>
+#include <set>
 
 #include "io/json_file.h"
 #include "io/npy.h"
@@ -63,6 +64,55 @@ TEST(Cli, InitWritesALoadableModel) {
   EXPECT_EQ(io::json::parse(r.output)["parameters"], 159040);
   auto st = io::read_json_file(tmp / "m" / "config.json");
   EXPECT_EQ(st["architectures"][0], "GPT2LMHeadModel");
+}
+
+TEST(Cli, EvalOnTheRuntimeEngine) {
+  // The shipped spam teacher, first 4 dev batches: fp32 runtime predicts what libtorch predicts.
+  const std::string base = "eval " + (fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam").string() + " --task spam --split " +
+                           (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string() + " --max-batches 4";
+  auto torch_run = run(base);
+  auto fp32_run = run(base + " --engine runtime --precision fp32");
+  auto int8_run = run(base + " --engine runtime --precision int8");
+  ASSERT_EQ(torch_run.code, 0) << torch_run.output;
+  ASSERT_EQ(fp32_run.code, 0) << fp32_run.output;
+  ASSERT_EQ(int8_run.code, 0) << int8_run.output;
+  auto a = io::json::parse(torch_run.output), b = io::json::parse(fp32_run.output), c = io::json::parse(int8_run.output);
+  EXPECT_EQ(b["engine"], "runtime fp32");
+  EXPECT_EQ(c["engine"], "runtime int8");
+  EXPECT_EQ(a["accuracy"], b["accuracy"]);
+  EXPECT_EQ(a["macro_f1"], b["macro_f1"]);
+  EXPECT_NEAR(c["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.05);
+  // A family the engine does not run is refused by name.
+  auto gpt2 = run("eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --split " +
+                  (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string() + " --engine runtime --max-batches 1");
+  EXPECT_NE(gpt2.code, 0);
+  EXPECT_NE(gpt2.output.find("model_type 'bert'"), std::string::npos) << gpt2.output;
+}
+
+TEST(Cli, BenchChecksThenTimesEveryEngine) {
+  testing::ScratchDir tmp("cli");
+  auto r = run("bench " + (fixture("bert-seqcls") / "model").string() +
+               " --batch 1 --batch 2 --seq 16 --runs 2 --warmup 0 --threads 2 --json " + (tmp / "bench.json").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("| sqz-fp32 | 2 |"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--case sqz-int8"), std::string::npos) << r.output;  // a line that reproduces each case
+  auto j = io::read_json_file(tmp / "bench.json");
+  std::set<std::string> seen;
+  for (const auto& row : j["rows"]) {
+    seen.insert(row["case"].get<std::string>());
+    EXPECT_EQ(row["status"], "ok") << row.dump();
+    EXPECT_GT(row["median_ms"].get<double>(), 0.0);
+    if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
+  }
+  EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-int8")) << j.dump();
+  EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
+  // A model the engine cannot run still benchmarks its peers and says why sqz is absent.
+  r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --runs 1 --warmup 0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("skipped sqz-*"), std::string::npos) << r.output;
+  r = run("bench --preset bert-huge");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("--preset 'bert-huge' is not one of: bert-base"), std::string::npos) << r.output;
 }
 
 // Each case: mutate a copy of a fixture, run, expect a named error and no output dir.

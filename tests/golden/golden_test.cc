@@ -5,6 +5,7 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/generation.h"
 #include "models/registry.h"
+#include "runtime/bert_encoder.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -95,6 +96,27 @@ TEST_P(GoldenTest, TokenizerCasesMatch) {
       EXPECT_EQ(enc.type_ids, c["token_type_ids"].get<std::vector<int64_t>>()) << "text: " << text;
     if (c.contains("decoded")) EXPECT_EQ(tok->decode(c["input_ids"].get<std::vector<int64_t>>()), c["decoded"].get<std::string>());
   }
+}
+
+// sqz's runtime engine (fp32) on the real transformers outputs of the BERT classifier fixture:
+// logits, and the last hidden state at every real (unpadded) token.
+TEST(GoldenRuntime, BertClassifierMatchesTransformers) {
+  const fs::path dir = testing::fixtures_dir() / "bert-seqcls";
+  ASSERT_TRUE(fs::exists(dir / "manifest.json")) << "fixture missing: " << dir;
+  const json manifest = io::read_json_file(dir / "manifest.json");
+  auto loaded = models::load_model(dir / "model");
+  runtime::BertEncoder engine(loaded, {runtime::Precision::kFp32, 2});
+  auto ids = io::read_npy(dir / "inputs" / "input_ids.npy").to(torch::kLong).contiguous();
+  auto mask = io::read_npy(dir / "inputs" / "attention_mask.npy").to(torch::kLong).contiguous();
+  auto types = io::read_npy(dir / "inputs" / "token_type_ids.npy").to(torch::kLong).contiguous();
+  auto out = engine.forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), types.data_ptr<int64_t>(), ids.size(0), ids.size(1));
+  const double atol = manifest["tolerance"]["atol"], rtol = manifest["tolerance"]["rtol"];
+  auto logits = torch::from_blob(out.logits.data(), {out.batch, out.num_labels}, torch::kFloat32);
+  EXPECT_TRUE(testing::all_close(logits, io::read_npy(dir / "outputs" / "logits.npy"), atol, rtol));
+  auto hidden = torch::from_blob(out.last_hidden_state.data(), {out.batch, out.seq, out.hidden}, torch::kFloat32);
+  auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(hidden);
+  auto expected = io::read_npy(dir / "outputs" / "last_hidden_state.npy");
+  EXPECT_TRUE(testing::all_close(hidden.masked_select(real), expected.masked_select(real), atol, rtol));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest, ::testing::ValuesIn(fixture_names()),
