@@ -7,6 +7,7 @@
 #include <random>
 
 #include "kernels/gemm_f32/gemm_f32.h"
+#include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 #include "kernels/parallel.h"
 
@@ -54,6 +55,33 @@ __attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State&
                                                benchmark::Counter::OneK::kIs1000);
 }
 
+// The same shapes with 2:4 weights (the 2 largest-magnitude of each 4 kept): GOP/s counts the
+// dense-equivalent work (2*m*n*k), so the ratio to BM_GemmU8S8 is the speed-up.
+void BM_GemmSparse24(benchmark::State& state, Isa isa) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
+    state.SkipWithError("ISA not supported by this CPU");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::vector<uint8_t> a(m * k);
+  std::vector<int8_t> w(n * k);
+  for (auto& v : a) v = static_cast<uint8_t>(rng());
+  for (auto& v : w) v = static_cast<int8_t>(rng());
+  for (int64_t i = 0; i + 4 <= n * k; i += 4) {  // keep 2 of 4 (k is a multiple of 4 here)
+    w[i + (rng() % 2)] = 0;
+    w[i + 2 + (rng() % 2)] = 0;
+  }
+  auto packed = pack_s8_sparse24(w.data(), n, k, k);
+  std::vector<int32_t> c(m * n);
+  for (auto _ : state) {
+    gemm_u8s8s32_sparse24(a.data(), m, k, packed, c.data(), n, isa);
+    benchmark::DoNotOptimize(c.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
 void BM_GemmF32(benchmark::State& state, Isa isa) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
@@ -97,6 +125,7 @@ BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK(BM_Fp32FmaPeakAvx2);
 
 }  // namespace

@@ -78,6 +78,11 @@ void prune_lowest(std::vector<torch::Tensor*> masks, const std::vector<torch::Te
 
 bool is_group(Granularity g) { return g == Granularity::kHead || g == Granularity::kNeuron || g == Granularity::kHidden; }
 
+torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m) {
+  auto groups = importance.reshape({importance.size(0), importance.size(1) / m, m});
+  return torch::zeros_like(groups).scatter_(2, std::get<1>(groups.topk(n, 2)), 1.0).reshape(importance.sizes());
+}
+
 const char* granularity_name(Granularity g) {
   for (const auto& [k, v] : kGranularities)
     if (v == g) return k.c_str();
@@ -357,9 +362,7 @@ void Pruner::update_masks(double target) {
         m.fill_(1.0);
         continue;
       }
-      auto groups = importance[i].reshape({m.size(0), m.size(1) / spec_.m, spec_.m});
-      auto keep = torch::zeros_like(groups).scatter_(2, std::get<1>(groups.topk(spec_.n, 2)), 1.0);
-      m.copy_(keep.reshape(m.sizes()));
+      m.copy_(nm_keep_mask(importance[i], spec_.n, spec_.m));
     }
     return;
   }

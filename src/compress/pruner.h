@@ -47,6 +47,9 @@ struct PrunerSpec {
 };
 
 const char* granularity_name(Granularity g);
+// N:M: 1 at the n largest entries of `importance` ([out, in]) in every group of m along `in`
+// (in must be a multiple of m), 0 elsewhere.
+torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m);
 const char* metric_name(Metric m);
 
 class Pruner {

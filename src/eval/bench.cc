@@ -5,6 +5,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "compress/pruner.h"
 #include "compress/quant/export.h"
 #include "core/error.h"
 #include "eval/latency.h"
@@ -67,11 +68,27 @@ std::vector<nn::Linear> encoder_linears(models::TransformerModel& model) {
   return out;
 }
 
+bool encoder_is_2_4(models::TransformerModel& model) {
+  for (auto& l : encoder_linears(model))
+    if (l->in_features() % 4 != 0 || quant::count_nm_violations(l->logical_weight().detach(), 2, 4) > 0) return false;
+  return true;
+}
+
+// Keeps the 2 largest |w| of every 4 along the input of each encoder Linear.
+void prune_encoder_2_4(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  for (auto& l : encoder_linears(model)) {
+    auto w = l->logical_weight();
+    w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
+  }
+}
+
 struct Case {
   std::string name, engine, precision, note;
   std::function<torch::Tensor()> run;  // returns logits [batch, labels]
   double tolerance;                    // max |logits - libtorch fp32| / max |libtorch fp32|
   std::function<void()> attach, detach;  // peers that patch the model do it for their own run only
+  std::function<torch::Tensor()> reference{};  // unset: libtorch fp32 on the benchmarked model
 };
 
 double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
@@ -116,14 +133,23 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
     result["skipped"].push_back({{"case", name}, {"reason", why}});
   };
 
-  std::unique_ptr<runtime::BertEncoder> sqz_fp32, sqz_int8;
+  // The 2:4 case runs on the model itself when its encoder weights are 2:4 already (a GPUSQ
+  // export), else on a copy pruned 2:4 by magnitude; its check compares with that copy in libtorch.
+  models::LoadedModel sparse = loaded;
+  if (!encoder_is_2_4(model)) {
+    sparse = bench_model(o);
+    sparse.model->eval();
+    prune_encoder_2_4(*sparse.model);
+  }
+  std::unique_ptr<runtime::BertEncoder> sqz_fp32, sqz_int8, sqz_sparse;
   try {
     sqz_fp32 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kFp32, o.threads});
     sqz_int8 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kInt8, o.threads});
+    sqz_sparse =
+        std::make_unique<runtime::BertEncoder>(sparse, runtime::EngineOptions{runtime::Precision::kInt8Sparse24, o.threads});
   } catch (const std::exception& e) {
     skip("sqz-*", e.what());
   }
-  skip("sqz-2:4-int8", "the 2:4 sparse int8 kernel is not built yet");
   skip("onnxruntime-*", "ONNX Runtime is not installed by the project's scripts yet");
 
   for (int64_t batch : o.batches) {
@@ -158,16 +184,18 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
       };
       cases.push_back(std::move(c));
     }
-    auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol) {
+    auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol,
+                           std::function<torch::Tensor()> reference = {}) {
       if (!e) return;
       cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), "", [&, e] {
                          auto r = e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq);
                          return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
                        },
-                       tol, {}, {}});
+                       tol, {}, {}, reference});
     };
     engine_case("sqz-fp32", sqz_fp32.get(), 1e-4);
     engine_case("sqz-int8", sqz_int8.get(), 0.2);
+    engine_case("sqz-int8-2:4", sqz_sparse.get(), 0.2, [&] { return sparse.model->forward(in).at("logits"); });
 
     const auto reference = cases[0].run();
     const double gflop = forward_flops(model, batch, o.seq) / 1e9;
@@ -178,7 +206,7 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
       io::json row = {{"case", c.name}, {"engine", c.engine}, {"precision", c.precision}, {"batch", batch}};
       try {
         if (c.attach) c.attach();
-        const double err = c.name == "libtorch-fp32" ? 0.0 : rel_err(c.run(), reference);
+        const double err = c.name == "libtorch-fp32" ? 0.0 : rel_err(c.run(), c.reference ? c.reference() : reference);
         row["max_rel_err"] = err;
         if (c.name != "libtorch-fp32" && !(err <= c.tolerance)) {
           row["status"] = "check failed: error " + fmt(err, 6) + " > " + fmt(c.tolerance, 6);

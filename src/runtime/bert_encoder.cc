@@ -81,16 +81,18 @@ BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions&
         w.insert(w.end(), lw.begin(), lw.end());
         b.insert(b.end(), lb.begin(), lb.end());
       }
-      layer->qkv = LinearOp(w.data(), 3 * att.num_heads * att.head_dim, hidden_, b.data(), options.precision);
-      layer->attn_out = LinearOp(ow.data(), hidden_, att.num_heads * att.head_dim, ob.data(), options.precision);
+      layer->qkv = LinearOp(w.data(), 3 * att.num_heads * att.head_dim, hidden_, b.data(), options.precision,
+                            lp + "attention.self.{query,key,value}");
+      layer->attn_out = LinearOp(ow.data(), hidden_, att.num_heads * att.head_dim, ob.data(), options.precision,
+                                 lp + "attention.output.dense");
     } else {
       layer->attn_bias_only = ob;
     }
     auto [iw, ib] = lin(ffn.neuron_rows.at(0));
     auto [fw, fb] = lin(ffn.neuron_cols);
     layer->ffn = ffn.neuron_rows[0]->out_features();
-    layer->ffn_in = LinearOp(iw.data(), layer->ffn, hidden_, ib.data(), options.precision);
-    layer->ffn_out = LinearOp(fw.data(), hidden_, layer->ffn, fb.data(), options.precision);
+    layer->ffn_in = LinearOp(iw.data(), layer->ffn, hidden_, ib.data(), options.precision, lp + "intermediate.dense");
+    layer->ffn_out = LinearOp(fw.data(), hidden_, layer->ffn, fb.data(), options.precision, lp + "output.dense");
     layer->attn_gamma = get(lp + "attention.output.LayerNorm.weight");
     layer->attn_beta = get(lp + "attention.output.LayerNorm.bias");
     layer->ffn_gamma = get(lp + "output.LayerNorm.weight");

@@ -4,18 +4,31 @@
 
 namespace sqz::runtime {
 
-const char* precision_name(Precision p) { return p == Precision::kInt8 ? "int8" : "fp32"; }
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kInt8: return "int8";
+    case Precision::kInt8Sparse24: return "int8-2:4";
+  }
+  return "?";
+}
 
 Precision parse_precision(const std::string& name) {
   if (name == "fp32") return Precision::kFp32;
   if (name == "int8") return Precision::kInt8;
-  fail_invalid("precision '", name, "' is not one of: fp32, int8");
+  if (name == "int8-2:4") return Precision::kInt8Sparse24;
+  fail_invalid("precision '", name, "' is not one of: fp32, int8, int8-2:4");
 }
 
-LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision)
+LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision, const std::string& name)
     : out_(out), in_(in), precision_(precision) {
-  if (precision == Precision::kInt8) {
-    int8_ = kernels::make_int8_linear(w, out, in, bias);
+  if (precision != Precision::kFp32) {
+    try {
+      int8_ = kernels::make_int8_linear(w, out, in, bias, precision == Precision::kInt8Sparse24);
+    } catch (const std::invalid_argument& e) {
+      fail_invalid("runtime precision int8-2:4: weight of ", name.empty() ? "a Linear" : name, " is ", e.what(),
+                   " (prune it 2:4 first, e.g. recipes/gpusq_*.yaml, or use --precision int8)");
+    }
     return;
   }
   f32_ = kernels::pack_f32_weights(w, out, in, in, 1);
@@ -24,7 +37,7 @@ LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, P
 
 void LinearOp::forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual,
                        int64_t ldr) const {
-  if (precision_ == Precision::kInt8) return kernels::int8_linear_forward(int8_, x, m, ldx, y, ldy, kernels::active_isa(), residual, ldr);
+  if (precision_ != Precision::kFp32) return kernels::int8_linear_forward(int8_, x, m, ldx, y, ldy, kernels::active_isa(), residual, ldr);
   kernels::GemmF32Epilogue e;
   e.bias = bias_.empty() ? nullptr : bias_.data();
   e.residual = residual;
@@ -33,8 +46,12 @@ void LinearOp::forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t
 }
 
 int64_t LinearOp::weight_bytes() const {
-  if (precision_ == Precision::kInt8)
-    return static_cast<int64_t>(int8_.weights.data.size() + 4 * (int8_.w_scale.size() + int8_.bias.size()));
+  if (precision_ != Precision::kFp32) {
+    // 2:4: the kept values plus one 2-bit position each, as the export stores them.
+    const int64_t w = int8_.sparse ? static_cast<int64_t>(int8_.sparse->values.size() * 5 / 4)
+                                   : static_cast<int64_t>(int8_.weights.data.size());
+    return w + static_cast<int64_t>(4 * (int8_.w_scale.size() + int8_.bias.size()));
+  }
   return static_cast<int64_t>(4 * (f32_.data.size() + bias_.size()));
 }
 

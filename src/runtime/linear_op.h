@@ -10,15 +10,17 @@
 
 namespace sqz::runtime {
 
-enum class Precision { kFp32, kInt8 };
+// int8-2:4: int8 weights that keep 2 of every 4 along the input, on the 2:4 sparse kernel.
+enum class Precision { kFp32, kInt8, kInt8Sparse24 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& name);  // "fp32" | "int8"; anything else is an error
+Precision parse_precision(const std::string& name);  // "fp32" | "int8" | "int8-2:4"; else an error
 
 class LinearOp {
  public:
   LinearOp() = default;
-  // w: [out, in] row-major fp32 (int8 quantizes it symmetric per output channel).
-  LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision);
+  // w: [out, in] row-major fp32 (int8 quantizes it symmetric per output channel). `name` is
+  // what an error says when int8-2:4 meets a weight that is not 2:4.
+  LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision, const std::string& name = "");
   // y [m, out] = x [m, in] W^T + b (+ residual [m, out]); row strides given.
   void forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
                int64_t ldr = 0) const;

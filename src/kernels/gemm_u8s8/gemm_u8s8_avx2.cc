@@ -5,13 +5,14 @@
 
 #include <cstring>
 
+#include "kernels/gemm_u8s8/avx2_pair_lanes.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 
 namespace sqz::kernels {
 
 namespace {
 
-constexpr int kRows = 2;
+constexpr int kRows = 3;
 
 inline int32_t load4(const uint8_t* p, int64_t valid) {
   if (valid >= 4) {
@@ -24,16 +25,6 @@ inline int32_t load4(const uint8_t* p, int64_t valid) {
   int32_t v;
   std::memcpy(&v, buf, 4);
   return v;
-}
-
-// acc[q] holds lanes 4q..4q+3 as (pair0, pair1) int32 partial sums.
-inline void store_lanes(const __m256i acc[4], int32_t* out, int64_t cols) {
-  __m256i lo = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[0], acc[1]), 0xD8);
-  __m256i hi = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc[2], acc[3]), 0xD8);
-  alignas(32) int32_t lanes[16];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), lo);
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes + 8), hi);
-  std::memcpy(out, lanes, static_cast<size_t>(cols) * sizeof(int32_t));
 }
 
 template <int MR>
@@ -58,7 +49,7 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb, i
   int64_t j0 = nb * kPackCols;
   int64_t cols = std::min<int64_t>(kPackCols, w.n - j0);
 #pragma GCC unroll 4
-  for (int r = 0; r < MR; ++r) store_lanes(acc[r], c + r * ldc + j0, cols);
+  for (int r = 0; r < MR; ++r) avx2::store_pair_lanes(acc[r], c + r * ldc + j0, cols);
 }
 
 }  // namespace
@@ -68,7 +59,7 @@ void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8W
   for (int64_t nb = nb0; nb < nb1; ++nb) {
     int64_t i = 0;
     for (; i + kRows <= m; i += kRows) tile<kRows>(a + i * lda, lda, w, nb, c + i * ldc, ldc);
-    if (i < m) tile<1>(a + i * lda, lda, w, nb, c + i * ldc, ldc);
+    for (; i < m; ++i) tile<1>(a + i * lda, lda, w, nb, c + i * ldc, ldc);
   }
 }
 

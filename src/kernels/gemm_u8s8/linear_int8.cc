@@ -4,15 +4,23 @@
 
 namespace sqz::kernels {
 
-Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias) {
+Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
+                                       bool sparse24) {
   Int8Linear layer;
-  layer.weights = pack_s8_weights(q, n, k, k);
+  if (sparse24) {
+    layer.sparse = pack_s8_sparse24(q, n, k, k);
+    layer.weights.n = n;
+    layer.weights.k = k;
+    layer.weights.column_sums = layer.sparse->column_sums;
+  } else {
+    layer.weights = pack_s8_weights(q, n, k, k);
+  }
   layer.w_scale.assign(scales, scales + n);
   if (bias) layer.bias.assign(bias, bias + n);
   return layer;
 }
 
-Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias) {
+Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias, bool sparse24) {
   std::vector<int8_t> q(static_cast<size_t>(n * k));
   std::vector<float> scales(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
@@ -21,7 +29,7 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
     scales[j] = symmetric_s8_scale(absmax);
     for (int64_t kk = 0; kk < k; ++kk) q[j * k + kk] = quantize_s8(w[j * k + kk], scales[j]);
   }
-  return make_int8_linear_from_codes(q.data(), scales.data(), n, k, bias);
+  return make_int8_linear_from_codes(q.data(), scales.data(), n, k, bias, sparse24);
 }
 
 void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params) {
@@ -56,7 +64,8 @@ void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int
       for (int64_t kk = 0; kk < w.k; ++kk) qd[i * w.k + kk] = quantize_u8(x[i * ldx + kk], pd[i]);
     }
   });
-  gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
+  if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa);
+  else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
   const int32_t* ad = acc.data();
   parallel_for(m, [&](int64_t r0, int64_t r1) {
     for (int64_t i = r0; i < r1; ++i) {

@@ -7,22 +7,27 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 #include "kernels/quant_math.h"
 
 namespace sqz::kernels {
 
 struct Int8Linear {
-  PackedS8Weights weights;
+  PackedS8Weights weights;                  // dense packing (its column_sums serve both)
+  std::optional<PackedS8Sparse24> sparse;   // set: the 2:4 kernel runs instead of the dense one
   std::vector<float> w_scale;               // per output channel
   std::vector<float> bias;                  // empty = none
   std::optional<AffineParams> static_input;  // unset = dynamic per-row ranges
 };
 
 // w: float [n, k] row-major (nn.Linear layout), quantized here (round to nearest, absmax/127).
-Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias);
+// sparse24: pack for the 2:4 kernel (throws std::invalid_argument naming row and group when the
+// quantized weight is not 2:4).
+Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias, bool sparse24 = false);
 // Already-quantized codes (e.g. a compressed-tensors export) with their per-channel scales.
-Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias);
+Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
+                                       bool sparse24 = false);
 
 // Dynamic per-row u8 quantization of x [m, k] (row stride ldx) into q [m, k].
 void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params);
