@@ -61,3 +61,55 @@ TEST(QuantMath, AffineParamsCoverZeroAndConstants) {
 
 }  // namespace
 }  // namespace sqz::kernels
+
+namespace sqz::kernels {
+namespace {
+
+// The activation codes are bit-identical on every ISA (same division, rounding and clamp), row
+// tails and a static range included; dequantization agrees to float rounding.
+TEST(QuantizeRows, EveryIsaGivesTheReferenceCodes) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t k : {1, 7, 8, 9, 70}) {
+    const int64_t m = 4, ldx = k + 2;
+    std::vector<float> x(m * ldx);
+    for (auto& v : x) v = nd(rng);
+    x[1] = 0.5f * 3.0f / 255.0f;  // lands on a rounding tie for some ranges
+    const AffineParams fixed = affine_u8_params(-1.0f, 2.0f);  // saturates both ends
+    for (const AffineParams* f : {static_cast<const AffineParams*>(nullptr), &fixed}) {
+      std::vector<uint8_t> want(m * k), got(m * k);
+      std::vector<AffineParams> pw(m), pg(m);
+      quantize_rows_u8_ref(x.data(), m, k, ldx, want.data(), pw.data(), f);
+      for (Isa isa : runnable_isas()) {
+        quantize_rows_u8(x.data(), m, k, ldx, got.data(), pg.data(), f, isa);
+        ASSERT_EQ(got, want) << isa_name(isa) << " k=" << k;
+        for (int64_t i = 0; i < m; ++i) ASSERT_EQ(pg[i].scale, pw[i].scale);
+      }
+    }
+  }
+}
+
+TEST(QuantizeRows, DequantizeMatchesReference) {
+  std::mt19937 rng(4);
+  const int64_t m = 3, n = 21;
+  std::vector<int32_t> acc(m * n), sums(n);
+  std::vector<float> ws(n), bias(n), res(m * n);
+  std::uniform_int_distribution<int32_t> ua(-2000000, 2000000), us(-3000, 3000);
+  std::normal_distribution<float> nd;
+  for (auto& v : acc) v = ua(rng);
+  for (auto& v : sums) v = us(rng);
+  for (auto& v : ws) v = std::fabs(nd(rng)) * 1e-3f;
+  for (auto& v : bias) v = nd(rng);
+  for (auto& v : res) v = nd(rng);
+  std::vector<AffineParams> a = {{0.01f, 0}, {0.02f, 128}, {0.5f, 255}};
+  DequantizeArgs args{acc.data(), a.data(), ws.data(), sums.data(), bias.data(), res.data(), n};
+  std::vector<float> want(m * n), got(m * n);
+  dequantize_rows_ref(args, m, n, want.data(), n);
+  for (Isa isa : runnable_isas()) {
+    dequantize_rows(args, m, n, got.data(), n, isa);
+    for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
+  }
+}
+
+}  // namespace
+}  // namespace sqz::kernels

@@ -10,6 +10,7 @@
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 #include "kernels/quant_math.h"
+#include "kernels/quantize/quantize_rows.h"
 
 namespace sqz::kernels {
 
@@ -28,9 +29,6 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 // Already-quantized codes (e.g. a compressed-tensors export) with their per-channel scales.
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
                                        bool sparse24 = false);
-
-// Dynamic per-row u8 quantization of x [m, k] (row stride ldx) into q [m, k].
-void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params);
 
 // y [m, n] (row stride ldy) = x [m, k] * W^T + b (+ residual [m, n], row stride ldr).
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,

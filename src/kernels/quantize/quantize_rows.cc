@@ -1,0 +1,46 @@
+#include "kernels/quantize/quantize_rows.h"
+
+#include <algorithm>
+
+namespace sqz::kernels {
+
+void quantize_rows_u8_ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
+                          const AffineParams* fixed) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = x + i * ldx;
+    if (fixed) {
+      params[i] = *fixed;
+    } else {
+      float lo = 0, hi = 0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        lo = std::min(lo, row[kk]);
+        hi = std::max(hi, row[kk]);
+      }
+      params[i] = affine_u8_params(lo, hi);
+    }
+    for (int64_t kk = 0; kk < k; ++kk) q[i * k + kk] = quantize_u8(row[kk], params[i]);
+  }
+}
+
+void dequantize_rows_ref(const DequantizeArgs& d, int64_t m, int64_t n, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float v = d.a[i].scale * d.w_scale[j] * static_cast<float>(d.acc[i * n + j] - d.a[i].zero * d.column_sums[j]);
+      if (d.bias) v += d.bias[j];
+      if (d.residual) v += d.residual[i * d.ldr + j];
+      y[i * ldy + j] = v;
+    }
+}
+
+void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
+                      const AffineParams* fixed, Isa isa) {
+  if (isa == Isa::kRef) return quantize_rows_u8_ref(x, m, k, ldx, q, params, fixed);
+  quantize_rows_u8_avx2(x, m, k, ldx, q, params, fixed);
+}
+
+void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
+  if (isa == Isa::kRef) return dequantize_rows_ref(args, m, n, y, ldy);
+  dequantize_rows_avx2(args, m, n, y, ldy);
+}
+
+}  // namespace sqz::kernels
