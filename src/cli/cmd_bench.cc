@@ -13,9 +13,10 @@ void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<eval::BenchOptions>();
   auto json_path = std::make_shared<std::string>();
   auto* model = cmd->add_option("model_dir", o->model_dir, "model directory (or use --preset)");
-  cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base")->excludes(model);
+  cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base, gpt2")->excludes(model);
   cmd->add_option("--batch", o->batches, "batch sizes (repeatable)")->check(CLI::PositiveNumber);
-  cmd->add_option("--seq", o->seq, "sequence length")->check(CLI::PositiveNumber);
+  cmd->add_option("--seq", o->seq, "sequence length (decoders: prompt length)")->check(CLI::PositiveNumber);
+  cmd->add_option("--decode-steps", o->decode_steps, "decoders: greedy tokens timed after the prompt")->check(CLI::NonNegativeNumber);
   cmd->add_option("--threads", o->threads, "threads for every engine")->check(CLI::PositiveNumber);
   cmd->add_option("--runs", o->runs, "timed runs per case")->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", o->warmup, "untimed runs first")->check(CLI::NonNegativeNumber);

@@ -2,7 +2,11 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include <immintrin.h>
+
+#include <chrono>
 #include <iomanip>
+#include <set>
 #include <sstream>
 
 #include "compress/pruner.h"
@@ -10,18 +14,23 @@
 #include "core/error.h"
 #include "eval/latency.h"
 #include "kernels/cpu_isa.h"
+#include "kernels/parallel.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
+#include "runtime/gpt2_decoder.h"
 
 namespace sqz::eval {
 
 io::json bench_preset_config(const std::string& preset) {
+  if (preset == "gpt2")
+    return {{"model_type", "gpt2"}, {"vocab_size", 50257}, {"n_embd", 768}, {"n_layer", 12}, {"n_head", 12},
+            {"n_positions", 1024}, {"activation_function", "gelu_new"}, {"architectures", {"GPT2LMHeadModel"}}};
   if (preset == "bert-base")
     return {{"model_type", "bert"}, {"vocab_size", 30522}, {"hidden_size", 768}, {"num_hidden_layers", 12},
             {"num_attention_heads", 12}, {"intermediate_size", 3072}, {"max_position_embeddings", 512},
             {"type_vocab_size", 2}, {"hidden_act", "gelu"}, {"num_labels", 2},
             {"architectures", {"BertForSequenceClassification"}}};
-  fail_invalid("--preset '", preset, "' is not one of: bert-base");
+  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2");
 }
 
 namespace {
@@ -54,18 +63,66 @@ class DynamicInt8Site : public nn::CompressionSite {
   c10::IValue packed_;
 };
 
+// Every Linear of the blocks, once each (a fused QKV Linear is listed three times in the structure).
 std::vector<nn::Linear> encoder_linears(models::TransformerModel& model) {
   std::vector<nn::Linear> out;
+  std::set<const void*> seen;
+  auto add = [&](const nn::Linear& l) {
+    if (seen.insert(l.get()).second) out.push_back(l);
+  };
   auto st = model.structure();
   for (auto& a : st.attention) {
-    for (auto& l : a.head_rows) out.push_back(l);
-    out.push_back(a.head_cols);
+    for (auto& l : a.head_rows) add(l);
+    add(a.head_cols);
   }
   for (auto& f : st.ffn) {
-    for (auto& l : f.neuron_rows) out.push_back(l);
-    out.push_back(f.neuron_cols);
+    for (auto& l : f.neuron_rows) add(l);
+    add(f.neuron_cols);
   }
   return out;
+}
+
+// A sum that the loads, not the adds, limit: 32 independent lanes with AVX2.
+__attribute__((target("avx2"))) double read_sum_avx2(const float* p, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_loadu_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_loadu_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_loadu_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_loadu_ps(p + i + 24));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  double s = 0;
+  for (float v : lanes) s += v;
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+double read_sum(const float* p, int64_t n) {
+  if (kernels::active_isa() != kernels::Isa::kRef) return read_sum_avx2(p, n);
+  double s = 0;  // without AVX2 the adds may limit: the figure is then a lower bound
+  for (int64_t i = 0; i < n; ++i) s += p[i];
+  return s;
+}
+
+// Sustained read bandwidth of this machine with the kernels' threads: the best of 3 sums over
+// 512 MiB (far beyond every cache).
+double measure_read_bandwidth_gbps() {
+  const int64_t n = int64_t{1} << 27;
+  std::vector<float> buf(static_cast<size_t>(n), 1.0f);
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<double> partial(static_cast<size_t>(kernels::num_threads()) + 1, 0.0);
+    auto t0 = std::chrono::steady_clock::now();
+    kernels::parallel_for(n, [&](int64_t begin, int64_t end) {
+      partial[static_cast<size_t>(kernels::omp_thread_index())] += read_sum(buf.data() + begin, end - begin);
+    });
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (partial[0] < 0) return 0;  // keeps the sums alive
+    best = std::max(best, static_cast<double>(n) * 4.0 / sec / 1e9);
+  }
+  return best;
 }
 
 bool encoder_is_2_4(models::TransformerModel& model) {
@@ -116,10 +173,8 @@ models::LoadedModel bench_model(const BenchOptions& o) {
 
 }  // namespace
 
-io::json run_bench(const BenchOptions& o, std::ostream& out) {
-  models::LoadedModel loaded = bench_model(o);
-  const std::string model_name =
-      o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name,
+                           std::ostream& out) {
   auto& model = *loaded.model;
   model.eval();
   torch::NoGradGuard no_grad;
@@ -251,6 +306,208 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
   out << "\nreproduce one case:\n";
   for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
   return result;
+}
+
+// Decoders: prefill a prompt of --seq tokens, then --decode-steps greedy tokens against the KV
+// cache; prefill and per-token decode time are reported apart (they stress different things:
+// compute, then weight bandwidth).
+io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name,
+                           std::ostream& out) {
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int saved_threads = torch::get_num_threads();
+  torch::set_num_threads(o.threads);
+  kernels::set_num_threads(o.threads);
+  const double bandwidth = measure_read_bandwidth_gbps();
+  io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"prompt", o.seq},
+                     {"decode_steps", o.decode_steps}, {"threads", o.threads}, {"warmup", o.warmup}, {"runs", o.runs},
+                     {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gbps", bandwidth},
+                     {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  models::LoadedModel sparse = loaded;
+  if (!encoder_is_2_4(model)) {
+    sparse = bench_model(o);
+    sparse.model->eval();
+    prune_encoder_2_4(*sparse.model);
+  }
+  struct Engine {
+    std::string name;
+    std::unique_ptr<runtime::Gpt2Decoder> decoder;
+    models::TransformerModel* reference;
+  };
+  std::vector<Engine> engines;
+  try {
+    using runtime::Precision;
+    engines.push_back({"sqz-fp32", std::make_unique<runtime::Gpt2Decoder>(loaded, runtime::EngineOptions{Precision::kFp32, o.threads}), &model});
+    engines.push_back({"sqz-int8", std::make_unique<runtime::Gpt2Decoder>(loaded, runtime::EngineOptions{Precision::kInt8, o.threads}), &model});
+    engines.push_back({"sqz-int8-2:4",
+                       std::make_unique<runtime::Gpt2Decoder>(sparse, runtime::EngineOptions{Precision::kInt8Sparse24, o.threads}),
+                       sparse.model.get()});
+  } catch (const std::exception& e) {
+    result["skipped"].push_back({{"case", "sqz-*"}, {"reason", e.what()}});
+  }
+  result["skipped"].push_back({{"case", "onnxruntime-*"}, {"reason", "ONNX Runtime is not installed by the project's scripts yet"}});
+
+  // One generation: returns the prompt's last logits and fills prefill / per-token decode ms.
+  using Generate = std::function<torch::Tensor(const torch::Tensor& prompt, double* prefill_ms, double* decode_ms)>;
+  auto libtorch_generate = [&](models::TransformerModel& m) -> Generate {
+    return [&m, &o](const torch::Tensor& prompt, double* prefill_ms, double* decode_ms) {
+      models::KVCache cache;
+      models::ModelInputs in;
+      in.input_ids = prompt;
+      in.cache = &cache;
+      auto t0 = std::chrono::steady_clock::now();
+      auto logits = m.forward(in).at("logits").select(1, -1);
+      auto t1 = std::chrono::steady_clock::now();
+      auto next = logits.argmax(-1, true);
+      for (int64_t s = 0; s < o.decode_steps; ++s) {
+        in.input_ids = next;
+        next = m.forward(in).at("logits").select(1, -1).argmax(-1, true);
+      }
+      auto t2 = std::chrono::steady_clock::now();
+      *prefill_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+      *decode_ms = std::chrono::duration<double, std::milli>(t2 - t1).count() / std::max<int64_t>(o.decode_steps, 1);
+      return logits;
+    };
+  };
+  auto sqz_generate = [&](const runtime::Gpt2Decoder& d) -> Generate {
+    return [&d, &o](const torch::Tensor& prompt, double* prefill_ms, double* decode_ms) {
+      const int64_t batch = prompt.size(0), len = prompt.size(1);
+      auto cache = d.new_cache(batch, len + o.decode_steps);
+      auto ids = prompt.contiguous();
+      auto t0 = std::chrono::steady_clock::now();
+      auto logits = d.forward(cache, ids.data_ptr<int64_t>(), len, false);
+      auto t1 = std::chrono::steady_clock::now();
+      auto first = torch::from_blob(logits.data(), {batch, d.vocab_size()}, torch::kFloat32).clone();
+      std::vector<int64_t> next(static_cast<size_t>(batch));
+      for (int64_t s = 0; s < o.decode_steps; ++s) {
+        for (int64_t b = 0; b < batch; ++b) {
+          const float* row = &logits[b * d.vocab_size()];
+          next[b] = std::max_element(row, row + d.vocab_size()) - row;
+        }
+        logits = d.forward(cache, next.data(), 1, false);
+      }
+      auto t2 = std::chrono::steady_clock::now();
+      *prefill_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
+      *decode_ms = std::chrono::duration<double, std::milli>(t2 - t1).count() / std::max<int64_t>(o.decode_steps, 1);
+      return first;
+    };
+  };
+
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    auto prompt = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
+    struct Case {
+      std::string name;
+      Generate run;
+      models::TransformerModel* reference;
+      double tolerance;
+      const runtime::Gpt2Decoder* decoder;
+      std::function<void()> attach, detach;
+    };
+    std::vector<Case> cases;
+    cases.push_back({"libtorch-fp32", libtorch_generate(model), &model, 0, nullptr, {}, {}});
+    for (auto engine : at::globalContext().supportedQEngines()) {
+      if (engine == at::QEngine::NoQEngine) continue;
+      std::string ename = c10::toString(engine);
+      for (auto& c : ename) c = static_cast<char>(std::tolower(c));
+      auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
+      cases.push_back({"libtorch-int8-dynamic-" + ename, libtorch_generate(model), &model, 0.2, nullptr,
+                       [&model, engine, saved] {
+                         at::globalContext().setQEngine(engine);
+                         for (auto& l : encoder_linears(model)) {
+                           saved->push_back(l->site);
+                           l->site = std::make_shared<DynamicInt8Site>(*l);
+                         }
+                       },
+                       [&model, saved] {
+                         auto layers = encoder_linears(model);
+                         for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
+                         saved->clear();
+                       }});
+    }
+    for (auto& e : engines)
+      cases.push_back({e.name, sqz_generate(*e.decoder), e.reference, e.name == "sqz-fp32" ? 1e-4 : 0.2, e.decoder.get(), {}, {}});
+
+    double base_decode = 0, base_prefill = 0;
+    for (auto& c : cases) {
+      if (!o.cases.empty() && c.name != "libtorch-fp32" && std::find(o.cases.begin(), o.cases.end(), c.name) == o.cases.end())
+        continue;
+      io::json row = {{"case", c.name}, {"batch", batch}};
+      try {
+        models::ModelInputs in;
+        in.input_ids = prompt;
+        const auto reference = c.reference->forward(in).at("logits").select(1, -1);  // before a peer patches the model
+        if (c.attach) c.attach();
+        double p = 0, d = 0;
+        const double err = rel_err(c.run(prompt, &p, &d), reference);
+        row["max_rel_err"] = err;
+        if (!(err <= c.tolerance) && c.name != "libtorch-fp32") {
+          row["status"] = "check failed: error " + fmt(err, 6) + " > " + fmt(c.tolerance, 6);
+        } else {
+          for (int i = 0; i < o.warmup; ++i) c.run(prompt, &p, &d);
+          std::vector<double> prefill, decode;
+          for (int i = 0; i < std::max(o.runs, 1); ++i) {
+            c.run(prompt, &p, &d);
+            prefill.push_back(p);
+            decode.push_back(d);
+          }
+          std::sort(prefill.begin(), prefill.end());
+          std::sort(decode.begin(), decode.end());
+          const double pm = prefill[prefill.size() / 2], dm = decode[decode.size() / 2];
+          if (c.name == "libtorch-fp32") base_decode = dm, base_prefill = pm;
+          row.update({{"status", "ok"}, {"prefill_ms", pm}, {"decode_ms_per_token", dm},
+                      {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm},
+                      {"prefill_speedup_vs_libtorch_fp32", base_prefill / pm}, {"decode_speedup_vs_libtorch_fp32", base_decode / dm}});
+          if (c.decoder) {
+            // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
+            const double floor_ms = static_cast<double>(c.decoder->weight_bytes()) / (bandwidth * 1e9) * 1e3;
+            row.update({{"weight_bytes", c.decoder->weight_bytes()}, {"weight_stream_ms", floor_ms}, {"decode_vs_weight_stream", dm / floor_ms}});
+          }
+        }
+      } catch (const std::exception& e) {
+        row["status"] = std::string("failed: ") + e.what();
+      }
+      if (c.detach) c.detach();
+      row["reproduce"] = "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " +
+                         std::to_string(batch) + " --seq " + std::to_string(o.seq) + " --decode-steps " +
+                         std::to_string(o.decode_steps) + " --threads " + std::to_string(o.threads) + " --runs " +
+                         std::to_string(o.runs) + " --case " + c.name;
+      result["rows"].push_back(row);
+    }
+  }
+  torch::set_num_threads(saved_threads);
+
+  out << "sqz bench: " << model_name << ", prompt " << o.seq << " then " << o.decode_steps << " greedy tokens, " << o.threads
+      << " threads, median of " << o.runs << " runs after " << o.warmup << " warm-up; sqz kernels: "
+      << kernels::isa_name(kernels::active_isa()) << "; measured read bandwidth " << fmt(bandwidth, 1) << " GB/s\n\n";
+  out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : result["rows"]) {
+    const bool timed = r.contains("prefill_ms");
+    auto num = [&](const char* key, int digits, const std::string& suffix = "") {
+      return r.contains(key) ? fmt(r[key].get<double>(), digits) + suffix : std::string("-");
+    };
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | " << num("prefill_ms", 1) << " | "
+        << num("decode_ms_per_token", 2) << " | " << num("decode_tokens_per_s", 1) << " | "
+        << (timed ? num("prefill_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | "
+        << (timed ? num("decode_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | " << num("decode_vs_weight_stream", 2, "x")
+        << " | " << num("max_rel_err", 6) << " | " << r["status"].get<std::string>() << " |\n";
+  }
+  out << "\n";
+  for (const auto& s : result["skipped"])
+    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  out << "\nreproduce one case:\n";
+  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+  return result;
+}
+
+io::json run_bench(const BenchOptions& o, std::ostream& out) {
+  models::LoadedModel loaded = bench_model(o);
+  const std::string model_name =
+      o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+  if (loaded.model->info().is_decoder) return run_decoder_bench(o, loaded, model_name, out);
+  return run_encoder_bench(o, loaded, model_name, out);
 }
 
 }  // namespace sqz::eval

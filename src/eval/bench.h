@@ -13,10 +13,11 @@
 namespace sqz::eval {
 
 struct BenchOptions {
-  std::string preset;     // "bert-base" (random weights), or empty with model_dir
+  std::string preset;     // "bert-base" or "gpt2" (random weights), or empty with model_dir
   std::string model_dir;  // any model dir sqz loads (the engine itself runs BERT encoders)
   std::vector<int64_t> batches{1};
-  int64_t seq = 128;
+  int64_t seq = 128;           // encoder: sequence length; decoder: prompt length
+  int64_t decode_steps = 32;   // decoder: greedy tokens after the prompt
   int threads = 2, warmup = 3, runs = 20;
   std::vector<std::string> cases;  // empty = every case this build and CPU can run
   uint64_t seed = 0;

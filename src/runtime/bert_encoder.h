@@ -15,6 +15,7 @@ namespace sqz::runtime {
 struct EngineOptions {
   Precision precision = Precision::kFp32;
   int threads = 0;  // 0 = all cores
+  bool int8_lm_head = true;  // decoders: the LM head follows an int8 precision (false keeps it fp32)
 };
 
 struct EncoderOutputs {

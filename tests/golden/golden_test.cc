@@ -6,6 +6,7 @@
 #include "models/generation.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
+#include "runtime/gpt2_decoder.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -117,6 +118,25 @@ TEST(GoldenRuntime, BertClassifierMatchesTransformers) {
   auto real = mask.to(torch::kBool).unsqueeze(-1).expand_as(hidden);
   auto expected = io::read_npy(dir / "outputs" / "last_hidden_state.npy");
   EXPECT_TRUE(testing::all_close(hidden.masked_select(real), expected.masked_select(real), atol, rtol));
+}
+
+// The runtime's decoder (fp32, KV cache) reproduces transformers' greedy generations exactly.
+TEST(GoldenRuntime, Gpt2GreedyGenerationMatchesTransformers) {
+  const fs::path dir = testing::fixtures_dir() / "gpt2-lm";
+  ASSERT_TRUE(fs::exists(dir / "manifest.json")) << "fixture missing: " << dir;
+  const json manifest = io::read_json_file(dir / "manifest.json");
+  auto loaded = models::load_model(dir / manifest["model_dir"].get<std::string>());
+  runtime::Gpt2Decoder engine(loaded, {runtime::Precision::kFp32, 2});
+  int checked = 0;
+  for (const auto& p : manifest["generation"]["prompts"]) {
+    auto prompt = io::read_npy(dir / p["prompt_file"].get<std::string>()).to(torch::kLong).contiguous();
+    auto expected = io::read_npy(dir / p["output_file"].get<std::string>()).to(torch::kLong);
+    auto got = engine.generate_greedy(prompt.data_ptr<int64_t>(), prompt.size(0), prompt.size(1), expected.size(1) - prompt.size(1));
+    auto got_t = torch::from_blob(got.data(), expected.sizes(), torch::kLong);
+    EXPECT_TRUE(torch::equal(got_t, expected)) << "prompt " << p["prompt_text"] << ": got " << got_t;
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest, ::testing::ValuesIn(fixture_names()),

@@ -52,6 +52,20 @@ TEST(Eltwise, GeluMatchesErfDefinition) {
     }
 }
 
+TEST(Eltwise, GeluTanhMatchesDefinition) {
+  std::mt19937 rng(5);
+  for (Isa isa : runnable_isas())
+    for (int64_t n : {1, 8, 13, 3072}) {
+      auto x = random_rows(2, n, 4.0f, rng);
+      x[0] = -30.0f;  // tanh saturates: ~0
+      if (n > 1) x[1] = 30.0f;
+      auto want = x;
+      gelu_tanh_rows_ref(want.data(), 2, n, n);
+      gelu_tanh_rows(x.data(), 2, n, n, isa);
+      for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], want[i], 2e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
+    }
+}
+
 TEST(Eltwise, SoftmaxMatchesReferenceWithMaskedEntries) {
   std::mt19937 rng(3);
   const float ninf = -INFINITY;

@@ -6,6 +6,7 @@
 #include "compress/site.h"
 #include "kernels/quant_math.h"
 #include "runtime/bert_encoder.h"
+#include "runtime/gpt2_decoder.h"
 #include "unit/tiny_models.h"
 
 namespace sqz {
@@ -126,6 +127,69 @@ TEST(Runtime, RefusesWhatItCannotRun) {
   EXPECT_THROW(engine.forward(ids.data(), nullptr, nullptr, 1, 50), std::exception);  // > max positions (40)
   ids[0] = 1000;
   EXPECT_THROW(engine.forward(ids.data(), nullptr, nullptr, 1, 5), std::exception);  // id outside the vocabulary
+}
+
+}  // namespace
+}  // namespace sqz
+
+namespace sqz {
+namespace {
+
+io::json tiny_gpt2_lm_config() {
+  auto c = testing::tiny_gpt2_config();
+  c["architectures"] = {"GPT2LMHeadModel"};
+  return c;
+}
+
+// Runs the decoder on ids [batch, steps] after what the cache holds; logits as [batch, steps, vocab].
+torch::Tensor decoder_logits(const runtime::Gpt2Decoder& d, runtime::Gpt2Decoder::Cache& cache, const torch::Tensor& ids) {
+  auto c = ids.contiguous();
+  auto v = d.forward(cache, c.data_ptr<int64_t>(), c.size(1), true);
+  return torch::from_blob(v.data(), {c.size(0), c.size(1), d.vocab_size()}, torch::kFloat32).clone();
+}
+
+double rel(const torch::Tensor& got, const torch::Tensor& want) { return ((got - want).abs().max() / want.abs().max()).item<double>(); }
+
+TEST(Runtime, Gpt2PrefillAndCachedDecodeEqualLibtorch) {
+  auto config = tiny_gpt2_lm_config();
+  auto model = testing::tiny_model(config);
+  runtime::Gpt2Decoder d(loaded(model, config), {runtime::Precision::kFp32, 2});
+  torch::NoGradGuard guard;
+  torch::manual_seed(1);
+  auto ids = torch::randint(0, 97, {2, 15}, torch::kLong);
+  models::ModelInputs full;
+  full.input_ids = ids;
+  auto want = model->forward(full).at("logits");
+  auto cache = d.new_cache(2, 15);
+  auto prefill = decoder_logits(d, cache, ids.slice(1, 0, 12));
+  EXPECT_LT(rel(prefill, want.slice(1, 0, 12)), 1e-4);
+  for (int64_t t = 12; t < 15; ++t) {  // one token at a time against the cache
+    auto step = decoder_logits(d, cache, ids.slice(1, t, t + 1));
+    EXPECT_LT(rel(step, want.slice(1, t, t + 1)), 1e-4) << "step " << t;
+  }
+  EXPECT_EQ(cache.length, 15);
+  auto more = torch::zeros({2, 1}, torch::kLong);
+  EXPECT_THROW(decoder_logits(d, cache, more), std::exception);  // past the cache capacity
+}
+
+TEST(Runtime, Gpt2Int8EqualsFakeQuantizedLibtorch) {
+  auto config = tiny_gpt2_lm_config();
+  auto model = testing::tiny_model(config);
+  runtime::EngineOptions o{runtime::Precision::kInt8, 2};
+  o.int8_lm_head = false;  // the tied head is not a Linear the fake-quant sites can reach
+  runtime::Gpt2Decoder d(loaded(model, config), o);
+  torch::NoGradGuard guard;
+  torch::manual_seed(2);
+  auto ids = torch::randint(0, 97, {1, 10}, torch::kLong);
+  models::ModelInputs in;
+  in.input_ids = ids;
+  auto unquantized = model->forward(in).at("logits");
+  fake_quantize_like_engine(*model);
+  auto want = model->forward(in).at("logits");
+  auto cache = d.new_cache(1, 10);
+  auto got = decoder_logits(d, cache, ids);
+  EXPECT_LT(rel(got, want), 1e-5);
+  EXPECT_GT(rel(got, unquantized), 100 * rel(got, want));
 }
 
 }  // namespace

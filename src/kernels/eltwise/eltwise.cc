@@ -29,6 +29,15 @@ void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
     }
 }
 
+void gelu_tanh_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float& v = x[i * ld + j];
+      const double u = std::sqrt(2.0 / M_PI) * (v + 0.044715 * double(v) * v * v);
+      v = static_cast<float>(0.5 * v * (1.0 + std::tanh(u)));
+    }
+}
+
 void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
   for (int64_t i = 0; i < m; ++i) {
     float* r = x + i * ld;
@@ -52,6 +61,10 @@ void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const fl
 void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return gelu_rows_ref(x, m, n, ld);
   gelu_rows_avx2(x, m, n, ld);
+}
+void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
+  if (isa == Isa::kRef) return gelu_tanh_rows_ref(x, m, n, ld);
+  gelu_tanh_rows_avx2(x, m, n, ld);
 }
 void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return softmax_rows_ref(x, m, n, ld);

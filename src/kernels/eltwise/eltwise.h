@@ -13,6 +13,8 @@ void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const fl
                      float* y, int64_t ldy, Isa isa = active_isa());
 // x = x * 0.5 * (1 + erf(x / sqrt(2))) in place, HF's "gelu".
 void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
+// x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in place, HF's "gelu_new" (GPT-2).
+void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // Softmax of each row in place. Entries at -infinity get probability 0; a row that is all
 // -infinity becomes all zeros (nothing to attend to) rather than NaN.
 void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
@@ -20,6 +22,8 @@ void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_i
 void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
                          float* y, int64_t ldy);
 void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void gelu_tanh_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void gelu_tanh_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
 void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
 void layer_norm_rows_avx2(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
                           float* y, int64_t ldy);

@@ -39,6 +39,15 @@ inline __m256 gelu8(__m256 v) {
   return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
 }
 
+// tanh(u) = 1 - 2 / (exp(2u) + 1); exp8 saturates at both ends, so |u| large gives +-1.
+inline __m256 gelu_tanh8(__m256 v) {
+  const __m256 v3 = _mm256_mul_ps(_mm256_mul_ps(v, v), v);
+  const __m256 u = _mm256_mul_ps(_mm256_set1_ps(0.7978845608028654f), _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), v3, v));
+  const __m256 e = exp8(_mm256_add_ps(u, u));
+  const __m256 t = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(_mm256_set1_ps(1.0f), t));
+}
+
 inline float hsum(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -102,6 +111,15 @@ void gelu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld) {
     float* r = x + i * ld;
     for (int64_t j = 0; j < body; j += 8) _mm256_storeu_ps(r + j, gelu8(_mm256_loadu_ps(r + j)));
     if (body < n) store_tail(r + body, n - body, gelu8(load_tail(r + body, n - body, 0.0f)));
+  }
+}
+
+void gelu_tanh_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld) {
+  const int64_t body = n / 8 * 8;
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = x + i * ld;
+    for (int64_t j = 0; j < body; j += 8) _mm256_storeu_ps(r + j, gelu_tanh8(_mm256_loadu_ps(r + j)));
+    if (body < n) store_tail(r + body, n - body, gelu_tanh8(load_tail(r + body, n - body, 0.0f)));
   }
 }
 

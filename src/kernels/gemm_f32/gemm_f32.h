@@ -28,7 +28,7 @@ void pack_f32_weights_into(const float* w, int64_t n, int64_t k, int64_t stride_
 struct GemmF32Epilogue {
   float alpha = 1.0f;
   const float* bias = nullptr;      // [n]
-  const float* residual = nullptr;  // [m, n] with row stride ldr
+  const float* residual = nullptr;  // [m, n] with row stride ldr; must not alias c (c holds partial sums)
   int64_t ldr = 0;
 };
 

@@ -1,0 +1,222 @@
+#include "runtime/gpt2_decoder.h"
+
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+#include "kernels/eltwise/eltwise.h"
+#include "kernels/parallel.h"
+
+namespace sqz::runtime {
+
+struct Gpt2Decoder::Layer {
+  int64_t heads = 0, head_dim = 0, ffn = 0;
+  LinearOp qkv, attn_out, ffn_in, ffn_out;
+  std::vector<float> attn_bias_only;
+  std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;
+};
+
+namespace {
+
+std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined = 0) {
+  if (!t.defined()) return std::vector<float>(static_cast<size_t>(zeros_if_undefined), 0.0f);
+  auto c = t.detach().to(torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+}  // namespace
+
+Gpt2Decoder::~Gpt2Decoder() = default;
+
+Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions& options) : options_(options) {
+  auto& model = *loaded.model;
+  const auto& info = model.info();
+  const std::string source = (loaded.dir / "config.json").string();
+  if (info.model_type != "gpt2" || info.head_class != "GPT2LMHeadModel")
+    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel; this model is ", info.model_type, " ",
+                       info.head_class);
+  const std::string act = loaded.config.get_string("activation_function", "gelu_new");
+  if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
+    fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs gelu_new and gelu");
+  tanh_gelu_ = act != "gelu";
+  if (!loaded.config.get_bool("scale_attn_weights", true) || loaded.config.get_bool("scale_attn_by_inverse_layer_idx", false) ||
+      loaded.config.get_bool("reorder_and_upcast_attn", false))
+    fail_unimplemented(source, ": the runtime runs GPT-2's default attention scaling only (scale_attn_weights true, "
+                               "scale_attn_by_inverse_layer_idx false, reorder_and_upcast_attn false)");
+  eps_ = static_cast<float>(loaded.config.get_float("layer_norm_epsilon", 1e-5));
+
+  std::map<std::string, torch::Tensor> params;
+  for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
+  auto get = [&](const std::string& name) {
+    auto it = params.find(name);
+    if (it == params.end()) fail_data("runtime: the model has no tensor '", name, "'");
+    return to_vector(it->second);
+  };
+  const auto& wte = params.at("transformer.wte.weight");
+  vocab_ = wte.size(0);
+  hidden_ = wte.size(1);
+  wte_ = to_vector(wte);
+  wpe_ = get("transformer.wpe.weight");
+  max_positions_ = static_cast<int64_t>(wpe_.size()) / hidden_;
+  lnf_gamma_ = get("transformer.ln_f.weight");
+  lnf_beta_ = get("transformer.ln_f.bias");
+
+  const auto structure = model.structure();
+  const auto lin = [&](const nn::Linear& l) { return std::make_pair(to_vector(l->logical_weight()), to_vector(l->bias, l->out_features())); };
+  for (size_t i = 0; i < structure.attention.size(); ++i) {
+    const auto& att = structure.attention[i];
+    const auto& ffn = structure.ffn[i];
+    auto layer = std::make_unique<Layer>();
+    layer->heads = att.num_heads;
+    layer->head_dim = att.head_dim;
+    const std::string lp = "transformer.h." + std::to_string(i) + ".";
+    auto [ow, ob] = lin(att.head_cols);
+    if (att.num_heads > 0) {
+      auto [w, b] = lin(att.head_rows[0]);  // c_attn: Q, K, V fused already
+      layer->qkv = LinearOp(w.data(), 3 * att.num_heads * att.head_dim, hidden_, b.data(), options.precision, lp + "attn.c_attn");
+      layer->attn_out = LinearOp(ow.data(), hidden_, att.num_heads * att.head_dim, ob.data(), options.precision, lp + "attn.c_proj");
+    } else {
+      layer->attn_bias_only = ob;
+    }
+    auto [iw, ib] = lin(ffn.neuron_rows.at(0));
+    auto [fw, fb] = lin(ffn.neuron_cols);
+    layer->ffn = ffn.neuron_rows[0]->out_features();
+    layer->ffn_in = LinearOp(iw.data(), layer->ffn, hidden_, ib.data(), options.precision, lp + "mlp.c_fc");
+    layer->ffn_out = LinearOp(fw.data(), hidden_, layer->ffn, fb.data(), options.precision, lp + "mlp.c_proj");
+    layer->ln1_gamma = get(lp + "ln_1.weight");
+    layer->ln1_beta = get(lp + "ln_1.bias");
+    layer->ln2_gamma = get(lp + "ln_2.weight");
+    layer->ln2_beta = get(lp + "ln_2.bias");
+    layers_.push_back(std::move(layer));
+  }
+  // The LM head is tied to wte unless the checkpoint has its own (it is a quarter of GPT-2 small's
+  // weights, so it follows the precision; 2:4 applies to the blocks only).
+  auto head = params.count("lm_head.weight") ? get("lm_head.weight") : wte_;
+  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr,
+                                        options.precision == Precision::kFp32 || !options.int8_lm_head ? Precision::kFp32 : Precision::kInt8,
+                                        "lm_head");
+}
+
+int64_t Gpt2Decoder::weight_bytes() const {
+  int64_t bytes = lm_head_->weight_bytes();
+  for (const auto& l : layers_)
+    for (const LinearOp* op : {&l->qkv, &l->attn_out, &l->ffn_in, &l->ffn_out}) bytes += op->weight_bytes();
+  return bytes;
+}
+
+Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const {
+  if (capacity > max_positions_)
+    fail_invalid("runtime: ", capacity, " positions exceed the model's n_positions (", max_positions_, ")");
+  Cache c;
+  c.batch = batch;
+  c.capacity = capacity;
+  for (const auto& l : layers_) {
+    c.keys.emplace_back(static_cast<size_t>(batch * l->heads * capacity * l->head_dim));
+    c.values.emplace_back(c.keys.back().size());
+  }
+  return c;
+}
+
+std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits) const {
+  const int64_t batch = cache.batch, past = cache.length, h = hidden_;
+  if (past + steps > cache.capacity)
+    fail_invalid("runtime: ", past + steps, " positions exceed the cache capacity (", cache.capacity, ")");
+  kernels::set_num_threads(options_.threads);
+  const int64_t m = batch * steps;
+  // x is the residual stream; the output projections write the sum into `next` (a GEMM's output
+  // may not alias its residual input), then the two swap.
+  std::vector<float> x(static_cast<size_t>(m * h)), next(x.size()), normed(x.size()), qkv, ctx, inner;
+  for (int64_t t = 0; t < m; ++t) {
+    const int64_t id = ids[t];
+    if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
+    const float* w = &wte_[id * h];
+    const float* p = &wpe_[(past + t % steps) * h];
+    for (int64_t d = 0; d < h; ++d) x[t * h + d] = w[d] + p[d];
+  }
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const auto& layer = *layers_[li];
+    if (layer.heads == 0) {
+      for (int64_t t = 0; t < m; ++t)
+        for (int64_t d = 0; d < h; ++d) x[t * h + d] += layer.attn_bias_only[d];
+    } else {
+      const int64_t a = layer.heads * layer.head_dim, hd = layer.head_dim, total = past + steps;
+      kernels::layer_norm_rows(x.data(), m, h, h, layer.ln1_gamma.data(), layer.ln1_beta.data(), eps_, normed.data(), h);
+      qkv.resize(static_cast<size_t>(m * 3 * a));
+      ctx.resize(static_cast<size_t>(m * a));
+      layer.qkv.forward(normed.data(), m, h, qkv.data(), 3 * a);
+      float* kc = cache.keys[li].data();
+      float* vc = cache.values[li].data();
+      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+      kernels::parallel_for(batch * layer.heads, [&](int64_t begin, int64_t end) {
+        thread_local kernels::PackedF32Weights kp, vp;
+        thread_local std::vector<float> scores;
+        scores.resize(static_cast<size_t>(steps * total));
+        for (int64_t task = begin; task < end; ++task) {
+          const int64_t b = task / layer.heads, head = task % layer.heads;
+          float* kh = kc + (b * layer.heads + head) * cache.capacity * hd;
+          float* vh = vc + (b * layer.heads + head) * cache.capacity * hd;
+          const float* q = qkv.data() + b * steps * 3 * a + head * hd;
+          for (int64_t s = 0; s < steps; ++s) {  // append this step's keys and values
+            std::copy(q + s * 3 * a + a, q + s * 3 * a + a + hd, kh + (past + s) * hd);
+            std::copy(q + s * 3 * a + 2 * a, q + s * 3 * a + 2 * a + hd, vh + (past + s) * hd);
+          }
+          kernels::pack_f32_weights_into(kh, total, hd, hd, 1, kp);
+          kernels::pack_f32_weights_into(vh, hd, total, 1, hd, vp);
+          kernels::GemmF32Epilogue e;
+          e.alpha = scale;
+          kernels::gemm_f32(q, steps, 3 * a, kp, scores.data(), total, e);
+          for (int64_t s = 0; s < steps; ++s)  // causal: position past+s sees keys 0..past+s
+            for (int64_t j = past + s + 1; j < total; ++j) scores[s * total + j] = -std::numeric_limits<float>::infinity();
+          kernels::softmax_rows(scores.data(), steps, total, total);
+          kernels::gemm_f32(scores.data(), steps, total, vp, ctx.data() + b * steps * a + head * hd, a);
+        }
+      });
+      layer.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer
+      std::swap(x, next);
+    }
+    kernels::layer_norm_rows(x.data(), m, h, h, layer.ln2_gamma.data(), layer.ln2_beta.data(), eps_, normed.data(), h);
+    inner.resize(static_cast<size_t>(m * layer.ffn));
+    layer.ffn_in.forward(normed.data(), m, h, inner.data(), layer.ffn);
+    kernels::parallel_for(m, [&](int64_t r0, int64_t r1) {
+      if (tanh_gelu_) kernels::gelu_tanh_rows(inner.data() + r0 * layer.ffn, r1 - r0, layer.ffn, layer.ffn);
+      else kernels::gelu_rows(inner.data() + r0 * layer.ffn, r1 - r0, layer.ffn, layer.ffn);
+    });
+    layer.ffn_out.forward(inner.data(), m, layer.ffn, next.data(), h, x.data(), h);
+    std::swap(x, next);
+  }
+  cache.length += steps;
+  // Logits: every position, or the last of each sequence.
+  const int64_t rows = all_logits ? m : batch;
+  std::vector<float> last(static_cast<size_t>(rows * h));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = all_logits ? r : r * steps + steps - 1;
+    std::copy(&x[t * h], &x[t * h] + h, &last[r * h]);
+  }
+  kernels::layer_norm_rows(last.data(), rows, h, h, lnf_gamma_.data(), lnf_beta_.data(), eps_, last.data(), h);
+  std::vector<float> logits(static_cast<size_t>(rows * vocab_));
+  lm_head_->forward(last.data(), rows, h, logits.data(), vocab_);
+  return logits;
+}
+
+std::vector<int64_t> Gpt2Decoder::generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len,
+                                                  int64_t new_tokens) const {
+  auto cache = new_cache(batch, prompt_len + new_tokens);
+  const int64_t total = prompt_len + new_tokens;
+  std::vector<int64_t> out(static_cast<size_t>(batch * total));
+  for (int64_t b = 0; b < batch; ++b) std::copy(prompt + b * prompt_len, prompt + (b + 1) * prompt_len, &out[b * total]);
+  std::vector<int64_t> step(prompt, prompt + batch * prompt_len);
+  int64_t steps = prompt_len;
+  for (int64_t n = 0; n < new_tokens; ++n) {
+    auto logits = forward(cache, step.data(), steps, false);
+    step.resize(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* row = &logits[b * vocab_];
+      step[b] = std::max_element(row, row + vocab_) - row;  // first maximum, as torch.argmax
+      out[b * total + prompt_len + n] = step[b];
+    }
+    steps = 1;
+  }
+  return out;
+}
+
+}  // namespace sqz::runtime

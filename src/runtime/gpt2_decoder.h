@@ -1,0 +1,50 @@
+// sqz's inference engine for GPT-2 decoders (model_type gpt2, GPT2LMHeadModel): prefill a prompt,
+// then decode one token at a time against a KV cache the engine owns. Linears (and the tied LM
+// head) run fp32 or int8 like the encoder engine; per-layer head counts and FFN widths follow
+// whatever structured pruning left. Batches are unpadded (every sequence the same length).
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "models/registry.h"
+#include "runtime/bert_encoder.h"
+
+namespace sqz::runtime {
+
+class Gpt2Decoder {
+ public:
+  // Keys and values of the positions seen so far: per layer [batch, heads, capacity, head_dim].
+  struct Cache {
+    int64_t batch = 0, length = 0, capacity = 0;
+    std::vector<std::vector<float>> keys, values;
+  };
+
+  Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions& options);
+  ~Gpt2Decoder();
+
+  Cache new_cache(int64_t batch, int64_t capacity) const;
+  // Runs `steps` new tokens per sequence (ids [batch, steps]) after what `cache` holds, appends
+  // their keys and values, and returns logits [batch, steps, vocab] (only the last step's,
+  // [batch, 1, vocab], unless all_logits).
+  std::vector<float> forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits) const;
+  // Greedy continuation: [batch, prompt + new] ids, like models::generate without sampling.
+  std::vector<int64_t> generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len, int64_t new_tokens) const;
+
+  // Bytes of weights one decode step reads (blocks, LM head, the step's embedding rows aside).
+  int64_t weight_bytes() const;
+  int64_t vocab_size() const { return vocab_; }
+  int64_t max_positions() const { return max_positions_; }
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Layer;
+  EngineOptions options_;
+  int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
+  float eps_ = 1e-5f;
+  bool tanh_gelu_ = true;
+  std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::unique_ptr<LinearOp> lm_head_;
+};
+
+}  // namespace sqz::runtime
