@@ -99,20 +99,33 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   auto j = io::read_json_file(tmp / "bench.json");
   std::set<std::string> seen;
   for (const auto& row : j["rows"]) {
-    seen.insert(row["case"].get<std::string>());
+    const auto name = row["case"].get<std::string>();
+    seen.insert(name);
+    // Peers' int8 may fail the check on this tiny random model; that is reported, not hidden.
+    if (name.rfind("libtorch-int8", 0) == 0 && row["status"] != "ok") continue;
     EXPECT_EQ(row["status"], "ok") << row.dump();
     EXPECT_GT(row["median_ms"].get<double>(), 0.0);
     if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
   }
   EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-int8")) << j.dump();
   EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
-  // A model the engine cannot run still benchmarks its peers and says why sqz is absent.
-  r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --runs 1 --warmup 0");
+  // A decoder: prefill and per-token decode, the engine checked against libtorch first.
+  r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " +
+          (tmp / "decoder.json").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("decode ms/token"), std::string::npos) << r.output;
+  for (const auto& row : io::read_json_file(tmp / "decoder.json")["rows"])
+    if (row["case"].get<std::string>().rfind("sqz-", 0) == 0) {
+      EXPECT_EQ(row["status"], "ok") << row.dump();
+      if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
+    }
+  // A head the engine does not run still benchmarks its peers and says why sqz is absent.
+  r = run("bench " + (fixture("bert-mlm") / "model").string() + " --seq 8 --runs 1 --warmup 0");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("skipped sqz-*"), std::string::npos) << r.output;
   r = run("bench --preset bert-huge");
   EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("--preset 'bert-huge' is not one of: bert-base"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--preset 'bert-huge' is not one of: bert-base, gpt2"), std::string::npos) << r.output;
 }
 
 // Each case: mutate a copy of a fixture, run, expect a named error and no output dir.
