@@ -20,6 +20,12 @@ struct EvalArgs {
   std::string engine = "libtorch", precision;
 };
 
+std::string default_runtime_precision(const io::json& config) {
+  if (!quant::is_quantized_export(config)) return "fp32";
+  const auto* sparsity = config["quantization_config"].contains("sparsity_config") ? &config["quantization_config"]["sparsity_config"] : nullptr;
+  return sparsity && sparsity->value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
+}
+
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   auto loaded = quant::load_any_model(a.model_dir);
@@ -27,8 +33,8 @@ void run_eval(const EvalArgs& a) {
   eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
   std::shared_ptr<runtime::BertEncoder> engine;
   if (a.engine == "runtime") {
-    // A quantized export runs int8 unless told otherwise: that is what it was exported for.
-    std::string precision = a.precision.empty() ? (quant::is_quantized_export(loaded.config.value()) ? "int8" : "fp32") : a.precision;
+    // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
+    std::string precision = a.precision.empty() ? default_runtime_precision(loaded.config.value()) : a.precision;
     engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::parse_precision(precision), a.threads});
     o.classification_logits = [engine](const models::ModelInputs& in) { return engine->logits(in); };
   } else if (!a.precision.empty()) {
@@ -55,8 +61,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
   cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, BERT encoders)")
       ->check(CLI::IsMember({"libtorch", "runtime"}));
-  cmd->add_option("--precision", a->precision, "runtime Linears: fp32 or int8 (default int8 for a quantized export)")
-      ->check(CLI::IsMember({"fp32", "int8"}));
+  cmd->add_option("--precision", a->precision, "runtime Linears: fp32, int8 or int8-2:4 (default: what an export declares, else fp32)")
+      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_eval(*a); });
 }

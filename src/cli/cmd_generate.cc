@@ -6,6 +6,7 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/generation.h"
 #include "models/registry.h"
+#include "runtime/gpt2_decoder.h"
 
 namespace sqz::cli {
 
@@ -16,7 +17,24 @@ struct GenerateArgs {
   models::GenerationOptions options;
   bool ids = false;
   int threads = 0;
+  std::string engine = "libtorch", precision = "fp32";
 };
+
+// The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
+// the first EOS.
+std::vector<int64_t> runtime_generate(const models::LoadedModel& loaded, const std::vector<int64_t>& prompt,
+                                      const GenerateArgs& a) {
+  if (a.options.sample) fail_invalid("generate: --engine runtime decodes greedily; drop --sample or use --engine libtorch");
+  runtime::Gpt2Decoder engine(loaded, {runtime::parse_precision(a.precision), a.threads});
+  const int64_t room = std::max<int64_t>(0, engine.max_positions() - static_cast<int64_t>(prompt.size()));
+  auto all = engine.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
+  const auto eos = loaded.model->info().eos_token_id;
+  if (a.options.stop_at_eos && eos) {
+    auto it = std::find(all.begin() + static_cast<long>(prompt.size()), all.end(), *eos);
+    if (it != all.end()) all.erase(it + 1, all.end());
+  }
+  return all;
+}
 
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
@@ -28,9 +46,13 @@ void run_generate(const GenerateArgs& a) {
     if (!bos) fail_invalid("generate: the prompt is empty and the model has no bos_token_id to start from");
     enc.ids.push_back(*bos);
   }
-  auto prompt = torch::tensor(enc.ids, torch::kLong).view({1, -1});
-  auto out = models::generate(*loaded.model, prompt, a.options);
-  std::vector<int64_t> all(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+  std::vector<int64_t> all;
+  if (a.engine == "runtime") {
+    all = runtime_generate(loaded, enc.ids, a);
+  } else {
+    auto out = models::generate(*loaded.model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), a.options);
+    all.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+  }
   std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
   if (a.ids) {
     io::json j = {{"prompt_ids", enc.ids}, {"new_ids", fresh}, {"text", tok->decode(all)}};
@@ -54,6 +76,10 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass (1 = off)");
   cmd->add_option("--seed", a->options.seed, "sampling seed");
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
+  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, GPT-2, greedy)")
+      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  cmd->add_option("--precision", a->precision, "runtime Linears: fp32 (default), int8 or int8-2:4")
+      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_generate(*a); });
 }

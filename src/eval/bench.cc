@@ -163,13 +163,21 @@ std::string fmt(double v, int digits = 2) {
 namespace {
 
 models::LoadedModel bench_model(const BenchOptions& o) {
-  if (o.preset.empty()) return quant::load_any_model(o.model_dir);
-  io::JsonFields config(bench_preset_config(o.preset), "preset " + o.preset);
-  torch::manual_seed(o.seed);
-  auto model = models::build_model(config);
-  models::init_weights(*model);
-  return {model, config, {}};
+  if (!o.preset.empty()) {
+    io::JsonFields config(bench_preset_config(o.preset), "preset " + o.preset);
+    torch::manual_seed(o.seed);
+    auto model = models::build_model(config);
+    models::init_weights(*model);
+    return {model, config, {}};
+  }
+  // An export loads with its activation fake-quant attached; the libtorch fp32 peer is the plain
+  // model on the dequantized weights, so the sites go.
+  auto loaded = quant::load_any_model(o.model_dir);
+  for (const auto& m : loaded.model->modules(/*include_self=*/false))
+    if (auto* l = dynamic_cast<nn::LinearImpl*>(m.get())) l->site = nullptr;
+  return loaded;
 }
+
 
 }  // namespace
 

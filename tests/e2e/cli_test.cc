@@ -53,6 +53,13 @@ TEST(Cli, TokenizeAndGenerate) {
   r = run("generate " + (fixture("gpt2-lm") / "model").string() + " --prompt 'Call me Ishmael.' --max-new-tokens 8 --ids");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(io::json::parse(r.output)["new_ids"], io::json::parse("[132,383,223,734,762,599,395,494]")) << r.output;
+  // The runtime engine continues the prompt the same way.
+  r = run("generate " + (fixture("gpt2-lm") / "model").string() + " --prompt 'Call me Ishmael.' --max-new-tokens 8 --ids --engine runtime");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(io::json::parse(r.output)["new_ids"], io::json::parse("[132,383,223,734,762,599,395,494]")) << r.output;
+  r = run("generate " + (fixture("gpt2-lm") / "model").string() + " --prompt 'Call me' --engine runtime --sample");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("decodes greedily"), std::string::npos) << r.output;
 }
 
 TEST(Cli, InitWritesALoadableModel) {
