@@ -20,12 +20,6 @@ struct EvalArgs {
   std::string engine = "libtorch", precision;
 };
 
-std::string default_runtime_precision(const io::json& config) {
-  if (!quant::is_quantized_export(config)) return "fp32";
-  const auto* sparsity = config["quantization_config"].contains("sparsity_config") ? &config["quantization_config"]["sparsity_config"] : nullptr;
-  return sparsity && sparsity->value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
-}
-
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   auto loaded = quant::load_any_model(a.model_dir);
@@ -34,7 +28,7 @@ void run_eval(const EvalArgs& a) {
   std::shared_ptr<runtime::BertEncoder> engine;
   if (a.engine == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
-    std::string precision = a.precision.empty() ? default_runtime_precision(loaded.config.value()) : a.precision;
+    std::string precision = a.precision.empty() ? runtime::default_precision_name(loaded.config.value()) : a.precision;
     engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::parse_precision(precision), a.threads});
     o.classification_logits = [engine](const models::ModelInputs& in) { return engine->logits(in); };
   } else if (!a.precision.empty()) {

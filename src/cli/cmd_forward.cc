@@ -6,6 +6,8 @@
 #include "core/fs.h"
 #include "io/npy.h"
 #include "models/registry.h"
+#include "runtime/bert_encoder.h"
+#include "runtime/gpt2_decoder.h"
 
 namespace sqz::cli {
 
@@ -15,7 +17,37 @@ struct ForwardArgs {
   std::string model_dir, inputs, out, head;
   bool hidden_states = false, attentions = false, overwrite = false;
   int threads = 0;
+  std::string engine = "libtorch", precision;
 };
+
+// The runtime engine's outputs under HF names: BERT last_hidden_state (+ logits), GPT-2 logits.
+std::map<std::string, torch::Tensor> runtime_forward(const models::LoadedModel& loaded, const models::ModelInputs& in,
+                                                     const ForwardArgs& a, const fs::path& in_dir) {
+  if (a.hidden_states || a.attentions) fail_invalid("forward: --engine runtime writes final outputs only (no --hidden-states/--attentions)");
+  if (in.position_ids.defined()) fail_invalid((in_dir / "position_ids.npy").string(), ": --engine runtime uses default positions");
+  const auto precision = runtime::parse_precision(a.precision.empty() ? runtime::default_precision_name(loaded.config.value()) : a.precision);
+  const runtime::EngineOptions options{precision, a.threads};
+  auto ids = in.input_ids.contiguous();
+  const int64_t batch = ids.size(0), seq = ids.size(1);
+  std::map<std::string, torch::Tensor> out;
+  if (loaded.model->info().is_decoder) {
+    if (in.attention_mask.defined() && in.attention_mask.eq(0).any().item<bool>())
+      fail_invalid((in_dir / "attention_mask.npy").string(), ": --engine runtime runs unpadded decoder batches");
+    runtime::Gpt2Decoder engine(loaded, options);
+    auto cache = engine.new_cache(batch, seq);
+    auto logits = engine.forward(cache, ids.data_ptr<int64_t>(), seq, true);
+    out["logits"] = torch::from_blob(logits.data(), {batch, seq, engine.vocab_size()}, torch::kFloat32).clone();
+    return out;
+  }
+  runtime::BertEncoder engine(loaded, options);
+  auto mask = in.attention_mask.defined() ? in.attention_mask.contiguous() : torch::Tensor();
+  auto types = in.token_type_ids.defined() ? in.token_type_ids.contiguous() : torch::Tensor();
+  auto r = engine.forward(ids.data_ptr<int64_t>(), mask.defined() ? mask.data_ptr<int64_t>() : nullptr,
+                          types.defined() ? types.data_ptr<int64_t>() : nullptr, batch, seq);
+  out["last_hidden_state"] = torch::from_blob(r.last_hidden_state.data(), {batch, seq, r.hidden}, torch::kFloat32).clone();
+  if (!r.logits.empty()) out["logits"] = torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
+  return out;
+}
 
 torch::Tensor read_index_input(const fs::path& file) {
   auto t = io::read_npy(file);
@@ -45,7 +77,9 @@ void run_forward(const ForwardArgs& a) {
   if (in.token_type_ids.defined() && !loaded.model->info().uses_token_type_ids && loaded.model->info().model_type != "gpt2")
     fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
   models::ModelOutputs out;
-  {
+  if (a.engine == "runtime") {
+    out.tensors = runtime_forward(loaded, in, a, in_dir);
+  } else {
     torch::NoGradGuard no_grad;
     out = loaded.model->forward(in);
   }
@@ -70,6 +104,10 @@ void add_forward_command(CLI::App& app) {
   cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H]");
   cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
+  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: BERT, GPT-2)")
+      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  cmd->add_option("--precision", a->precision, "runtime Linears: fp32, int8 or int8-2:4 (default: what an export declares, else fp32)")
+      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_forward(*a); });
 }

@@ -1,5 +1,6 @@
 #include "runtime/linear_op.h"
 
+#include "compress/quant/export.h"
 #include "core/error.h"
 
 namespace sqz::runtime {
@@ -18,6 +19,12 @@ Precision parse_precision(const std::string& name) {
   if (name == "int8") return Precision::kInt8;
   if (name == "int8-2:4") return Precision::kInt8Sparse24;
   fail_invalid("precision '", name, "' is not one of: fp32, int8, int8-2:4");
+}
+
+std::string default_precision_name(const nlohmann::json& config) {
+  if (!quant::is_quantized_export(config)) return "fp32";
+  const auto& q = config["quantization_config"];
+  return q.contains("sparsity_config") && q["sparsity_config"].value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
 }
 
 LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision, const std::string& name)

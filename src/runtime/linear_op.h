@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_u8s8/linear_int8.h"
 
@@ -13,7 +15,10 @@ namespace sqz::runtime {
 // int8-2:4: int8 weights that keep 2 of every 4 along the input, on the 2:4 sparse kernel.
 enum class Precision { kFp32, kInt8, kInt8Sparse24 };
 const char* precision_name(Precision p);
-Precision parse_precision(const std::string& name);  // "fp32" | "int8" | "int8-2:4"; else an error
+Precision parse_precision(const std::string& name);
+// What a model dir was exported for: "int8-2:4" for a compressed-tensors export whose sparsity
+// config says 2:4, "int8" for another quantized export, else "fp32".
+std::string default_precision_name(const nlohmann::json& config);  // "fp32" | "int8" | "int8-2:4"; else an error
 
 class LinearOp {
  public:

@@ -40,6 +40,24 @@ TEST(Cli, ForwardWritesHFNamedOutputs) {
   EXPECT_TRUE(testing::all_close(logits, io::read_npy(fx / "outputs" / "logits.npy"), 1e-4, 1e-4));
   EXPECT_TRUE(fs::exists(tmp / "out" / "last_hidden_state.npy"));
   EXPECT_TRUE(fs::exists(tmp / "out" / "pooler_output.npy"));
+  // The runtime engine writes the same logits (and hidden state) under the same names.
+  r = run("forward " + (fx / "model").string() + " --inputs " + (fx / "inputs").string() + " --out " + (tmp / "rt").string() +
+          " --engine runtime");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(testing::all_close(io::read_npy(tmp / "rt" / "logits.npy"), io::read_npy(fx / "outputs" / "logits.npy"), 1e-4, 1e-4));
+  auto gpt = fixture("gpt2-lm");
+  r = run("forward " + (gpt / "model").string() + " --inputs " + (gpt / "inputs").string() + " --out " + (tmp / "gpt").string() +
+          " --engine runtime");
+  EXPECT_NE(r.code, 0);  // the fixture's batch is padded: refused by name, not computed wrong
+  EXPECT_NE(r.output.find("unpadded decoder batches"), std::string::npos) << r.output;
+  fs::create_directories(tmp / "ids");
+  io::write_npy(tmp / "ids" / "input_ids.npy", torch::tensor({{5, 80, 13, 400, 7, 62}, {9, 9, 100, 3, 250, 11}}, torch::kLong));
+  for (const std::string engine : {"libtorch", "runtime"}) {
+    r = run("forward " + (gpt / "model").string() + " --inputs " + (tmp / "ids").string() + " --out " + (tmp / engine).string() +
+            " --engine " + engine);
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  EXPECT_TRUE(testing::all_close(io::read_npy(tmp / "runtime" / "logits.npy"), io::read_npy(tmp / "libtorch" / "logits.npy"), 1e-4, 1e-4));
   // An existing output dir is refused without --overwrite.
   r = run("forward " + (fx / "model").string() + " --inputs " + (fx / "inputs").string() + " --out " + (tmp / "out").string());
   EXPECT_NE(r.code, 0);
