@@ -82,6 +82,36 @@ std::vector<nn::Linear> encoder_linears(models::TransformerModel& model) {
   return out;
 }
 
+// One case per quantized engine this libtorch has: while it runs, every block Linear goes through
+// libtorch's dynamic int8 kernels; afterwards the model's own sites are back.
+struct Int8Peer {
+  std::string name, engine;
+  std::function<void()> attach, detach;
+};
+std::vector<Int8Peer> dynamic_int8_peers(models::TransformerModel& model) {
+  std::vector<Int8Peer> peers;
+  for (auto engine : at::globalContext().supportedQEngines()) {
+    if (engine == at::QEngine::NoQEngine) continue;
+    std::string name = c10::toString(engine);
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(ch));
+    auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
+    auto attach = [&model, engine, saved] {
+      at::globalContext().setQEngine(engine);
+      for (auto& l : encoder_linears(model)) {
+        saved->push_back(l->site);
+        l->site = std::make_shared<DynamicInt8Site>(*l);
+      }
+    };
+    auto detach = [&model, saved] {
+      auto layers = encoder_linears(model);
+      for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
+      saved->clear();
+    };
+    peers.push_back({"libtorch-int8-dynamic-" + name, name, attach, detach});
+  }
+  return peers;
+}
+
 // A sum that the loads, not the adds, limit: 32 independent lanes with AVX2.
 __attribute__((target("avx2"))) double read_sum_avx2(const float* p, int64_t n) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -226,25 +256,9 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
 
     std::vector<Case> cases;
     cases.push_back({"libtorch-fp32", "libtorch " TORCH_VERSION " eager", "fp32", "", [&] { return model.forward(in).at("logits"); }, 0, {}, {}});
-    for (auto engine : at::globalContext().supportedQEngines()) {
-      if (engine == at::QEngine::NoQEngine) continue;
-      std::string ename = c10::toString(engine);
-      for (auto& c : ename) c = static_cast<char>(std::tolower(c));
-      Case c{"libtorch-int8-dynamic-" + ename, "libtorch quantized::linear_dynamic (" + ename + ")", "int8 dyn", "",
-             [&] { return model.forward(in).at("logits"); }, 0.2, {}, {}};
-      auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
-      c.attach = [&model, engine, saved] {
-        at::globalContext().setQEngine(engine);
-        for (auto& l : encoder_linears(model)) {
-          saved->push_back(l->site);
-          l->site = std::make_shared<DynamicInt8Site>(*l);
-        }
-      };
-      c.detach = [&model, saved] {
-        auto layers = encoder_linears(model);
-        for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
-        saved->clear();
-      };
+    for (const auto& peer : dynamic_int8_peers(model)) {
+      Case c{peer.name, "libtorch quantized::linear_dynamic (" + peer.engine + ")", "int8 dyn", "",
+             [&] { return model.forward(in).at("logits"); }, 0.2, peer.attach, peer.detach};
       cases.push_back(std::move(c));
     }
     auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol,
@@ -415,25 +429,8 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     };
     std::vector<Case> cases;
     cases.push_back({"libtorch-fp32", libtorch_generate(model), &model, 0, nullptr, {}, {}});
-    for (auto engine : at::globalContext().supportedQEngines()) {
-      if (engine == at::QEngine::NoQEngine) continue;
-      std::string ename = c10::toString(engine);
-      for (auto& c : ename) c = static_cast<char>(std::tolower(c));
-      auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
-      cases.push_back({"libtorch-int8-dynamic-" + ename, libtorch_generate(model), &model, 0.2, nullptr,
-                       [&model, engine, saved] {
-                         at::globalContext().setQEngine(engine);
-                         for (auto& l : encoder_linears(model)) {
-                           saved->push_back(l->site);
-                           l->site = std::make_shared<DynamicInt8Site>(*l);
-                         }
-                       },
-                       [&model, saved] {
-                         auto layers = encoder_linears(model);
-                         for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
-                         saved->clear();
-                       }});
-    }
+    for (const auto& peer : dynamic_int8_peers(model))
+      cases.push_back({peer.name, libtorch_generate(model), &model, 0.2, nullptr, peer.attach, peer.detach});
     for (auto& e : engines)
       cases.push_back({e.name, sqz_generate(*e.decoder), e.reference, e.name == "sqz-fp32" ? 1e-4 : 0.2, e.decoder.get(), {}, {}});
 

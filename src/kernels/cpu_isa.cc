@@ -31,7 +31,11 @@ Isa active_isa() {
   static const Isa isa = [] {
     Isa best = cpu_max_isa();
     const char* env = std::getenv("SQZ_ISA");
-    if (!env || !*env) return best;
+    if (!env || !*env) {
+      // Said once per process: a CPU without AVX2 + FMA gets correct but slow reference kernels.
+      if (best == Isa::kRef) std::fprintf(stderr, "sqz: this CPU has no AVX2/FMA; kernels run their scalar reference versions\n");
+      return best;
+    }
     for (Isa want : {Isa::kRef, Isa::kAvx2, Isa::kAvx512Vnni})
       if (std::strcmp(env, isa_name(want)) == 0) {
         if (static_cast<int>(want) > static_cast<int>(best)) {

@@ -1,28 +1,20 @@
 #include "runtime/bert_encoder.h"
 
 #include <cmath>
-#include <limits>
 
 #include "core/error.h"
+#include "runtime/block.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/parallel.h"
 
 namespace sqz::runtime {
 
 struct BertEncoder::Layer {
-  int64_t heads = 0, head_dim = 0, ffn = 0;
-  LinearOp qkv, attn_out, ffn_in, ffn_out;
-  std::vector<float> attn_bias_only;  // heads == 0: the block adds its output bias alone
+  BlockOps ops;
   std::vector<float> attn_gamma, attn_beta, ffn_gamma, ffn_beta;
 };
 
 namespace {
-
-std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined = 0) {
-  if (!t.defined()) return std::vector<float>(static_cast<size_t>(zeros_if_undefined), 0.0f);
-  auto c = t.detach().to(torch::kFloat32).contiguous();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
 
 const torch::Tensor& param(const std::map<std::string, torch::Tensor>& params, const std::string& name) {
   auto it = params.find(name);
@@ -64,35 +56,10 @@ BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions&
   emb_beta_ = get(pre + "embeddings.LayerNorm.bias");
 
   const auto structure = model.structure();
-  const auto lin = [&](const nn::Linear& l) { return std::make_pair(to_vector(l->logical_weight()), to_vector(l->bias, l->out_features())); };
   for (size_t i = 0; i < structure.attention.size(); ++i) {
-    const auto& att = structure.attention[i];
-    const auto& ffn = structure.ffn[i];
     auto layer = std::make_unique<Layer>();
-    layer->heads = att.num_heads;
-    layer->head_dim = att.head_dim;
     const std::string lp = pre + "encoder.layer." + std::to_string(i) + ".";
-    auto [ow, ob] = lin(att.head_cols);
-    if (att.num_heads > 0) {
-      // Q, K and V stacked into one [3A, hidden] weight: one GEMM reads x once.
-      std::vector<float> w, b;
-      for (const auto& l : att.head_rows) {
-        auto [lw, lb] = lin(l);
-        w.insert(w.end(), lw.begin(), lw.end());
-        b.insert(b.end(), lb.begin(), lb.end());
-      }
-      layer->qkv = LinearOp(w.data(), 3 * att.num_heads * att.head_dim, hidden_, b.data(), options.precision,
-                            lp + "attention.self.{query,key,value}");
-      layer->attn_out = LinearOp(ow.data(), hidden_, att.num_heads * att.head_dim, ob.data(), options.precision,
-                                 lp + "attention.output.dense");
-    } else {
-      layer->attn_bias_only = ob;
-    }
-    auto [iw, ib] = lin(ffn.neuron_rows.at(0));
-    auto [fw, fb] = lin(ffn.neuron_cols);
-    layer->ffn = ffn.neuron_rows[0]->out_features();
-    layer->ffn_in = LinearOp(iw.data(), layer->ffn, hidden_, ib.data(), options.precision, lp + "intermediate.dense");
-    layer->ffn_out = LinearOp(fw.data(), hidden_, layer->ffn, fb.data(), options.precision, lp + "output.dense");
+    layer->ops = make_block_ops(structure.attention[i], structure.ffn[i], hidden_, options.precision, lp.substr(0, lp.size() - 1));
     layer->attn_gamma = get(lp + "attention.output.LayerNorm.weight");
     layer->attn_beta = get(lp + "attention.output.LayerNorm.bias");
     layer->ffn_gamma = get(lp + "output.LayerNorm.weight");
@@ -124,7 +91,7 @@ torch::Tensor BertEncoder::logits(const models::ModelInputs& in) const {
 int64_t BertEncoder::weight_bytes() const {
   int64_t bytes = 4 * static_cast<int64_t>(word_.size() + position_.size() + token_type_.size());
   for (const auto& l : layers_)
-    for (const LinearOp* op : {&l->qkv, &l->attn_out, &l->ffn_in, &l->ffn_out}) bytes += op->weight_bytes();
+    for (const LinearOp* op : {&l->ops.qkv, &l->ops.attn_out, &l->ops.ffn_in, &l->ops.ffn_out}) bytes += op->weight_bytes();
   return bytes;
 }
 
@@ -154,45 +121,33 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
 
   std::vector<float> qkv, ctx, attn(static_cast<size_t>(m * h)), inner;
   for (const auto& layer : layers_) {
-    if (layer->heads == 0) {
+    const BlockOps& ops = layer->ops;
+    if (ops.heads == 0) {
       for (int64_t t = 0; t < m; ++t)
-        for (int64_t d = 0; d < h; ++d) attn[t * h + d] = x[t * h + d] + layer->attn_bias_only[d];
+        for (int64_t d = 0; d < h; ++d) attn[t * h + d] = x[t * h + d] + ops.attn_bias_only[d];
     } else {
-      const int64_t a = layer->heads * layer->head_dim, hd = layer->head_dim;
+      const int64_t a = ops.heads * ops.head_dim, hd = ops.head_dim;
       qkv.resize(static_cast<size_t>(m * 3 * a));
       ctx.resize(static_cast<size_t>(m * a));
-      layer->qkv.forward(x.data(), m, h, qkv.data(), 3 * a);
+      ops.qkv.forward(x.data(), m, h, qkv.data(), 3 * a);
       const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      // One (sequence, head) pair per task: scores = q k^T * scale, masked, softmax, times v.
-      kernels::parallel_for(batch * layer->heads, [&](int64_t begin, int64_t end) {
-        thread_local kernels::PackedF32Weights kp, vp;
-        thread_local std::vector<float> scores;
-        scores.resize(static_cast<size_t>(seq * seq));
+      kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
-          const int64_t b = task / layer->heads, head = task % layer->heads;
+          const int64_t b = task / ops.heads, head = task % ops.heads;
           const float* q = qkv.data() + b * seq * 3 * a + head * hd;
-          kernels::pack_f32_weights_into(q + a, seq, hd, 3 * a, 1, kp);
-          kernels::pack_f32_weights_into(q + 2 * a, hd, seq, 1, 3 * a, vp);
-          kernels::GemmF32Epilogue e;
-          e.alpha = scale;
-          kernels::gemm_f32(q, seq, 3 * a, kp, scores.data(), seq, e);
-          if (mask)
-            for (int64_t j = 0; j < seq; ++j)
-              if (mask[b * seq + j] == 0)
-                for (int64_t i = 0; i < seq; ++i) scores[i * seq + j] = -std::numeric_limits<float>::infinity();
-          kernels::softmax_rows(scores.data(), seq, seq, seq);
-          kernels::gemm_f32(scores.data(), seq, seq, vp, ctx.data() + b * seq * a + head * hd, a);
+          attend_head(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, scale, mask ? mask + b * seq : nullptr, -1,
+                      ctx.data() + b * seq * a + head * hd, a);
         }
       });
-      layer->attn_out.forward(ctx.data(), m, a, attn.data(), h, x.data(), h);
+      ops.attn_out.forward(ctx.data(), m, a, attn.data(), h, x.data(), h);
     }
     kernels::layer_norm_rows(attn.data(), m, h, h, layer->attn_gamma.data(), layer->attn_beta.data(), eps_, attn.data(), h);
-    inner.resize(static_cast<size_t>(m * layer->ffn));
-    layer->ffn_in.forward(attn.data(), m, h, inner.data(), layer->ffn);
+    inner.resize(static_cast<size_t>(m * ops.ffn));
+    ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn);
     kernels::parallel_for(m, [&](int64_t r0, int64_t r1) {
-      kernels::gelu_rows(inner.data() + r0 * layer->ffn, r1 - r0, layer->ffn, layer->ffn);
+      kernels::gelu_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
     });
-    layer->ffn_out.forward(inner.data(), m, layer->ffn, x.data(), h, attn.data(), h);
+    ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
     kernels::layer_norm_rows(x.data(), m, h, h, layer->ffn_gamma.data(), layer->ffn_beta.data(), eps_, x.data(), h);
   }
   if (classifier_) {

@@ -1,30 +1,19 @@
 #include "runtime/gpt2_decoder.h"
 
 #include <cmath>
-#include <limits>
 
 #include "core/error.h"
+#include "runtime/block.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/parallel.h"
 
 namespace sqz::runtime {
 
 struct Gpt2Decoder::Layer {
-  int64_t heads = 0, head_dim = 0, ffn = 0;
-  LinearOp qkv, attn_out, ffn_in, ffn_out;
-  std::vector<float> attn_bias_only;
+  BlockOps ops;
   std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;
 };
 
-namespace {
-
-std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined = 0) {
-  if (!t.defined()) return std::vector<float>(static_cast<size_t>(zeros_if_undefined), 0.0f);
-  auto c = t.detach().to(torch::kFloat32).contiguous();
-  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
-}
-
-}  // namespace
 
 Gpt2Decoder::~Gpt2Decoder() = default;
 
@@ -62,27 +51,10 @@ Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions&
   lnf_beta_ = get("transformer.ln_f.bias");
 
   const auto structure = model.structure();
-  const auto lin = [&](const nn::Linear& l) { return std::make_pair(to_vector(l->logical_weight()), to_vector(l->bias, l->out_features())); };
   for (size_t i = 0; i < structure.attention.size(); ++i) {
-    const auto& att = structure.attention[i];
-    const auto& ffn = structure.ffn[i];
     auto layer = std::make_unique<Layer>();
-    layer->heads = att.num_heads;
-    layer->head_dim = att.head_dim;
     const std::string lp = "transformer.h." + std::to_string(i) + ".";
-    auto [ow, ob] = lin(att.head_cols);
-    if (att.num_heads > 0) {
-      auto [w, b] = lin(att.head_rows[0]);  // c_attn: Q, K, V fused already
-      layer->qkv = LinearOp(w.data(), 3 * att.num_heads * att.head_dim, hidden_, b.data(), options.precision, lp + "attn.c_attn");
-      layer->attn_out = LinearOp(ow.data(), hidden_, att.num_heads * att.head_dim, ob.data(), options.precision, lp + "attn.c_proj");
-    } else {
-      layer->attn_bias_only = ob;
-    }
-    auto [iw, ib] = lin(ffn.neuron_rows.at(0));
-    auto [fw, fb] = lin(ffn.neuron_cols);
-    layer->ffn = ffn.neuron_rows[0]->out_features();
-    layer->ffn_in = LinearOp(iw.data(), layer->ffn, hidden_, ib.data(), options.precision, lp + "mlp.c_fc");
-    layer->ffn_out = LinearOp(fw.data(), hidden_, layer->ffn, fb.data(), options.precision, lp + "mlp.c_proj");
+    layer->ops = make_block_ops(structure.attention[i], structure.ffn[i], hidden_, options.precision, "transformer.h." + std::to_string(i));
     layer->ln1_gamma = get(lp + "ln_1.weight");
     layer->ln1_beta = get(lp + "ln_1.bias");
     layer->ln2_gamma = get(lp + "ln_2.weight");
@@ -100,7 +72,7 @@ Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions&
 int64_t Gpt2Decoder::weight_bytes() const {
   int64_t bytes = lm_head_->weight_bytes();
   for (const auto& l : layers_)
-    for (const LinearOp* op : {&l->qkv, &l->attn_out, &l->ffn_in, &l->ffn_out}) bytes += op->weight_bytes();
+    for (const LinearOp* op : {&l->ops.qkv, &l->ops.attn_out, &l->ops.ffn_in, &l->ops.ffn_out}) bytes += op->weight_bytes();
   return bytes;
 }
 
@@ -111,7 +83,7 @@ Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const
   c.batch = batch;
   c.capacity = capacity;
   for (const auto& l : layers_) {
-    c.keys.emplace_back(static_cast<size_t>(batch * l->heads * capacity * l->head_dim));
+    c.keys.emplace_back(static_cast<size_t>(batch * l->ops.heads * capacity * l->ops.head_dim));
     c.values.emplace_back(c.keys.back().size());
   }
   return c;
@@ -135,53 +107,41 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
   }
   for (size_t li = 0; li < layers_.size(); ++li) {
     const auto& layer = *layers_[li];
-    if (layer.heads == 0) {
+    const BlockOps& ops = layer.ops;
+    if (ops.heads == 0) {
       for (int64_t t = 0; t < m; ++t)
-        for (int64_t d = 0; d < h; ++d) x[t * h + d] += layer.attn_bias_only[d];
+        for (int64_t d = 0; d < h; ++d) x[t * h + d] += ops.attn_bias_only[d];
     } else {
-      const int64_t a = layer.heads * layer.head_dim, hd = layer.head_dim, total = past + steps;
+      const int64_t a = ops.heads * ops.head_dim, hd = ops.head_dim, total = past + steps;
       kernels::layer_norm_rows(x.data(), m, h, h, layer.ln1_gamma.data(), layer.ln1_beta.data(), eps_, normed.data(), h);
       qkv.resize(static_cast<size_t>(m * 3 * a));
       ctx.resize(static_cast<size_t>(m * a));
-      layer.qkv.forward(normed.data(), m, h, qkv.data(), 3 * a);
-      float* kc = cache.keys[li].data();
-      float* vc = cache.values[li].data();
+      ops.qkv.forward(normed.data(), m, h, qkv.data(), 3 * a);
       const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-      kernels::parallel_for(batch * layer.heads, [&](int64_t begin, int64_t end) {
-        thread_local kernels::PackedF32Weights kp, vp;
-        thread_local std::vector<float> scores;
-        scores.resize(static_cast<size_t>(steps * total));
+      kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
-          const int64_t b = task / layer.heads, head = task % layer.heads;
-          float* kh = kc + (b * layer.heads + head) * cache.capacity * hd;
-          float* vh = vc + (b * layer.heads + head) * cache.capacity * hd;
+          const int64_t b = task / ops.heads, head = task % ops.heads;
+          float* kh = cache.keys[li].data() + (b * ops.heads + head) * cache.capacity * hd;
+          float* vh = cache.values[li].data() + (b * ops.heads + head) * cache.capacity * hd;
           const float* q = qkv.data() + b * steps * 3 * a + head * hd;
           for (int64_t s = 0; s < steps; ++s) {  // append this step's keys and values
             std::copy(q + s * 3 * a + a, q + s * 3 * a + a + hd, kh + (past + s) * hd);
             std::copy(q + s * 3 * a + 2 * a, q + s * 3 * a + 2 * a + hd, vh + (past + s) * hd);
           }
-          kernels::pack_f32_weights_into(kh, total, hd, hd, 1, kp);
-          kernels::pack_f32_weights_into(vh, hd, total, 1, hd, vp);
-          kernels::GemmF32Epilogue e;
-          e.alpha = scale;
-          kernels::gemm_f32(q, steps, 3 * a, kp, scores.data(), total, e);
-          for (int64_t s = 0; s < steps; ++s)  // causal: position past+s sees keys 0..past+s
-            for (int64_t j = past + s + 1; j < total; ++j) scores[s * total + j] = -std::numeric_limits<float>::infinity();
-          kernels::softmax_rows(scores.data(), steps, total, total);
-          kernels::gemm_f32(scores.data(), steps, total, vp, ctx.data() + b * steps * a + head * hd, a);
+          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, scale, nullptr, past, ctx.data() + b * steps * a + head * hd, a);
         }
       });
-      layer.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer
+      ops.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer
       std::swap(x, next);
     }
     kernels::layer_norm_rows(x.data(), m, h, h, layer.ln2_gamma.data(), layer.ln2_beta.data(), eps_, normed.data(), h);
-    inner.resize(static_cast<size_t>(m * layer.ffn));
-    layer.ffn_in.forward(normed.data(), m, h, inner.data(), layer.ffn);
+    inner.resize(static_cast<size_t>(m * ops.ffn));
+    ops.ffn_in.forward(normed.data(), m, h, inner.data(), ops.ffn);
     kernels::parallel_for(m, [&](int64_t r0, int64_t r1) {
-      if (tanh_gelu_) kernels::gelu_tanh_rows(inner.data() + r0 * layer.ffn, r1 - r0, layer.ffn, layer.ffn);
-      else kernels::gelu_rows(inner.data() + r0 * layer.ffn, r1 - r0, layer.ffn, layer.ffn);
+      if (tanh_gelu_) kernels::gelu_tanh_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
+      else kernels::gelu_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
     });
-    layer.ffn_out.forward(inner.data(), m, layer.ffn, next.data(), h, x.data(), h);
+    ops.ffn_out.forward(inner.data(), m, ops.ffn, next.data(), h, x.data(), h);
     std::swap(x, next);
   }
   cache.length += steps;

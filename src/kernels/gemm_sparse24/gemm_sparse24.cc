@@ -64,6 +64,9 @@ PackedS8Sparse24 pack_s8_sparse24(const int8_t* w, int64_t n, int64_t k, int64_t
       }
     }
   }
+  p.positions2.assign(static_cast<size_t>(p.n_blocks * p.windows * 4), 0);
+  for (int64_t i = 0; i < p.n_blocks * p.windows * 4; ++i)
+    for (int64_t l = 0; l < 16; ++l) p.positions2[static_cast<size_t>(i)] |= uint32_t(p.positions[static_cast<size_t>(i * 16 + l)] & 3) << (2 * l);
   // AVX2: the activation window is 8 int16 copied into both 128-bit halves; quad q of a block is
   // one ymm of 16 int16 (columns 4q..4q+3 x 4 slots), so each int16 lane takes bytes 2p, 2p+1.
   for (int64_t i = 0; i < p.n_blocks * p.windows; ++i)

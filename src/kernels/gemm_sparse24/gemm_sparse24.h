@@ -6,7 +6,10 @@
 //
 // Layout (shared by every ISA): blocks of 16 columns, windows of 8 k; per block and window,
 // values[16 x 4] in the order of the dense kernels' 4-column quads (column-major quads of 4
-// columns x 4 kept values) and the same-shaped positions. A group with fewer than 2 non-zeros
+// columns x 4 kept values) and the same-shaped positions. Kernels for many rows (prefill) read
+// vpshufb controls precomputed from the positions; those for one or two rows (decode, bound by
+// weight bandwidth) read only the values and the 2-bit positions: 80 bytes per 16 columns x 8 k
+// against the dense int8 packing's 128. A group with fewer than 2 non-zeros
 // pads with zero values at unused positions of the group.
 #pragma once
 #include <cstdint>
@@ -24,6 +27,7 @@ struct PackedS8Sparse24 {
   int64_t n = 0, k = 0, n_blocks = 0, windows = 0;
   std::vector<int8_t> values;        // n_blocks * windows * 64
   std::vector<uint8_t> positions;    // same shape: position in the window, 0..7
+  std::vector<uint32_t> positions2;   // the same positions, 2 bits each (within their group): one word per quad
   std::vector<uint8_t> shuffle_avx2;  // derived at pack time: per block, window and quad, a 32-byte vpshufb control
   std::vector<int32_t> column_sums;  // sum of the kept values per column (zero-point correction)
 };

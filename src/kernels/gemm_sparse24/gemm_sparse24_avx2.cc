@@ -22,6 +22,39 @@ inline __m256i load_window(const uint8_t* p, int64_t valid) {
   return _mm256_broadcastsi128_si256(w16);
 }
 
+// The vpshufb control of one quad from its 16 2-bit positions: int16 lane L (column L/4, slot
+// L%4) takes window element p = 4*(slot/2) + pos, i.e. bytes 2p and 2p+1.
+inline __m256i controls_from_bits(uint32_t bits) {
+  const __m256i w = _mm256_set1_epi32(static_cast<int>(bits));
+  const __m256i three = _mm256_set1_epi32(3);
+  const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(w, _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)), three);
+  const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(w, _mm256_setr_epi32(16, 18, 20, 22, 24, 26, 28, 30)), three);
+  __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(lo, hi), 0xD8);  // lanes back in order 0..15
+  p = _mm256_add_epi16(p, _mm256_setr_epi16(0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4, 0, 0, 4, 4));
+  return _mm256_add_epi16(_mm256_mullo_epi16(p, _mm256_set1_epi16(0x0202)), _mm256_set1_epi16(0x0100));
+}
+
+// Decode: one row, the controls built from the 2-bit positions (less to stream than the
+// precomputed controls when every weight is read once per token).
+void row_from_bits(const uint8_t* a, const PackedS8Sparse24& w, int64_t nb, int32_t* c) {
+  __m256i acc[4];
+#pragma GCC unroll 4
+  for (int q = 0; q < 4; ++q) acc[q] = _mm256_setzero_si256();
+  const int8_t* values = w.values.data() + nb * w.windows * 64;
+  const uint32_t* bits = w.positions2.data() + nb * w.windows * 4;
+  for (int64_t win = 0; win < w.windows; ++win) {
+    const __m256i av = load_window(a + win * kSparseWindow, w.k - win * kSparseWindow);
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; ++q) {
+      const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + win * 64 + 16 * q)));
+      const __m256i s = controls_from_bits(bits[win * 4 + q]);
+      acc[q] = _mm256_add_epi32(acc[q], _mm256_madd_epi16(_mm256_shuffle_epi8(av, s), b));
+    }
+  }
+  const int64_t j0 = nb * kSparseCols;
+  avx2::store_pair_lanes(acc, c + j0, std::min<int64_t>(kSparseCols, w.n - j0));
+}
+
 template <int MR>
 void tile(const uint8_t* a, int64_t lda, const PackedS8Sparse24& w, int64_t nb, int32_t* c, int64_t ldc) {
   __m256i acc[MR][4];
@@ -56,6 +89,11 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Sparse24& w, int64_t nb, 
 
 void gemm_u8s8s32_sparse24_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,
                                 int32_t* c, int64_t ldc) {
+  if (m <= 2) {
+    for (int64_t nb = nb0; nb < nb1; ++nb)
+      for (int64_t i = 0; i < m; ++i) row_from_bits(a + i * lda, w, nb, c + i * ldc);
+    return;
+  }
   for (int64_t nb = nb0; nb < nb1; ++nb) {
     int64_t i = 0;
     for (; i + 3 <= m; i += 3) tile<3>(a + i * lda, lda, w, nb, c + i * ldc, ldc);

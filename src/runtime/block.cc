@@ -1,0 +1,73 @@
+#include "runtime/block.h"
+
+#include <limits>
+
+#include "kernels/eltwise/eltwise.h"
+#include "kernels/gemm_f32/gemm_f32.h"
+
+namespace sqz::runtime {
+
+std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined) {
+  if (!t.defined()) return std::vector<float>(static_cast<size_t>(zeros_if_undefined), 0.0f);
+  auto c = t.detach().to(torch::kFloat32).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
+                        Precision precision, const std::string& prefix) {
+  BlockOps ops;
+  ops.heads = attention.num_heads;
+  ops.head_dim = attention.head_dim;
+  const int64_t width = attention.num_heads * attention.head_dim;
+  const auto& out = attention.head_cols;
+  auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
+  if (width > 0) {
+    std::vector<float> w, b;
+    for (size_t i = 0; i < attention.head_rows.size(); ++i) {
+      const auto& l = attention.head_rows[i];
+      const int64_t r0 = attention.row_offset(i);
+      auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + width));
+      auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + width)) : std::vector<float>(static_cast<size_t>(width), 0.0f);
+      w.insert(w.end(), lw.begin(), lw.end());
+      b.insert(b.end(), lb.begin(), lb.end());
+    }
+    ops.qkv = LinearOp(w.data(), 3 * width, hidden, b.data(), precision, prefix + " attention Q/K/V");
+    ops.attn_out = LinearOp(out_w.data(), hidden, width, out_b.data(), precision, prefix + " attention output");
+  } else {
+    ops.attn_bias_only = out_b;
+  }
+  const auto& up = ffn.neuron_rows.at(0);
+  const auto& down = ffn.neuron_cols;
+  ops.ffn = up->out_features();
+  auto uw = to_vector(up->logical_weight()), ub = to_vector(up->bias, ops.ffn);
+  auto dw = to_vector(down->logical_weight()), db = to_vector(down->bias, hidden);
+  ops.ffn_in = LinearOp(uw.data(), ops.ffn, hidden, ub.data(), precision, prefix + " FFN input");
+  ops.ffn_out = LinearOp(dw.data(), hidden, ops.ffn, db.data(), precision, prefix + " FFN output");
+  return ops;
+}
+
+void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
+                 int64_t keys, int64_t head_dim, float scale, const int64_t* key_mask, int64_t causal_offset, float* out,
+                 int64_t ldo) {
+  // Per-thread scratch: attention runs one (sequence, head) task per call inside parallel_for.
+  thread_local kernels::PackedF32Weights kp, vp;
+  thread_local std::vector<float> scores;
+  scores.resize(static_cast<size_t>(rows * keys));
+  kernels::pack_f32_weights_into(k, keys, head_dim, ldk, 1, kp);
+  kernels::pack_f32_weights_into(v, head_dim, keys, 1, ldv, vp);
+  kernels::GemmF32Epilogue e;
+  e.alpha = scale;
+  kernels::gemm_f32(q, rows, ldq, kp, scores.data(), keys, e);
+  const float hidden_key = -std::numeric_limits<float>::infinity();
+  if (key_mask)
+    for (int64_t j = 0; j < keys; ++j)
+      if (key_mask[j] == 0)
+        for (int64_t i = 0; i < rows; ++i) scores[i * keys + j] = hidden_key;
+  if (causal_offset >= 0)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = causal_offset + i + 1; j < keys; ++j) scores[i * keys + j] = hidden_key;
+  kernels::softmax_rows(scores.data(), rows, keys, keys);
+  kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
+}
+
+}  // namespace sqz::runtime

@@ -1,0 +1,34 @@
+// What the encoder and decoder engines share: the weights of one Transformer block's Linears
+// (Q, K and V stacked into one GEMM) and attention for one (sequence, head) pair.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+#include "runtime/linear_op.h"
+
+namespace sqz::runtime {
+
+// A tensor's values as fp32 (an undefined tensor gives `zeros_if_undefined` zeros).
+std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined = 0);
+
+struct BlockOps {
+  int64_t heads = 0, head_dim = 0, ffn = 0;
+  LinearOp qkv, attn_out, ffn_in, ffn_out;
+  std::vector<float> attn_bias_only;  // heads == 0: the attention adds its output bias alone
+};
+
+// From the model's dependency groups: each head_rows entry contributes its rows
+// [row_offset, row_offset + heads * head_dim) to the stacked QKV weight (three Linears for BERT,
+// three slices of GPT-2's fused c_attn). `prefix` names the layer in errors.
+BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
+                        Precision precision, const std::string& prefix);
+
+// out [rows, head_dim] (row stride ldo) = softmax(scale * q k^T) v for one sequence and head:
+// q [rows, head_dim], k and v [keys, head_dim], each with its row stride. key_mask (nullable,
+// [keys], 0 = padding) hides keys; causal_offset >= 0 lets query i see keys 0..causal_offset+i.
+void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
+                 int64_t keys, int64_t head_dim, float scale, const int64_t* key_mask, int64_t causal_offset, float* out,
+                 int64_t ldo);
+
+}  // namespace sqz::runtime
