@@ -155,6 +155,22 @@ double measure_read_bandwidth_gbps() {
   return best;
 }
 
+// The command that runs one case of this bench alone.
+std::string reproduce_line(const BenchOptions& o, int64_t batch, const std::string& name, bool decoder) {
+  return "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " + std::to_string(batch) +
+         " --seq " + std::to_string(o.seq) + (decoder ? " --decode-steps " + std::to_string(o.decode_steps) : "") +
+         " --threads " + std::to_string(o.threads) + " --runs " + std::to_string(o.runs) + " --case " + name;
+}
+
+// Under either table: the cases not run and why, then one reproduce line per row.
+void print_footer(const io::json& result, std::ostream& out) {
+  out << "\n";
+  for (const auto& s : result["skipped"])
+    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  out << "\nreproduce one case:\n";
+  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+}
+
 bool encoder_is_2_4(models::TransformerModel& model) {
   for (auto& l : encoder_linears(model))
     if (l->in_features() % 4 != 0 || quant::count_nm_violations(l->logical_weight().detach(), 2, 4) > 0) return false;
@@ -171,7 +187,7 @@ void prune_encoder_2_4(models::TransformerModel& model) {
 }
 
 struct Case {
-  std::string name, engine, precision, note;
+  std::string name, engine, precision;
   std::function<torch::Tensor()> run;  // returns logits [batch, labels]
   double tolerance;                    // max |logits - libtorch fp32| / max |libtorch fp32|
   std::function<void()> attach, detach;  // peers that patch the model do it for their own run only
@@ -255,16 +271,16 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     auto mask = in.attention_mask.contiguous();
 
     std::vector<Case> cases;
-    cases.push_back({"libtorch-fp32", "libtorch " TORCH_VERSION " eager", "fp32", "", [&] { return model.forward(in).at("logits"); }, 0, {}, {}});
+    cases.push_back({"libtorch-fp32", "libtorch " TORCH_VERSION " eager", "fp32", [&] { return model.forward(in).at("logits"); }, 0, {}, {}});
     for (const auto& peer : dynamic_int8_peers(model)) {
-      Case c{peer.name, "libtorch quantized::linear_dynamic (" + peer.engine + ")", "int8 dyn", "",
+      Case c{peer.name, "libtorch quantized::linear_dynamic (" + peer.engine + ")", "int8 dyn",
              [&] { return model.forward(in).at("logits"); }, 0.2, peer.attach, peer.detach};
       cases.push_back(std::move(c));
     }
     auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol,
                            std::function<torch::Tensor()> reference = {}) {
       if (!e) return;
-      cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), "", [&, e] {
+      cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), [&, e] {
                          auto r = e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq);
                          return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
                        },
@@ -298,10 +314,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         row["status"] = std::string("failed: ") + e.what();
       }
       if (c.detach) c.detach();
-      std::string repro = "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " +
-                          std::to_string(batch) + " --seq " + std::to_string(o.seq) + " --threads " + std::to_string(o.threads) +
-                          " --runs " + std::to_string(o.runs) + " --case " + c.name;
-      row["reproduce"] = repro;
+      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/false);
       result["rows"].push_back(row);
     }
   }
@@ -322,11 +335,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         << (r.contains("max_rel_err") ? fmt(r["max_rel_err"].get<double>(), 6) : "-") << " | " << r["status"].get<std::string>()
         << " |\n";
   }
-  out << "\n";
-  for (const auto& s : result["skipped"])
-    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
-  out << "\nreproduce one case:\n";
-  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+  print_footer(result, out);
   return result;
 }
 
@@ -474,10 +483,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         row["status"] = std::string("failed: ") + e.what();
       }
       if (c.detach) c.detach();
-      row["reproduce"] = "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " +
-                         std::to_string(batch) + " --seq " + std::to_string(o.seq) + " --decode-steps " +
-                         std::to_string(o.decode_steps) + " --threads " + std::to_string(o.threads) + " --runs " +
-                         std::to_string(o.runs) + " --case " + c.name;
+      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/true);
       result["rows"].push_back(row);
     }
   }
@@ -499,11 +505,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         << (timed ? num("decode_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | " << num("decode_vs_weight_stream", 2, "x")
         << " | " << num("max_rel_err", 6) << " | " << r["status"].get<std::string>() << " |\n";
   }
-  out << "\n";
-  for (const auto& s : result["skipped"])
-    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
-  out << "\nreproduce one case:\n";
-  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+  print_footer(result, out);
   return result;
 }
 
