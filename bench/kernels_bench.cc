@@ -102,6 +102,26 @@ void BM_GemmF32(benchmark::State& state, Isa isa) {
                                                  benchmark::Counter::OneK::kIs1000);
 }
 
+// fp32 FMA peak of one core with zmm registers (the AVX-512 kernels' ceiling).
+__attribute__((target("avx512f"))) void BM_Fp32FmaPeakAvx512(benchmark::State& state) {
+  if (cpu_max_isa() != Isa::kAvx512Vnni) {
+    state.SkipWithError("no AVX-512");
+    return;
+  }
+  constexpr int kChains = 12;
+  constexpr int kInner = 1000;
+  __m512 acc[kChains];
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const __m512 a = _mm512_set1_ps(1e-9f), b = _mm512_set1_ps(1.0f);
+  for (auto _ : state) {
+    for (int i = 0; i < kInner; ++i)
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(a, b, acc[c]);
+    for (auto& x : acc) benchmark::DoNotOptimize(x);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(32.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
+}
+
 // fp32 FMA peak of one core with ymm registers (the AVX2 kernels' ceiling).
 __attribute__((target("avx2,fma"))) void BM_Fp32FmaPeakAvx2(benchmark::State& state) {
   constexpr int kChains = 12;
@@ -125,8 +145,11 @@ BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmSparse24, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK(BM_Fp32FmaPeakAvx2);
+BENCHMARK(BM_Fp32FmaPeakAvx512);
 
 }  // namespace
 }  // namespace sqz::kernels

@@ -27,6 +27,14 @@ Isa cpu_max_isa() {
   return isa;
 }
 
+bool cpu_has_avx512vbmi() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512vbmi") != 0;
+  }();
+  return has;
+}
+
 Isa active_isa() {
   static const Isa isa = [] {
     Isa best = cpu_max_isa();

@@ -6,6 +6,7 @@
 
 namespace sqz::kernels {
 
+// kAvx512Vnni: AVX-512 F/BW/VL + VNNI (the fp32 kernels of this tier use only F).
 enum class Isa { kRef = 0, kAvx2 = 1, kAvx512Vnni = 2 };
 
 const char* isa_name(Isa isa);
@@ -13,6 +14,9 @@ const char* isa_name(Isa isa);
 Isa cpu_max_isa();
 // What kernels use by default: cpu_max_isa() capped by SQZ_ISA (read once).
 Isa active_isa();
+// AVX-512 VBMI (vpmultishiftqb, vpermb): Ice Lake / Zen 4 and later have it, Cascade Lake (VNNI)
+// does not, so kernels that use it check it on top of kAvx512Vnni.
+bool cpu_has_avx512vbmi();
 // Every ISA this CPU can run, reference first (for tests and benchmarks).
 std::vector<Isa> runnable_isas();
 

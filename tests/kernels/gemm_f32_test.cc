@@ -19,8 +19,8 @@ struct Case {
 
 std::vector<Case> cases() {
   std::vector<Case> out;
-  for (int64_t m : {1, 5, 6, 7, 13})
-    for (int64_t n : {1, 15, 16, 17, 40})
+  for (int64_t m : {1, 5, 6, 7, 8, 13, 17})
+    for (int64_t n : {1, 15, 16, 17, 40, 63, 80})
       for (int64_t k : {0, 1, 7, 255, 256, 257})
         out.push_back({m, n, k});
   out.push_back({128, 768, 64});

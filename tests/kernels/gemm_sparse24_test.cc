@@ -30,8 +30,8 @@ std::vector<int8_t> sparse_weights(int64_t n, int64_t k, Fill f, std::mt19937& r
 TEST(GemmSparse24, EveryIsaMatchesDenseProductExactly) {
   std::mt19937 rng(11);
   for (Isa isa : runnable_isas())
-    for (int64_t m : {1, 2, 3, 7})
-      for (int64_t n : {1, 15, 16, 17, 48})
+    for (int64_t m : {1, 2, 3, 7, 9})
+      for (int64_t n : {1, 15, 16, 17, 48, 80})
         for (int64_t k : {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 64, 66})
           for (Fill f : {Fill::kRandom, Fill::kExtreme}) {
             const int64_t lda = k + 5, ldc = n + 3;

@@ -52,10 +52,11 @@ void gemm_f32(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w,
               const GemmF32Epilogue& epilogue, Isa isa) {
   if (m <= 0 || w.n <= 0) return;
   parallel_for(w.panels, [&](int64_t p0, int64_t p1) {
-    if (isa == Isa::kRef)
-      gemm_f32_panels_ref(a, m, lda, w, p0, p1, c, ldc);
-    else  // AVX-512 machines run the AVX2 kernel until a zmm version exists
-      gemm_f32_panels_6x16_avx2(a, m, lda, w, p0, p1, c, ldc);
+    switch (isa) {
+      case Isa::kAvx512Vnni: gemm_f32_panels_avx512(a, m, lda, w, p0, p1, c, ldc); break;
+      case Isa::kAvx2: gemm_f32_panels_6x16_avx2(a, m, lda, w, p0, p1, c, ldc); break;
+      case Isa::kRef: gemm_f32_panels_ref(a, m, lda, w, p0, p1, c, ldc); break;
+    }
     apply_epilogue(epilogue, m, p0 * kF32PanelCols, std::min(w.n, p1 * kF32PanelCols), c, ldc);
   });
 }

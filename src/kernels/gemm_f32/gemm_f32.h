@@ -41,5 +41,7 @@ void gemm_f32_panels_ref(const float* a, int64_t m, int64_t lda, const PackedF32
                          float* c, int64_t ldc);
 void gemm_f32_panels_6x16_avx2(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w, int64_t p0, int64_t p1,
                                float* c, int64_t ldc);
+void gemm_f32_panels_avx512(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w, int64_t p0, int64_t p1,
+                            float* c, int64_t ldc);
 
 }  // namespace sqz::kernels

@@ -99,9 +99,11 @@ void gemm_u8s8s32_sparse24(const uint8_t* a, int64_t m, int64_t lda, const Packe
                            Isa isa) {
   if (m <= 0 || w.n <= 0) return;
   parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {
-    if (isa == Isa::kRef) return gemm_u8s8s32_sparse24_ref(a, m, lda, w, nb0, nb1, c, ldc);
-    // AVX-512 machines run the AVX2 kernel until a VNNI version exists.
-    gemm_u8s8s32_sparse24_avx2(a, m, lda, w, nb0, nb1, c, ldc);
+    switch (isa) {
+      case Isa::kAvx512Vnni: return gemm_u8s8s32_sparse24_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kAvx2: return gemm_u8s8s32_sparse24_avx2(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kRef: return gemm_u8s8s32_sparse24_ref(a, m, lda, w, nb0, nb1, c, ldc);
+    }
   });
 }
 

@@ -6,11 +6,15 @@
 //
 // Layout (shared by every ISA): blocks of 16 columns, windows of 8 k; per block and window,
 // values[16 x 4] in the order of the dense kernels' 4-column quads (column-major quads of 4
-// columns x 4 kept values) and the same-shaped positions. Kernels for many rows (prefill) read
-// vpshufb controls precomputed from the positions; those for one or two rows (decode, bound by
-// weight bandwidth) read only the values and the 2-bit positions: 80 bytes per 16 columns x 8 k
-// against the dense int8 packing's 128. A group with fewer than 2 non-zeros
-// pads with zero values at unused positions of the group.
+// columns x 4 kept values — which is also one column per 32-bit lane, as vpdpbusd wants) and the
+// same-shaped positions, which are AVX-512's vpshufb controls as they stand. AVX2 kernels for
+// many rows (prefill) read vpshufb controls precomputed from the positions; kernels for one or
+// two rows (decode, bound by weight bandwidth) read only the values and the 2-bit positions:
+// 80 bytes per 16 columns x 8 k against the dense int8 packing's 128. A group with fewer than 2
+// non-zeros pads with zero values at unused positions of the group.
+// Where shuffles issue at half the rate of vpdpbusd (AMD Zen 5: one zmm vpshufb per cycle, two
+// vpdpbusd), the gather costs what it saves, so prefill runs at the dense kernel's speed; decode
+// gains from the smaller weights.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -48,5 +52,7 @@ void gemm_u8s8s32_sparse24_ref(const uint8_t* a, int64_t m, int64_t lda, const P
                                int32_t* c, int64_t ldc);
 void gemm_u8s8s32_sparse24_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,
                                 int32_t* c, int64_t ldc);
+void gemm_u8s8s32_sparse24_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
+                                      int64_t nb1, int32_t* c, int64_t ldc);
 
 }  // namespace sqz::kernels

@@ -33,7 +33,7 @@ void gemm_u8s8s32_ref(const uint8_t* a, int64_t m, int64_t lda, const PackedS8We
                       int32_t* c, int64_t ldc);
 void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
                        int32_t* c, int64_t ldc);
-void gemm_u8s8s32_4x64_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0,
-                                  int64_t nb1, int32_t* c, int64_t ldc);
+void gemm_u8s8s32_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
+                             int32_t* c, int64_t ldc);
 
 }  // namespace sqz::kernels
