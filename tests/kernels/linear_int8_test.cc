@@ -9,39 +9,58 @@
 namespace sqz::kernels {
 namespace {
 
+struct LinearCase {
+  int64_t m, n, k;
+  bool sparse24, residual;
+};
+
+// k = 600 spans several of the AVX-512 kernels' k blocks (256), so partial sums go through c
+// before the fused dequantize; m = 13 mixes full and tail row tiles.
 TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
-  std::mt19937 rng(3);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t m = 5, n = 37, k = 70;
-  std::vector<float> x(m * k), w(n * k), b(n);
-  for (auto& v : x) v = nd(rng);
-  for (auto& v : w) v = 0.1f * nd(rng);
-  for (auto& v : b) v = nd(rng);
-  x[3] = 0.0f;  // padding-like zeros must stay exact
-  auto layer = make_int8_linear(w.data(), n, k, b.data());
-  std::vector<uint8_t> q(m * k);
-  std::vector<AffineParams> p(m);
-  quantize_rows_u8(x.data(), m, k, k, q.data(), p.data());
-  std::vector<int8_t> wq(n * k);
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t kk = 0; kk < k; ++kk) wq[j * k + kk] = quantize_s8(w[j * k + kk], layer.w_scale[j]);
-  for (Isa isa : runnable_isas()) {
-    std::vector<float> y(m * n);
-    int8_linear_forward(layer, x.data(), m, k, y.data(), n, isa);
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double deq = 0, exact = 0;
-        for (int64_t kk = 0; kk < k; ++kk) {
-          deq += double(p[i].scale) * (int(q[i * k + kk]) - p[i].zero) * double(layer.w_scale[j]) * wq[j * k + kk];
-          exact += double(x[i * k + kk]) * w[j * k + kk];
+  for (const LinearCase& s : {LinearCase{5, 37, 70, false, false}, LinearCase{13, 70, 600, false, true},
+                              LinearCase{5, 37, 70, true, false}, LinearCase{13, 70, 600, true, true}, LinearCase{1, 40, 600, true, true}}) {
+    const int64_t m = s.m, n = s.n, k = s.k;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> x(m * k), w(n * k), b(n), r(m * n);
+    for (auto& v : x) v = nd(rng);
+    for (auto& v : w) v = 0.1f * nd(rng);
+    for (auto& v : b) v = nd(rng);
+    for (auto& v : r) v = nd(rng);
+    if (s.sparse24)  // keep 2 of every 4 along k
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t kk = 0; kk < k; kk += 4)
+          for (int64_t t : {1, 2})
+            if (kk + t < k) w[j * k + kk + t] = 0.0f;
+    x[3] = 0.0f;  // padding-like zeros must stay exact
+    auto layer = make_int8_linear(w.data(), n, k, b.data(), s.sparse24);
+    std::vector<uint8_t> q(m * k);
+    std::vector<AffineParams> p(m);
+    quantize_rows_u8(x.data(), m, k, k, q.data(), p.data());
+    std::vector<int8_t> wq(n * k);
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t kk = 0; kk < k; ++kk) wq[j * k + kk] = quantize_s8(w[j * k + kk], layer.w_scale[j]);
+    for (Isa isa : runnable_isas()) {
+      std::vector<float> y(m * n);
+      int8_linear_forward(layer, x.data(), m, k, y.data(), n, isa, s.residual ? r.data() : nullptr, n);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double deq = 0, exact = 0;
+          for (int64_t kk = 0; kk < k; ++kk) {
+            deq += double(p[i].scale) * (int(q[i * k + kk]) - p[i].zero) * double(layer.w_scale[j]) * wq[j * k + kk];
+            exact += double(x[i * k + kk]) * w[j * k + kk];
+          }
+          const double add = b[j] + (s.residual ? r[i * n + j] : 0.0);
+          const std::string where = std::string(isa_name(isa)) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
+                                    (s.sparse24 ? " 2:4" : "") + " at " + std::to_string(i) + "," + std::to_string(j);
+          ASSERT_NEAR(y[i * n + j], deq + add, 1e-4 * (1 + std::fabs(deq))) << where;
+          // int8 rounding error bound: half a step on each operand, summed over k.
+          double bound = 0;
+          for (int64_t kk = 0; kk < k; ++kk)
+            bound += 0.5 * p[i].scale * std::fabs(w[j * k + kk]) + 0.5 * layer.w_scale[j] * (std::fabs(x[i * k + kk]) + p[i].scale);
+          ASSERT_NEAR(y[i * n + j], exact + add, bound) << where;
         }
-        EXPECT_NEAR(y[i * n + j], deq + b[j], 1e-4 * (1 + std::fabs(deq))) << isa_name(isa);
-        // int8 rounding error bound: half a step on each operand, summed over k.
-        double bound = 0;
-        for (int64_t kk = 0; kk < k; ++kk)
-          bound += 0.5 * p[i].scale * std::fabs(w[j * k + kk]) + 0.5 * layer.w_scale[j] * (std::fabs(x[i * k + kk]) + p[i].scale);
-        EXPECT_NEAR(y[i * n + j], exact + b[j], bound) << isa_name(isa);
-      }
+    }
   }
 }
 
