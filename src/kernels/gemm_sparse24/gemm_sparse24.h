@@ -21,7 +21,6 @@
 #include <vector>
 
 #include "kernels/cpu_isa.h"
-#include "kernels/quantize/quantize_rows.h"
 
 namespace sqz::kernels {
 
@@ -46,15 +45,14 @@ PackedS8Sparse24 pack_s8_sparse24(const int8_t* w, int64_t n, int64_t k, int64_t
 std::string validate_sparse24(const PackedS8Sparse24& p);
 
 // c[m][j] = sum_k a[m][k] * w[j][k] (exact int32), for j < n; column blocks split across threads.
-// `fused` as for gemm_u8s8s32.
 void gemm_u8s8s32_sparse24(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int32_t* c, int64_t ldc,
-                           Isa isa = active_isa(), const FusedDequantize* fused = nullptr);
+                           Isa isa = active_isa());
 
 void gemm_u8s8s32_sparse24_ref(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,
                                int32_t* c, int64_t ldc);
 void gemm_u8s8s32_sparse24_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,
                                 int32_t* c, int64_t ldc);
 void gemm_u8s8s32_sparse24_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
-                                      int64_t nb1, int32_t* c, int64_t ldc, const FusedDequantize* fused);
+                                      int64_t nb1, int32_t* c, int64_t ldc);
 
 }  // namespace sqz::kernels

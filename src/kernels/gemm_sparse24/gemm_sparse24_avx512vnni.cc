@@ -12,7 +12,6 @@
 #include <cstring>
 
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
-#include "kernels/gemm_u8s8/avx512_dequantize_store.h"
 
 namespace sqz::kernels {
 
@@ -29,10 +28,16 @@ inline __m512i load_window(const uint8_t* p, int64_t valid) {
   return _mm512_set1_epi64(v);
 }
 
+// Stores (or, after the first k block, adds to) the first `cols` of 16 results.
+inline void store_block(int32_t* c, int64_t cols, __m512i acc, bool accumulate = false) {
+  const __mmask16 mask = cols >= kSparseCols ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
+  if (accumulate) acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, c));
+  _mm512_mask_storeu_epi32(c, mask, acc);
+}
 
 template <int MR, int NB>
 void tile(const uint8_t* a, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t win0, int64_t win1, int32_t* c,
-          int64_t ldc, int64_t row0, const FusedDequantize* fused) {
+          int64_t ldc) {
   __m512i acc[MR][NB];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -59,28 +64,24 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kSparseCols;
-    const __mmask16 mask = avx512::column_mask(w.n - j0);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r)
-      avx512::store_tile_row(c + r * ldc, row0 + r, j0, mask, acc[r][i], win0 > 0, win1 == w.windows, fused);
+    for (int r = 0; r < MR; ++r) store_block(c + r * ldc + j0, w.n - j0, acc[r][i], win0 > 0);
   }
 }
 
-using TileFn = void (*)(const uint8_t*, int64_t, const PackedS8Sparse24&, int64_t, int64_t, int64_t, int32_t*, int64_t, int64_t,
-                       const FusedDequantize*);
+using TileFn = void (*)(const uint8_t*, int64_t, const PackedS8Sparse24&, int64_t, int64_t, int64_t, int32_t*, int64_t);
 template <int NB>
 constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<3, NB>};
 
 // k is blocked (as in the dense kernel) so a strip's values and controls for one k block stay in
 // L1 while every row tile passes over them.
 template <int NB>
-void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb, int32_t* c, int64_t ldc,
-           const FusedDequantize* fused) {
-  for (int64_t win0 = 0; win0 == 0 || win0 < w.windows; win0 += kWindowsPerBlock) {  // once when k = 0: zeros
+void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb, int32_t* c, int64_t ldc) {
+  for (int64_t win0 = 0; win0 < w.windows; win0 += kWindowsPerBlock) {
     const int64_t win1 = std::min(w.windows, win0 + kWindowsPerBlock);
     int64_t i = 0;
-    for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc, i, fused);
-    if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc, i, fused);
+    for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc);
+    if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc);
   }
 }
 
@@ -89,7 +90,7 @@ void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, 
 // a qword puts bytes 8q..8q+7's fields in qword q, where vpmultishiftqb picks them by offset.
 template <int NB>
 __attribute__((target("avx512vbmi"))) void row_from_bits(const uint8_t* a, const PackedS8Sparse24& w, int64_t nb0,
-                                                           int32_t* c, int64_t row, const FusedDequantize* fused) {
+                                                           int32_t* c) {
   const __m512i offsets = _mm512_set1_epi64(0x0E0C0A0806040200LL);
   const __m512i three = _mm512_set1_epi8(3);
   const __m512i group_base = _mm512_set1_epi32(0x04040000);  // slots 2, 3 read the window's second group
@@ -113,14 +114,14 @@ __attribute__((target("avx512vbmi"))) void row_from_bits(const uint8_t* a, const
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kSparseCols;
-    avx512::store_tile_row(c, row, j0, avx512::column_mask(w.n - j0), acc[i], false, true, fused);
+    store_block(c + j0, w.n - j0, acc[i]);
   }
 }
 
 }  // namespace
 
 void gemm_u8s8s32_sparse24_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
-                                      int64_t nb1, int32_t* c, int64_t ldc, const FusedDequantize* fused) {
+                                      int64_t nb1, int32_t* c, int64_t ldc) {
   const bool from_bits = m <= 2 && cpu_has_avx512vbmi();
   for (int64_t nb = nb0; nb < nb1; nb += kMaxBlocks) {
     const int64_t blocks = std::min<int64_t>(kMaxBlocks, nb1 - nb);
@@ -129,19 +130,19 @@ void gemm_u8s8s32_sparse24_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, 
         const uint8_t* row = a + i * lda;
         int32_t* out = c + i * ldc;
         switch (blocks) {
-          case 4: row_from_bits<4>(row, w, nb, out, i, fused); break;
-          case 3: row_from_bits<3>(row, w, nb, out, i, fused); break;
-          case 2: row_from_bits<2>(row, w, nb, out, i, fused); break;
-          default: row_from_bits<1>(row, w, nb, out, i, fused); break;
+          case 4: row_from_bits<4>(row, w, nb, out); break;
+          case 3: row_from_bits<3>(row, w, nb, out); break;
+          case 2: row_from_bits<2>(row, w, nb, out); break;
+          default: row_from_bits<1>(row, w, nb, out); break;
         }
       }
       continue;
     }
     switch (blocks) {
-      case 4: strip<4>(a, m, lda, w, nb, c, ldc, fused); break;
-      case 3: strip<3>(a, m, lda, w, nb, c, ldc, fused); break;
-      case 2: strip<2>(a, m, lda, w, nb, c, ldc, fused); break;
-      default: strip<1>(a, m, lda, w, nb, c, ldc, fused); break;
+      case 4: strip<4>(a, m, lda, w, nb, c, ldc); break;
+      case 3: strip<3>(a, m, lda, w, nb, c, ldc); break;
+      case 2: strip<2>(a, m, lda, w, nb, c, ldc); break;
+      default: strip<1>(a, m, lda, w, nb, c, ldc); break;
     }
   }
 }

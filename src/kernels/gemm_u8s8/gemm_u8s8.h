@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "kernels/cpu_isa.h"
-#include "kernels/quantize/quantize_rows.h"
 
 namespace sqz::kernels {
 
@@ -25,11 +24,8 @@ struct PackedS8Weights {
 PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw);
 
 // c[m][j] = sum_k a[m][k] * w[j][k], exactly (int32), for j < w.n. c has row stride ldc.
-// With `fused` (ldc must be w.n), the results are dequantized into fused->y, and c is scratch.
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc,
-                  Isa isa = active_isa(), const FusedDequantize* fused = nullptr);
-// The dequantize of a finished GEMM for kernels that do not fuse it (rows split across threads).
-void dequantize_after_gemm(const FusedDequantize& fused, int64_t m, int64_t n, Isa isa);
+                  Isa isa = active_isa());
 
 // The per-ISA kernels behind gemm_u8s8s32 (each in its own file, compiled with its own flags):
 // column blocks [nb0, nb1) of c; gemm_u8s8s32 splits the blocks across the kernels' threads.
@@ -38,6 +34,6 @@ void gemm_u8s8s32_ref(const uint8_t* a, int64_t m, int64_t lda, const PackedS8We
 void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
                        int32_t* c, int64_t ldc);
 void gemm_u8s8s32_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
-                             int32_t* c, int64_t ldc, const FusedDequantize* fused);
+                             int32_t* c, int64_t ldc);
 
 }  // namespace sqz::kernels

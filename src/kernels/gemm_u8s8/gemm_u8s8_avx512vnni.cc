@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/gemm_u8s8/avx512_dequantize_store.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 
 namespace sqz::kernels {
@@ -28,7 +27,7 @@ inline int32_t load4(const uint8_t* p, int64_t valid) {
 
 template <int MR, int NB>
 void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t g0, int64_t g1, int32_t* c,
-          int64_t ldc, int64_t row0, const FusedDequantize* fused) {
+          int64_t ldc) {
   __m512i acc[MR][NB];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -55,41 +54,43 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kPackCols;
-    const __mmask16 mask = avx512::column_mask(w.n - j0);
+    const int64_t cols = std::min<int64_t>(kPackCols, w.n - j0);
+    const __mmask16 mask = cols >= kPackCols ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r)
-      avx512::store_tile_row(c + r * ldc, row0 + r, j0, mask, acc[r][i], g0 > 0, g1 == w.k_groups, fused);
+    for (int r = 0; r < MR; ++r) {
+      int32_t* out = c + r * ldc + j0;
+      const __m512i sum = g0 > 0 ? _mm512_add_epi32(acc[r][i], _mm512_maskz_loadu_epi32(mask, out)) : acc[r][i];
+      _mm512_mask_storeu_epi32(out, mask, sum);
+    }
   }
 }
 
-using TileFn = void (*)(const uint8_t*, int64_t, const PackedS8Weights&, int64_t, int64_t, int64_t, int32_t*, int64_t, int64_t,
-                       const FusedDequantize*);
+using TileFn = void (*)(const uint8_t*, int64_t, const PackedS8Weights&, int64_t, int64_t, int64_t, int32_t*, int64_t);
 template <int NB>
 constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<3, NB>, tile<4, NB>, tile<5, NB>};
 
 // k is blocked so the strip's weights for one k block (64 x 4 x kKGroups bytes) stay in L1
 // while every row tile passes over them; partial sums accumulate in c between k blocks.
 template <int NB>
-void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb, int32_t* c, int64_t ldc,
-           const FusedDequantize* fused) {
-  for (int64_t g0 = 0; g0 == 0 || g0 < w.k_groups; g0 += kKGroups) {  // once when k = 0: zeros
+void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb, int32_t* c, int64_t ldc) {
+  for (int64_t g0 = 0; g0 < w.k_groups; g0 += kKGroups) {
     const int64_t g1 = std::min(w.k_groups, g0 + kKGroups);
     int64_t i = 0;
-    for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc, i, fused);
-    if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc, i, fused);
+    for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc);
+    if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc);
   }
 }
 
 }  // namespace
 
 void gemm_u8s8s32_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
-                             int32_t* c, int64_t ldc, const FusedDequantize* fused) {
+                             int32_t* c, int64_t ldc) {
   for (int64_t nb = nb0; nb < nb1; nb += kMaxBlocks) {
     switch (std::min<int64_t>(kMaxBlocks, nb1 - nb)) {
-      case 4: strip<4>(a, m, lda, w, nb, c, ldc, fused); break;
-      case 3: strip<3>(a, m, lda, w, nb, c, ldc, fused); break;
-      case 2: strip<2>(a, m, lda, w, nb, c, ldc, fused); break;
-      default: strip<1>(a, m, lda, w, nb, c, ldc, fused); break;
+      case 4: strip<4>(a, m, lda, w, nb, c, ldc); break;
+      case 3: strip<3>(a, m, lda, w, nb, c, ldc); break;
+      case 2: strip<2>(a, m, lda, w, nb, c, ldc); break;
+      default: strip<1>(a, m, lda, w, nb, c, ldc); break;
     }
   }
 }

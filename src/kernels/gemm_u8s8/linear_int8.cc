@@ -48,11 +48,17 @@ void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int
   parallel_for(m, [&](int64_t r0, int64_t r1) {
     quantize_rows_u8(x + r0 * ldx, r1 - r0, w.k, ldx, qd + r0 * w.k, pd + r0, fixed, isa);
   });
-  const FusedDequantize fused{{acc.data(), pd, layer.w_scale.data(), w.column_sums.data(),
-                                layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr},
-                               y, ldy};
-  if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa, &fused);
-  else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa, &fused);
+  if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa);
+  else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
+  DequantizeArgs args{acc.data(), pd, layer.w_scale.data(), w.column_sums.data(),
+                      layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr};
+  parallel_for(m, [&](int64_t r0, int64_t r1) {
+    DequantizeArgs rows = args;
+    rows.acc += r0 * w.n;
+    rows.a += r0;
+    if (rows.residual) rows.residual += r0 * ldr;
+    dequantize_rows(rows, r1 - r0, w.n, y + r0 * ldy, ldy, isa);
+  });
 }
 
 }  // namespace sqz::kernels

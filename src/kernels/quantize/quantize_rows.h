@@ -27,15 +27,6 @@ struct DequantizeArgs {
 // y[i][j] = a[i].scale * w_scale[j] * (acc[i][j] - a[i].zero * column_sums[j]) + bias[j] + residual[i][j]
 void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa = active_isa());
 
-// The same pass asked of an int8 GEMM: kernels that can (AVX-512) apply it to each finished
-// register tile instead of storing s32 and reading it back; the others run dequantize_rows
-// after the product. args.acc is the GEMM's own c (row stride n).
-struct FusedDequantize {
-  DequantizeArgs args;
-  float* y;
-  int64_t ldy;
-};
-
 void quantize_rows_u8_ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
                           const AffineParams* fixed);
 void quantize_rows_u8_avx2(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
