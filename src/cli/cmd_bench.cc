@@ -23,6 +23,10 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--case", o->cases, "only these cases (libtorch-fp32 always runs: it is the reference)");
   cmd->add_option("--seed", o->seed, "seed of the preset's weights and of the input ids");
   cmd->add_option("--json", *json_path, "also write the table as JSON");
+  cmd->add_flag("!--peers-in-process", o->peers_in_child,
+                "time the libtorch peers in this process only (default: also in a child process with "
+                "OMP_WAIT_POLICY=passive, keeping each row's faster setting)");
+  cmd->add_flag("--peers-only", o->peers_only, "time only the libtorch peers (what that child process runs)");
   cmd->callback([o, json_path] {
     if (o->preset.empty() && o->model_dir.empty()) throw CLI::ValidationError("sqz bench", "give a model_dir or --preset");
     auto result = eval::run_bench(*o, std::cout);

@@ -21,10 +21,18 @@ struct BenchOptions {
   int threads = 2, warmup = 3, runs = 20;
   std::vector<std::string> cases;  // empty = every case this build and CPU can run
   uint64_t seed = 0;
+  // libtorch peers are timed again in a child process with passive OpenMP waiting and each row
+  // keeps its faster setting (see time_peers_in_child); false: in this process only.
+  bool peers_in_child = true;
+  bool peers_only = false;  // time only the libtorch peers (what the child process runs)
 };
 
 // The configs behind --preset (HF field names), e.g. bert-base = BERT-base-uncased's shape.
 io::json bench_preset_config(const std::string& preset);
+
+// Times the libtorch peers of `result` again in a child process (OMP_WAIT_POLICY=passive) and
+// keeps, per row, the faster of the two settings; ratios are recomputed.
+void time_peers_in_child(const BenchOptions& options, bool decoder, io::json& result);
 
 // Runs the benchmark, prints a markdown table (and notes on skipped cases) to `out`, returns the
 // same as JSON.

@@ -131,8 +131,12 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
     EXPECT_EQ(row["status"], "ok") << row.dump();
     EXPECT_GT(row["median_ms"].get<double>(), 0.0);
     if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
+    // libtorch peers are also timed in a child process with passive OpenMP; the row says which won.
+    if (name.rfind("libtorch-", 0) == 0) EXPECT_TRUE(row["setting"] == "default" || row["setting"] == "OMP_WAIT_POLICY=passive (own process)") << row.dump();
+    else EXPECT_FALSE(row.contains("setting")) << row.dump();
   }
   EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-int8")) << j.dump();
+  EXPECT_NE(r.output.find("OMP_WAIT_POLICY=passive; each keeps its faster setting"), std::string::npos) << r.output;
   EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
   // A decoder: prefill and per-token decode, the engine checked against libtorch first.
   r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " +
