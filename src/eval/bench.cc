@@ -1,8 +1,5 @@
 #include "eval/bench.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -17,7 +14,9 @@
 #include "compress/pruner.h"
 #include "compress/quant/export.h"
 #include "core/error.h"
+#include "core/process.h"
 #include "eval/latency.h"
+#include "eval/onnxruntime_peer.h"
 #include "kernels/cpu_isa.h"
 #include "kernels/parallel.h"
 #include "models/registry.h"
@@ -203,6 +202,7 @@ struct Case {
   double tolerance;                    // max |logits - libtorch fp32| / max |libtorch fp32|
   std::function<void()> attach, detach;  // peers that patch the model do it for their own run only
   std::function<torch::Tensor()> reference{};  // unset: libtorch fp32 on the benchmarked model
+  std::function<TimingStats()> timing{};       // set: a peer that times itself (in its own process) during run()
 };
 
 double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
@@ -269,7 +269,20 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   } catch (const std::exception& e) {
     skip("sqz-*", e.what());
   }
-  skip("onnxruntime-*", "ONNX Runtime is not installed by the project's scripts yet");
+  std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
+  if (!o.peers_only) {
+    if (model.info().model_type != "bert" || model.info().head_class != "BertForSequenceClassification")
+      skip("onnxruntime-*", "the ONNX exporter (scripts/onnx_bert.py) writes BERT sequence classifiers; this model is " +
+                                model.info().head_class);
+    else if (auto why = onnxruntime_missing(); !why.empty())
+      skip("onnxruntime-*", why);
+    else
+      try {
+        ort = prepare_onnxruntime(loaded);
+      } catch (const std::exception& e) {
+        skip("onnxruntime-*", e.what());
+      }
+  }
 
   for (int64_t batch : o.batches) {
     auto gen = at::detail::createCPUGenerator(o.seed + 1);
@@ -299,6 +312,20 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     engine_case("sqz-fp32", sqz_fp32.get(), 1e-4);
     engine_case("sqz-int8", sqz_int8.get(), 0.2);
     engine_case("sqz-int8-2:4", sqz_sparse.get(), 0.2, [&] { return sparse.model->forward(in).at("logits"); });
+    for (const std::string variant : {"fp32", "int8"}) {
+      if (!ort) break;
+      // One node process per case checks and times it; run() keeps the timing for the loop below.
+      auto timing = std::make_shared<TimingStats>();
+      auto run = [&, variant, timing] {
+        const int64_t* types = in.token_type_ids.defined() ? in.token_type_ids.data_ptr<int64_t>() : nullptr;
+        auto r = run_onnxruntime(*ort, variant, ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), types, batch, o.seq, o.runs,
+                                 o.warmup, o.threads);
+        *timing = r.timing;
+        return torch::tensor(r.output).reshape({batch, -1});
+      };
+      cases.push_back({"onnxruntime-" + variant, "ONNX Runtime " + ort->version + " (onnxruntime-node, CPU)", variant == "fp32" ? "fp32" : "int8 dyn", run,
+                       variant == "fp32" ? 1e-4 : 0.2, {}, {}, {}, [timing] { return *timing; }});
+    }
 
     const auto reference = cases[0].run();
     const double gflop = forward_flops(model, batch, o.seq) / 1e9;
@@ -314,7 +341,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         if (c.name != "libtorch-fp32" && !(err <= c.tolerance)) {
           row["status"] = "check failed: error " + fmt(err, 6) + " > " + fmt(c.tolerance, 6);
         } else {
-          auto t = time_calls([&] { c.run(); }, o.warmup, o.runs);
+          auto t = c.timing ? c.timing() : time_calls([&] { c.run(); }, o.warmup, o.runs);
           if (c.name == "libtorch-fp32") base_ms = t.median_ms;
           row.update({{"status", "ok"}, {"median_ms", t.median_ms}, {"p10_ms", t.p10_ms}, {"p90_ms", t.p90_ms},
                       {"sequences_per_s", 1000.0 * static_cast<double>(batch) / t.median_ms},
@@ -389,7 +416,8 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   } catch (const std::exception& e) {
     result["skipped"].push_back({{"case", "sqz-*"}, {"reason", e.what()}});
   }
-  result["skipped"].push_back({{"case", "onnxruntime-*"}, {"reason", "ONNX Runtime is not installed by the project's scripts yet"}});
+  result["skipped"].push_back({{"case", "onnxruntime-*"},
+                               {"reason", "the ONNX exporter (scripts/onnx_bert.py) writes BERT encoders only; decoders are not exported"}});
 
   // One generation: returns the prompt's last logits and fills prefill / per-token decode ms.
   using Generate = std::function<torch::Tensor(const torch::Tensor& prompt, double* prefill_ms, double* decode_ms)>;
@@ -541,36 +569,6 @@ std::vector<std::string> peer_child_args(const BenchOptions& o, const fs::path& 
   return args;
 }
 
-// Runs `args` with this executable and `extra_env` added; returns the exit status (-1: no start).
-int run_self(const std::vector<std::string>& args, const std::string& extra_env, const fs::path& log) {
-  std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
-  if (ec) return -1;
-  std::vector<std::string> argv_s{self.string()};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const std::string key = extra_env.substr(0, extra_env.find('=') + 1);
-  std::vector<std::string> env_s{extra_env};
-  for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind(key, 0) != 0) env_s.push_back(*e);
-  std::vector<char*> envp;
-  for (auto& e : env_s) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return -1;
-  int status = 0;
-  if (waitpid(pid, &status, 0) < 0) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // The timing fields a row's engine-independent ratios are computed from.
 const std::vector<std::string>& timing_keys(bool decoder) {
   static const std::vector<std::string> encoder{"median_ms", "p10_ms", "p90_ms", "sequences_per_s", "gflop_per_s"};
@@ -614,23 +612,19 @@ void time_peers_in_child(const BenchOptions& o, bool decoder, io::json& result) 
   const std::string passive = "OMP_WAIT_POLICY=passive";
   for (auto& row : result["rows"])
     if (row["case"].get<std::string>().rfind("libtorch-", 0) == 0) row["setting"] = "default";
-  const int rc = run_self(peer_child_args(o, json), passive, log);
+  std::error_code ec;
+  std::vector<std::string> argv = peer_child_args(o, json);
+  argv.insert(argv.begin(), fs::read_symlink("/proc/self/exe", ec).string());
+  const int rc = ec ? -1 : run_process(argv, {passive}, log);
   io::json child;
   if (rc == 0) try {
       child = io::read_json_file(json);
     } catch (const std::exception&) {
     }
-  std::error_code ec;
   fs::remove(json, ec);
   if (!child.contains("rows")) {
-    std::string tail;
-    try {
-      tail = read_text_file(log);
-      if (tail.size() > 400) tail = "..." + tail.substr(tail.size() - 400);
-    } catch (const std::exception&) {
-    }
     result["skipped"].push_back({{"case", "libtorch-* with " + passive},
-                                 {"reason", "the child process failed (exit " + std::to_string(rc) + "): " + tail}});
+                                 {"reason", "the child process failed (exit " + std::to_string(rc) + "): " + log_tail(log)}});
     fs::remove(log, ec);
     return;
   }

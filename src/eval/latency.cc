@@ -34,6 +34,13 @@ double forward_flops(models::TransformerModel& model, int64_t batch, int64_t seq
   return flops;
 }
 
+TimingStats timing_stats(std::vector<double> ms) {
+  if (ms.empty()) return {};
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5)]; };
+  return {at(0.5), at(0.1), at(0.9), static_cast<int>(ms.size())};
+}
+
 TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs) {
   for (int i = 0; i < warmup; ++i) fn();
   std::vector<double> ms;
@@ -42,9 +49,7 @@ TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs) {
     fn();
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[static_cast<size_t>(q * static_cast<double>(ms.size() - 1) + 0.5)]; };
-  return {at(0.5), at(0.1), at(0.9), static_cast<int>(ms.size())};
+  return timing_stats(std::move(ms));
 }
 
 LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& o) {

@@ -2,6 +2,7 @@
 // matmul FLOPs it implies, so that a report can set the two side by side.
 #pragma once
 #include <functional>
+#include <vector>
 
 #include "io/json_file.h"
 #include "models/model.h"
@@ -26,6 +27,8 @@ struct TimingStats {
   int runs = 0;
 };
 TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs);
+// The same statistics of times measured elsewhere (e.g. by a peer in another process).
+TimingStats timing_stats(std::vector<double> ms);
 
 // Random in-vocabulary ids, no padding; restores libtorch's thread count afterwards.
 LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& options);

@@ -137,6 +137,18 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   }
   EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-int8")) << j.dump();
   EXPECT_NE(r.output.find("OMP_WAIT_POLICY=passive; each keeps its faster setting"), std::string::npos) << r.output;
+  // ONNX Runtime: checked and timed when scripts/install_deps.sh installed it, else a named skip.
+  const bool have_ort = fs::exists(fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node/package.json");
+  if (have_ort) {
+    EXPECT_TRUE(seen.count("onnxruntime-fp32") && seen.count("onnxruntime-int8")) << j.dump();
+    for (const auto& row : j["rows"])
+      if (row["case"] == "onnxruntime-fp32") {
+        EXPECT_EQ(row["status"], "ok") << row.dump();
+        EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4) << row.dump();
+      }
+  } else {
+    EXPECT_NE(r.output.find("skipped onnxruntime-*: onnxruntime-node not found"), std::string::npos) << r.output;
+  }
   EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
   // A decoder: prefill and per-token decode, the engine checked against libtorch first.
   r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " +

@@ -35,8 +35,8 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
     for (int i = 0; i < NB; ++i) acc[r][i] = _mm512_setzero_si512();
   const int64_t block_stride = w.k_groups * kPackCols * kPackK;
   const int8_t* base = w.data.data() + nb0 * block_stride;
-  const int64_t full = w.k / kPackK;
-  for (int64_t g = g0; g < g1; ++g) {
+  // One k group: NB weight blocks, then per row a broadcast of 4 activation bytes.
+  auto step = [&](int64_t g, bool tail) {
     __m512i b[NB];
 #pragma GCC unroll 4
     for (int i = 0; i < NB; ++i) b[i] = _mm512_loadu_si512(base + i * block_stride + g * kPackCols * kPackK);
@@ -44,13 +44,19 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
     for (int r = 0; r < MR; ++r) {
       const uint8_t* row = a + r * lda + g * kPackK;
       int32_t a4;
-      if (g < full) std::memcpy(&a4, row, 4);
+      if (!tail) std::memcpy(&a4, row, 4);
       else a4 = load4(row, w.k - g * kPackK);
       const __m512i av = _mm512_set1_epi32(a4);
 #pragma GCC unroll 4
       for (int i = 0; i < NB; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], av, b[i]);
     }
-  }
+  };
+  // The last group may be partial (k not a multiple of 4): its own loop keeps the main one
+  // free of the check.
+  const int64_t g_full = std::min(g1, w.k / kPackK);
+  int64_t g = g0;
+  for (; g < g_full; ++g) step(g, false);
+  for (; g < g1; ++g) step(g, true);
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kPackCols;

@@ -1,0 +1,84 @@
+#include "eval/onnxruntime_peer.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "build_paths.h"
+#include "core/error.h"
+#include "core/process.h"
+#include "io/json_file.h"
+
+namespace sqz::eval {
+
+namespace {
+
+const fs::path kSourceDir = SQZ_SOURCE_DIR;
+const char* kPython = "/usr/bin/python3";  // Debian's, where python3-onnx and python3-numpy install
+
+fs::path module_dir() {
+  if (const char* env = std::getenv("SQZ_ONNXRUNTIME_NODE"); env && *env) return env;
+  return kSourceDir / "third_party" / "onnxruntime" / "node_modules" / "onnxruntime-node";
+}
+
+}  // namespace
+
+OnnxRuntimePeer::~OnnxRuntimePeer() {
+  std::error_code ec;
+  fs::remove_all(work_dir, ec);
+}
+
+std::string onnxruntime_missing() {
+  const fs::path log = fs::temp_directory_path() / ("sqz-ort-probe-" + std::to_string(getpid()) + ".log");
+  std::string why;
+  if (!fs::exists(module_dir() / "package.json"))
+    why = "onnxruntime-node not found at " + module_dir().string() + " (bash scripts/install_deps.sh installs it)";
+  else if (run_process({"node", "--version"}, {}, log) != 0)
+    why = "Node.js (node) is not installed (bash scripts/install_deps.sh installs it)";
+  else if (run_process({kPython, "-c", "import onnx, numpy"}, {}, log) != 0)
+    why = "the ONNX exporter needs Debian's python3-onnx and python3-numpy (bash scripts/install_deps.sh)";
+  std::error_code ec;
+  fs::remove(log, ec);
+  return why;
+}
+
+std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded) {
+  auto peer = std::make_unique<OnnxRuntimePeer>();
+  peer->module_dir = module_dir();
+  peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
+  peer->work_dir = fs::temp_directory_path() / ("sqz-bench-ort-" + std::to_string(getpid()));
+  fs::create_directories(peer->work_dir / "model");
+  models::save_model(*loaded.model, loaded.config.value(), peer->work_dir / "model");
+  for (const std::string variant : {"fp32", "int8"}) {
+    std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / "onnx_bert.py").string(), (peer->work_dir / "model").string(),
+                                  (peer->work_dir / ("model-" + variant + ".onnx")).string()};
+    if (variant == "int8") argv.push_back("--int8");
+    const fs::path log = peer->work_dir / "export.log";
+    if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/onnx_bert.py) failed: ", log_tail(log));
+  }
+  return peer;
+}
+
+OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* ids,
+                               const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup,
+                               int threads) {
+  const size_t n = static_cast<size_t>(batch * seq);
+  io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(ids, ids + n)},
+                 {"attention_mask", std::vector<int64_t>(mask, mask + n)},
+                 {"token_type_ids", types ? std::vector<int64_t>(types, types + n) : std::vector<int64_t>(n, 0)}};
+  const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
+  write_file_atomic(inputs, in.dump());
+  const int rc = run_process({"node", (kSourceDir / "scripts" / "ort_run.js").string(), peer.module_dir.string(),
+                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
+                              std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
+                             {}, log);
+  if (rc != 0) fail_data("ONNX Runtime (scripts/ort_run.js) failed with exit ", rc, ": ", log_tail(log));
+  const io::json r = io::read_json_file(out);
+  OnnxRuntimeRun run;
+  run.output = r.at("values").get<std::vector<float>>();
+  run.timing = timing_stats(r.at("times_ms").get<std::vector<double>>());
+  run.version = r.at("version").get<std::string>();
+  return run;
+}
+
+}  // namespace sqz::eval

@@ -1,0 +1,42 @@
+// ONNX Runtime as a `sqz bench` peer for encoders: the benchmarked model is written to ONNX by
+// scripts/onnx_bert.py (fp32, and int8 the way ONNX Runtime's dynamic quantization writes
+// Linears), then checked and timed by scripts/ort_run.js under Node.js with the npm package
+// onnxruntime-node, which scripts/install_deps.sh installs into third_party/onnxruntime
+// (SQZ_ONNXRUNTIME_NODE=DIR points elsewhere). Each run is its own process with ONNX Runtime's
+// own thread pool, so nothing it does contends with libtorch's or sqz's threads.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/fs.h"
+#include "eval/latency.h"
+#include "models/registry.h"
+
+namespace sqz::eval {
+
+struct OnnxRuntimePeer {
+  fs::path work_dir;    // temporary: the saved model, the .onnx files, inputs and outputs
+  fs::path module_dir;  // onnxruntime-node
+  std::string version;  // its package.json's
+  ~OnnxRuntimePeer();
+};
+
+// "" when Node.js, onnxruntime-node and the exporter's Python modules are all there; else what
+// is missing and how to get it.
+std::string onnxruntime_missing();
+
+// Saves the model and writes model-fp32.onnx and model-int8.onnx; throws naming the exporter's error.
+std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded);
+
+struct OnnxRuntimeRun {
+  std::vector<float> output;  // the first run's first output (logits)
+  TimingStats timing;
+  std::string version;
+};
+// variant: "fp32" or "int8". ids / mask / types: [batch, seq] row-major.
+OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* ids,
+                               const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup,
+                               int threads);
+
+}  // namespace sqz::eval
