@@ -16,41 +16,30 @@
 namespace sqz::kernels {
 namespace {
 
-void BM_GemmU8S8(benchmark::State& state, Isa isa) {
-  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
-  std::mt19937 rng(1);
-  std::vector<uint8_t> a(m * k);
-  std::vector<int8_t> w(n * k);
-  for (auto& v : a) v = static_cast<uint8_t>(rng());
-  for (auto& v : w) v = static_cast<int8_t>(rng());
-  auto packed = pack_s8_weights(w.data(), n, k, k);
-  std::vector<int32_t> c(m * n);
-  for (auto _ : state) {
-    gemm_u8s8s32(a.data(), m, k, packed, c.data(), n, isa);
-    benchmark::DoNotOptimize(c.data());
-  }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+// Skips a case whose ISA this CPU cannot run; true when skipped.
+bool skip_unsupported(benchmark::State& state, Isa isa) {
+  if (static_cast<int>(isa) <= static_cast<int>(cpu_max_isa())) return false;
+  state.SkipWithError("ISA not supported by this CPU");
+  return true;
 }
 
-// The same GEMM cycling over 12 weight matrices (as a 12-layer model's forward does), so the
-// weights come from L3 or memory rather than from L2 as in BM_GemmU8S8.
-void BM_GemmU8S8ColdWeights(benchmark::State& state, Isa isa) {
+// 2*m*n*k operations per iteration (dense-equivalent for 2:4), m, n, k = the case's arguments.
+void count_ops(benchmark::State& state, const char* unit) {
+  state.counters[unit] = benchmark::Counter(2.0 * state.range(0) * state.range(1) * state.range(2),
+                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::OneK::kIs1000);
+}
+
+// `copies` weight matrices used in turn: 1 keeps the weights in L2; 12 (a 12-layer model's
+// forward) makes them come from L3 or memory, as they do in the engine.
+void BM_GemmU8S8(benchmark::State& state, Isa isa, int copies) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   std::mt19937 rng(1);
   std::vector<uint8_t> a(m * k);
   std::vector<int8_t> w(n * k);
   for (auto& v : a) v = static_cast<uint8_t>(rng());
   std::vector<PackedS8Weights> layers;
-  for (int l = 0; l < 12; ++l) {
+  for (int l = 0; l < copies; ++l) {
     for (auto& v : w) v = static_cast<int8_t>(rng());
     layers.push_back(pack_s8_weights(w.data(), n, k, k));
   }
@@ -60,18 +49,14 @@ void BM_GemmU8S8ColdWeights(benchmark::State& state, Isa isa) {
     gemm_u8s8s32(a.data(), m, k, layers[next++ % layers.size()], c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+  count_ops(state, "GOP/s");
 }
 
-// A whole int8 Linear as the runtime calls it: quantize fp32 activations per row, GEMM,
-// dequantize with bias (fused into the tile stores where the ISA can), cold weights as above.
+// A whole int8 Linear as the runtime calls it (quantize the fp32 activations per row, GEMM,
+// dequantize with bias), on 12 weight matrices used in turn as above.
 void BM_Int8Linear(benchmark::State& state, Isa isa) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   std::mt19937 rng(1);
   std::normal_distribution<float> d;
   std::vector<float> x(m * k), w(n * k), b(n), y(m * n);
@@ -86,8 +71,7 @@ void BM_Int8Linear(benchmark::State& state, Isa isa) {
     int8_linear_forward(layers[next++ % layers.size()], x.data(), m, k, y.data(), n, isa);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+  count_ops(state, "GOP/s");
 }
 
 __attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State& state) {
@@ -114,10 +98,7 @@ __attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State&
 // dense-equivalent work (2*m*n*k), so the ratio to BM_GemmU8S8 is the speed-up.
 void BM_GemmSparse24(benchmark::State& state, Isa isa) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   std::mt19937 rng(1);
   std::vector<uint8_t> a(m * k);
   std::vector<int8_t> w(n * k);
@@ -133,16 +114,12 @@ void BM_GemmSparse24(benchmark::State& state, Isa isa) {
     gemm_u8s8s32_sparse24(a.data(), m, k, packed, c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+  count_ops(state, "GOP/s");
 }
 
 void BM_GemmF32(benchmark::State& state, Isa isa) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  if (static_cast<int>(isa) > static_cast<int>(cpu_max_isa())) {
-    state.SkipWithError("ISA not supported by this CPU");
-    return;
-  }
+  if (skip_unsupported(state, isa)) return;
   std::mt19937 rng(1);
   std::normal_distribution<float> d;
   std::vector<float> a(m * k), w(n * k), c(m * n);
@@ -153,8 +130,7 @@ void BM_GemmF32(benchmark::State& state, Isa isa) {
     gemm_f32(a.data(), m, k, packed, c.data(), n, {}, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * m * n * k, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::OneK::kIs1000);
+  count_ops(state, "GFLOP/s");
 }
 
 // fp32 FMA peak of one core with zmm registers (the AVX-512 kernels' ceiling).
@@ -195,10 +171,10 @@ __attribute__((target("avx2,fma"))) void BM_Fp32FmaPeakAvx2(benchmark::State& st
 
 #define GEMM_SHAPES ->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({128, 768, 768})->Args({1, 768, 768})
 
-BENCHMARK_CAPTURE(BM_GemmU8S8, ref, Isa::kRef)->Args({128, 768, 768});
-BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2) GEMM_SHAPES;
-BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
-BENCHMARK_CAPTURE(BM_GemmU8S8ColdWeights, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
+BENCHMARK_CAPTURE(BM_GemmU8S8, ref, Isa::kRef, 1)->Args({128, 768, 768});
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2, 1) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni, 1) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768})->Args({128, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;

@@ -18,6 +18,10 @@ void pack_f32_weights_into(const float* w, int64_t n, int64_t k, int64_t stride_
       const float* src = w + (p * kF32PanelCols) * stride_n + kk * stride_k;
       float* d = dst + kk * kF32PanelCols;
       int64_t j = 0;
+      if (stride_n == 1) {  // a [k, n] source (attention's V): each panel row is contiguous
+        std::copy(src, src + cols, d);
+        j = cols;
+      }
       for (; j < cols; ++j) d[j] = src[j * stride_n];
       for (; j < kF32PanelCols; ++j) d[j] = 0.0f;
     }
