@@ -1,6 +1,6 @@
-// AVX-512 VNNI: a register tile of up to 6 rows x 64 columns (24 zmm accumulators); each step
-// broadcasts 4 activation bytes per row and issues vpdpbusd against up to 4 packed weight blocks.
-// Column strips are the outer loop so a strip's weights (64 x K bytes) are read from memory once
+// AVX-512 VNNI: a register tile of up to 8 rows x 48 columns (24 zmm accumulators); each step
+// broadcasts 4 activation bytes per row and issues vpdpbusd against up to 3 packed weight blocks.
+// Column strips are the outer loop so a strip's weights (48 x K bytes) are read from memory once
 // and then from cache by every row tile, rather than streaming the whole matrix per row tile.
 #include <immintrin.h>
 
@@ -13,9 +13,9 @@ namespace sqz::kernels {
 
 namespace {
 
-constexpr int kMaxRows = 6;
-constexpr int kMaxBlocks = 4;  // 4 x 16 = 64 columns
-constexpr int64_t kKGroups = 64;  // k block: 256 k
+constexpr int kMaxRows = 8;
+constexpr int kMaxBlocks = 3;  // 3 x 16 = 48 columns
+constexpr int64_t kKGroups = 128;  // k block: 512 k (48 x 512 bytes of weights stay in L1)
 
 inline int32_t load4(const uint8_t* p, int64_t valid) {
   uint8_t buf[4] = {0, 0, 0, 0};
@@ -73,9 +73,9 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
 
 using TileFn = void (*)(const uint8_t*, int64_t, const PackedS8Weights&, int64_t, int64_t, int64_t, int32_t*, int64_t);
 template <int NB>
-constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<3, NB>, tile<4, NB>, tile<5, NB>};
+constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<3, NB>, tile<4, NB>, tile<5, NB>, tile<6, NB>, tile<7, NB>};
 
-// k is blocked so the strip's weights for one k block (64 x 4 x kKGroups bytes) stay in L1
+// k is blocked so the strip's weights for one k block (48 x 4 x kKGroups bytes) stay in L1
 // while every row tile passes over them; partial sums accumulate in c between k blocks.
 template <int NB>
 void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb, int32_t* c, int64_t ldc) {
@@ -93,7 +93,6 @@ void gemm_u8s8s32_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const Pac
                              int32_t* c, int64_t ldc) {
   for (int64_t nb = nb0; nb < nb1; nb += kMaxBlocks) {
     switch (std::min<int64_t>(kMaxBlocks, nb1 - nb)) {
-      case 4: strip<4>(a, m, lda, w, nb, c, ldc); break;
       case 3: strip<3>(a, m, lda, w, nb, c, ldc); break;
       case 2: strip<2>(a, m, lda, w, nb, c, ldc); break;
       default: strip<1>(a, m, lda, w, nb, c, ldc); break;
