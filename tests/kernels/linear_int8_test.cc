@@ -89,7 +89,7 @@ namespace {
 TEST(QuantizeRows, EveryIsaGivesTheReferenceCodes) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 3.0f);
-  for (int64_t k : {1, 7, 8, 9, 70}) {
+  for (int64_t k : {1, 7, 8, 9, 16, 17, 33, 70}) {
     const int64_t m = 4, ldx = k + 2;
     std::vector<float> x(m * ldx);
     for (auto& v : x) v = nd(rng);

@@ -34,13 +34,19 @@ void dequantize_rows_ref(const DequantizeArgs& d, int64_t m, int64_t n, float* y
 
 void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
                       const AffineParams* fixed, Isa isa) {
-  if (isa == Isa::kRef) return quantize_rows_u8_ref(x, m, k, ldx, q, params, fixed);
-  quantize_rows_u8_avx2(x, m, k, ldx, q, params, fixed);
+  switch (isa) {
+    case Isa::kAvx512Vnni: return quantize_rows_u8_avx512(x, m, k, ldx, q, params, fixed);
+    case Isa::kAvx2: return quantize_rows_u8_avx2(x, m, k, ldx, q, params, fixed);
+    case Isa::kRef: return quantize_rows_u8_ref(x, m, k, ldx, q, params, fixed);
+  }
 }
 
 void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
-  if (isa == Isa::kRef) return dequantize_rows_ref(args, m, n, y, ldy);
-  dequantize_rows_avx2(args, m, n, y, ldy);
+  switch (isa) {
+    case Isa::kAvx512Vnni: return dequantize_rows_avx512(args, m, n, y, ldy);
+    case Isa::kAvx2: return dequantize_rows_avx2(args, m, n, y, ldy);
+    case Isa::kRef: return dequantize_rows_ref(args, m, n, y, ldy);
+  }
 }
 
 }  // namespace sqz::kernels

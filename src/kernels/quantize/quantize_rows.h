@@ -1,6 +1,6 @@
 // The int8 Linear's two element-wise passes, per ISA: quantizing activation rows to u8 (dynamic
 // per row, or one static range) and turning the s32 GEMM result back into fp32 with the
-// zero-point correction, bias and residual. Both follow quant_math.h exactly: the AVX2 versions
+// zero-point correction, bias and residual. Both follow quant_math.h exactly: the SIMD versions
 // divide, round half to even and clamp like the scalar formulas, so the codes are bit-identical.
 #pragma once
 #include <cstdint>
@@ -33,5 +33,8 @@ void quantize_rows_u8_avx2(const float* x, int64_t m, int64_t k, int64_t ldx, ui
                            const AffineParams* fixed);
 void dequantize_rows_ref(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy);
 void dequantize_rows_avx2(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy);
+void quantize_rows_u8_avx512(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
+                             const AffineParams* fixed);
+void dequantize_rows_avx512(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy);
 
 }  // namespace sqz::kernels
