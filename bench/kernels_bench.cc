@@ -174,7 +174,7 @@ __attribute__((target("avx2,fma"))) void BM_Fp32FmaPeakAvx2(benchmark::State& st
 BENCHMARK_CAPTURE(BM_GemmU8S8, ref, Isa::kRef, 1)->Args({128, 768, 768});
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2, 1) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni, 1) GEMM_SHAPES;
-BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768})->Args({128, 768, 3072});
+BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({1024, 3072, 768})->Args({1024, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
