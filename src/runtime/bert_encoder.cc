@@ -130,12 +130,11 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
       qkv.resize(static_cast<size_t>(m * 3 * a));
       ctx.resize(static_cast<size_t>(m * a));
       ops.qkv.forward(x.data(), m, h, qkv.data(), 3 * a);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
           const int64_t b = task / ops.heads, head = task % ops.heads;
           const float* q = qkv.data() + b * seq * 3 * a + head * hd;
-          attend_head(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, scale, mask ? mask + b * seq : nullptr, -1,
+          attend_head(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
                       ctx.data() + b * seq * a + head * hd, a);
         }
       });

@@ -1,5 +1,6 @@
 #include "runtime/block.h"
 
+#include <cmath>
 #include <limits>
 
 #include "kernels/eltwise/eltwise.h"
@@ -28,6 +29,11 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
       const int64_t r0 = attention.row_offset(i);
       auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + width));
       auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + width)) : std::vector<float>(static_cast<size_t>(width), 0.0f);
+      if (i == 0) {  // Q: fold attention's 1/sqrt(head_dim) in (see BlockOps)
+        const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
+        for (auto& v : lw) v *= q_scale;
+        for (auto& v : lb) v *= q_scale;
+      }
       w.insert(w.end(), lw.begin(), lw.end());
       b.insert(b.end(), lb.begin(), lb.end());
     }
@@ -47,17 +53,14 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
 }
 
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                 int64_t keys, int64_t head_dim, float scale, const int64_t* key_mask, int64_t causal_offset, float* out,
-                 int64_t ldo) {
+                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo) {
   // Per-thread scratch: attention runs one (sequence, head) task per call inside parallel_for.
   thread_local kernels::PackedF32Weights kp, vp;
   thread_local std::vector<float> scores;
   scores.resize(static_cast<size_t>(rows * keys));
   kernels::pack_f32_weights_into(k, keys, head_dim, ldk, 1, kp);
   kernels::pack_f32_weights_into(v, head_dim, keys, 1, ldv, vp);
-  kernels::GemmF32Epilogue e;
-  e.alpha = scale;
-  kernels::gemm_f32(q, rows, ldq, kp, scores.data(), keys, e);
+  kernels::gemm_f32(q, rows, ldq, kp, scores.data(), keys);
   const float hidden_key = -std::numeric_limits<float>::infinity();
   if (key_mask)
     for (int64_t j = 0; j < keys; ++j)

@@ -14,6 +14,8 @@ std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined 
 
 struct BlockOps {
   int64_t heads = 0, head_dim = 0, ffn = 0;
+  // qkv's Q rows (weights and bias) come pre-multiplied by 1/sqrt(head_dim), so attention needs
+  // no pass scaling the scores (for int8 the factor lands in the per-channel weight scales).
   LinearOp qkv, attn_out, ffn_in, ffn_out;
   std::vector<float> attn_bias_only;  // heads == 0: the attention adds its output bias alone
 };
@@ -24,11 +26,11 @@ struct BlockOps {
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
                         Precision precision, const std::string& prefix);
 
-// out [rows, head_dim] (row stride ldo) = softmax(scale * q k^T) v for one sequence and head:
+// out [rows, head_dim] (row stride ldo) = softmax(q k^T) v for one sequence and head, q already
+// scaled (BlockOps::qkv):
 // q [rows, head_dim], k and v [keys, head_dim], each with its row stride. key_mask (nullable,
 // [keys], 0 = padding) hides keys; causal_offset >= 0 lets query i see keys 0..causal_offset+i.
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                 int64_t keys, int64_t head_dim, float scale, const int64_t* key_mask, int64_t causal_offset, float* out,
-                 int64_t ldo);
+                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
 
 }  // namespace sqz::runtime

@@ -117,7 +117,6 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
       qkv.resize(static_cast<size_t>(m * 3 * a));
       ctx.resize(static_cast<size_t>(m * a));
       ops.qkv.forward(normed.data(), m, h, qkv.data(), 3 * a);
-      const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
       kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
         for (int64_t task = begin; task < end; ++task) {
           const int64_t b = task / ops.heads, head = task % ops.heads;
@@ -128,7 +127,7 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
             std::copy(q + s * 3 * a + a, q + s * 3 * a + a + hd, kh + (past + s) * hd);
             std::copy(q + s * 3 * a + 2 * a, q + s * 3 * a + 2 * a + hd, vh + (past + s) * hd);
           }
-          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, scale, nullptr, past, ctx.data() + b * steps * a + head * hd, a);
+          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, nullptr, past, ctx.data() + b * steps * a + head * hd, a);
         }
       });
       ops.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer
