@@ -142,10 +142,7 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
     }
     kernels::layer_norm_rows(attn.data(), m, h, h, layer->attn_gamma.data(), layer->attn_beta.data(), eps_, attn.data(), h);
     inner.resize(static_cast<size_t>(m * ops.ffn));
-    ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn);
-    kernels::parallel_for(m, [&](int64_t r0, int64_t r1) {
-      kernels::gelu_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
-    });
+    ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn, nullptr, 0, kernels::Activation::kGelu);
     ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
     kernels::layer_norm_rows(x.data(), m, h, h, layer->ffn_gamma.data(), layer->ffn_beta.data(), eps_, x.data(), h);
   }

@@ -27,7 +27,7 @@ Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions&
   const std::string act = loaded.config.get_string("activation_function", "gelu_new");
   if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
     fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs gelu_new and gelu");
-  tanh_gelu_ = act != "gelu";
+  activation_ = act == "gelu" ? kernels::Activation::kGelu : kernels::Activation::kGeluTanh;
   if (!loaded.config.get_bool("scale_attn_weights", true) || loaded.config.get_bool("scale_attn_by_inverse_layer_idx", false) ||
       loaded.config.get_bool("reorder_and_upcast_attn", false))
     fail_unimplemented(source, ": the runtime runs GPT-2's default attention scaling only (scale_attn_weights true, "
@@ -135,11 +135,7 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
     }
     kernels::layer_norm_rows(x.data(), m, h, h, layer.ln2_gamma.data(), layer.ln2_beta.data(), eps_, normed.data(), h);
     inner.resize(static_cast<size_t>(m * ops.ffn));
-    ops.ffn_in.forward(normed.data(), m, h, inner.data(), ops.ffn);
-    kernels::parallel_for(m, [&](int64_t r0, int64_t r1) {
-      if (tanh_gelu_) kernels::gelu_tanh_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
-      else kernels::gelu_rows(inner.data() + r0 * ops.ffn, r1 - r0, ops.ffn, ops.ffn);
-    });
+    ops.ffn_in.forward(normed.data(), m, h, inner.data(), ops.ffn, nullptr, 0, activation_);
     ops.ffn_out.forward(inner.data(), m, ops.ffn, next.data(), h, x.data(), h);
     std::swap(x, next);
   }

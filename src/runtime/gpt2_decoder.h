@@ -41,7 +41,7 @@ class Gpt2Decoder {
   EngineOptions options_;
   int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
   float eps_ = 1e-5f;
-  bool tanh_gelu_ = true;
+  kernels::Activation activation_ = kernels::Activation::kGeluTanh;  // of the FFN input Linear
   std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<LinearOp> lm_head_;

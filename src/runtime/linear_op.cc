@@ -43,12 +43,14 @@ LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, P
 }
 
 void LinearOp::forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual,
-                       int64_t ldr) const {
-  if (precision_ != Precision::kFp32) return kernels::int8_linear_forward(int8_, x, m, ldx, y, ldy, kernels::active_isa(), residual, ldr);
+                       int64_t ldr, kernels::Activation activation) const {
+  if (precision_ != Precision::kFp32)
+    return kernels::int8_linear_forward(int8_, x, m, ldx, y, ldy, kernels::active_isa(), residual, ldr, activation);
   kernels::GemmF32Epilogue e;
   e.bias = bias_.empty() ? nullptr : bias_.data();
   e.residual = residual;
   e.ldr = ldr;
+  e.activation = activation;
   kernels::gemm_f32(x, m, ldx, f32_, y, ldy, e);
 }
 

@@ -26,9 +26,10 @@ class LinearOp {
   // w: [out, in] row-major fp32 (int8 quantizes it symmetric per output channel). `name` is
   // what an error says when int8-2:4 meets a weight that is not 2:4.
   LinearOp(const float* w, int64_t out, int64_t in, const float* bias, Precision precision, const std::string& name = "");
-  // y [m, out] = x [m, in] W^T + b (+ residual [m, out]); row strides given.
+  // y [m, out] = act(x [m, in] W^T + b) (+ residual [m, out]); row strides given. The
+  // activation runs in the epilogue, on each output row while it is in cache.
   void forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
-               int64_t ldr = 0) const;
+               int64_t ldr = 0, kernels::Activation activation = kernels::Activation::kNone) const;
   int64_t out_features() const { return out_; }
   int64_t in_features() const { return in_; }
   Precision precision() const { return precision_; }

@@ -66,6 +66,13 @@ void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return gelu_tanh_rows_ref(x, m, n, ld);
   gelu_tanh_rows_avx2(x, m, n, ld);
 }
+void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
+  switch (activation) {
+    case Activation::kNone: return;
+    case Activation::kGelu: return gelu_rows(x, m, n, ld, isa);
+    case Activation::kGeluTanh: return gelu_tanh_rows(x, m, n, ld, isa);
+  }
+}
 void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return softmax_rows_ref(x, m, n, ld);
   softmax_rows_avx2(x, m, n, ld);

@@ -36,8 +36,8 @@ PackedF32Weights pack_f32_weights(const float* w, int64_t n, int64_t k, int64_t 
 
 namespace {
 
-void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc) {
-  if (e.alpha == 1.0f && !e.bias && !e.residual) return;
+void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa) {
+  if (e.alpha == 1.0f && !e.bias && !e.residual && e.activation == Activation::kNone) return;
   for (int64_t i = 0; i < m; ++i) {
     float* row = c + i * ldc;
     const float* res = e.residual ? e.residual + i * e.ldr : nullptr;
@@ -47,6 +47,7 @@ void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1,
       if (res) v += res[j];
       row[j] = v;
     }
+    activate_rows(e.activation, row + j0, 1, j1 - j0, ldc, isa);
   }
 }
 
@@ -61,7 +62,7 @@ void gemm_f32(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w,
       case Isa::kAvx2: gemm_f32_panels_6x16_avx2(a, m, lda, w, p0, p1, c, ldc); break;
       case Isa::kRef: gemm_f32_panels_ref(a, m, lda, w, p0, p1, c, ldc); break;
     }
-    apply_epilogue(epilogue, m, p0 * kF32PanelCols, std::min(w.n, p1 * kF32PanelCols), c, ldc);
+    apply_epilogue(epilogue, m, p0 * kF32PanelCols, std::min(w.n, p1 * kF32PanelCols), c, ldc, isa);
   });
 }
 

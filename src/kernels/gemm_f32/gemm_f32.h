@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu_isa.h"
+#include "kernels/eltwise/eltwise.h"
 
 namespace sqz::kernels {
 
@@ -24,12 +25,13 @@ PackedF32Weights pack_f32_weights(const float* w, int64_t n, int64_t k, int64_t 
 // Packs into `out`, reusing its storage (attention packs per head per call).
 void pack_f32_weights_into(const float* w, int64_t n, int64_t k, int64_t stride_n, int64_t stride_k, PackedF32Weights& out);
 
-// What happens to each output after the sum: c = alpha * sum + bias[j] (+ residual[m][j]).
+// What happens to each output after the sum: c = act(alpha * sum + bias[j]) (+ residual[m][j]).
 struct GemmF32Epilogue {
   float alpha = 1.0f;
   const float* bias = nullptr;      // [n]
   const float* residual = nullptr;  // [m, n] with row stride ldr; must not alias c (c holds partial sums)
   int64_t ldr = 0;
+  Activation activation = Activation::kNone;  // not together with a residual
 };
 
 // Panels are split across the kernels' threads; a call inside a parallel region runs serially.

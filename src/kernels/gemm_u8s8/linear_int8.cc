@@ -33,7 +33,7 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 }
 
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, Isa isa,
-                         const float* residual, int64_t ldr) {
+                         const float* residual, int64_t ldr, Activation activation) {
   const auto& w = layer.weights;
   // Scratch reused across calls: a forward pass makes several calls per layer.
   thread_local std::vector<uint8_t> q;
@@ -51,7 +51,7 @@ void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int
   if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa);
   else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
   DequantizeArgs args{acc.data(), pd, layer.w_scale.data(), w.column_sums.data(),
-                      layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr};
+                      layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr, activation};
   parallel_for(m, [&](int64_t r0, int64_t r1) {
     DequantizeArgs rows = args;
     rows.acc += r0 * w.n;

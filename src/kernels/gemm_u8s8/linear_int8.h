@@ -30,8 +30,10 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
                                        bool sparse24 = false);
 
-// y [m, n] (row stride ldy) = x [m, k] * W^T + b (+ residual [m, n], row stride ldr; may alias y).
+// y [m, n] (row stride ldy) = act(x [m, k] * W^T + b) (+ residual [m, n], row stride ldr; may
+// alias y; not together with an activation).
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
-                         Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0);
+                         Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0,
+                         Activation activation = Activation::kNone);
 
 }  // namespace sqz::kernels

@@ -1,6 +1,7 @@
 #include "kernels/quantize/quantize_rows.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace sqz::kernels {
 
@@ -41,11 +42,27 @@ void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t
   }
 }
 
-void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
+namespace {
+
+void dequantize_rows_on(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
   switch (isa) {
     case Isa::kAvx512Vnni: return dequantize_rows_avx512(args, m, n, y, ldy);
     case Isa::kAvx2: return dequantize_rows_avx2(args, m, n, y, ldy);
     case Isa::kRef: return dequantize_rows_ref(args, m, n, y, ldy);
+  }
+}
+
+}  // namespace
+
+void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
+  if (args.activation == Activation::kNone) return dequantize_rows_on(args, m, n, y, ldy, isa);
+  if (args.residual) throw std::invalid_argument("dequantize_rows: an activation with a residual is not supported");
+  for (int64_t i = 0; i < m; ++i) {  // one row at a time: the activation reads it from L1
+    DequantizeArgs row = args;
+    row.acc += i * n;
+    row.a += i;
+    dequantize_rows_on(row, 1, n, y + i * ldy, ldy, isa);
+    activate_rows(args.activation, y + i * ldy, 1, n, ldy, isa);
   }
 }
 

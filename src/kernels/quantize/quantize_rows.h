@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "kernels/cpu_isa.h"
+#include "kernels/eltwise/eltwise.h"
 #include "kernels/quant_math.h"
 
 namespace sqz::kernels {
@@ -23,8 +24,9 @@ struct DequantizeArgs {
   const float* bias = nullptr;  // [n]
   const float* residual = nullptr;
   int64_t ldr = 0;
+  Activation activation = Activation::kNone;  // applied after the bias, row by row (while in cache)
 };
-// y[i][j] = a[i].scale * w_scale[j] * (acc[i][j] - a[i].zero * column_sums[j]) + bias[j] + residual[i][j]
+// y[i][j] = act(a[i].scale * w_scale[j] * (acc[i][j] - a[i].zero * column_sums[j]) + bias[j]) + residual[i][j]
 void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa = active_isa());
 
 void quantize_rows_u8_ref(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t* q, AffineParams* params,
