@@ -32,7 +32,7 @@ TEST(GemmSparse24, EveryIsaMatchesDenseProductExactly) {
   for (Isa isa : runnable_isas())
     for (int64_t m : {1, 2, 3, 7, 9})
       for (int64_t n : {1, 15, 16, 17, 48, 80})
-        for (int64_t k : {1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 64, 66})
+        for (int64_t k : {0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 64, 66})
           for (Fill f : {Fill::kRandom, Fill::kExtreme}) {
             const int64_t lda = k + 5, ldc = n + 3;
             std::vector<uint8_t> a(static_cast<size_t>(m * lda));

@@ -17,7 +17,7 @@ std::vector<Shape> shapes() {
   std::vector<Shape> out;
   for (int64_t m : {1, 2, 3, 4, 5, 6, 9, 13})
     for (int64_t n : {1, 15, 16, 17, 63, 64, 65, 130})
-      for (int64_t k : {1, 3, 4, 5, 63, 64, 65})
+      for (int64_t k : {0, 1, 3, 4, 5, 63, 64, 65})
         out.push_back({m, n, k});
   out.push_back({128, 768, 768});
   out.push_back({7, 3072, 771});

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
+#include "kernels/gemm_u8s8/avx512_tiles.h"
 
 namespace sqz::kernels {
 
@@ -26,13 +27,6 @@ inline __m512i load_window(const uint8_t* p, int64_t valid) {
   if (valid >= kSparseWindow) std::memcpy(&v, p, 8);  // fixed size: inlined to one load
   else if (valid > 0) std::memcpy(&v, p, static_cast<size_t>(valid));
   return _mm512_set1_epi64(v);
-}
-
-// Stores (or, after the first k block, adds to) the first `cols` of 16 results.
-inline void store_block(int32_t* c, int64_t cols, __m512i acc, bool accumulate = false) {
-  const __mmask16 mask = cols >= kSparseCols ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
-  if (accumulate) acc = _mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, c));
-  _mm512_mask_storeu_epi32(c, mask, acc);
 }
 
 template <int MR, int NB>
@@ -65,7 +59,7 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kSparseCols;
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) store_block(c + r * ldc + j0, w.n - j0, acc[r][i], win0 > 0);
+    for (int r = 0; r < MR; ++r) avx512::store_s32(c + r * ldc + j0, w.n - j0, acc[r][i], win0 > 0);
   }
 }
 
@@ -77,12 +71,11 @@ constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<
 // L1 while every row tile passes over them.
 template <int NB>
 void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb, int32_t* c, int64_t ldc) {
-  for (int64_t win0 = 0; win0 < w.windows; win0 += kWindowsPerBlock) {
-    const int64_t win1 = std::min(w.windows, win0 + kWindowsPerBlock);
+  avx512::for_each_k_block(w.windows, kWindowsPerBlock, [&](int64_t win0, int64_t win1) {
     int64_t i = 0;
     for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc);
     if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, win0, win1, c + i * ldc, ldc);
-  }
+  });
 }
 
 // One row, NB blocks at a time, controls from the 2-bit positions: the 16 bytes of a
@@ -114,7 +107,7 @@ __attribute__((target("avx512vbmi"))) void row_from_bits(const uint8_t* a, const
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kSparseCols;
-    store_block(c + j0, w.n - j0, acc[i]);
+    avx512::store_s32(c + j0, w.n - j0, acc[i], false);
   }
 }
 

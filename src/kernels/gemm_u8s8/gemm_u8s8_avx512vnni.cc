@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/gemm_u8s8/avx512_tiles.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 
 namespace sqz::kernels {
@@ -60,14 +61,8 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
 #pragma GCC unroll 4
   for (int i = 0; i < NB; ++i) {
     const int64_t j0 = (nb0 + i) * kPackCols;
-    const int64_t cols = std::min<int64_t>(kPackCols, w.n - j0);
-    const __mmask16 mask = cols >= kPackCols ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << cols) - 1);
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; ++r) {
-      int32_t* out = c + r * ldc + j0;
-      const __m512i sum = g0 > 0 ? _mm512_add_epi32(acc[r][i], _mm512_maskz_loadu_epi32(mask, out)) : acc[r][i];
-      _mm512_mask_storeu_epi32(out, mask, sum);
-    }
+    for (int r = 0; r < MR; ++r) avx512::store_s32(c + r * ldc + j0, w.n - j0, acc[r][i], g0 > 0);
   }
 }
 
@@ -79,12 +74,11 @@ constexpr TileFn kRowTiles[kMaxRows] = {nullptr, tile<1, NB>, tile<2, NB>, tile<
 // while every row tile passes over them; partial sums accumulate in c between k blocks.
 template <int NB>
 void strip(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb, int32_t* c, int64_t ldc) {
-  for (int64_t g0 = 0; g0 < w.k_groups; g0 += kKGroups) {
-    const int64_t g1 = std::min(w.k_groups, g0 + kKGroups);
+  avx512::for_each_k_block(w.k_groups, kKGroups, [&](int64_t g0, int64_t g1) {
     int64_t i = 0;
     for (; i + kMaxRows <= m; i += kMaxRows) tile<kMaxRows, NB>(a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc);
     if (i < m) kRowTiles<NB>[m - i](a + i * lda, lda, w, nb, g0, g1, c + i * ldc, ldc);
-  }
+  });
 }
 
 }  // namespace
