@@ -66,37 +66,47 @@ TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
 }
 
 // The activation epilogue (FFN input layers) equals the activation applied afterwards, on every
-// ISA, for the int8 Linear (dense and 2:4) and the fp32 GEMM.
+// ISA, for the int8 Linear (dense and 2:4) and the fp32 GEMM; a residual is added after it.
 TEST(Int8Linear, ActivationEpilogueEqualsActivationAfterwards) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   const int64_t m = 9, n = 37, k = 64;
-  std::vector<float> x(m * k), w(n * k), b(n);
+  std::vector<float> x(m * k), w(n * k), b(n), r(m * n);
   for (auto& v : x) v = nd(rng);
   for (auto& v : w) v = 0.2f * nd(rng);
   for (auto& v : b) v = nd(rng);
+  for (auto& v : r) v = nd(rng);
   for (int64_t i = 0; i < n * k; i += 4) w[i + 1] = w[i + 3] = 0.0f;  // k % 4 == 0: 2:4 as well
-  for (bool sparse : {false, true})
-    for (Activation act : {Activation::kGelu, Activation::kGeluTanh})
-      for (Isa isa : runnable_isas()) {
-        auto layer = make_int8_linear(w.data(), n, k, b.data(), sparse);
-        std::vector<float> want(m * n), got(m * n);
-        int8_linear_forward(layer, x.data(), m, k, want.data(), n, isa);
-        activate_rows(act, want.data(), m, n, n, Isa::kRef);
-        int8_linear_forward(layer, x.data(), m, k, got.data(), n, isa, nullptr, 0, act);
-        for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
-      }
+  auto add_residual = [&](std::vector<float>& y) {
+    for (int64_t i = 0; i < m * n; ++i) y[i] += r[i];
+  };
+  for (bool residual : {false, true})
+    for (bool sparse : {false, true})
+      for (Activation act : {Activation::kGelu, Activation::kGeluTanh})
+        for (Isa isa : runnable_isas()) {
+          auto layer = make_int8_linear(w.data(), n, k, b.data(), sparse);
+          std::vector<float> want(m * n), got(m * n);
+          int8_linear_forward(layer, x.data(), m, k, want.data(), n, isa);
+          activate_rows(act, want.data(), m, n, n, Isa::kRef);
+          if (residual) add_residual(want);
+          int8_linear_forward(layer, x.data(), m, k, got.data(), n, isa, residual ? r.data() : nullptr, n, act);
+          for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
+        }
   auto packed = pack_f32_weights(w.data(), n, k, k, 1);
-  for (Isa isa : runnable_isas()) {
-    std::vector<float> want(m * n), got(m * n);
-    GemmF32Epilogue e;
-    e.bias = b.data();
-    gemm_f32(x.data(), m, k, packed, want.data(), n, e, isa);
-    gelu_rows_ref(want.data(), m, n, n);
-    e.activation = Activation::kGelu;
-    gemm_f32(x.data(), m, k, packed, got.data(), n, e, isa);
-    for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
-  }
+  for (bool residual : {false, true})
+    for (Isa isa : runnable_isas()) {
+      std::vector<float> want(m * n), got(m * n);
+      GemmF32Epilogue e;
+      e.bias = b.data();
+      gemm_f32(x.data(), m, k, packed, want.data(), n, e, isa);
+      gelu_rows_ref(want.data(), m, n, n);
+      if (residual) add_residual(want);
+      e.activation = Activation::kGelu;
+      e.residual = residual ? r.data() : nullptr;
+      e.ldr = n;
+      gemm_f32(x.data(), m, k, packed, got.data(), n, e, isa);
+      for (int64_t i = 0; i < m * n; ++i) ASSERT_NEAR(got[i], want[i], 1e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
+    }
 }
 
 TEST(QuantMath, AffineParamsCoverZeroAndConstants) {

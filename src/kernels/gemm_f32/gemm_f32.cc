@@ -38,16 +38,20 @@ namespace {
 
 void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa) {
   if (e.alpha == 1.0f && !e.bias && !e.residual && e.activation == Activation::kNone) return;
+  const bool activate = e.activation != Activation::kNone;
   for (int64_t i = 0; i < m; ++i) {
     float* row = c + i * ldc;
     const float* res = e.residual ? e.residual + i * e.ldr : nullptr;
     for (int64_t j = j0; j < j1; ++j) {
       float v = e.alpha * row[j];
       if (e.bias) v += e.bias[j];
-      if (res) v += res[j];
+      if (res && !activate) v += res[j];
       row[j] = v;
     }
-    activate_rows(e.activation, row + j0, 1, j1 - j0, ldc, isa);
+    if (!activate) continue;
+    activate_rows(e.activation, row + j0, 1, j1 - j0, ldc, isa);  // the residual comes after it
+    if (res)
+      for (int64_t j = j0; j < j1; ++j) row[j] += res[j];
   }
 }
 

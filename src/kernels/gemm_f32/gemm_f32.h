@@ -31,7 +31,7 @@ struct GemmF32Epilogue {
   const float* bias = nullptr;      // [n]
   const float* residual = nullptr;  // [m, n] with row stride ldr; must not alias c (c holds partial sums)
   int64_t ldr = 0;
-  Activation activation = Activation::kNone;  // not together with a residual
+  Activation activation = Activation::kNone;  // before the residual is added
 };
 
 // Panels are split across the kernels' threads; a call inside a parallel region runs serially.

@@ -31,7 +31,7 @@ Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int
                                        bool sparse24 = false);
 
 // y [m, n] (row stride ldy) = act(x [m, k] * W^T + b) (+ residual [m, n], row stride ldr; may
-// alias y; not together with an activation).
+// alias y).
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
                          Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0,
                          Activation activation = Activation::kNone);

@@ -1,7 +1,6 @@
 #include "kernels/quantize/quantize_rows.h"
 
 #include <algorithm>
-#include <stdexcept>
 
 namespace sqz::kernels {
 
@@ -56,13 +55,16 @@ void dequantize_rows_on(const DequantizeArgs& args, int64_t m, int64_t n, float*
 
 void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
   if (args.activation == Activation::kNone) return dequantize_rows_on(args, m, n, y, ldy, isa);
-  if (args.residual) throw std::invalid_argument("dequantize_rows: an activation with a residual is not supported");
   for (int64_t i = 0; i < m; ++i) {  // one row at a time: the activation reads it from L1
     DequantizeArgs row = args;
     row.acc += i * n;
     row.a += i;
-    dequantize_rows_on(row, 1, n, y + i * ldy, ldy, isa);
-    activate_rows(args.activation, y + i * ldy, 1, n, ldy, isa);
+    row.residual = nullptr;  // added after the activation
+    float* out = y + i * ldy;
+    dequantize_rows_on(row, 1, n, out, ldy, isa);
+    activate_rows(args.activation, out, 1, n, ldy, isa);
+    if (args.residual)
+      for (int64_t j = 0; j < n; ++j) out[j] += args.residual[i * args.ldr + j];
   }
 }
 
