@@ -12,6 +12,7 @@ Uses Debian's python3-onnx and python3-numpy (opset 17, which has LayerNormaliza
 import argparse
 import json
 import math
+import os
 import struct
 import sys
 
@@ -144,7 +145,6 @@ def main():
     onnx.checker.check_model(model)
     tmp = a.out + ".tmp"
     onnx.save(model, tmp)
-    import os
     os.replace(tmp, a.out)
 
 
