@@ -214,10 +214,23 @@ std::vector<quant::QuantizedLayer> post_training_quantize(const CompressRecipe& 
       ptq.back()->attach(model);
     }
   const auto& task = train::find_task(r.train.task);
-  for (auto& q : ptq) q->begin_calibration();
-  log_info("calibrating on ", r.calibration_batches, " batches of ", task.train_file);
   eval::EvalOptions o{r.train.batch_size, r.calibration_batches, r.train.seed, r.train.mlm_probability, nullptr};
-  eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
+  auto calibration_pass = [&](const std::string& what) {
+    log_info(what, " on ", r.calibration_batches, " batches of ", task.train_file);
+    eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
+  };
+  // SmoothQuant first: its per-channel ranges come from a pass of their own, and every later
+  // range is measured on the smoothed model.
+  bool smoothing = false;
+  for (auto& q : ptq)
+    if (q->spec().smooth_alpha) q->begin_calibration(), smoothing = true;
+  if (smoothing) {
+    calibration_pass("smoothquant ranges");
+    for (auto& q : ptq)
+      if (q->spec().smooth_alpha) q->smooth(model);
+  }
+  for (auto& q : ptq) q->begin_calibration();
+  calibration_pass("calibrating");
   std::vector<quant::QuantizedLayer> layers;
   for (auto& q : ptq) {
     q->end_calibration();
@@ -240,6 +253,7 @@ io::json quantizer_summary(const quant::QuantizerSpec& q) {
                                   ? to_text(" (", quant::observer_name(q.activation->observer.kind), ")")
                                   : "");
   if (q.qat) j["start_step"] = q.start_step;
+  if (q.smooth_alpha) j["smoothquant_alpha"] = *q.smooth_alpha;
   return j;
 }
 
@@ -291,8 +305,9 @@ std::string report_markdown(const io::json& rep) {
   if (rep.contains("quantizers")) {
     md << "\n## Quantization\n\n| quantizer | mode | weights | activations |\n|---|---|---|---|\n";
     for (const auto& q : rep["quantizers"])
-      md << "| " << q["name"].get<std::string>() << " | " << q["mode"].get<std::string>() << " | " << q.value("weight", "-") << " | "
-         << q.value("activation", "-") << " |\n";
+      md << "| " << q["name"].get<std::string>() << " | " << q["mode"].get<std::string>()
+         << (q.contains("smoothquant_alpha") ? to_text(" + SmoothQuant (alpha ", fmt(q["smoothquant_alpha"].get<double>(), 2), ")") : "")
+         << " | " << q.value("weight", "-") << " | " << q.value("activation", "-") << " |\n";
     md << "\n" << rep["quantized_layers"] << " linear layers exported as compressed-tensors (`" << rep["format"].get<std::string>()
        << "`). The compressed scores above are of the export as loaded back. Quantized latency is the runtime's to measure "
           "(libtorch only fake-quantizes).\n";

@@ -77,10 +77,19 @@ struct HiddenGroup {
   std::vector<nn::LayerNorm> norms;
   std::vector<nn::Linear> readers, writers;
 };
+// A norm whose output reaches nothing but `readers` (pre-LN blocks): dividing its output channel j
+// by s_j and multiplying every reader's input column j by s_j leaves the float model unchanged,
+// which is how SmoothQuant moves activation outliers into the weights. Post-LN norms (BERT) also
+// feed the residual stream, so they are never listed.
+struct NormReaders {
+  nn::LayerNorm norm{nullptr};
+  std::vector<nn::Linear> readers;
+};
 struct ModelStructure {
   std::vector<AttentionBlock> attention;
   std::vector<FfnBlock> ffn;
   HiddenGroup hidden;
+  std::vector<NormReaders> smoothable;
 };
 
 class TransformerModel : public torch::nn::Module {

@@ -70,7 +70,7 @@ std::string activation_method_name(ActivationMethod m) { return name_of(kActivat
 QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& source) {
   QuantizerSpec s;
   s.source = source;
-  check_keys(n, {"name", "targets", "mode", "start_step", "weight", "activation"}, source);
+  check_keys(n, {"name", "targets", "mode", "start_step", "weight", "activation", "smoothquant"}, source);
   s.name = n["name"] ? n["name"].as<std::string>() : "quantizer";
   if (!n["targets"]) fail_invalid(source, ": a quantizer needs targets (e.g. targets: {types: [linear]})");
   s.targets = compress::Selector::parse(n["targets"], source + " targets");
@@ -113,6 +113,15 @@ QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& sourc
     s.activation = q;
   }
   if (!s.weight && !s.activation) fail_invalid(source, ": a quantizer needs weight:, activation: or both");
+  if (auto sq = n["smoothquant"]) {
+    check_keys(sq, {"alpha"}, source + " smoothquant");
+    double alpha = sq["alpha"] ? sq["alpha"].as<double>() : 0.5;
+    if (!(alpha >= 0.0 && alpha <= 1.0)) fail_invalid(source, ": smoothquant alpha = ", alpha, " is outside 0..1");
+    if (s.qat) fail_invalid(source, ": smoothquant rescales weights once before calibration: use mode: ptq");
+    if (!s.activation || !s.weight)
+      fail_invalid(source, ": smoothquant moves activation range into the weights, so it needs both weight: and activation:");
+    s.smooth_alpha = alpha;
+  }
   return s;
 }
 
@@ -128,6 +137,7 @@ YAML::Node QuantizerSpec::to_yaml() const {
     if (weight->method == WeightMethod::kGptq) w["damp"] = weight->damp;
     n["weight"] = w;
   }
+  if (smooth_alpha) n["smoothquant"]["alpha"] = *smooth_alpha;
   if (activation) {
     auto a = quant_spec_yaml(activation->spec);
     a["method"] = activation_method_name(activation->method);
@@ -151,7 +161,14 @@ struct Quantizer::Layer {
   std::optional<QParams> a_frozen;
   torch::Tensor gptq_weight;
   std::optional<QParams> gptq_qparams;  // the grid GPTQ rounded to (per channel or group)
-  bool calibrating = false, active = false;
+  torch::Tensor input_absmax;           // SmoothQuant's first pass: max |x| per input channel
+  bool calibrating = false, active = false, smoothing_pass = false;
+  std::string source;
+
+  void reset_calibration() {
+    if (observer) observer = std::make_unique<Observer>(aq->observer, aq->spec, source + " (" + name + ")");
+    if (hessian) hessian = std::make_unique<HessianAccumulator>();
+  }
 
   torch::Tensor masked_weight() const { return site->masked_weight(linear->logical_weight()); }
 
@@ -217,6 +234,12 @@ struct Quantizer::Layer {
   }
 
   torch::Tensor on_input(const torch::Tensor& x) {
+    if (smoothing_pass) {
+      torch::NoGradGuard no_grad;
+      auto m = std::get<0>(x.detach().abs().reshape({-1, x.size(-1)}).max(0));
+      input_absmax = input_absmax.defined() ? torch::maximum(input_absmax, m) : m;
+      return x;
+    }
     if (calibrating) {
       if (observer) observer->observe(x);
       if (hessian) hessian->add(x);
@@ -259,6 +282,7 @@ void Quantizer::attach(models::TransformerModel& model) {
     layer->linear = t.linear;
     layer->wq = spec_.weight;
     layer->aq = spec_.activation;
+    layer->source = spec_.source;
     const int64_t out = t.linear->out_features(), in = t.linear->in_features();
     if (layer->wq) {
       layer->wq->spec.validate(in, spec_.source + " weight (" + t.name + ")");
@@ -288,10 +312,56 @@ void Quantizer::attach(models::TransformerModel& model) {
 }
 
 void Quantizer::begin_calibration() {
-  for (auto& l : layers_) l->calibrating = true;
+  // With SmoothQuant the first pass only records per-channel ranges; smooth() ends it.
+  const bool smoothing_first = spec_.smooth_alpha && !smoothed_;
+  for (auto& l : layers_) (smoothing_first ? l->smoothing_pass : l->calibrating) = true;
+}
+
+int Quantizer::smooth(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  if (!spec_.smooth_alpha) fail_invalid(spec_.source, ": smooth() without smoothquant in the spec");
+  const double alpha = *spec_.smooth_alpha;
+  std::map<const nn::LinearImpl*, Layer*> targeted;
+  for (auto& l : layers_) targeted[l->linear.get()] = l.get();
+  int smoothed = 0;
+  for (auto& group : model.structure().smoothable) {
+    std::vector<Layer*> readers;
+    for (auto& r : group.readers)
+      if (auto it = targeted.find(r.get()); it != targeted.end()) readers.push_back(it->second);
+    if (readers.empty()) continue;
+    if (readers.size() != group.readers.size())
+      fail_invalid(spec_.source, ": smoothquant: '", readers[0]->name, "' shares its input norm with ", group.readers.size() - readers.size(),
+                   " Linear(s) this quantizer does not target; target all of them or none");
+    const auto& act = readers[0]->input_absmax;  // one input, read by every reader
+    if (!act.defined()) fail_invalid(spec_.source, " (", readers[0]->name, "): smoothquant saw no calibration inputs");
+    torch::Tensor wmax;
+    for (auto* r : readers) {
+      auto m = std::get<0>(r->masked_weight().abs().max(0));
+      wmax = wmax.defined() ? torch::maximum(wmax, m) : m;
+    }
+    auto s = act.pow(alpha) / wmax.pow(1.0 - alpha);
+    // A dead channel (no input or no weight) keeps s = 1; the clamp keeps 1/s finite in float32.
+    s = torch::where((act > 0) & (wmax > 0) & torch::isfinite(s), s, torch::ones_like(s)).clamp(1e-4, 1e4);
+    group.norm->weight.div_(s);
+    if (group.norm->bias.defined()) group.norm->bias.div_(s);
+    for (auto& r : group.readers) r->logical_weight().mul_(s);
+    ++smoothed;
+  }
+  if (smoothed == 0)
+    fail_invalid(spec_.source, ": smoothquant found no target that reads a pre-LN norm's output alone (", model.info().model_type,
+                 "): it folds 1/s into such a norm (gpt2: ln_1 -> c_attn, ln_2 -> c_fc); post-LN norms (bert) also feed the residual");
+  for (auto& l : layers_) {
+    l->smoothing_pass = false;
+    l->input_absmax = torch::Tensor();
+    l->reset_calibration();
+  }
+  smoothed_ = true;
+  log_info("quantizer ", spec_.name, ": smoothquant (alpha ", alpha, ") folded into ", smoothed, " norms");
+  return smoothed;
 }
 
 void Quantizer::end_calibration() {
+  if (spec_.smooth_alpha && !smoothed_) fail_invalid(spec_.source, ": smoothquant needs its own calibration pass and smooth() first");
   for (auto& l : layers_) {
     l->calibrating = false;
     if (l->observer) l->a_frozen = l->observer->qparams();

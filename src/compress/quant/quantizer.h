@@ -38,6 +38,8 @@ struct QuantizerSpec {
   int64_t start_step = 0;  // qat: fake quantization starts at this optimizer step
   std::optional<WeightQuant> weight;
   std::optional<ActivationQuant> activation;
+  // SmoothQuant's migration strength alpha (0..1); unset = no smoothing. PTQ with activations only.
+  std::optional<double> smooth_alpha;
   std::string source;
 
   static QuantizerSpec parse(const YAML::Node& node, const std::string& source);
@@ -66,6 +68,12 @@ class Quantizer {
   // end freezes the ranges, runs GPTQ and turns fake quantization on.
   void begin_calibration();
   void end_calibration();
+  // SmoothQuant (when spec.smooth_alpha is set), between a first calibration pass and the real
+  // one: s_j = max|x_j|^alpha / max|W[:, j]|^(1 - alpha) per input channel of every pre-LN norm's
+  // readers among the targets (ModelStructure::smoothable); the norm's weight and bias are divided
+  // by s, the readers' weight columns multiplied by s (the float model is unchanged), and the
+  // observers start again. Errors when no target reads such a norm. Returns the norms smoothed.
+  int smooth(models::TransformerModel& model);
   // QAT: fake quantization turns on at spec.start_step; learned scales initialise from the
   // first batch they see.
   void before_step(int64_t step);
@@ -86,7 +94,7 @@ class Quantizer {
  private:
   QuantizerSpec spec_;
   std::vector<std::shared_ptr<Layer>> layers_;
-  bool active_ = false;
+  bool active_ = false, smoothed_ = false;
 };
 
 }  // namespace sqz::quant
