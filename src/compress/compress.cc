@@ -379,6 +379,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     pruners.push_back({{"name", p->spec().name}, {"granularity", granularity_name(p->spec().granularity)},
                        {"metric", metric_name(p->spec().metric)}, {"target", p->spec().sparsity}, {"achieved", p->sparsity()}});
   quant::SparsityExport nm = nm_sparsity(hooks.pruners);
+  nm.format = r.sparsity_format;
   std::vector<quant::QuantizedLayer> quantized;
   for (auto& q : hooks.quantizers) {
     auto layers = q->snapshot();  // before the masks are baked and the sites removed

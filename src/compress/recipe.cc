@@ -99,6 +99,14 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
             fail_invalid(where, ": unknown calibration key '", c.first.as<std::string>(), "' (known: batches)");
           r.calibration_batches = c.second.as<int64_t>();
         }
+      } else if (key == "export") {
+        for (const auto& e : v) {
+          if (e.first.as<std::string>() != "sparsity_format")
+            fail_invalid(where, ": unknown export key '", e.first.as<std::string>(), "' (known: sparsity_format)");
+          r.sparsity_format = e.second.as<std::string>();
+          if (r.sparsity_format != "dense" && r.sparsity_format != "sparse-24-bitmask")
+            fail_invalid(where, ": export.sparsity_format '", r.sparsity_format, "' is not one of: dense, sparse-24-bitmask");
+        }
       } else if (key == "speedup") {
         r.speedup = v.as<bool>();
       } else if (key == "latency") {
@@ -117,7 +125,7 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
         r.out = v.as<std::string>();
       } else {
         fail_invalid(where, ": unknown compress recipe key '", key,
-                     "' (known: train, student, distill, prune, quantize, calibration, speedup, latency, eval_batches, out)");
+                     "' (known: train, student, distill, prune, quantize, calibration, export, speedup, latency, eval_batches, out)");
       }
     } catch (const YAML::Exception&) {
       fail_invalid(where, ": recipe key '", key, "' has a value of the wrong type");
@@ -146,6 +154,13 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
   for (size_t i = 0; i < r.quantize.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (r.quantize[i].name == r.quantize[j].name) fail_invalid(source, ": two quantizers are named '", r.quantize[i].name, "'");
+  if (r.sparsity_format != "dense") {
+    bool two_four = false;
+    for (const auto& p : r.prune) two_four = two_four || (p.granularity == Granularity::kNM && p.n == 2 && p.m == 4);
+    if (r.quantize.empty() || !two_four)
+      fail_invalid(source, ": export.sparsity_format ", r.sparsity_format,
+                   " stores the weights of a 2:4 pruner in a compressed-tensors export: it needs a 2:4 pruner and a quantize: stage");
+  }
   return r;
 }
 
@@ -163,6 +178,7 @@ std::string CompressRecipe::to_yaml() const {
   for (const auto& p : prune) root["prune"].push_back(p.to_yaml());
   for (const auto& q : quantize) root["quantize"].push_back(q.to_yaml());
   if (!quantize.empty()) root["calibration"]["batches"] = calibration_batches;
+  if (sparsity_format != "dense") root["export"]["sparsity_format"] = sparsity_format;
   root["speedup"] = speedup;
   root["latency"]["batch_sizes"] = latency.batch_sizes;
   root["latency"]["seq"] = latency.seq;

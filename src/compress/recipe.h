@@ -29,6 +29,7 @@ struct CompressRecipe {
   std::vector<PrunerSpec> prune;
   std::vector<quant::QuantizerSpec> quantize;
   int64_t calibration_batches = 8;
+  std::string sparsity_format = "dense";  // export.sparsity_format: dense | sparse-24-bitmask
   bool train_steps_zero = false;  // train.steps: 0 = no training stage (post-training quantization only)  // PTQ: batches of the training split the observers see
   bool speedup = true;
   LatencySpec latency;

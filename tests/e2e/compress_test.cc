@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "io/json_file.h"
+#include "io/safetensors.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -105,6 +106,10 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
        "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 4, granularity: group, group_size: 5}}\n"},
       {"", "structural pruning (head) and QAT in one run are not supported",
        "quantize:\n  - {targets: {types: [linear]}, mode: qat, weight: {bits: 8}}\n"},
+      {"", "it needs a 2:4 pruner and a quantize: stage", "export: {sparsity_format: sparse-24-bitmask}\n"},
+      {"", "export.sparsity_format 'zip' is not one of: dense, sparse-24-bitmask", "export: {sparsity_format: zip}\n"},
+      {"", "smoothquant found no target that reads a pre-LN norm",
+       "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 8}, smoothquant: {alpha: 0.5}}\n"},
   };
   for (const auto& c : cases) {
     auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out", c.recipe_extra));
@@ -124,7 +129,8 @@ TEST(Compress, TwoFourPlusInt8QatExportsWhatItEvaluated) {
   testing::ScratchDir tmp("compress-gpusq");
   std::string recipe_text = spam_recipe(tmp / "out",
                                         "quantize:\n  - {name: int8, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, mode: qat, start_step: 3,"
-                                        " weight: {bits: 8}, activation: {bits: 8, symmetric: false}}\nspeedup: false\n");
+                                        " weight: {bits: 8}, activation: {bits: 8, symmetric: false}}\nspeedup: false\n"
+                                        "export: {sparsity_format: sparse-24-bitmask}\n");
   // Swap the structural pruners for one 2:4 pruner.
   auto a = recipe_text.find("prune:\n"), b = recipe_text.find("latency:");
   recipe_text.replace(a, b - a,
@@ -141,6 +147,8 @@ TEST(Compress, TwoFourPlusInt8QatExportsWhatItEvaluated) {
   auto config = io::JsonFields::from_file(tmp / "out" / "model" / "config.json").value();
   EXPECT_EQ(config["quantization_config"]["format"], "int-quantized");
   EXPECT_EQ(config["quantization_config"]["config_groups"]["group_0"]["targets"].size(), 24u);
+  EXPECT_EQ(config["quantization_config"]["sparsity_config"]["format"], "sparse-24-bitmask");
+  EXPECT_TRUE(io::SafetensorsFile(tmp / "out" / "model" / "model.safetensors").contains("bert.encoder.layer.0.output.dense.bitmask"));
   // `sqz eval` on the export measures the same model the report measured.
   auto e = testing::run_sqz("eval " + (tmp / "out" / "model").string() + " --task spam --split " +
                             (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string() + " --max-length 48 --batch-size 8 --max-batches 3");

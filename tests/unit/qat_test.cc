@@ -10,6 +10,7 @@
 #include "compress/quant/observer.h"
 #include "compress/quant/quantizer.h"
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "unit/test_util.h"
 #include "unit/tiny_models.h"
 
@@ -349,8 +350,7 @@ TEST(SmoothQuant, FoldingKeepsTheFloatModelAndShrinksTheErrorOfOutlierChannels) 
   // BERT's norms are post-LN (they also feed the residual): nothing can be folded, and it says so.
   auto bert = testing::tiny_bert();
   quant::Quantizer q(spec_from(smooth));
-  q.attach(*bert);
-  auto e = testing::error_of([&] { calibrate(q, *bert); });
+  auto e = testing::error_of([&] { q.attach(*bert); });  // at attach, before any calibration
   EXPECT_NE(e.find("post-LN norms (bert) also feed the residual"), std::string::npos) << e;
   // Smoothing without its calibration pass has no ranges to work from.
   auto gpt2 = testing::tiny_model(testing::tiny_gpt2_config());
@@ -381,6 +381,76 @@ TEST(Export, RefusesAWeightThatBreaksTwoFour) {
   quant::export_compressed_tensors(*m, testing::tiny_bert_config(), q.snapshot(), nm, dir.path());
   auto c = io::JsonFields::from_file(dir / "config.json").value();
   EXPECT_EQ(c["quantization_config"]["sparsity_config"]["sparsity_structure"], "2:4");
+}
+
+// sparse-24-bitmask storage: half the values plus one bit per position, loaded back to exactly the
+// model that was evaluated; a quantized and a float 2:4 target, and a corrupted bitmask named.
+TEST(Export, SparseTwoFourBitmaskStoresHalfTheValuesAndLoadsBackExactly) {
+  auto m = testing::tiny_bert();
+  const std::string ffn_in = "bert.encoder.layer.0.intermediate.dense", ffn_out = "bert.encoder.layer.0.output.dense";
+  {
+    torch::NoGradGuard g;
+    for (const auto& name : {ffn_in, ffn_out}) {
+      auto w = m->named_parameters()[name + ".weight"].view({-1, 4});
+      w.select(1, 0).zero_(), w.select(1, 2).zero_();
+      w[5].zero_();  // a group with no nonzero at all still stores two values
+    }
+  }
+  quant::Quantizer q(spec_from("{targets: {names: [" + ffn_in + "]}, weight: {bits: 8}, activation: {method: dynamic}}"));
+  q.attach(*m);
+  calibrate(q, *m);
+  torch::Tensor fq_logits;
+  {
+    torch::NoGradGuard g;
+    fq_logits = m->forward(testing::inputs()).at("logits");
+  }
+  testing::ScratchDir dir("export-bitmask");
+  quant::SparsityExport nm{2, 4, {ffn_in, ffn_out}, quant::kSparse24Bitmask};
+  quant::export_compressed_tensors(*m, testing::tiny_bert_config(), q.snapshot(), nm, dir.path());
+  {
+    io::SafetensorsFile f(dir / "model.safetensors");
+    EXPECT_FALSE(f.contains(ffn_in + ".weight"));
+    EXPECT_FALSE(f.contains(ffn_out + ".weight"));
+    EXPECT_EQ(f.tensor(ffn_in + ".compressed").sizes(), (std::vector<int64_t>{48, 16}));  // [out, in/2]
+    EXPECT_EQ(f.tensor(ffn_in + ".compressed").scalar_type(), torch::kInt8);
+    EXPECT_EQ(f.tensor(ffn_in + ".bitmask").sizes(), (std::vector<int64_t>{48, 4}));      // [out, in/8]
+    EXPECT_EQ(f.tensor(ffn_out + ".compressed").sizes(), (std::vector<int64_t>{32, 24}));
+    EXPECT_EQ(f.tensor(ffn_out + ".compressed").scalar_type(), torch::kFloat32);
+    // Positions 1 and 3 of every group kept: bits 1, 3, 5, 7 of each byte = 0xAA.
+    EXPECT_EQ(f.tensor(ffn_out + ".bitmask")[1][0].item<int64_t>(), 0xAA);
+  }
+  auto c = io::JsonFields::from_file(dir / "config.json").value();
+  EXPECT_EQ(c["quantization_config"]["sparsity_config"]["format"], "sparse-24-bitmask");
+  {
+    auto loaded = quant::load_any_model(dir.path());
+    torch::NoGradGuard g;
+    EXPECT_TRUE(testing::all_close(loaded.model->forward(testing::inputs()).at("logits"), fq_logits, 1e-6, 1e-6));
+  }
+  // A bitmask that keeps three of four positions is refused, naming the tensor, row and group.
+  {
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    io::SafetensorsFile f(dir / "model.safetensors");
+    for (const auto& [name, _] : f.entries()) tensors.emplace_back(name, f.tensor(name).clone());
+    for (auto& [name, t] : tensors)
+      if (name == ffn_out + ".bitmask") t[2][0] = 0xAB;
+    io::write_safetensors(dir / "model.safetensors", tensors);
+  }
+  auto e = testing::error_of([&] { quant::load_any_model(dir.path()); });
+  EXPECT_NE(e.find(ffn_out + ".bitmask: row 2, group 0 keeps 3 of 4 positions"), std::string::npos) << e;
+  // Asymmetric weights keep their zero point where a weight was pruned: refused for bitmask storage.
+  auto m2 = testing::tiny_bert();
+  {
+    torch::NoGradGuard g;
+    auto w = m2->named_parameters()[ffn_in + ".weight"].view({-1, 4});
+    w.select(1, 0).zero_(), w.select(1, 2).zero_();
+  }
+  quant::Quantizer asym(spec_from("{targets: {names: [" + ffn_in + "]}, weight: {bits: 8, symmetric: false}}"));
+  asym.attach(*m2);
+  calibrate(asym, *m2);
+  quant::SparsityExport nm2{2, 4, {}, quant::kSparse24Bitmask};
+  nm2.targets = {ffn_in};
+  e = testing::error_of([&] { quant::export_compressed_tensors(*m2, testing::tiny_bert_config(), asym.snapshot(), nm2, dir / "asym"); });
+  EXPECT_NE(e.find("needs symmetric weights"), std::string::npos) << e;
 }
 
 }  // namespace

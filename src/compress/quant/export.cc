@@ -1,5 +1,7 @@
 #include "compress/quant/export.h"
 
+#include <set>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
@@ -71,6 +73,44 @@ torch::Tensor unpack_codes(const torch::Tensor& packed, int bits, int64_t cols) 
   return fields.reshape({packed.size(0), -1}).slice(1, 0, cols) - (int64_t{1} << (bits - 1));
 }
 
+// sparse-24-bitmask: exactly two positions per group of four are kept, the nonzeros first, then
+// (for groups with fewer than two) the lowest zero positions, so every row has in/2 values.
+std::vector<torch::Tensor> compress_24_bitmask(const torch::Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1);
+  auto groups = w.reshape({rows, cols / 4, 4});
+  auto rank = groups.ne(0).to(torch::kInt64) * 8 + (3 - torch::arange(4, torch::kInt64));
+  auto keep = torch::zeros({rows, cols / 4, 4}, torch::kBool).scatter_(2, std::get<1>(rank.topk(2, 2)), true).reshape({rows, cols});
+  auto values = w.masked_select(keep).reshape({rows, cols / 2});
+  const int64_t bytes = (cols + 7) / 8;
+  auto bits = torch::zeros({rows, bytes * 8}, torch::kInt64);
+  bits.slice(1, 0, cols).copy_(keep.to(torch::kInt64));
+  auto packed = (bits.reshape({rows, bytes, 8}) * torch::pow(2, torch::arange(8, torch::kInt64))).sum(-1).to(torch::kUInt8);
+  return {values, packed, torch::tensor({rows, cols}, torch::kInt64).reshape({2, 1})};
+}
+
+// The dense [out, in] weight back from its three tensors; `where` names the module in errors.
+torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Tensor& bitmask, const torch::Tensor& shape,
+                                    const std::string& where) {
+  if (shape.numel() != 2) fail_data(where, ".shape: expected 2 entries, found ", shape.numel());
+  const int64_t rows = shape.reshape({-1})[0].item<int64_t>(), cols = shape.reshape({-1})[1].item<int64_t>();
+  if (rows < 0 || cols < 0 || cols % 4 != 0) fail_data(where, ".shape: [", rows, ", ", cols, "] is not a 2:4 weight shape");
+  if (bitmask.dim() != 2 || bitmask.size(0) != rows || bitmask.size(1) != (cols + 7) / 8 || bitmask.scalar_type() != torch::kUInt8)
+    fail_data(where, ".bitmask: expected uint8 [", rows, ", ", (cols + 7) / 8, "], found ", bitmask.scalar_type(), " ", bitmask.sizes());
+  if (values.dim() != 2 || values.size(0) != rows || values.size(1) != cols / 2)
+    fail_data(where, ".compressed: expected [", rows, ", ", cols / 2, "], found ", values.sizes());
+  auto bits = torch::remainder(torch::div(bitmask.to(torch::kInt64).unsqueeze(-1), torch::pow(2, torch::arange(8, torch::kInt64)), "floor"), 2);
+  auto keep = bits.reshape({rows, -1}).slice(1, 0, cols).to(torch::kBool);
+  auto per_group = keep.reshape({rows, cols / 4, 4}).sum(-1);
+  if (per_group.ne(2).any().item<bool>()) {
+    auto bad = per_group.ne(2).nonzero()[0];
+    fail_data(where, ".bitmask: row ", bad[0].item<int64_t>(), ", group ", bad[1].item<int64_t>(), " keeps ",
+              per_group[bad[0]][bad[1]].item<int64_t>(), " of 4 positions; 2:4 keeps exactly 2");
+  }
+  auto dense = torch::zeros({rows, cols}, values.options());
+  dense.masked_scatter_(keep, values.contiguous());
+  return dense;
+}
+
 }  // namespace
 
 bool is_quantized_export(const io::json& config) {
@@ -93,7 +133,9 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
 
   if (sparsity.n > 0)
     for (const auto& name : sparsity.targets) {
-      auto w = by_name.count(name) ? by_name[name]->codes : targets.at(name).weight();
+      // A quantized weight is zero where its code equals the zero point (asymmetric codes are not 0).
+      auto w = by_name.count(name) ? dequantize(by_name[name]->codes, by_name[name]->weight_qparams, by_name[name]->weight.spec)
+                                   : targets.at(name).weight();
       if (int64_t bad = count_nm_violations(w, sparsity.n, sparsity.m); bad > 0)
         fail_invalid(name, ".weight: ", bad, " groups of ", sparsity.m, " hold more than ", sparsity.n,
                      " nonzeros; refusing to export it as ", sparsity.n, ":", sparsity.m, " sparse");
@@ -103,13 +145,32 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
   for (const auto& l : layers) all_int8 = all_int8 && l.weight.spec.bits == 8;
   std::map<const void*, std::string> storage_owner;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  const bool bitmask = sparsity.format == kSparse24Bitmask;
+  if (bitmask && (sparsity.n != 2 || sparsity.m != 4))
+    fail_invalid("sparsity format ", kSparse24Bitmask, " stores 2:4 weights; this model is pruned ", sparsity.n, ":", sparsity.m);
+  if (!bitmask && sparsity.format != "dense")
+    fail_invalid("sparsity format '", sparsity.format, "' is not one of: dense, ", kSparse24Bitmask);
+  if (bitmask && !all_int8) fail_invalid("sparsity format ", kSparse24Bitmask, " stores int8 or float values; packed (2-7 bit) weights need format dense");
+  const std::set<std::string> sparse_targets(sparsity.targets.begin(), sparsity.targets.end());
+  // Stores a weight ([out, in], the Linear layout) whole, or as its 2:4 bitmask tensors.
+  auto store_weight = [&](const std::string& module, const torch::Tensor& w) {
+    if (!bitmask || !sparse_targets.count(module)) {
+      tensors.emplace_back(module + ".weight", w);
+      return;
+    }
+    auto parts = compress_24_bitmask(w);
+    tensors.emplace_back(module + ".compressed", parts[0]);
+    tensors.emplace_back(module + ".bitmask", parts[1]);
+    tensors.emplace_back(module + ".shape", parts[2]);
+  };
   for (auto& item : model.named_parameters()) {
     std::string name = models::hf_name(model.info(), item.key());
     auto [it, fresh] = storage_owner.emplace(item.value().data_ptr(), name);
     const std::string module = name.size() > 7 && name.substr(name.size() - 7) == ".weight" ? name.substr(0, name.size() - 7) : "";
     auto q = by_name.find(module);
     if (q == by_name.end() || !q->second->codes.defined()) {
-      tensors.emplace_back(name, item.value());
+      if (bitmask && sparse_targets.count(module)) store_weight(module, targets.at(module).weight().contiguous());
+      else tensors.emplace_back(name, item.value());
       continue;
     }
     if (!fresh) fail_invalid(name, ": tied to ", it->second, "; exclude it from quantization (its tensor is stored once)");
@@ -117,8 +178,11 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
     const auto& s = l.weight.spec;
     const int64_t off = signed_offset(s);
     auto codes = l.codes - off;
+    if (bitmask && sparse_targets.count(module) && stored_qparam(l.weight_qparams.zero_point, s).ne(off).any().item<bool>())
+      fail_invalid(name, ": asymmetric weights store a pruned zero as their zero point, not 0; ", kSparse24Bitmask,
+                   " needs symmetric weights (or format dense)");
     if (all_int8) {
-      tensors.emplace_back(name, codes.to(torch::kInt8));
+      store_weight(module, codes.to(torch::kInt8));
     } else {
       tensors.emplace_back(module + ".weight_packed", pack_codes(codes, s.bits));
       tensors.emplace_back(module + ".weight_shape", torch::tensor({codes.size(0), codes.size(1)}, torch::kInt32));
@@ -164,7 +228,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
       total += w.numel();
     }
     c["quantization_config"]["sparsity_config"] = {
-        {"format", "dense"}, {"sparsity_structure", std::to_string(sparsity.n) + ":" + std::to_string(sparsity.m)},
+        {"format", sparsity.format}, {"sparsity_structure", std::to_string(sparsity.n) + ":" + std::to_string(sparsity.m)},
         {"targets", sparsity.targets}, {"ignore", io::json::array()},
         {"global_sparsity", total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0}};
   }
@@ -194,6 +258,23 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
     options.consumed.insert(name);
     return ckpt.tensor(name);
   };
+  // 2:4 weights stored as sparse-24-bitmask come back dense ([out, in], like every stored weight).
+  std::set<std::string> bitmask_targets;
+  if (qc.contains("sparsity_config") && qc["sparsity_config"].is_object()) {
+    const auto& sc = qc["sparsity_config"];
+    const std::string format = sc.value("format", "dense");
+    if (format == kSparse24Bitmask) {
+      if (!sc.contains("targets") || !sc["targets"].is_array()) fail_data(where, ".sparsity_config: expected a 'targets' list");
+      for (const auto& t : sc["targets"]) bitmask_targets.insert(t.get<std::string>());
+    } else if (format != "dense") {
+      fail_unimplemented(where, ".sparsity_config.format '", format, "' (sqz reads dense and ", kSparse24Bitmask, ")");
+    }
+  }
+  auto stored_weight = [&](const std::string& name) {
+    if (!bitmask_targets.count(name)) return read(name + ".weight");
+    return decompress_24_bitmask(read(name + ".compressed"), read(name + ".bitmask"), read(name + ".shape"),
+                                 (dir / "model.safetensors").string() + ": " + name);
+  };
   for (const auto& [gname, g] : qc["config_groups"].items()) {
     const std::string gwhere = where + ".config_groups." + gname;
     if (!g.contains("targets") || !g["targets"].is_array()) fail_data(gwhere, ": expected a 'targets' list of module names");
@@ -220,7 +301,7 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
       if (ws) {
         torch::Tensor codes = ckpt.contains(name + ".weight_packed")
                                   ? unpack_codes(read(name + ".weight_packed"), ws->bits, read(name + ".weight_shape")[1].item<int64_t>())
-                                  : read(name + ".weight").to(torch::kInt64);
+                                  : stored_weight(name).to(torch::kInt64);
         auto logical = lt->second.weight();
         if (codes.sizes() != logical.sizes())
           fail_data((dir / "model.safetensors").string(), ": '", name, "' codes have shape ", codes.sizes(), ", config implies ",
@@ -230,6 +311,7 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
         auto w = dequantize(codes, p, *ws);  // signed codes and zero points: the same values
         const bool in_out = lt->second.linear->options().layout == nn::WeightLayout::kInOut;
         options.tensors[name + ".weight"] = in_out ? w.t().contiguous() : w;
+        bitmask_targets.erase(name);
       }
       if (aq && aq->method == ActivationMethod::kStatic) {
         const int64_t off = signed_offset(aq->spec);
@@ -241,6 +323,16 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
       activations.push_back(std::make_unique<Quantizer>(qs));
       inputs.push_back(group_inputs);
     }
+  }
+  for (const auto& name : bitmask_targets) {  // 2:4 targets left in float
+    auto lt = targets.find(name);
+    if (lt == targets.end() || lt->second.type != "linear")
+      fail_data(where, ".sparsity_config: target '", name, "' is not a linear layer of ", probe->info().head_class);
+    auto w = stored_weight(name).to(torch::kFloat32);
+    if (w.sizes() != lt->second.weight().sizes())
+      fail_data((dir / "model.safetensors").string(), ": '", name, "' has shape ", w.sizes(), ", config implies ", lt->second.weight().sizes());
+    const bool in_out = lt->second.linear->options().layout == nn::WeightLayout::kInOut;
+    options.tensors[name + ".weight"] = in_out ? w.t().contiguous() : w;
   }
   auto loaded = models::load_model(dir, options);
   for (size_t i = 0; i < activations.size(); ++i) {

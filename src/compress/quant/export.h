@@ -15,7 +15,13 @@ namespace sqz::quant {
 struct SparsityExport {
   int64_t n = 0, m = 0;                // N:M structure to verify and declare (0 = none)
   std::vector<std::string> targets;    // HF module names whose weights must satisfy it
+  // "dense": weights stored whole, zeros included; "sparse-24-bitmask" (2:4 only): per target
+  // `<module>.compressed` [out, in/2] (the two kept values of every group of four, in order),
+  // `<module>.bitmask` uint8 [out, ceil(in/8)] (bit j%8 of byte j/8 = position j kept) and
+  // `<module>.shape` [[out], [in]], in place of `<module>.weight`.
+  std::string format = "dense";
 };
+inline const char* kSparse24Bitmask = "sparse-24-bitmask";
 
 // Writes config.json and model.safetensors of `model` into `dir`, replacing the weights of the
 // quantized layers by their codes. Refuses (naming the tensor) a weight that violates the N:M

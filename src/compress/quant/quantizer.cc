@@ -308,7 +308,26 @@ void Quantizer::attach(models::TransformerModel& model) {
     site.add_input_transform(spec_.name, [layer](const torch::Tensor& x) { return layer->on_input(x); });
     layers_.push_back(layer);
   }
+  if (spec_.smooth_alpha) check_smoothable(model);
   log_info("quantizer ", spec_.name, ": ", layers_.size(), " linear layers", spec_.qat ? " (QAT)" : " (PTQ)");
+}
+
+// SmoothQuant needs at least one norm whose readers are all targets (and none only partly).
+void Quantizer::check_smoothable(models::TransformerModel& model) const {
+  std::map<const nn::LinearImpl*, const Layer*> targeted;
+  for (const auto& l : layers_) targeted[l->linear.get()] = l.get();
+  int complete = 0;
+  for (const auto& group : model.structure().smoothable) {
+    size_t hit = 0;
+    for (const auto& r : group.readers) hit += targeted.count(r.get());
+    if (hit > 0 && hit < group.readers.size())
+      fail_invalid(spec_.source, ": smoothquant: a norm's output feeds ", group.readers.size(), " Linears and only ", hit,
+                   " are targets; target all of them or none");
+    complete += hit > 0;
+  }
+  if (complete == 0)
+    fail_invalid(spec_.source, ": smoothquant found no target that reads a pre-LN norm's output alone (", model.info().model_type,
+                 "): it folds 1/s into such a norm (gpt2: ln_1 -> c_attn, ln_2 -> c_fc); post-LN norms (bert) also feed the residual");
 }
 
 void Quantizer::begin_calibration() {
@@ -328,10 +347,7 @@ int Quantizer::smooth(models::TransformerModel& model) {
     std::vector<Layer*> readers;
     for (auto& r : group.readers)
       if (auto it = targeted.find(r.get()); it != targeted.end()) readers.push_back(it->second);
-    if (readers.empty()) continue;
-    if (readers.size() != group.readers.size())
-      fail_invalid(spec_.source, ": smoothquant: '", readers[0]->name, "' shares its input norm with ", group.readers.size() - readers.size(),
-                   " Linear(s) this quantizer does not target; target all of them or none");
+    if (readers.size() != group.readers.size()) continue;  // attach() refused partial groups
     const auto& act = readers[0]->input_absmax;  // one input, read by every reader
     if (!act.defined()) fail_invalid(spec_.source, " (", readers[0]->name, "): smoothquant saw no calibration inputs");
     torch::Tensor wmax;
@@ -347,9 +363,7 @@ int Quantizer::smooth(models::TransformerModel& model) {
     for (auto& r : group.readers) r->logical_weight().mul_(s);
     ++smoothed;
   }
-  if (smoothed == 0)
-    fail_invalid(spec_.source, ": smoothquant found no target that reads a pre-LN norm's output alone (", model.info().model_type,
-                 "): it folds 1/s into such a norm (gpt2: ln_1 -> c_attn, ln_2 -> c_fc); post-LN norms (bert) also feed the residual");
+  if (smoothed == 0) check_smoothable(model);  // names why
   for (auto& l : layers_) {
     l->smoothing_pass = false;
     l->input_absmax = torch::Tensor();

@@ -93,6 +93,8 @@ class Quantizer {
 
  private:
   QuantizerSpec spec_;
+  void check_smoothable(models::TransformerModel& model) const;
+
   std::vector<std::shared_ptr<Layer>> layers_;
   bool active_ = false, smoothed_ = false;
 };
