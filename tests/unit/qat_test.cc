@@ -197,6 +197,29 @@ TEST(Observers, MinMaxMovingAveragePercentileMse) {
   EXPECT_NEAR(mm.channel_absmax()[99].item<float>(), 3.0f, 1e-6);
 }
 
+// KL (entropy) calibration clips rare outliers that min-max would spend the grid on, leaves a
+// range with no outliers alone, and its clipped range errs less on the bulk of the values.
+TEST(Observers, KlThresholdClipsOutliersAndKeepsAFullRange) {
+  torch::manual_seed(0);
+  auto x = torch::randn({64, 1024});
+  x.view({-1}).slice(0, 0, 20).fill_(50.0);
+  x.view({-1}).slice(0, 20, 40).fill_(-50.0);
+  const double t = quant::kl_threshold(x, 8);
+  EXPECT_GT(t, 2.5);
+  EXPECT_LT(t, 12.0);
+  EXPECT_GT(quant::kl_threshold(torch::linspace(-1, 1, 20000), 8), 0.9);
+  EXPECT_EQ(quant::kl_threshold(torch::zeros({100}), 8), 0.0);
+  QuantSpec a8{8, false, Granularity::kTensor};
+  quant::Observer kl({quant::ObserverKind::kKl}, a8, "test");
+  kl.observe(x);
+  auto p = kl.qparams();
+  EXPECT_NEAR(p.scale.item<double>() * 255, 2 * t, 0.05 * t);  // [-t, t] on 255 steps
+  auto bulk = x.abs() < 3;
+  auto bulk_err = [&](const quant::QParams& q) { return (quant::fake_quantize(x, q, a8) - x).masked_select(bulk).pow(2).sum().item<double>(); };
+  EXPECT_LT(bulk_err(p), 0.1 * bulk_err(quant::dynamic_qparams(x, a8)));
+  EXPECT_EQ(quant::parse_observer("kl", "test"), quant::ObserverKind::kKl);
+}
+
 TEST(Observers, NoBatchesIsAnErrorAndConstantInputsGetADefinedScale) {
   QuantSpec a8{8, false, Granularity::kTensor};
   quant::Observer empty({quant::ObserverKind::kMinMax}, a8, "layer.x");

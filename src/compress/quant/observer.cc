@@ -1,5 +1,9 @@
 #include "compress/quant/observer.h"
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 #include "core/error.h"
 
 namespace sqz::quant {
@@ -10,14 +14,15 @@ const char* observer_name(ObserverKind k) {
     case ObserverKind::kMovingAverage: return "moving_average";
     case ObserverKind::kPercentile: return "percentile";
     case ObserverKind::kMse: return "mse";
+    case ObserverKind::kKl: return "kl";
   }
   return "?";
 }
 
 ObserverKind parse_observer(const std::string& name, const std::string& source) {
-  for (auto k : {ObserverKind::kMinMax, ObserverKind::kMovingAverage, ObserverKind::kPercentile, ObserverKind::kMse})
+  for (auto k : {ObserverKind::kMinMax, ObserverKind::kMovingAverage, ObserverKind::kPercentile, ObserverKind::kMse, ObserverKind::kKl})
     if (name == observer_name(k)) return k;
-  fail_invalid(source, ": observer '", name, "' is not one of minmax, moving_average, percentile, mse");
+  fail_invalid(source, ": observer '", name, "' is not one of minmax, moving_average, percentile, mse, kl");
 }
 
 Observer::Observer(ObserverSpec spec, QuantSpec quant, std::string source)
@@ -56,7 +61,7 @@ void Observer::observe(const torch::Tensor& x_in) {
   } else {
     lo_ = torch::minimum(lo_, lo), hi_ = torch::maximum(hi_, hi);
   }
-  if (spec_.kind == ObserverKind::kMse) {
+  if (spec_.kind == ObserverKind::kMse || spec_.kind == ObserverKind::kKl) {
     const int64_t stride = std::max<int64_t>(1, flat.numel() / spec_.sample_size);
     auto part = flat.slice(0, 0, flat.numel(), stride);
     sample_ = sample_.defined() ? torch::cat({sample_, part}) : part;
@@ -67,6 +72,10 @@ void Observer::observe(const torch::Tensor& x_in) {
 QParams Observer::qparams() const {
   if (batches_ == 0) fail_invalid(source_, ": the observer saw no calibration batches (calibration.batches must be >= 1)");
   if (spec_.kind == ObserverKind::kMse) return mse_qparams(sample_, quant_);
+  if (spec_.kind == ObserverKind::kKl) {
+    const double t = kl_threshold(sample_, quant_.bits);
+    return qparams_from_range(lo_.clamp_min(-t).reshape({1, 1}), hi_.clamp_max(t).reshape({1, 1}), quant_);
+  }
   return qparams_from_range(lo_.reshape({1, 1}), hi_.reshape({1, 1}), quant_);
 }
 
@@ -90,6 +99,42 @@ QParams mse_qparams(const torch::Tensor& x, const QuantSpec& spec) {
     best.zero_point = torch::where(better, p.zero_point, best.zero_point);
   }
   return best;
+}
+
+double kl_threshold(const torch::Tensor& x, int bits) {
+  constexpr int64_t kBins = 2048;
+  auto a = x.detach().to(torch::kFloat64).abs().reshape({-1});
+  const double amax = a.numel() ? a.max().item<double>() : 0.0;
+  if (amax <= 0) return 0.0;
+  auto h = torch::histc(a, kBins, 0.0, amax).contiguous();
+  std::vector<double> hist(h.data_ptr<double>(), h.data_ptr<double>() + kBins);
+  const int64_t levels = int64_t{1} << (bits - 1);
+  double best_kl = std::numeric_limits<double>::infinity();
+  int64_t best_bins = kBins;
+  std::vector<double> p, q;
+  for (int64_t n = levels; n <= kBins; ++n) {
+    p.assign(hist.begin(), hist.begin() + n);
+    for (int64_t j = n; j < kBins; ++j) p[n - 1] += hist[j];  // clipped values land in the last bin
+    q.assign(n, 0.0);
+    for (int64_t l = 0; l < levels; ++l) {  // merge P's bins into `levels` groups, spread each back
+      const int64_t begin = l * n / levels, end = (l + 1) * n / levels;
+      double sum = 0;
+      int64_t nonzero = 0;
+      for (int64_t j = begin; j < end; ++j) sum += hist[j], nonzero += hist[j] > 0;
+      for (int64_t j = begin; j < end; ++j) q[j] = hist[j] > 0 ? sum / static_cast<double>(nonzero) : 0.0;
+    }
+    double p_total = 0, q_total = 0;
+    for (int64_t j = 0; j < n; ++j) p_total += p[j], q_total += q[j];
+    if (p_total <= 0 || q_total <= 0) continue;
+    double kl = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      if (p[j] <= 0) continue;
+      const double pj = p[j] / p_total, qj = std::max(q[j] / q_total, 1e-12);  // Q is 0 where only clipped mass sits
+      kl += pj * std::log(pj / qj);
+    }
+    if (kl < best_kl) best_kl = kl, best_bins = n;
+  }
+  return amax * static_cast<double>(best_bins) / static_cast<double>(kBins);
 }
 
 }  // namespace sqz::quant

@@ -1,12 +1,13 @@
 // Observers turn what calibration sees into quantization parameters (PTQ, and the initial
-// ranges of QAT): min-max, moving-average min-max, percentile, and MSE-optimal clipping.
+// ranges of QAT): min-max, moving-average min-max, percentile, MSE-optimal clipping, and the
+// KL-divergence (entropy) threshold of TensorRT-style calibration.
 // Each also records the per-input-channel |x| maximum that SmoothQuant needs.
 #pragma once
 #include "compress/quant/qmath.h"
 
 namespace sqz::quant {
 
-enum class ObserverKind { kMinMax, kMovingAverage, kPercentile, kMse };
+enum class ObserverKind { kMinMax, kMovingAverage, kPercentile, kMse, kKl };
 const char* observer_name(ObserverKind k);
 ObserverKind parse_observer(const std::string& name, const std::string& source);
 
@@ -14,7 +15,7 @@ struct ObserverSpec {
   ObserverKind kind = ObserverKind::kMinMax;
   double momentum = 0.9;       // moving average: range = m * range + (1 - m) * batch range
   double percentile = 99.99;   // percentile: the batch range is [q(100 - p), q(p)], averaged over batches
-  int64_t sample_size = 1 << 16;  // MSE: values kept (evenly strided) per batch for the clip search
+  int64_t sample_size = 1 << 16;  // MSE, KL: values kept (evenly strided) per batch for the clip search
 };
 
 // Static activation ranges, per tensor (one scale for all tokens).
@@ -39,5 +40,11 @@ class Observer {
 // is smallest, per slice of group_view(x); used for weights (per channel / group) and for the
 // MSE observer's sample.
 QParams mse_qparams(const torch::Tensor& x, const QuantSpec& spec);
+
+// The clip threshold T on |x| that minimises KL(P || Q), P = the histogram of |x| (2048 bins up
+// to max |x|) with everything beyond T folded into its last bin, Q = P re-binned to the
+// 2^(bits-1) levels a b-bit grid has on one side of zero and spread back evenly over P's nonzero
+// bins. Returns max |x| when no clipping wins.
+double kl_threshold(const torch::Tensor& x, int bits);
 
 }  // namespace sqz::quant
