@@ -385,7 +385,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     auto layers = q->snapshot();  // before the masks are baked and the sites removed
     quantized.insert(quantized.end(), layers.begin(), layers.end());
   }
-  // Families with dependency groups: bert, roberta, gpt2.
+  // Families with dependency groups: bert, roberta, gpt2, opt.
   bool can_shrink = r.speedup && !r.prune.empty() && !model.structure().attention.empty();
   std::optional<speedup::GroupKeep> keep;
   if (can_shrink) keep = speedup::groups_from_masks(model);

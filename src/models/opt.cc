@@ -18,6 +18,8 @@ struct OptConfig {
   std::string act;
   bool pre_ln, bias, ln_affine, remove_final_ln, tie;
   std::optional<int64_t> pad, bos, eos;
+  int64_t head_dim;
+  LayerShapes shapes;  // heads and FFN width per layer (after structured pruning)
 
   static OptConfig parse(const io::JsonFields& j) {
     OptConfig c;
@@ -41,36 +43,31 @@ struct OptConfig {
     c.bos = config_token_id(j, "bos_token_id").value_or(2);
     c.eos = config_token_id(j, "eos_token_id").value_or(2);
     c.num_labels = config_num_labels(j);
-    if (c.hidden % c.heads != 0) j.fail_field("hidden_size", to_text("a multiple of num_attention_heads (", c.heads, ")"));
+    c.head_dim = config_head_dim(j, "hidden_size", c.hidden, "num_attention_heads", c.heads);
+    c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.ffn_dim);
     return c;
   }
 };
 
 class OptLayerImpl : public torch::nn::Module {
  public:
-  OptLayerImpl(const OptConfig& c, int64_t index) : num_heads(c.heads), c_(c), index_(index) {
+  OptLayerImpl(const OptConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c), index_(index) {
     auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out, c.bias}); };
+    const int64_t attn_width = num_heads * c.head_dim, ffn = c.shapes.ffn[index];
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
-    q_proj = attn->register_module("q_proj", lin(c.hidden, c.hidden));
-    k_proj = attn->register_module("k_proj", lin(c.hidden, c.hidden));
-    v_proj = attn->register_module("v_proj", lin(c.hidden, c.hidden));
-    out_proj = attn->register_module("out_proj", lin(c.hidden, c.hidden));
+    q_proj = attn->register_module("q_proj", lin(c.hidden, attn_width));
+    k_proj = attn->register_module("k_proj", lin(c.hidden, attn_width));
+    v_proj = attn->register_module("v_proj", lin(c.hidden, attn_width));
+    out_proj = attn->register_module("out_proj", lin(attn_width, c.hidden));
     attn_norm = register_module("self_attn_layer_norm", nn::LayerNorm(c.hidden, 1e-5, c.ln_affine));
-    fc1 = register_module("fc1", lin(c.hidden, c.ffn_dim));
-    fc2 = register_module("fc2", lin(c.ffn_dim, c.hidden));
+    fc1 = register_module("fc1", lin(c.hidden, ffn));
+    fc2 = register_module("fc2", lin(ffn, c.hidden));
     ffn_norm = register_module("final_layer_norm", nn::LayerNorm(c.hidden, 1e-5, c.ln_affine));
     act_ = nn::activation_by_name(c.act, "config.json activation_function");
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, KVCache* cache, torch::Tensor* probs) {
-    auto h = c_.pre_ln ? attn_norm(x) : x;
-    auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_heads),
-         v = nn::split_heads(v_proj(h), num_heads);
-    if (cache) std::tie(k, v) = cache->update(index_, k, v);
-    double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
-    if (probs) *probs = r.probs;
-    auto y = x + torch::dropout(out_proj(nn::merge_heads(r.context)), c_.dropout, is_training());
+    auto y = num_heads == 0 ? attention_bias_only(x, probs) : x + torch::dropout(attention(x, allowed, cache, probs), c_.dropout, is_training());
     if (!c_.pre_ln) y = attn_norm(y);
     auto f = c_.pre_ln ? ffn_norm(y) : y;
     f = torch::dropout(fc2(act_(fc1(f))), c_.dropout, is_training());
@@ -83,6 +80,22 @@ class OptLayerImpl : public torch::nn::Module {
   int64_t num_heads;
 
  private:
+  torch::Tensor attention(const torch::Tensor& x, const torch::Tensor& allowed, KVCache* cache, torch::Tensor* probs) {
+    auto h = c_.pre_ln ? attn_norm(x) : x;
+    auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_heads),
+         v = nn::split_heads(v_proj(h), num_heads);
+    if (cache) std::tie(k, v) = cache->update(index_, k, v);
+    double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
+    if (probs) *probs = r.probs;
+    return out_proj(nn::merge_heads(r.context));
+  }
+  // Every head pruned: the attention block adds only out_proj's bias.
+  torch::Tensor attention_bias_only(const torch::Tensor& x, torch::Tensor* probs) {
+    if (probs) *probs = torch::zeros({x.size(0), 0, x.size(1), x.size(1)}, x.options());
+    return out_proj->bias.defined() ? x + out_proj->bias : x;
+  }
+
   OptConfig c_;
   int64_t index_;
   nn::Activation act_;
@@ -114,6 +127,35 @@ class OptModel : public TransformerModel {
       lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.word_embed_proj_dim, c.vocab_size, false}));
     if (head == Head::kSequenceClassification)
       score = register_module("score", nn::Linear(nn::LinearOptions{c.word_embed_proj_dim, c.num_labels, false}));
+  }
+
+  // Heads, FFN neurons and (when there is no projection between the embedding width and the
+  // residual stream) hidden dims; pre-LN norms feed only their block's Linears (SmoothQuant).
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      auto& l = layers[i];
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, c_.head_dim, {l->q_proj, l->k_proj, l->v_proj}, {}, l->out_proj});
+      s.ffn.push_back({static_cast<int64_t>(i), {l->fc1}, l->fc2});
+      s.hidden.norms.insert(s.hidden.norms.end(), {l->attn_norm, l->ffn_norm});
+      s.hidden.readers.insert(s.hidden.readers.end(), {l->q_proj, l->k_proj, l->v_proj, l->fc1});
+      s.hidden.writers.insert(s.hidden.writers.end(), {l->out_proj, l->fc2});
+      if (c_.pre_ln) {
+        s.smoothable.push_back({l->attn_norm, {l->q_proj, l->k_proj, l->v_proj}});
+        s.smoothable.push_back({l->ffn_norm, {l->fc1}});
+      }
+    }
+    s.hidden.embeddings = {embed_positions};
+    if (final_norm) s.hidden.norms.push_back(final_norm);
+    if (project_in) {  // the stream starts at project_in and ends at project_out
+      s.hidden.writers.push_back(project_in);
+      s.hidden.readers.push_back(project_out);
+    } else {
+      s.hidden.embeddings.push_back(embed_tokens);
+      for (auto lin : {lm_head, score})
+        if (lin) s.hidden.readers.push_back(lin);
+    }
+    return s;
   }
 
   ModelOutputs forward(const ModelInputs& in) override {

@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta and gpt2 have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, gpt2 and opt have)");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -142,9 +142,11 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
   struct Keys {
     const char *heads, *ffn, *hidden;
   };
-  Keys keys = type == "gpt2" ? Keys{"n_head", "n_inner", "n_embd"} : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  if (type != "bert" && type != "roberta" && type != "gpt2")
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta and gpt2 are)");
+  Keys keys = type == "gpt2"  ? Keys{"n_head", "n_inner", "n_embd"}
+              : type == "opt" ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
+                              : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
+  if (type != "bert" && type != "roberta" && type != "gpt2" && type != "opt")
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, gpt2 and opt are)");
   auto s = model.structure();
   SpeedupReport report;
   report.params_before = models::count_parameters(model);
@@ -200,6 +202,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
   }
   if (!pruned.empty()) c["pruned_heads"] = pruned;
+  if (!pruned.empty() && type == "opt") report.hf_loadable = false;  // HF's OPT cannot prune heads
   report.hidden_before = static_cast<int64_t>(all_hidden(s).size());
   report.hidden_after = static_cast<int64_t>(keep.hidden.size());
   if (report.hidden_after < report.hidden_before) {
@@ -217,6 +220,9 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     for (const auto& r : s.hidden.readers) select(r, false, idx);
     for (const auto& w : s.hidden.writers) select(w, true, idx);
     c[keys.hidden] = report.hidden_after;
+    // OPT without a projection keeps word_embed_proj_dim = hidden_size; a stale value would add one.
+    if (type == "opt" && c.value("word_embed_proj_dim", report.hidden_before) == report.hidden_before)
+      c["word_embed_proj_dim"] = report.hidden_after;
     // HF derives the head size from hidden_size / num_attention_heads; sqz keeps it explicit.
     c["sqz_attention_head_size"] = s.attention.front().head_dim;
     report.hf_loadable = false;

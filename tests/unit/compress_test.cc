@@ -155,7 +155,7 @@ TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "gpt2"), ::testing::ValuesIn(pruner_cases())),
+INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "gpt2", "opt"), ::testing::ValuesIn(pruner_cases())),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
 // Hidden dimensions run through every head type's layers: MLM transform, RoBERTa's classifier.

@@ -301,7 +301,8 @@ TEST(Export, CompressedTensorsRoundTripIsExactlyTheFakeQuantizedModel) {
       {"gpt2", "{targets: {types: [linear]}, weight: {bits: 3, symmetric: false, granularity: group, group_size: 8, method: mse}, "
                "activation: {method: dynamic}}"},
       {"gpt2", "{targets: {types: [linear]}, weight: {bits: 8, symmetric: false}, activation: {bits: 8, observer: percentile}}"},
-      {"gpt2", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6}, smoothquant: {alpha: 0.5}}"}};
+      {"gpt2", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6}, smoothquant: {alpha: 0.5}}"},
+      {"opt", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6, observer: kl}, smoothquant: {alpha: 0.8}}"}};
   for (const auto& [arch, yaml] : cases) {
     SCOPED_TRACE(arch + " " + yaml);
     auto m = testing::tiny_model(testing::arch_config(arch));

@@ -1,4 +1,4 @@
-// Tiny randomly initialised BERT and GPT-2 classifiers and a padded input batch, shared by the
+// Tiny randomly initialised BERT, GPT-2 and OPT classifiers and a padded input batch, shared by the
 // compression and quantization unit tests.
 #pragma once
 #include "io/json_file.h"
@@ -17,6 +17,13 @@ inline io::json tiny_gpt2_config() {
           {"n_positions", 40}, {"pad_token_id", 0}, {"num_labels", 3}, {"architectures", {"GPT2ForSequenceClassification"}}};
 }
 
+// Pre-LN OPT with word_embed_proj_dim written out as HF's configs do (equal to hidden_size).
+inline io::json tiny_opt_config() {
+  return {{"model_type", "opt"}, {"vocab_size", 97}, {"hidden_size", 32}, {"word_embed_proj_dim", 32}, {"num_hidden_layers", 2},
+          {"num_attention_heads", 4}, {"ffn_dim", 48}, {"max_position_embeddings", 40}, {"pad_token_id", 1}, {"num_labels", 3},
+          {"do_layer_norm_before", true}, {"architectures", {"OPTForSequenceClassification"}}};
+}
+
 inline std::shared_ptr<models::TransformerModel> tiny_model(const io::json& config, uint64_t seed = 3) {
   torch::manual_seed(seed);
   auto m = models::build_model(io::JsonFields(config, "test config"), config["architectures"][0].get<std::string>());
@@ -29,7 +36,9 @@ inline std::shared_ptr<models::TransformerModel> tiny_bert(const io::json& confi
   return tiny_model(config, seed);
 }
 
-inline io::json arch_config(const std::string& arch) { return arch == "gpt2" ? tiny_gpt2_config() : tiny_bert_config(); }
+inline io::json arch_config(const std::string& arch) {
+  return arch == "gpt2" ? tiny_gpt2_config() : arch == "opt" ? tiny_opt_config() : tiny_bert_config();
+}
 
 inline models::ModelInputs inputs(uint64_t seed = 5) {
   torch::manual_seed(seed);
