@@ -245,7 +245,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
     auto s = model.structure();
     if (s.attention.empty())
       fail_unimplemented(who, ": granularity '", granularity_name(spec_.granularity), "' needs the dependency groups of '",
-                         model.info().model_type, "', which sqz does not describe yet (bert, roberta, gpt2 and opt have them)");
+                         model.info().model_type, "', which sqz does not describe yet (bert, roberta, gpt2, opt and llama have them)");
     if (spec_.granularity == Granularity::kHidden) {
       auto g = s.hidden;
       if (g.norms.empty() || !g.norms.front()->weight.defined())
@@ -273,6 +273,9 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
         bool any = chosen_has(b.head_cols);
         for (const auto& r : b.head_rows) any = any || chosen_has(r);
         if (!any || b.num_heads == 0) continue;
+        if (b.grouped_query())
+          fail_unimplemented(who, ": layer ", b.layer, " has grouped-query attention (", b.num_heads, " query heads on ", b.kv_heads,
+                             " key/value heads); pruning its heads is not supported yet: prune FFN neurons, or quantize");
         Unit* u = new_unit(to_text("layer ", b.layer, " heads"), b.layer, {b.num_heads});
         auto rows = b.head_rows;
         auto offsets = b.row_offsets;

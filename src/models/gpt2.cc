@@ -123,8 +123,8 @@ class Gpt2Model : public TransformerModel {
       s.hidden.norms.insert(s.hidden.norms.end(), {b->ln_1, b->ln_2});
       s.hidden.readers.insert(s.hidden.readers.end(), {b->c_attn, b->c_fc});
       s.hidden.writers.insert(s.hidden.writers.end(), {b->attn_proj, b->mlp_proj});
-      s.smoothable.push_back({b->ln_1, {b->c_attn}});
-      s.smoothable.push_back({b->ln_2, {b->c_fc}});
+      s.smoothable.push_back({b->ln_1->weight, b->ln_1->bias, {b->c_attn}});
+      s.smoothable.push_back({b->ln_2->weight, b->ln_2->bias, {b->c_fc}});
     }
     s.hidden.embeddings = {wte, wpe};
     s.hidden.norms.push_back(ln_f);

@@ -15,6 +15,7 @@ struct LlamaConfig {
   bool attention_bias, mlp_bias, tie;
   std::optional<int64_t> pad, bos, eos;
   torch::Tensor inv_freq;  // [head_dim / 2], after any rope_scaling
+  LayerShapes shapes;      // query heads and FFN width per layer (after structured pruning)
 
   static LlamaConfig parse(const io::JsonFields& j) {
     LlamaConfig c;
@@ -42,6 +43,10 @@ struct LlamaConfig {
       j.fail_field("num_key_value_heads", to_text("a divisor of num_attention_heads (", c.heads, ")"));
     if (c.head_dim % 2 != 0) j.fail_field("head_dim", "an even number (rotary pairs)");
     c.inv_freq = rope_inv_freq(j, c);
+    c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.intermediate);
+    // Pruned heads take their K/V rows with them only when every query head has its own.
+    if (c.kv_heads != c.heads && c.shapes.heads != std::vector<int64_t>(c.layers, c.heads))
+      j.fail_field("pruned_heads", "none with grouped-query attention (num_key_value_heads < num_attention_heads)");
     return c;
   }
 
@@ -76,17 +81,22 @@ torch::Tensor rotate_half(const torch::Tensor& x) {
 
 class LlamaLayerImpl : public torch::nn::Module {
  public:
-  LlamaLayerImpl(const LlamaConfig& c, int64_t index) : num_heads(c.heads), num_kv_heads(c.kv_heads), c_(c), index_(index) {
+  LlamaLayerImpl(const LlamaConfig& c, int64_t index)
+      : num_heads(c.shapes.heads[index]),
+        num_kv_heads(c.kv_heads == c.heads ? c.shapes.heads[index] : c.kv_heads),
+        c_(c),
+        index_(index) {
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
     auto lin = [](int64_t in, int64_t out, bool bias) { return nn::Linear(nn::LinearOptions{in, out, bias}); };
-    q_proj = attn->register_module("q_proj", lin(c.hidden, c.heads * c.head_dim, c.attention_bias));
-    k_proj = attn->register_module("k_proj", lin(c.hidden, c.kv_heads * c.head_dim, c.attention_bias));
-    v_proj = attn->register_module("v_proj", lin(c.hidden, c.kv_heads * c.head_dim, c.attention_bias));
-    o_proj = attn->register_module("o_proj", lin(c.heads * c.head_dim, c.hidden, c.attention_bias));
+    const int64_t ffn = c.shapes.ffn[index];
+    q_proj = attn->register_module("q_proj", lin(c.hidden, num_heads * c.head_dim, c.attention_bias));
+    k_proj = attn->register_module("k_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.attention_bias));
+    v_proj = attn->register_module("v_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.attention_bias));
+    o_proj = attn->register_module("o_proj", lin(num_heads * c.head_dim, c.hidden, c.attention_bias));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    gate_proj = mlp->register_module("gate_proj", lin(c.hidden, c.intermediate, c.mlp_bias));
-    up_proj = mlp->register_module("up_proj", lin(c.hidden, c.intermediate, c.mlp_bias));
-    down_proj = mlp->register_module("down_proj", lin(c.intermediate, c.hidden, c.mlp_bias));
+    gate_proj = mlp->register_module("gate_proj", lin(c.hidden, ffn, c.mlp_bias));
+    up_proj = mlp->register_module("up_proj", lin(c.hidden, ffn, c.mlp_bias));
+    down_proj = mlp->register_module("down_proj", lin(ffn, c.hidden, c.mlp_bias));
     input_layernorm = register_module("input_layernorm", nn::RMSNorm(c.hidden, c.eps));
     post_attention_layernorm = register_module("post_attention_layernorm", nn::RMSNorm(c.hidden, c.eps));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
@@ -94,16 +104,7 @@ class LlamaLayerImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& allowed, KVCache* cache, torch::Tensor* probs) {
-    auto h = input_layernorm(x);
-    auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_kv_heads),
-         v = nn::split_heads(v_proj(h), num_kv_heads);
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
-    if (cache) std::tie(k, v) = cache->update(index_, k, v);
-    double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
-    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
-    if (probs) *probs = r.probs;
-    auto y = x + o_proj(nn::merge_heads(r.context));
+    auto y = num_heads == 0 ? attention_bias_only(x, probs) : x + attention(x, cos, sin, allowed, cache, probs);
     auto m = post_attention_layernorm(y);
     return y + down_proj(act_(gate_proj(m)) * up_proj(m));
   }
@@ -114,6 +115,25 @@ class LlamaLayerImpl : public torch::nn::Module {
   int64_t num_heads, num_kv_heads;
 
  private:
+  torch::Tensor attention(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& allowed,
+                          KVCache* cache, torch::Tensor* probs) {
+    auto h = input_layernorm(x);
+    auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_kv_heads),
+         v = nn::split_heads(v_proj(h), num_kv_heads);
+    q = q * cos + rotate_half(q) * sin;
+    k = k * cos + rotate_half(k) * sin;
+    if (cache) std::tie(k, v) = cache->update(index_, k, v);
+    double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
+    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
+    if (probs) *probs = r.probs;
+    return o_proj(nn::merge_heads(r.context));
+  }
+  // Every head pruned: the attention block adds only o_proj's bias (if it has one).
+  torch::Tensor attention_bias_only(const torch::Tensor& x, torch::Tensor* probs) {
+    if (probs) *probs = torch::zeros({x.size(0), 0, x.size(1), x.size(1)}, x.options());
+    return o_proj->bias.defined() ? x + o_proj->bias : x;
+  }
+
   LlamaConfig c_;
   int64_t index_;
   nn::Activation act_;
@@ -138,6 +158,22 @@ class LlamaModel : public TransformerModel {
       lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.hidden, c.vocab_size, false}));
     if (head == Head::kSequenceClassification)
       score = register_module("score", nn::Linear(nn::LinearOptions{c.hidden, c.num_labels, false}));
+  }
+
+  // Heads (when every query head has its own K/V; grouped-query blocks are listed but keep their
+  // heads), SwiGLU neurons (gate and up rows, down columns) and the RMSNorms SmoothQuant folds
+  // into. Hidden dims are not described: RMSNorm has no keep mask yet.
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      auto& l = layers[i];
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, c_.head_dim, {l->q_proj, l->k_proj, l->v_proj}, {}, l->o_proj,
+                             l->num_kv_heads});
+      s.ffn.push_back({static_cast<int64_t>(i), {l->gate_proj, l->up_proj}, l->down_proj});
+      s.smoothable.push_back({l->input_layernorm->weight, {}, {l->q_proj, l->k_proj, l->v_proj}});
+      s.smoothable.push_back({l->post_attention_layernorm->weight, {}, {l->gate_proj, l->up_proj}});
+    }
+    return s;
   }
 
   ModelOutputs forward(const ModelInputs& in) override {

@@ -63,7 +63,11 @@ struct AttentionBlock {
   std::vector<nn::Linear> head_rows;  // query, key, value (a fused QKV Linear appears three times)
   std::vector<int64_t> row_offsets;   // where each entry's head rows start (fused: 0, A, 2A); empty = 0
   nn::Linear head_cols{nullptr};      // attention output projection
+  // Grouped-query attention: K and V hold this many heads, each shared by num_heads / kv_heads
+  // query heads (0 = as many as the queries). Such heads are not pruned (yet): SpeedUp keeps them.
+  int64_t kv_heads = 0;
   int64_t row_offset(size_t i) const { return row_offsets.empty() ? 0 : row_offsets[i]; }
+  bool grouped_query() const { return kv_heads > 0 && kv_heads != num_heads; }
 };
 struct FfnBlock {
   int64_t layer = 0;
@@ -82,7 +86,7 @@ struct HiddenGroup {
 // which is how SmoothQuant moves activation outliers into the weights. Post-LN norms (BERT) also
 // feed the residual stream, so they are never listed.
 struct NormReaders {
-  nn::LayerNorm norm{nullptr};
+  torch::Tensor weight, bias;  // the norm's affine parameters (bias undefined for RMSNorm)
   std::vector<nn::Linear> readers;
 };
 struct ModelStructure {

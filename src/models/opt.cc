@@ -140,9 +140,9 @@ class OptModel : public TransformerModel {
       s.hidden.norms.insert(s.hidden.norms.end(), {l->attn_norm, l->ffn_norm});
       s.hidden.readers.insert(s.hidden.readers.end(), {l->q_proj, l->k_proj, l->v_proj, l->fc1});
       s.hidden.writers.insert(s.hidden.writers.end(), {l->out_proj, l->fc2});
-      if (c_.pre_ln) {
-        s.smoothable.push_back({l->attn_norm, {l->q_proj, l->k_proj, l->v_proj}});
-        s.smoothable.push_back({l->ffn_norm, {l->fc1}});
+      if (c_.pre_ln && c_.ln_affine) {
+        s.smoothable.push_back({l->attn_norm->weight, l->attn_norm->bias, {l->q_proj, l->k_proj, l->v_proj}});
+        s.smoothable.push_back({l->ffn_norm->weight, l->ffn_norm->bias, {l->fc1}});
       }
     }
     s.hidden.embeddings = {embed_positions};

@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, gpt2 and opt have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, gpt2, opt and llama have)");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -62,7 +62,7 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
   GroupKeep keep;
   for (const auto& b : s.attention) {
     std::vector<bool> removed(b.num_heads, false);
-    if (b.num_heads > 0) {
+    if (b.num_heads > 0 && !b.grouped_query()) {  // grouped-query heads stay (K/V are shared)
       removed = groups_all_zero(mask_of(b.head_cols), 1, b.num_heads);
       // A head emptied on its input side only (every query/key/value row) still adds O * value
       // bias: a group pruned by halves, which cannot be cut out exactly.
@@ -99,8 +99,8 @@ GroupKeep groups_from_zeros(models::TransformerModel& model) {
   require_structure(model, s);
   GroupKeep keep;
   for (const auto& b : s.attention)
-    keep.heads.push_back(b.num_heads == 0 ? std::vector<int64_t>{}
-                                          : kept(groups_all_zero(b.head_cols->logical_weight(), 1, b.num_heads)));
+    keep.heads.push_back(b.num_heads == 0 || b.grouped_query() ? kept(std::vector<bool>(b.num_heads, false))
+                                                               : kept(groups_all_zero(b.head_cols->logical_weight(), 1, b.num_heads)));
   for (const auto& f : s.ffn) {
     int64_t width = f.neuron_cols->in_features();
     keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(f.neuron_cols->logical_weight(), 1, width)));
@@ -145,8 +145,8 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
   Keys keys = type == "gpt2"  ? Keys{"n_head", "n_inner", "n_embd"}
               : type == "opt" ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
                               : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  if (type != "bert" && type != "roberta" && type != "gpt2" && type != "opt")
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, gpt2 and opt are)");
+  if (type != "bert" && type != "roberta" && type != "gpt2" && type != "opt" && type != "llama")
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, gpt2, opt and llama are)");
   auto s = model.structure();
   SpeedupReport report;
   report.params_before = models::count_parameters(model);
@@ -181,8 +181,12 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
       if (it == row_sets.end()) row_sets.push_back({b.head_rows[i], {idx}});
       else it->second.push_back(idx);
     }
-    for (const auto& [lin, parts] : row_sets) select(lin, true, torch::cat(parts));
-    select(b.head_cols, false, expand_groups(kh, b.head_dim));
+    if (b.grouped_query() && static_cast<int64_t>(kh.size()) != b.num_heads)
+      fail_invalid("speedup: layer ", b.layer, ": grouped-query attention keeps all ", b.num_heads, " heads, not ", kh.size());
+    if (!b.grouped_query()) {
+      for (const auto& [lin, parts] : row_sets) select(lin, true, torch::cat(parts));
+      select(b.head_cols, false, expand_groups(kh, b.head_dim));
+    }
     auto nidx = torch::tensor(kn, torch::kLong);
     for (const auto& r : f.neuron_rows) select(r, true, nidx);
     select(f.neuron_cols, false, nidx);
@@ -202,7 +206,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
   }
   if (!pruned.empty()) c["pruned_heads"] = pruned;
-  if (!pruned.empty() && type == "opt") report.hf_loadable = false;  // HF's OPT cannot prune heads
+  if (!pruned.empty() && (type == "opt" || type == "llama")) report.hf_loadable = false;  // HF cannot prune their heads
   report.hidden_before = static_cast<int64_t>(all_hidden(s).size());
   report.hidden_after = static_cast<int64_t>(keep.hidden.size());
   if (report.hidden_after < report.hidden_before) {

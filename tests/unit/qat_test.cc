@@ -302,7 +302,8 @@ TEST(Export, CompressedTensorsRoundTripIsExactlyTheFakeQuantizedModel) {
                "activation: {method: dynamic}}"},
       {"gpt2", "{targets: {types: [linear]}, weight: {bits: 8, symmetric: false}, activation: {bits: 8, observer: percentile}}"},
       {"gpt2", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6}, smoothquant: {alpha: 0.5}}"},
-      {"opt", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6, observer: kl}, smoothquant: {alpha: 0.8}}"}};
+      {"opt", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 6, observer: kl}, smoothquant: {alpha: 0.8}}"},
+      {"llama", "{targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 8}, smoothquant: {alpha: 0.5}}"}};
   for (const auto& [arch, yaml] : cases) {
     SCOPED_TRACE(arch + " " + yaml);
     auto m = testing::tiny_model(testing::arch_config(arch));

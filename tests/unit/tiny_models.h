@@ -1,4 +1,4 @@
-// Tiny randomly initialised BERT, GPT-2 and OPT classifiers and a padded input batch, shared by the
+// Tiny randomly initialised BERT, GPT-2, OPT and Llama classifiers and a padded input batch, shared by the
 // compression and quantization unit tests.
 #pragma once
 #include "io/json_file.h"
@@ -24,6 +24,13 @@ inline io::json tiny_opt_config() {
           {"do_layer_norm_before", true}, {"architectures", {"OPTForSequenceClassification"}}};
 }
 
+// Llama with as many K/V heads as query heads (kv_heads = 4), or grouped-query (kv_heads = 2).
+inline io::json tiny_llama_config(int64_t kv_heads = 4) {
+  return {{"model_type", "llama"}, {"vocab_size", 97}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+          {"num_key_value_heads", kv_heads}, {"intermediate_size", 48}, {"max_position_embeddings", 40}, {"pad_token_id", 0},
+          {"num_labels", 3}, {"architectures", {"LlamaForSequenceClassification"}}};
+}
+
 inline std::shared_ptr<models::TransformerModel> tiny_model(const io::json& config, uint64_t seed = 3) {
   torch::manual_seed(seed);
   auto m = models::build_model(io::JsonFields(config, "test config"), config["architectures"][0].get<std::string>());
@@ -37,6 +44,7 @@ inline std::shared_ptr<models::TransformerModel> tiny_bert(const io::json& confi
 }
 
 inline io::json arch_config(const std::string& arch) {
+  if (arch == "llama") return tiny_llama_config();
   return arch == "gpt2" ? tiny_gpt2_config() : arch == "opt" ? tiny_opt_config() : tiny_bert_config();
 }
 

@@ -327,7 +327,8 @@ void Quantizer::check_smoothable(models::TransformerModel& model) const {
   }
   if (complete == 0)
     fail_invalid(spec_.source, ": smoothquant found no target that reads a pre-LN norm's output alone (", model.info().model_type,
-                 "): it folds 1/s into such a norm (gpt2: ln_1 -> c_attn, ln_2 -> c_fc); post-LN norms (bert) also feed the residual");
+                 "): it folds 1/s into such a norm (gpt2 ln_1 -> c_attn, opt self_attn_layer_norm -> q/k/v_proj, llama input_layernorm -> "
+                 "q/k/v_proj, ...); post-LN norms (bert) also feed the residual");
 }
 
 void Quantizer::begin_calibration() {
@@ -358,8 +359,9 @@ int Quantizer::smooth(models::TransformerModel& model) {
     auto s = act.pow(alpha) / wmax.pow(1.0 - alpha);
     // A dead channel (no input or no weight) keeps s = 1; the clamp keeps 1/s finite in float32.
     s = torch::where((act > 0) & (wmax > 0) & torch::isfinite(s), s, torch::ones_like(s)).clamp(1e-4, 1e4);
-    group.norm->weight.div_(s);
-    if (group.norm->bias.defined()) group.norm->bias.div_(s);
+    if (!group.weight.defined()) continue;  // a norm without affine weight has nothing to fold into
+    group.weight.div_(s);
+    if (group.bias.defined()) group.bias.div_(s);
     for (auto& r : group.readers) r->logical_weight().mul_(s);
     ++smoothed;
   }
