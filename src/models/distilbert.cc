@@ -16,6 +16,8 @@ struct DistilConfig {
   double dropout, attention_dropout, qa_dropout, seq_classif_dropout, init_std;
   std::string act;
   bool sinusoidal;
+  int64_t head_dim;
+  LayerShapes shapes;  // heads and FFN width per layer (after structured pruning)
 
   static DistilConfig parse(const io::JsonFields& j) {
     DistilConfig c;
@@ -34,35 +36,32 @@ struct DistilConfig {
     c.act = j.get_string("activation", "gelu");
     c.sinusoidal = j.get_bool("sinusoidal_pos_embds", false);
     c.num_labels = config_num_labels(j);
-    if (c.dim % c.heads != 0) j.fail_field("dim", to_text("a multiple of n_heads (", c.heads, ")"));
+    c.head_dim = config_head_dim(j, "dim", c.dim, "n_heads", c.heads);
+    c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.hidden_dim);
     return c;
   }
 };
 
 class DistilLayerImpl : public torch::nn::Module {
  public:
-  explicit DistilLayerImpl(const DistilConfig& c) : num_heads(c.heads), c_(c) {
+  DistilLayerImpl(const DistilConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c) {
     auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
+    const int64_t attn_width = num_heads * c.head_dim, ffn_width = c.shapes.ffn[index];
     auto attn = register_module("attention", std::make_shared<torch::nn::Module>());
-    q_lin = attn->register_module("q_lin", lin(c.dim, c.dim));
-    k_lin = attn->register_module("k_lin", lin(c.dim, c.dim));
-    v_lin = attn->register_module("v_lin", lin(c.dim, c.dim));
-    out_lin = attn->register_module("out_lin", lin(c.dim, c.dim));
+    q_lin = attn->register_module("q_lin", lin(c.dim, attn_width));
+    k_lin = attn->register_module("k_lin", lin(c.dim, attn_width));
+    v_lin = attn->register_module("v_lin", lin(c.dim, attn_width));
+    out_lin = attn->register_module("out_lin", lin(attn_width, c.dim));
     sa_layer_norm = register_module("sa_layer_norm", nn::LayerNorm(c.dim, kDistilLayerNormEps));
     auto ffn = register_module("ffn", std::make_shared<torch::nn::Module>());
-    lin1 = ffn->register_module("lin1", lin(c.dim, c.hidden_dim));
-    lin2 = ffn->register_module("lin2", lin(c.hidden_dim, c.dim));
+    lin1 = ffn->register_module("lin1", lin(c.dim, ffn_width));
+    lin2 = ffn->register_module("lin2", lin(ffn_width, c.dim));
     output_layer_norm = register_module("output_layer_norm", nn::LayerNorm(c.dim, kDistilLayerNormEps));
     act_ = nn::activation_by_name(c.act, "config.json activation");
   }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& allowed, torch::Tensor* probs) {
-    auto q = nn::split_heads(q_lin(x), num_heads), k = nn::split_heads(k_lin(x), num_heads),
-         v = nn::split_heads(v_lin(x), num_heads);
-    double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
-    if (probs) *probs = r.probs;
-    auto h = sa_layer_norm(out_lin(nn::merge_heads(r.context)) + x);
+    auto h = sa_layer_norm(attention(x, allowed, probs) + x);
     auto f = torch::dropout(lin2(act_(lin1(h))), c_.dropout, is_training());
     return output_layer_norm(f + h);
   }
@@ -72,6 +71,20 @@ class DistilLayerImpl : public torch::nn::Module {
   int64_t num_heads;
 
  private:
+  // The attention block's output (out_lin's bias alone once every head is pruned).
+  torch::Tensor attention(const torch::Tensor& x, const torch::Tensor& allowed, torch::Tensor* probs) {
+    if (num_heads == 0) {
+      if (probs) *probs = torch::zeros({x.size(0), 0, x.size(1), x.size(1)}, x.options());
+      return out_lin->bias.expand_as(x);
+    }
+    auto q = nn::split_heads(q_lin(x), num_heads), k = nn::split_heads(k_lin(x), num_heads),
+         v = nn::split_heads(v_lin(x), num_heads);
+    double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);
+    if (probs) *probs = r.probs;
+    return out_lin(nn::merge_heads(r.context));
+  }
+
   DistilConfig c_;
   nn::Activation act_;
 };
@@ -92,7 +105,7 @@ class DistilBertModel : public TransformerModel {
     auto transformer = base->register_module("transformer", std::make_shared<torch::nn::Module>());
     auto list = transformer->register_module("layer", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.layers; ++i) {
-      layers.push_back(DistilLayer(c));
+      layers.push_back(DistilLayer(c, i));
       list->push_back(layers.back());
     }
     switch (head) {
@@ -111,6 +124,31 @@ class DistilBertModel : public TransformerModel {
         act_ = nn::activation_by_name(c.act, "config.json activation");
         break;
     }
+  }
+
+  // Heads, FFN neurons and hidden dims (embeddings, every post-LN norm, the Linears reading and
+  // writing the stream, the heads' readers and the MLM transform, which also writes the tied space).
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      auto& l = layers[i];
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, c_.head_dim, {l->q_lin, l->k_lin, l->v_lin}, {}, l->out_lin});
+      s.ffn.push_back({static_cast<int64_t>(i), {l->lin1}, l->lin2});
+      s.hidden.norms.insert(s.hidden.norms.end(), {l->sa_layer_norm, l->output_layer_norm});
+      s.hidden.readers.insert(s.hidden.readers.end(), {l->q_lin, l->k_lin, l->v_lin, l->lin1});
+      s.hidden.writers.insert(s.hidden.writers.end(), {l->out_lin, l->lin2});
+    }
+    s.hidden.embeddings = {word_embeddings, position_embeddings};
+    s.hidden.norms.push_back(emb_norm);
+    for (auto lin : {pre_classifier, classifier, vocab_transform})
+      if (lin) s.hidden.readers.push_back(lin);
+    // pre_classifier's output is not the stream, but HF sizes it by `dim` too: it narrows with it.
+    if (pre_classifier) s.hidden.writers.push_back(pre_classifier);
+    if (vocab_transform) {
+      s.hidden.writers.push_back(vocab_transform);
+      s.hidden.norms.push_back(vocab_layer_norm);
+    }
+    return s;
   }
 
   ModelOutputs forward(const ModelInputs& in) override {

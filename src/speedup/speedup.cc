@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, gpt2, opt and llama have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, distilbert, gpt2, opt and llama have)");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -142,11 +142,13 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
   struct Keys {
     const char *heads, *ffn, *hidden;
   };
-  Keys keys = type == "gpt2"  ? Keys{"n_head", "n_inner", "n_embd"}
-              : type == "opt" ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
-                              : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  if (type != "bert" && type != "roberta" && type != "gpt2" && type != "opt" && type != "llama")
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, gpt2, opt and llama are)");
+  Keys keys = type == "gpt2"         ? Keys{"n_head", "n_inner", "n_embd"}
+              : type == "opt"        ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
+              : type == "distilbert" ? Keys{"n_heads", "hidden_dim", "dim"}
+                                     : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
+  static const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama"};
+  if (!kShrinkable.count(type))
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, distilbert, gpt2, opt and llama are)");
   auto s = model.structure();
   SpeedupReport report;
   report.params_before = models::count_parameters(model);

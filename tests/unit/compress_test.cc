@@ -186,14 +186,15 @@ TEST(PrunerGqa, LlamaGroupedQueryPrunesNeuronsAndRefusesHeads) {
   EXPECT_EQ(report.layers[0].heads_after, 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "gpt2", "opt", "llama"), ::testing::ValuesIn(pruner_cases())),
+INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "distilbert", "gpt2", "opt", "llama"), ::testing::ValuesIn(pruner_cases())),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
 // Hidden dimensions run through every head type's layers: MLM transform, RoBERTa's classifier.
 TEST(HiddenPruning, MaskedEqualsShrunkForOtherHeads) {
   for (auto [type, head] : {std::pair<std::string, std::string>{"bert", "BertForMaskedLM"}, {"roberta", "RobertaForSequenceClassification"},
-                            {"bert", "BertForTokenClassification"}}) {
-    auto c = tiny_bert_config();
+                            {"bert", "BertForTokenClassification"}, {"distilbert", "DistilBertForMaskedLM"},
+                            {"distilbert", "DistilBertForTokenClassification"}}) {
+    auto c = type == "distilbert" ? arch_config("distilbert") : tiny_bert_config();
     c["model_type"] = type;
     c["architectures"] = {head};
     if (type == "roberta") c["pad_token_id"] = 1;

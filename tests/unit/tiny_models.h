@@ -45,6 +45,9 @@ inline std::shared_ptr<models::TransformerModel> tiny_bert(const io::json& confi
 
 inline io::json arch_config(const std::string& arch) {
   if (arch == "llama") return tiny_llama_config();
+  if (arch == "distilbert")
+    return {{"model_type", "distilbert"}, {"vocab_size", 97}, {"dim", 32}, {"n_layers", 2}, {"n_heads", 4}, {"hidden_dim", 48},
+            {"max_position_embeddings", 40}, {"num_labels", 3}, {"architectures", {"DistilBertForSequenceClassification"}}};
   return arch == "gpt2" ? tiny_gpt2_config() : arch == "opt" ? tiny_opt_config() : tiny_bert_config();
 }
 
