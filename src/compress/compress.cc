@@ -88,8 +88,39 @@ std::string layer_count_key(const io::json& c) {
   return "num_hidden_layers";
 }
 
-// FastFormers' smaller student: the chosen teacher layers, renumbered, everything else copied.
+// A narrower student: the `width` hidden dims with the largest L2 norm over their group (columns
+// of the embeddings and of every Linear reading the stream, rows of every Linear writing it) are
+// kept, the rest cut out by SpeedUp; the student's norms then run over the kept dims only.
+void narrow_student(const CompressRecipe& r, const fs::path& from, const fs::path& dir) {
+  torch::NoGradGuard no_grad;
+  auto loaded = models::load_model(from);
+  auto& model = *loaded.model;
+  auto s = model.structure();
+  if (s.attention.empty() || s.hidden.norms.empty() || !s.hidden.norms.front()->weight.defined())
+    fail_invalid(r.source, ": student.hidden needs the hidden-dimension groups of '", model.info().model_type, "', which sqz does not describe");
+  const int64_t width = s.hidden.norms.front()->weight.size(0);
+  if (r.student.hidden >= width)
+    fail_invalid(r.source, ": student.hidden = ", r.student.hidden, " must be below the teacher's hidden size ", width);
+  auto importance = torch::zeros({width});
+  for (const auto& e : s.hidden.embeddings) importance += e->weight.pow(2).sum(0);
+  for (const auto& l : s.hidden.readers) importance += l->logical_weight().pow(2).sum(0);
+  for (const auto& l : s.hidden.writers) importance += l->logical_weight().pow(2).sum(1);
+  auto top = std::get<0>(std::get<1>(importance.topk(r.student.hidden)).sort()).contiguous();
+  auto keep = speedup::groups_from_zeros(model);
+  keep.hidden.assign(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + top.numel());
+  fs::create_directories(dir);
+  speedup::shrink_and_save(model, loaded.config.value(), keep, dir);
+  if (from != dir) io::copy_tokenizer_files(r.train.model, dir);
+  log_info("student: hidden ", width, " -> ", r.student.hidden, " (largest L2 over each dim's group)");
+}
+
+// FastFormers' smaller student: the chosen teacher layers, renumbered, everything else copied;
+// then, with student.hidden, narrowed.
 fs::path make_student(const CompressRecipe& r, const fs::path& dir) {
+  if (r.student.layers.empty()) {
+    narrow_student(r, r.train.model, dir);
+    return dir;
+  }
   auto loaded = models::load_model(r.train.model);
   io::json c = loaded.config.value();
   const int64_t n = loaded.model->info().num_layers;
@@ -129,6 +160,7 @@ fs::path make_student(const CompressRecipe& r, const fs::path& dir) {
   io::write_json_file_atomic(dir / "config.json", c);
   io::copy_tokenizer_files(r.train.model, dir);
   log_info("student: layers ", io::json(r.student.layers).dump(), " of ", n, " -> ", dir.string());
+  if (r.student.hidden > 0) narrow_student(r, dir, dir);
   return dir;
 }
 
@@ -335,7 +367,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
 
   train::TrainRecipe tr = r.train;
   tr.out = (dir / "train").string();
-  if (!r.student.layers.empty()) tr.model = make_student(r, dir / "student_init").string();
+  if (!r.student.empty()) tr.model = make_student(r, dir / "student_init").string();
   auto tok = io::load_tokenizer(r.train.model);
   {
     // Attach everything to a throwaway copy first: a bad target, ratio, bit width or teacher

@@ -76,8 +76,10 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
         r.train = train::TrainRecipe::from_node(t, source, {});
       } else if (key == "student") {
         for (const auto& s : v) {
-          if (s.first.as<std::string>() != "layers") fail_invalid(where, ": unknown student key '", s.first.as<std::string>(), "' (known: layers)");
-          r.student.layers = s.second.as<std::vector<int64_t>>();
+          const std::string sk = s.first.as<std::string>();
+          if (sk == "layers") r.student.layers = s.second.as<std::vector<int64_t>>();
+          else if (sk == "hidden") r.student.hidden = s.second.as<int64_t>();
+          else fail_invalid(where, ": unknown student key '", sk, "' (known: layers, hidden)");
         }
       } else if (key == "distill") {
         r.distill = DistillSpec::parse(v, where);
@@ -141,7 +143,8 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
   if (r.distill && r.distill->teacher.empty()) r.distill->teacher = r.train.model;
   bool ptq = false, qat = false;
   for (const auto& q : r.quantize) ptq = ptq || !q.qat, qat = qat || q.qat;
-  if (r.train_steps_zero && (!r.prune.empty() || r.distill || !r.student.layers.empty() || qat))
+  if (r.student.hidden < 0) fail_invalid(source, ": student.hidden must be a positive width (0 = keep all), got ", r.student.hidden);
+  if (r.train_steps_zero && (!r.prune.empty() || r.distill || !r.student.empty() || qat))
     fail_invalid(source, ": train.steps is 0, but pruning, distillation, a student or QAT need training steps");
   if (qat)
     for (const auto& p : r.prune)
@@ -174,6 +177,7 @@ std::string CompressRecipe::to_yaml() const {
   root["train"].remove("out");
   if (train_steps_zero) root["train"]["steps"] = 0;
   if (!student.layers.empty()) root["student"]["layers"] = student.layers;
+  if (student.hidden > 0) root["student"]["hidden"] = student.hidden;
   if (distill) root["distill"] = distill->to_yaml();
   for (const auto& p : prune) root["prune"].push_back(p.to_yaml());
   for (const auto& q : quantize) root["quantize"].push_back(q.to_yaml());

@@ -12,6 +12,8 @@ namespace sqz::compress {
 
 struct StudentSpec {
   std::vector<int64_t> layers;  // teacher layers the student keeps (FastFormers-style depth reduction); empty = all
+  int64_t hidden = 0;           // narrower student: the hidden dims it keeps (largest L2 over their group); 0 = all
+  bool empty() const { return layers.empty() && hidden == 0; }
 };
 
 struct LatencySpec {

@@ -87,6 +87,28 @@ TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
   EXPECT_FALSE(fs::exists(tmp / "o2"));
 }
 
+// FastFormers' student, shallower and narrower: two of the four teacher layers, 192 of 256
+// hidden dims (largest L2), distilled through a learned projection of its hidden states.
+TEST(Compress, NarrowerShallowerStudentIsDistilled) {
+  testing::ScratchDir tmp("compress-student");
+  std::string text = spam_recipe(tmp / "out", "student: {layers: [1, 3], hidden: 192}\nspeedup: false\n");
+  text.replace(text.find("hidden_weight: 1.0}"), 19, "hidden_weight: 1.0, project: true}");
+  text.replace(text.find("prune:\n"), text.find("latency:") - text.find("prune:\n"), "");
+  auto r = testing::run_sqz("compress --recipe " + write(tmp / "r.yaml", text).string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("student: hidden 256 -> 192"), std::string::npos) << r.output;
+  auto config = io::read_json_file(tmp / "out" / "model" / "config.json");
+  EXPECT_EQ(config["hidden_size"], 192);
+  EXPECT_EQ(config["num_hidden_layers"], 2);
+  EXPECT_EQ(config["sqz_attention_head_size"], 64);  // heads keep their width; the stream narrows
+  auto report = io::read_json_file(tmp / "out" / "report.json");
+  EXPECT_LT(report["compressed"]["params"].get<int64_t>(), report["dense"]["params"].get<int64_t>() * 3 / 4);
+  // It evaluates like any model dir.
+  auto e = testing::run_sqz("eval " + (tmp / "out" / "model").string() + " --task spam --split " +
+                            (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string() + " --max-length 48 --max-batches 2 --batch-size 8");
+  ASSERT_EQ(e.code, 0) << e.output;
+}
+
 TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
   testing::ScratchDir tmp("compress-bad");
   struct Case {
@@ -100,6 +122,7 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
       {"--set distill.teacher=" + (testing::fixtures_dir() / "bert-mlm" / "model").string(), "tokenizer has 791 tokens"},
       {"--set distill.hidden_map=[[1,9]]", "indices run 0..4 (student) and 0..4 (teacher)"},
       {"--set student.layers=[0,9]", "student.layers must be distinct layer indices in [0, 4)"},
+      {"--set student.hidden=256", "student.hidden = 256 must be below the teacher's hidden size 256"},
       {"--set prune.0.shape=3", "unknown pruner key 'shape'"},
       {"", "bits = 9 is outside 2..8", "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 9}}\n"},
       {"", "group_size 5 does not divide the input dimension 256",
