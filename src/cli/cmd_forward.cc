@@ -31,11 +31,10 @@ std::map<std::string, torch::Tensor> runtime_forward(const models::LoadedModel& 
   const int64_t batch = ids.size(0), seq = ids.size(1);
   std::map<std::string, torch::Tensor> out;
   if (loaded.model->info().is_decoder) {
-    if (in.attention_mask.defined() && in.attention_mask.eq(0).any().item<bool>())
-      fail_invalid((in_dir / "attention_mask.npy").string(), ": --engine runtime runs unpadded decoder batches");
     runtime::Gpt2Decoder engine(loaded, options);
     auto cache = engine.new_cache(batch, seq);
-    auto logits = engine.forward(cache, ids.data_ptr<int64_t>(), seq, true);
+    auto mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong).contiguous() : torch::Tensor();
+    auto logits = engine.forward(cache, ids.data_ptr<int64_t>(), seq, true, mask.defined() ? mask.data_ptr<int64_t>() : nullptr);
     out["logits"] = torch::from_blob(logits.data(), {batch, seq, engine.vocab_size()}, torch::kFloat32).clone();
     return out;
   }

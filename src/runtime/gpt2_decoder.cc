@@ -82,6 +82,7 @@ Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const
   Cache c;
   c.batch = batch;
   c.capacity = capacity;
+  c.key_mask.assign(static_cast<size_t>(batch * capacity), 1);
   for (const auto& l : layers_) {
     c.keys.emplace_back(static_cast<size_t>(batch * l->ops.heads * capacity * l->ops.head_dim));
     c.values.emplace_back(c.keys.back().size());
@@ -89,10 +90,18 @@ Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const
   return c;
 }
 
-std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits) const {
+std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
+                                        const int64_t* attention_mask) const {
   const int64_t batch = cache.batch, past = cache.length, h = hidden_;
   if (past + steps > cache.capacity)
     fail_invalid("runtime: ", past + steps, " positions exceed the cache capacity (", cache.capacity, ")");
+  if (attention_mask)
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t s = 0; s < steps; ++s) {
+        const int64_t v = attention_mask[b * steps + s];
+        if (v != 0 && v != 1) fail_invalid("runtime: attention_mask holds ", v, "; expected 0 (padding) or 1");
+        cache.key_mask[b * cache.capacity + past + s] = v;
+      }
   kernels::set_num_threads(options_.threads);
   const int64_t m = batch * steps;
   // x is the residual stream; the output projections write the sum into `next` (a GEMM's output
@@ -127,7 +136,8 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
             std::copy(q + s * 3 * a + a, q + s * 3 * a + a + hd, kh + (past + s) * hd);
             std::copy(q + s * 3 * a + 2 * a, q + s * 3 * a + 2 * a + hd, vh + (past + s) * hd);
           }
-          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, nullptr, past, ctx.data() + b * steps * a + head * hd, a);
+          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, cache.key_mask.data() + b * cache.capacity, past,
+                      ctx.data() + b * steps * a + head * hd, a);
         }
       });
       ops.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer

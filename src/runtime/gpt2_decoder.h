@@ -1,7 +1,9 @@
 // sqz's inference engine for GPT-2 decoders (model_type gpt2, GPT2LMHeadModel): prefill a prompt,
 // then decode one token at a time against a KV cache the engine owns. Linears (and the tied LM
 // head) run fp32 or int8 like the encoder engine; per-layer head counts and FFN widths follow
-// whatever structured pruning left. Batches are unpadded (every sequence the same length).
+// whatever structured pruning left. Padded batches take an attention mask: padded positions are
+// hidden from every query, and positions count from the start of the row as in HF's GPT2Model
+// (left padding shifts them, as it does there without explicit position ids).
 #pragma once
 #include <memory>
 #include <vector>
@@ -17,6 +19,7 @@ class Gpt2Decoder {
   struct Cache {
     int64_t batch = 0, length = 0, capacity = 0;
     std::vector<std::vector<float>> keys, values;
+    std::vector<int64_t> key_mask;  // [batch, capacity]: 0 = a padded position, hidden from queries
   };
 
   Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions& options);
@@ -25,8 +28,10 @@ class Gpt2Decoder {
   Cache new_cache(int64_t batch, int64_t capacity) const;
   // Runs `steps` new tokens per sequence (ids [batch, steps]) after what `cache` holds, appends
   // their keys and values, and returns logits [batch, steps, vocab] (only the last step's,
-  // [batch, 1, vocab], unless all_logits).
-  std::vector<float> forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits) const;
+  // [batch, 1, vocab], unless all_logits). attention_mask (nullable, [batch, steps], 0 = padding)
+  // marks padded tokens; their own logits are not meaningful.
+  std::vector<float> forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
+                             const int64_t* attention_mask = nullptr) const;
   // Greedy continuation: [batch, prompt + new] ids, like models::generate without sampling.
   std::vector<int64_t> generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len, int64_t new_tokens) const;
 
