@@ -7,7 +7,7 @@
 #include "io/npy.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
 
 namespace sqz::cli {
 
@@ -31,7 +31,7 @@ std::map<std::string, torch::Tensor> runtime_forward(const models::LoadedModel& 
   const int64_t batch = ids.size(0), seq = ids.size(1);
   std::map<std::string, torch::Tensor> out;
   if (loaded.model->info().is_decoder) {
-    runtime::Gpt2Decoder engine(loaded, options);
+    runtime::Decoder engine(loaded, options);
     auto cache = engine.new_cache(batch, seq);
     auto mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong).contiguous() : torch::Tensor();
     auto logits = engine.forward(cache, ids.data_ptr<int64_t>(), seq, true, mask.defined() ? mask.data_ptr<int64_t>() : nullptr);

@@ -6,7 +6,7 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/generation.h"
 #include "models/registry.h"
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
 
 namespace sqz::cli {
 
@@ -25,7 +25,7 @@ struct GenerateArgs {
 std::vector<int64_t> runtime_generate(const models::LoadedModel& loaded, const std::vector<int64_t>& prompt,
                                       const GenerateArgs& a) {
   if (a.options.sample) fail_invalid("generate: --engine runtime decodes greedily; drop --sample or use --engine libtorch");
-  runtime::Gpt2Decoder engine(loaded, {runtime::parse_precision(a.precision), a.threads});
+  runtime::Decoder engine(loaded, {runtime::parse_precision(a.precision), a.threads});
   const int64_t room = std::max<int64_t>(0, engine.max_positions() - static_cast<int64_t>(prompt.size()));
   auto all = engine.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
   const auto eos = loaded.model->info().eos_token_id;

@@ -21,7 +21,7 @@
 #include "kernels/parallel.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
 
 namespace sqz::eval {
 
@@ -402,16 +402,16 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   }
   struct Engine {
     std::string name;
-    std::unique_ptr<runtime::Gpt2Decoder> decoder;
+    std::unique_ptr<runtime::Decoder> decoder;
     models::TransformerModel* reference;
   };
   std::vector<Engine> engines;
   if (!o.peers_only) try {
     using runtime::Precision;
-    engines.push_back({"sqz-fp32", std::make_unique<runtime::Gpt2Decoder>(loaded, runtime::EngineOptions{Precision::kFp32, o.threads}), &model});
-    engines.push_back({"sqz-int8", std::make_unique<runtime::Gpt2Decoder>(loaded, runtime::EngineOptions{Precision::kInt8, o.threads}), &model});
+    engines.push_back({"sqz-fp32", std::make_unique<runtime::Decoder>(loaded, runtime::EngineOptions{Precision::kFp32, o.threads}), &model});
+    engines.push_back({"sqz-int8", std::make_unique<runtime::Decoder>(loaded, runtime::EngineOptions{Precision::kInt8, o.threads}), &model});
     engines.push_back({"sqz-int8-2:4",
-                       std::make_unique<runtime::Gpt2Decoder>(sparse, runtime::EngineOptions{Precision::kInt8Sparse24, o.threads}),
+                       std::make_unique<runtime::Decoder>(sparse, runtime::EngineOptions{Precision::kInt8Sparse24, o.threads}),
                        sparse.model.get()});
   } catch (const std::exception& e) {
     result["skipped"].push_back({{"case", "sqz-*"}, {"reason", e.what()}});
@@ -441,7 +441,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       return logits;
     };
   };
-  auto sqz_generate = [&](const runtime::Gpt2Decoder& d) -> Generate {
+  auto sqz_generate = [&](const runtime::Decoder& d) -> Generate {
     return [&d, &o](const torch::Tensor& prompt, double* prefill_ms, double* decode_ms) {
       const int64_t batch = prompt.size(0), len = prompt.size(1);
       auto cache = d.new_cache(batch, len + o.decode_steps);
@@ -473,7 +473,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       Generate run;
       models::TransformerModel* reference;
       double tolerance;
-      const runtime::Gpt2Decoder* decoder;
+      const runtime::Decoder* decoder;
       std::function<void()> attach, detach;
     };
     std::vector<Case> cases;

@@ -6,7 +6,7 @@
 #include "models/generation.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -126,7 +126,7 @@ TEST(GoldenRuntime, Gpt2GreedyGenerationMatchesTransformers) {
   ASSERT_TRUE(fs::exists(dir / "manifest.json")) << "fixture missing: " << dir;
   const json manifest = io::read_json_file(dir / "manifest.json");
   auto loaded = models::load_model(dir / manifest["model_dir"].get<std::string>());
-  runtime::Gpt2Decoder engine(loaded, {runtime::Precision::kFp32, 2});
+  runtime::Decoder engine(loaded, {runtime::Precision::kFp32, 2});
   int checked = 0;
   for (const auto& p : manifest["generation"]["prompts"]) {
     auto prompt = io::read_npy(dir / p["prompt_file"].get<std::string>()).to(torch::kLong).contiguous();

@@ -66,6 +66,15 @@ TEST(Eltwise, GeluTanhMatchesDefinition) {
     }
 }
 
+TEST(Eltwise, ReluThroughActivateRows) {
+  std::vector<float> x = {-2.0f, -0.0f, 0.5f, 3.0f, -1e-7f, 7.0f, 1.0f, -5.0f};
+  for (Isa isa : runnable_isas()) {
+    auto y = x;
+    activate_rows(Activation::kRelu, y.data(), 2, 3, 4, isa);  // 2 rows of 3, stride 4: the 4th column untouched
+    EXPECT_EQ(y, (std::vector<float>{0.0f, 0.0f, 0.5f, 3.0f, 0.0f, 7.0f, 1.0f, -5.0f})) << isa_name(isa);
+  }
+}
+
 TEST(Eltwise, SoftmaxMatchesReferenceWithMaskedEntries) {
   std::mt19937 rng(3);
   const float ninf = -INFINITY;

@@ -6,7 +6,8 @@
 #include "compress/site.h"
 #include "kernels/quant_math.h"
 #include "runtime/bert_encoder.h"
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
+#include "unit/test_util.h"
 #include "unit/tiny_models.h"
 
 namespace sqz {
@@ -141,8 +142,17 @@ io::json tiny_gpt2_lm_config() {
   return c;
 }
 
+io::json tiny_opt_lm_config() {
+  auto c = testing::tiny_opt_config();
+  c["architectures"] = {"OPTForCausalLM"};
+  return c;
+}
+
+// The decoder families the engine runs, as (name, config) for the tests that loop over them.
+std::vector<std::pair<std::string, io::json>> decoder_configs() { return {{"gpt2", tiny_gpt2_lm_config()}, {"opt", tiny_opt_lm_config()}}; }
+
 // Runs the decoder on ids [batch, steps] after what the cache holds; logits as [batch, steps, vocab].
-torch::Tensor decoder_logits(const runtime::Gpt2Decoder& d, runtime::Gpt2Decoder::Cache& cache, const torch::Tensor& ids) {
+torch::Tensor decoder_logits(const runtime::Decoder& d, runtime::Decoder::Cache& cache, const torch::Tensor& ids) {
   auto c = ids.contiguous();
   auto v = d.forward(cache, c.data_ptr<int64_t>(), c.size(1), true);
   return torch::from_blob(v.data(), {c.size(0), c.size(1), d.vocab_size()}, torch::kFloat32).clone();
@@ -150,10 +160,11 @@ torch::Tensor decoder_logits(const runtime::Gpt2Decoder& d, runtime::Gpt2Decoder
 
 double rel(const torch::Tensor& got, const torch::Tensor& want) { return ((got - want).abs().max() / want.abs().max()).item<double>(); }
 
-TEST(Runtime, Gpt2PrefillAndCachedDecodeEqualLibtorch) {
-  auto config = tiny_gpt2_lm_config();
+TEST(Runtime, DecoderPrefillAndCachedDecodeEqualLibtorch) {
+  for (const auto& [arch, config] : decoder_configs()) {
+  SCOPED_TRACE(arch);
   auto model = testing::tiny_model(config);
-  runtime::Gpt2Decoder d(loaded(model, config), {runtime::Precision::kFp32, 2});
+  runtime::Decoder d(loaded(model, config), {runtime::Precision::kFp32, 2});
   torch::NoGradGuard guard;
   torch::manual_seed(1);
   auto ids = torch::randint(0, 97, {2, 15}, torch::kLong);
@@ -170,14 +181,16 @@ TEST(Runtime, Gpt2PrefillAndCachedDecodeEqualLibtorch) {
   EXPECT_EQ(cache.length, 15);
   auto more = torch::zeros({2, 1}, torch::kLong);
   EXPECT_THROW(decoder_logits(d, cache, more), std::exception);  // past the cache capacity
+  }
 }
 
 // Padded batches: right padding (eval) and left padding (generation) give the real positions what
 // the libtorch model gives them under the same attention mask, prefill and cached steps alike.
-TEST(Runtime, Gpt2PaddedBatchesEqualLibtorchOnRealPositions) {
-  auto config = tiny_gpt2_lm_config();
+TEST(Runtime, DecoderPaddedBatchesEqualLibtorchOnRealPositions) {
+  for (const auto& [arch, config] : decoder_configs()) {
+  SCOPED_TRACE(arch);
   auto model = testing::tiny_model(config);
-  runtime::Gpt2Decoder d(loaded(model, config), {runtime::Precision::kFp32, 2});
+  runtime::Decoder d(loaded(model, config), {runtime::Precision::kFp32, 2});
   torch::NoGradGuard guard;
   torch::manual_seed(2);
   auto ids = torch::randint(0, 97, {3, 10}, torch::kLong);
@@ -205,14 +218,16 @@ TEST(Runtime, Gpt2PaddedBatchesEqualLibtorchOnRealPositions) {
   auto bad = torch::full({3, 1}, 2, torch::kLong);
   auto ids1 = next.contiguous();
   EXPECT_THROW(d.forward(cache, ids1.data_ptr<int64_t>(), 1, true, bad.data_ptr<int64_t>()), std::exception);
+  }
 }
 
-TEST(Runtime, Gpt2Int8EqualsFakeQuantizedLibtorch) {
-  auto config = tiny_gpt2_lm_config();
+TEST(Runtime, DecoderInt8EqualsFakeQuantizedLibtorch) {
+  for (const auto& [arch, config] : decoder_configs()) {
+  SCOPED_TRACE(arch);
   auto model = testing::tiny_model(config);
   runtime::EngineOptions o{runtime::Precision::kInt8, 2};
   o.int8_lm_head = false;  // the tied head is not a Linear the fake-quant sites can reach
-  runtime::Gpt2Decoder d(loaded(model, config), o);
+  runtime::Decoder d(loaded(model, config), o);
   torch::NoGradGuard guard;
   torch::manual_seed(2);
   auto ids = torch::randint(0, 97, {1, 10}, torch::kLong);
@@ -225,6 +240,19 @@ TEST(Runtime, Gpt2Int8EqualsFakeQuantizedLibtorch) {
   auto got = decoder_logits(d, cache, ids);
   EXPECT_LT(rel(got, want), 1e-5);
   EXPECT_GT(rel(got, unquantized), 100 * rel(got, want));
+  }
+}
+
+// What the decoder engine cannot run is refused by name: post-LN OPT, OPT with a projection.
+TEST(Runtime, DecoderRefusesPostLnAndProjectedOpt) {
+  for (auto [key, value, expected] : {std::tuple<std::string, io::json, std::string>{"do_layer_norm_before", false, "post-LN OPT"},
+                                      {"word_embed_proj_dim", 16, "project_in/out"}}) {
+    auto config = tiny_opt_lm_config();
+    config[key] = value;
+    auto model = testing::tiny_model(config);
+    auto e = testing::error_of([&] { runtime::Decoder d(loaded(model, config), {}); });
+    EXPECT_NE(e.find(expected), std::string::npos) << e;
+  }
 }
 
 }  // namespace

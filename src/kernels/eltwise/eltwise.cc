@@ -71,6 +71,10 @@ void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_
     case Activation::kNone: return;
     case Activation::kGelu: return gelu_rows(x, m, n, ld, isa);
     case Activation::kGeluTanh: return gelu_tanh_rows(x, m, n, ld, isa);
+    case Activation::kRelu:  // one loop for every ISA: the compiler vectorises max(x, 0)
+      for (int64_t i = 0; i < m; ++i)
+        for (float* r = x + i * ld; r < x + i * ld + n; ++r) *r = *r > 0.0f ? *r : 0.0f;
+      return;
   }
 }
 void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {

@@ -16,7 +16,7 @@ void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa(
 // x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in place, HF's "gelu_new" (GPT-2).
 void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // The activation a Linear's epilogue may apply to its output (FFN input layers).
-enum class Activation { kNone, kGelu, kGeluTanh };
+enum class Activation { kNone, kGelu, kGeluTanh, kRelu };
 // `activation` in place on rows of n (kNone: nothing).
 void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // Softmax of each row in place. Entries at -infinity get probability 0; a row that is all

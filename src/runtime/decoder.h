@@ -1,9 +1,10 @@
-// sqz's inference engine for GPT-2 decoders (model_type gpt2, GPT2LMHeadModel): prefill a prompt,
-// then decode one token at a time against a KV cache the engine owns. Linears (and the tied LM
-// head) run fp32 or int8 like the encoder engine; per-layer head counts and FFN widths follow
-// whatever structured pruning left. Padded batches take an attention mask: padded positions are
-// hidden from every query, and positions count from the start of the row as in HF's GPT2Model
-// (left padding shifts them, as it does there without explicit position ids).
+// sqz's inference engine for pre-LN decoders: GPT-2 (GPT2LMHeadModel) and OPT (OPTForCausalLM
+// with do_layer_norm_before and no embedding projection). It prefills a prompt, then decodes one
+// token at a time against a KV cache the engine owns. Linears (and the tied LM head) run fp32 or
+// int8 like the encoder engine; per-layer head counts and FFN widths follow whatever structured
+// pruning left. Padded batches take an attention mask: padded positions are hidden from every
+// query; positions are counted as each family's HF model counts them (GPT-2 from the start of
+// the row, OPT over real tokens only, offset by 2).
 #pragma once
 #include <memory>
 #include <vector>
@@ -13,17 +14,18 @@
 
 namespace sqz::runtime {
 
-class Gpt2Decoder {
+class Decoder {
  public:
   // Keys and values of the positions seen so far: per layer [batch, heads, capacity, head_dim].
   struct Cache {
     int64_t batch = 0, length = 0, capacity = 0;
     std::vector<std::vector<float>> keys, values;
     std::vector<int64_t> key_mask;  // [batch, capacity]: 0 = a padded position, hidden from queries
+    std::vector<int64_t> real;      // [batch]: real (unpadded) tokens seen so far (OPT's positions)
   };
 
-  Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions& options);
-  ~Gpt2Decoder();
+  Decoder(const models::LoadedModel& loaded, const EngineOptions& options);
+  ~Decoder();
 
   Cache new_cache(int64_t batch, int64_t capacity) const;
   // Runs `steps` new tokens per sequence (ids [batch, steps]) after what `cache` holds, appends
@@ -45,6 +47,8 @@ class Gpt2Decoder {
   struct Layer;
   EngineOptions options_;
   int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
+  int64_t position_offset_ = 0;      // rows of the position table before position 0 (OPT: 2)
+  bool positions_count_real_ = false;  // OPT: a token's position counts the real tokens before it
   float eps_ = 1e-5f;
   kernels::Activation activation_ = kernels::Activation::kGeluTanh;  // of the FFN input Linear
   std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;

@@ -1,4 +1,4 @@
-#include "runtime/gpt2_decoder.h"
+#include "runtime/decoder.h"
 
 #include <cmath>
 
@@ -9,30 +9,65 @@
 
 namespace sqz::runtime {
 
-struct Gpt2Decoder::Layer {
+struct Decoder::Layer {
   BlockOps ops;
   std::vector<float> ln1_gamma, ln1_beta, ln2_gamma, ln2_beta;
 };
 
 
-Gpt2Decoder::~Gpt2Decoder() = default;
+Decoder::~Decoder() = default;
 
-Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions& options) : options_(options) {
+namespace {
+
+// Where a family keeps what the engine reads, and how it is configured.
+struct DecoderNames {
+  std::string embed, positions, final_norm, layer_prefix, norm1, norm2;
+};
+
+DecoderNames gpt2_names() {
+  return {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f", "transformer.h.", "ln_1", "ln_2"};
+}
+DecoderNames opt_names() {
+  return {"model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight", "model.decoder.final_layer_norm",
+          "model.decoder.layers.", "self_attn_layer_norm", "final_layer_norm"};
+}
+
+}  // namespace
+
+Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options) : options_(options) {
   auto& model = *loaded.model;
   const auto& info = model.info();
+  const auto& config = loaded.config;
   const std::string source = (loaded.dir / "config.json").string();
-  if (info.model_type != "gpt2" || info.head_class != "GPT2LMHeadModel")
-    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel; this model is ", info.model_type, " ",
-                       info.head_class);
-  const std::string act = loaded.config.get_string("activation_function", "gelu_new");
-  if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
-    fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs gelu_new and gelu");
-  activation_ = act == "gelu" ? kernels::Activation::kGelu : kernels::Activation::kGeluTanh;
-  if (!loaded.config.get_bool("scale_attn_weights", true) || loaded.config.get_bool("scale_attn_by_inverse_layer_idx", false) ||
-      loaded.config.get_bool("reorder_and_upcast_attn", false))
-    fail_unimplemented(source, ": the runtime runs GPT-2's default attention scaling only (scale_attn_weights true, "
-                               "scale_attn_by_inverse_layer_idx false, reorder_and_upcast_attn false)");
-  eps_ = static_cast<float>(loaded.config.get_float("layer_norm_epsilon", 1e-5));
+  DecoderNames names;
+  if (info.model_type == "gpt2" && info.head_class == "GPT2LMHeadModel") {
+    names = gpt2_names();
+    const std::string act = config.get_string("activation_function", "gelu_new");
+    if (act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "gelu")
+      fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs gelu_new and gelu");
+    activation_ = act == "gelu" ? kernels::Activation::kGelu : kernels::Activation::kGeluTanh;
+    if (!config.get_bool("scale_attn_weights", true) || config.get_bool("scale_attn_by_inverse_layer_idx", false) ||
+        config.get_bool("reorder_and_upcast_attn", false))
+      fail_unimplemented(source, ": the runtime runs GPT-2's default attention scaling only (scale_attn_weights true, "
+                                 "scale_attn_by_inverse_layer_idx false, reorder_and_upcast_attn false)");
+    eps_ = static_cast<float>(config.get_float("layer_norm_epsilon", 1e-5));
+  } else if (info.model_type == "opt" && info.head_class == "OPTForCausalLM") {
+    names = opt_names();
+    if (!config.get_bool("do_layer_norm_before", true))
+      fail_unimplemented(source, ": field 'do_layer_norm_before' = false (post-LN OPT); the runtime runs pre-LN decoders");
+    if (config.get_int("word_embed_proj_dim", info.hidden_size) != info.hidden_size)
+      fail_unimplemented(source, ": field 'word_embed_proj_dim' differs from hidden_size (project_in/out); the runtime has no projection");
+    if (!config.get_bool("layer_norm_elementwise_affine", true) || config.get_bool("_remove_final_layer_norm", false))
+      fail_unimplemented(source, ": OPT without affine or final LayerNorms is not supported by the runtime");
+    const std::string act = config.get_string("activation_function", "relu");
+    if (act != "relu") fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs OPT with relu");
+    activation_ = kernels::Activation::kRelu;
+    position_offset_ = 2;
+    positions_count_real_ = true;
+  } else {
+    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel and OPTForCausalLM; this model is ", info.model_type,
+                       " ", info.head_class);
+  }
 
   std::map<std::string, torch::Tensor> params;
   for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
@@ -41,48 +76,50 @@ Gpt2Decoder::Gpt2Decoder(const models::LoadedModel& loaded, const EngineOptions&
     if (it == params.end()) fail_data("runtime: the model has no tensor '", name, "'");
     return to_vector(it->second);
   };
-  const auto& wte = params.at("transformer.wte.weight");
+  if (!params.count(names.embed)) fail_data("runtime: the model has no tensor '", names.embed, "'");
+  const auto& wte = params.at(names.embed);
   vocab_ = wte.size(0);
   hidden_ = wte.size(1);
   wte_ = to_vector(wte);
-  wpe_ = get("transformer.wpe.weight");
-  max_positions_ = static_cast<int64_t>(wpe_.size()) / hidden_;
-  lnf_gamma_ = get("transformer.ln_f.weight");
-  lnf_beta_ = get("transformer.ln_f.bias");
+  wpe_ = get(names.positions);
+  max_positions_ = static_cast<int64_t>(wpe_.size()) / hidden_ - position_offset_;
+  lnf_gamma_ = get(names.final_norm + ".weight");
+  lnf_beta_ = get(names.final_norm + ".bias");
 
   const auto structure = model.structure();
   for (size_t i = 0; i < structure.attention.size(); ++i) {
     auto layer = std::make_unique<Layer>();
-    const std::string lp = "transformer.h." + std::to_string(i) + ".";
-    layer->ops = make_block_ops(structure.attention[i], structure.ffn[i], hidden_, options.precision, "transformer.h." + std::to_string(i));
-    layer->ln1_gamma = get(lp + "ln_1.weight");
-    layer->ln1_beta = get(lp + "ln_1.bias");
-    layer->ln2_gamma = get(lp + "ln_2.weight");
-    layer->ln2_beta = get(lp + "ln_2.bias");
+    const std::string lp = names.layer_prefix + std::to_string(i) + ".";
+    layer->ops = make_block_ops(structure.attention[i], structure.ffn[i], hidden_, options.precision, lp.substr(0, lp.size() - 1));
+    layer->ln1_gamma = get(lp + names.norm1 + ".weight");
+    layer->ln1_beta = get(lp + names.norm1 + ".bias");
+    layer->ln2_gamma = get(lp + names.norm2 + ".weight");
+    layer->ln2_beta = get(lp + names.norm2 + ".bias");
     layers_.push_back(std::move(layer));
   }
-  // The LM head is tied to wte unless the checkpoint has its own (it is a quarter of GPT-2 small's
-  // weights, so it follows the precision; 2:4 applies to the blocks only).
+  // The LM head is tied to the token embedding unless the checkpoint has its own (it is a quarter
+  // of GPT-2 small's weights, so it follows the precision; 2:4 applies to the blocks only).
   auto head = params.count("lm_head.weight") ? get("lm_head.weight") : wte_;
   lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr,
                                         options.precision == Precision::kFp32 || !options.int8_lm_head ? Precision::kFp32 : Precision::kInt8,
                                         "lm_head");
 }
 
-int64_t Gpt2Decoder::weight_bytes() const {
+int64_t Decoder::weight_bytes() const {
   int64_t bytes = lm_head_->weight_bytes();
   for (const auto& l : layers_)
     for (const LinearOp* op : {&l->ops.qkv, &l->ops.attn_out, &l->ops.ffn_in, &l->ops.ffn_out}) bytes += op->weight_bytes();
   return bytes;
 }
 
-Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const {
+Decoder::Cache Decoder::new_cache(int64_t batch, int64_t capacity) const {
   if (capacity > max_positions_)
-    fail_invalid("runtime: ", capacity, " positions exceed the model's n_positions (", max_positions_, ")");
+    fail_invalid("runtime: ", capacity, " positions exceed the model's position table (", max_positions_, ")");
   Cache c;
   c.batch = batch;
   c.capacity = capacity;
   c.key_mask.assign(static_cast<size_t>(batch * capacity), 1);
+  c.real.assign(static_cast<size_t>(batch), 0);
   for (const auto& l : layers_) {
     c.keys.emplace_back(static_cast<size_t>(batch * l->ops.heads * capacity * l->ops.head_dim));
     c.values.emplace_back(c.keys.back().size());
@@ -90,7 +127,7 @@ Gpt2Decoder::Cache Gpt2Decoder::new_cache(int64_t batch, int64_t capacity) const
   return c;
 }
 
-std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
+std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
                                         const int64_t* attention_mask) const {
   const int64_t batch = cache.batch, past = cache.length, h = hidden_;
   if (past + steps > cache.capacity)
@@ -108,10 +145,15 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
   // may not alias its residual input), then the two swap.
   std::vector<float> x(static_cast<size_t>(m * h)), next(x.size()), normed(x.size()), qkv, ctx, inner;
   for (int64_t t = 0; t < m; ++t) {
-    const int64_t id = ids[t];
+    const int64_t id = ids[t], b = t / steps, s = t % steps;
     if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
+    int64_t position = past + s;
+    if (positions_count_real_) {  // OPT: cumsum(mask) * mask - 1, so padding sits at -1
+      const bool is_real = cache.key_mask[b * cache.capacity + past + s] != 0;
+      position = is_real ? cache.real[b]++ : -1;
+    }
     const float* w = &wte_[id * h];
-    const float* p = &wpe_[(past + t % steps) * h];
+    const float* p = &wpe_[(position + position_offset_) * h];
     for (int64_t d = 0; d < h; ++d) x[t * h + d] = w[d] + p[d];
   }
   for (size_t li = 0; li < layers_.size(); ++li) {
@@ -163,7 +205,7 @@ std::vector<float> Gpt2Decoder::forward(Cache& cache, const int64_t* ids, int64_
   return logits;
 }
 
-std::vector<int64_t> Gpt2Decoder::generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len,
+std::vector<int64_t> Decoder::generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len,
                                                   int64_t new_tokens) const {
   auto cache = new_cache(batch, prompt_len + new_tokens);
   const int64_t total = prompt_len + new_tokens;
