@@ -16,11 +16,6 @@ struct BertEncoder::Layer {
 
 namespace {
 
-const torch::Tensor& param(const std::map<std::string, torch::Tensor>& params, const std::string& name) {
-  auto it = params.find(name);
-  if (it == params.end()) fail_data("runtime: the model has no tensor '", name, "'");
-  return it->second;
-}
 
 }  // namespace
 
@@ -43,8 +38,8 @@ BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions&
   std::map<std::string, torch::Tensor> params;
   for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
   const std::string pre = info.base_prefix + ".";
-  auto get = [&](const std::string& name) { return to_vector(param(params, name)); };
-  const auto& word = param(params, pre + "embeddings.word_embeddings.weight");
+  auto get = [&](const std::string& name) { return to_vector(model_tensor(params, name)); };
+  const auto& word = model_tensor(params, pre + "embeddings.word_embeddings.weight");
   vocab_ = word.size(0);
   hidden_ = word.size(1);
   word_ = to_vector(word);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/error.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 
@@ -12,6 +13,12 @@ std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined)
   if (!t.defined()) return std::vector<float>(static_cast<size_t>(zeros_if_undefined), 0.0f);
   auto c = t.detach().to(torch::kFloat32).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+const torch::Tensor& model_tensor(const std::map<std::string, torch::Tensor>& params, const std::string& name) {
+  auto it = params.find(name);
+  if (it == params.end()) fail_data("runtime: the model has no tensor '", name, "'");
+  return it->second;
 }
 
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,

@@ -1,6 +1,7 @@
 // What the encoder and decoder engines share: the weights of one Transformer block's Linears
 // (Q, K and V stacked into one GEMM) and attention for one (sequence, head) pair.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,9 @@ namespace sqz::runtime {
 
 // A tensor's values as fp32 (an undefined tensor gives `zeros_if_undefined` zeros).
 std::vector<float> to_vector(const torch::Tensor& t, int64_t zeros_if_undefined = 0);
+
+// params[name], or an error naming the tensor the engine expected.
+const torch::Tensor& model_tensor(const std::map<std::string, torch::Tensor>& params, const std::string& name);
 
 struct BlockOps {
   int64_t heads = 0, head_dim = 0, ffn = 0;

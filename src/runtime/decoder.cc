@@ -71,13 +71,8 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
 
   std::map<std::string, torch::Tensor> params;
   for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
-  auto get = [&](const std::string& name) {
-    auto it = params.find(name);
-    if (it == params.end()) fail_data("runtime: the model has no tensor '", name, "'");
-    return to_vector(it->second);
-  };
-  if (!params.count(names.embed)) fail_data("runtime: the model has no tensor '", names.embed, "'");
-  const auto& wte = params.at(names.embed);
+  auto get = [&](const std::string& name) { return to_vector(model_tensor(params, name)); };
+  const auto& wte = model_tensor(params, names.embed);
   vocab_ = wte.size(0);
   hidden_ = wte.size(1);
   wte_ = to_vector(wte);
