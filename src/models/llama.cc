@@ -176,6 +176,8 @@ class LlamaModel : public TransformerModel {
     return s;
   }
 
+  torch::Tensor rotary_inv_freq() const override { return c_.inv_freq; }
+
   ModelOutputs forward(const ModelInputs& in) override {
     ModelOutputs out;
     int64_t b = in.input_ids.size(0), t = in.input_ids.size(1);

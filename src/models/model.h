@@ -106,6 +106,9 @@ class TransformerModel : public torch::nn::Module {
   virtual void init_weights_extra() {}
   // The dependency groups; empty for families without structured-pruning support yet.
   virtual ModelStructure structure() { return {}; }
+  // Rotary families: the inverse frequency of each rotated pair (after rope_scaling), [head_dim / 2];
+  // undefined for models with learned or no positions.
+  virtual torch::Tensor rotary_inv_freq() const { return {}; }
 
  protected:
   ModelInfo info_;

@@ -26,16 +26,17 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
   BlockOps ops;
   ops.heads = attention.num_heads;
   ops.head_dim = attention.head_dim;
-  const int64_t width = attention.num_heads * attention.head_dim;
+  ops.kv_heads = attention.grouped_query() ? attention.kv_heads : attention.num_heads;
+  const int64_t width = ops.q_width();
   const auto& out = attention.head_cols;
   auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
   if (width > 0) {
     std::vector<float> w, b;
     for (size_t i = 0; i < attention.head_rows.size(); ++i) {
       const auto& l = attention.head_rows[i];
-      const int64_t r0 = attention.row_offset(i);
-      auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + width));
-      auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + width)) : std::vector<float>(static_cast<size_t>(width), 0.0f);
+      const int64_t r0 = attention.row_offset(i), rows = i == 0 ? width : ops.kv_width();
+      auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + rows));
+      auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + rows)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
       if (i == 0) {  // Q: fold attention's 1/sqrt(head_dim) in (see BlockOps)
         const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
         for (auto& v : lw) v *= q_scale;
@@ -44,17 +45,23 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
       w.insert(w.end(), lw.begin(), lw.end());
       b.insert(b.end(), lb.begin(), lb.end());
     }
-    ops.qkv = LinearOp(w.data(), 3 * width, hidden, b.data(), precision, prefix + " attention Q/K/V");
+    ops.qkv = LinearOp(w.data(), ops.qkv_width(), hidden, b.data(), precision, prefix + " attention Q/K/V");
     ops.attn_out = LinearOp(out_w.data(), hidden, width, out_b.data(), precision, prefix + " attention output");
   } else {
     ops.attn_bias_only = out_b;
   }
-  const auto& up = ffn.neuron_rows.at(0);
   const auto& down = ffn.neuron_cols;
-  ops.ffn = up->out_features();
-  auto uw = to_vector(up->logical_weight()), ub = to_vector(up->bias, ops.ffn);
+  ops.ffn = ffn.neuron_rows.at(0)->out_features();
+  ops.gated = ffn.neuron_rows.size() == 2;
+  std::vector<float> uw, ub;
+  for (const auto& in : ffn.neuron_rows) {  // one Linear, or gate then up
+    auto w = to_vector(in->logical_weight()), b = to_vector(in->bias, ops.ffn);
+    uw.insert(uw.end(), w.begin(), w.end());
+    ub.insert(ub.end(), b.begin(), b.end());
+  }
   auto dw = to_vector(down->logical_weight()), db = to_vector(down->bias, hidden);
-  ops.ffn_in = LinearOp(uw.data(), ops.ffn, hidden, ub.data(), precision, prefix + " FFN input");
+  ops.ffn_in = LinearOp(uw.data(), static_cast<int64_t>(ffn.neuron_rows.size()) * ops.ffn, hidden, ub.data(), precision,
+                        prefix + " FFN input");
   ops.ffn_out = LinearOp(dw.data(), hidden, ops.ffn, db.data(), precision, prefix + " FFN output");
   return ops;
 }

@@ -18,15 +18,23 @@ const torch::Tensor& model_tensor(const std::map<std::string, torch::Tensor>& pa
 
 struct BlockOps {
   int64_t heads = 0, head_dim = 0, ffn = 0;
+  int64_t kv_heads = 0;  // K and V heads (grouped-query attention: fewer than `heads`)
   // qkv's Q rows (weights and bias) come pre-multiplied by 1/sqrt(head_dim), so attention needs
   // no pass scaling the scores (for int8 the factor lands in the per-channel weight scales).
+  // Its output row: Q [heads * head_dim], K and V [kv_heads * head_dim] each.
   LinearOp qkv, attn_out, ffn_in, ffn_out;
+  // Gated FFN (SwiGLU): ffn_in stacks gate and up, [2 * ffn] outputs, gate first.
+  bool gated = false;
   std::vector<float> attn_bias_only;  // heads == 0: the attention adds its output bias alone
+  int64_t q_width() const { return heads * head_dim; }
+  int64_t kv_width() const { return kv_heads * head_dim; }
+  int64_t qkv_width() const { return q_width() + 2 * kv_width(); }
 };
 
 // From the model's dependency groups: each head_rows entry contributes its rows
 // [row_offset, row_offset + heads * head_dim) to the stacked QKV weight (three Linears for BERT,
-// three slices of GPT-2's fused c_attn). `prefix` names the layer in errors.
+// three slices of GPT-2's fused c_attn; K and V kv_heads * head_dim under grouped-query
+// attention); two FFN input Linears (gate, up) are stacked into one. `prefix` names the layer.
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
                         Precision precision, const std::string& prefix);
 

@@ -27,6 +27,9 @@ struct DecoderNames {
 DecoderNames gpt2_names() {
   return {"transformer.wte.weight", "transformer.wpe.weight", "transformer.ln_f", "transformer.h.", "ln_1", "ln_2"};
 }
+DecoderNames llama_names() {
+  return {"model.embed_tokens.weight", "", "model.norm", "model.layers.", "input_layernorm", "post_attention_layernorm"};
+}
 DecoderNames opt_names() {
   return {"model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight", "model.decoder.final_layer_norm",
           "model.decoder.layers.", "self_attn_layer_norm", "final_layer_norm"};
@@ -64,9 +67,18 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
     activation_ = kernels::Activation::kRelu;
     position_offset_ = 2;
     positions_count_real_ = true;
+  } else if (info.model_type == "llama" && info.head_class == "LlamaForCausalLM") {
+    names = llama_names();
+    const std::string act = config.get_string("hidden_act", "silu");
+    if (act != "silu") fail_unimplemented(source, ": field 'hidden_act' = '", act, "'; the runtime runs Llama with silu");
+    eps_ = static_cast<float>(config.get_float("rms_norm_eps", 1e-6));
+    rms_norm_ = true;
+    auto inv_freq = model.rotary_inv_freq().to(torch::kFloat32).contiguous();
+    inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
+    max_positions_ = config.get_int("max_position_embeddings", 2048);
   } else {
-    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel and OPTForCausalLM; this model is ", info.model_type,
-                       " ", info.head_class);
+    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel, OPTForCausalLM and LlamaForCausalLM; this model is ",
+                       info.model_type, " ", info.head_class);
   }
 
   std::map<std::string, torch::Tensor> params;
@@ -76,10 +88,12 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
   vocab_ = wte.size(0);
   hidden_ = wte.size(1);
   wte_ = to_vector(wte);
-  wpe_ = get(names.positions);
-  max_positions_ = static_cast<int64_t>(wpe_.size()) / hidden_ - position_offset_;
+  if (!names.positions.empty()) {
+    wpe_ = get(names.positions);
+    max_positions_ = static_cast<int64_t>(wpe_.size()) / hidden_ - position_offset_;
+  }
   lnf_gamma_ = get(names.final_norm + ".weight");
-  lnf_beta_ = get(names.final_norm + ".bias");
+  if (!rms_norm_) lnf_beta_ = get(names.final_norm + ".bias");
 
   const auto structure = model.structure();
   for (size_t i = 0; i < structure.attention.size(); ++i) {
@@ -87,9 +101,11 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
     const std::string lp = names.layer_prefix + std::to_string(i) + ".";
     layer->ops = make_block_ops(structure.attention[i], structure.ffn[i], hidden_, options.precision, lp.substr(0, lp.size() - 1));
     layer->ln1_gamma = get(lp + names.norm1 + ".weight");
-    layer->ln1_beta = get(lp + names.norm1 + ".bias");
     layer->ln2_gamma = get(lp + names.norm2 + ".weight");
-    layer->ln2_beta = get(lp + names.norm2 + ".bias");
+    if (!rms_norm_) {
+      layer->ln1_beta = get(lp + names.norm1 + ".bias");
+      layer->ln2_beta = get(lp + names.norm2 + ".bias");
+    }
     layers_.push_back(std::move(layer));
   }
   // The LM head is tied to the token embedding unless the checkpoint has its own (it is a quarter
@@ -116,14 +132,98 @@ Decoder::Cache Decoder::new_cache(int64_t batch, int64_t capacity) const {
   c.key_mask.assign(static_cast<size_t>(batch * capacity), 1);
   c.real.assign(static_cast<size_t>(batch), 0);
   for (const auto& l : layers_) {
-    c.keys.emplace_back(static_cast<size_t>(batch * l->ops.heads * capacity * l->ops.head_dim));
+    c.keys.emplace_back(static_cast<size_t>(batch * l->ops.kv_heads * capacity * l->ops.head_dim));
     c.values.emplace_back(c.keys.back().size());
   }
   return c;
 }
 
+void Decoder::norm(const float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta, float* y) const {
+  if (rms_norm_) return kernels::rms_norm_rows(x, m, hidden_, hidden_, gamma.data(), eps_, y, hidden_);
+  kernels::layer_norm_rows(x, m, hidden_, hidden_, gamma.data(), beta.data(), eps_, y, hidden_);
+}
+
+// Rotates pairs (j, j + half) of a head's vector by position * inv_freq[j] (HF's rotate_half).
+void Decoder::rotate(float* v, int64_t position) const {
+  const int64_t half = static_cast<int64_t>(inv_freq_.size());
+  for (int64_t j = 0; j < half; ++j) {
+    const float angle = static_cast<float>(position) * inv_freq_[j];  // fp32, as HF computes it
+    const float c = std::cos(angle), sn = std::sin(angle), x1 = v[j], x2 = v[j + half];
+    v[j] = x1 * c - x2 * sn;
+    v[j + half] = x2 * c + x1 * sn;
+  }
+}
+
+// Token embeddings plus learned positions (none for rotary models, which rotate Q and K instead).
+void Decoder::embed(Cache& cache, const int64_t* ids, int64_t steps, float* x) const {
+  const int64_t h = hidden_, past = cache.length;
+  for (int64_t t = 0; t < cache.batch * steps; ++t) {
+    const int64_t id = ids[t], b = t / steps, s = t % steps;
+    if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
+    std::copy(&wte_[id * h], &wte_[id * h] + h, x + t * h);
+    if (wpe_.empty()) continue;
+    int64_t position = past + s;
+    if (positions_count_real_) {  // OPT: cumsum(mask) * mask - 1, so padding sits at -1
+      const bool is_real = cache.key_mask[b * cache.capacity + past + s] != 0;
+      position = is_real ? cache.real[b]++ : -1;
+    }
+    const float* p = &wpe_[(position + position_offset_) * h];
+    for (int64_t d = 0; d < h; ++d) x[t * h + d] += p[d];
+  }
+}
+
+// x += attention(norm(x)) for one layer, appending this step's keys and values to the cache.
+void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64_t steps, std::vector<float>& x,
+                              std::vector<float>& next) const {
+  const BlockOps& ops = layer.ops;
+  const int64_t batch = cache.batch, past = cache.length, m = batch * steps, h = hidden_, hd = ops.head_dim;
+  const int64_t qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;
+  std::vector<float> normed(x.size()), qkv(static_cast<size_t>(m * row)), ctx(static_cast<size_t>(m * qw));
+  norm(x.data(), m, layer.ln1_gamma, layer.ln1_beta, normed.data());
+  ops.qkv.forward(normed.data(), m, h, qkv.data(), row);
+  auto head_cache = [&](std::vector<std::vector<float>>& kv, int64_t b, int64_t k) {
+    return kv[li].data() + (b * ops.kv_heads + k) * cache.capacity * hd;
+  };
+  kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / ops.kv_heads, k = task % ops.kv_heads;
+      float *kh = head_cache(cache.keys, b, k), *vh = head_cache(cache.values, b, k);
+      for (int64_t s = 0; s < steps; ++s) {
+        const float* r = qkv.data() + (b * steps + s) * row;
+        std::copy(r + qw + k * hd, r + qw + (k + 1) * hd, kh + (past + s) * hd);
+        std::copy(r + qw + kvw + k * hd, r + qw + kvw + (k + 1) * hd, vh + (past + s) * hd);
+        if (!inv_freq_.empty()) rotate(kh + (past + s) * hd, past + s);
+      }
+    }
+  });
+  kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / ops.heads, head = task % ops.heads;
+      float* q = qkv.data() + b * steps * row + head * hd;
+      if (!inv_freq_.empty())
+        for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
+      attend_head(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
+                  past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
+    }
+  });
+  ops.attn_out.forward(ctx.data(), m, qw, next.data(), h, x.data(), h);  // + residual, into a new buffer
+  std::swap(x, next);
+}
+
+// x += FFN(norm(x)): act(x W_in) W_out, or (silu(x W_gate) * x W_up) W_down when gated.
+void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next) const {
+  const BlockOps& ops = layer.ops;
+  const int64_t h = hidden_, width = ops.gated ? 2 * ops.ffn : ops.ffn;
+  std::vector<float> normed(x.size()), inner(static_cast<size_t>(m * width));
+  norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
+  ops.ffn_in.forward(normed.data(), m, h, inner.data(), width, nullptr, 0, ops.gated ? kernels::Activation::kNone : activation_);
+  if (ops.gated) kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+  ops.ffn_out.forward(inner.data(), m, width, next.data(), h, x.data(), h);
+  std::swap(x, next);
+}
+
 std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
-                                        const int64_t* attention_mask) const {
+                                    const int64_t* attention_mask) const {
   const int64_t batch = cache.batch, past = cache.length, h = hidden_;
   if (past + steps > cache.capacity)
     fail_invalid("runtime: ", past + steps, " positions exceed the cache capacity (", cache.capacity, ")");
@@ -138,53 +238,17 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
   const int64_t m = batch * steps;
   // x is the residual stream; the output projections write the sum into `next` (a GEMM's output
   // may not alias its residual input), then the two swap.
-  std::vector<float> x(static_cast<size_t>(m * h)), next(x.size()), normed(x.size()), qkv, ctx, inner;
-  for (int64_t t = 0; t < m; ++t) {
-    const int64_t id = ids[t], b = t / steps, s = t % steps;
-    if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
-    int64_t position = past + s;
-    if (positions_count_real_) {  // OPT: cumsum(mask) * mask - 1, so padding sits at -1
-      const bool is_real = cache.key_mask[b * cache.capacity + past + s] != 0;
-      position = is_real ? cache.real[b]++ : -1;
-    }
-    const float* w = &wte_[id * h];
-    const float* p = &wpe_[(position + position_offset_) * h];
-    for (int64_t d = 0; d < h; ++d) x[t * h + d] = w[d] + p[d];
-  }
+  std::vector<float> x(static_cast<size_t>(m * h)), next(x.size());
+  embed(cache, ids, steps, x.data());
   for (size_t li = 0; li < layers_.size(); ++li) {
     const auto& layer = *layers_[li];
-    const BlockOps& ops = layer.ops;
-    if (ops.heads == 0) {
+    if (layer.ops.heads == 0) {
       for (int64_t t = 0; t < m; ++t)
-        for (int64_t d = 0; d < h; ++d) x[t * h + d] += ops.attn_bias_only[d];
+        for (int64_t d = 0; d < h; ++d) x[t * h + d] += layer.ops.attn_bias_only[d];
     } else {
-      const int64_t a = ops.heads * ops.head_dim, hd = ops.head_dim, total = past + steps;
-      kernels::layer_norm_rows(x.data(), m, h, h, layer.ln1_gamma.data(), layer.ln1_beta.data(), eps_, normed.data(), h);
-      qkv.resize(static_cast<size_t>(m * 3 * a));
-      ctx.resize(static_cast<size_t>(m * a));
-      ops.qkv.forward(normed.data(), m, h, qkv.data(), 3 * a);
-      kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
-        for (int64_t task = begin; task < end; ++task) {
-          const int64_t b = task / ops.heads, head = task % ops.heads;
-          float* kh = cache.keys[li].data() + (b * ops.heads + head) * cache.capacity * hd;
-          float* vh = cache.values[li].data() + (b * ops.heads + head) * cache.capacity * hd;
-          const float* q = qkv.data() + b * steps * 3 * a + head * hd;
-          for (int64_t s = 0; s < steps; ++s) {  // append this step's keys and values
-            std::copy(q + s * 3 * a + a, q + s * 3 * a + a + hd, kh + (past + s) * hd);
-            std::copy(q + s * 3 * a + 2 * a, q + s * 3 * a + 2 * a + hd, vh + (past + s) * hd);
-          }
-          attend_head(q, 3 * a, kh, hd, vh, hd, steps, total, hd, cache.key_mask.data() + b * cache.capacity, past,
-                      ctx.data() + b * steps * a + head * hd, a);
-        }
-      });
-      ops.attn_out.forward(ctx.data(), m, a, next.data(), h, x.data(), h);  // + residual, into a new buffer
-      std::swap(x, next);
+      attention_block(layer, li, cache, steps, x, next);
     }
-    kernels::layer_norm_rows(x.data(), m, h, h, layer.ln2_gamma.data(), layer.ln2_beta.data(), eps_, normed.data(), h);
-    inner.resize(static_cast<size_t>(m * ops.ffn));
-    ops.ffn_in.forward(normed.data(), m, h, inner.data(), ops.ffn, nullptr, 0, activation_);
-    ops.ffn_out.forward(inner.data(), m, ops.ffn, next.data(), h, x.data(), h);
-    std::swap(x, next);
+    ffn_block(layer, m, x, next);
   }
   cache.length += steps;
   // Logits: every position, or the last of each sequence.
@@ -194,7 +258,7 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
     const int64_t t = all_logits ? r : r * steps + steps - 1;
     std::copy(&x[t * h], &x[t * h] + h, &last[r * h]);
   }
-  kernels::layer_norm_rows(last.data(), rows, h, h, lnf_gamma_.data(), lnf_beta_.data(), eps_, last.data(), h);
+  norm(last.data(), rows, lnf_gamma_, lnf_beta_, last.data());
   std::vector<float> logits(static_cast<size_t>(rows * vocab_));
   lm_head_->forward(last.data(), rows, h, logits.data(), vocab_);
   return logits;

@@ -1,10 +1,11 @@
-// sqz's inference engine for pre-LN decoders: GPT-2 (GPT2LMHeadModel) and OPT (OPTForCausalLM
-// with do_layer_norm_before and no embedding projection). It prefills a prompt, then decodes one
+// sqz's inference engine for pre-LN decoders: GPT-2 (GPT2LMHeadModel), OPT (OPTForCausalLM with
+// do_layer_norm_before and no embedding projection) and Llama (LlamaForCausalLM: RMSNorm, rotary
+// positions, SwiGLU, grouped-query attention). It prefills a prompt, then decodes one
 // token at a time against a KV cache the engine owns. Linears (and the tied LM head) run fp32 or
 // int8 like the encoder engine; per-layer head counts and FFN widths follow whatever structured
 // pruning left. Padded batches take an attention mask: padded positions are hidden from every
-// query; positions are counted as each family's HF model counts them (GPT-2 from the start of
-// the row, OPT over real tokens only, offset by 2).
+// query; positions are counted as each family's HF model counts them (GPT-2 and Llama from the
+// start of the row, OPT over real tokens only, offset by 2).
 #pragma once
 #include <memory>
 #include <vector>
@@ -16,7 +17,7 @@ namespace sqz::runtime {
 
 class Decoder {
  public:
-  // Keys and values of the positions seen so far: per layer [batch, heads, capacity, head_dim].
+  // Keys and values of the positions seen so far: per layer [batch, kv_heads, capacity, head_dim].
   struct Cache {
     int64_t batch = 0, length = 0, capacity = 0;
     std::vector<std::vector<float>> keys, values;
@@ -45,10 +46,18 @@ class Decoder {
 
  private:
   struct Layer;
+  void norm(const float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta, float* y) const;
+  void rotate(float* v, int64_t position) const;
+  void embed(Cache& cache, const int64_t* ids, int64_t steps, float* x) const;
+  void attention_block(const Layer& layer, size_t li, Cache& cache, int64_t steps, std::vector<float>& x, std::vector<float>& next) const;
+  void ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next) const;
+
   EngineOptions options_;
   int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
   int64_t position_offset_ = 0;      // rows of the position table before position 0 (OPT: 2)
   bool positions_count_real_ = false;  // OPT: a token's position counts the real tokens before it
+  bool rms_norm_ = false;              // Llama: RMSNorm (gamma only) instead of LayerNorm
+  std::vector<float> inv_freq_;        // rotary models: per-pair inverse frequencies; empty = learned positions
   float eps_ = 1e-5f;
   kernels::Activation activation_ = kernels::Activation::kGeluTanh;  // of the FFN input Linear
   std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;

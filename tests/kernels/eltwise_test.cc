@@ -38,6 +38,29 @@ TEST(Eltwise, LayerNormMatchesReference) {
     }
 }
 
+TEST(Eltwise, RmsNormAndSiluMulMatchTheirDefinitions) {
+  std::mt19937 rng(4);
+  for (int64_t n : {1, 8, 9, 771}) {
+    const int64_t m = 3, ld = n + 2;
+    auto x = random_rows(m, ld, 3.0f, rng), g = random_rows(1, n, 1.0f, rng), u = random_rows(m, ld, 1.0f, rng);
+    std::vector<float> y(x.size());
+    rms_norm_rows(x.data(), m, n, ld, g.data(), 1e-6f, y.data(), ld);
+    for (int64_t i = 0; i < m; ++i) {
+      double ss = 0;
+      for (int64_t j = 0; j < n; ++j) ss += double(x[i * ld + j]) * x[i * ld + j];
+      const double inv = 1.0 / std::sqrt(ss / n + 1e-6);
+      for (int64_t j = 0; j < n; ++j) ASSERT_NEAR(y[i * ld + j], g[j] * x[i * ld + j] * inv, 1e-5 * (1 + std::fabs(y[i * ld + j])));
+    }
+    auto s = x;
+    silu_mul_rows(s.data(), ld, u.data(), ld, m, n);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        const double v = x[i * ld + j];
+        ASSERT_NEAR(s[i * ld + j], v / (1 + std::exp(-v)) * u[i * ld + j], 1e-5 * (1 + std::fabs(s[i * ld + j])));
+      }
+  }
+}
+
 TEST(Eltwise, GeluMatchesErfDefinition) {
   std::mt19937 rng(2);
   for (Isa isa : runnable_isas())

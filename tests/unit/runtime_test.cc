@@ -71,7 +71,7 @@ void fake_quantize_like_engine(models::TransformerModel& model) {
     for (auto l : block.head_rows) l->site = std::make_shared<compress::Site>();
   for (auto& block : model.structure().attention) block.head_cols->site = std::make_shared<compress::Site>();
   for (auto& block : model.structure().ffn) {
-    block.neuron_rows[0]->site = std::make_shared<compress::Site>();
+    for (auto l : block.neuron_rows) l->site = std::make_shared<compress::Site>();  // gate and up, when gated
     block.neuron_cols->site = std::make_shared<compress::Site>();
   }
   auto weight = [](const torch::Tensor& w) {
@@ -148,8 +148,19 @@ io::json tiny_opt_lm_config() {
   return c;
 }
 
+io::json tiny_llama_lm_config(int64_t kv_heads) {
+  auto c = testing::tiny_llama_config(kv_heads);
+  c["architectures"] = {"LlamaForCausalLM"};
+  c["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 16}};
+  return c;
+}
+
 // The decoder families the engine runs, as (name, config) for the tests that loop over them.
-std::vector<std::pair<std::string, io::json>> decoder_configs() { return {{"gpt2", tiny_gpt2_lm_config()}, {"opt", tiny_opt_lm_config()}}; }
+std::vector<std::pair<std::string, io::json>> decoder_configs() {
+  return {{"gpt2", tiny_gpt2_lm_config()}, {"opt", tiny_opt_lm_config()}, {"llama", tiny_llama_lm_config(4)},
+          {"llama-gqa", tiny_llama_lm_config(2)}};
+}
 
 // Runs the decoder on ids [batch, steps] after what the cache holds; logits as [batch, steps, vocab].
 torch::Tensor decoder_logits(const runtime::Decoder& d, runtime::Decoder::Cache& cache, const torch::Tensor& ids) {

@@ -21,6 +21,25 @@ void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, cons
   }
 }
 
+void rms_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, float eps, float* y, int64_t ldy) {
+  for (int64_t i = 0; i < m; ++i) {
+    const float* r = x + i * ldx;
+    float sum = 0.0f;  // fp32, as HF's LlamaRMSNorm computes it
+    for (int64_t j = 0; j < n; ++j) sum += r[j] * r[j];
+    const float inv = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+    float* out = y + i * ldy;
+    for (int64_t j = 0; j < n; ++j) out[j] = gamma[j] * (r[j] * inv);
+  }
+}
+
+void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      float& v = x[i * ldx + j];
+      v = v / (1.0f + std::exp(-v)) * u[i * ldu + j];
+    }
+}
+
 void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {

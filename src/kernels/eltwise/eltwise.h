@@ -11,6 +11,11 @@ namespace sqz::kernels {
 // y = (x - mean) / sqrt(var + eps) * gamma + beta per row of n; y may alias x.
 void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
                      float* y, int64_t ldy, Isa isa = active_isa());
+// y = x / sqrt(mean(x^2) + eps) * gamma per row of n (Llama's RMSNorm); y may alias x. One
+// implementation for every ISA (a sum of squares and a scale, which the compiler vectorises).
+void rms_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, float eps, float* y, int64_t ldy);
+// x = silu(x) * u = x / (1 + exp(-x)) * u per element of rows of n (SwiGLU); x is overwritten.
+void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n);
 // x = x * 0.5 * (1 + erf(x / sqrt(2))) in place, HF's "gelu".
 void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in place, HF's "gelu_new" (GPT-2).
