@@ -76,7 +76,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass (1 = off)");
   cmd->add_option("--seed", a->options.seed, "sampling seed");
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
-  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, GPT-2, greedy)")
+  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: GPT-2, OPT, Llama; greedy)")
       ->check(CLI::IsMember({"libtorch", "runtime"}));
   cmd->add_option("--precision", a->precision, "runtime Linears: fp32 (default), int8 or int8-2:4")
       ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));

@@ -48,7 +48,8 @@ class DynamicInt8Site : public nn::CompressionSite {
     auto scales = (w.abs().amax(1) / 127.0).clamp_min(1e-8).to(torch::kDouble);
     auto qw = at::quantize_per_channel(w, scales, torch::zeros({w.size(0)}, torch::kLong), 0, at::kQInt8);
     static const auto prepack = c10::Dispatcher::singleton().findSchemaOrThrow("quantized::linear_prepack", "");
-    torch::jit::Stack stack{qw, c10::optional<at::Tensor>(layer.bias.defined() ? layer.bias.detach() : at::Tensor())};
+    // No bias (Llama's Linears) is None, not an undefined tensor, or the prepack reads its storage.
+    torch::jit::Stack stack{qw, layer.bias.defined() ? c10::optional<at::Tensor>(layer.bias.detach()) : c10::optional<at::Tensor>()};
     prepack.callBoxed(&stack);
     packed_ = stack.at(0);
   }
