@@ -84,6 +84,9 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
   std::string head = !r.head.empty() ? r.head : head_for(model_type, s.objective);
   models::LoadOptions load_options;
   load_options.head = head;
+  // libtorch seeds its default generator from the OS: without this, the weights a fine-tune
+  // initialises (a new head) and every dropout mask differ from run to run.
+  torch::manual_seed(r.seed);
   if (!resume_from.empty()) {
     auto loaded = models::load_model(resume_from, load_options);
     s.model = loaded.model;
@@ -97,7 +100,6 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
   } else {
     io::json c = start_config.value();
     c.update(overrides);
-    torch::manual_seed(r.seed);
     s.model = models::build_model(io::JsonFields(c, r.config), head);
     models::init_weights(*s.model);
     s.config = c;

@@ -54,6 +54,29 @@ TEST(Train, LossFallsOnRealText) {
   EXPECT_NEAR(io::json::parse(eval_out)["perplexity"].get<double>(), log[1]["perplexity"].get<double>(), 1e-6);
 }
 
+// The same recipe and seed train the same model: a fine-tune whose head starts from random
+// weights (the bert-mlm fixture has no classifier) and trains with dropout, run twice.
+TEST(Train, SameSeedSameModel) {
+  testing::ScratchDir tmp("train-seed");
+  const std::string recipe = "model: " + (testing::fixtures_dir() / "bert-mlm" / "model").string() +
+                             "\ntask: spam\ndata: " + (testing::shared_dir() / "data" / "spam").string() +
+                             "\nobjective: classification\nmax_length: 32\nbatch_size: 8\nsteps: 6\nlr: 0.001\nthreads: 1\n"
+                             "eval_every: 6\neval_batches: 2\nseed: 7\n";
+  std::ofstream(tmp / "r.yaml") << recipe;
+  std::vector<std::string> logs;
+  for (const char* out : {"a", "b"}) {
+    ASSERT_EQ(run_quiet("train --recipe " + (tmp / "r.yaml").string() + " --set out=" + (tmp / out).string()), 0);
+    auto log = read_log(tmp / out / "train_log.jsonl");
+    ASSERT_FALSE(log.empty());
+    logs.push_back(std::to_string(log.back()["train_loss"].get<double>()));
+  }
+  EXPECT_EQ(logs[0], logs[1]);
+  std::ifstream a(tmp / "a" / "best" / "model.safetensors", std::ios::binary), b(tmp / "b" / "best" / "model.safetensors", std::ios::binary);
+  std::string da((std::istreambuf_iterator<char>(a)), {}), db((std::istreambuf_iterator<char>(b)), {});
+  EXPECT_FALSE(da.empty());
+  EXPECT_TRUE(da == db) << "the two runs saved different weights";
+}
+
 TEST(Train, KilledRunResumesFromLastCheckpoint) {
   testing::ScratchDir tmp("train");
   write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
