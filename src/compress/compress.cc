@@ -101,10 +101,7 @@ void narrow_student(const CompressRecipe& r, const fs::path& from, const fs::pat
   const int64_t width = s.hidden.norms.front()->weight.size(0);
   if (r.student.hidden >= width)
     fail_invalid(r.source, ": student.hidden = ", r.student.hidden, " must be below the teacher's hidden size ", width);
-  auto importance = torch::zeros({width});
-  for (const auto& e : s.hidden.embeddings) importance += e->weight.pow(2).sum(0);
-  for (const auto& l : s.hidden.readers) importance += l->logical_weight().pow(2).sum(0);
-  for (const auto& l : s.hidden.writers) importance += l->logical_weight().pow(2).sum(1);
+  auto importance = hidden_group_importance(s.hidden, width, [](const torch::Tensor& w) { return w.pow(2); });
   auto top = std::get<0>(std::get<1>(importance.topk(r.student.hidden)).sort()).contiguous();
   auto keep = speedup::groups_from_zeros(model);
   keep.hidden.assign(top.data_ptr<int64_t>(), top.data_ptr<int64_t>() + top.numel());

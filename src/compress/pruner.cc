@@ -83,6 +83,16 @@ torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m
   return torch::zeros_like(groups).scatter_(2, std::get<1>(groups.topk(n, 2)), 1.0).reshape(importance.sizes());
 }
 
+torch::Tensor hidden_group_importance(const models::HiddenGroup& group, int64_t width,
+                                      const std::function<torch::Tensor(const torch::Tensor&)>& elementwise) {
+  torch::NoGradGuard no_grad;
+  auto total = torch::zeros({width});
+  for (const auto& e : group.embeddings) total += elementwise(e->weight).sum(0);
+  for (const auto& r : group.readers) total += elementwise(r->logical_weight()).sum(0);
+  for (const auto& w : group.writers) total += elementwise(w->logical_weight()).sum(1);
+  return total;
+}
+
 const char* granularity_name(Granularity g) {
   for (const auto& [k, v] : kGranularities)
     if (v == g) return k.c_str();
@@ -252,14 +262,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
         fail_unimplemented(who, ": hidden-dimension groups of '", model.info().model_type, "' are not described yet");
       int64_t width = g.norms.front()->weight.size(0);
       Unit* u = new_unit("hidden", -1, {width});
-      u->weight_importance = [g, width, pow_of] {
-        torch::NoGradGuard no_grad;
-        auto total = torch::zeros({width});
-        for (const auto& e : g.embeddings) total += pow_of(e->weight).sum(0);
-        for (const auto& r : g.readers) total += pow_of(r->logical_weight()).sum(0);
-        for (const auto& w : g.writers) total += pow_of(w->logical_weight()).sum(1);
-        return total;
-      };
+      u->weight_importance = [g, width, pow_of] { return hidden_group_importance(g, width, pow_of); };
       for (auto e : g.embeddings) site_of(e->site, "embedding").add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
       for (auto r : g.readers) site_of(r->site, name_of(r)).add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
       for (auto w : g.writers) {

@@ -5,6 +5,7 @@
 #pragma once
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
 #include <memory>
 
 #include "compress/selector.h"
@@ -50,6 +51,12 @@ const char* granularity_name(Granularity g);
 // N:M: 1 at the n largest entries of `importance` ([out, in]) in every group of m along `in`
 // (in must be a multiple of m), 0 elsewhere.
 torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m);
+
+// Importance of each hidden dim: `elementwise` (|w| or w^2) summed over its group, the columns of
+// every embedding and reader and the rows of every writer. The hidden pruner ranks by it, and a
+// narrower FastFormers student keeps its top dims.
+torch::Tensor hidden_group_importance(const models::HiddenGroup& group, int64_t width,
+                                      const std::function<torch::Tensor(const torch::Tensor&)>& elementwise);
 const char* metric_name(Metric m);
 
 class Pruner {
