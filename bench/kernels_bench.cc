@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
@@ -117,6 +118,52 @@ void BM_GemmSparse24(benchmark::State& state, Isa isa) {
   count_ops(state, "GOP/s");
 }
 
+// Row ops of a BERT-base layer at seq 128 (m x n floats): GELU on the FFN's 128 x 3072 output,
+// LayerNorm on 128 x 768, softmax on one head's 128 x 128 scores; counter = elements per second.
+void BM_Gelu(benchmark::State& state, Isa isa) {
+  if (skip_unsupported(state, isa)) return;
+  const int64_t m = state.range(0), n = state.range(1);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> x(m * n), y(x.size());
+  for (auto& v : x) v = d(rng);
+  for (auto _ : state) {
+    y = x;
+    gelu_rows(y.data(), m, n, n, isa);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["elem/s"] = benchmark::Counter(double(m * n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_LayerNorm(benchmark::State& state, Isa isa) {
+  if (skip_unsupported(state, isa)) return;
+  const int64_t m = state.range(0), n = state.range(1);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> x(m * n), y(x.size()), gamma(n, 1.0f), beta(n, 0.0f);
+  for (auto& v : x) v = d(rng);
+  for (auto _ : state) {
+    layer_norm_rows(x.data(), m, n, n, gamma.data(), beta.data(), 1e-12f, y.data(), n, isa);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["elem/s"] = benchmark::Counter(double(m * n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Softmax(benchmark::State& state, Isa isa) {
+  if (skip_unsupported(state, isa)) return;
+  const int64_t m = state.range(0), n = state.range(1);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> x(m * n), y(x.size());
+  for (auto& v : x) v = 4 * d(rng);
+  for (auto _ : state) {
+    y = x;
+    softmax_rows(y.data(), m, n, n, isa);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["elem/s"] = benchmark::Counter(double(m * n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_GemmF32(benchmark::State& state, Isa isa) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   if (skip_unsupported(state, isa)) return;
@@ -181,6 +228,12 @@ BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_Gelu, avx2, Isa::kAvx2)->Args({128, 3072});
+BENCHMARK_CAPTURE(BM_Gelu, avx512, Isa::kAvx512Vnni)->Args({128, 3072});
+BENCHMARK_CAPTURE(BM_LayerNorm, avx2, Isa::kAvx2)->Args({128, 768});
+BENCHMARK_CAPTURE(BM_LayerNorm, avx512, Isa::kAvx512Vnni)->Args({128, 768});
+BENCHMARK_CAPTURE(BM_Softmax, avx2, Isa::kAvx2)->Args({128, 128});
+BENCHMARK_CAPTURE(BM_Softmax, avx512, Isa::kAvx512Vnni)->Args({128, 128});
 BENCHMARK(BM_Fp32FmaPeakAvx2);
 BENCHMARK(BM_Fp32FmaPeakAvx512);
 

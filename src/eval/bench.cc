@@ -204,7 +204,22 @@ struct Case {
   std::function<void()> attach, detach;  // peers that patch the model do it for their own run only
   std::function<torch::Tensor()> reference{};  // unset: libtorch fp32 on the benchmarked model
   std::function<TimingStats()> timing{};       // set: a peer that times itself (in its own process) during run()
+  std::function<io::json()> profile{};         // set: sqz engines, per-op times (--profile)
 };
+
+// Per-op wall time of an engine over `runs` forwards: [{op, ms_per_forward, calls_per_forward, share}].
+template <typename Forward>
+io::json profile_engine(runtime::BertEncoder& engine, const Forward& forward, int runs) {
+  runtime::OpProfile profile;
+  engine.set_profile(&profile);
+  for (int i = 0; i < runs; ++i) forward();
+  engine.set_profile(nullptr);
+  io::json rows = io::json::array();
+  for (const auto& r : profile.rows())
+    rows.push_back({{"op", r.op}, {"ms_per_forward", r.total_ms / runs}, {"calls_per_forward", r.calls / runs},
+                    {"share", r.total_ms / profile.total_ms()}});
+  return rows;
+}
 
 double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
   return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
@@ -304,11 +319,12 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     auto engine_case = [&](const std::string& name, runtime::BertEncoder* e, double tol,
                            std::function<torch::Tensor()> reference = {}) {
       if (!e) return;
-      cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), [&, e] {
-                         auto r = e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq);
+      auto forward = [&, e] { return e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq); };
+      cases.push_back({name, "sqz runtime", runtime::precision_name(e->options().precision), [forward, batch] {
+                         auto r = forward();
                          return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
                        },
-                       tol, {}, {}, reference});
+                       tol, {}, {}, reference, {}, [&, e, forward] { return profile_engine(*e, forward, o.runs); }});
     };
     engine_case("sqz-fp32", sqz_fp32.get(), 1e-4);
     engine_case("sqz-int8", sqz_int8.get(), 0.2);
@@ -344,6 +360,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         } else {
           auto t = c.timing ? c.timing() : time_calls([&] { c.run(); }, o.warmup, o.runs);
           if (c.name == "libtorch-fp32") base_ms = t.median_ms;
+          if (o.profile && c.profile) row["profile"] = c.profile();
           row.update({{"status", "ok"}, {"median_ms", t.median_ms}, {"p10_ms", t.p10_ms}, {"p90_ms", t.p90_ms},
                       {"sequences_per_s", 1000.0 * static_cast<double>(batch) / t.median_ms},
                       {"gflop_per_s", gflop / (t.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / t.median_ms}});
@@ -376,6 +393,14 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
         << (timed ? fmt(r["speedup_vs_libtorch_fp32"].get<double>()) + "x" : "-") << " | "
         << (r.contains("max_rel_err") ? fmt(r["max_rel_err"].get<double>(), 6) : "-") << " | "
         << r.value("setting", std::string("-")) << " | " << r["status"].get<std::string>() << " |\n";
+  }
+  for (const auto& r : result["rows"]) {
+    if (!r.contains("profile")) continue;
+    out << "\nper-op time, " << r["case"].get<std::string>() << ", batch " << r["batch"].get<int64_t>()
+        << " (--profile: wall time per forward, summed over layers)\n\n| op | ms | share | calls |\n|---|---|---|---|\n";
+    for (const auto& p : r["profile"])
+      out << "| " << p["op"].get<std::string>() << " | " << fmt(p["ms_per_forward"].get<double>(), 3) << " | "
+          << fmt(100.0 * p["share"].get<double>(), 1) << "% | " << p["calls_per_forward"].get<int64_t>() << " |\n";
   }
   print_footer(result, out);
 }

@@ -9,6 +9,7 @@
 
 #include "models/registry.h"
 #include "runtime/linear_op.h"
+#include "runtime/op_profile.h"
 
 namespace sqz::runtime {
 
@@ -39,6 +40,8 @@ class BertEncoder {
 
   int64_t weight_bytes() const;
   const EngineOptions& options() const { return options_; }
+  // Forwards from now on add their per-op wall times to `profile` (nullptr: stop). Not owned.
+  void set_profile(OpProfile* profile) { profile_ = profile; }
 
  private:
   struct Layer;
@@ -48,6 +51,7 @@ class BertEncoder {
   std::vector<float> word_, position_, token_type_, emb_gamma_, emb_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<LinearOp> pooler_, classifier_;
+  OpProfile* profile_ = nullptr;
 };
 
 }  // namespace sqz::runtime

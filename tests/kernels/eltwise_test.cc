@@ -64,7 +64,7 @@ TEST(Eltwise, RmsNormAndSiluMulMatchTheirDefinitions) {
 TEST(Eltwise, GeluMatchesErfDefinition) {
   std::mt19937 rng(2);
   for (Isa isa : runnable_isas())
-    for (int64_t n : {1, 8, 13, 3072}) {
+    for (int64_t n : {1, 8, 13, 16, 21, 3072}) {
       auto x = random_rows(3, n, 4.0f, rng);
       x[0] = -12.0f;  // erf saturates: GELU is ~0
       if (n > 1) x[1] = 12.0f;
@@ -78,7 +78,7 @@ TEST(Eltwise, GeluMatchesErfDefinition) {
 TEST(Eltwise, GeluTanhMatchesDefinition) {
   std::mt19937 rng(5);
   for (Isa isa : runnable_isas())
-    for (int64_t n : {1, 8, 13, 3072}) {
+    for (int64_t n : {1, 8, 13, 16, 21, 3072}) {
       auto x = random_rows(2, n, 4.0f, rng);
       x[0] = -30.0f;  // tanh saturates: ~0
       if (n > 1) x[1] = 30.0f;

@@ -3,6 +3,8 @@
 // channel, Linear inputs asymmetric u8 per token), on a padded batch, on every ISA this CPU runs.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "compress/site.h"
 #include "kernels/quant_math.h"
 #include "runtime/bert_encoder.h"
@@ -49,6 +51,38 @@ TEST(Runtime, Fp32EqualsLibtorch) {
   std::cout << "fp32 engine vs libtorch: " << r.hidden << " " << r.logits << "\n";
   EXPECT_LT(r.hidden, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
+}
+
+// `sqz bench --profile`: an attached profile times every op of every layer and leaves the
+// outputs as they were.
+TEST(Runtime, ProfileCountsEachOpPerLayerAndChangesNoOutput) {
+  auto config = testing::tiny_bert_config();
+  auto model = testing::tiny_bert(config);
+  runtime::BertEncoder engine(loaded(model, config), {runtime::Precision::kInt8, 2});
+  auto in = testing::inputs();
+  auto ids = in.input_ids.contiguous(), mask = in.attention_mask.contiguous();
+  auto run = [&] { return engine.forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, ids.size(0), ids.size(1)); };
+  const auto plain = run();
+  runtime::OpProfile profile;
+  engine.set_profile(&profile);
+  const auto first = run(), second = run();
+  engine.set_profile(nullptr);
+  run();  // detached: adds nothing
+  EXPECT_EQ(first.logits, plain.logits);
+  EXPECT_EQ(second.last_hidden_state, plain.last_hidden_state);
+  const int64_t layers = config["num_hidden_layers"].get<int64_t>();
+  std::map<std::string, int64_t> calls;
+  for (const auto& r : profile.rows()) {
+    calls[r.op] = r.calls;
+    EXPECT_GE(r.total_ms, 0.0) << r.op;
+  }
+  EXPECT_EQ(calls["Q/K/V Linear"], 2 * layers);
+  EXPECT_EQ(calls["attention (softmax(QK^T)V)"], 2 * layers);
+  EXPECT_EQ(calls["FFN input Linear + GELU"], 2 * layers);
+  EXPECT_EQ(calls["FFN output Linear + residual"], 2 * layers);
+  EXPECT_EQ(calls["LayerNorm"], 4 * layers);
+  EXPECT_EQ(calls["embeddings + LayerNorm"], 2);
+  EXPECT_GT(profile.total_ms(), 0.0);
 }
 
 TEST(Runtime, PrunedLayersWithDifferentShapes) {

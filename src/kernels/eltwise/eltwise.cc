@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/parallel.h"
+
 namespace sqz::kernels {
 
 void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
@@ -74,15 +76,25 @@ void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
 
 void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,
                      float* y, int64_t ldy, Isa isa) {
-  if (isa == Isa::kRef) return layer_norm_rows_ref(x, m, n, ldx, gamma, beta, eps, y, ldy);
-  layer_norm_rows_avx2(x, m, n, ldx, gamma, beta, eps, y, ldy);
+  // Rows split across the kernels' threads (each row on one thread: same result at any count).
+  parallel_for(m, [&](int64_t r0, int64_t r1) {
+    const float* xr = x + r0 * ldx;
+    float* yr = y + r0 * ldy;
+    switch (isa) {
+      case Isa::kRef: return layer_norm_rows_ref(xr, r1 - r0, n, ldx, gamma, beta, eps, yr, ldy);
+      case Isa::kAvx512Vnni: return layer_norm_rows_avx512(xr, r1 - r0, n, ldx, gamma, beta, eps, yr, ldy);
+      case Isa::kAvx2: return layer_norm_rows_avx2(xr, r1 - r0, n, ldx, gamma, beta, eps, yr, ldy);
+    }
+  });
 }
 void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return gelu_rows_ref(x, m, n, ld);
+  if (isa == Isa::kAvx512Vnni) return gelu_rows_avx512(x, m, n, ld);
   gelu_rows_avx2(x, m, n, ld);
 }
 void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return gelu_tanh_rows_ref(x, m, n, ld);
+  if (isa == Isa::kAvx512Vnni) return gelu_tanh_rows_avx512(x, m, n, ld);
   gelu_tanh_rows_avx2(x, m, n, ld);
 }
 void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
@@ -98,6 +110,7 @@ void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_
 }
 void softmax_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kRef) return softmax_rows_ref(x, m, n, ld);
+  if (isa == Isa::kAvx512Vnni) return softmax_rows_avx512(x, m, n, ld);
   softmax_rows_avx2(x, m, n, ld);
 }
 

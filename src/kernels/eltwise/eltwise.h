@@ -1,6 +1,6 @@
 // Row-wise and element-wise ops of a Transformer layer, on raw fp32 rows (row stride ld):
-// LayerNorm, exact (erf) GELU, softmax. Reference versions use libm; the AVX2 ones use
-// polynomial exp / erf (|error| < 2e-7, tested against the reference).
+// LayerNorm, exact (erf) GELU, softmax. Reference versions use libm; the AVX2 and AVX-512 ones
+// use the same polynomial exp / erf (|error| < 2e-7, tested against the reference).
 #pragma once
 #include <cstdint>
 
@@ -38,5 +38,10 @@ void layer_norm_rows_avx2(const float* x, int64_t m, int64_t n, int64_t ldx, con
                           float* y, int64_t ldy);
 void gelu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
 void softmax_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
+void layer_norm_rows_avx512(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta,
+                            float eps, float* y, int64_t ldy);
+void gelu_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld);
+void gelu_tanh_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld);
+void softmax_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld);
 
 }  // namespace sqz::kernels
