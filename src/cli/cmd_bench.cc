@@ -27,7 +27,7 @@ void add_bench_command(CLI::App& app) {
                 "time the libtorch peers in this process only (default: also in a child process with "
                 "OMP_WAIT_POLICY=passive, keeping each row's faster setting)");
   cmd->add_flag("--peers-only", o->peers_only, "time only the libtorch peers (what that child process runs)");
-  cmd->add_flag("--profile", o->profile, "sqz encoder cases: also print the time per op (Linears, attention, norms) over --runs more forwards");
+  cmd->add_flag("--profile", o->profile, "sqz cases: also print the time per op (Linears, attention, norms) over --runs more forwards (decoders: per prompt and per decoded token)");
   cmd->callback([o, json_path] {
     if (o->preset.empty() && o->model_dir.empty()) throw CLI::ValidationError("sqz bench", "give a model_dir or --preset");
     auto result = eval::run_bench(*o, std::cout);

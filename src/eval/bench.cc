@@ -207,18 +207,46 @@ struct Case {
   std::function<io::json()> profile{};         // set: sqz engines, per-op times (--profile)
 };
 
-// Per-op wall time of an engine over `runs` forwards: [{op, ms_per_forward, calls_per_forward, share}].
+// A profile as rows [{op, ms, calls, share}], ms and calls per one of `per` (forwards, tokens).
+io::json profile_rows(const runtime::OpProfile& profile, int64_t per) {
+  io::json rows = io::json::array();
+  for (const auto& r : profile.rows())
+    rows.push_back({{"op", r.op}, {"ms", r.total_ms / static_cast<double>(per)}, {"calls", r.calls / per},
+                    {"share", r.total_ms / profile.total_ms()}});
+  return rows;
+}
+
+// Per-op wall time of an engine over `runs` forwards.
 template <typename Forward>
 io::json profile_engine(runtime::BertEncoder& engine, const Forward& forward, int runs) {
   runtime::OpProfile profile;
   engine.set_profile(&profile);
   for (int i = 0; i < runs; ++i) forward();
   engine.set_profile(nullptr);
-  io::json rows = io::json::array();
-  for (const auto& r : profile.rows())
-    rows.push_back({{"op", r.op}, {"ms_per_forward", r.total_ms / runs}, {"calls_per_forward", r.calls / runs},
-                    {"share", r.total_ms / profile.total_ms()}});
-  return rows;
+  return profile_rows(profile, runs);
+}
+
+// A decoder's per-op wall time over `runs` generations: {prefill: per prompt, decode: per token}.
+io::json profile_decoder(runtime::Decoder& decoder, const torch::Tensor& prompt, int runs, int64_t decode_steps) {
+  runtime::OpProfile prefill, decode;
+  const int64_t batch = prompt.size(0), len = prompt.size(1);
+  auto ids = prompt.contiguous();
+  for (int i = 0; i < runs; ++i) {
+    auto cache = decoder.new_cache(batch, len + decode_steps);
+    decoder.set_profile(&prefill);
+    auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), len, false);
+    decoder.set_profile(&decode);
+    std::vector<int64_t> next(static_cast<size_t>(batch));
+    for (int64_t s = 0; s < decode_steps; ++s) {
+      for (int64_t b = 0; b < batch; ++b) {
+        const float* row = logits.data() + b * decoder.vocab_size();
+        next[b] = std::max_element(row, row + decoder.vocab_size()) - row;
+      }
+      logits = decoder.forward(cache, next.data(), 1, false);
+    }
+  }
+  decoder.set_profile(nullptr);
+  return {{"prefill", profile_rows(prefill, runs)}, {"decode", profile_rows(decode, runs * std::max<int64_t>(decode_steps, 1))}};
 }
 
 double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
@@ -229,6 +257,20 @@ std::string fmt(double v, int digits = 2) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
   return s.str();
+}
+
+// The --profile tables of a bench result's rows: `part` picks a part of each row's profile ("": all of it).
+void print_profile_tables(const io::json& result, std::ostream& out, const std::string& part, const std::string& unit) {
+  for (const auto& r : result["rows"]) {
+    if (!r.contains("profile")) continue;
+    const auto& rows = part.empty() ? r["profile"] : r["profile"][part];
+    out << "\nper-op time, " << r["case"].get<std::string>() << ", batch " << r["batch"].get<int64_t>()
+        << (part.empty() ? "" : ", " + part) << " (--profile: wall ms per " << unit << ", summed over layers)\n\n"
+        << "| op | ms | share | calls |\n|---|---|---|---|\n";
+    for (const auto& p : rows)
+      out << "| " << p["op"].get<std::string>() << " | " << fmt(p["ms"].get<double>(), 3) << " | "
+          << fmt(100.0 * p["share"].get<double>(), 1) << "% | " << p["calls"].get<int64_t>() << " |\n";
+  }
 }
 
 }  // namespace
@@ -394,14 +436,7 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
         << (r.contains("max_rel_err") ? fmt(r["max_rel_err"].get<double>(), 6) : "-") << " | "
         << r.value("setting", std::string("-")) << " | " << r["status"].get<std::string>() << " |\n";
   }
-  for (const auto& r : result["rows"]) {
-    if (!r.contains("profile")) continue;
-    out << "\nper-op time, " << r["case"].get<std::string>() << ", batch " << r["batch"].get<int64_t>()
-        << " (--profile: wall time per forward, summed over layers)\n\n| op | ms | share | calls |\n|---|---|---|---|\n";
-    for (const auto& p : r["profile"])
-      out << "| " << p["op"].get<std::string>() << " | " << fmt(p["ms_per_forward"].get<double>(), 3) << " | "
-          << fmt(100.0 * p["share"].get<double>(), 1) << "% | " << p["calls_per_forward"].get<int64_t>() << " |\n";
-  }
+  print_profile_tables(result, out, "", "forward");
   print_footer(result, out);
 }
 
@@ -499,7 +534,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       Generate run;
       models::TransformerModel* reference;
       double tolerance;
-      const runtime::Decoder* decoder;
+      runtime::Decoder* decoder;
       std::function<void()> attach, detach;
     };
     std::vector<Case> cases;
@@ -543,6 +578,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
             // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
             const double floor_ms = static_cast<double>(c.decoder->weight_bytes()) / (bandwidth * 1e9) * 1e3;
             row.update({{"weight_bytes", c.decoder->weight_bytes()}, {"weight_stream_ms", floor_ms}, {"decode_vs_weight_stream", dm / floor_ms}});
+            if (o.profile) row["profile"] = profile_decoder(*c.decoder, prompt, o.runs, o.decode_steps);
           }
         }
       } catch (const std::exception& e) {
@@ -577,6 +613,8 @@ void print_decoder_table(const io::json& result, std::ostream& out) {
         << " | " << num("max_rel_err", 6) << " | " << r.value("setting", std::string("-")) << " | "
         << r["status"].get<std::string>() << " |\n";
   }
+  print_profile_tables(result, out, "prefill", "prompt");
+  print_profile_tables(result, out, "decode", "token");
   print_footer(result, out);
 }
 

@@ -25,7 +25,7 @@ struct BenchOptions {
   // keeps its faster setting (see time_peers_in_child); false: in this process only.
   bool peers_in_child = true;
   bool peers_only = false;  // time only the libtorch peers (what the child process runs)
-  bool profile = false;     // sqz encoder cases: also time each op over `runs` more forwards
+  bool profile = false;     // sqz cases: also time each op over `runs` more forwards (decoders: generations)
 };
 
 // The configs behind --preset (HF field names), e.g. bert-base = BERT-base-uncased's shape.

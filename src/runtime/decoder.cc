@@ -1,6 +1,7 @@
 #include "runtime/decoder.h"
 
 #include <cmath>
+#include <optional>
 
 #include "core/error.h"
 #include "runtime/block.h"
@@ -179,8 +180,15 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
   const int64_t batch = cache.batch, past = cache.length, m = batch * steps, h = hidden_, hd = ops.head_dim;
   const int64_t qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;
   std::vector<float> normed(x.size()), qkv(static_cast<size_t>(m * row)), ctx(static_cast<size_t>(m * qw));
-  norm(x.data(), m, layer.ln1_gamma, layer.ln1_beta, normed.data());
-  ops.qkv.forward(normed.data(), m, h, qkv.data(), row);
+  {
+    ScopedOpTimer t(profile_, "norm");
+    norm(x.data(), m, layer.ln1_gamma, layer.ln1_beta, normed.data());
+  }
+  {
+    ScopedOpTimer t(profile_, "Q/K/V Linear");
+    ops.qkv.forward(normed.data(), m, h, qkv.data(), row);
+  }
+  std::optional<ScopedOpTimer> attention(std::in_place, profile_, "KV cache append + attention");
   auto head_cache = [&](std::vector<std::vector<float>>& kv, int64_t b, int64_t k) {
     return kv[li].data() + (b * ops.kv_heads + k) * cache.capacity * hd;
   };
@@ -206,6 +214,8 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
                   past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
     }
   });
+  attention.reset();
+  ScopedOpTimer t(profile_, "attention output Linear + residual");
   ops.attn_out.forward(ctx.data(), m, qw, next.data(), h, x.data(), h);  // + residual, into a new buffer
   std::swap(x, next);
 }
@@ -215,9 +225,16 @@ void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, st
   const BlockOps& ops = layer.ops;
   const int64_t h = hidden_, width = ops.gated ? 2 * ops.ffn : ops.ffn;
   std::vector<float> normed(x.size()), inner(static_cast<size_t>(m * width));
-  norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
-  ops.ffn_in.forward(normed.data(), m, h, inner.data(), width, nullptr, 0, ops.gated ? kernels::Activation::kNone : activation_);
-  if (ops.gated) kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+  {
+    ScopedOpTimer t(profile_, "norm");
+    norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
+  }
+  {
+    ScopedOpTimer t(profile_, ops.gated ? "FFN gate/up Linear + SiLU * up" : "FFN input Linear + activation");
+    ops.ffn_in.forward(normed.data(), m, h, inner.data(), width, nullptr, 0, ops.gated ? kernels::Activation::kNone : activation_);
+    if (ops.gated) kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+  }
+  ScopedOpTimer t(profile_, "FFN output Linear + residual");
   ops.ffn_out.forward(inner.data(), m, width, next.data(), h, x.data(), h);
   std::swap(x, next);
 }
@@ -239,10 +256,14 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
   // x is the residual stream; the output projections write the sum into `next` (a GEMM's output
   // may not alias its residual input), then the two swap.
   std::vector<float> x(static_cast<size_t>(m * h)), next(x.size());
-  embed(cache, ids, steps, x.data());
+  {
+    ScopedOpTimer t(profile_, "embeddings");
+    embed(cache, ids, steps, x.data());
+  }
   for (size_t li = 0; li < layers_.size(); ++li) {
     const auto& layer = *layers_[li];
     if (layer.ops.heads == 0) {
+      ScopedOpTimer timer(profile_, "attention output (no heads)");
       for (int64_t t = 0; t < m; ++t)
         for (int64_t d = 0; d < h; ++d) x[t * h + d] += layer.ops.attn_bias_only[d];
     } else {
@@ -251,6 +272,7 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
     ffn_block(layer, m, x, next);
   }
   cache.length += steps;
+  ScopedOpTimer timer(profile_, "final norm + LM head");
   // Logits: every position, or the last of each sequence.
   const int64_t rows = all_logits ? m : batch;
   std::vector<float> last(static_cast<size_t>(rows * h));

@@ -43,6 +43,8 @@ class Decoder {
   int64_t vocab_size() const { return vocab_; }
   int64_t max_positions() const { return max_positions_; }
   const EngineOptions& options() const { return options_; }
+  // Forwards from now on add their per-op wall times to `profile` (nullptr: stop). Not owned.
+  void set_profile(OpProfile* profile) { profile_ = profile; }
 
  private:
   struct Layer;
@@ -63,6 +65,7 @@ class Decoder {
   std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<LinearOp> lm_head_;
+  OpProfile* profile_ = nullptr;
 };
 
 }  // namespace sqz::runtime

@@ -153,14 +153,19 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   }
   EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
   // A decoder: prefill and per-token decode, the engine checked against libtorch first.
-  r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " +
+  // --profile adds per-op tables (prefill per prompt, decode per token) and the same in the JSON.
+  r = run("bench " + (fixture("gpt2-lm") / "model").string() + " --seq 8 --decode-steps 4 --runs 1 --warmup 0 --profile --json " +
           (tmp / "decoder.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("decode ms/token"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("per-op time, sqz-int8, batch 1, decode (--profile: wall ms per token"), std::string::npos) << r.output;
   for (const auto& row : io::read_json_file(tmp / "decoder.json")["rows"])
     if (row["case"].get<std::string>().rfind("sqz-", 0) == 0) {
       EXPECT_EQ(row["status"], "ok") << row.dump();
       if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
+      ASSERT_TRUE(row.contains("profile")) << row.dump();
+      EXPECT_FALSE(row["profile"]["prefill"].empty());
+      EXPECT_FALSE(row["profile"]["decode"].empty());
     }
   // A head the engine does not run still benchmarks its peers and says why sqz is absent.
   r = run("bench " + (fixture("bert-mlm") / "model").string() + " --seq 8 --runs 1 --warmup 0");

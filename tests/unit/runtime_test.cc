@@ -231,6 +231,39 @@ TEST(Runtime, DecoderPrefillAndCachedDecodeEqualLibtorch) {
 
 // Padded batches: right padding (eval) and left padding (generation) give the real positions what
 // the libtorch model gives them under the same attention mask, prefill and cached steps alike.
+// The decoder's profile: every op of every layer, per forward, outputs unchanged (all families:
+// Llama's gated FFN names its own op).
+TEST(Runtime, DecoderProfileCountsEachOpPerLayerAndChangesNoOutput) {
+  for (const auto& [arch, config] : decoder_configs()) {
+    SCOPED_TRACE(arch);
+    auto model = testing::tiny_model(config);
+    runtime::Decoder d(loaded(model, config), {runtime::Precision::kInt8, 2});
+    torch::manual_seed(2);
+    auto ids = torch::randint(0, 97, {2, 6}, torch::kLong);
+    auto run = [&] {
+      auto cache = d.new_cache(2, 6);
+      return decoder_logits(d, cache, ids);
+    };
+    auto plain = run();
+    runtime::OpProfile profile;
+    d.set_profile(&profile);
+    auto profiled = run();
+    d.set_profile(nullptr);
+    run();
+    EXPECT_TRUE(torch::equal(plain, profiled));
+    const int64_t layers = config.value("n_layer", config.value("num_hidden_layers", int64_t{0}));
+    ASSERT_GT(layers, 0);
+    std::map<std::string, int64_t> calls;
+    for (const auto& r : profile.rows()) calls[r.op] = r.calls;
+    EXPECT_EQ(calls["norm"], 2 * layers);
+    EXPECT_EQ(calls["Q/K/V Linear"], layers);
+    EXPECT_EQ(calls["KV cache append + attention"], layers);
+    EXPECT_EQ(calls["FFN output Linear + residual"], layers);
+    EXPECT_EQ(calls["FFN input Linear + activation"] + calls["FFN gate/up Linear + SiLU * up"], layers);
+    EXPECT_EQ(calls["final norm + LM head"], 1);
+  }
+}
+
 TEST(Runtime, DecoderPaddedBatchesEqualLibtorchOnRealPositions) {
   for (const auto& [arch, config] : decoder_configs()) {
   SCOPED_TRACE(arch);
