@@ -272,7 +272,10 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
   result.interrupted = g_stop;
-  if (g_stop) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
+  // Runs without checkpoints (compression: masks and scores live in memory) cannot resume: no
+  // pointer to a checkpoint that is not there.
+  if (g_stop && options.checkpoints) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
+  else if (g_stop) log_info("interrupted at step ", step, " (this run keeps no checkpoints: it restarts from the beginning)");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
   result.model = s.model;

@@ -2,11 +2,20 @@
 // pruning + distillation run writes a smaller model that loads, its report holds the numbers,
 // SpeedUp's output equals the masked model's; bad recipes fail before training and leave no
 // output directory.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "unit/test_util.h"
+
+extern char** environ;
 
 namespace sqz {
 namespace {
@@ -62,6 +71,40 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
   ASSERT_EQ(s.code, 0) << s.output;
   auto sr = io::json::parse(s.output.substr(s.output.rfind('{', s.output.find("\"layers\"")) ));
   EXPECT_EQ(sr["params_after"], sr["params_before"]);
+}
+
+// Ctrl-C during training: compression keeps its masks and scores in memory only, so the run
+// ends with a named error, leaves neither the output dir nor its staging dir, and does not point
+// the user at a checkpoint to --resume from (there is none).
+TEST(Compress, InterruptedRunLeavesNothingAndOffersNoResume) {
+  testing::ScratchDir tmp("compress-int");
+  auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
+  std::string exe = SQZ_BINARY, log = (tmp / "log.txt").string();
+  std::vector<std::string> args = {exe, "compress", "--recipe", recipe.string(), "--set", "train.steps=400"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid;
+  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
+  // Interrupt once training has logged progress (off a terminal: a line every few percent).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (read_text_file(log).find("train [") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const std::string out = read_text_file(log);
+  ASSERT_NE(out.find("train ["), std::string::npos) << out;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << out;
+  EXPECT_NE(out.find("compression interrupted at step"), std::string::npos) << out;
+  EXPECT_NE(out.find("this run keeps no checkpoints"), std::string::npos) << out;
+  EXPECT_EQ(out.find("--resume"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+  for (const auto& e : fs::directory_iterator(tmp.path())) EXPECT_EQ(e.path().filename().string().find(".out.tmp"), std::string::npos) << e.path();
 }
 
 TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
