@@ -9,6 +9,7 @@
 
 #include "compress/quant/export.h"
 #include "compress/site.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "eval/evaluate.h"
 #include "eval/latency.h"
@@ -357,6 +358,11 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
   StagingDir staging(out, options.overwrite);
   const fs::path dir = staging.path();
+  // Ctrl-C stops at the next stage boundary (or training step) and unwinds: the staging dir goes.
+  InterruptGuard interrupt_guard;
+  auto stop_if_interrupted = [&](const char* when) {
+    if (interrupt_requested()) fail_invalid("compression interrupted ", when, "; nothing was written to ", out.string());
+  };
   train::find_task(r.train.task);
   for (const auto& p : r.prune)
     if (p.granularity == Granularity::kHidden && !r.speedup)
@@ -378,6 +384,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   auto dense = models::load_model(r.train.model);
   Measured before = measure(*dense.model, *tok, dense.config, r, "dense", nullptr);
   dense.model.reset();
+  stop_if_interrupted("while measuring the dense model");
 
   CompressHooks hooks(r);
   train::TrainResult result;
@@ -394,6 +401,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
     result = train::run_training(tr, topts);
     if (result.interrupted) fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", out.string());
   }
+  stop_if_interrupted("after training");
   auto& model = *result.model;
   model.eval();
   io::JsonFields config(result.config, (dir / "train").string());
@@ -504,6 +512,7 @@ io::json run_compress(const CompressRecipe& r, const CompressOptions& options) {
   io::write_json_file_atomic(dir / "report.json", report);
   write_file_atomic(dir / "report.md", report_markdown(report));
   fs::remove_all(dir / "student_init");
+  stop_if_interrupted("while measuring the compressed model");
   staging.commit();
   log_info("compressed model: ", (out / "model").string(), "; report: ", (out / "report.md").string());
   return report;
@@ -535,6 +544,7 @@ io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& 
   };
   for (size_t i = 0; i < n; ++i) CompressRecipe::load(recipe_path, point_overrides(i));  // every point is valid before any runs
   StagingDir staging(out, options.overwrite);
+  InterruptGuard interrupt_guard;  // one for every point: Ctrl-C between points unwinds too
   io::json points = io::json::array();
   eval::Series score{"compressed", {}, {}}, dense{"dense", {}, {}};
   std::string metric;

@@ -1,11 +1,10 @@
 #include "train/trainer.h"
 
-#include <atomic>
 #include <chrono>
-#include <csignal>
 #include <fstream>
 #include <iostream>
 
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "eval/evaluate.h"
@@ -19,8 +18,6 @@ namespace sqz::train {
 namespace {
 
 constexpr uint64_t kDevOrderSeed = 12345;
-std::atomic<bool> g_stop{false};
-void on_signal(int) { g_stop = true; }
 
 // Everything the loop needs, assembled and checked before the first step.
 struct Setup {
@@ -196,9 +193,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     return res;
   };
 
-  g_stop = false;
-  auto old_int = std::signal(SIGINT, on_signal);
-  auto old_term = std::signal(SIGTERM, on_signal);
+  InterruptGuard interrupt_guard;  // Ctrl-C stops after the current step, with a checkpoint
   std::ofstream log(out / "train_log.jsonl", std::ios::app);
   Progress progress("train", r.steps);
   s.model->train();
@@ -206,7 +201,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   int64_t tokens = 0;
   auto t_start = std::chrono::steady_clock::now();
   TrainResult result;
-  while (step < r.steps && !g_stop) {
+  while (step < r.steps && !interrupt_requested()) {
     hooks.before_step(step);
     double step_loss = 0;
     for (int64_t micro = 0; micro < r.grad_accum; ++micro) {
@@ -260,7 +255,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
         state["evals_without_improvement"] = state["evals_without_improvement"].get<int64_t>() + 1;
       }
     }
-    if (options.checkpoints && (step % r.save_every == 0 || last || g_stop)) {
+    if (options.checkpoints && (step % r.save_every == 0 || last || interrupt_requested())) {
       state["step"] = step;
       save_checkpoint(s, opt, ckpt_dir, state);
     }
@@ -269,13 +264,12 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       break;
     }
   }
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
-  result.interrupted = g_stop;
+  const bool stopped = interrupt_requested() && step < r.steps;  // a signal after the last step stops nothing here
+  result.interrupted = stopped;
   // Runs without checkpoints (compression: masks and scores live in memory) cannot resume: no
   // pointer to a checkpoint that is not there.
-  if (g_stop && options.checkpoints) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
-  else if (g_stop) log_info("interrupted at step ", step, " (this run keeps no checkpoints: it restarts from the beginning)");
+  if (stopped && options.checkpoints) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
+  else if (stopped) log_info("interrupted at step ", step, " (this run keeps no checkpoints: it restarts from the beginning)");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
   result.model = s.model;

@@ -73,9 +73,9 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
   EXPECT_EQ(sr["params_after"], sr["params_before"]);
 }
 
-// Ctrl-C during training: compression keeps its masks and scores in memory only, so the run
-// ends with a named error, leaves neither the output dir nor its staging dir, and does not point
-// the user at a checkpoint to --resume from (there is none).
+// Ctrl-C during training or before it: compression keeps its masks and scores in memory only, so
+// the run ends with a named error, leaves neither the output dir nor its staging dir, and does
+// not point the user at a checkpoint to --resume from (there is none).
 TEST(Compress, InterruptedRunLeavesNothingAndOffersNoResume) {
   testing::ScratchDir tmp("compress-int");
   auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
@@ -88,23 +88,28 @@ TEST(Compress, InterruptedRunLeavesNothingAndOffersNoResume) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
-  // Interrupt once training has logged progress (off a terminal: a line every few percent).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  while (read_text_file(log).find("train [") == std::string::npos && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  kill(pid, SIGINT);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  const std::string out = read_text_file(log);
-  ASSERT_NE(out.find("train ["), std::string::npos) << out;
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << out;
-  EXPECT_NE(out.find("compression interrupted at step"), std::string::npos) << out;
-  EXPECT_NE(out.find("this run keeps no checkpoints"), std::string::npos) << out;
-  EXPECT_EQ(out.find("--resume"), std::string::npos) << out;
-  EXPECT_FALSE(fs::exists(tmp / "out"));
-  for (const auto& e : fs::directory_iterator(tmp.path())) EXPECT_EQ(e.path().filename().string().find(".out.tmp"), std::string::npos) << e.path();
+  // Interrupted once training has logged progress (off a terminal: a line every few percent),
+  // then, in a second run, while the dense model is being measured (before training).
+  for (const std::string marker : {"train [", "evaluating the dense model"}) {
+    SCOPED_TRACE(marker);
+    pid_t pid;
+    ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    while (read_text_file(log).find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    const std::string out = read_text_file(log);
+    ASSERT_NE(out.find(marker), std::string::npos) << out;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << out;
+    EXPECT_NE(out.find("compression interrupted"), std::string::npos) << out;
+    if (marker == "train [") EXPECT_NE(out.find("this run keeps no checkpoints"), std::string::npos) << out;
+    EXPECT_EQ(out.find("--resume"), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(tmp / "out"));
+    for (const auto& e : fs::directory_iterator(tmp.path()))
+      EXPECT_EQ(e.path().filename().string().find(".out.tmp"), std::string::npos) << e.path();
+  }
 }
 
 TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
