@@ -98,16 +98,13 @@ std::string validate_sparse24(const PackedS8Sparse24& p) {
 void gemm_u8s8s32_sparse24(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int32_t* c, int64_t ldc,
                            Isa isa) {
   if (m <= 0 || w.n <= 0) return;
-  parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) { gemm_u8s8s32_sparse24_blocks(a, m, lda, w, nb0, nb1, c, ldc, isa); });
-}
-
-void gemm_u8s8s32_sparse24_blocks(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
-                                  int64_t nb1, int32_t* c, int64_t ldc, Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512Vnni: return gemm_u8s8s32_sparse24_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
-    case Isa::kAvx2: return gemm_u8s8s32_sparse24_avx2(a, m, lda, w, nb0, nb1, c, ldc);
-    case Isa::kRef: return gemm_u8s8s32_sparse24_ref(a, m, lda, w, nb0, nb1, c, ldc);
-  }
+  parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {
+    switch (isa) {
+      case Isa::kAvx512Vnni: return gemm_u8s8s32_sparse24_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kAvx2: return gemm_u8s8s32_sparse24_avx2(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kRef: return gemm_u8s8s32_sparse24_ref(a, m, lda, w, nb0, nb1, c, ldc);
+    }
+  });
 }
 
 }  // namespace sqz::kernels

@@ -48,10 +48,6 @@ std::string validate_sparse24(const PackedS8Sparse24& p);
 void gemm_u8s8s32_sparse24(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int32_t* c, int64_t ldc,
                            Isa isa = active_isa());
 
-// Column blocks [nb0, nb1) of c on the calling thread (what gemm_u8s8s32_sparse24 runs per thread).
-void gemm_u8s8s32_sparse24_blocks(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0,
-                                  int64_t nb1, int32_t* c, int64_t ldc, Isa isa);
-
 void gemm_u8s8s32_sparse24_ref(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,
                                int32_t* c, int64_t ldc);
 void gemm_u8s8s32_sparse24_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Sparse24& w, int64_t nb0, int64_t nb1,

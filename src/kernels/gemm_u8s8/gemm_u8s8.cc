@@ -22,18 +22,15 @@ PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t l
   return p;
 }
 
-void gemm_u8s8s32_blocks(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
-                         int32_t* c, int64_t ldc, Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512Vnni: return gemm_u8s8s32_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
-    case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, nb0, nb1, c, ldc);
-    case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, nb0, nb1, c, ldc);
-  }
-}
-
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc, Isa isa) {
   if (m <= 0 || w.n <= 0) return;
-  parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) { gemm_u8s8s32_blocks(a, m, lda, w, nb0, nb1, c, ldc, isa); });
+  parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {
+    switch (isa) {
+      case Isa::kAvx512Vnni: return gemm_u8s8s32_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, nb0, nb1, c, ldc);
+    }
+  });
 }
 
 }  // namespace sqz::kernels

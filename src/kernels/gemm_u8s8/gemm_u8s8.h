@@ -27,10 +27,6 @@ PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t l
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc,
                   Isa isa = active_isa());
 
-// Column blocks [nb0, nb1) of c on the calling thread (what gemm_u8s8s32 runs per thread).
-void gemm_u8s8s32_blocks(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
-                         int32_t* c, int64_t ldc, Isa isa);
-
 // The per-ISA kernels behind gemm_u8s8s32 (each in its own file, compiled with its own flags):
 // column blocks [nb0, nb1) of c; gemm_u8s8s32 splits the blocks across the kernels' threads.
 void gemm_u8s8s32_ref(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,

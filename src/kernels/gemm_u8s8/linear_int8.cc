@@ -1,7 +1,5 @@
 #include "kernels/gemm_u8s8/linear_int8.h"
 
-#include <algorithm>
-
 #include "kernels/parallel.h"
 
 namespace sqz::kernels {
@@ -37,7 +35,6 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, Isa isa,
                          const float* residual, int64_t ldr, Activation activation) {
   const auto& w = layer.weights;
-  if (m <= 0 || w.n <= 0) return;
   // Scratch reused across calls: a forward pass makes several calls per layer.
   thread_local std::vector<uint8_t> q;
   thread_local std::vector<AffineParams> params;
@@ -51,28 +48,16 @@ void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int
   parallel_for(m, [&](int64_t r0, int64_t r1) {
     quantize_rows_u8(x + r0 * ldx, r1 - r0, w.k, ldx, qd + r0 * w.k, pd + r0, fixed, isa);
   });
-  // One parallel region for the GEMM and the dequantization: each thread takes strips of
-  // kStripBlocks column blocks (one register-tile strip) and dequantizes a strip's columns for
-  // every row while its int32 results are still in cache, instead of a second pass over all of acc.
-  constexpr int64_t kStripBlocks = 3;
-  const int64_t n_blocks = (w.n + kPackCols - 1) / kPackCols, strips = (n_blocks + kStripBlocks - 1) / kStripBlocks;
-  int32_t* accd = acc.data();
-  const DequantizeArgs args{accd, pd, layer.w_scale.data(), w.column_sums.data(), layer.bias.empty() ? nullptr : layer.bias.data(),
-                            residual, ldr, activation, w.n};
-  parallel_for(strips, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {
-      const int64_t nb0 = s * kStripBlocks, nb1 = std::min(n_blocks, nb0 + kStripBlocks);
-      if (layer.sparse) gemm_u8s8s32_sparse24_blocks(qd, m, w.k, *layer.sparse, nb0, nb1, accd, w.n, isa);
-      else gemm_u8s8s32_blocks(qd, m, w.k, w, nb0, nb1, accd, w.n, isa);
-      const int64_t j0 = nb0 * kPackCols, j1 = std::min(w.n, nb1 * kPackCols);
-      DequantizeArgs cols = args;
-      cols.acc += j0;
-      cols.w_scale += j0;
-      cols.column_sums += j0;
-      if (cols.bias) cols.bias += j0;
-      if (cols.residual) cols.residual += j0;
-      dequantize_rows(cols, m, j1 - j0, y + j0, ldy, isa);
-    }
+  if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa);
+  else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
+  DequantizeArgs args{acc.data(), pd, layer.w_scale.data(), w.column_sums.data(),
+                      layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr, activation};
+  parallel_for(m, [&](int64_t r0, int64_t r1) {
+    DequantizeArgs rows = args;
+    rows.acc += r0 * w.n;
+    rows.a += r0;
+    if (rows.residual) rows.residual += r0 * ldr;
+    dequantize_rows(rows, r1 - r0, w.n, y + r0 * ldy, ldy, isa);
   });
 }
 

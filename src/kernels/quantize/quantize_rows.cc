@@ -25,7 +25,7 @@ void quantize_rows_u8_ref(const float* x, int64_t m, int64_t k, int64_t ldx, uin
 void dequantize_rows_ref(const DequantizeArgs& d, int64_t m, int64_t n, float* y, int64_t ldy) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      float v = d.a[i].scale * d.w_scale[j] * static_cast<float>(d.acc[i * d.acc_stride(n) + j] - d.a[i].zero * d.column_sums[j]);
+      float v = d.a[i].scale * d.w_scale[j] * static_cast<float>(d.acc[i * n + j] - d.a[i].zero * d.column_sums[j]);
       if (d.bias) v += d.bias[j];
       if (d.residual) v += d.residual[i * d.ldr + j];
       y[i * ldy + j] = v;
@@ -57,7 +57,7 @@ void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y,
   if (args.activation == Activation::kNone) return dequantize_rows_on(args, m, n, y, ldy, isa);
   for (int64_t i = 0; i < m; ++i) {  // one row at a time: the activation reads it from L1
     DequantizeArgs row = args;
-    row.acc += i * args.acc_stride(n);
+    row.acc += i * n;
     row.a += i;
     row.residual = nullptr;  // added after the activation
     float* out = y + i * ldy;

@@ -17,7 +17,7 @@ void quantize_rows_u8(const float* x, int64_t m, int64_t k, int64_t ldx, uint8_t
                       const AffineParams* fixed = nullptr, Isa isa = active_isa());
 
 struct DequantizeArgs {
-  const int32_t* acc;           // [m, n], row stride ldacc
+  const int32_t* acc;           // [m, n], row stride n
   const AffineParams* a;        // per row
   const float* w_scale;         // [n]
   const int32_t* column_sums;   // [n]
@@ -25,8 +25,6 @@ struct DequantizeArgs {
   const float* residual = nullptr;
   int64_t ldr = 0;
   Activation activation = Activation::kNone;  // applied after the bias, row by row (while in cache)
-  int64_t ldacc = 0;                          // acc's row stride; 0 = n (a column range of a wider result sets it)
-  int64_t acc_stride(int64_t n) const { return ldacc > 0 ? ldacc : n; }
 };
 // y[i][j] = act(a[i].scale * w_scale[j] * (acc[i][j] - a[i].zero * column_sums[j]) + bias[j]) + residual[i][j]
 void dequantize_rows(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa = active_isa());

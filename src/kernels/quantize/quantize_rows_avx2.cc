@@ -63,7 +63,7 @@ void dequantize_rows_avx2(const DequantizeArgs& d, int64_t m, int64_t n, float* 
   for (int64_t i = 0; i < m; ++i) {
     const __m256 a_scale = _mm256_set1_ps(d.a[i].scale);
     const __m256i a_zero = _mm256_set1_epi32(d.a[i].zero);
-    const int32_t* acc = d.acc + i * d.acc_stride(n);
+    const int32_t* acc = d.acc + i * n;
     float* out = y + i * ldy;
     for (int64_t j = 0; j < body; j += 8) {
       const __m256i corrected = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc + j)),

@@ -49,7 +49,7 @@ void dequantize_rows_avx512(const DequantizeArgs& d, int64_t m, int64_t n, float
   for (int64_t i = 0; i < m; ++i) {
     const __m512 a_scale = _mm512_set1_ps(d.a[i].scale);
     const __m512i a_zero = _mm512_set1_epi32(d.a[i].zero);
-    const int32_t* acc = d.acc + i * d.acc_stride(n);
+    const int32_t* acc = d.acc + i * n;
     float* out = y + i * ldy;
     for (int64_t j = 0; j < n; j += 16) {
       const __mmask16 mask = n - j >= 16 ? static_cast<__mmask16>(0xFFFF) : tail_mask(n - j);
