@@ -19,7 +19,9 @@ struct LinearCase {
 // before the fused dequantize; m = 13 mixes full and tail row tiles.
 TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
   for (const LinearCase& s : {LinearCase{5, 37, 70, false, false}, LinearCase{13, 70, 600, false, true},
-                              LinearCase{5, 37, 70, true, false}, LinearCase{13, 70, 600, true, true}, LinearCase{1, 40, 600, true, true}}) {
+                              LinearCase{5, 37, 70, true, false}, LinearCase{13, 70, 600, true, true}, LinearCase{1, 40, 600, true, true},
+                              // n = 150: column blocks split across threads, and a 6-column tail
+                              LinearCase{20, 150, 100, false, true}, LinearCase{20, 150, 100, true, false}}) {
     const int64_t m = s.m, n = s.n, k = s.k;
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -70,7 +72,7 @@ TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
 TEST(Int8Linear, ActivationEpilogueEqualsActivationAfterwards) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd(0.0f, 1.0f);
-  const int64_t m = 9, n = 37, k = 64;
+  const int64_t m = 9, n = 101, k = 64;  // several column blocks, the last one 5 wide
   std::vector<float> x(m * k), w(n * k), b(n), r(m * n);
   for (auto& v : x) v = nd(rng);
   for (auto& v : w) v = 0.2f * nd(rng);
