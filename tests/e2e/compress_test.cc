@@ -2,9 +2,7 @@
 // pruning + distillation run writes a smaller model that loads, its report holds the numbers,
 // SpeedUp's output equals the masked model's; bad recipes fail before training and leave no
 // output directory.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -14,8 +12,6 @@
 #include "io/json_file.h"
 #include "io/safetensors.h"
 #include "unit/test_util.h"
-
-extern char** environ;
 
 namespace sqz {
 namespace {
@@ -79,21 +75,13 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
 TEST(Compress, InterruptedRunLeavesNothingAndOffersNoResume) {
   testing::ScratchDir tmp("compress-int");
   auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
-  std::string exe = SQZ_BINARY, log = (tmp / "log.txt").string();
-  std::vector<std::string> args = {exe, "compress", "--recipe", recipe.string(), "--set", "train.steps=400"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  const fs::path log = tmp / "log.txt";
   // Interrupted once training has logged progress (off a terminal: a line every few percent),
   // then, in a second run, while the dense model is being measured (before training).
   for (const std::string marker : {"train [", "evaluating the dense model"}) {
     SCOPED_TRACE(marker);
-    pid_t pid;
-    ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
+    const pid_t pid = testing::spawn_sqz({"compress", "--recipe", recipe.string(), "--set", "train.steps=400"}, log);
+    ASSERT_GT(pid, 0);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
     while (read_text_file(log).find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -1,8 +1,6 @@
 // Trains tiny models as a user would: the loss falls on real data, a killed run leaves a
 // complete checkpoint that --resume continues from, and bad recipes fail before training.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
@@ -11,8 +9,6 @@
 
 #include "io/json_file.h"
 #include "unit/test_util.h"
-
-extern char** environ;
 
 namespace sqz {
 namespace {
@@ -80,18 +76,11 @@ TEST(Train, SameSeedSameModel) {
 TEST(Train, KilledRunResumesFromLastCheckpoint) {
   testing::ScratchDir tmp("train");
   write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
-  std::string exe = SQZ_BINARY, recipe = (tmp / "r.yaml").string(), log = (tmp / "log.txt").string();
-  std::vector<std::string> args = {exe, "train", "--recipe", recipe, "--set", "steps=100000", "--set", "save_every=3",
-                                   "--set", "eval_every=100000"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid;
-  ASSERT_EQ(posix_spawn(&pid, exe.c_str(), &fa, nullptr, argv.data(), environ), 0);
+  const std::string recipe = (tmp / "r.yaml").string();
+  const fs::path log = tmp / "log.txt";
+  const pid_t pid = testing::spawn_sqz(
+      {"train", "--recipe", recipe, "--set", "steps=100000", "--set", "save_every=3", "--set", "eval_every=100000"}, log);
+  ASSERT_GT(pid, 0);
   auto state = tmp / "run" / "checkpoint" / "trainer_state.json";
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "core/fs.h"
 
@@ -32,6 +34,9 @@ struct RunResult {
   std::string output;
 };
 RunResult run_sqz(const std::string& args);
+// Starts the sqz binary with `args` in the background, its stderr into `stderr_log` (truncated),
+// stdout discarded; returns its pid (-1 when it could not start), for tests that signal it.
+int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log);
 
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);
