@@ -226,6 +226,11 @@ io::json profile_engine(runtime::BertEncoder& engine, const Forward& forward, in
   return profile_rows(profile, runs);
 }
 
+// `steps` greedy tokens after a prefill that returned `logits`, against its `cache`.
+void decode_greedy(const runtime::Decoder& d, runtime::Decoder::Cache& cache, std::vector<float> logits, int64_t steps) {
+  for (int64_t s = 0; s < steps; ++s) logits = d.forward(cache, d.greedy_next(logits).data(), 1, false);
+}
+
 // A decoder's per-op wall time over `runs` generations: {prefill: per prompt, decode: per token}.
 io::json profile_decoder(runtime::Decoder& decoder, const torch::Tensor& prompt, int runs, int64_t decode_steps) {
   runtime::OpProfile prefill, decode;
@@ -236,14 +241,7 @@ io::json profile_decoder(runtime::Decoder& decoder, const torch::Tensor& prompt,
     decoder.set_profile(&prefill);
     auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), len, false);
     decoder.set_profile(&decode);
-    std::vector<int64_t> next(static_cast<size_t>(batch));
-    for (int64_t s = 0; s < decode_steps; ++s) {
-      for (int64_t b = 0; b < batch; ++b) {
-        const float* row = logits.data() + b * decoder.vocab_size();
-        next[b] = std::max_element(row, row + decoder.vocab_size()) - row;
-      }
-      logits = decoder.forward(cache, next.data(), 1, false);
-    }
+    decode_greedy(decoder, cache, std::move(logits), decode_steps);
   }
   decoder.set_profile(nullptr);
   return {{"prefill", profile_rows(prefill, runs)}, {"decode", profile_rows(decode, runs * std::max<int64_t>(decode_steps, 1))}};
@@ -511,14 +509,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       auto logits = d.forward(cache, ids.data_ptr<int64_t>(), len, false);
       auto t1 = std::chrono::steady_clock::now();
       auto first = torch::from_blob(logits.data(), {batch, d.vocab_size()}, torch::kFloat32).clone();
-      std::vector<int64_t> next(static_cast<size_t>(batch));
-      for (int64_t s = 0; s < o.decode_steps; ++s) {
-        for (int64_t b = 0; b < batch; ++b) {
-          const float* row = &logits[b * d.vocab_size()];
-          next[b] = std::max_element(row, row + d.vocab_size()) - row;
-        }
-        logits = d.forward(cache, next.data(), 1, false);
-      }
+      decode_greedy(d, cache, std::move(logits), o.decode_steps);
       auto t2 = std::chrono::steady_clock::now();
       *prefill_ms = std::chrono::duration<double, std::milli>(t1 - t0).count();
       *decode_ms = std::chrono::duration<double, std::milli>(t2 - t1).count() / std::max<int64_t>(o.decode_steps, 1);

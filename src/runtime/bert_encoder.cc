@@ -1,7 +1,6 @@
 #include "runtime/bert_encoder.h"
 
 #include <cmath>
-#include <optional>
 
 #include "core/error.h"
 #include "runtime/block.h"
@@ -103,20 +102,20 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
   out.hidden = h;
   std::vector<float>& x = out.last_hidden_state;
   x.resize(static_cast<size_t>(m * h));
-  auto timer = [this](const char* op) { return ScopedOpTimer(profile_, op); };
-  std::optional<ScopedOpTimer> embeddings(std::in_place, profile_, "embeddings + LayerNorm");
-  for (int64_t t = 0; t < m; ++t) {
-    const int64_t id = ids[t], type = types ? types[t] : 0;
-    if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
-    if (type < 0 || type >= type_vocab_) fail_invalid("runtime: token type ", type, " is outside type_vocab_size (", type_vocab_, ")");
-    const float* w = &word_[id * h];
-    const float* p = &position_[(t % seq) * h];
-    const float* ty = &token_type_[type * h];
-    float* row = &x[t * h];
-    for (int64_t d = 0; d < h; ++d) row[d] = w[d] + ty[d] + p[d];
+  {
+    ScopedOpTimer timer(profile_, "embeddings + LayerNorm");
+    for (int64_t t = 0; t < m; ++t) {
+      const int64_t id = ids[t], type = types ? types[t] : 0;
+      if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
+      if (type < 0 || type >= type_vocab_) fail_invalid("runtime: token type ", type, " is outside type_vocab_size (", type_vocab_, ")");
+      const float* w = &word_[id * h];
+      const float* p = &position_[(t % seq) * h];
+      const float* ty = &token_type_[type * h];
+      float* row = &x[t * h];
+      for (int64_t d = 0; d < h; ++d) row[d] = w[d] + ty[d] + p[d];
+    }
+    kernels::layer_norm_rows(x.data(), m, h, h, emb_gamma_.data(), emb_beta_.data(), eps_, x.data(), h);
   }
-  kernels::layer_norm_rows(x.data(), m, h, h, emb_gamma_.data(), emb_beta_.data(), eps_, x.data(), h);
-  embeddings.reset();
 
   // Activations reused across forwards (per calling thread): fresh multi-MB vectors each call
   // cost page faults and zero-fills. Plain references, so that the kernels' worker threads see
@@ -130,7 +129,7 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
   for (const auto& layer : layers_) {
     const BlockOps& ops = layer->ops;
     if (ops.heads == 0) {
-      auto t = timer("attention output (no heads)");
+      ScopedOpTimer timer(profile_, "attention output (no heads)");
       for (int64_t t = 0; t < m; ++t)
         for (int64_t d = 0; d < h; ++d) attn[t * h + d] = x[t * h + d] + ops.attn_bias_only[d];
     } else {
@@ -138,11 +137,11 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
       qkv.resize(static_cast<size_t>(m * 3 * a));
       ctx.resize(static_cast<size_t>(m * a));
       {
-        auto t = timer("Q/K/V Linear");
+        ScopedOpTimer t(profile_, "Q/K/V Linear");
         ops.qkv.forward(x.data(), m, h, qkv.data(), 3 * a);
       }
       {
-        auto t = timer("attention (softmax(QK^T)V)");
+        ScopedOpTimer t(profile_, "attention (softmax(QK^T)V)");
         kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
           for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / ops.heads, head = task % ops.heads;
@@ -152,26 +151,26 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
           }
         });
       }
-      auto t = timer("attention output Linear + residual");
+      ScopedOpTimer t(profile_, "attention output Linear + residual");
       ops.attn_out.forward(ctx.data(), m, a, attn.data(), h, x.data(), h);
     }
     {
-      auto t = timer("LayerNorm");
+      ScopedOpTimer t(profile_, "LayerNorm");
       kernels::layer_norm_rows(attn.data(), m, h, h, layer->attn_gamma.data(), layer->attn_beta.data(), eps_, attn.data(), h);
     }
     inner.resize(static_cast<size_t>(m * ops.ffn));
     {
-      auto t = timer("FFN input Linear + GELU");
+      ScopedOpTimer t(profile_, "FFN input Linear + GELU");
       ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn, nullptr, 0, kernels::Activation::kGelu);
     }
     {
-      auto t = timer("FFN output Linear + residual");
+      ScopedOpTimer t(profile_, "FFN output Linear + residual");
       ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
     }
-    auto t = timer("LayerNorm");
+    ScopedOpTimer t(profile_, "LayerNorm");
     kernels::layer_norm_rows(x.data(), m, h, h, layer->ffn_gamma.data(), layer->ffn_beta.data(), eps_, x.data(), h);
   }
-  auto head_timer = timer("pooler + classifier");
+  ScopedOpTimer head_timer(profile_, "pooler + classifier");
   if (classifier_) {
     std::vector<float> first(static_cast<size_t>(batch * h)), pooled(first.size());
     for (int64_t b = 0; b < batch; ++b) std::copy(&x[b * seq * h], &x[b * seq * h] + h, &first[b * h]);

@@ -1,7 +1,6 @@
 #include "runtime/decoder.h"
 
 #include <cmath>
-#include <optional>
 
 #include "core/error.h"
 #include "runtime/block.h"
@@ -188,33 +187,34 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
     ScopedOpTimer t(profile_, "Q/K/V Linear");
     ops.qkv.forward(normed.data(), m, h, qkv.data(), row);
   }
-  std::optional<ScopedOpTimer> attention(std::in_place, profile_, "KV cache append + attention");
-  auto head_cache = [&](std::vector<std::vector<float>>& kv, int64_t b, int64_t k) {
-    return kv[li].data() + (b * ops.kv_heads + k) * cache.capacity * hd;
-  };
-  kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / ops.kv_heads, k = task % ops.kv_heads;
-      float *kh = head_cache(cache.keys, b, k), *vh = head_cache(cache.values, b, k);
-      for (int64_t s = 0; s < steps; ++s) {
-        const float* r = qkv.data() + (b * steps + s) * row;
-        std::copy(r + qw + k * hd, r + qw + (k + 1) * hd, kh + (past + s) * hd);
-        std::copy(r + qw + kvw + k * hd, r + qw + kvw + (k + 1) * hd, vh + (past + s) * hd);
-        if (!inv_freq_.empty()) rotate(kh + (past + s) * hd, past + s);
+  {
+    ScopedOpTimer t(profile_, "KV cache append + attention");
+    auto head_cache = [&](std::vector<std::vector<float>>& kv, int64_t b, int64_t k) {
+      return kv[li].data() + (b * ops.kv_heads + k) * cache.capacity * hd;
+    };
+    kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / ops.kv_heads, k = task % ops.kv_heads;
+        float *kh = head_cache(cache.keys, b, k), *vh = head_cache(cache.values, b, k);
+        for (int64_t s = 0; s < steps; ++s) {
+          const float* r = qkv.data() + (b * steps + s) * row;
+          std::copy(r + qw + k * hd, r + qw + (k + 1) * hd, kh + (past + s) * hd);
+          std::copy(r + qw + kvw + k * hd, r + qw + kvw + (k + 1) * hd, vh + (past + s) * hd);
+          if (!inv_freq_.empty()) rotate(kh + (past + s) * hd, past + s);
+        }
       }
-    }
-  });
-  kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / ops.heads, head = task % ops.heads;
-      float* q = qkv.data() + b * steps * row + head * hd;
-      if (!inv_freq_.empty())
-        for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
-      attend_head(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
-                  past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
-    }
-  });
-  attention.reset();
+    });
+    kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / ops.heads, head = task % ops.heads;
+        float* q = qkv.data() + b * steps * row + head * hd;
+        if (!inv_freq_.empty())
+          for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
+        attend_head(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
+                    past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
+      }
+    });
+  }
   ScopedOpTimer t(profile_, "attention output Linear + residual");
   ops.attn_out.forward(ctx.data(), m, qw, next.data(), h, x.data(), h);  // + residual, into a new buffer
   std::swap(x, next);
@@ -286,6 +286,15 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
   return logits;
 }
 
+std::vector<int64_t> Decoder::greedy_next(const std::vector<float>& logits) const {
+  std::vector<int64_t> next(logits.size() / static_cast<size_t>(vocab_));
+  for (size_t b = 0; b < next.size(); ++b) {
+    const float* row = &logits[b * vocab_];
+    next[b] = std::max_element(row, row + vocab_) - row;
+  }
+  return next;
+}
+
 std::vector<int64_t> Decoder::generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len,
                                                   int64_t new_tokens) const {
   auto cache = new_cache(batch, prompt_len + new_tokens);
@@ -295,13 +304,8 @@ std::vector<int64_t> Decoder::generate_greedy(const int64_t* prompt, int64_t bat
   std::vector<int64_t> step(prompt, prompt + batch * prompt_len);
   int64_t steps = prompt_len;
   for (int64_t n = 0; n < new_tokens; ++n) {
-    auto logits = forward(cache, step.data(), steps, false);
-    step.resize(static_cast<size_t>(batch));
-    for (int64_t b = 0; b < batch; ++b) {
-      const float* row = &logits[b * vocab_];
-      step[b] = std::max_element(row, row + vocab_) - row;  // first maximum, as torch.argmax
-      out[b * total + prompt_len + n] = step[b];
-    }
+    step = greedy_next(forward(cache, step.data(), steps, false));
+    for (int64_t b = 0; b < batch; ++b) out[b * total + prompt_len + n] = step[b];
     steps = 1;
   }
   return out;

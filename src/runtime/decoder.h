@@ -35,6 +35,9 @@ class Decoder {
   // marks padded tokens; their own logits are not meaningful.
   std::vector<float> forward(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
                              const int64_t* attention_mask = nullptr) const;
+  // The greedy next token of each sequence from last-position logits [batch, vocab] (what
+  // forward returns without all_logits): each row's first maximum, as torch.argmax picks it.
+  std::vector<int64_t> greedy_next(const std::vector<float>& logits) const;
   // Greedy continuation: [batch, prompt + new] ids, like models::generate without sampling.
   std::vector<int64_t> generate_greedy(const int64_t* prompt, int64_t batch, int64_t prompt_len, int64_t new_tokens) const;
 
