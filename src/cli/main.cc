@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 namespace sqz::cli {
 
@@ -12,7 +13,7 @@ void add_threads_option(CLI::App* cmd, int* threads) {
 }
 
 void apply_threads(int threads) {
-  if (threads > 0) torch::set_num_threads(threads);
+  if (threads > 0) set_torch_threads(threads);
 }
 
 }  // namespace sqz::cli

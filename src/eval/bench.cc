@@ -15,6 +15,7 @@
 #include "compress/quant/export.h"
 #include "core/error.h"
 #include "core/process.h"
+#include "core/threads.h"
 #include "eval/latency.h"
 #include "eval/onnxruntime_peer.h"
 #include "kernels/cpu_isa.h"
@@ -299,7 +300,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   model.eval();
   torch::NoGradGuard no_grad;
   const int saved_threads = torch::get_num_threads();
-  torch::set_num_threads(o.threads);
+  set_torch_threads(o.threads);
 
   io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"seq", o.seq}, {"threads", o.threads},
                      {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
@@ -413,7 +414,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       result["rows"].push_back(row);
     }
   }
-  torch::set_num_threads(saved_threads);
+  set_torch_threads(saved_threads);
   return result;
 }
 
@@ -446,7 +447,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   model.eval();
   torch::NoGradGuard no_grad;
   const int saved_threads = torch::get_num_threads();
-  torch::set_num_threads(o.threads);
+  set_torch_threads(o.threads);
   kernels::set_num_threads(o.threads);
   const double bandwidth = measure_read_bandwidth_gbps();
   io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"prompt", o.seq},
@@ -580,7 +581,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       result["rows"].push_back(row);
     }
   }
-  torch::set_num_threads(saved_threads);
+  set_torch_threads(saved_threads);
   return result;
 }
 

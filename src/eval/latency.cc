@@ -4,6 +4,8 @@
 #include <chrono>
 #include <set>
 
+#include "core/threads.h"
+
 namespace sqz::eval {
 
 io::json LatencyResult::to_json(const LatencyOptions& o) const {
@@ -55,7 +57,7 @@ TimingStats time_calls(const std::function<void()>& fn, int warmup, int runs) {
 LatencyResult measure_latency(models::TransformerModel& model, const LatencyOptions& o) {
   torch::NoGradGuard no_grad;
   int saved_threads = torch::get_num_threads();
-  if (o.threads > 0) torch::set_num_threads(o.threads);
+  if (o.threads > 0) set_torch_threads(o.threads);
   bool was_training = model.is_training();
   model.eval();
   auto gen = at::detail::createCPUGenerator(1234);
@@ -64,7 +66,7 @@ LatencyResult measure_latency(models::TransformerModel& model, const LatencyOpti
   in.attention_mask = torch::ones({o.batch, o.seq}, torch::kLong);
   auto t = time_calls([&] { model.forward(in); }, o.warmup, o.runs);
   LatencyResult r{t.median_ms, t.p10_ms, t.p90_ms, forward_flops(model, o.batch, o.seq) / 1e9};
-  torch::set_num_threads(saved_threads);
+  set_torch_threads(saved_threads);
   if (was_training) model.train();
   return r;
 }

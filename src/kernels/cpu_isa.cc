@@ -35,6 +35,14 @@ bool cpu_has_avx512vbmi() {
   return has;
 }
 
+bool cpu_has_avx512bf16() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") != 0;
+  }();
+  return has;
+}
+
 Isa active_isa() {
   static const Isa isa = [] {
     Isa best = cpu_max_isa();

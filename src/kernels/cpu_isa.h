@@ -17,6 +17,9 @@ Isa active_isa();
 // AVX-512 VBMI (vpmultishiftqb, vpermb): Ice Lake / Zen 4 and later have it, Cascade Lake (VNNI)
 // does not, so kernels that use it check it on top of kAvx512Vnni.
 bool cpu_has_avx512vbmi();
+// AVX-512 BF16 (vdpbf16ps, vcvtneps2bf16): Cooper Lake, Sapphire Rapids, Zen 4 and later; the
+// bf16 GEMM uses it on top of kAvx512Vnni and its AVX2 version otherwise.
+bool cpu_has_avx512bf16();
 // Every ISA this CPU can run, reference first (for tests and benchmarks).
 std::vector<Isa> runnable_isas();
 

@@ -7,6 +7,7 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "core/threads.h"
 #include "eval/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
@@ -152,7 +153,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     if (!options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite or --resume)");
     fs::remove_all(out);
   }
-  if (r.threads > 0) torch::set_num_threads(static_cast<int>(r.threads));
+  if (r.threads > 0) set_torch_threads(static_cast<int>(r.threads));
   if (resuming && !options.checkpoints) fail_invalid("this run cannot resume: it keeps no checkpoints");
   Setup s = prepare(r, resuming ? ckpt_dir : fs::path());
   TrainHooks no_hooks;

@@ -1,7 +1,11 @@
 // Metrics against hand-computed values, data readers and their errors, recipes, schedules.
+#include <dlfcn.h>
+#include <torch/torch.h>
+
 #include <fstream>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "eval/metrics.h"
 #include "io/tokenizers/tokenizer.h"
 #include "train/data.h"
@@ -13,6 +17,20 @@
 namespace sqz {
 namespace {
 
+
+// A recipe's `threads: 1` must hold for the matmuls too: OpenBLAS keeps its own thread count.
+TEST(Threads, TorchThreadCountReachesOpenBlas) {
+  using GetThreads = int (*)();
+  const auto openblas_get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (!openblas_get) GTEST_SKIP() << "libtorch does not run on OpenBLAS here";
+  const int saved = torch::get_num_threads();
+  set_torch_threads(1);
+  EXPECT_EQ(torch::get_num_threads(), 1);
+  EXPECT_EQ(openblas_get(), 1);
+  set_torch_threads(2);
+  EXPECT_EQ(openblas_get(), 2);
+  set_torch_threads(saved);
+}
 
 TEST(Metrics, HandComputed) {
   // gold 0 0 1 1 2, predicted 0 1 1 1 0: class 0 P=1/2 R=1/2 F1=.5; class 1 P=2/3 R=1 F1=.8; class 2 F1=0.

@@ -34,9 +34,7 @@ PackedF32Weights pack_f32_weights(const float* w, int64_t n, int64_t k, int64_t 
   return out;
 }
 
-namespace {
-
-void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa) {
+void apply_gemm_f32_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa) {
   if (e.alpha == 1.0f && !e.bias && !e.residual && e.activation == Activation::kNone) return;
   const bool activate = e.activation != Activation::kNone;
   for (int64_t i = 0; i < m; ++i) {
@@ -55,8 +53,6 @@ void apply_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1,
   }
 }
 
-}  // namespace
-
 void gemm_f32(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w, float* c, int64_t ldc,
               const GemmF32Epilogue& epilogue, Isa isa) {
   if (m <= 0 || w.n <= 0) return;
@@ -66,7 +62,7 @@ void gemm_f32(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w,
       case Isa::kAvx2: gemm_f32_panels_6x16_avx2(a, m, lda, w, p0, p1, c, ldc); break;
       case Isa::kRef: gemm_f32_panels_ref(a, m, lda, w, p0, p1, c, ldc); break;
     }
-    apply_epilogue(epilogue, m, p0 * kF32PanelCols, std::min(w.n, p1 * kF32PanelCols), c, ldc, isa);
+    apply_gemm_f32_epilogue(epilogue, m, p0 * kF32PanelCols, std::min(w.n, p1 * kF32PanelCols), c, ldc, isa);
   });
 }
 

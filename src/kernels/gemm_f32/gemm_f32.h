@@ -34,6 +34,9 @@ struct GemmF32Epilogue {
   Activation activation = Activation::kNone;  // before the residual is added
 };
 
+// Applies `e` to columns [j0, j1) of rows [0, m) of c in place (every float GEMM's last step).
+void apply_gemm_f32_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa);
+
 // Panels are split across the kernels' threads; a call inside a parallel region runs serially.
 void gemm_f32(const float* a, int64_t m, int64_t lda, const PackedF32Weights& w, float* c, int64_t ldc,
               const GemmF32Epilogue& epilogue = {}, Isa isa = active_isa());

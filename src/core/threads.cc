@@ -1,0 +1,17 @@
+#include "core/threads.h"
+
+#include <dlfcn.h>
+#include <torch/torch.h>
+
+namespace sqz {
+
+void set_torch_threads(int threads) {
+  torch::set_num_threads(threads);
+  // Looked up at run time: the BLAS behind libtorch is chosen by Debian's alternatives, and
+  // another one simply lacks the symbol.
+  using SetThreads = void (*)(int);
+  static const auto openblas_set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (openblas_set) openblas_set(threads);
+}
+
+}  // namespace sqz
