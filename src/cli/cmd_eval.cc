@@ -28,8 +28,8 @@ void run_eval(const EvalArgs& a) {
   std::shared_ptr<runtime::BertEncoder> engine;
   if (a.engine == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
-    std::string precision = a.precision.empty() ? runtime::default_precision_name(loaded.config.value()) : a.precision;
-    engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::parse_precision(precision), a.threads});
+    const auto precision = runtime::resolve_precision(a.precision, loaded.config.value());
+    engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{precision, a.threads});
     o.classification_logits = [engine](const models::ModelInputs& in) { return engine->logits(in); };
   } else if (!a.precision.empty()) {
     throw CLI::ValidationError("--precision", "applies to --engine runtime only");
@@ -55,8 +55,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
   cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, BERT encoders)")
       ->check(CLI::IsMember({"libtorch", "runtime"}));
-  cmd->add_option("--precision", a->precision, "runtime Linears: fp32, int8 or int8-2:4 (default: what an export declares, else fp32)")
-      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
+  add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_eval(*a); });
 }

@@ -25,7 +25,7 @@ std::map<std::string, torch::Tensor> runtime_forward(const models::LoadedModel& 
                                                      const ForwardArgs& a, const fs::path& in_dir) {
   if (a.hidden_states || a.attentions) fail_invalid("forward: --engine runtime writes final outputs only (no --hidden-states/--attentions)");
   if (in.position_ids.defined()) fail_invalid((in_dir / "position_ids.npy").string(), ": --engine runtime uses default positions");
-  const auto precision = runtime::parse_precision(a.precision.empty() ? runtime::default_precision_name(loaded.config.value()) : a.precision);
+  const auto precision = runtime::resolve_precision(a.precision, loaded.config.value());
   const runtime::EngineOptions options{precision, a.threads};
   auto ids = in.input_ids.contiguous();
   const int64_t batch = ids.size(0), seq = ids.size(1);
@@ -105,8 +105,7 @@ void add_forward_command(CLI::App& app) {
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: BERT, GPT-2)")
       ->check(CLI::IsMember({"libtorch", "runtime"}));
-  cmd->add_option("--precision", a->precision, "runtime Linears: fp32, int8 or int8-2:4 (default: what an export declares, else fp32)")
-      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
+  add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_forward(*a); });
 }

@@ -17,7 +17,7 @@ struct GenerateArgs {
   models::GenerationOptions options;
   bool ids = false;
   int threads = 0;
-  std::string engine = "libtorch", precision = "fp32";
+  std::string engine = "libtorch", precision;
 };
 
 // The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
@@ -25,7 +25,7 @@ struct GenerateArgs {
 std::vector<int64_t> runtime_generate(const models::LoadedModel& loaded, const std::vector<int64_t>& prompt,
                                       const GenerateArgs& a) {
   if (a.options.sample) fail_invalid("generate: --engine runtime decodes greedily; drop --sample or use --engine libtorch");
-  runtime::Decoder engine(loaded, {runtime::parse_precision(a.precision), a.threads});
+  runtime::Decoder engine(loaded, {runtime::resolve_precision(a.precision, loaded.config.value()), a.threads});
   const int64_t room = std::max<int64_t>(0, engine.max_positions() - static_cast<int64_t>(prompt.size()));
   auto all = engine.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
   const auto eos = loaded.model->info().eos_token_id;
@@ -78,8 +78,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
   cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: GPT-2, OPT, Llama; greedy)")
       ->check(CLI::IsMember({"libtorch", "runtime"}));
-  cmd->add_option("--precision", a->precision, "runtime Linears: fp32 (default), int8 or int8-2:4")
-      ->check(CLI::IsMember({"fp32", "int8", "int8-2:4"}));
+  add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_generate(*a); });
 }

@@ -18,6 +18,9 @@ void add_bench_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);
+// --precision for --engine runtime (fp32, bf16, int8, int8-2:4); empty = what the checkpoint
+// declares (runtime::resolve_precision).
+void add_precision_option(CLI::App* cmd, std::string* precision);
 void apply_threads(int threads);
 
 }  // namespace sqz::cli

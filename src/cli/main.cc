@@ -12,6 +12,13 @@ void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads, "CPU threads for libtorch (0 = default)")->check(CLI::NonNegativeNumber);
 }
 
+void add_precision_option(CLI::App* cmd, std::string* precision) {
+  cmd->add_option("--precision", *precision,
+                  "runtime Linears: fp32, bf16, int8 or int8-2:4 (default: what an int8 export or a bfloat16 "
+                  "checkpoint declares, else fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "int8-2:4"}));
+}
+
 void apply_threads(int threads) {
   if (threads > 0) set_torch_threads(threads);
 }

@@ -16,7 +16,9 @@ namespace sqz::runtime {
 struct EngineOptions {
   Precision precision = Precision::kFp32;
   int threads = 0;  // 0 = all cores
-  bool int8_lm_head = true;  // decoders: the LM head follows an int8 precision (false keeps it fp32)
+  // Decoders: the LM head follows the precision (int8 for both int8 kinds: 2:4 applies to the
+  // blocks only); false keeps it fp32.
+  bool lm_head_follows_precision = true;
 };
 
 struct EncoderOutputs {

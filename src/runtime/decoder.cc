@@ -111,9 +111,10 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
   // The LM head is tied to the token embedding unless the checkpoint has its own (it is a quarter
   // of GPT-2 small's weights, so it follows the precision; 2:4 applies to the blocks only).
   auto head = params.count("lm_head.weight") ? get("lm_head.weight") : wte_;
-  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr,
-                                        options.precision == Precision::kFp32 || !options.int8_lm_head ? Precision::kFp32 : Precision::kInt8,
-                                        "lm_head");
+  const Precision head_precision = !options.lm_head_follows_precision ? Precision::kFp32
+                                   : is_int8(options.precision)       ? Precision::kInt8
+                                                                      : options.precision;
+  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, head_precision, "lm_head");
 }
 
 int64_t Decoder::weight_bytes() const {

@@ -1,5 +1,5 @@
-// One Linear layer as the runtime holds it: fp32 weights packed for gemm_f32, or int8 codes
-// packed for the VNNI layout with per-channel scales. Built once at load; forward is raw
+// One Linear layer as the runtime holds it: fp32 weights packed for gemm_f32, bf16 weights for
+// gemm_bf16, or int8 codes packed for the VNNI layout with per-channel scales. Built once at load; forward is raw
 // pointers only.
 #pragma once
 #include <cstdint>
@@ -7,18 +7,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_u8s8/linear_int8.h"
 
 namespace sqz::runtime {
 
 // int8-2:4: int8 weights that keep 2 of every 4 along the input, on the 2:4 sparse kernel.
-enum class Precision { kFp32, kInt8, kInt8Sparse24 };
+// bf16: weights and activations rounded to bf16, products summed in fp32 (AVX-512 BF16).
+enum class Precision { kFp32, kInt8, kInt8Sparse24, kBf16 };
+inline bool is_int8(Precision p) { return p == Precision::kInt8 || p == Precision::kInt8Sparse24; }
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name);
-// What a model dir was exported for: "int8-2:4" for a compressed-tensors export whose sparsity
-// config says 2:4, "int8" for another quantized export, else "fp32".
-std::string default_precision_name(const nlohmann::json& config);  // "fp32" | "int8" | "int8-2:4"; else an error
+// `requested` (a --precision value) or, when empty, what the model dir was exported for:
+// int8-2:4 for a compressed-tensors export whose sparsity config says 2:4, int8 for another
+// quantized export, bf16 for a checkpoint saved in bfloat16 (config torch_dtype), else fp32.
+Precision resolve_precision(const std::string& requested, const nlohmann::json& config);
 
 class LinearOp {
  public:
@@ -40,6 +44,7 @@ class LinearOp {
   int64_t out_ = 0, in_ = 0;
   Precision precision_ = Precision::kFp32;
   kernels::PackedF32Weights f32_;
+  kernels::PackedBf16Weights bf16_;
   std::vector<float> bias_;
   kernels::Int8Linear int8_;
 };

@@ -100,7 +100,9 @@ TEST(Cli, EvalOnTheRuntimeEngine) {
   auto torch_run = run(base);
   auto fp32_run = run(base + " --engine runtime --precision fp32");
   auto int8_run = run(base + " --engine runtime --precision int8");
+  auto bf16_run = run(base + " --engine runtime --precision bf16");
   ASSERT_EQ(torch_run.code, 0) << torch_run.output;
+  ASSERT_EQ(bf16_run.code, 0) << bf16_run.output;
   ASSERT_EQ(fp32_run.code, 0) << fp32_run.output;
   ASSERT_EQ(int8_run.code, 0) << int8_run.output;
   auto a = io::json::parse(torch_run.output), b = io::json::parse(fp32_run.output), c = io::json::parse(int8_run.output);
@@ -109,6 +111,9 @@ TEST(Cli, EvalOnTheRuntimeEngine) {
   EXPECT_EQ(a["accuracy"], b["accuracy"]);
   EXPECT_EQ(a["macro_f1"], b["macro_f1"]);
   EXPECT_NEAR(c["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.05);
+  auto bf = io::json::parse(bf16_run.output);
+  EXPECT_EQ(bf["engine"], "runtime bf16");
+  EXPECT_NEAR(bf["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.02);
   // A family the engine does not run is refused by name.
   auto gpt2 = run("eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --split " +
                   (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string() + " --engine runtime --max-batches 1");
@@ -137,7 +142,7 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
     if (name.rfind("libtorch-", 0) == 0) EXPECT_TRUE(row["setting"] == "default" || row["setting"] == "OMP_WAIT_POLICY=passive (own process)") << row.dump();
     else EXPECT_FALSE(row.contains("setting")) << row.dump();
   }
-  EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-int8")) << j.dump();
+  EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-bf16") && seen.count("sqz-int8")) << j.dump();
   EXPECT_NE(r.output.find("OMP_WAIT_POLICY=passive; each keeps its faster setting"), std::string::npos) << r.output;
   // ONNX Runtime: checked and timed when scripts/install_deps.sh installed it, else a named skip.
   const bool have_ort = fs::exists(fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node/package.json");
