@@ -8,6 +8,7 @@
 #include <random>
 
 #include "kernels/eltwise/eltwise.h"
+#include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
@@ -169,6 +170,47 @@ void BM_GemmF32(benchmark::State& state, Isa isa) {
   count_ops(state, "GFLOP/s");
 }
 
+// The bf16 GEMM as the runtime calls it (activations rounded per call, fp32 out), GFLOP/s.
+void BM_GemmBf16(benchmark::State& state, Isa isa) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  if (skip_unsupported(state, isa)) return;
+  if (isa == Isa::kAvx512Vnni && !cpu_has_avx512bf16()) {
+    state.SkipWithError("no AVX-512 BF16");
+    return;
+  }
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> a(m * k), w(n * k), c(m * n);
+  for (auto& v : a) v = d(rng);
+  for (auto& v : w) v = d(rng);
+  const auto packed = pack_bf16_weights(w.data(), n, k, k);
+  for (auto _ : state) {
+    gemm_bf16(a.data(), m, k, packed, c.data(), n, {}, isa);
+    benchmark::DoNotOptimize(c.data());
+  }
+  count_ops(state, "GFLOP/s");
+}
+
+// bf16 dot-product peak of one core: vdpbf16ps does 2 multiply-adds per fp32 lane.
+__attribute__((target("avx512f,avx512bf16"))) void BM_Bf16DotPeak(benchmark::State& state) {
+  if (!cpu_has_avx512bf16()) {
+    state.SkipWithError("no AVX-512 BF16");
+    return;
+  }
+  constexpr int kChains = 12;
+  constexpr int kInner = 1000;
+  __m512 acc[kChains];
+  for (auto& x : acc) x = _mm512_setzero_ps();
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x2F802F80);
+  for (auto _ : state) {
+    for (int i = 0; i < kInner; ++i)
+      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+    for (auto& x : acc) benchmark::DoNotOptimize(x);
+  }
+  state.counters["GFLOP/s"] = benchmark::Counter(64.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
+                                                 benchmark::Counter::OneK::kIs1000);
+}
+
 // fp32 FMA peak of one core with zmm registers (the AVX-512 kernels' ceiling).
 __attribute__((target("avx512f"))) void BM_Fp32FmaPeakAvx512(benchmark::State& state) {
   if (cpu_max_isa() != Isa::kAvx512Vnni) {
@@ -215,6 +257,9 @@ BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072,
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmBf16, avx2, Isa::kAvx2) GEMM_SHAPES;
+BENCHMARK_CAPTURE(BM_GemmBf16, avx512bf16, Isa::kAvx512Vnni) GEMM_SHAPES;
+BENCHMARK(BM_Bf16DotPeak);
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_Gelu, avx2, Isa::kAvx2)->Args({128, 3072});
