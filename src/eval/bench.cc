@@ -490,8 +490,21 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   } catch (const std::exception& e) {
     result["skipped"].push_back({{"case", "sqz-*"}, {"reason", e.what()}});
   }
-  result["skipped"].push_back({{"case", "onnxruntime-*"},
-                               {"reason", "the ONNX exporter (scripts/onnx_bert.py) writes BERT encoders only; decoders are not exported"}});
+  std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
+  if (!o.peers_only) {
+    if (model.info().model_type != "gpt2")
+      result["skipped"].push_back({{"case", "onnxruntime-*"},
+                                   {"reason", "the ONNX decoder exporter (scripts/onnx_gpt2.py) writes GPT-2; this model is " +
+                                                  model.info().model_type}});
+    else if (auto why = onnxruntime_missing(); !why.empty())
+      result["skipped"].push_back({{"case", "onnxruntime-*"}, {"reason", why}});
+    else
+      try {
+        ort = prepare_onnxruntime(loaded);
+      } catch (const std::exception& e) {
+        result["skipped"].push_back({{"case", "onnxruntime-*"}, {"reason", e.what()}});
+      }
+  }
 
   // One generation: returns the prompt's last logits and fills prefill / per-token decode ms.
   using Generate = std::function<torch::Tensor(const torch::Tensor& prompt, double* prefill_ms, double* decode_ms)>;
@@ -542,6 +555,8 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       double tolerance;
       runtime::Decoder* decoder;
       std::function<void()> attach, detach;
+      // Set for a peer that times its own runs in its own process (after its checked run).
+      std::function<std::pair<std::vector<double>, std::vector<double>>()> timings = {};
     };
     std::vector<Case> cases;
     cases.push_back({"libtorch-fp32", libtorch_generate(model), &model, 0, nullptr, {}, {}});
@@ -550,6 +565,19 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     for (auto& e : engines)
       cases.push_back({e.name, sqz_generate(*e.decoder), e.reference, engine_tolerance(e.decoder->options().precision),
                        e.decoder.get(), {}, {}});
+    for (const std::string variant : {"fp32", "int8"}) {
+      if (!ort) break;
+      auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
+      const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
+      Generate run = [&, variant, timed, heads = block.num_heads, head_dim = block.head_dim](const torch::Tensor& p, double*, double*) {
+        auto ids = p.contiguous();
+        *timed = run_onnxruntime_decoder(*ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps,
+                                         model.info().num_layers, heads, head_dim, o.runs, o.warmup, o.threads);
+        return torch::tensor(timed->first_logits).reshape({ids.size(0), -1});
+      };
+      cases.push_back({"onnxruntime-" + variant, run, &model, variant == "fp32" ? 1e-4 : 0.2, nullptr, {}, {},
+                       [timed] { return std::make_pair(timed->prefill_ms, timed->decode_ms_per_token); }});
+    }
 
     double base_decode = 0, base_prefill = 0;
     for (auto& c : cases) {
@@ -567,13 +595,18 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
         if (!(err <= c.tolerance) && c.name != "libtorch-fp32") {
           row["status"] = "check failed: error " + fmt(err, 6) + " > " + fmt(c.tolerance, 6);
         } else {
-          for (int i = 0; i < o.warmup; ++i) c.run(prompt, &p, &d);
           std::vector<double> prefill, decode;
-          for (int i = 0; i < std::max(o.runs, 1); ++i) {
-            c.run(prompt, &p, &d);
-            prefill.push_back(p);
-            decode.push_back(d);
+          if (c.timings) {
+            std::tie(prefill, decode) = c.timings();
+          } else {
+            for (int i = 0; i < o.warmup; ++i) c.run(prompt, &p, &d);
+            for (int i = 0; i < std::max(o.runs, 1); ++i) {
+              c.run(prompt, &p, &d);
+              prefill.push_back(p);
+              decode.push_back(d);
+            }
           }
+          if (prefill.empty() || decode.empty()) throw std::runtime_error("no timed runs");
           std::sort(prefill.begin(), prefill.end());
           std::sort(decode.begin(), decode.end());
           const double pm = prefill[prefill.size() / 2], dm = decode[decode.size() / 2];

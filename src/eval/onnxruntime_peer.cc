@@ -42,7 +42,15 @@ std::string onnxruntime_missing() {
   return why;
 }
 
+std::string onnx_exporter_for(const std::string& model_type) {
+  if (model_type == "bert") return "onnx_bert.py";
+  if (model_type == "gpt2") return "onnx_gpt2.py";
+  return "";
+}
+
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded) {
+  const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
+  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2)");
   auto peer = std::make_unique<OnnxRuntimePeer>();
   peer->module_dir = module_dir();
   peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
@@ -50,11 +58,11 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
   fs::create_directories(peer->work_dir / "model");
   models::save_model(*loaded.model, loaded.config.value(), peer->work_dir / "model");
   for (const std::string variant : {"fp32", "int8"}) {
-    std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / "onnx_bert.py").string(), (peer->work_dir / "model").string(),
+    std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};
     if (variant == "int8") argv.push_back("--int8");
     const fs::path log = peer->work_dir / "export.log";
-    if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/onnx_bert.py) failed: ", log_tail(log));
+    if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/", exporter, ") failed: ", log_tail(log));
   }
   return peer;
 }
@@ -79,6 +87,23 @@ OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& v
   run.timing = timing_stats(r.at("times_ms").get<std::vector<double>>());
   run.version = r.at("version").get<std::string>();
   return run;
+}
+
+OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* prompt,
+                                             int64_t batch, int64_t seq, int64_t decode_steps, int64_t layers, int64_t heads,
+                                             int64_t head_dim, int runs, int warmup, int threads) {
+  const io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(prompt, prompt + batch * seq)},
+                       {"decode_steps", decode_steps}, {"layers", layers}, {"heads", heads}, {"head_dim", head_dim}};
+  const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
+  write_file_atomic(inputs, in.dump());
+  const int rc = run_process({"node", (kSourceDir / "scripts" / "ort_decode.js").string(), peer.module_dir.string(),
+                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
+                              std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
+                             {}, log);
+  if (rc != 0) fail_data("ONNX Runtime (scripts/ort_decode.js) failed with exit ", rc, ": ", log_tail(log));
+  const io::json r = io::read_json_file(out);
+  return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
+          r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }
 
 }  // namespace sqz::eval

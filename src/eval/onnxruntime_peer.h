@@ -1,6 +1,8 @@
-// ONNX Runtime as a `sqz bench` peer for encoders: the benchmarked model is written to ONNX by
-// scripts/onnx_bert.py (fp32, and int8 the way ONNX Runtime's dynamic quantization writes
-// Linears), then checked and timed by scripts/ort_run.js under Node.js with the npm package
+// ONNX Runtime as a `sqz bench` peer: the benchmarked model is written to ONNX by
+// scripts/onnx_bert.py (BERT encoders) or scripts/onnx_gpt2.py (GPT-2 decoders with a KV cache)
+// — fp32, and int8 the way ONNX Runtime's dynamic quantization writes Linears — then checked and
+// timed by scripts/ort_run.js (encoders) or scripts/ort_decode.js (prefill + greedy decode) under
+// Node.js with the npm package
 // onnxruntime-node, which scripts/install_deps.sh installs into third_party/onnxruntime
 // (SQZ_ONNXRUNTIME_NODE=DIR points elsewhere). Each run is its own process with ONNX Runtime's
 // own thread pool, so nothing it does contends with libtorch's or sqz's threads.
@@ -26,6 +28,9 @@ struct OnnxRuntimePeer {
 // is missing and how to get it.
 std::string onnxruntime_missing();
 
+// The exporter script for this model_type ("bert", "gpt2"), or "" when there is none.
+std::string onnx_exporter_for(const std::string& model_type);
+
 // Saves the model and writes model-fp32.onnx and model-int8.onnx; throws naming the exporter's error.
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded);
 
@@ -38,5 +43,16 @@ struct OnnxRuntimeRun {
 OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* ids,
                                const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup,
                                int threads);
+
+struct OnnxRuntimeDecodeRun {
+  std::vector<float> first_logits;  // the checked run's prompt logits at the last position, [batch, vocab]
+  std::vector<double> prefill_ms, decode_ms_per_token;  // one per timed run
+  std::string version;
+};
+// A decoder exported by scripts/onnx_gpt2.py: prefill `prompt` [batch, seq], then `decode_steps`
+// greedy tokens, once checked, `warmup` times, then `runs` timed times.
+OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* prompt,
+                                             int64_t batch, int64_t seq, int64_t decode_steps, int64_t layers, int64_t heads,
+                                             int64_t head_dim, int runs, int warmup, int threads);
 
 }  // namespace sqz::eval

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "core/process.h"
 #include "io/json_file.h"
 #include "io/npy.h"
 #include "unit/test_util.h"
@@ -121,6 +122,44 @@ TEST(Cli, EvalOnTheRuntimeEngine) {
   EXPECT_NE(gpt2.output.find("model_type 'bert'"), std::string::npos) << gpt2.output;
 }
 
+// The ONNX Runtime decoder peer is what transformers computes: scripts/onnx_gpt2.py's graph with
+// its KV cache, run by scripts/ort_decode.js, generates the GPT-2 fixture's greedy tokens exactly.
+TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
+  const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
+  if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
+  testing::ScratchDir tmp("ort-gpt2");
+  const fs::path scripts = fs::path(SQZ_SOURCE_DIR) / "scripts", log = tmp / "log";
+  auto prompt = io::read_npy(fixture("gpt2-lm") / "inputs" / "gen_prompt_0.npy").to(torch::kLong).contiguous();
+  auto expected = io::read_npy(fixture("gpt2-lm") / "outputs" / "gen_output_0.npy").to(torch::kLong).contiguous();
+  const int64_t len = prompt.size(1), steps = expected.size(1) - len;
+  auto config = io::read_json_file(fixture("gpt2-lm") / "model" / "config.json");
+  const int64_t heads = config["n_head"], hidden = config["n_embd"];
+  const io::json in = {{"batch", 1}, {"seq", len}, {"input_ids", std::vector<int64_t>(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + len)},
+                       {"decode_steps", steps}, {"layers", config["n_layer"]}, {"heads", heads}, {"head_dim", hidden / heads}};
+  std::ofstream(tmp / "in.json") << in.dump();
+  for (const std::string variant : {"fp32", "int8"}) {
+    SCOPED_TRACE(variant);
+    std::vector<std::string> exporter{"/usr/bin/python3", (scripts / "onnx_gpt2.py").string(), (fixture("gpt2-lm") / "model").string(),
+                                      (tmp / "m.onnx").string()};
+    if (variant == "int8") exporter.push_back("--int8");
+    ASSERT_EQ(run_process(exporter, {}, log), 0) << log_tail(log);
+    ASSERT_EQ(run_process({"node", (scripts / "ort_decode.js").string(), ort.string(), (tmp / "m.onnx").string(),
+                           (tmp / "in.json").string(), (tmp / "out.json").string(), "1", "0", "1"}, {}, log), 0)
+        << log_tail(log);
+    auto out = io::read_json_file(tmp / "out.json");
+    std::vector<int64_t> got;
+    for (const auto& step : out["tokens"]) got.push_back(step[0].get<int64_t>());
+    std::vector<int64_t> want(expected.data_ptr<int64_t>() + len, expected.data_ptr<int64_t>() + len + steps);
+    if (variant == "fp32") EXPECT_EQ(got, want);
+    else EXPECT_EQ(got.size(), want.size());  // int8 may pick another token on this tiny random model
+  }
+  // Another family is refused by name.
+  EXPECT_NE(run_process({"/usr/bin/python3", (scripts / "onnx_gpt2.py").string(), (fixture("bert-seqcls") / "model").string(),
+                         (tmp / "x.onnx").string()}, {}, log), 0);
+  EXPECT_NE(log_tail(log).find("field 'model_type' is 'bert'"), std::string::npos) << log_tail(log);
+  EXPECT_FALSE(fs::exists(tmp / "x.onnx"));
+}
+
 TEST(Cli, BenchChecksThenTimesEveryEngine) {
   testing::ScratchDir tmp("cli");
   auto r = run("bench " + (fixture("bert-seqcls") / "model").string() +
@@ -164,7 +203,20 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("decode ms/token"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("per-op time, sqz-int8, batch 1, decode (--profile: wall ms per token"), std::string::npos) << r.output;
-  for (const auto& row : io::read_json_file(tmp / "decoder.json")["rows"])
+  const auto decoder = io::read_json_file(tmp / "decoder.json");
+  std::set<std::string> decoder_cases;
+  for (const auto& row : decoder["rows"]) {
+    decoder_cases.insert(row["case"].get<std::string>());
+    // ONNX Runtime's GPT-2 (scripts/onnx_gpt2.py, KV cache): fp32 within 1e-4 of libtorch.
+    if (row["case"] == "onnxruntime-fp32") {
+      EXPECT_EQ(row["status"], "ok") << row.dump();
+      EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4) << row.dump();
+      EXPECT_GT(row["decode_ms_per_token"].get<double>(), 0.0) << row.dump();
+    }
+  }
+  EXPECT_EQ(have_ort, decoder_cases.count("onnxruntime-fp32") == 1 && decoder_cases.count("onnxruntime-int8") == 1)
+      << decoder.dump();
+  for (const auto& row : decoder["rows"])
     if (row["case"].get<std::string>().rfind("sqz-", 0) == 0) {
       EXPECT_EQ(row["status"], "ok") << row.dump();
       if (row["case"] == "sqz-fp32") EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4);
