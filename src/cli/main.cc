@@ -26,6 +26,8 @@ void apply_threads(int threads) {
 }  // namespace sqz::cli
 
 int main(int argc, char** argv) {
+  // Training commands run libtorch (and OpenBLAS) on every core: see core/threads.h.
+  if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "compress")) sqz::reexec_with_passive_openmp(argv);
   CLI::App app{"sqz: prune, quantize, distill and speed up Transformer models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sqz 0.1.0");

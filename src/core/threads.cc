@@ -2,6 +2,9 @@
 
 #include <dlfcn.h>
 #include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 namespace sqz {
 
@@ -12,6 +15,12 @@ void set_torch_threads(int threads) {
   using SetThreads = void (*)(int);
   static const auto openblas_set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
   if (openblas_set) openblas_set(threads);
+}
+
+void reexec_with_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure
 }
 
 }  // namespace sqz

@@ -9,4 +9,11 @@ namespace sqz {
 // Sets libtorch's intra-op threads and, when OpenBLAS is loaded, OpenBLAS's threads to `threads`.
 void set_torch_threads(int threads);
 
+// libtorch's OpenMP threads spin after every parallel region (libgomp's default wait policy)
+// while OpenBLAS's threads need the same cores: MLM training of the 4-layer teacher on 2 threads
+// ran at 1493 tokens/s so, 2589 with OMP_WAIT_POLICY=passive, 1820 on one thread. libgomp reads
+// the policy once, when it loads, so a libtorch-heavy command (train, compress) starts itself
+// again with it set — unless the user set OMP_WAIT_POLICY, or exec fails (then it runs as is).
+void reexec_with_passive_openmp(char** argv);
+
 }  // namespace sqz
