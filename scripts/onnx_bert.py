@@ -78,6 +78,14 @@ class Graph:
             y = self.op("Mul", [self.op("Cast", [acc], to=TensorProto.FLOAT), self.op("Mul", [xs, self.const(scale.astype(np.float32), "ws")])])
         return self.op("Add", [y, self.const(b, "b")]) if b is not None else y
 
+    def save(self, name, inputs, outputs, path):
+        """Checks the graph as an opset-17 model and writes it atomically (temporary file, rename)."""
+        graph = helper.make_graph(self.nodes, name + ("_int8" if self.int8 else ""), inputs, outputs, self.inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sqz")
+        onnx.checker.check_model(model)
+        onnx.save(model, path + ".tmp")
+        os.replace(path + ".tmp", path)
+
     def layer_norm(self, x, prefix, eps):
         return self.op("LayerNormalization", [x, self.const(self.w[prefix + ".weight"]), self.const(self.w[prefix + ".bias"])],
                        axis=-1, epsilon=eps)
@@ -140,12 +148,7 @@ def main():
         g.nodes.append(helper.make_node("Identity", [x], ["last_hidden_state"]))
         outputs = [helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "seq", hidden])]
     inputs = [helper.make_tensor_value_info(n, TensorProto.INT64, ["batch", "seq"]) for n in (ids, mask, types)]
-    graph = helper.make_graph(g.nodes, "sqz_bert" + ("_int8" if a.int8 else ""), inputs, outputs, g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sqz")
-    onnx.checker.check_model(model)
-    tmp = a.out + ".tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, a.out)
+    g.save("sqz_bert", inputs, outputs, a.out)
 
 
 if __name__ == "__main__":

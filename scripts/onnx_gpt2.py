@@ -19,7 +19,6 @@ import os
 import sys
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -109,12 +108,7 @@ def main():
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_{kind}_{i}", TensorProto.FLOAT, ["batch", heads, "past", hd]))
             outputs.append(helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, ["batch", heads, "total", hd]))
-    graph = helper.make_graph(g.nodes, "sqz_gpt2" + ("_int8" if a.int8 else ""), inputs, outputs, g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sqz")
-    onnx.checker.check_model(model)
-    tmp = a.out + ".tmp"
-    onnx.save(model, tmp)
-    os.replace(tmp, a.out)
+    g.save("sqz_gpt2", inputs, outputs, a.out)
 
 
 if __name__ == "__main__":
