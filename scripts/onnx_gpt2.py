@@ -12,8 +12,6 @@ past; new tokens see every past token and the new ones before them. No padding.
 --int8 quantizes every Linear and the tied LM head as onnx_bert.py does (ONNX Runtime's dynamic
 quantization: DynamicQuantizeLinear u8 activations, int8 weights per output channel).
 """
-import argparse
-import json
 import math
 import os
 import sys
@@ -22,7 +20,7 @@ import numpy as np
 from onnx import TensorProto, helper
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from onnx_bert import Graph, read_safetensors  # noqa: E402
+from onnx_bert import Graph, parse_exporter_args, read_safetensors  # noqa: E402
 
 
 def conv1d(g, x, prefix):
@@ -44,14 +42,7 @@ def scalar_dim(g, tensor, axis):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("model_dir")
-    p.add_argument("out")
-    p.add_argument("--int8", action="store_true")
-    a = p.parse_args()
-    cfg = json.load(open(f"{a.model_dir}/config.json"))
-    if cfg.get("model_type") != "gpt2":
-        sys.exit(f"{a.model_dir}/config.json: field 'model_type' is '{cfg.get('model_type')}'; this exporter writes 'gpt2'")
+    a, cfg = parse_exporter_args(__doc__, "gpt2")
     act = cfg.get("activation_function", "gelu_new")
     if act != "gelu_new":
         sys.exit(f"{a.model_dir}/config.json: field 'activation_function' is '{act}'; this exporter writes 'gelu_new'")

@@ -67,6 +67,24 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
   return peer;
 }
 
+namespace {
+
+// Runs scripts/SCRIPT (ort_run.js or ort_decode.js) on the peer's model-VARIANT.onnx with `in` as
+// its inputs file; returns its OUT.json.
+io::json run_node_script(const OnnxRuntimePeer& peer, const std::string& script, const std::string& variant,
+                         const io::json& in, int runs, int warmup, int threads) {
+  const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
+  write_file_atomic(inputs, in.dump());
+  const int rc = run_process({"node", (kSourceDir / "scripts" / script).string(), peer.module_dir.string(),
+                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
+                              std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
+                             {}, log);
+  if (rc != 0) fail_data("ONNX Runtime (scripts/", script, ") failed with exit ", rc, ": ", log_tail(log));
+  return io::read_json_file(out);
+}
+
+}  // namespace
+
 OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* ids,
                                const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup,
                                int threads) {
@@ -74,14 +92,7 @@ OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& v
   io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(ids, ids + n)},
                  {"attention_mask", std::vector<int64_t>(mask, mask + n)},
                  {"token_type_ids", types ? std::vector<int64_t>(types, types + n) : std::vector<int64_t>(n, 0)}};
-  const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
-  write_file_atomic(inputs, in.dump());
-  const int rc = run_process({"node", (kSourceDir / "scripts" / "ort_run.js").string(), peer.module_dir.string(),
-                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
-                              std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
-                             {}, log);
-  if (rc != 0) fail_data("ONNX Runtime (scripts/ort_run.js) failed with exit ", rc, ": ", log_tail(log));
-  const io::json r = io::read_json_file(out);
+  const io::json r = run_node_script(peer, "ort_run.js", variant, in, runs, warmup, threads);
   OnnxRuntimeRun run;
   run.output = r.at("values").get<std::vector<float>>();
   run.timing = timing_stats(r.at("times_ms").get<std::vector<double>>());
@@ -94,14 +105,7 @@ OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const 
                                              int64_t head_dim, int runs, int warmup, int threads) {
   const io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(prompt, prompt + batch * seq)},
                        {"decode_steps", decode_steps}, {"layers", layers}, {"heads", heads}, {"head_dim", head_dim}};
-  const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
-  write_file_atomic(inputs, in.dump());
-  const int rc = run_process({"node", (kSourceDir / "scripts" / "ort_decode.js").string(), peer.module_dir.string(),
-                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
-                              std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
-                             {}, log);
-  if (rc != 0) fail_data("ONNX Runtime (scripts/ort_decode.js) failed with exit ", rc, ": ", log_tail(log));
-  const io::json r = io::read_json_file(out);
+  const io::json r = run_node_script(peer, "ort_decode.js", variant, in, runs, warmup, threads);
   return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }
