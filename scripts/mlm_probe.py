@@ -1,8 +1,10 @@
 #!/usr/bin/python3
 """Does a masked-LM body use context? Masks every 7th token of the first dev lines, runs the model
 with `sqz forward`, and prints top-1 accuracy at the masked positions next to always predicting
-the most frequent training token, and how many distinct tokens it predicts there. A body stuck at
-the unigram plateau predicts the same few frequent tokens everywhere.
+the most frequent training token, and how many distinct tokens it predicts there; also the
+add-one unigram perplexity of the dev tokens (train counts), the bar a masked-token perplexity
+should be far below. A body stuck at the unigram plateau predicts the same few frequent tokens
+everywhere.
 
   /usr/bin/python3 scripts/mlm_probe.py MODEL_DIR [--data ../shared/data/lm-books] [--lines 64]
 """
@@ -19,9 +21,9 @@ import numpy as np
 SQZ = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build", "src", "sqz")
 
 
-def tokenize(model, path, max_length=128):
-    out = subprocess.run([SQZ, "tokenize", model, "--file", path, "--max-length", str(max_length)],
-                         check=True, capture_output=True, text=True).stdout
+def tokenize(model, path, max_length=None):
+    limit = ["--max-length", str(max_length)] if max_length else []
+    out = subprocess.run([SQZ, "tokenize", model, "--file", path] + limit, check=True, capture_output=True, text=True).stdout
     return [json.loads(line)["input_ids"] for line in out.splitlines()]
 
 
@@ -35,10 +37,13 @@ def main():
     mask_id, special = vocab.index("[MASK]"), {vocab.index(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")}
     with tempfile.TemporaryDirectory() as tmp:
         counts = collections.Counter(t for row in tokenize(a.model_dir, os.path.join(a.data, "train.txt")) for t in row if t not in special)
+        dev_tokens = [t for row in tokenize(a.model_dir, os.path.join(a.data, "dev.txt")) for t in row if t not in special]
+        total = sum(counts.values())
+        unigram_nll = -sum(np.log((counts[t] + 1) / (total + len(vocab))) for t in dev_tokens) / len(dev_tokens)
         dev_lines = [l for l in open(os.path.join(a.data, "dev.txt"), encoding="utf-8") if len(l.split()) >= 12][:a.lines]
         with open(os.path.join(tmp, "dev.txt"), "w", encoding="utf-8") as f:
             f.writelines(dev_lines)
-        rows = tokenize(a.model_dir, os.path.join(tmp, "dev.txt"))
+        rows = tokenize(a.model_dir, os.path.join(tmp, "dev.txt"), max_length=128)
         width = max(len(r) for r in rows)
         ids, attn = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.int64)
         masked = []
@@ -61,6 +66,7 @@ def main():
                       "most_frequent_token": vocab[frequent],
                       "most_frequent_token_accuracy": sum(want == frequent for _, _, want in masked) / len(masked),
                       "distinct_predictions": len(set(top)),
+                      "unigram_dev_perplexity": float(np.exp(unigram_nll)),
                       "most_predicted": [vocab[t] for t, _ in collections.Counter(top).most_common(5)]}))
 
 
