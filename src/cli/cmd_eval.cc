@@ -1,12 +1,14 @@
 // sqz eval MODEL_DIR --task NAME --split FILE: one JSON object with the task's dev metrics.
 #include <iostream>
+#include <optional>
 
 #include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "eval/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
-#include "runtime/bert_encoder.h"
+#include "runtime/engine.h"
+#include "runtime/runtime_dir.h"
 #include "train/data.h"
 
 namespace sqz::cli {
@@ -17,28 +19,33 @@ struct EvalArgs {
   std::string model_dir, task, split;
   int64_t batch_size = 16, max_length = 128, max_batches = 0;
   int threads = 0;
-  std::string engine = "libtorch", precision;
+  std::string engine, precision;
 };
 
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
-  auto loaded = quant::load_any_model(a.model_dir);
+  const std::string engine_name = resolve_engine(a.engine, a.model_dir);
+  if (engine_name == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  // A runtime dir has no libtorch model: the engine alone gives the logits.
+  const bool packed = runtime::is_runtime_dir(a.model_dir);
+  std::optional<models::LoadedModel> loaded;
+  if (!packed) loaded = quant::load_any_model(a.model_dir);
+  const auto config = packed ? io::JsonFields::from_file(fs::path(a.model_dir) / "config.json") : loaded->config;
   auto tok = io::load_tokenizer(a.model_dir);
   eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
-  std::shared_ptr<runtime::BertEncoder> engine;
-  if (a.engine == "runtime") {
+  std::shared_ptr<runtime::Engine> engine;
+  if (engine_name == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
-    const auto precision = runtime::resolve_precision(a.precision, loaded.config.value());
-    engine = std::make_shared<runtime::BertEncoder>(loaded, runtime::EngineOptions{precision, a.threads});
-    o.classification_logits = [engine](const models::ModelInputs& in) { return engine->logits(in); };
-  } else if (!a.precision.empty()) {
-    throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+    engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads)
+                                                      : runtime::build_engine(*loaded, a.precision, a.threads));
+    if (!engine->encoder) fail_unimplemented("eval --engine runtime: runs classification on encoders; evaluate decoders with --engine libtorch");
+    o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
   }
-  io::json result = eval::evaluate_split(*loaded.model, *tok, loaded.config, a.task, a.split, a.max_length, o);
+  io::json result = eval::evaluate_split(loaded ? loaded->model.get() : nullptr, *tok, config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;
   result["split"] = a.split;
   result["model"] = a.model_dir;
-  result["engine"] = engine ? std::string("runtime ") + runtime::precision_name(engine->options().precision) : "libtorch";
+  result["engine"] = engine ? std::string("runtime ") + runtime::precision_name(engine->precision()) : "libtorch";
   std::cout << result.dump() << std::endl;
 }
 
@@ -53,8 +60,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch-size", a->batch_size, "examples per batch");
   cmd->add_option("--max-length", a->max_length, "tokens per example / LM block");
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
-  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine, BERT encoders)")
-      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_eval(*a); });

@@ -6,8 +6,8 @@
 #include "core/fs.h"
 #include "io/npy.h"
 #include "models/registry.h"
-#include "runtime/bert_encoder.h"
-#include "runtime/decoder.h"
+#include "runtime/engine.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::cli {
 
@@ -17,32 +17,30 @@ struct ForwardArgs {
   std::string model_dir, inputs, out, head;
   bool hidden_states = false, attentions = false, overwrite = false;
   int threads = 0;
-  std::string engine = "libtorch", precision;
+  std::string engine, precision;
 };
 
-// The runtime engine's outputs under HF names: BERT last_hidden_state (+ logits), GPT-2 logits.
-std::map<std::string, torch::Tensor> runtime_forward(const models::LoadedModel& loaded, const models::ModelInputs& in,
+// The runtime engine's outputs under HF names: BERT last_hidden_state (+ logits), decoder logits.
+std::map<std::string, torch::Tensor> runtime_forward(const runtime::Engine& engine, const models::ModelInputs& in,
                                                      const ForwardArgs& a, const fs::path& in_dir) {
   if (a.hidden_states || a.attentions) fail_invalid("forward: --engine runtime writes final outputs only (no --hidden-states/--attentions)");
   if (in.position_ids.defined()) fail_invalid((in_dir / "position_ids.npy").string(), ": --engine runtime uses default positions");
-  const auto precision = runtime::resolve_precision(a.precision, loaded.config.value());
-  const runtime::EngineOptions options{precision, a.threads};
   auto ids = in.input_ids.contiguous();
   const int64_t batch = ids.size(0), seq = ids.size(1);
   std::map<std::string, torch::Tensor> out;
-  if (loaded.model->info().is_decoder) {
-    runtime::Decoder engine(loaded, options);
-    auto cache = engine.new_cache(batch, seq);
+  if (engine.decoder) {
+    if (in.token_type_ids.defined())
+      fail_invalid((in_dir / "token_type_ids.npy").string(), ": the runtime's decoders take no token_type_ids");
+    auto cache = engine.decoder->new_cache(batch, seq);
     auto mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong).contiguous() : torch::Tensor();
-    auto logits = engine.forward(cache, ids.data_ptr<int64_t>(), seq, true, mask.defined() ? mask.data_ptr<int64_t>() : nullptr);
-    out["logits"] = torch::from_blob(logits.data(), {batch, seq, engine.vocab_size()}, torch::kFloat32).clone();
+    auto logits = engine.decoder->forward(cache, ids.data_ptr<int64_t>(), seq, true, mask.defined() ? mask.data_ptr<int64_t>() : nullptr);
+    out["logits"] = torch::from_blob(logits.data(), {batch, seq, engine.decoder->vocab_size()}, torch::kFloat32).clone();
     return out;
   }
-  runtime::BertEncoder engine(loaded, options);
   auto mask = in.attention_mask.defined() ? in.attention_mask.contiguous() : torch::Tensor();
   auto types = in.token_type_ids.defined() ? in.token_type_ids.contiguous() : torch::Tensor();
-  auto r = engine.forward(ids.data_ptr<int64_t>(), mask.defined() ? mask.data_ptr<int64_t>() : nullptr,
-                          types.defined() ? types.data_ptr<int64_t>() : nullptr, batch, seq);
+  auto r = engine.encoder->forward(ids.data_ptr<int64_t>(), mask.defined() ? mask.data_ptr<int64_t>() : nullptr,
+                                   types.defined() ? types.data_ptr<int64_t>() : nullptr, batch, seq);
   out["last_hidden_state"] = torch::from_blob(r.last_hidden_state.data(), {batch, seq, r.hidden}, torch::kFloat32).clone();
   if (!r.logits.empty()) out["logits"] = torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
   return out;
@@ -64,7 +62,8 @@ void run_forward(const ForwardArgs& a) {
     if (fs::exists(in_dir / unsupported))
       fail_unimplemented((in_dir / unsupported).string(), ": encoder-decoder and vision inputs are not supported yet");
   if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
-  auto loaded = quant::load_any_model(a.model_dir, [&] { models::LoadOptions o; o.head = a.head; return o; }());
+  const std::string engine = resolve_engine(a.engine, a.model_dir);
+  if (engine == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
   models::ModelInputs in;
   in.input_ids = read_index_input(in_dir / "input_ids.npy");
   if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");
@@ -72,15 +71,25 @@ void run_forward(const ForwardArgs& a) {
   if (fs::exists(in_dir / "position_ids.npy")) in.position_ids = read_index_input(in_dir / "position_ids.npy");
   in.output_hidden_states = a.hidden_states;
   in.output_attentions = a.attentions;
-  models::validate_inputs(loaded.model->info(), in, (in_dir / "input_ids.npy").string());
-  if (in.token_type_ids.defined() && !loaded.model->info().uses_token_type_ids && loaded.model->info().model_type != "gpt2")
-    fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
   models::ModelOutputs out;
-  if (a.engine == "runtime") {
-    out.tensors = runtime_forward(loaded, in, a, in_dir);
+  if (runtime::is_runtime_dir(a.model_dir)) {
+    if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
+    auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads);
+    models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
+    info.vocab_size = packed.vocab_size();
+    info.max_positions = packed.max_positions();
+    models::validate_inputs(info, in, (in_dir / "input_ids.npy").string());
+    out.tensors = runtime_forward(packed, in, a, in_dir);
   } else {
+    auto loaded = quant::load_any_model(a.model_dir, [&] { models::LoadOptions o; o.head = a.head; return o; }());
+    models::validate_inputs(loaded.model->info(), in, (in_dir / "input_ids.npy").string());
+    if (in.token_type_ids.defined() && !loaded.model->info().uses_token_type_ids && loaded.model->info().model_type != "gpt2")
+      fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
     torch::NoGradGuard no_grad;
-    out = loaded.model->forward(in);
+    if (engine == "runtime")
+      out.tensors = runtime_forward(runtime::build_engine(loaded, a.precision, a.threads), in, a, in_dir);
+    else
+      out = loaded.model->forward(in);
   }
   StagingDir staging(a.out, a.overwrite);
   for (const auto& [name, t] : out.tensors) io::write_npy(staging.path() / (name + ".npy"), t.to(torch::kFloat32));
@@ -103,8 +112,7 @@ void add_forward_command(CLI::App& app) {
   cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H]");
   cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
-  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: BERT, GPT-2)")
-      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_forward(*a); });

@@ -1,12 +1,14 @@
 // sqz generate MODEL_DIR --prompt "..." --max-new-tokens N: greedy (or sampled) continuation.
 #include <iostream>
+#include <optional>
 
 #include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/generation.h"
 #include "models/registry.h"
-#include "runtime/decoder.h"
+#include "runtime/engine.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::cli {
 
@@ -17,20 +19,19 @@ struct GenerateArgs {
   models::GenerationOptions options;
   bool ids = false;
   int threads = 0;
-  std::string engine = "libtorch", precision;
+  std::string engine, precision;
 };
 
 // The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
 // the first EOS.
-std::vector<int64_t> runtime_generate(const models::LoadedModel& loaded, const std::vector<int64_t>& prompt,
-                                      const GenerateArgs& a) {
+std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
   if (a.options.sample) fail_invalid("generate: --engine runtime decodes greedily; drop --sample or use --engine libtorch");
-  runtime::Decoder engine(loaded, {runtime::resolve_precision(a.precision, loaded.config.value()), a.threads});
-  const int64_t room = std::max<int64_t>(0, engine.max_positions() - static_cast<int64_t>(prompt.size()));
-  auto all = engine.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
-  const auto eos = loaded.model->info().eos_token_id;
-  if (a.options.stop_at_eos && eos) {
-    auto it = std::find(all.begin() + static_cast<long>(prompt.size()), all.end(), *eos);
+  if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama)");
+  const auto& decoder = *engine.decoder;
+  const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));
+  auto all = decoder.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
+  if (a.options.stop_at_eos && engine.eos_token_id) {
+    auto it = std::find(all.begin() + static_cast<long>(prompt.size()), all.end(), *engine.eos_token_id);
     if (it != all.end()) all.erase(it + 1, all.end());
   }
   return all;
@@ -38,19 +39,28 @@ std::vector<int64_t> runtime_generate(const models::LoadedModel& loaded, const s
 
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
-  auto loaded = quant::load_any_model(a.model_dir);
+  const std::string engine_name = resolve_engine(a.engine, a.model_dir);
+  if (engine_name == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  std::optional<models::LoadedModel> loaded;
+  std::optional<runtime::Engine> engine;
+  if (runtime::is_runtime_dir(a.model_dir)) {
+    engine = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads);
+  } else {
+    loaded = quant::load_any_model(a.model_dir);
+    if (engine_name == "runtime") engine = runtime::build_engine(*loaded, a.precision, a.threads);
+  }
   auto tok = io::load_tokenizer(a.model_dir);
   auto enc = tok->encode(a.prompt);
   if (enc.ids.empty()) {
-    auto bos = loaded.model->info().bos_token_id;
+    auto bos = engine ? engine->bos_token_id : loaded->model->info().bos_token_id;
     if (!bos) fail_invalid("generate: the prompt is empty and the model has no bos_token_id to start from");
     enc.ids.push_back(*bos);
   }
   std::vector<int64_t> all;
-  if (a.engine == "runtime") {
-    all = runtime_generate(loaded, enc.ids, a);
+  if (engine) {
+    all = runtime_generate(*engine, enc.ids, a);
   } else {
-    auto out = models::generate(*loaded.model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), a.options);
+    auto out = models::generate(*loaded->model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), a.options);
     all.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
   }
   std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
@@ -76,8 +86,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass (1 = off)");
   cmd->add_option("--seed", a->options.seed, "sampling seed");
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
-  cmd->add_option("--engine", a->engine, "libtorch (default) or runtime (sqz's inference engine: GPT-2, OPT, Llama; greedy)")
-      ->check(CLI::IsMember({"libtorch", "runtime"}));
+  add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_generate(*a); });

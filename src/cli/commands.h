@@ -15,6 +15,7 @@ void add_train_tokenizer_command(CLI::App& app);
 void add_compress_command(CLI::App& app);  // also adds `speedup`
 void add_latency_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_pack_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);
@@ -22,5 +23,9 @@ void add_threads_option(CLI::App* cmd, int* threads);
 // declares (runtime::resolve_precision).
 void add_precision_option(CLI::App* cmd, std::string* precision);
 void apply_threads(int threads);
+// --engine on forward/generate/eval; resolve_engine turns "" into runtime for a runtime dir (the
+// only engine it runs on) and libtorch otherwise, and refuses libtorch for a runtime dir.
+void add_engine_option(CLI::App* cmd, std::string* engine);
+std::string resolve_engine(const std::string& requested, const std::string& model_dir);
 
 }  // namespace sqz::cli

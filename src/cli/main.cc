@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::cli {
 
@@ -21,6 +22,19 @@ void add_precision_option(CLI::App* cmd, std::string* precision) {
 
 void apply_threads(int threads) {
   if (threads > 0) set_torch_threads(threads);
+}
+
+void add_engine_option(CLI::App* cmd, std::string* engine) {
+  cmd->add_option("--engine", *engine,
+                  "libtorch or runtime (sqz's inference engine); default: runtime for a runtime dir (sqz pack), else libtorch")
+      ->check(CLI::IsMember({"libtorch", "runtime"}));
+}
+
+std::string resolve_engine(const std::string& requested, const std::string& model_dir) {
+  const bool packed = runtime::is_runtime_dir(model_dir);
+  if (packed && requested == "libtorch")
+    fail_invalid(model_dir, ": a runtime dir (sqz pack) runs on --engine runtime only; use the model dir it was packed from");
+  return !requested.empty() ? requested : packed ? "runtime" : "libtorch";
 }
 
 }  // namespace sqz::cli
@@ -42,6 +56,7 @@ int main(int argc, char** argv) {
   sqz::cli::add_compress_command(app);
   sqz::cli::add_latency_command(app);
   sqz::cli::add_bench_command(app);
+  sqz::cli::add_pack_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

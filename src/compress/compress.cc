@@ -174,7 +174,7 @@ Measured measure(models::TransformerModel& model, const io::Tokenizer& tok, cons
   eval::EvalOptions o{r.train.batch_size, r.eval_batches, r.train.seed, r.train.mlm_probability, logits};
   Measured m;
   log_info("evaluating the ", what, " model on ", task.dev_file);
-  m.eval = eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.dev_file, r.train.max_length, o);
+  m.eval = eval::evaluate_split(&model, tok, config, r.train.task, fs::path(r.train.data) / task.dev_file, r.train.max_length, o);
   m.params = models::count_parameters(model);
   for (const auto& t : list_layers(model))
     if (t.type == "embedding") m.embedding_params += t.weight().numel();
@@ -247,7 +247,7 @@ std::vector<quant::QuantizedLayer> post_training_quantize(const CompressRecipe& 
   eval::EvalOptions o{r.train.batch_size, r.calibration_batches, r.train.seed, r.train.mlm_probability, nullptr};
   auto calibration_pass = [&](const std::string& what) {
     log_info(what, " on ", r.calibration_batches, " batches of ", task.train_file);
-    eval::evaluate_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
+    eval::evaluate_split(&model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
   };
   // SmoothQuant first: its per-channel ranges come from a pass of their own, and every later
   // range is measured on the smoothed model.

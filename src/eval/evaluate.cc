@@ -2,6 +2,7 @@
 
 #include <chrono>
 
+#include "core/error.h"
 #include "eval/metrics.h"
 
 namespace sqz::eval {
@@ -12,12 +13,13 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-io::json evaluate_classification(models::TransformerModel& model, const train::ClassificationData& data,
+io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& o) {
+  if (!model && !o.classification_logits) fail_invalid("evaluate: no model and no engine to take logits from");
   auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  bool was_training = model.is_training();
-  model.eval();
+  bool was_training = model && model->is_training();
+  if (model) model->eval();
   std::vector<int64_t> predicted, gold;
   int64_t batches = 0;
   for (int64_t i = 0; i < data.size(); i += o.batch_size) {
@@ -27,8 +29,8 @@ io::json evaluate_classification(models::TransformerModel& model, const train::C
     models::ModelInputs in;
     in.input_ids = batch.input_ids;
     in.attention_mask = batch.attention_mask;
-    if (model.info().uses_token_type_ids) in.token_type_ids = batch.token_type_ids;
-    auto logits = o.classification_logits ? o.classification_logits(in) : model.forward(in).at("logits");
+    if (!model || model->info().uses_token_type_ids) in.token_type_ids = batch.token_type_ids;
+    auto logits = o.classification_logits ? o.classification_logits(in) : model->forward(in).at("logits");
     if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(logits);
     auto pred = logits.argmax(-1);
     for (int64_t r = 0; r < pred.size(0); ++r) {
@@ -36,7 +38,7 @@ io::json evaluate_classification(models::TransformerModel& model, const train::C
       gold.push_back(batch.labels[r].item<int64_t>());
     }
   }
-  model.train(was_training);
+  if (model) model->train(was_training);
   return {{"accuracy", accuracy(predicted, gold)}, {"macro_f1", macro_f1(predicted, gold, num_classes)},
           {"examples", gold.size()}, {"elapsed_s", seconds_since(t0)}};
 }
@@ -73,7 +75,7 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
   return out;
 }
 
-io::json evaluate_split(models::TransformerModel& model, const io::Tokenizer& tok, const io::JsonFields& config,
+io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,
                         const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
   const auto& task = train::find_task(task_name);
   if (task.kind == train::TaskKind::kClassification) {
@@ -86,11 +88,12 @@ io::json evaluate_split(models::TransformerModel& model, const io::Tokenizer& to
     return evaluate_classification(model, data, labels.size(), o);
   }
   if (task.kind == train::TaskKind::kLanguageModel) {
+    if (!model) fail_unimplemented("evaluate: language modelling runs on the libtorch model (a model dir, not a runtime dir)");
     train::LmData data(train::read_lm_text(split), tok, max_length);
-    auto objective = model.info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
+    auto objective = model->info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
     train::MlmSpecialIds mlm{};
     if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(tok, config.source());
-    return evaluate_lm(model, data, objective, &mlm, o);
+    return evaluate_lm(*model, data, objective, &mlm, o);
   }
   fail_unimplemented("task '", task_name, "' needs encoder-decoder models, not built yet");
 }

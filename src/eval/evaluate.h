@@ -23,14 +23,15 @@ struct EvalOptions {
 };
 constexpr int64_t kKeptLogitBatches = 8;
 
-// One JSON object: metric values, examples/tokens counted, elapsed seconds.
-io::json evaluate_classification(models::TransformerModel& model, const train::ClassificationData& data,
+// One JSON object: metric values, examples/tokens counted, elapsed seconds. `model` may be null
+// for classification when options.classification_logits is set (an engine without a libtorch model).
+io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& options);
 io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
                      const train::MlmSpecialIds* mlm, const EvalOptions& options);
 
 // What `sqz eval` reports for `model` on a task's split file (labels from config id2label).
-io::json evaluate_split(models::TransformerModel& model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
+io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
                         const std::string& task, const fs::path& split, int64_t max_length, const EvalOptions& options);
 
 // The headline number of an eval result, larger is better (accuracy, or -perplexity).

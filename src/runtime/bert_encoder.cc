@@ -6,6 +6,7 @@
 #include "runtime/block.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/parallel.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
 
@@ -70,6 +71,75 @@ BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions&
     auto w = get("classifier.weight"), b = get("classifier.bias");
     num_labels_ = static_cast<int64_t>(b.size());
     classifier_ = std::make_unique<LinearOp>(w.data(), num_labels_, hidden_, b.data(), Precision::kFp32);
+  }
+}
+
+nlohmann::json BertEncoder::save(RuntimeDirWriter& out) const {
+  const int64_t h = hidden_;
+  out.add_floats("embeddings.word", word_, {vocab_, h});
+  out.add_floats("embeddings.position", position_, {max_positions_, h});
+  out.add_floats("embeddings.token_type", token_type_, {type_vocab_, h});
+  out.add_floats("embeddings.norm.weight", emb_gamma_, {h});
+  out.add_floats("embeddings.norm.bias", emb_beta_, {h});
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = *layers_[i];
+    const std::string p = "layers." + std::to_string(i);
+    layers.push_back(save_block_ops(l.ops, out, p, h));
+    out.add_floats(p + ".attn_norm.weight", l.attn_gamma, {h});
+    out.add_floats(p + ".attn_norm.bias", l.attn_beta, {h});
+    out.add_floats(p + ".ffn_norm.weight", l.ffn_gamma, {h});
+    out.add_floats(p + ".ffn_norm.bias", l.ffn_beta, {h});
+  }
+  return {{"engine", "bert-encoder"},
+          {"precision", precision_name(options_.precision)},
+          {"hidden", h},
+          {"vocab", vocab_},
+          {"max_positions", max_positions_},
+          {"type_vocab", type_vocab_},
+          {"layer_norm_eps", eps_},
+          {"layers", layers},
+          {"pooler", pooler_ ? pooler_->save(out, "pooler") : nlohmann::json()},
+          {"classifier", classifier_ ? classifier_->save(out, "classifier") : nlohmann::json()}};
+}
+
+BertEncoder::BertEncoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
+  const auto& m = dir.manifest();
+  if (m.get_string("engine") != "bert-encoder") m.fail_field("engine", "'bert-encoder' (this dir holds another engine)");
+  options_.precision = parse_precision(m.get_string("precision"));
+  hidden_ = m.get_int("hidden");
+  vocab_ = m.get_int("vocab");
+  max_positions_ = m.get_int("max_positions");
+  type_vocab_ = m.get_int("type_vocab");
+  eps_ = static_cast<float>(m.get_float("layer_norm_eps"));
+  for (const char* key : {"hidden", "vocab", "max_positions", "type_vocab"})
+    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
+  const int64_t h = hidden_;
+  word_ = dir.floats("embeddings.word", {vocab_, h});
+  position_ = dir.floats("embeddings.position", {max_positions_, h});
+  token_type_ = dir.floats("embeddings.token_type", {type_vocab_, h});
+  emb_gamma_ = dir.floats("embeddings.norm.weight", {h});
+  emb_beta_ = dir.floats("embeddings.norm.bias", {h});
+  const auto& layers = m.value().contains("layers") ? m.value()["layers"] : nlohmann::json();
+  if (!layers.is_array()) m.fail_field("layers", "an array of blocks");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto layer = std::make_unique<Layer>();
+    const std::string p = "layers." + std::to_string(i), where = "layers[" + std::to_string(i) + "]";
+    layer->ops = load_block_ops(dir, dir.object(layers, i, where), where, p, h);
+    layer->attn_gamma = dir.floats(p + ".attn_norm.weight", {h});
+    layer->attn_beta = dir.floats(p + ".attn_norm.bias", {h});
+    layer->ffn_gamma = dir.floats(p + ".ffn_norm.weight", {h});
+    layer->ffn_beta = dir.floats(p + ".ffn_norm.bias", {h});
+    layers_.push_back(std::move(layer));
+  }
+  if (m.has("pooler")) {
+    pooler_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "pooler", "pooler"), "pooler"));
+    if (pooler_->out_features() != h || pooler_->in_features() != h) m.fail_field("pooler", "a [hidden, hidden] Linear");
+  }
+  if (m.has("classifier")) {
+    classifier_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "classifier", "classifier"), "classifier"));
+    if (classifier_->in_features() != h) m.fail_field("classifier", "a Linear with hidden inputs");
+    num_labels_ = classifier_->out_features();
   }
 }
 

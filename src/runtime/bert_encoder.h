@@ -32,7 +32,12 @@ class BertEncoder {
   // Copies (and packs) the weights of a loaded model; refuses families and heads it cannot run,
   // naming what it supports.
   BertEncoder(const models::LoadedModel& loaded, const EngineOptions& options);
+  // From a runtime dir (runtime_dir.h): its precision is the one it was packed with.
+  BertEncoder(const RuntimeDirReader& dir, const EngineOptions& options);
   ~BertEncoder();
+
+  // Stores the engine's weights into `out`; returns the manifest (structure and scalars).
+  nlohmann::json save(RuntimeDirWriter& out) const;
 
   // ids, mask (1 = real token; nullptr = all real) and token types (nullptr = 0): [batch, seq].
   EncoderOutputs forward(const int64_t* ids, const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq) const;
@@ -41,6 +46,8 @@ class BertEncoder {
   torch::Tensor logits(const models::ModelInputs& in) const;
 
   int64_t weight_bytes() const;
+  int64_t vocab_size() const { return vocab_; }
+  int64_t max_positions() const { return max_positions_; }
   const EngineOptions& options() const { return options_; }
   // Forwards from now on add their per-op wall times to `profile` (nullptr: stop). Not owned.
   void set_profile(OpProfile* profile) { profile_ = profile; }

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm_f32/gemm_f32.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
 
@@ -63,6 +64,50 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
   ops.ffn_in = LinearOp(uw.data(), static_cast<int64_t>(ffn.neuron_rows.size()) * ops.ffn, hidden, ub.data(), precision,
                         prefix + " FFN input");
   ops.ffn_out = LinearOp(dw.data(), hidden, ops.ffn, db.data(), precision, prefix + " FFN output");
+  return ops;
+}
+
+nlohmann::json save_block_ops(const BlockOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden) {
+  nlohmann::json j = {{"heads", ops.heads}, {"head_dim", ops.head_dim}, {"kv_heads", ops.kv_heads}, {"ffn", ops.ffn}, {"gated", ops.gated}};
+  if (ops.heads > 0) {
+    j["qkv"] = ops.qkv.save(out, prefix + ".qkv");
+    j["attn_out"] = ops.attn_out.save(out, prefix + ".attn_out");
+  } else {
+    out.add_floats(prefix + ".attn_out.bias", ops.attn_bias_only, {hidden});
+  }
+  j["ffn_in"] = ops.ffn_in.save(out, prefix + ".ffn_in");
+  j["ffn_out"] = ops.ffn_out.save(out, prefix + ".ffn_out");
+  return j;
+}
+
+BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
+                        const std::string& prefix, int64_t hidden) {
+  BlockOps ops;
+  ops.heads = entry.get_int("heads");
+  ops.head_dim = entry.get_int("head_dim");
+  ops.kv_heads = entry.get_int("kv_heads");
+  ops.ffn = entry.get_int("ffn");
+  ops.gated = entry.get_bool("gated");
+  if (ops.heads < 0 || ops.kv_heads < 0 || ops.ffn < 0 || ops.head_dim <= 0 ||
+      (ops.heads > 0 && (ops.kv_heads == 0 || ops.heads % ops.kv_heads != 0)))
+    fail_invalid(entry.source(), ": heads ", ops.heads, ", kv_heads ", ops.kv_heads, ", head_dim ", ops.head_dim, ", ffn ",
+                 ops.ffn, " do not describe a block (heads a multiple of kv_heads, head_dim > 0)");
+  // Each Linear's shape must be the one the counts imply, or the engine would read past its buffers.
+  auto linear = [&](const char* key, int64_t out, int64_t inputs) {
+    auto op = LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key);
+    if (op.out_features() != out || op.in_features() != inputs)
+      fail_invalid(in.manifest().source(), ": ", where, ".", key, " is [", op.out_features(), ", ", op.in_features(),
+                   "]; heads, head_dim, kv_heads and ffn imply [", out, ", ", inputs, "]");
+    return op;
+  };
+  if (ops.heads > 0) {
+    ops.qkv = linear("qkv", ops.qkv_width(), hidden);
+    ops.attn_out = linear("attn_out", hidden, ops.q_width());
+  } else {
+    ops.attn_bias_only = in.floats(prefix + ".attn_out.bias", {hidden});
+  }
+  ops.ffn_in = linear("ffn_in", (ops.gated ? 2 : 1) * ops.ffn, hidden);
+  ops.ffn_out = linear("ffn_out", hidden, ops.ffn);
   return ops;
 }
 

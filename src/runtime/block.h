@@ -38,6 +38,13 @@ struct BlockOps {
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
                         Precision precision, const std::string& prefix);
 
+// A block as a runtime dir stores it: the manifest entry (counts, each Linear's entry) returned,
+// tensors under `prefix` ("layers.3" -> "layers.3.qkv.weight", ...).
+nlohmann::json save_block_ops(const BlockOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden);
+// `entry` is the block's manifest object, `where` its path there ("layers[3]").
+BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
+                        const std::string& prefix, int64_t hidden);
+
 // out [rows, head_dim] (row stride ldo) = softmax(q k^T) v for one sequence and head, q already
 // scaled (BlockOps::qkv):
 // q [rows, head_dim], k and v [keys, head_dim], each with its row stride. key_mask (nullable,

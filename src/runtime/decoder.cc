@@ -6,6 +6,7 @@
 #include "runtime/block.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/parallel.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
 
@@ -115,6 +116,106 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
                                    : is_int8(options.precision)       ? Precision::kInt8
                                                                       : options.precision;
   lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, head_precision, "lm_head");
+}
+
+namespace {
+
+const char* activation_name(kernels::Activation a) {
+  switch (a) {
+    case kernels::Activation::kNone: return "none";
+    case kernels::Activation::kGelu: return "gelu";
+    case kernels::Activation::kGeluTanh: return "gelu_tanh";
+    case kernels::Activation::kRelu: return "relu";
+  }
+  return "?";
+}
+
+kernels::Activation parse_activation(const io::JsonFields& m, const std::string& key) {
+  const auto name = m.get_string(key);
+  for (auto a : {kernels::Activation::kNone, kernels::Activation::kGelu, kernels::Activation::kGeluTanh, kernels::Activation::kRelu})
+    if (name == activation_name(a)) return a;
+  m.fail_field(key, "one of none, gelu, gelu_tanh, relu");
+}
+
+}  // namespace
+
+nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
+  const int64_t h = hidden_;
+  out.add_floats("embeddings.word", wte_, {vocab_, h});
+  if (!wpe_.empty()) out.add_floats("embeddings.position", wpe_, {static_cast<int64_t>(wpe_.size()) / h, h});
+  if (!inv_freq_.empty()) out.add_floats("rotary.inv_freq", inv_freq_, {static_cast<int64_t>(inv_freq_.size())});
+  out.add_floats("final_norm.weight", lnf_gamma_, {h});
+  if (!rms_norm_) out.add_floats("final_norm.bias", lnf_beta_, {h});
+  nlohmann::json layers = nlohmann::json::array();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = *layers_[i];
+    const std::string p = "layers." + std::to_string(i);
+    layers.push_back(save_block_ops(l.ops, out, p, h));
+    out.add_floats(p + ".norm1.weight", l.ln1_gamma, {h});
+    out.add_floats(p + ".norm2.weight", l.ln2_gamma, {h});
+    if (!rms_norm_) {
+      out.add_floats(p + ".norm1.bias", l.ln1_beta, {h});
+      out.add_floats(p + ".norm2.bias", l.ln2_beta, {h});
+    }
+  }
+  return {{"engine", "decoder"},
+          {"precision", precision_name(options_.precision)},
+          {"hidden", h},
+          {"vocab", vocab_},
+          {"max_positions", max_positions_},
+          {"position_offset", position_offset_},
+          {"positions_count_real", positions_count_real_},
+          {"rms_norm", rms_norm_},
+          {"norm_eps", eps_},
+          {"activation", activation_name(activation_)},
+          {"rotary_pairs", static_cast<int64_t>(inv_freq_.size())},
+          {"layers", layers},
+          {"lm_head", lm_head_->save(out, "lm_head")}};
+}
+
+Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
+  const auto& m = dir.manifest();
+  if (m.get_string("engine") != "decoder") m.fail_field("engine", "'decoder' (this dir holds another engine)");
+  options_.precision = parse_precision(m.get_string("precision"));
+  hidden_ = m.get_int("hidden");
+  vocab_ = m.get_int("vocab");
+  max_positions_ = m.get_int("max_positions");
+  position_offset_ = m.get_int("position_offset");
+  for (const char* key : {"hidden", "vocab", "max_positions"})
+    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
+  if (position_offset_ < 0) m.fail_field("position_offset", "an offset >= 0");
+  positions_count_real_ = m.get_bool("positions_count_real");
+  rms_norm_ = m.get_bool("rms_norm");
+  eps_ = static_cast<float>(m.get_float("norm_eps"));
+  activation_ = parse_activation(m, "activation");
+  const int64_t h = hidden_;
+  wte_ = dir.floats("embeddings.word", {vocab_, h});
+  if (dir.has_tensor("embeddings.position")) wpe_ = dir.floats("embeddings.position", {max_positions_ + position_offset_, h});
+  const int64_t rotary_pairs = m.get_int("rotary_pairs");
+  if (rotary_pairs > 0) inv_freq_ = dir.floats("rotary.inv_freq", {rotary_pairs});
+  if ((rotary_pairs > 0) == !wpe_.empty())
+    m.fail_field("rotary_pairs", "> 0 exactly when the dir has no learned position table (embeddings.position)");
+  lnf_gamma_ = dir.floats("final_norm.weight", {h});
+  if (!rms_norm_) lnf_beta_ = dir.floats("final_norm.bias", {h});
+  const auto& layers = m.value().contains("layers") ? m.value()["layers"] : nlohmann::json();
+  if (!layers.is_array()) m.fail_field("layers", "an array of blocks");
+  for (size_t i = 0; i < layers.size(); ++i) {
+    auto layer = std::make_unique<Layer>();
+    const std::string p = "layers." + std::to_string(i), where = "layers[" + std::to_string(i) + "]";
+    layer->ops = load_block_ops(dir, dir.object(layers, i, where), where, p, h);
+    if (rotary_pairs > 0 && layer->ops.heads > 0 && layer->ops.head_dim != 2 * rotary_pairs)
+      fail_invalid(m.source(), ": ", where, ".head_dim = ", layer->ops.head_dim, "; rotary_pairs ", rotary_pairs, " implies ",
+                   2 * rotary_pairs);
+    layer->ln1_gamma = dir.floats(p + ".norm1.weight", {h});
+    layer->ln2_gamma = dir.floats(p + ".norm2.weight", {h});
+    if (!rms_norm_) {
+      layer->ln1_beta = dir.floats(p + ".norm1.bias", {h});
+      layer->ln2_beta = dir.floats(p + ".norm2.bias", {h});
+    }
+    layers_.push_back(std::move(layer));
+  }
+  lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head"));
+  if (lm_head_->out_features() != vocab_ || lm_head_->in_features() != h) m.fail_field("lm_head", "a [vocab, hidden] Linear");
 }
 
 int64_t Decoder::weight_bytes() const {

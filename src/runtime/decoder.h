@@ -26,7 +26,12 @@ class Decoder {
   };
 
   Decoder(const models::LoadedModel& loaded, const EngineOptions& options);
+  // From a runtime dir (runtime_dir.h): its precision is the one it was packed with.
+  Decoder(const RuntimeDirReader& dir, const EngineOptions& options);
   ~Decoder();
+
+  // Stores the engine's weights into `out`; returns the manifest (structure and scalars).
+  nlohmann::json save(RuntimeDirWriter& out) const;
 
   Cache new_cache(int64_t batch, int64_t capacity) const;
   // Runs `steps` new tokens per sequence (ids [batch, steps]) after what `cache` holds, appends

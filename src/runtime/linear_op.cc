@@ -1,7 +1,10 @@
 #include "runtime/linear_op.h"
 
+#include <cmath>
+
 #include "compress/quant/export.h"
 #include "core/error.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
 
@@ -77,6 +80,77 @@ int64_t LinearOp::weight_bytes() const {
     return w + static_cast<int64_t>(4 * (int8_.w_scale.size() + int8_.bias.size()));
   }
   return static_cast<int64_t>(4 * (f32_.data.size() + bias_.size()));
+}
+
+nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) const {
+  const std::vector<int64_t> shape{out_, in_};
+  const auto& bias = is_int8(precision_) ? int8_.bias : bias_;
+  if (is_int8(precision_)) {
+    if (int8_.static_input) fail_unimplemented(name, ": a static input range cannot be stored in a runtime dir yet");
+    auto codes = torch::empty(shape, torch::kInt8);
+    if (int8_.sparse)
+      kernels::unpack_s8_sparse24(*int8_.sparse, codes.data_ptr<int8_t>());
+    else
+      kernels::unpack_s8_weights(int8_.weights, codes.data_ptr<int8_t>());
+    if (int8_.sparse) {
+      if (in_ % 4 != 0) fail_unimplemented(name, ": 2:4 weights with ", in_, " inputs (not a multiple of 4) cannot be stored");
+      auto parts = quant::compress_24_bitmask(codes);
+      out.add(name + ".compressed", parts[0]);
+      out.add(name + ".bitmask", parts[1]);
+      out.add(name + ".shape", parts[2]);
+    } else {
+      out.add(name + ".weight", codes);
+    }
+    out.add_floats(name + ".weight_scale", int8_.w_scale, {out_});
+  } else if (precision_ == Precision::kBf16) {
+    auto bits = torch::empty(shape, torch::kBFloat16);
+    kernels::unpack_bf16_weights(bf16_, reinterpret_cast<uint16_t*>(bits.data_ptr()));
+    out.add(name + ".weight", bits);
+  } else {
+    std::vector<float> w(static_cast<size_t>(out_ * in_));
+    kernels::unpack_f32_weights(f32_, w.data());
+    out.add_floats(name + ".weight", w, shape);
+  }
+  if (!bias.empty()) out.add_floats(name + ".bias", bias, {out_});
+  return {{"precision", precision_name(precision_)}, {"out", out_}, {"in", in_}, {"bias", !bias.empty()}};
+}
+
+LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name) {
+  const Precision precision = parse_precision(entry.get_string("precision"));
+  const int64_t out = entry.get_int("out"), inputs = entry.get_int("in");
+  if (out < 0) entry.fail_field("out", "a count >= 0");
+  if (inputs < 0) entry.fail_field("in", "a count >= 0");
+  const std::vector<int64_t> shape{out, inputs};
+  std::vector<float> bias;
+  if (entry.get_bool("bias")) bias = in.floats(name + ".bias", {out});
+  const float* b = bias.empty() ? nullptr : bias.data();
+  if (!is_int8(precision)) {
+    auto w = precision == Precision::kBf16 ? in.tensor(name + ".weight", torch::kBFloat16, shape).to(torch::kFloat32)
+                                           : in.tensor(name + ".weight", torch::kFloat32, shape);
+    return LinearOp(w.data_ptr<float>(), out, inputs, b, precision, name);
+  }
+  const bool sparse = precision == Precision::kInt8Sparse24;
+  auto scales = in.floats(name + ".weight_scale", {out});
+  for (int64_t j = 0; j < out; ++j)
+    if (!std::isfinite(scales[j]) || scales[j] < 0)
+      fail_data(in.weights_path(), ": tensor '", name, ".weight_scale' row ", j, " is ", scales[j], "; expected a finite scale >= 0");
+  torch::Tensor codes;
+  if (sparse) {
+    const std::string where = in.weights_path() + ": " + name;
+    codes = quant::decompress_24_bitmask(in.tensor(name + ".compressed", torch::kInt8, {out, inputs / 2}),
+                                         in.tensor(name + ".bitmask", torch::kUInt8, {out, (inputs + 7) / 8}),
+                                         in.tensor(name + ".shape", torch::kInt64, {2, 1}), where);
+    if (codes.size(0) != out || codes.size(1) != inputs)
+      fail_data(where, ".shape: [", codes.size(0), ", ", codes.size(1), "]; the manifest says [", out, ", ", inputs, "]");
+  } else {
+    codes = in.tensor(name + ".weight", torch::kInt8, shape);
+  }
+  LinearOp op;
+  op.out_ = out;
+  op.in_ = inputs;
+  op.precision_ = precision;
+  op.int8_ = kernels::make_int8_linear_from_codes(codes.contiguous().data_ptr<int8_t>(), scales.data(), out, inputs, b, sparse);
+  return op;
 }
 
 }  // namespace sqz::runtime

@@ -9,9 +9,13 @@
 
 #include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/gemm_f32/gemm_f32.h"
+#include "io/json_file.h"
 #include "kernels/gemm_u8s8/linear_int8.h"
 
 namespace sqz::runtime {
+
+class RuntimeDirWriter;
+class RuntimeDirReader;
 
 // int8-2:4: int8 weights that keep 2 of every 4 along the input, on the 2:4 sparse kernel.
 // bf16: weights and activations rounded to bf16, products summed in fp32 (AVX-512 BF16).
@@ -39,6 +43,12 @@ class LinearOp {
   Precision precision() const { return precision_; }
   // Bytes the packed weights occupy (what a deployment ships).
   int64_t weight_bytes() const;
+
+  // Stores the weights as they run (runtime_dir.h) under `name` ("<name>.weight", ...) and
+  // returns the manifest's entry for them: precision, out, in, bias.
+  nlohmann::json save(RuntimeDirWriter& out, const std::string& name) const;
+  // What save wrote, checked against `entry` and packed for this CPU.
+  static LinearOp load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name);
 
  private:
   int64_t out_ = 0, in_ = 0;

@@ -110,6 +110,20 @@ TEST(GemmBf16, EveryIsaMatchesProductOfRoundedMatrices) {
       for (bool epilogue : {false, true}) check(isa, s, epilogue, rng);
 }
 
+TEST(GemmBf16, UnpackReturnsTheRoundedMatrix) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {1, 15, 16, 17, 33})
+    for (int64_t k : {1, 2, 3, 255, 258}) {
+      std::vector<float> w(static_cast<size_t>(n * k));
+      for (auto& v : w) v = nd(rng);
+      std::vector<uint16_t> back(w.size(), 0), rounded(w.size());
+      for (size_t i = 0; i < w.size(); ++i) rounded[i] = float_to_bf16(w[i]);
+      unpack_bf16_weights(pack_bf16_weights(w.data(), n, k, k), back.data());
+      EXPECT_EQ(back, rounded) << n << "x" << k;
+    }
+}
+
 TEST(GemmBf16, ThreadCountDoesNotChangeResults) {
   std::mt19937 rng(3);
   const int64_t m = 37, n = 130, k = 301;

@@ -67,6 +67,18 @@ TEST(GemmF32, EveryIsaMatchesPlainProduct) {
         for (bool epilogue : {false, true}) check(isa, s, kn, epilogue, rng);
 }
 
+TEST(GemmF32, UnpackReturnsThePackedMatrix) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> nd;
+  for (int64_t n : {1, 15, 16, 17, 33})
+    for (int64_t k : {1, 3, 255, 257}) {
+      std::vector<float> w(static_cast<size_t>(n * k)), back(w.size(), 0.0f);
+      for (auto& v : w) v = nd(rng);
+      unpack_f32_weights(pack_f32_weights(w.data(), n, k, k, 1), back.data());
+      EXPECT_EQ(back, w) << n << "x" << k;
+    }
+}
+
 TEST(GemmF32, ThreadCountDoesNotChangeResults) {
   std::mt19937 rng(3);
   const int64_t m = 37, n = 130, k = 300;

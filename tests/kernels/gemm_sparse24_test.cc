@@ -58,6 +58,18 @@ TEST(GemmSparse24, EveryIsaMatchesDenseProductExactly) {
           }
 }
 
+TEST(GemmSparse24, UnpackReturnsThePackedCodes) {
+  std::mt19937 rng(5);
+  for (int64_t n : {1, 15, 16, 17, 48})
+    for (int64_t k : {1, 3, 4, 7, 8, 9, 66})
+      for (Fill f : {Fill::kRandom, Fill::kExtreme}) {
+        auto w = sparse_weights(n, k, f, rng);
+        std::vector<int8_t> back(w.size(), 1);
+        unpack_s8_sparse24(pack_s8_sparse24(w.data(), n, k, k), back.data());
+        EXPECT_EQ(back, w) << n << "x" << k;
+      }
+}
+
 TEST(GemmSparse24, RefusesDenseGroupsAndBadPositions) {
   std::vector<int8_t> w(2 * 8, 0);
   w[8 + 4] = w[8 + 5] = w[8 + 7] = 1;  // row 1, group 1: three non-zeros

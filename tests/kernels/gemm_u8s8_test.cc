@@ -56,6 +56,18 @@ TEST(GemmU8S8, EveryIsaMatchesReferenceExactly) {
   }
 }
 
+TEST(GemmU8S8, UnpackReturnsThePackedCodes) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> uw(-128, 127);
+  for (int64_t n : {1, 15, 16, 17, 33})
+    for (int64_t k : {1, 3, 4, 5, 7, 258}) {
+      std::vector<int8_t> w(static_cast<size_t>(n * k)), back(w.size(), 0);
+      for (auto& v : w) v = static_cast<int8_t>(uw(rng));
+      unpack_s8_weights(pack_s8_weights(w.data(), n, k, k), back.data());
+      EXPECT_EQ(back, w) << n << "x" << k;
+    }
+}
+
 TEST(GemmU8S8, ColumnSumsForZeroPointCorrection) {
   std::vector<int8_t> w = {1, -2, 3, 127, -128, 0};
   auto p = pack_s8_weights(w.data(), 2, 3, 3);

@@ -5,10 +5,14 @@
 
 #include <map>
 
+#include "compress/pruner.h"
 #include "compress/site.h"
+#include "io/safetensors.h"
 #include "kernels/quant_math.h"
 #include "runtime/bert_encoder.h"
 #include "runtime/decoder.h"
+#include "runtime/engine.h"
+#include "runtime/runtime_dir.h"
 #include "unit/test_util.h"
 #include "unit/tiny_models.h"
 
@@ -393,6 +397,172 @@ TEST(Runtime, DecoderRefusesPostLnAndProjectedOpt) {
     auto model = testing::tiny_model(config);
     auto e = testing::error_of([&] { runtime::Decoder d(loaded(model, config), {}); });
     EXPECT_NE(e.find(expected), std::string::npos) << e;
+  }
+}
+
+}  // namespace
+}  // namespace sqz
+
+// sqz pack's runtime dir (runtime/runtime_dir.h): saved, loaded again, checked against the
+// manifest, refused by file and field when it is not what the manifest says.
+namespace sqz {
+namespace {
+
+// Keeps the 2 largest |w| of every 4 along the input of every block Linear (for int8-2:4).
+void prune_blocks_2_4(models::TransformerModel& model) {
+  torch::NoGradGuard no_grad;
+  auto prune = [](const nn::Linear& l) {
+    auto w = l->logical_weight();
+    w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
+  };
+  for (auto& block : model.structure().attention) {
+    for (auto& l : block.head_rows) prune(l);
+    prune(block.head_cols);
+  }
+  for (auto& block : model.structure().ffn) {
+    for (auto& l : block.neuron_rows) prune(l);
+    prune(block.neuron_cols);
+  }
+}
+
+template <typename EngineT>
+void save_engine(const EngineT& engine, const fs::path& dir) {
+  runtime::RuntimeDirWriter writer;
+  auto manifest = engine.save(writer);
+  writer.write(dir, manifest);
+}
+
+const runtime::Precision kAllPrecisions[] = {runtime::Precision::kFp32, runtime::Precision::kBf16, runtime::Precision::kInt8,
+                                             runtime::Precision::kInt8Sparse24};
+
+// The engine loaded from the dir computes bit for bit what the engine it was saved from computes.
+TEST(Runtime, RuntimeDirReloadsTheSameEncoder) {
+  auto config = testing::tiny_bert_config();
+  auto model = testing::tiny_bert(config);
+  prune_blocks_2_4(*model);
+  auto in = testing::inputs();
+  auto ids = in.input_ids.contiguous(), mask = in.attention_mask.contiguous();
+  for (auto precision : kAllPrecisions) {
+    SCOPED_TRACE(runtime::precision_name(precision));
+    testing::ScratchDir dir("rtdir");
+    runtime::BertEncoder built(loaded(model, config), {precision, 2});
+    save_engine(built, dir.path());
+    auto reopened = runtime::open_runtime_dir(dir.path(), "", 2);
+    ASSERT_TRUE(reopened.encoder);
+    EXPECT_EQ(reopened.precision(), precision);
+    EXPECT_EQ(reopened.encoder->weight_bytes(), built.weight_bytes());
+    auto want = built.forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, 3, 12);
+    auto got = reopened.encoder->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, 3, 12);
+    EXPECT_EQ(got.last_hidden_state, want.last_hidden_state);
+    EXPECT_EQ(got.logits, want.logits);
+    ASSERT_EQ(want.logits.size(), 9u);
+  }
+}
+
+TEST(Runtime, RuntimeDirReloadsTheSameDecoder) {
+  for (const auto& [arch, config] : decoder_configs()) {
+    auto model = testing::tiny_model(config);
+    prune_blocks_2_4(*model);
+    torch::manual_seed(4);
+    auto prompt = torch::randint(0, 97, {2, 6}, torch::kLong);
+    for (auto precision : kAllPrecisions) {
+      SCOPED_TRACE(arch + " " + runtime::precision_name(precision));
+      testing::ScratchDir dir("rtdir");
+      runtime::Decoder built(loaded(model, config), {precision, 2});
+      save_engine(built, dir.path());
+      auto reopened = runtime::open_runtime_dir(dir.path(), "", 2);
+      ASSERT_TRUE(reopened.decoder);
+      EXPECT_EQ(reopened.decoder->max_positions(), built.max_positions());
+      auto c1 = built.new_cache(2, 9), c2 = reopened.decoder->new_cache(2, 9);
+      EXPECT_TRUE(decoder_logits(built, c1, prompt).equal(decoder_logits(*reopened.decoder, c2, prompt)));
+      EXPECT_EQ(built.generate_greedy(prompt.data_ptr<int64_t>(), 2, 6, 3),
+                reopened.decoder->generate_greedy(prompt.data_ptr<int64_t>(), 2, 6, 3));
+    }
+  }
+}
+
+// Rewrites one tensor of a runtime dir's weights file (to corrupt it on purpose).
+void replace_tensor(const fs::path& dir, const std::string& name, const torch::Tensor& value) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  {
+    io::SafetensorsFile file(dir / runtime::kRuntimeWeightsFile);
+    for (const auto& [n, e] : file.entries()) tensors.emplace_back(n, n == name ? value : file.tensor(n).clone());
+  }
+  io::write_safetensors(dir / runtime::kRuntimeWeightsFile, tensors);
+}
+
+void edit_manifest(const fs::path& dir, const std::function<void(io::json&)>& edit) {
+  auto m = io::read_json_file(dir / runtime::kManifestFile);
+  edit(m);
+  io::write_json_file_atomic(dir / runtime::kManifestFile, m);
+}
+
+TEST(Runtime, RuntimeDirRefusesWhatItsManifestDoesNotDescribe) {
+  auto config = testing::tiny_bert_config();
+  auto model = testing::tiny_bert(config);
+  prune_blocks_2_4(*model);
+  runtime::BertEncoder built(loaded(model, config), {runtime::Precision::kInt8Sparse24, 2});
+  auto fresh = [&](testing::ScratchDir& d) { save_engine(built, d.path()); };
+  auto open = [](const testing::ScratchDir& d, const std::string& precision = "") {
+    return testing::error_of([&] { runtime::open_runtime_dir(d.path(), precision, 1); });
+  };
+  auto expect_error = [](const std::string& e, std::initializer_list<const char*> parts) {
+    EXPECT_FALSE(e.empty());
+    for (const char* p : parts) EXPECT_NE(e.find(p), std::string::npos) << "'" << p << "' not in: " << e;
+  };
+  {  // another format version
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    edit_manifest(d.path(), [](io::json& m) { m["format_version"] = 2; });
+    expect_error(open(d), {"manifest.json", "format_version", "2", "sqz pack"});
+  }
+  {  // a block whose counts disagree with its Linears
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    edit_manifest(d.path(), [](io::json& m) { m["layers"][1]["ffn"] = 52; });
+    expect_error(open(d), {"manifest.json", "layers[1].ffn_in", "imply [52, 32]"});
+  }
+  {  // a weight whose shape disagrees with the manifest
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    edit_manifest(d.path(), [](io::json& m) {
+      m["layers"][0]["ffn"] = 44;
+      m["layers"][0]["ffn_in"]["out"] = 44;
+      m["layers"][0]["ffn_out"]["in"] = 44;
+    });
+    expect_error(open(d), {"weights.safetensors", "layers.0.ffn_in.bias", "F32 [48]", "implies F32 [44]"});
+  }
+  {  // a 2:4 bitmask that keeps three of a group of four
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    torch::Tensor bitmask;
+    {
+      io::SafetensorsFile file(d / runtime::kRuntimeWeightsFile);
+      bitmask = file.tensor("layers.1.qkv.bitmask").clone();
+    }
+    bitmask[2][0] = static_cast<uint8_t>(0x07 | (bitmask[2][0].item<int>() & 0xF0));
+    replace_tensor(d.path(), "layers.1.qkv.bitmask", bitmask);
+    expect_error(open(d), {"weights.safetensors", "layers.1.qkv", "row 2, group 0", "keeps 3"});
+  }
+  {  // a truncated weights file
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    const auto path = d / runtime::kRuntimeWeightsFile;
+    fs::resize_file(path, fs::file_size(path) - 100);
+    expect_error(open(d), {"weights.safetensors"});
+  }
+  {  // another engine, another precision
+    testing::ScratchDir d("rtdir");
+    fresh(d);
+    expect_error(open(d, "fp32"), {"manifest.json", "packed for precision int8-2:4", "sqz pack"});
+    edit_manifest(d.path(), [](io::json& m) { m["engine"] = "t5-encoder-decoder"; });
+    expect_error(open(d), {"manifest.json", "'engine'", "'bert-encoder' or 'decoder'"});
+  }
+  {  // not a runtime dir at all
+    testing::ScratchDir d("rtdir");
+    EXPECT_FALSE(runtime::is_runtime_dir(d.path()));
+    fresh(d);
+    EXPECT_TRUE(runtime::is_runtime_dir(d.path()));
   }
 }
 

@@ -73,6 +73,9 @@ torch::Tensor unpack_codes(const torch::Tensor& packed, int bits, int64_t cols) 
   return fields.reshape({packed.size(0), -1}).slice(1, 0, cols) - (int64_t{1} << (bits - 1));
 }
 
+
+}  // namespace
+
 // sparse-24-bitmask: exactly two positions per group of four are kept, the nonzeros first, then
 // (for groups with fewer than two) the lowest zero positions, so every row has in/2 values.
 std::vector<torch::Tensor> compress_24_bitmask(const torch::Tensor& w) {
@@ -110,8 +113,6 @@ torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Te
   dense.masked_scatter_(keep, values.contiguous());
   return dense;
 }
-
-}  // namespace
 
 bool is_quantized_export(const io::json& config) {
   return config.contains("quantization_config") && config["quantization_config"].value("quant_method", "") == kQuantMethod;

@@ -37,6 +37,15 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
 // True when `config` declares a compressed-tensors quantization.
 bool is_quantized_export(const io::json& config);
 
+// sparse-24-bitmask of a 2:4 weight [out, in] (in a multiple of 4): {compressed [out, in/2],
+// bitmask uint8 [out, ceil(in/8)], shape [[out], [in]]}. Groups with fewer than two non-zeros keep
+// their lowest zero positions, so every group stores exactly two values.
+std::vector<torch::Tensor> compress_24_bitmask(const torch::Tensor& w);
+// The dense weight back; a bitmask that does not keep exactly 2 of every 4 is refused, naming
+// `where` (file and module), the row and the group.
+torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Tensor& bitmask, const torch::Tensor& shape,
+                                    const std::string& where);
+
 // Fraction of weights that violate N:M in `w` ([out, in], groups of m along in); 0 = exact.
 int64_t count_nm_violations(const torch::Tensor& w, int64_t n, int64_t m);
 

@@ -20,6 +20,13 @@ PackedBf16Weights pack_bf16_weights(const float* w, int64_t n, int64_t k, int64_
   return out;
 }
 
+void unpack_bf16_weights(const PackedBf16Weights& p, uint16_t* w) {
+  for (int64_t j = 0; j < p.n; ++j) {
+    const uint16_t* col = p.data.data() + (j / kBf16PanelCols) * p.k_pairs * 2 * kBf16PanelCols + 2 * (j % kBf16PanelCols);
+    for (int64_t kk = 0; kk < p.k; ++kk) w[j * p.k + kk] = col[(kk / 2) * 2 * kBf16PanelCols + (kk % 2)];
+  }
+}
+
 namespace {
 
 // Which kernel an ISA tier runs: AVX-512 BF16 is a separate feature from the tier's VNNI.

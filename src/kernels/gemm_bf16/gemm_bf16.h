@@ -28,6 +28,8 @@ struct PackedBf16Weights {
 
 // w: [n, k] row-major with row stride ldw (a Linear weight).
 PackedBf16Weights pack_bf16_weights(const float* w, int64_t n, int64_t k, int64_t ldw);
+// The rounded [n, k] row-major bf16 bit patterns back from the packing.
+void unpack_bf16_weights(const PackedBf16Weights& p, uint16_t* w);
 
 // Panels are split across the kernels' threads; a call inside a parallel region runs serially.
 // The epilogue is the fp32 GEMM's (alpha, bias, activation, residual).

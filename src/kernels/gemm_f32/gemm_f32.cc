@@ -34,6 +34,13 @@ PackedF32Weights pack_f32_weights(const float* w, int64_t n, int64_t k, int64_t 
   return out;
 }
 
+void unpack_f32_weights(const PackedF32Weights& p, float* w) {
+  for (int64_t j = 0; j < p.n; ++j) {
+    const float* col = p.data.data() + (j / kF32PanelCols) * p.k * kF32PanelCols + j % kF32PanelCols;
+    for (int64_t kk = 0; kk < p.k; ++kk) w[j * p.k + kk] = col[kk * kF32PanelCols];
+  }
+}
+
 void apply_gemm_f32_epilogue(const GemmF32Epilogue& e, int64_t m, int64_t j0, int64_t j1, float* c, int64_t ldc, Isa isa) {
   if (e.alpha == 1.0f && !e.bias && !e.residual && e.activation == Activation::kNone) return;
   const bool activate = e.activation != Activation::kNone;

@@ -22,6 +22,8 @@ struct PackedF32Weights {
 // Element (j, kk) of the logical [n, k] matrix is w[j * stride_n + kk * stride_k]: a Linear
 // weight is (ldw, 1); a [k, n] row-major matrix (attention's V) is (1, ldw).
 PackedF32Weights pack_f32_weights(const float* w, int64_t n, int64_t k, int64_t stride_n, int64_t stride_k);
+// The logical [n, k] row-major matrix back from its panels (what a runtime dir stores).
+void unpack_f32_weights(const PackedF32Weights& p, float* w);
 // Packs into `out`, reusing its storage (attention packs per head per call).
 void pack_f32_weights_into(const float* w, int64_t n, int64_t k, int64_t stride_n, int64_t stride_k, PackedF32Weights& out);
 

@@ -1,5 +1,6 @@
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "kernels/parallel.h"
@@ -24,6 +25,19 @@ std::string find_sparse24_violation(const int8_t* w, int64_t n, int64_t k, int64
                std::to_string(std::min(k, g * 4 + 4) - 1) + ") has " + std::to_string(nonzero) + " non-zeros, 2:4 allows 2";
     }
   return "";
+}
+
+void unpack_s8_sparse24(const PackedS8Sparse24& p, int8_t* w) {
+  std::fill(w, w + p.n * p.k, int8_t{0});
+  for (int64_t j = 0; j < p.n; ++j) {
+    const int64_t nb = j / kSparseCols, lane = j % kSparseCols;
+    for (int64_t win = 0; win < p.windows; ++win)
+      for (int64_t slot = 0; slot < 4; ++slot) {
+        const size_t at = static_cast<size_t>((nb * p.windows + win) * 64 + slot_index(lane, slot));
+        const int64_t kk = win * kSparseWindow + p.positions[at];
+        if (p.values[at] != 0) w[j * p.k + kk] = p.values[at];  // padding slots hold zeros
+      }
+  }
 }
 
 PackedS8Sparse24 pack_s8_sparse24(const int8_t* w, int64_t n, int64_t k, int64_t ldw) {

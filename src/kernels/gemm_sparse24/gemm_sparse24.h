@@ -40,6 +40,8 @@ struct PackedS8Sparse24 {
 std::string find_sparse24_violation(const int8_t* w, int64_t n, int64_t k, int64_t ldw);
 // Throws std::invalid_argument naming the row and group when `w` is not 2:4.
 PackedS8Sparse24 pack_s8_sparse24(const int8_t* w, int64_t n, int64_t k, int64_t ldw);
+// The dense [n, k] row-major codes back from the packing (zeros where nothing is kept).
+void unpack_s8_sparse24(const PackedS8Sparse24& p, int8_t* w);
 // Checks a packing's positions (each in 0..7, each in its value's own group, no duplicates);
 // "" = valid. For packings that come from files rather than from pack_s8_sparse24.
 std::string validate_sparse24(const PackedS8Sparse24& p);

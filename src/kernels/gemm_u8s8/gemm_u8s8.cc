@@ -22,6 +22,14 @@ PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t l
   return p;
 }
 
+void unpack_s8_weights(const PackedS8Weights& p, int8_t* w) {
+  for (int64_t j = 0; j < p.n; ++j)
+    for (int64_t kk = 0; kk < p.k; ++kk) {
+      int64_t nb = j / kPackCols, lane = j % kPackCols, g = kk / kPackK, t = kk % kPackK;
+      w[j * p.k + kk] = p.data[static_cast<size_t>(((nb * p.k_groups + g) * kPackCols + lane) * kPackK + t)];
+    }
+}
+
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc, Isa isa) {
   if (m <= 0 || w.n <= 0) return;
   parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {

@@ -22,6 +22,8 @@ struct PackedS8Weights {
 
 // w: [n, k] row-major with row stride ldw.
 PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw);
+// The [n, k] row-major codes back from the packing.
+void unpack_s8_weights(const PackedS8Weights& p, int8_t* w);
 
 // c[m][j] = sum_k a[m][k] * w[j][k], exactly (int32), for j < w.n. c has row stride ldc.
 void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int32_t* c, int64_t ldc,

@@ -1,0 +1,27 @@
+// Which engine runs a model: the encoder for BERT-family classifiers and encoders, the decoder for
+// causal LMs. One place builds either from a model dir (packing its weights now) or loads it from
+// a runtime dir (as `sqz pack` packed it), for the commands that take --engine runtime.
+#pragma once
+#include <memory>
+#include <optional>
+
+#include "runtime/bert_encoder.h"
+#include "runtime/decoder.h"
+
+namespace sqz::runtime {
+
+struct Engine {
+  std::unique_ptr<BertEncoder> encoder;  // exactly one of the two is set
+  std::unique_ptr<Decoder> decoder;
+  std::optional<int64_t> bos_token_id, eos_token_id;  // as the model's family reads its config
+  Precision precision() const { return encoder ? encoder->options().precision : decoder->options().precision; }
+  int64_t vocab_size() const { return encoder ? encoder->vocab_size() : decoder->vocab_size(); }
+  int64_t max_positions() const { return encoder ? encoder->max_positions() : decoder->max_positions(); }
+};
+
+// From a loaded model dir: `precision` as --precision takes it (empty = what the dir declares).
+Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads);
+// From a runtime dir; a `precision` other than the packed one is refused (it needs packing again).
+Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads);
+
+}  // namespace sqz::runtime
