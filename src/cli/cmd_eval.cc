@@ -22,6 +22,16 @@ struct EvalArgs {
   std::string engine, precision;
 };
 
+// All positions' logits [batch, seq, vocab] of one LM batch, prefilled on a fresh cache.
+torch::Tensor decoder_logits(const runtime::Decoder& decoder, const train::Batch& batch) {
+  auto ids = batch.input_ids.contiguous();
+  auto mask = batch.attention_mask.to(torch::kLong).contiguous();
+  const int64_t b = ids.size(0), s = ids.size(1);
+  auto cache = decoder.new_cache(b, s);
+  auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), s, true, mask.data_ptr<int64_t>());
+  return torch::from_blob(logits.data(), {b, s, decoder.vocab_size()}, torch::kFloat32).clone();
+}
+
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
@@ -38,8 +48,12 @@ void run_eval(const EvalArgs& a) {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
     engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads)
                                                       : runtime::build_engine(*loaded, a.precision, a.threads));
-    if (!engine->encoder) fail_unimplemented("eval --engine runtime: runs classification on encoders; evaluate decoders with --engine libtorch");
-    o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
+    const bool lm = train::find_task(a.task).kind == train::TaskKind::kLanguageModel;
+    if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
+    if (engine->decoder && lm) o.lm_logits = [engine](const train::Batch& b) { return decoder_logits(*engine->decoder, b); };
+    if (!o.classification_logits && !o.lm_logits)
+      fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks and the decoder engine "
+                         "language modelling; task '", a.task, "' on this ", engine->encoder ? "encoder" : "decoder", " is neither");
   }
   io::json result = eval::evaluate_split(loaded ? loaded->model.get() : nullptr, *tok, config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;

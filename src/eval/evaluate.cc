@@ -43,12 +43,14 @@ io::json evaluate_classification(models::TransformerModel* model, const train::C
           {"examples", gold.size()}, {"elapsed_s", seconds_since(t0)}};
 }
 
-io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
+io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data, train::Objective objective,
                      const train::MlmSpecialIds* mlm, const EvalOptions& o) {
+  const bool engine = o.lm_logits && objective == train::Objective::kCausalLM;
+  if (!model && !engine) fail_invalid("evaluate: no model, and no engine for ", train::objective_name(objective), " logits");
   auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  bool was_training = model.is_training();
-  model.eval();
+  bool was_training = model && model->is_training();
+  if (model) model->eval();
   auto gen = at::detail::createCPUGenerator(o.seed);
   double nll = 0;
   int64_t targets = 0, batches = 0;
@@ -57,12 +59,12 @@ io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data,
     ++batches;
     auto batch = data.batch(i, i + o.batch_size);
     if (objective == train::Objective::kMaskedLM) batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
-    auto r = train::compute_loss(model, batch, objective);
-    if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(r.outputs.at("logits"));
+    auto r = engine ? train::loss_from_logits(o.lm_logits(batch), batch, objective) : train::compute_loss(*model, batch, objective);
+    if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
   }
-  model.train(was_training);
+  if (model) model->train(was_training);
   io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
   if (objective == train::Objective::kCausalLM) {
     // Blocks do not overlap and the first token of each is not predicted: the bytes counted are
@@ -88,12 +90,16 @@ io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& to
     return evaluate_classification(model, data, labels.size(), o);
   }
   if (task.kind == train::TaskKind::kLanguageModel) {
-    if (!model) fail_unimplemented("evaluate: language modelling runs on the libtorch model (a model dir, not a runtime dir)");
+    // Without a libtorch model the logits come from a decoder engine (o.lm_logits): causal LM.
+    if (!model && !o.lm_logits) fail_invalid("evaluate: language modelling needs a model or a decoder engine");
+    if (model && model->info().max_positions > 0 && max_length > model->info().max_positions)
+      fail_invalid("evaluate: blocks of --max-length ", max_length, " exceed the model's ", model->info().max_positions, " positions (",
+                   config.source(), ")");
     train::LmData data(train::read_lm_text(split), tok, max_length);
-    auto objective = model->info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
+    auto objective = !model || model->info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
     train::MlmSpecialIds mlm{};
     if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(tok, config.source());
-    return evaluate_lm(*model, data, objective, &mlm, o);
+    return evaluate_lm(model, data, objective, &mlm, o);
   }
   fail_unimplemented("task '", task_name, "' needs encoder-decoder models, not built yet");
 }

@@ -20,14 +20,17 @@ struct EvalOptions {
   // Classification: where logits come from; unset = the model's own forward (libtorch). `sqz eval
   // --engine runtime` points it at the runtime engine so accuracy is measured on what is deployed.
   std::function<torch::Tensor(const models::ModelInputs&)> classification_logits{};
+  // Causal LM: where logits [batch, seq, vocab] come from; unset = the model's own forward.
+  std::function<torch::Tensor(const train::Batch&)> lm_logits{};
 };
 constexpr int64_t kKeptLogitBatches = 8;
 
 // One JSON object: metric values, examples/tokens counted, elapsed seconds. `model` may be null
-// for classification when options.classification_logits is set (an engine without a libtorch model).
+// when options.classification_logits (classification) or options.lm_logits (causal LM) is set:
+// an engine without a libtorch model.
 io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& options);
-io::json evaluate_lm(models::TransformerModel& model, const train::LmData& data, train::Objective objective,
+io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data, train::Objective objective,
                      const train::MlmSpecialIds* mlm, const EvalOptions& options);
 
 // What `sqz eval` reports for `model` on a task's split file (labels from config id2label).

@@ -59,15 +59,9 @@ models::ModelInputs batch_inputs(const models::TransformerModel& model, const Ba
   return in;
 }
 
-LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective, bool hidden_states,
-                        bool attentions) {
-  models::ModelInputs in = batch_inputs(model, batch);
-  in.output_hidden_states = hidden_states;
-  in.output_attentions = attentions;
-  LossResult r;
-  r.outputs = model.forward(in);
-  const auto& logits = r.outputs.at("logits");
+LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Objective objective) {
   namespace F = torch::nn::functional;
+  LossResult r;
   switch (objective) {
     case Objective::kClassification:
       r.loss = F::cross_entropy(logits, batch.labels);
@@ -89,6 +83,17 @@ LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Obj
       break;
     }
   }
+  return r;
+}
+
+LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective, bool hidden_states,
+                        bool attentions) {
+  models::ModelInputs in = batch_inputs(model, batch);
+  in.output_hidden_states = hidden_states;
+  in.output_attentions = attentions;
+  auto outputs = model.forward(in);
+  LossResult r = loss_from_logits(outputs.at("logits"), batch, objective);
+  r.outputs = std::move(outputs);
   return r;
 }
 

@@ -35,6 +35,10 @@ struct LossResult {
 // The model inputs of a batch (token types only for families that use them).
 models::ModelInputs batch_inputs(const models::TransformerModel& model, const Batch& batch);
 
+// The loss of `objective` on logits already computed for `batch` (by the model, or by the
+// runtime engine): the mean, and the number of targets; `outputs` is left empty.
+LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Objective objective);
+
 // `outputs_wanted` turns on hidden states / attentions in the outputs (for distillation).
 LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective,
                         bool hidden_states = false, bool attentions = false);

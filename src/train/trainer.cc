@@ -189,7 +189,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   auto run_eval = [&]() {
     s.model->eval();
     io::json res = s.cls_dev ? eval::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
-                             : eval::evaluate_lm(*s.model, *s.lm_dev, s.objective, &s.mlm, eval_opts);
+                             : eval::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
     s.model->train();
     return res;
   };

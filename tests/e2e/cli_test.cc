@@ -115,11 +115,27 @@ TEST(Cli, EvalOnTheRuntimeEngine) {
   auto bf = io::json::parse(bf16_run.output);
   EXPECT_EQ(bf["engine"], "runtime bf16");
   EXPECT_NEAR(bf["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.02);
-  // A family the engine does not run is refused by name.
-  auto gpt2 = run("eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --split " +
-                  (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string() + " --engine runtime --max-batches 1");
-  EXPECT_NE(gpt2.code, 0);
-  EXPECT_NE(gpt2.output.find("runs classification on encoders"), std::string::npos) << gpt2.output;
+  // Decoders: perplexity from the decoder engine's logits; fp32 equals libtorch's.
+  const std::string lm = "eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --max-length 64 --max-batches 3 --split " +
+                         (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string();
+  auto lm_torch = run(lm), lm_fp32 = run(lm + " --engine runtime"), lm_int8 = run(lm + " --engine runtime --precision int8");
+  ASSERT_EQ(lm_torch.code, 0) << lm_torch.output;
+  ASSERT_EQ(lm_fp32.code, 0) << lm_fp32.output;
+  ASSERT_EQ(lm_int8.code, 0) << lm_int8.output;
+  const double ppl = io::json::parse(lm_torch.output)["perplexity"];
+  EXPECT_NEAR(io::json::parse(lm_fp32.output)["perplexity"].get<double>(), ppl, 1e-4 * ppl);
+  EXPECT_EQ(io::json::parse(lm_fp32.output)["tokens"], io::json::parse(lm_torch.output)["tokens"]);
+  EXPECT_EQ(io::json::parse(lm_int8.output)["engine"], "runtime int8");
+  EXPECT_NEAR(io::json::parse(lm_int8.output)["perplexity"].get<double>(), ppl, 0.02 * ppl);
+  // A task the engine cannot score on this model is refused by name; so are blocks past the positions.
+  auto cls_lm = run("eval " + (fixture("bert-seqcls") / "model").string() + " --task lm-books --split " +
+                    (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string() + " --engine runtime --max-batches 1");
+  EXPECT_NE(cls_lm.code, 0);
+  EXPECT_NE(cls_lm.output.find("the encoder engine evaluates classification tasks"), std::string::npos) << cls_lm.output;
+  auto too_long = run("eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --max-length 65 --split " +
+                      (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string());
+  EXPECT_NE(too_long.code, 0);
+  EXPECT_NE(too_long.output.find("--max-length 65 exceed the model's 64 positions"), std::string::npos) << too_long.output;
 }
 
 // `sqz pack` writes a runtime dir; forward, generate and eval run it (on the runtime engine, the
