@@ -96,21 +96,22 @@ def gelu(g, x):  # erf GELU, HF's "gelu"
     return g.op("Mul", [g.op("Mul", [x, g.const(np.float32(0.5))]), g.op("Add", [inner, g.const(np.float32(1.0))])])
 
 
-def parse_exporter_args(doc, model_type):
-    """MODEL_DIR OUT.onnx [--int8] and the model's config.json, refused unless it is `model_type`."""
+def parse_exporter_args(doc, model_types):
+    """MODEL_DIR OUT.onnx [--int8] and the model's config.json, refused unless its model_type is one of `model_types`."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("model_dir")
     p.add_argument("out")
     p.add_argument("--int8", action="store_true")
     a = p.parse_args()
     cfg = json.load(open(f"{a.model_dir}/config.json"))
-    if cfg.get("model_type") != model_type:
-        sys.exit(f"{a.model_dir}/config.json: field 'model_type' is '{cfg.get('model_type')}'; this exporter writes '{model_type}'")
+    if cfg.get("model_type") not in model_types:
+        sys.exit(f"{a.model_dir}/config.json: field 'model_type' is '{cfg.get('model_type')}'; this exporter writes "
+                 + ", ".join(f"'{t}'" for t in model_types))
     return a, cfg
 
 
 def main():
-    a, cfg = parse_exporter_args(__doc__, "bert")
+    a, cfg = parse_exporter_args(__doc__, ("bert",))
     if cfg.get("hidden_act", "gelu") != "gelu":
         sys.exit(f"{a.model_dir}/config.json: field 'hidden_act' is '{cfg['hidden_act']}'; this exporter writes 'gelu' (erf)")
     w = read_safetensors(f"{a.model_dir}/model.safetensors")

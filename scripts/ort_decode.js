@@ -1,8 +1,8 @@
-// Runs an ONNX decoder written by scripts/onnx_gpt2.py with ONNX Runtime (npm onnxruntime-node,
+// Runs an ONNX decoder written by scripts/onnx_decoder.py with ONNX Runtime (npm onnxruntime-node,
 // CPU) for `sqz bench`: prefill the prompt, then greedy decode steps feeding each step's
 // present K/V back as the next past; one checked run, then warm-up and timed runs.
 //   node scripts/ort_decode.js MODULE_DIR MODEL.onnx INPUTS.json OUT.json RUNS WARMUP THREADS
-// INPUTS.json: {"batch": B, "seq": T, "input_ids": [...], "decode_steps": S, "layers": L, "heads": H, "head_dim": D}
+// INPUTS.json: {"batch": B, "seq": T, "input_ids": [...], "decode_steps": S, "layers": L, "heads": H (K/V heads), "head_dim": D}
 // OUT.json: {"values": [first prefill's last logits], "tokens": [[...]], "prefill_ms": [...],
 //            "decode_ms_per_token": [...], "version": ...}
 'use strict';

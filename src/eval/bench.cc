@@ -492,11 +492,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   }
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
   if (!o.peers_only) {
-    if (model.info().model_type != "gpt2")
-      result["skipped"].push_back({{"case", "onnxruntime-*"},
-                                   {"reason", "the ONNX decoder exporter (scripts/onnx_gpt2.py) writes GPT-2; this model is " +
-                                                  model.info().model_type}});
-    else if (auto why = onnxruntime_missing(); !why.empty())
+    if (auto why = onnxruntime_missing(); !why.empty())
       result["skipped"].push_back({{"case", "onnxruntime-*"}, {"reason", why}});
     else
       try {
@@ -569,7 +565,9 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
       if (!ort) break;
       auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
       const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
-      Generate run = [&, variant, timed, heads = block.num_heads, head_dim = block.head_dim](const torch::Tensor& p, double*, double*) {
+      // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
+      const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
+      Generate run = [&, variant, timed, heads = kv_heads, head_dim = block.head_dim](const torch::Tensor& p, double*, double*) {
         auto ids = p.contiguous();
         *timed = run_onnxruntime_decoder(*ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps,
                                          model.info().num_layers, heads, head_dim, o.runs, o.warmup, o.threads);

@@ -44,13 +44,13 @@ std::string onnxruntime_missing() {
 
 std::string onnx_exporter_for(const std::string& model_type) {
   if (model_type == "bert") return "onnx_bert.py";
-  if (model_type == "gpt2") return "onnx_gpt2.py";
+  if (model_type == "gpt2" || model_type == "opt" || model_type == "llama") return "onnx_decoder.py";
   return "";
 }
 
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded) {
   const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
-  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2)");
+  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
   auto peer = std::make_unique<OnnxRuntimePeer>();
   peer->module_dir = module_dir();
   peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));

@@ -1,5 +1,5 @@
 // ONNX Runtime as a `sqz bench` peer: the benchmarked model is written to ONNX by
-// scripts/onnx_bert.py (BERT encoders) or scripts/onnx_gpt2.py (GPT-2 decoders with a KV cache)
+// scripts/onnx_bert.py (BERT encoders) or scripts/onnx_decoder.py (GPT-2, OPT and Llama decoders with a KV cache)
 // — fp32, and int8 the way ONNX Runtime's dynamic quantization writes Linears — then checked and
 // timed by scripts/ort_run.js (encoders) or scripts/ort_decode.js (prefill + greedy decode) under
 // Node.js with the npm package
@@ -49,7 +49,7 @@ struct OnnxRuntimeDecodeRun {
   std::vector<double> prefill_ms, decode_ms_per_token;  // one per timed run
   std::string version;
 };
-// A decoder exported by scripts/onnx_gpt2.py: prefill `prompt` [batch, seq], then `decode_steps`
+// A decoder exported by scripts/onnx_decoder.py: prefill `prompt` [batch, seq], then `decode_steps`
 // greedy tokens, once checked, `warmup` times, then `runs` timed times.
 OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* prompt,
                                              int64_t batch, int64_t seq, int64_t decode_steps, int64_t layers, int64_t heads,

@@ -187,7 +187,7 @@ TEST(Cli, PackedRuntimeDirRunsWhatTheModelDirRuns) {
   EXPECT_EQ(read_text_file(tmp / "bert-int8" / "manifest.json"), manifest);
 }
 
-// The ONNX Runtime decoder peer is what transformers computes: scripts/onnx_gpt2.py's graph with
+// The ONNX Runtime decoder peer is what transformers computes: scripts/onnx_decoder.py's graph with
 // its KV cache, run by scripts/ort_decode.js, generates the GPT-2 fixture's greedy tokens exactly.
 TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
   const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
@@ -204,7 +204,7 @@ TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
   std::ofstream(tmp / "in.json") << in.dump();
   for (const std::string variant : {"fp32", "int8"}) {
     SCOPED_TRACE(variant);
-    std::vector<std::string> exporter{"/usr/bin/python3", (scripts / "onnx_gpt2.py").string(), (fixture("gpt2-lm") / "model").string(),
+    std::vector<std::string> exporter{"/usr/bin/python3", (scripts / "onnx_decoder.py").string(), (fixture("gpt2-lm") / "model").string(),
                                       (tmp / "m.onnx").string()};
     if (variant == "int8") exporter.push_back("--int8");
     ASSERT_EQ(run_process(exporter, {}, log), 0) << log_tail(log);
@@ -219,10 +219,54 @@ TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
     else EXPECT_EQ(got.size(), want.size());  // int8 may pick another token on this tiny random model
   }
   // Another family is refused by name.
-  EXPECT_NE(run_process({"/usr/bin/python3", (scripts / "onnx_gpt2.py").string(), (fixture("bert-seqcls") / "model").string(),
+  EXPECT_NE(run_process({"/usr/bin/python3", (scripts / "onnx_decoder.py").string(), (fixture("bert-seqcls") / "model").string(),
                          (tmp / "x.onnx").string()}, {}, log), 0);
   EXPECT_NE(log_tail(log).find("field 'model_type' is 'bert'"), std::string::npos) << log_tail(log);
   EXPECT_FALSE(fs::exists(tmp / "x.onnx"));
+}
+
+// OPT and grouped-query Llama (llama3 rope scaling) through the same exporter: ONNX Runtime's
+// greedy tokens (prefill, then decode steps on its KV cache) equal sqz's libtorch generate.
+TEST(Cli, OnnxOptAndLlamaDecodersGenerateWhatLibtorchGenerates) {
+  const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
+  if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
+  testing::ScratchDir tmp("ort-dec");
+  const fs::path scripts = fs::path(SQZ_SOURCE_DIR) / "scripts", log = tmp / "log";
+  const io::json opt = {{"model_type", "opt"}, {"vocab_size", 857}, {"hidden_size", 32}, {"word_embed_proj_dim", 32},
+                        {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"ffn_dim", 48}, {"max_position_embeddings", 64},
+                        {"pad_token_id", 1}, {"architectures", {"OPTForCausalLM"}}};
+  const io::json llama = {{"model_type", "llama"}, {"vocab_size", 857}, {"hidden_size", 32}, {"num_hidden_layers", 2},
+                          {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 48},
+                          {"max_position_embeddings", 64}, {"architectures", {"LlamaForCausalLM"}},
+                          {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
+                                            {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}};
+  for (const auto& [name, config, kv_heads] : {std::tuple{"opt", opt, 4}, std::tuple{"llama", llama, 2}}) {
+    SCOPED_TRACE(name);
+    const auto dir = tmp / name;
+    io::write_json_file_atomic(tmp / "config.json", config);
+    auto r = run("init " + (tmp / "config.json").string() + " --seed 4 --out " + dir.string() + " --tokenizer-from " +
+                 (fixture("gpt2-lm") / "model").string());
+    ASSERT_EQ(r.code, 0) << r.output;
+    r = run("generate " + dir.string() + " --prompt 'Call me Ishmael. Some years ago' --max-new-tokens 8 --ids");
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto gen = io::json::parse(r.output);
+    const auto prompt = gen["prompt_ids"].get<std::vector<int64_t>>();
+    const auto want = gen["new_ids"].get<std::vector<int64_t>>();  // may stop early at EOS
+    const io::json in = {{"batch", 1}, {"seq", prompt.size()}, {"input_ids", prompt}, {"decode_steps", 8}, {"layers", 2},
+                         {"heads", kv_heads}, {"head_dim", 8}};
+    std::ofstream(tmp / "in.json") << in.dump();
+    ASSERT_EQ(run_process({"/usr/bin/python3", (scripts / "onnx_decoder.py").string(), dir.string(), (tmp / "m.onnx").string()}, {}, log), 0)
+        << log_tail(log);
+    ASSERT_EQ(run_process({"node", (scripts / "ort_decode.js").string(), ort.string(), (tmp / "m.onnx").string(),
+                           (tmp / "in.json").string(), (tmp / "out.json").string(), "1", "0", "1"}, {}, log), 0)
+        << log_tail(log);
+    std::vector<int64_t> got;
+    const auto out = io::read_json_file(tmp / "out.json");
+    for (const auto& step : out["tokens"]) got.push_back(step[0].get<int64_t>());
+    ASSERT_FALSE(want.empty());
+    got.resize(want.size());
+    EXPECT_EQ(got, want);
+  }
 }
 
 TEST(Cli, BenchChecksThenTimesEveryEngine) {
@@ -272,7 +316,7 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   std::set<std::string> decoder_cases;
   for (const auto& row : decoder["rows"]) {
     decoder_cases.insert(row["case"].get<std::string>());
-    // ONNX Runtime's GPT-2 (scripts/onnx_gpt2.py, KV cache): fp32 within 1e-4 of libtorch.
+    // ONNX Runtime's GPT-2 (scripts/onnx_decoder.py, KV cache): fp32 within 1e-4 of libtorch.
     if (row["case"] == "onnxruntime-fp32") {
       EXPECT_EQ(row["status"], "ok") << row.dump();
       EXPECT_LT(row["max_rel_err"].get<double>(), 1e-4) << row.dump();
