@@ -33,3 +33,6 @@ echo "== sqz compress: post-training W8A8 quantization of the spam teacher (16 c
 echo "   exported as compressed-tensors int8 and evaluated as loaded back (first 10 dev batches)"
 $SQZ compress --recipe recipes/quant/w8a8_bert_spam.yaml --set out="$OUT/w8a8" --set eval_batches=10
 cat "$OUT/w8a8/report.md"
+echo "== sqz pack: the W8A8 export as a runtime dir (int8 weights as they run), then scored on sqz's engine"
+$SQZ pack "$OUT/w8a8/model" --out "$OUT/w8a8-runtime"
+$SQZ eval "$OUT/w8a8-runtime" --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" --max-batches 10
