@@ -20,6 +20,7 @@ struct EvalArgs {
   int64_t batch_size = 16, max_length = 128, max_batches = 0;
   int threads = 0;
   std::string engine, precision;
+  bool int8_attention = false;
 };
 
 // All positions' logits [batch, seq, vocab] of one LM batch, prefilled on a fresh cache.
@@ -46,8 +47,8 @@ void run_eval(const EvalArgs& a) {
   std::shared_ptr<runtime::Engine> engine;
   if (engine_name == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
-    engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads)
-                                                      : runtime::build_engine(*loaded, a.precision, a.threads));
+    engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention)
+                                                      : runtime::build_engine(*loaded, a.precision, a.threads, a.int8_attention));
     const bool lm = train::find_task(a.task).kind == train::TaskKind::kLanguageModel;
     if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
     if (engine->decoder && lm) o.lm_logits = [engine](const train::Batch& b) { return decoder_logits(*engine->decoder, b); };
@@ -59,7 +60,7 @@ void run_eval(const EvalArgs& a) {
   result["task"] = a.task;
   result["split"] = a.split;
   result["model"] = a.model_dir;
-  result["engine"] = engine ? std::string("runtime ") + runtime::precision_name(engine->precision()) : "libtorch";
+  result["engine"] = engine ? engine->name() : "libtorch";
   std::cout << result.dump() << std::endl;
 }
 
@@ -75,7 +76,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-length", a->max_length, "tokens per example / LM block");
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
   add_engine_option(cmd, &a->engine);
-  add_precision_option(cmd, &a->precision);
+  add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_eval(*a); });
 }

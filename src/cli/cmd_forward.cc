@@ -15,7 +15,7 @@ namespace {
 
 struct ForwardArgs {
   std::string model_dir, inputs, out, head;
-  bool hidden_states = false, attentions = false, overwrite = false;
+  bool hidden_states = false, attentions = false, overwrite = false, int8_attention = false;
   int threads = 0;
   std::string engine, precision;
 };
@@ -74,7 +74,7 @@ void run_forward(const ForwardArgs& a) {
   models::ModelOutputs out;
   if (runtime::is_runtime_dir(a.model_dir)) {
     if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
-    auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads);
+    auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
     models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
     info.vocab_size = packed.vocab_size();
     info.max_positions = packed.max_positions();
@@ -87,7 +87,7 @@ void run_forward(const ForwardArgs& a) {
       fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
     torch::NoGradGuard no_grad;
     if (engine == "runtime")
-      out.tensors = runtime_forward(runtime::build_engine(loaded, a.precision, a.threads), in, a, in_dir);
+      out.tensors = runtime_forward(runtime::build_engine(loaded, a.precision, a.threads, a.int8_attention), in, a, in_dir);
     else
       out = loaded.model->forward(in);
   }
@@ -113,7 +113,7 @@ void add_forward_command(CLI::App& app) {
   cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   add_engine_option(cmd, &a->engine);
-  add_precision_option(cmd, &a->precision);
+  add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_forward(*a); });
 }

@@ -20,6 +20,7 @@ struct GenerateArgs {
   bool ids = false;
   int threads = 0;
   std::string engine, precision;
+  bool int8_attention = false;
 };
 
 // The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
@@ -44,10 +45,10 @@ void run_generate(const GenerateArgs& a) {
   std::optional<models::LoadedModel> loaded;
   std::optional<runtime::Engine> engine;
   if (runtime::is_runtime_dir(a.model_dir)) {
-    engine = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads);
+    engine = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
   } else {
     loaded = quant::load_any_model(a.model_dir);
-    if (engine_name == "runtime") engine = runtime::build_engine(*loaded, a.precision, a.threads);
+    if (engine_name == "runtime") engine = runtime::build_engine(*loaded, a.precision, a.threads, a.int8_attention);
   }
   auto tok = io::load_tokenizer(a.model_dir);
   auto enc = tok->encode(a.prompt);
@@ -87,7 +88,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", a->options.seed, "sampling seed");
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
   add_engine_option(cmd, &a->engine);
-  add_precision_option(cmd, &a->precision);
+  add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_generate(*a); });
 }

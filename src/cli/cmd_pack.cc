@@ -15,7 +15,7 @@ namespace {
 
 struct PackArgs {
   std::string model_dir, out, precision;
-  bool overwrite = false;
+  bool overwrite = false, int8_attention = false;
   int threads = 0;
 };
 
@@ -34,7 +34,7 @@ void run_pack(const PackArgs& a) {
     fail_invalid(a.model_dir, ": already a runtime dir; pack the model dir it came from");
   auto t0 = std::chrono::steady_clock::now();
   auto loaded = quant::load_any_model(a.model_dir);
-  auto engine = runtime::build_engine(loaded, a.precision, a.threads);
+  auto engine = runtime::build_engine(loaded, a.precision, a.threads, a.int8_attention);
   const double pack_s = seconds_since(t0);
   StagingDir staging(a.out, a.overwrite);
   runtime::RuntimeDirWriter writer;
@@ -54,6 +54,7 @@ void run_pack(const PackArgs& a) {
   io::json summary = {{"out", a.out},
                       {"engine", manifest["engine"]},
                       {"precision", runtime::precision_name(engine.precision())},
+                      {"int8_attention", engine.options().int8_attention},
                       {"weights_bytes", fs::file_size(weights)},
                       {"build_from_model_dir_s", pack_s},
                       {"load_runtime_dir_s", seconds_since(t0)}};
@@ -68,7 +69,7 @@ void add_pack_command(CLI::App& app) {
   cmd->add_option("model_dir", a->model_dir, "model directory (dense, SpeedUp-shrunk or a compressed-tensors export)")->required();
   cmd->add_option("--out", a->out, "the runtime dir to write")->required();
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
-  add_precision_option(cmd, &a->precision);
+  add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);
   cmd->callback([a] { run_pack(*a); });
 }

@@ -20,8 +20,8 @@ void add_pack_command(CLI::App& app);
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);
 // --precision for --engine runtime (fp32, bf16, int8, int8-2:4); empty = what the checkpoint
-// declares (runtime::resolve_precision).
-void add_precision_option(CLI::App* cmd, std::string* precision);
+// declares (runtime::resolve_precision). With `int8_attention`, also --int8-attention.
+void add_precision_option(CLI::App* cmd, std::string* precision, bool* int8_attention = nullptr);
 void apply_threads(int threads);
 // --engine on forward/generate/eval; resolve_engine turns "" into runtime for a runtime dir (the
 // only engine it runs on) and libtorch otherwise, and refuses libtorch for a runtime dir.

@@ -13,7 +13,10 @@ void add_threads_option(CLI::App* cmd, int* threads) {
   cmd->add_option("--threads", *threads, "CPU threads for libtorch (0 = default)")->check(CLI::NonNegativeNumber);
 }
 
-void add_precision_option(CLI::App* cmd, std::string* precision) {
+void add_precision_option(CLI::App* cmd, std::string* precision, bool* int8_attention) {
+  if (int8_attention)
+    cmd->add_flag("--int8-attention", *int8_attention,
+                  "runtime: attention's QK^T and PV on the int8 GEMM too (per-row u8 Q and softmax, s8 K and V)");
   cmd->add_option("--precision", *precision,
                   "runtime Linears: fp32, bf16, int8 or int8-2:4 (default: what an int8 export or a bfloat16 "
                   "checkpoint declares, else fp32)")

@@ -328,11 +328,14 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     sparse.model->eval();
     prune_encoder_2_4(*sparse.model);
   }
-  std::unique_ptr<runtime::BertEncoder> sqz_fp32, sqz_bf16, sqz_int8, sqz_sparse;
+  std::unique_ptr<runtime::BertEncoder> sqz_fp32, sqz_bf16, sqz_int8, sqz_int8_attention, sqz_sparse;
   if (!o.peers_only) try {
     sqz_fp32 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kFp32, o.threads});
     sqz_bf16 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kBf16, o.threads});
     sqz_int8 = std::make_unique<runtime::BertEncoder>(loaded, runtime::EngineOptions{runtime::Precision::kInt8, o.threads});
+    runtime::EngineOptions int8_attention{runtime::Precision::kInt8, o.threads};
+    int8_attention.int8_attention = true;
+    sqz_int8_attention = std::make_unique<runtime::BertEncoder>(loaded, int8_attention);
     sqz_sparse =
         std::make_unique<runtime::BertEncoder>(sparse, runtime::EngineOptions{runtime::Precision::kInt8Sparse24, o.threads});
   } catch (const std::exception& e) {
@@ -382,6 +385,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     engine_case("sqz-fp32", sqz_fp32.get());
     engine_case("sqz-bf16", sqz_bf16.get());
     engine_case("sqz-int8", sqz_int8.get());
+    engine_case("sqz-int8-attn-int8", sqz_int8_attention.get());
     engine_case("sqz-int8-2:4", sqz_sparse.get(), [&] { return sparse.model->forward(in).at("logits"); });
     for (const std::string variant : {"fp32", "int8"}) {
       if (!ort) break;

@@ -93,6 +93,7 @@ nlohmann::json BertEncoder::save(RuntimeDirWriter& out) const {
   }
   return {{"engine", "bert-encoder"},
           {"precision", precision_name(options_.precision)},
+          {"int8_attention", options_.int8_attention},
           {"hidden", h},
           {"vocab", vocab_},
           {"max_positions", max_positions_},
@@ -107,6 +108,7 @@ BertEncoder::BertEncoder(const RuntimeDirReader& dir, const EngineOptions& optio
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "bert-encoder") m.fail_field("engine", "'bert-encoder' (this dir holds another engine)");
   options_.precision = parse_precision(m.get_string("precision"));
+  options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   hidden_ = m.get_int("hidden");
   vocab_ = m.get_int("vocab");
   max_positions_ = m.get_int("max_positions");
@@ -196,6 +198,7 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
   std::vector<float>& attn = scratch[2];
   std::vector<float>& inner = scratch[3];
   attn.resize(static_cast<size_t>(m * h));
+  const auto attend = options_.int8_attention ? attend_head_int8 : attend_head;
   for (const auto& layer : layers_) {
     const BlockOps& ops = layer->ops;
     if (ops.heads == 0) {
@@ -216,8 +219,8 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
           for (int64_t task = begin; task < end; ++task) {
             const int64_t b = task / ops.heads, head = task % ops.heads;
             const float* q = qkv.data() + b * seq * 3 * a + head * hd;
-            attend_head(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
-                        ctx.data() + b * seq * a + head * hd, a);
+            attend(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
+                   ctx.data() + b * seq * a + head * hd, a);
           }
         });
       }

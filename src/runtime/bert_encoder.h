@@ -19,6 +19,9 @@ struct EngineOptions {
   // Decoders: the LM head follows the precision (int8 for both int8 kinds: 2:4 applies to the
   // blocks only); false keeps it fp32.
   bool lm_head_follows_precision = true;
+  // Attention's two products on the int8 GEMM (attend_head_int8) instead of fp32, whatever the
+  // Linears' precision. Off by default: the int8 engine then equals the fake-quantized model.
+  bool int8_attention = false;
 };
 
 struct EncoderOutputs {

@@ -1,11 +1,15 @@
 #include "runtime/block.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "core/error.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm_f32/gemm_f32.h"
+#include "kernels/gemm_u8s8/gemm_u8s8.h"
+#include "kernels/quant_math.h"
+#include "kernels/quantize/quantize_rows.h"
 #include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
@@ -111,6 +115,63 @@ BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry,
   return ops;
 }
 
+namespace {
+
+// Hides padded keys (key_mask 0) and, for causal_offset >= 0, keys after each query's position.
+void mask_scores(float* scores, int64_t rows, int64_t keys, const int64_t* key_mask, int64_t causal_offset) {
+  const float hidden_key = -std::numeric_limits<float>::infinity();
+  if (key_mask)
+    for (int64_t j = 0; j < keys; ++j)
+      if (key_mask[j] == 0)
+        for (int64_t i = 0; i < rows; ++i) scores[i * keys + j] = hidden_key;
+  if (causal_offset >= 0)
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = causal_offset + i + 1; j < keys; ++j) scores[i * keys + j] = hidden_key;
+}
+
+// Symmetric s8 codes of an [n, k] matrix read as m[j * stride_n + kk * stride_k], one scale per j.
+void quantize_s8_rows(const float* m, int64_t n, int64_t k, int64_t stride_n, int64_t stride_k, int8_t* codes, float* scales) {
+  for (int64_t j = 0; j < n; ++j) {
+    float absmax = 0;
+    for (int64_t kk = 0; kk < k; ++kk) absmax = std::max(absmax, std::fabs(m[j * stride_n + kk * stride_k]));
+    scales[j] = kernels::symmetric_s8_scale(absmax);
+    for (int64_t kk = 0; kk < k; ++kk) codes[j * k + kk] = kernels::quantize_s8(m[j * stride_n + kk * stride_k], scales[j]);
+  }
+}
+
+}  // namespace
+
+void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
+                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo) {
+  // Per-thread scratch, as in attend_head.
+  thread_local std::vector<uint8_t> q_codes, p_codes;
+  thread_local std::vector<kernels::AffineParams> q_params, p_params;
+  thread_local std::vector<int8_t> kv_codes;
+  thread_local std::vector<float> kv_scales, scores;
+  thread_local std::vector<int32_t> acc;
+  q_codes.resize(static_cast<size_t>(rows * head_dim));
+  q_params.resize(static_cast<size_t>(rows));
+  kernels::quantize_rows_u8(q, rows, head_dim, ldq, q_codes.data(), q_params.data(), nullptr);
+  kv_codes.resize(static_cast<size_t>(keys * head_dim));
+  kv_scales.resize(static_cast<size_t>(std::max(keys, head_dim)));
+  quantize_s8_rows(k, keys, head_dim, ldk, 1, kv_codes.data(), kv_scales.data());
+  const auto k_packed = kernels::pack_s8_weights(kv_codes.data(), keys, head_dim, head_dim);
+  acc.resize(static_cast<size_t>(rows * std::max(keys, head_dim)));
+  kernels::gemm_u8s8s32(q_codes.data(), rows, head_dim, k_packed, acc.data(), keys);
+  scores.resize(static_cast<size_t>(rows * keys));
+  kernels::dequantize_rows({acc.data(), q_params.data(), kv_scales.data(), k_packed.column_sums.data()}, rows, keys,
+                           scores.data(), keys);
+  mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
+  kernels::softmax_rows(scores.data(), rows, keys, keys);
+  p_codes.resize(static_cast<size_t>(rows * keys));
+  p_params.resize(static_cast<size_t>(rows));
+  kernels::quantize_rows_u8(scores.data(), rows, keys, keys, p_codes.data(), p_params.data(), nullptr);
+  quantize_s8_rows(v, head_dim, keys, 1, ldv, kv_codes.data(), kv_scales.data());  // V^T: one row per feature
+  const auto v_packed = kernels::pack_s8_weights(kv_codes.data(), head_dim, keys, keys);
+  kernels::gemm_u8s8s32(p_codes.data(), rows, keys, v_packed, acc.data(), head_dim);
+  kernels::dequantize_rows({acc.data(), p_params.data(), kv_scales.data(), v_packed.column_sums.data()}, rows, head_dim, out, ldo);
+}
+
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
                  int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo) {
   // Per-thread scratch: attention runs one (sequence, head) task per call inside parallel_for.
@@ -120,14 +181,7 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   kernels::pack_f32_weights_into(k, keys, head_dim, ldk, 1, kp);
   kernels::pack_f32_weights_into(v, head_dim, keys, 1, ldv, vp);
   kernels::gemm_f32(q, rows, ldq, kp, scores.data(), keys);
-  const float hidden_key = -std::numeric_limits<float>::infinity();
-  if (key_mask)
-    for (int64_t j = 0; j < keys; ++j)
-      if (key_mask[j] == 0)
-        for (int64_t i = 0; i < rows; ++i) scores[i * keys + j] = hidden_key;
-  if (causal_offset >= 0)
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = causal_offset + i + 1; j < keys; ++j) scores[i * keys + j] = hidden_key;
+  mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
   kernels::softmax_rows(scores.data(), rows, keys, keys);
   kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
 }

@@ -52,4 +52,11 @@ BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry,
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
                  int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
 
+// The same with both products on the int8 GEMM, quantized as the int8 Linears are: Q rows and
+// softmax rows asymmetric u8 per row (softmax rows include 0, so their zero point is 0), K
+// symmetric s8 per key and V symmetric s8 per feature (the "output channels" of P·V); the masked
+// softmax stays fp32. EngineOptions::int8_attention selects it.
+void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
+                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
+
 }  // namespace sqz::runtime

@@ -160,6 +160,7 @@ nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
   }
   return {{"engine", "decoder"},
           {"precision", precision_name(options_.precision)},
+          {"int8_attention", options_.int8_attention},
           {"hidden", h},
           {"vocab", vocab_},
           {"max_positions", max_positions_},
@@ -177,6 +178,7 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "decoder") m.fail_field("engine", "'decoder' (this dir holds another engine)");
   options_.precision = parse_precision(m.get_string("precision"));
+  options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   hidden_ = m.get_int("hidden");
   vocab_ = m.get_int("vocab");
   max_positions_ = m.get_int("max_positions");
@@ -312,8 +314,9 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
         float* q = qkv.data() + b * steps * row + head * hd;
         if (!inv_freq_.empty())
           for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
-        attend_head(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
-                    past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
+        const auto attend = options_.int8_attention ? attend_head_int8 : attend_head;
+        attend(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
+               past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
       }
     });
   }

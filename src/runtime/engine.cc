@@ -5,8 +5,13 @@
 
 namespace sqz::runtime {
 
-Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads) {
-  const EngineOptions options{resolve_precision(precision, loaded.config.value()), threads};
+std::string Engine::name() const {
+  return std::string("runtime ") + precision_name(precision()) + (options().int8_attention ? " + int8 attention" : "");
+}
+
+Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads, bool int8_attention) {
+  EngineOptions options{resolve_precision(precision, loaded.config.value()), threads};
+  options.int8_attention = int8_attention;
   Engine e;
   e.bos_token_id = loaded.model->info().bos_token_id;
   e.eos_token_id = loaded.model->info().eos_token_id;
@@ -17,13 +22,14 @@ Engine build_engine(const models::LoadedModel& loaded, const std::string& precis
   return e;
 }
 
-Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads) {
+Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads, bool int8_attention) {
   RuntimeDirReader reader(dir);
   const auto packed = reader.manifest().get_string("precision");
   if (!precision.empty() && parse_precision(precision) != parse_precision(packed))
     fail_invalid(reader.manifest().source(), ": this runtime dir was packed for precision ", packed, ", not ", precision,
                  "; pack the model dir again (sqz pack MODEL_DIR --precision ", precision, " --out DIR)");
-  const EngineOptions options{parse_precision(packed), threads};
+  EngineOptions options{parse_precision(packed), threads};
+  options.int8_attention = int8_attention;
   const auto kind = reader.manifest().get_string("engine");
   Engine e;
   e.bos_token_id = reader.manifest().get_optional_int("bos_token_id");

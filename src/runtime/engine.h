@@ -14,14 +14,18 @@ struct Engine {
   std::unique_ptr<BertEncoder> encoder;  // exactly one of the two is set
   std::unique_ptr<Decoder> decoder;
   std::optional<int64_t> bos_token_id, eos_token_id;  // as the model's family reads its config
-  Precision precision() const { return encoder ? encoder->options().precision : decoder->options().precision; }
+  const EngineOptions& options() const { return encoder ? encoder->options() : decoder->options(); }
+  Precision precision() const { return options().precision; }
+  // How reports name it: "runtime int8", "runtime int8 + int8 attention".
+  std::string name() const;
   int64_t vocab_size() const { return encoder ? encoder->vocab_size() : decoder->vocab_size(); }
   int64_t max_positions() const { return encoder ? encoder->max_positions() : decoder->max_positions(); }
 };
 
 // From a loaded model dir: `precision` as --precision takes it (empty = what the dir declares).
-Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads);
+Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads, bool int8_attention = false);
 // From a runtime dir; a `precision` other than the packed one is refused (it needs packing again).
-Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads);
+// int8 attention runs when the dir was packed with it or `int8_attention` asks for it.
+Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads, bool int8_attention = false);
 
 }  // namespace sqz::runtime

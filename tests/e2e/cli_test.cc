@@ -115,6 +115,11 @@ TEST(Cli, EvalOnTheRuntimeEngine) {
   auto bf = io::json::parse(bf16_run.output);
   EXPECT_EQ(bf["engine"], "runtime bf16");
   EXPECT_NEAR(bf["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.02);
+  auto attention_run = run(base + " --engine runtime --precision int8 --int8-attention");
+  ASSERT_EQ(attention_run.code, 0) << attention_run.output;
+  auto at = io::json::parse(attention_run.output);
+  EXPECT_EQ(at["engine"], "runtime int8 + int8 attention");
+  EXPECT_NEAR(at["accuracy"].get<double>(), a["accuracy"].get<double>(), 0.05);
   // Decoders: perplexity from the decoder engine's logits; fp32 equals libtorch's.
   const std::string lm = "eval " + (fixture("gpt2-lm") / "model").string() + " --task lm-books --max-length 64 --max-batches 3 --split " +
                          (testing::shared_dir() / "data" / "lm-books" / "dev.txt").string();
@@ -290,7 +295,8 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
     if (name.rfind("libtorch-", 0) == 0) EXPECT_TRUE(row["setting"] == "default" || row["setting"] == "OMP_WAIT_POLICY=passive (own process)") << row.dump();
     else EXPECT_FALSE(row.contains("setting")) << row.dump();
   }
-  EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-bf16") && seen.count("sqz-int8")) << j.dump();
+  EXPECT_TRUE(seen.count("libtorch-fp32") && seen.count("sqz-fp32") && seen.count("sqz-bf16") && seen.count("sqz-int8") &&
+              seen.count("sqz-int8-attn-int8")) << j.dump();
   EXPECT_NE(r.output.find("OMP_WAIT_POLICY=passive; each keeps its faster setting"), std::string::npos) << r.output;
   // ONNX Runtime: checked and timed when scripts/install_deps.sh installed it, else a named skip.
   const bool have_ort = fs::exists(fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node/package.json");
