@@ -126,15 +126,17 @@ const char* activation_name(kernels::Activation a) {
     case kernels::Activation::kGelu: return "gelu";
     case kernels::Activation::kGeluTanh: return "gelu_tanh";
     case kernels::Activation::kRelu: return "relu";
+    case kernels::Activation::kSilu: return "silu";
   }
   return "?";
 }
 
 kernels::Activation parse_activation(const io::JsonFields& m, const std::string& key) {
   const auto name = m.get_string(key);
-  for (auto a : {kernels::Activation::kNone, kernels::Activation::kGelu, kernels::Activation::kGeluTanh, kernels::Activation::kRelu})
+  for (auto a : {kernels::Activation::kNone, kernels::Activation::kGelu, kernels::Activation::kGeluTanh, kernels::Activation::kRelu,
+                 kernels::Activation::kSilu})
     if (name == activation_name(a)) return a;
-  m.fail_field(key, "one of none, gelu, gelu_tanh, relu");
+  m.fail_field(key, "one of none, gelu, gelu_tanh, relu, silu");
 }
 
 }  // namespace

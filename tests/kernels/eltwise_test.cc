@@ -89,6 +89,20 @@ TEST(Eltwise, GeluTanhMatchesDefinition) {
     }
 }
 
+TEST(Eltwise, SiluMatchesDefinitionThroughActivateRows) {
+  std::mt19937 rng(8);
+  for (Isa isa : runnable_isas())
+    for (int64_t n : {1, 8, 13, 16, 21, 3072}) {
+      auto x = random_rows(2, n, 6.0f, rng);
+      x[0] = -100.0f;  // exp(100) saturates: silu is -0
+      if (n > 1) x[1] = 100.0f;  // exp(-100) underflows: silu is x
+      auto want = x;
+      silu_rows_ref(want.data(), 2, n, n);
+      activate_rows(Activation::kSilu, x.data(), 2, n, n, isa);
+      for (size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(x[i], want[i], 2e-6f * (1 + std::fabs(want[i]))) << isa_name(isa);
+    }
+}
+
 TEST(Eltwise, ReluThroughActivateRows) {
   std::vector<float> x = {-2.0f, -0.0f, 0.5f, 3.0f, -1e-7f, 7.0f, 1.0f, -5.0f};
   for (Isa isa : runnable_isas()) {

@@ -34,11 +34,17 @@ void rms_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const floa
   }
 }
 
-void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n) {
+void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n, Isa isa) {
+  silu_rows(x, m, n, ldx, isa);
+  for (int64_t i = 0; i < m; ++i)  // the compiler vectorises the product
+    for (int64_t j = 0; j < n; ++j) x[i * ldx + j] *= u[i * ldu + j];
+}
+
+void silu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      float& v = x[i * ldx + j];
-      v = v / (1.0f + std::exp(-v)) * u[i * ldu + j];
+      float& v = x[i * ld + j];
+      v = static_cast<float>(v / (1.0 + std::exp(-double(v))));
     }
 }
 
@@ -97,11 +103,17 @@ void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   if (isa == Isa::kAvx512Vnni) return gelu_tanh_rows_avx512(x, m, n, ld);
   gelu_tanh_rows_avx2(x, m, n, ld);
 }
+void silu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
+  if (isa == Isa::kRef) return silu_rows_ref(x, m, n, ld);
+  if (isa == Isa::kAvx512Vnni) return silu_rows_avx512(x, m, n, ld);
+  silu_rows_avx2(x, m, n, ld);
+}
 void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_t ld, Isa isa) {
   switch (activation) {
     case Activation::kNone: return;
     case Activation::kGelu: return gelu_rows(x, m, n, ld, isa);
     case Activation::kGeluTanh: return gelu_tanh_rows(x, m, n, ld, isa);
+    case Activation::kSilu: return silu_rows(x, m, n, ld, isa);
     case Activation::kRelu:  // one loop for every ISA: the compiler vectorises max(x, 0)
       for (int64_t i = 0; i < m; ++i)
         for (float* r = x + i * ld; r < x + i * ld + n; ++r) *r = *r > 0.0f ? *r : 0.0f;

@@ -15,13 +15,15 @@ void layer_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const fl
 // implementation for every ISA (a sum of squares and a scale, which the compiler vectorises).
 void rms_norm_rows(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, float eps, float* y, int64_t ldy);
 // x = silu(x) * u = x / (1 + exp(-x)) * u per element of rows of n (SwiGLU); x is overwritten.
-void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n);
+void silu_mul_rows(float* x, int64_t ldx, const float* u, int64_t ldu, int64_t m, int64_t n, Isa isa = active_isa());
+// x = x / (1 + exp(-x)) in place (SiLU, Llama's "silu").
+void silu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // x = x * 0.5 * (1 + erf(x / sqrt(2))) in place, HF's "gelu".
 void gelu_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // x = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) in place, HF's "gelu_new" (GPT-2).
 void gelu_tanh_rows(float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // The activation a Linear's epilogue may apply to its output (FFN input layers).
-enum class Activation { kNone, kGelu, kGeluTanh, kRelu };
+enum class Activation { kNone, kGelu, kGeluTanh, kRelu, kSilu };
 // `activation` in place on rows of n (kNone: nothing).
 void activate_rows(Activation activation, float* x, int64_t m, int64_t n, int64_t ld, Isa isa = active_isa());
 // Softmax of each row in place. Entries at -infinity get probability 0; a row that is all
@@ -32,6 +34,9 @@ void layer_norm_rows_ref(const float* x, int64_t m, int64_t n, int64_t ldx, cons
                          float* y, int64_t ldy);
 void gelu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
 void gelu_tanh_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void silu_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
+void silu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
+void silu_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld);
 void gelu_tanh_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld);
 void softmax_rows_ref(float* x, int64_t m, int64_t n, int64_t ld);
 void layer_norm_rows_avx2(const float* x, int64_t m, int64_t n, int64_t ldx, const float* gamma, const float* beta, float eps,

@@ -114,6 +114,19 @@ void gelu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld) {
   }
 }
 
+void silu_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld) {
+  // x / (1 + exp(-x)); exp8 saturates, so very negative x gives -0 and very positive x gives x.
+  auto silu8 = [](__m256 v) {
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp8(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+  };
+  const int64_t body = n / 8 * 8;
+  for (int64_t i = 0; i < m; ++i) {
+    float* r = x + i * ld;
+    for (int64_t j = 0; j < body; j += 8) _mm256_storeu_ps(r + j, silu8(_mm256_loadu_ps(r + j)));
+    if (body < n) store_tail(r + body, n - body, silu8(load_tail(r + body, n - body, 0.0f)));
+  }
+}
+
 void gelu_tanh_rows_avx2(float* x, int64_t m, int64_t n, int64_t ld) {
   const int64_t body = n / 8 * 8;
   for (int64_t i = 0; i < m; ++i) {

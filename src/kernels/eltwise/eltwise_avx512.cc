@@ -106,6 +106,11 @@ void layer_norm_rows_avx512(const float* x, int64_t m, int64_t n, int64_t ldx, c
 
 void gelu_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld) { map_rows(x, m, n, ld, gelu16); }
 void gelu_tanh_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld) { map_rows(x, m, n, ld, gelu_tanh16); }
+void silu_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld) {
+  map_rows(x, m, n, ld, [](__m512 v) {  // x / (1 + exp(-x)), exp16 saturating at both ends
+    return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+  });
+}
 
 void softmax_rows_avx512(float* x, int64_t m, int64_t n, int64_t ld) {
   const int64_t body = n / 16 * 16;
