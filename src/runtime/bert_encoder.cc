@@ -197,6 +197,8 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
   std::vector<float>& ctx = scratch[1];
   std::vector<float>& attn = scratch[2];
   std::vector<float>& inner = scratch[3];
+  thread_local kernels::QuantizedRows inner_codes_scratch;  // the int8 FFN's inner rows (requantized)
+  kernels::QuantizedRows& inner_codes = inner_codes_scratch;
   attn.resize(static_cast<size_t>(m * h));
   const auto attend = options_.int8_attention ? attend_head_int8 : attend_head;
   for (const auto& layer : layers_) {
@@ -231,14 +233,21 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
       ScopedOpTimer t(profile_, "LayerNorm");
       kernels::layer_norm_rows(attn.data(), m, h, h, layer->attn_gamma.data(), layer->attn_beta.data(), eps_, attn.data(), h);
     }
-    inner.resize(static_cast<size_t>(m * ops.ffn));
+    const bool requantize = ops.ffn_requantizes();
+    if (!requantize) inner.resize(static_cast<size_t>(m * ops.ffn));
     {
       ScopedOpTimer t(profile_, "FFN input Linear + GELU");
-      ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn, nullptr, 0, kernels::Activation::kGelu);
+      if (requantize)
+        ops.ffn_in.forward_requantize(attn.data(), m, h, inner_codes, kernels::Activation::kGelu);
+      else
+        ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn, nullptr, 0, kernels::Activation::kGelu);
     }
     {
       ScopedOpTimer t(profile_, "FFN output Linear + residual");
-      ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
+      if (requantize)
+        ops.ffn_out.forward_quantized(inner_codes, x.data(), h, attn.data(), h);
+      else
+        ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
     }
     ScopedOpTimer t(profile_, "LayerNorm");
     kernels::layer_norm_rows(x.data(), m, h, h, layer->ffn_gamma.data(), layer->ffn_beta.data(), eps_, x.data(), h);

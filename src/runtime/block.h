@@ -26,6 +26,8 @@ struct BlockOps {
   // Gated FFN (SwiGLU): ffn_in stacks gate and up, [2 * ffn] outputs, gate first.
   bool gated = false;
   std::vector<float> attn_bias_only;  // heads == 0: the attention adds its output bias alone
+  // The FFN's inner activations pass between its Linears as u8 codes (both int8, not gated).
+  bool ffn_requantizes() const { return !gated && ffn > 0 && is_int8(ffn_in.precision()) && is_int8(ffn_out.precision()); }
   int64_t q_width() const { return heads * head_dim; }
   int64_t kv_width() const { return kv_heads * head_dim; }
   int64_t qkv_width() const { return q_width() + 2 * kv_width(); }

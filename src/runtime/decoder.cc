@@ -331,18 +331,27 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
 void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next) const {
   const BlockOps& ops = layer.ops;
   const int64_t h = hidden_, width = ops.gated ? 2 * ops.ffn : ops.ffn;
-  std::vector<float> normed(x.size()), inner(static_cast<size_t>(m * width));
+  const bool requantize = ops.ffn_requantizes();
+  std::vector<float> normed(x.size()), inner(requantize ? 0 : static_cast<size_t>(m * width));
+  kernels::QuantizedRows inner_codes;
   {
     ScopedOpTimer t(profile_, "norm");
     norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
   }
   {
     ScopedOpTimer t(profile_, ops.gated ? "FFN gate/up Linear + SiLU * up" : "FFN input Linear + activation");
-    ops.ffn_in.forward(normed.data(), m, h, inner.data(), width, nullptr, 0, ops.gated ? kernels::Activation::kNone : activation_);
-    if (ops.gated) kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+    if (requantize) {
+      ops.ffn_in.forward_requantize(normed.data(), m, h, inner_codes, activation_);
+    } else {
+      ops.ffn_in.forward(normed.data(), m, h, inner.data(), width, nullptr, 0, ops.gated ? kernels::Activation::kNone : activation_);
+      if (ops.gated) kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+    }
   }
   ScopedOpTimer t(profile_, "FFN output Linear + residual");
-  ops.ffn_out.forward(inner.data(), m, width, next.data(), h, x.data(), h);
+  if (requantize)
+    ops.ffn_out.forward_quantized(inner_codes, next.data(), h, x.data(), h);
+  else
+    ops.ffn_out.forward(inner.data(), m, width, next.data(), h, x.data(), h);
   std::swap(x, next);
 }
 

@@ -71,6 +71,17 @@ void LinearOp::forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t
   kernels::gemm_f32(x, m, ldx, f32_, y, ldy, e);
 }
 
+void LinearOp::forward_requantize(const float* x, int64_t m, int64_t ldx, kernels::QuantizedRows& out,
+                                  kernels::Activation activation) const {
+  if (!is_int8(precision_)) fail_invalid("runtime: forward_requantize on a ", precision_name(precision_), " Linear");
+  kernels::int8_linear_forward_requantize(int8_, x, m, ldx, out, kernels::active_isa(), activation);
+}
+
+void LinearOp::forward_quantized(const kernels::QuantizedRows& in, float* y, int64_t ldy, const float* residual, int64_t ldr) const {
+  if (!is_int8(precision_)) fail_invalid("runtime: forward_quantized on a ", precision_name(precision_), " Linear");
+  kernels::int8_linear_forward_quantized(int8_, in, y, ldy, kernels::active_isa(), residual, ldr);
+}
+
 int64_t LinearOp::weight_bytes() const {
   if (precision_ == Precision::kBf16) return static_cast<int64_t>(2 * bf16_.data.size() + 4 * bias_.size());
   if (is_int8(precision_)) {

@@ -38,6 +38,12 @@ class LinearOp {
   // activation runs in the epilogue, on each output row while it is in cache.
   void forward(const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, const float* residual = nullptr,
                int64_t ldr = 0, kernels::Activation activation = kernels::Activation::kNone) const;
+  // int8 only: the output as u8 rows for the next int8 Linear (the requantizing epilogue), not in
+  // fp32; then that Linear's forward_quantized. Bit for bit what forward then forward give.
+  void forward_requantize(const float* x, int64_t m, int64_t ldx, kernels::QuantizedRows& out,
+                          kernels::Activation activation = kernels::Activation::kNone) const;
+  void forward_quantized(const kernels::QuantizedRows& in, float* y, int64_t ldy, const float* residual = nullptr,
+                         int64_t ldr = 0) const;
   int64_t out_features() const { return out_; }
   int64_t in_features() const { return in_; }
   Precision precision() const { return precision_; }

@@ -111,6 +111,36 @@ TEST(Int8Linear, ActivationEpilogueEqualsActivationAfterwards) {
     }
 }
 
+// Two int8 Linears chained through the requantizing epilogue (the FFN: input Linear + GELU, then
+// output Linear + residual) compute bit for bit what the unfused pair computes.
+TEST(Int8Linear, RequantizingEpilogueEqualsDequantizeThenQuantize) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (Isa isa : runnable_isas())
+    for (bool sparse24 : {false, true})
+      for (int64_t m : {1, 7, 20}) {
+        const int64_t k = 64, inner = 150;
+        std::vector<float> x(m * k), w1(inner * k), b1(inner), w2(k * inner), b2(k), r(m * k);
+        for (auto* v : {&x, &w1, &b1, &w2, &b2, &r})
+          for (auto& e : *v) e = nd(rng);
+        if (sparse24)
+          for (auto* w : {&w1, &w2})
+            for (size_t i = 0; i < w->size(); ++i)
+              if (i % 4 == 1 || i % 4 == 2) (*w)[i] = 0.0f;
+        auto first = make_int8_linear(w1.data(), inner, k, b1.data(), sparse24);
+        auto second = make_int8_linear(w2.data(), k, inner, b2.data(), sparse24);
+        std::vector<float> mid(m * inner), want(m * k), got(m * k);
+        int8_linear_forward(first, x.data(), m, k, mid.data(), inner, isa, nullptr, 0, Activation::kGelu);
+        int8_linear_forward(second, mid.data(), m, inner, want.data(), k, isa, r.data(), k);
+        QuantizedRows codes;
+        int8_linear_forward_requantize(first, x.data(), m, k, codes, isa, Activation::kGelu);
+        ASSERT_EQ(codes.m, m);
+        ASSERT_EQ(codes.k, inner);
+        int8_linear_forward_quantized(second, codes, got.data(), k, isa, r.data(), k);
+        EXPECT_EQ(got, want) << isa_name(isa) << " sparse " << sparse24 << " m " << m;
+      }
+}
+
 TEST(QuantMath, AffineParamsCoverZeroAndConstants) {
   auto p = affine_u8_params(0.0f, 0.0f);
   EXPECT_GT(p.scale, 0);

@@ -1,5 +1,8 @@
 #include "kernels/gemm_u8s8/linear_int8.h"
 
+#include <stdexcept>
+#include <string>
+
 #include "kernels/parallel.h"
 
 namespace sqz::kernels {
@@ -32,32 +35,96 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
   return make_int8_linear_from_codes(q.data(), scales.data(), n, k, bias, sparse24);
 }
 
-void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, Isa isa,
-                         const float* residual, int64_t ldr, Activation activation) {
-  const auto& w = layer.weights;
-  // Scratch reused across calls: a forward pass makes several calls per layer.
-  thread_local std::vector<uint8_t> q;
-  thread_local std::vector<AffineParams> params;
-  thread_local std::vector<int32_t> acc;
-  q.resize(static_cast<size_t>(m * w.k));
-  params.resize(static_cast<size_t>(m));
-  acc.resize(static_cast<size_t>(m * w.n));
-  uint8_t* qd = q.data();
-  AffineParams* pd = params.data();
+namespace {
+
+// Scratch reused across calls (a forward pass makes several calls per layer); per calling thread.
+struct Int8Scratch {
+  QuantizedRows input;
+  std::vector<int32_t> acc;
+};
+Int8Scratch& scratch() {
+  thread_local Int8Scratch s;
+  return s;
+}
+
+void quantize_input(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, QuantizedRows& in, Isa isa) {
+  const int64_t k = layer.weights.k;
+  in.m = m;
+  in.k = k;
+  in.codes.resize(static_cast<size_t>(m * k));
+  in.params.resize(static_cast<size_t>(m));
+  uint8_t* qd = in.codes.data();
+  AffineParams* pd = in.params.data();
   const AffineParams* fixed = layer.static_input ? &*layer.static_input : nullptr;
-  parallel_for(m, [&](int64_t r0, int64_t r1) {
-    quantize_rows_u8(x + r0 * ldx, r1 - r0, w.k, ldx, qd + r0 * w.k, pd + r0, fixed, isa);
-  });
-  if (layer.sparse) gemm_u8s8s32_sparse24(qd, m, w.k, *layer.sparse, acc.data(), w.n, isa);
-  else gemm_u8s8s32(qd, m, w.k, w, acc.data(), w.n, isa);
-  DequantizeArgs args{acc.data(), pd, layer.w_scale.data(), w.column_sums.data(),
-                      layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr, activation};
+  parallel_for(m, [&](int64_t r0, int64_t r1) { quantize_rows_u8(x + r0 * ldx, r1 - r0, k, ldx, qd + r0 * k, pd + r0, fixed, isa); });
+}
+
+// acc [m, n] = codes W^T on the dense or the 2:4 kernel.
+const int32_t* int8_gemm(const Int8Linear& layer, const QuantizedRows& in, std::vector<int32_t>& acc, Isa isa) {
+  const auto& w = layer.weights;
+  if (in.k != w.k) throw std::invalid_argument("int8 Linear: input rows of " + std::to_string(in.k) + ", weights of " + std::to_string(w.k));
+  acc.resize(static_cast<size_t>(in.m * w.n));
+  if (layer.sparse) gemm_u8s8s32_sparse24(in.codes.data(), in.m, w.k, *layer.sparse, acc.data(), w.n, isa);
+  else gemm_u8s8s32(in.codes.data(), in.m, w.k, w, acc.data(), w.n, isa);
+  return acc.data();
+}
+
+DequantizeArgs dequantize_args(const Int8Linear& layer, const int32_t* acc, const QuantizedRows& in, const float* residual,
+                               int64_t ldr, Activation activation) {
+  return {acc, in.params.data(), layer.w_scale.data(), layer.weights.column_sums.data(),
+          layer.bias.empty() ? nullptr : layer.bias.data(), residual, ldr, activation};
+}
+
+void dequantize_output(const DequantizeArgs& args, int64_t m, int64_t n, float* y, int64_t ldy, Isa isa) {
   parallel_for(m, [&](int64_t r0, int64_t r1) {
     DequantizeArgs rows = args;
-    rows.acc += r0 * w.n;
+    rows.acc += r0 * n;
     rows.a += r0;
-    if (rows.residual) rows.residual += r0 * ldr;
-    dequantize_rows(rows, r1 - r0, w.n, y + r0 * ldy, ldy, isa);
+    if (rows.residual) rows.residual += r0 * args.ldr;
+    dequantize_rows(rows, r1 - r0, n, y + r0 * ldy, ldy, isa);
+  });
+}
+
+}  // namespace
+
+void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy, Isa isa,
+                         const float* residual, int64_t ldr, Activation activation) {
+  auto& s = scratch();
+  quantize_input(layer, x, m, ldx, s.input, isa);
+  const int32_t* acc = int8_gemm(layer, s.input, s.acc, isa);
+  dequantize_output(dequantize_args(layer, acc, s.input, residual, ldr, activation), m, layer.weights.n, y, ldy, isa);
+}
+
+void int8_linear_forward_quantized(const Int8Linear& layer, const QuantizedRows& in, float* y, int64_t ldy, Isa isa,
+                                   const float* residual, int64_t ldr, Activation activation) {
+  auto& s = scratch();
+  const int32_t* acc = int8_gemm(layer, in, s.acc, isa);
+  dequantize_output(dequantize_args(layer, acc, in, residual, ldr, activation), in.m, layer.weights.n, y, ldy, isa);
+}
+
+void int8_linear_forward_requantize(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, QuantizedRows& out,
+                                    Isa isa, Activation activation) {
+  auto& s = scratch();
+  quantize_input(layer, x, m, ldx, s.input, isa);
+  const int32_t* acc = int8_gemm(layer, s.input, s.acc, isa);
+  const int64_t n = layer.weights.n;
+  out.m = m;
+  out.k = n;
+  out.codes.resize(static_cast<size_t>(m * n));
+  out.params.resize(static_cast<size_t>(m));
+  const DequantizeArgs args = dequantize_args(layer, acc, s.input, nullptr, 0, activation);
+  uint8_t* codes = out.codes.data();
+  AffineParams* params = out.params.data();
+  parallel_for(m, [&](int64_t r0, int64_t r1) {
+    thread_local std::vector<float> row;  // one output row, dequantized and activated, in L1
+    row.resize(static_cast<size_t>(n));
+    for (int64_t i = r0; i < r1; ++i) {
+      DequantizeArgs one = args;
+      one.acc += i * n;
+      one.a += i;
+      dequantize_rows(one, 1, n, row.data(), n, isa);
+      quantize_rows_u8(row.data(), 1, n, n, codes + i * n, params + i, nullptr, isa);
+    }
   });
 }
 

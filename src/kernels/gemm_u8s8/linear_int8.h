@@ -30,10 +30,27 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
                                        bool sparse24 = false);
 
+// u8 activation rows with their per-row parameters: an int8 Linear's input quantized ahead of
+// it, by the previous int8 Linear's requantizing epilogue.
+struct QuantizedRows {
+  int64_t m = 0, k = 0;
+  std::vector<uint8_t> codes;        // [m, k]
+  std::vector<AffineParams> params;  // [m]
+};
+
 // y [m, n] (row stride ldy) = act(x [m, k] * W^T + b) (+ residual [m, n], row stride ldr; may
 // alias y).
 void int8_linear_forward(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, float* y, int64_t ldy,
                          Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0,
                          Activation activation = Activation::kNone);
+// The requantizing epilogue: out = u8 rows of act(x W^T + b), each output row dequantized,
+// activated and quantized (per row, dynamic) while it is in cache; no fp32 output is written.
+// The codes equal what int8_linear_forward then the next Linear's input quantization give.
+void int8_linear_forward_requantize(const Int8Linear& layer, const float* x, int64_t m, int64_t ldx, QuantizedRows& out,
+                                    Isa isa = active_isa(), Activation activation = Activation::kNone);
+// int8_linear_forward on activations quantized ahead (in.k must be the layer's k).
+void int8_linear_forward_quantized(const Int8Linear& layer, const QuantizedRows& in, float* y, int64_t ldy,
+                                   Isa isa = active_isa(), const float* residual = nullptr, int64_t ldr = 0,
+                                   Activation activation = Activation::kNone);
 
 }  // namespace sqz::kernels
