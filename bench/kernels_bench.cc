@@ -76,6 +76,34 @@ void BM_Int8Linear(benchmark::State& state, Isa isa) {
   count_ops(state, "GOP/s");
 }
 
+// BERT-base's int8 FFN (768 -> 3072 + GELU -> 768 + residual) on m rows: the inner activations
+// written in fp32 and quantized again by the output Linear (range(1) = 0), or passed as u8 codes
+// by the requantizing epilogue (range(1) = 1).
+void BM_Int8Ffn(benchmark::State& state, Isa isa) {
+  const int64_t m = state.range(0), h = 768, inner = 3072;
+  const bool requantize = state.range(1) != 0;
+  if (skip_unsupported(state, isa)) return;
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d;
+  std::vector<float> x(m * h), w1(inner * h), w2(h * inner), b1(inner), b2(h), mid(m * inner), y(m * h);
+  for (auto* v : {&x, &w1, &w2, &b1, &b2})
+    for (auto& e : *v) e = d(rng);
+  const auto first = make_int8_linear(w1.data(), inner, h, b1.data()), second = make_int8_linear(w2.data(), h, inner, b2.data());
+  QuantizedRows codes;
+  for (auto _ : state) {
+    if (requantize) {
+      int8_linear_forward_requantize(first, x.data(), m, h, codes, isa, Activation::kGelu);
+      int8_linear_forward_quantized(second, codes, y.data(), h, isa, x.data(), h);
+    } else {
+      int8_linear_forward(first, x.data(), m, h, mid.data(), inner, isa, nullptr, 0, Activation::kGelu);
+      int8_linear_forward(second, mid.data(), m, inner, y.data(), h, isa, x.data(), h);
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["GOP/s"] = benchmark::Counter(4.0 * m * h * inner, benchmark::Counter::kIsIterationInvariantRate,
+                                               benchmark::Counter::OneK::kIs1000);
+}
+
 __attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State& state) {
   if (cpu_max_isa() != Isa::kAvx512Vnni) {
     state.SkipWithError("no AVX-512 VNNI");
@@ -254,6 +282,7 @@ BENCHMARK_CAPTURE(BM_GemmU8S8, avx2, Isa::kAvx2, 1) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni, 1) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({1024, 3072, 768})->Args({1024, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
+BENCHMARK_CAPTURE(BM_Int8Ffn, avx512vnni, Isa::kAvx512Vnni)->Args({128, 0})->Args({128, 1})->Args({1, 0})->Args({1, 1});
 BENCHMARK(BM_VnniPeak);
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
