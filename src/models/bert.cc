@@ -254,7 +254,7 @@ class BertFamilyModel : public TransformerModel {
         break;
       }
       case Head::kMaskedLM: {
-        auto x = mlm_norm_(mlm_act_(cls_dense_(h)));
+        auto x = mlm_norm_(mlm_act_(cls_dense_(in.logit_rows.defined() ? h.index({in.logit_rows}) : h)));
         // The decoder is tied to the word embeddings, as in HF.
         out.tensors["logits"] = torch::nn::functional::linear(x, backbone_->embeddings->word_embeddings->weight, mlm_bias_);
         break;

@@ -185,7 +185,7 @@ class DistilBertModel : public TransformerModel {
         break;
       }
       case Head::kMaskedLM: {
-        auto h = vocab_layer_norm(act_(vocab_transform(x)));
+        auto h = vocab_layer_norm(act_(vocab_transform(in.logit_rows.defined() ? x.index({in.logit_rows}) : x)));
         out.tensors["logits"] = torch::nn::functional::linear(h, word_embeddings->weight, vocab_bias);
         break;
       }

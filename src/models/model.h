@@ -22,6 +22,10 @@ struct ModelInputs {
   torch::Tensor attention_mask;  // [B, S] (S = past + T for decoders with a cache), 1 = real token
   torch::Tensor token_type_ids;  // [B, T]
   torch::Tensor position_ids;    // [B, T]
+  // [B, T] bool. When set, masked-LM heads score only these positions and return logits
+  // [N, V] in row-major order: MLM training labels ~15% of positions, and the vocabulary
+  // projection everywhere would be ~40% of a small model's step.
+  torch::Tensor logit_rows;
   KVCache* cache = nullptr;      // decoders: read and extended in place
   bool output_hidden_states = false;
   bool output_attentions = false;

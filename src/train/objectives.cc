@@ -69,6 +69,7 @@ LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Obj
       break;
     case Objective::kMaskedLM: {
       auto flat_labels = batch.labels.reshape({-1});
+      if (logits.dim() == 2) flat_labels = flat_labels.masked_select(flat_labels.ne(kIgnoreIndex));  // scored rows only
       r.targets = flat_labels.ne(kIgnoreIndex).sum().item<int64_t>();
       r.loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), flat_labels,
                                 F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
@@ -87,10 +88,11 @@ LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Obj
 }
 
 LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective, bool hidden_states,
-                        bool attentions) {
+                        bool attentions, bool all_logits) {
   models::ModelInputs in = batch_inputs(model, batch);
   in.output_hidden_states = hidden_states;
   in.output_attentions = attentions;
+  if (objective == Objective::kMaskedLM && !all_logits) in.logit_rows = batch.labels.ne(kIgnoreIndex);
   auto outputs = model.forward(in);
   LossResult r = loss_from_logits(outputs.at("logits"), batch, objective);
   r.outputs = std::move(outputs);

@@ -37,10 +37,12 @@ models::ModelInputs batch_inputs(const models::TransformerModel& model, const Ba
 
 // The loss of `objective` on logits already computed for `batch` (by the model, or by the
 // runtime engine): the mean, and the number of targets; `outputs` is left empty.
+// Masked-LM logits may be [B, T, V] or, scored at the labelled positions only, [N, V].
 LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Objective objective);
 
-// `outputs_wanted` turns on hidden states / attentions in the outputs (for distillation).
+// `hidden_states` / `attentions` turn them on in the outputs, and `all_logits` keeps masked-LM
+// logits at every position (distillation reads them); otherwise MLM scores labelled rows only.
 LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective,
-                        bool hidden_states = false, bool attentions = false);
+                        bool hidden_states = false, bool attentions = false, bool all_logits = false);
 
 }  // namespace sqz::train

@@ -213,7 +213,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       if (s.objective == Objective::kMaskedLM)
         batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
       tokens += batch.attention_mask.sum().item<int64_t>();
-      auto task = compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions());
+      auto task = compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
+                               hooks.wants_all_logits());
       auto loss = hooks.total_loss(batch, task, step);
       if (!std::isfinite(loss.item<double>())) {
         std::string culprit = hooks.describe_nonfinite();

@@ -24,6 +24,7 @@ class TrainHooks {
   virtual std::vector<ParamGroup> extra_parameters() { return {}; }
   virtual bool wants_hidden_states() const { return false; }
   virtual bool wants_attentions() const { return false; }
+  virtual bool wants_all_logits() const { return false; }  // masked LM: logits at every position
   // The loss to minimise, given the objective's loss on this batch (default: that loss).
   virtual torch::Tensor total_loss(const Batch& /*batch*/, const LossResult& task, int64_t /*step*/) { return task.loss; }
   virtual void after_backward(int64_t /*step*/) {}

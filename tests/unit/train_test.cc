@@ -8,6 +8,7 @@
 #include "core/threads.h"
 #include "eval/metrics.h"
 #include "io/tokenizers/tokenizer.h"
+#include "models/registry.h"
 #include "train/data.h"
 #include "train/objectives.h"
 #include "train/recipe.h"
@@ -105,6 +106,41 @@ TEST(Objectives, MaskingFollowsBertRatesAndSkipsSpecials) {
   double masked = ids.eq(4).logical_and(targets).sum().item<double>() / targets.sum().item<double>();
   EXPECT_NEAR(masked, 0.8, 0.03);
   EXPECT_TRUE(torch::equal(labels.masked_select(targets), original.masked_select(targets)));
+}
+
+// Scoring only the labelled rows (the training default) must give the loss and the gradients of
+// scoring every position: the head is per-position, so dropping unlabelled rows changes nothing.
+TEST(Objectives, MaskedLmOnLabelledRowsEqualsEveryRow) {
+  auto loaded = models::load_model(testing::fixtures_dir() / "bert-mlm" / "model");
+  auto& model = *loaded.model;
+  model.eval();
+  auto tok = io::load_tokenizer(testing::fixtures_dir() / "bert-mlm" / "model");
+  auto special = train::mlm_special_ids(*tok, "fixture");
+  train::Batch batch;
+  batch.input_ids = torch::randint(5, special.vocab_size, {3, 24}, torch::kLong);
+  batch.attention_mask = torch::ones_like(batch.input_ids);
+  batch.attention_mask.select(0, 2).slice(0, 18).fill_(0);  // one padded sequence
+  auto gen = at::detail::createCPUGenerator(3);
+  batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, special, 0.3, gen);
+  auto run = [&](bool all_logits) {
+    model.zero_grad();
+    auto r = train::compute_loss(model, batch, train::Objective::kMaskedLM, false, false, all_logits);
+    r.loss.backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : model.parameters())
+      if (p.grad().defined()) grads.push_back(p.grad().clone());
+    return std::make_tuple(r, grads);
+  };
+  auto [all, all_grads] = run(true);
+  auto [rows, row_grads] = run(false);
+  EXPECT_EQ(all.outputs.at("logits").dim(), 3);
+  ASSERT_EQ(rows.outputs.at("logits").dim(), 2);
+  EXPECT_EQ(rows.outputs.at("logits").size(0), rows.targets);
+  EXPECT_EQ(all.targets, rows.targets);
+  EXPECT_GT(rows.targets, 5);
+  EXPECT_NEAR(all.loss.item<double>(), rows.loss.item<double>(), 1e-5);
+  ASSERT_EQ(all_grads.size(), row_grads.size());
+  for (size_t i = 0; i < all_grads.size(); ++i) EXPECT_TRUE(torch::allclose(all_grads[i], row_grads[i], 1e-4, 1e-6)) << i;
 }
 
 TEST(Recipe, UnknownKeysAndBadValuesNameTheLine) {
