@@ -6,7 +6,7 @@ add-one unigram perplexity of the dev tokens (train counts), the bar a masked-to
 should be far below. A body stuck at the unigram plateau predicts the same few frequent tokens
 everywhere.
 
-  /usr/bin/python3 scripts/mlm_probe.py MODEL_DIR [--data ../shared/data/lm-books] [--lines 64]
+  /usr/bin/python3 scripts/mlm_probe.py MODEL_DIR [--data ../shared/data/lm-books] [--lines 64] [--max-length 128]
 """
 import argparse
 import collections
@@ -32,6 +32,7 @@ def main():
     p.add_argument("model_dir")
     p.add_argument("--data", default=os.path.join(os.path.dirname(SQZ), "..", "..", "..", "shared", "data", "lm-books"))
     p.add_argument("--lines", type=int, default=64)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per line (the length the body was trained on)")
     a = p.parse_args()
     vocab = [line.rstrip("\n") for line in open(os.path.join(a.model_dir, "vocab.txt"), encoding="utf-8")]
     mask_id, special = vocab.index("[MASK]"), {vocab.index(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")}
@@ -43,7 +44,7 @@ def main():
         dev_lines = [l for l in open(os.path.join(a.data, "dev.txt"), encoding="utf-8") if len(l.split()) >= 12][:a.lines]
         with open(os.path.join(tmp, "dev.txt"), "w", encoding="utf-8") as f:
             f.writelines(dev_lines)
-        rows = tokenize(a.model_dir, os.path.join(tmp, "dev.txt"), max_length=128)
+        rows = tokenize(a.model_dir, os.path.join(tmp, "dev.txt"), max_length=a.max_length)
         width = max(len(r) for r in rows)
         ids, attn = np.zeros((len(rows), width), np.int64), np.zeros((len(rows), width), np.int64)
         masked = []

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/progress.h"
 #include "compress/quant/export.h"
 #include "io/json_file.h"
 #include "runtime/engine.h"
@@ -23,10 +24,6 @@ struct PackArgs {
 constexpr const char* kCopiedFiles[] = {"config.json",     "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
                                         "spiece.model",    "tokenizer.model"};
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void run_pack(const PackArgs& a) {
   apply_threads(a.threads);

@@ -51,4 +51,8 @@ void Progress::finish(const std::string& status) {
   if (tty_) std::fprintf(stderr, "\n");
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 }  // namespace sqz

@@ -23,4 +23,7 @@ class Progress {
 
 std::string format_duration(double seconds);
 
+// Wall seconds on the steady clock since `t0`.
+double seconds_since(std::chrono::steady_clock::time_point t0);
+
 }  // namespace sqz

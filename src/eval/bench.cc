@@ -15,6 +15,7 @@
 #include "compress/quant/export.h"
 #include "core/error.h"
 #include "core/process.h"
+#include "core/progress.h"
 #include "core/threads.h"
 #include "eval/latency.h"
 #include "eval/onnxruntime_peer.h"
@@ -154,7 +155,7 @@ double measure_read_bandwidth_gbps() {
     kernels::parallel_for(n, [&](int64_t begin, int64_t end) {
       partial[static_cast<size_t>(kernels::omp_thread_index())] += read_sum(buf.data() + begin, end - begin);
     });
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double sec = seconds_since(t0);
     if (partial[0] < 0) return 0;  // keeps the sums alive
     best = std::max(best, static_cast<double>(n) * 4.0 / sec / 1e9);
   }

@@ -3,15 +3,10 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/progress.h"
 #include "eval/metrics.h"
 
 namespace sqz::eval {
-
-namespace {
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-}  // namespace
 
 io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& o) {

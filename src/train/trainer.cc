@@ -233,7 +233,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     opt.zero_grad();
     ++step;
     loss_avg = step == 1 ? step_loss : 0.95 * loss_avg + 0.05 * step_loss;
-    double since_start_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    double since_start_s = seconds_since(t_start);
     progress.update(step, to_text("loss ", std::to_string(loss_avg).substr(0, 6), " tok/s ",
                                   static_cast<int64_t>(tokens / std::max(since_start_s, 1e-9)), hooks.status()));
     bool last = step == r.steps;
@@ -276,7 +276,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   result.best_eval = state["best_eval"];
   result.model = s.model;
   result.config = s.config;
-  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  result.wall_s = seconds_since(t0);
   return result;
 }
 
