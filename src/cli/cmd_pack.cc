@@ -4,8 +4,8 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "core/progress.h"
 #include "compress/quant/export.h"
+#include "core/progress.h"
 #include "io/json_file.h"
 #include "runtime/engine.h"
 #include "runtime/runtime_dir.h"
