@@ -29,15 +29,12 @@ $SQZ train-tokenizer --kind bpe --input "$DATA/lm-books/train.txt" --vocab-size 
 $SQZ train-tokenizer --kind wordpiece --input "$DATA/lm-books/train.txt" --vocab-size 8192 --out runs/tokenizers/wordpiece-8k --overwrite
 
 train gpt2-lm-books recipes/teachers/gpt2-lm-books.yaml &
-# MLM in two phases: 16-token blocks (leaves the unigram plateau), then 128-token blocks.
-train bert-mlm-lm-books-short recipes/teachers/bert-mlm-lm-books-short.yaml
-train bert-mlm-lm-books recipes/teachers/bert-mlm-lm-books-long.yaml
+train bert-mlm-lm-books recipes/teachers/bert-mlm-lm-books.yaml
 wait
 # The fine-tuning recipes start from the shipped MLM body.
 rm -rf models/bert-mlm-lm-books
-cp -r runs/bert-mlm-lm-books-long/best models/bert-mlm-lm-books
-cp recipes/teachers/bert-mlm-lm-books-short.yaml models/bert-mlm-lm-books/recipe-phase1.yaml
-cp recipes/teachers/bert-mlm-lm-books-long.yaml models/bert-mlm-lm-books/recipe.yaml
+cp -r runs/bert-mlm-lm-books/best models/bert-mlm-lm-books
+cp recipes/teachers/bert-mlm-lm-books.yaml models/bert-mlm-lm-books/recipe.yaml
 tail -n 1 runs/logs/bert-mlm-lm-books.out > models/bert-mlm-lm-books/train_summary.json
 # Phase 2 continues phase 1 (3000 steps; the shipped model is this run's best, see its card).
 train gpt2-lm-books-continue recipes/teachers/gpt2-lm-books-continue.yaml
