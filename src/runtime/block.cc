@@ -149,13 +149,14 @@ void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, 
   thread_local std::vector<int8_t> kv_codes;
   thread_local std::vector<float> kv_scales, scores;
   thread_local std::vector<int32_t> acc;
+  thread_local kernels::PackedS8Weights k_packed, v_packed;
   q_codes.resize(static_cast<size_t>(rows * head_dim));
   q_params.resize(static_cast<size_t>(rows));
   kernels::quantize_rows_u8(q, rows, head_dim, ldq, q_codes.data(), q_params.data(), nullptr);
   kv_codes.resize(static_cast<size_t>(keys * head_dim));
   kv_scales.resize(static_cast<size_t>(std::max(keys, head_dim)));
   quantize_s8_rows(k, keys, head_dim, ldk, 1, kv_codes.data(), kv_scales.data());
-  const auto k_packed = kernels::pack_s8_weights(kv_codes.data(), keys, head_dim, head_dim);
+  kernels::pack_s8_weights_into(kv_codes.data(), keys, head_dim, head_dim, k_packed);
   acc.resize(static_cast<size_t>(rows * std::max(keys, head_dim)));
   kernels::gemm_u8s8s32(q_codes.data(), rows, head_dim, k_packed, acc.data(), keys);
   scores.resize(static_cast<size_t>(rows * keys));
@@ -167,7 +168,7 @@ void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, 
   p_params.resize(static_cast<size_t>(rows));
   kernels::quantize_rows_u8(scores.data(), rows, keys, keys, p_codes.data(), p_params.data(), nullptr);
   quantize_s8_rows(v, head_dim, keys, 1, ldv, kv_codes.data(), kv_scales.data());  // V^T: one row per feature
-  const auto v_packed = kernels::pack_s8_weights(kv_codes.data(), head_dim, keys, keys);
+  kernels::pack_s8_weights_into(kv_codes.data(), head_dim, keys, keys, v_packed);
   kernels::gemm_u8s8s32(p_codes.data(), rows, keys, v_packed, acc.data(), head_dim);
   kernels::dequantize_rows({acc.data(), p_params.data(), kv_scales.data(), v_packed.column_sums.data()}, rows, head_dim, out, ldo);
 }

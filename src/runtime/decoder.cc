@@ -333,7 +333,7 @@ void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, st
   const int64_t h = hidden_, width = ops.gated ? 2 * ops.ffn : ops.ffn;
   const bool requantize = ops.ffn_requantizes();
   std::vector<float> normed(x.size()), inner(requantize ? 0 : static_cast<size_t>(m * width));
-  kernels::QuantizedRows inner_codes;
+  thread_local kernels::QuantizedRows inner_codes;  // reused across calls, as in the encoder
   {
     ScopedOpTimer t(profile_, "norm");
     norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());

@@ -68,6 +68,24 @@ TEST(GemmU8S8, UnpackReturnsThePackedCodes) {
     }
 }
 
+// Attention repacks K and V into the same buffers per call: a smaller packing into a struct that
+// held a larger one must equal a fresh packing (padding zeroed, sums not carried over).
+TEST(GemmU8S8, PackingIntoAReusedBufferEqualsAFreshPacking) {
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> uw(-128, 127);
+  PackedS8Weights reused;
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{33, 258}, {17, 5}, {1, 3}, {40, 64}}) {
+    std::vector<int8_t> w(static_cast<size_t>(n * k));
+    for (auto& v : w) v = static_cast<int8_t>(uw(rng));
+    pack_s8_weights_into(w.data(), n, k, k, reused);
+    const auto fresh = pack_s8_weights(w.data(), n, k, k);
+    EXPECT_EQ(reused.data, fresh.data) << n << "x" << k;
+    EXPECT_EQ(reused.column_sums, fresh.column_sums) << n << "x" << k;
+    EXPECT_EQ(reused.n_blocks, fresh.n_blocks);
+    EXPECT_EQ(reused.k_groups, fresh.k_groups);
+  }
+}
+
 TEST(GemmU8S8, ColumnSumsForZeroPointCorrection) {
   std::vector<int8_t> w = {1, -2, 3, 127, -128, 0};
   auto p = pack_s8_weights(w.data(), 2, 3, 3);

@@ -4,8 +4,7 @@
 
 namespace sqz::kernels {
 
-PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw) {
-  PackedS8Weights p;
+void pack_s8_weights_into(const int8_t* w, int64_t n, int64_t k, int64_t ldw, PackedS8Weights& p) {
   p.n = n;
   p.k = k;
   p.n_blocks = (n + kPackCols - 1) / kPackCols;
@@ -19,6 +18,11 @@ PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t l
       p.data[static_cast<size_t>(((nb * p.k_groups + g) * kPackCols + lane) * kPackK + t)] = v;
       p.column_sums[static_cast<size_t>(j)] += v;
     }
+}
+
+PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw) {
+  PackedS8Weights p;
+  pack_s8_weights_into(w, n, k, ldw, p);
   return p;
 }
 

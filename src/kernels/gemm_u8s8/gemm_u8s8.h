@@ -22,6 +22,8 @@ struct PackedS8Weights {
 
 // w: [n, k] row-major with row stride ldw.
 PackedS8Weights pack_s8_weights(const int8_t* w, int64_t n, int64_t k, int64_t ldw);
+// The same into `out`, reusing its buffers (attention packs K and V on every call).
+void pack_s8_weights_into(const int8_t* w, int64_t n, int64_t k, int64_t ldw, PackedS8Weights& out);
 // The [n, k] row-major codes back from the packing.
 void unpack_s8_weights(const PackedS8Weights& p, int8_t* w);
 
