@@ -1,0 +1,90 @@
+// Every shipped model under models/ that records a dev score (eval_dev.json) gets that score again
+// from `sqz eval` on this code, and its card (README.md) quotes it: what the issue's "sqz eval
+// reports the teachers' dev scores; the numbers in the model cards match" asks, checked on each run.
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "io/json_file.h"
+#include "train/recipe.h"
+#include "unit/test_util.h"
+
+namespace sqz {
+namespace {
+
+fs::path models_dir() { return fs::path(SQZ_SOURCE_DIR) / "models"; }
+
+std::vector<std::string> models_with_dev_scores() {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(models_dir()))
+    if (fs::exists(e.path() / "eval_dev.json")) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+class ShippedModel : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ShippedModel, EvalReproducesEvalDevJsonAndTheCardQuotesIt) {
+  const fs::path dir = models_dir() / GetParam();
+  const auto recorded = io::read_json_file(dir / "eval_dev.json");
+  const auto recipe = train::TrainRecipe::load(dir / "recipe.yaml", {});
+  // The recorded split is relative to the repo; the tests read the same file from ../shared.
+  const std::string split_file = fs::path(recorded["split"].get<std::string>()).filename().string();
+  const fs::path split = testing::shared_dir() / "data" / recipe.task / split_file;
+  auto r = testing::run_sqz("eval " + dir.string() + " --task " + recipe.task + " --split " + split.string() +
+                            " --max-length " + std::to_string(recipe.max_length));
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto now = io::json::parse(r.output.substr(r.output.rfind('{')));
+  const std::string card = read_text(dir / "README.md");
+  if (recorded.contains("accuracy")) {
+    const double examples = recorded["examples"].get<double>();
+    EXPECT_EQ(now["examples"], recorded["examples"]);
+    // Thread counts change float sums; allow one example to flip across a decision boundary.
+    EXPECT_NEAR(now["accuracy"].get<double>(), recorded["accuracy"].get<double>(), 1.0 / examples + 1e-12);
+    EXPECT_NEAR(now["macro_f1"].get<double>(), recorded["macro_f1"].get<double>(), 0.01);
+    for (const char* key : {"accuracy", "macro_f1"}) {
+      const std::string quoted = fixed(recorded[key].get<double>(), 4);
+      EXPECT_NE(card.find(quoted), std::string::npos) << GetParam() << "/README.md does not quote " << key << " " << quoted;
+    }
+  } else {
+    EXPECT_EQ(now["tokens"], recorded["tokens"]);
+    const double ppl = recorded["perplexity"].get<double>();
+    EXPECT_NEAR(now["perplexity"].get<double>(), ppl, 1e-4 * ppl);
+    EXPECT_NE(card.find(fixed(ppl, 1)), std::string::npos) << GetParam() << "/README.md does not quote perplexity " << fixed(ppl, 1);
+    if (recorded.contains("bits_per_byte")) {
+      const std::string bpb = fixed(recorded["bits_per_byte"].get<double>(), 3);
+      EXPECT_NE(card.find(bpb), std::string::npos) << GetParam() << "/README.md does not quote bits per byte " << bpb;
+    }
+  }
+}
+
+std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ShippedModel, ::testing::ValuesIn(models_with_dev_scores()), test_name);
+
+TEST(ShippedModels, TheTeachersRecordDevScores) {
+  const auto names = models_with_dev_scores();
+  for (const char* teacher : {"bert-spam", "bert-sotu-party", "bert-wordnet-supersense", "gpt2-lm-books"})
+    EXPECT_NE(std::find(names.begin(), names.end(), teacher), names.end()) << teacher << " has no eval_dev.json";
+}
+
+}  // namespace
+}  // namespace sqz
