@@ -48,7 +48,7 @@ class CompressHooks : public train::TrainHooks {
   }
   bool wants_hidden_states() const override { return distiller && distiller->wants_hidden_states(); }
   bool wants_attentions() const override { return distiller && distiller->wants_attentions(); }
-  bool wants_all_logits() const override { return distiller.has_value(); }
+  bool wants_all_logits() const override { return distiller && distiller->wants_logits(); }
   torch::Tensor total_loss(const train::Batch& batch, const train::LossResult& task, int64_t) override {
     torch::Tensor loss = distiller ? distiller->loss(batch, task) : task.loss;
     for (auto& p : pruners)

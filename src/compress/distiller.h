@@ -44,6 +44,8 @@ class Distiller {
               const std::string& head);
   bool wants_hidden_states() const { return spec_.hidden_weight > 0 || spec_.contrastive_weight > 0; }
   bool wants_attentions() const { return spec_.attention_weight > 0; }
+  // The KL term compares the student's logits with the teacher's at every position.
+  bool wants_logits() const { return spec_.logits_weight > 0; }
   // labels_weight * task loss + the distillation terms on this batch.
   torch::Tensor loss(const train::Batch& batch, const train::LossResult& task);
   std::vector<torch::Tensor> trainable();

@@ -145,6 +145,29 @@ TEST(Compress, NarrowerShallowerStudentIsDistilled) {
   ASSERT_EQ(e.code, 0) << e.output;
 }
 
+// A masked-LM body distilled into itself while its FFN is pruned: the MLM head scores only the
+// masked rows unless the KL term needs the logits at every position (the teacher's are [B, T, V]).
+TEST(Compress, MaskedLmBodyDistillsWithAndWithoutLogits) {
+  for (const std::string distill : {"{logits_weight: 0.0, labels_weight: 1.0, hidden_weight: 1.0}",
+                                    "{logits_weight: 1.0, labels_weight: 1.0, hidden_weight: 1.0}"}) {
+    testing::ScratchDir tmp("compress-mlm");
+    const std::string text = "train:\n  model: " + (testing::fixtures_dir() / "bert-mlm" / "model").string() +
+                             "\n  task: lm-books\n  data: " + (testing::shared_dir() / "data" / "lm-books").string() +
+                             "\n  objective: mlm\n  max_length: 32\n  steps: 4\n  batch_size: 4\n  lr: 1.0e-4\n"
+                             "  warmup_steps: 1\n  threads: 2\n  eval_every: 100\n  eval_batches: 2\n"
+                             "distill: " + distill + "\n"
+                             "prune:\n  - {name: ffn, granularity: neuron, metric: taylor, sparsity: 0.5, schedule: {kind: oneshot, start: 2}}\n"
+                             "latency: {batch_sizes: [1], seq: 16, runs: 1}\neval_batches: 2\nout: " + (tmp / "out").string() + "\n";
+    auto r = testing::run_sqz("compress --recipe " + write(tmp / "r.yaml", text).string());
+    ASSERT_EQ(r.code, 0) << distill << "\n" << r.output;
+    auto config = io::read_json_file(tmp / "out" / "model" / "config.json");
+    EXPECT_EQ(config["architectures"][0], "BertForMaskedLM");
+    auto report = io::read_json_file(tmp / "out" / "report.json");
+    EXPECT_LT(report["compressed"]["params"].get<int64_t>(), report["dense"]["params"].get<int64_t>()) << distill;
+    EXPECT_GT(report["compressed"]["eval"]["perplexity"].get<double>(), 1.0) << report["compressed"]["eval"].dump();
+  }
+}
+
 TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
   testing::ScratchDir tmp("compress-bad");
   struct Case {
