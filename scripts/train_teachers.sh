@@ -31,7 +31,7 @@ $SQZ train-tokenizer --kind wordpiece --input "$DATA/lm-books/train.txt" --vocab
 train gpt2-lm-books recipes/teachers/gpt2-lm-books.yaml &
 train bert-mlm-lm-books recipes/teachers/bert-mlm-lm-books.yaml
 wait
-# The fine-tuning recipes start from the shipped MLM body.
+# The spam and sotu-party recipes start from this MLM body.
 rm -rf models/bert-mlm-lm-books
 cp -r runs/bert-mlm-lm-books/best models/bert-mlm-lm-books
 cp recipes/teachers/bert-mlm-lm-books.yaml models/bert-mlm-lm-books/recipe.yaml
