@@ -1,9 +1,13 @@
 // Every shipped model under models/ that records a dev score (eval_dev.json) gets that score again
 // from `sqz eval` on this code, and its card (README.md) quotes it: what the issue's "sqz eval
 // reports the teachers' dev scores; the numbers in the model cards match" asks, checked on each run.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "io/json_file.h"
 #include "train/recipe.h"
