@@ -2,10 +2,7 @@
 // from `sqz eval` on this code, and its card (README.md) quotes it: what the issue's "sqz eval
 // reports the teachers' dev scores; the numbers in the model cards match" asks, checked on each run.
 #include <algorithm>
-#include <cctype>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -24,13 +21,6 @@ std::vector<std::string> models_with_dev_scores() {
     if (fs::exists(e.path() / "eval_dev.json")) names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 std::string fixed(double v, int digits) {
@@ -52,7 +42,7 @@ TEST_P(ShippedModel, EvalReproducesEvalDevJsonAndTheCardQuotesIt) {
                             " --max-length " + std::to_string(recipe.max_length));
   ASSERT_EQ(r.code, 0) << r.output;
   const auto now = io::json::parse(r.output.substr(r.output.rfind('{')));
-  const std::string card = read_text(dir / "README.md");
+  const std::string card = read_text_file(dir / "README.md");
   if (recorded.contains("accuracy")) {
     const double examples = recorded["examples"].get<double>();
     EXPECT_EQ(now["examples"], recorded["examples"]);
@@ -75,14 +65,7 @@ TEST_P(ShippedModel, EvalReproducesEvalDevJsonAndTheCardQuotesIt) {
   }
 }
 
-std::string test_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string name = info.param;
-  for (char& c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return name;
-}
-
-INSTANTIATE_TEST_SUITE_P(Models, ShippedModel, ::testing::ValuesIn(models_with_dev_scores()), test_name);
+INSTANTIATE_TEST_SUITE_P(Models, ShippedModel, ::testing::ValuesIn(models_with_dev_scores()), testing::param_name);
 
 TEST(ShippedModels, TheTeachersRecordDevScores) {
   const auto names = models_with_dev_scores();

@@ -4,6 +4,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <cctype>
 #include <cstdio>
 #include <random>
 
@@ -74,6 +75,13 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   return ::testing::AssertionFailure() << "max |diff| " << (actual - expected).abs().max().item<double>() << " at flat index "
                                        << worst << ": got " << actual.flatten()[worst].item<double>() << ", expected "
                                        << expected.flatten()[worst].item<double>() << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string name = info.param;
+  for (char& c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return name;
 }
 
 }  // namespace sqz::testing

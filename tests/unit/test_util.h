@@ -41,4 +41,6 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log);
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);
 
+// A gtest parameter name from a directory name such as "bert-mlm": non-alphanumerics become '_'.
+std::string param_name(const ::testing::TestParamInfo<std::string>& info);
 }  // namespace sqz::testing
