@@ -42,12 +42,8 @@ cp runs/logs/gpt2-lm-books-continue.out runs/logs/gpt2-lm-books.out
 ship gpt2-lm-books runs/gpt2-lm-books-continue lm-books "$DATA/lm-books/dev.txt" 128
 # The curriculum body (16- then 128-token blocks) that the wordnet-supersense teacher starts from.
 train bert-mlm-lm-books-short recipes/teachers/bert-mlm-lm-books-short.yaml
-train bert-mlm-lm-books-long recipes/teachers/bert-mlm-lm-books-long.yaml
-rm -rf models/bert-mlm-lm-books-curriculum
-cp -r runs/bert-mlm-lm-books-long/best models/bert-mlm-lm-books-curriculum
-cp recipes/teachers/bert-mlm-lm-books-long.yaml models/bert-mlm-lm-books-curriculum/recipe.yaml
-tail -n 1 runs/logs/bert-mlm-lm-books-long.out > models/bert-mlm-lm-books-curriculum/train_summary.json
-$SQZ eval models/bert-mlm-lm-books-curriculum --task lm-books --split "$DATA/lm-books/dev.txt" --max-length 128 > models/bert-mlm-lm-books-curriculum/eval_dev.json
+train bert-mlm-lm-books-curriculum recipes/teachers/bert-mlm-lm-books-long.yaml
+ship bert-mlm-lm-books-curriculum runs/bert-mlm-lm-books-long lm-books "$DATA/lm-books/dev.txt" 128
 
 train bert-spam recipes/teachers/bert-spam.yaml &
 train bert-sotu-party recipes/teachers/bert-sotu-party.yaml
