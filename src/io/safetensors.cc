@@ -1,14 +1,10 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace sqz::io {
 
@@ -39,40 +35,6 @@ const DtypeInfo* find_dtype(const std::string& name) {
 }
 
 }  // namespace
-
-class MappedFile {
- public:
-  explicit MappedFile(const fs::path& path) {
-    int fd = ::open(path.c_str(), O_RDONLY);
-    if (fd < 0) fail_not_found(path.string(), ": cannot open (", std::strerror(errno), ")");
-    struct stat st {};
-    if (fstat(fd, &st) != 0) {
-      ::close(fd);
-      fail_data(path.string(), ": cannot stat");
-    }
-    size_ = static_cast<uint64_t>(st.st_size);
-    if (size_ > 0) {
-      // Private writable mapping: tensors handed out may be modified in place without
-      // touching the file.
-      void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-      if (p == MAP_FAILED) {
-        ::close(fd);
-        fail_data(path.string(), ": mmap failed (", std::strerror(errno), ")");
-      }
-      data_ = static_cast<uint8_t*>(p);
-    }
-    ::close(fd);
-  }
-  ~MappedFile() {
-    if (data_) munmap(data_, size_);
-  }
-  uint8_t* data() const { return data_; }
-  uint64_t size() const { return size_; }
-
- private:
-  uint8_t* data_ = nullptr;
-  uint64_t size_ = 0;
-};
 
 const char* safetensors_dtype_name(torch::ScalarType type) {
   for (const auto& d : kDtypes)

@@ -231,6 +231,108 @@ class LlamaModel : public TransformerModel {
   Head head_;
 };
 
+
+// llama.cpp stores q_proj and k_proj rows interleaved per head for its rotary kernel (convert_hf_to_gguf's
+// permute); this puts each head's rows back into HF's rotate-half order.
+torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads) {
+  auto shape = w.sizes().vec();
+  std::vector<int64_t> split = {heads, shape[0] / heads / 2, 2};
+  split.insert(split.end(), shape.begin() + 1, shape.end());
+  return w.reshape(split).transpose(1, 2).reshape(shape).contiguous();
+}
+
+int64_t positive_field(const io::JsonFields& m, const std::string& key) {
+  const int64_t v = m.get_int(key);
+  if (v <= 0) m.fail_field(key, "a positive integer");
+  return v;
+}
+
+io::json llama_config_from_gguf(const io::GgufFile& g) {
+  const io::JsonFields& m = g.metadata();
+  const int64_t layers = positive_field(m, "llama.block_count"), hidden = positive_field(m, "llama.embedding_length");
+  const int64_t heads = positive_field(m, "llama.attention.head_count");
+  const int64_t kv_heads = m.has("llama.attention.head_count_kv") ? positive_field(m, "llama.attention.head_count_kv") : heads;
+  if (heads % kv_heads != 0) m.fail_field("llama.attention.head_count_kv", to_text("a divisor of head_count (", heads, ")"));
+  if (!m.has("llama.attention.key_length") && hidden % heads != 0)
+    m.fail_field("llama.attention.head_count", to_text("a divisor of embedding_length (", hidden, ")"));
+  const int64_t head_dim = m.has("llama.attention.key_length") ? positive_field(m, "llama.attention.key_length") : hidden / heads;
+  if (m.has("llama.rope.dimension_count") && m.get_int("llama.rope.dimension_count") != head_dim)
+    fail_unimplemented(m.source(), ": llama.rope.dimension_count ", m.get_int("llama.rope.dimension_count"),
+                       " differs from the head size ", head_dim, " (partial rotary is not a Llama)");
+  const io::GgufTensorInfo* embed = g.find("token_embd.weight");
+  if (!embed || embed->dims.size() != 2) fail_data(g.path().string(), ": no 2-D tensor 'token_embd.weight'");
+  const int64_t vocab = embed->dims[1];
+  if (m.has("llama.vocab_size") && m.get_int("llama.vocab_size") != vocab)
+    m.fail_field("llama.vocab_size", to_text(vocab, " (the rows of token_embd.weight)"));
+  io::json c = {{"architectures", io::json::array({"LlamaForCausalLM"})},
+                {"model_type", "llama"},
+                {"hidden_act", "silu"},
+                {"vocab_size", vocab},
+                {"hidden_size", hidden},
+                {"intermediate_size", positive_field(m, "llama.feed_forward_length")},
+                {"num_hidden_layers", layers},
+                {"num_attention_heads", heads},
+                {"num_key_value_heads", kv_heads},
+                {"head_dim", head_dim},
+                {"max_position_embeddings", m.get_int("llama.context_length", 2048)},
+                {"rms_norm_eps", m.get_float("llama.attention.layer_norm_rms_epsilon", 1e-5)},
+                {"rope_theta", m.get_float("llama.rope.freq_base", 10000.0)},
+                {"attention_bias", g.find("blk.0.attn_q.bias") != nullptr},
+                {"mlp_bias", false},
+                {"tie_word_embeddings", g.find("output.weight") == nullptr},
+                {"initializer_range", 0.02}};
+  const std::string scaling = m.get_string("llama.rope.scaling.type", "none");
+  if (scaling == "linear") c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", m.get_float("llama.rope.scaling.factor")}};
+  else if (scaling != "none") fail_unimplemented(m.source(), ": llama.rope.scaling.type '", scaling, "' is not supported (none, linear)");
+  if (g.find("rope_freqs.weight"))
+    fail_unimplemented(g.path().string(), ": tensor 'rope_freqs.weight' (Llama 3.1 rope scaling factors) is not imported yet");
+  for (const char* role : {"bos", "eos", "padding"})
+    if (m.has(std::string("tokenizer.ggml.") + role + "_token_id"))
+      c[std::string(role == std::string("padding") ? "pad" : role) + "_token_id"] =
+          m.get_int(std::string("tokenizer.ggml.") + role + "_token_id");
+  return c;
+}
+
+GgufConversion llama_from_gguf(const io::GgufFile& g) {
+  GgufConversion conv;
+  conv.config = llama_config_from_gguf(g);
+  const int64_t layers = conv.config["num_hidden_layers"], heads = conv.config["num_attention_heads"],
+                kv_heads = conv.config["num_key_value_heads"];
+  const std::map<std::string, std::string> top = {
+      {"token_embd.weight", "model.embed_tokens.weight"}, {"output_norm.weight", "model.norm.weight"}, {"output.weight", "lm_head.weight"}};
+  const std::map<std::string, std::string> block = {
+      {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"}, {"attn_q", "self_attn.q_proj"},
+      {"attn_k", "self_attn.k_proj"},   {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
+      {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},                {"ffn_down", "mlp.down_proj"}};
+  for (const auto& t : g.tensors()) {
+    if (auto it = top.find(t.name); it != top.end()) {
+      conv.tensors[t.name] = {it->second, nullptr};
+      continue;
+    }
+    // blk.<layer>.<part>.<weight|bias>
+    const auto first = t.name.find('.', 4), last = t.name.rfind('.');
+    bool ok = t.name.rfind("blk.", 0) == 0 && first != std::string::npos && last > first;
+    int64_t layer = -1;
+    if (ok) {
+      const std::string digits = t.name.substr(4, first - 4);
+      ok = !digits.empty() && digits.size() < 6 && digits.find_first_not_of("0123456789") == std::string::npos;
+      if (ok) layer = std::stoll(digits);
+    }
+    const std::string part = ok ? t.name.substr(first + 1, last - first - 1) : "", leaf = t.name.substr(last + 1);
+    auto it = block.find(part);
+    if (!ok || it == block.end() || (leaf != "weight" && leaf != "bias"))
+      fail_unimplemented(g.path().string(), ": tensor '", t.name, "' has no Llama counterpart");
+    if (layer >= layers) fail_data(g.path().string(), ": tensor '", t.name, "' is beyond llama.block_count (", layers, ")");
+    GgufConversion::Target target{to_text("model.layers.", layer, ".", it->second, ".", leaf), nullptr};
+    if (part == "attn_q" || part == "attn_k") {
+      const int64_t n = part == "attn_q" ? heads : kv_heads;
+      target.relayout = [n](const torch::Tensor& w) { return unpermute_rope_rows(w, n); };
+    }
+    conv.tensors[t.name] = target;
+  }
+  return conv;
+}
+
 }  // namespace
 
 ArchSpec llama_arch() {
@@ -242,7 +344,9 @@ ArchSpec llama_arch() {
             using H = LlamaModel::Head;
             H h = head == "LlamaForCausalLM" ? H::kLM : head == "LlamaForSequenceClassification" ? H::kSequenceClassification : H::kBase;
             return std::make_shared<LlamaModel>(LlamaConfig::parse(j), head, h);
-          }};
+          },
+          "llama",
+          llama_from_gguf};
 }
 
 }  // namespace sqz::models

@@ -6,9 +6,21 @@
 #include <set>
 
 #include "core/fs.h"
+#include "io/gguf.h"
 #include "models/model.h"
 
 namespace sqz::models {
+
+// A family's reading of a GGUF file (ggml's names and layouts): the HF config.json built from the
+// metadata, and for each GGUF tensor its HF name and the change of layout it needs (none if empty).
+struct GgufConversion {
+  io::json config;
+  struct Target {
+    std::string hf_name;
+    std::function<torch::Tensor(const torch::Tensor&)> relayout;
+  };
+  std::map<std::string, Target> tensors;
+};
 
 struct ArchSpec {
   std::string model_type;
@@ -16,6 +28,8 @@ struct ArchSpec {
   std::vector<std::string> head_classes;              // the first is the base model
   std::map<std::string, std::string> head_aliases;    // HF classes served by one of ours
   std::function<std::shared_ptr<TransformerModel>(const io::JsonFields& config, const std::string& head)> build;
+  std::string gguf_architecture = "";  // general.architecture of the GGUF files this family reads
+  std::function<GgufConversion(const io::GgufFile&)> from_gguf = nullptr;
 };
 
 const std::vector<ArchSpec>& architectures();

@@ -43,6 +43,33 @@ struct Gpt2Regex {
   ~Gpt2Regex() { pcre2_code_free(code); }
 };
 
+// Whether a tokenizer.json pre-tokenizer (alone or in a Sequence) splits every digit on its own.
+bool splits_digits(const json& pre) {
+  if (!pre.is_object()) return false;
+  if (pre.value("type", "") == "Digits") return pre.value("individual_digits", false);
+  if (pre.value("type", "") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
+    for (const auto& p : pre["pretokenizers"])
+      if (splits_digits(p)) return true;
+  return false;
+}
+
+// Digits(individual_digits): each numeric code point becomes a piece of its own.
+std::vector<std::string> split_each_digit(const std::string& text) {
+  std::vector<std::string> pieces;
+  std::string run;
+  for (char32_t c : unicode::decode_utf8(text)) {
+    if (unicode::is_numeric(c)) {
+      if (!run.empty()) pieces.push_back(std::move(run));
+      run.clear();
+      pieces.push_back(unicode::encode_utf8(c));
+    } else {
+      run += unicode::encode_utf8(c);
+    }
+  }
+  if (!run.empty()) pieces.push_back(std::move(run));
+  return pieces;
+}
+
 }  // namespace
 
 std::string gpt2_byte_symbol(uint8_t byte) { return unicode::encode_utf8(byte_code_points()[byte]); }
@@ -111,6 +138,7 @@ ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
         fail_data(source_, ": merges entries must be strings or pairs");
       }
     }
+    split_digits_ = splits_digits(tj.value("pre_tokenizer", json()));
     if (tj.contains("added_tokens") && tj["added_tokens"].is_array())
       for (const auto& t : tj["added_tokens"]) {
         AddedToken a{t.value("content", ""), t.value("id", int64_t{0}), t.value("special", true), t.value("lstrip", false),
@@ -162,8 +190,9 @@ std::vector<std::string> ByteBpeTokenizer::bpe(const std::string& word) const {
 
 std::vector<std::string> ByteBpeTokenizer::tokenize_chunk(const std::string& chunk) const {
   std::vector<std::string> out;
-  for (const auto& word : gpt2_pre_tokenize(chunk))
-    for (auto& piece : bpe(word)) out.push_back(std::move(piece));
+  for (const auto& part : split_digits_ ? split_each_digit(chunk) : std::vector<std::string>{chunk})
+    for (const auto& word : gpt2_pre_tokenize(part))
+      for (auto& piece : bpe(word)) out.push_back(std::move(piece));
   return out;
 }
 

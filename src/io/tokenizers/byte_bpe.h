@@ -30,6 +30,7 @@ class ByteBpeTokenizer : public Tokenizer {
   std::map<std::pair<std::string, std::string>, int64_t> merge_rank_;
   std::map<char32_t, uint8_t> unicode_to_byte_;
   bool add_prefix_space_ = false;
+  bool split_digits_ = false;  // a Digits(individual_digits) pre-tokenizer before GPT-2's regex
   bool add_bos_ = false;
 };
 

@@ -17,6 +17,7 @@ bool is_control(char32_t cp);      // BERT's _is_control
 bool is_punctuation(char32_t cp);  // BERT's _is_punctuation (ASCII symbols count too)
 bool is_cjk(char32_t cp);          // BERT's _is_chinese_char
 bool is_mark_nonspacing(char32_t cp);
+bool is_numeric(char32_t cp);      // Unicode N* (Nd, Nl, No): Rust's char::is_numeric
 char32_t to_lower(char32_t cp);
 std::string lower(const std::string& text);
 std::string nfd(const std::string& text);
