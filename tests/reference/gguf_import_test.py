@@ -54,7 +54,7 @@ def k_quant_bytes(qtype, rows, cols):
 def add_tensor(w, name, shape, qtype):
     rows, cols = shape
     if qtype in K_LAYOUT:
-        w.add_tensor(name, k_quant_bytes(qtype, rows, cols), raw_shape=(rows, cols), raw_dtype=qtype)
+        w.add_tensor(name, k_quant_bytes(qtype, rows, cols), raw_dtype=qtype)
         return
     x = rng.standard_normal((rows, cols)).astype(np.float32) * 0.05
     if qtype == T.F32:
@@ -62,7 +62,7 @@ def add_tensor(w, name, shape, qtype):
     elif qtype == T.F16:
         w.add_tensor(name, x.astype(np.float16))
     else:
-        w.add_tensor(name, gguf.quants.quantize(x, qtype), raw_shape=(rows, cols), raw_dtype=qtype)
+        w.add_tensor(name, gguf.quants.quantize(x, qtype), raw_dtype=qtype)
 
 
 def train_vocab():
