@@ -23,6 +23,7 @@ def main(model_dir):
         config = json.load(f)
     config["torch_dtype"] = "bfloat16"
     save_file(tensors, weights + ".tmp", metadata={"format": "pt"})
+    os.chmod(weights + ".tmp", 0o644)  # save_file creates it owner-only
     with open(config_path + ".tmp", "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
