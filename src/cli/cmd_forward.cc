@@ -78,11 +78,11 @@ void run_forward(const ForwardArgs& a) {
     models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
     info.vocab_size = packed.vocab_size();
     info.max_positions = packed.max_positions();
-    models::validate_inputs(info, in, (in_dir / "input_ids.npy").string());
+    models::validate_inputs(info, in, in_dir.string());  // the errors name the array
     out.tensors = runtime_forward(packed, in, a, in_dir);
   } else {
     auto loaded = quant::load_any_model(a.model_dir, [&] { models::LoadOptions o; o.head = a.head; return o; }());
-    models::validate_inputs(loaded.model->info(), in, (in_dir / "input_ids.npy").string());
+    models::validate_inputs(loaded.model->info(), in, in_dir.string());
     if (in.token_type_ids.defined() && !loaded.model->info().uses_token_type_ids && loaded.model->info().model_type != "gpt2")
       fail_invalid((in_dir / "token_type_ids.npy").string(), ": ", loaded.model->info().model_type, " takes no token_type_ids");
     torch::NoGradGuard no_grad;
