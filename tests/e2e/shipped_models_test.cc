@@ -69,7 +69,8 @@ INSTANTIATE_TEST_SUITE_P(Models, ShippedModel, ::testing::ValuesIn(models_with_d
 
 TEST(ShippedModels, TheTeachersRecordDevScores) {
   const auto names = models_with_dev_scores();
-  for (const char* teacher : {"bert-spam", "bert-sotu-party", "bert-wordnet-supersense", "gpt2-lm-books"})
+  for (const char* teacher : {"bert-spam", "bert-sotu-party", "bert-wordnet-supersense", "gpt2-lm-books", "minilm-spam",
+                              "minilm-sotu-party", "minilm-wordnet-supersense"})
     EXPECT_NE(std::find(names.begin(), names.end(), teacher), names.end()) << teacher << " has no eval_dev.json";
 }
 
