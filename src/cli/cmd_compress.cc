@@ -4,7 +4,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "compress/compress.h"
+#include "pipeline/compress_run.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "speedup/speedup.h"
@@ -21,14 +21,14 @@ struct CompressArgs {
 };
 
 void run_compress_cmd(const CompressArgs& a) {
-  compress::CompressOptions o{a.overwrite};
+  pipeline::CompressOptions o{a.overwrite};
   if (!a.sweeps.empty()) {
-    std::vector<compress::Sweep> sweeps;
-    for (const auto& s : a.sweeps) sweeps.push_back(compress::Sweep::parse(s));
-    std::cout << compress::run_sweep(a.recipe, a.sets, sweeps, o).dump() << std::endl;
+    std::vector<pipeline::Sweep> sweeps;
+    for (const auto& s : a.sweeps) sweeps.push_back(pipeline::Sweep::parse(s));
+    std::cout << pipeline::run_sweep(a.recipe, a.sets, sweeps, o).dump() << std::endl;
     return;
   }
-  auto report = compress::run_compress(compress::CompressRecipe::load(a.recipe, a.sets), o);
+  auto report = pipeline::run_compress(compress::CompressRecipe::load(a.recipe, a.sets), o);
   io::json summary = {{"dense", report["dense"]["eval"]}, {"compressed", report["compressed"]["eval"]},
                       {"params_removed", report["params_removed"]}, {"encoder_params_removed", report["encoder_params_removed"]}};
   std::cout << summary.dump() << std::endl;

@@ -4,12 +4,12 @@
 
 #include "compress/quant/export.h"
 #include "cli/commands.h"
-#include "eval/evaluate.h"
+#include "data/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "runtime/engine.h"
 #include "runtime/runtime_dir.h"
-#include "train/data.h"
+#include "data/tasks.h"
 
 namespace sqz::cli {
 
@@ -24,7 +24,7 @@ struct EvalArgs {
 };
 
 // All positions' logits [batch, seq, vocab] of one LM batch, prefilled on a fresh cache.
-torch::Tensor decoder_logits(const runtime::Decoder& decoder, const train::Batch& batch) {
+torch::Tensor decoder_logits(const runtime::Decoder& decoder, const data::Batch& batch) {
   auto ids = batch.input_ids.contiguous();
   auto mask = batch.attention_mask.to(torch::kLong).contiguous();
   const int64_t b = ids.size(0), s = ids.size(1);
@@ -43,20 +43,20 @@ void run_eval(const EvalArgs& a) {
   if (!packed) loaded = quant::load_any_model(a.model_dir);
   const auto config = packed ? io::JsonFields::from_file(fs::path(a.model_dir) / "config.json") : loaded->config;
   auto tok = io::load_tokenizer(a.model_dir);
-  eval::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
+  data::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
   std::shared_ptr<runtime::Engine> engine;
   if (engine_name == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
     engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention)
                                                       : runtime::build_engine(*loaded, a.precision, a.threads, a.int8_attention));
-    const bool lm = train::find_task(a.task).kind == train::TaskKind::kLanguageModel;
+    const bool lm = data::find_task(a.task).kind == data::TaskKind::kLanguageModel;
     if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
-    if (engine->decoder && lm) o.lm_logits = [engine](const train::Batch& b) { return decoder_logits(*engine->decoder, b); };
+    if (engine->decoder && lm) o.lm_logits = [engine](const data::Batch& b) { return decoder_logits(*engine->decoder, b); };
     if (!o.classification_logits && !o.lm_logits)
       fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks and the decoder engine "
                          "language modelling; task '", a.task, "' on this ", engine->encoder ? "encoder" : "decoder", " is neither");
   }
-  io::json result = eval::evaluate_split(loaded ? loaded->model.get() : nullptr, *tok, config, a.task, a.split, a.max_length, o);
+  io::json result = data::evaluate_split(loaded ? loaded->model.get() : nullptr, *tok, config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;
   result["split"] = a.split;
   result["model"] = a.model_dir;

@@ -4,7 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "core/threads.h"
+#include "nn/threads.h"
 #include "runtime/runtime_dir.h"
 
 namespace sqz::cli {

@@ -24,7 +24,7 @@ std::vector<std::pair<int64_t, int64_t>> parse_map(const YAML::Node& n, const st
 }
 
 // Real-token mask [B, T, 1] for averaging per-token losses (all ones without padding).
-torch::Tensor token_weights(const train::Batch& b) { return b.attention_mask.to(torch::kFloat).unsqueeze(-1); }
+torch::Tensor token_weights(const data::Batch& b) { return b.attention_mask.to(torch::kFloat).unsqueeze(-1); }
 
 }  // namespace
 
@@ -147,12 +147,12 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
   }
 }
 
-torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult& task) {
+torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& task) {
   torch::Tensor total = task.loss * spec_.labels_weight;
   models::ModelOutputs t;
   {
     torch::NoGradGuard no_grad;
-    auto in = train::batch_inputs(*teacher_, batch);
+    auto in = data::batch_inputs(*teacher_, batch);
     in.output_hidden_states = wants_hidden_states();
     in.output_attentions = wants_attentions();
     t = teacher_->forward(in);
@@ -214,7 +214,7 @@ torch::Tensor Distiller::loss(const train::Batch& batch, const train::LossResult
   return total;
 }
 
-torch::Tensor Distiller::contrastive(const train::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher) {
+torch::Tensor Distiller::contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher) {
   const auto ids = batch.input_ids;  // [B, L]
   const auto real = batch.attention_mask.to(torch::kBool);
   auto z = torch::nn::functional::normalize(student, torch::nn::functional::NormalizeFuncOptions().dim(-1));

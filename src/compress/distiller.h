@@ -8,8 +8,8 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "nn/layers.h"
-#include "train/data.h"
-#include "train/objectives.h"
+#include "data/tasks.h"
+#include "data/objectives.h"
 
 namespace sqz::compress {
 
@@ -47,7 +47,7 @@ class Distiller {
   // The KL term compares the student's logits with the teacher's at every position.
   bool wants_logits() const { return spec_.logits_weight > 0; }
   // labels_weight * task loss + the distillation terms on this batch.
-  torch::Tensor loss(const train::Batch& batch, const train::LossResult& task);
+  torch::Tensor loss(const data::Batch& batch, const data::LossResult& task);
   std::vector<torch::Tensor> trainable();
   // The last batch's terms, for the progress bar and the log.
   std::string status() const;
@@ -60,7 +60,7 @@ class Distiller {
   // The student's residual-stream norm: when hidden dimensions are pruned, its mask limits the
   // hidden-state loss to the kept dimensions (read at loss time; pruners attach later).
   nn::LayerNorm student_norm_{nullptr};
-  torch::Tensor contrastive(const train::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher);
+  torch::Tensor contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher);
   torch::Tensor memory_, memory_seen_;  // [vocab, width] normalised teacher token representations
   double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0, last_contrastive_ = 0;
 };

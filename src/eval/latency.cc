@@ -4,7 +4,7 @@
 #include <chrono>
 #include <set>
 
-#include "core/threads.h"
+#include "nn/threads.h"
 
 namespace sqz::eval {
 

@@ -37,6 +37,12 @@ int64_t JsonFields::get_int(const std::string& key, std::optional<int64_t> fallb
   fail_field(key, "an integer");
 }
 
+int64_t JsonFields::get_positive_int(const std::string& key, std::optional<int64_t> fallback) const {
+  const int64_t v = get_int(key, fallback);
+  if (v <= 0) fail_field(key, "a positive integer");
+  return v;
+}
+
 std::optional<int64_t> JsonFields::get_optional_int(const std::string& key) const {
   if (!find(key)) return std::nullopt;
   return get_int(key);

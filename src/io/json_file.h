@@ -29,6 +29,8 @@ class JsonFields {
   bool get_bool(const std::string& key, std::optional<bool> fallback = std::nullopt) const;
   std::string get_string(const std::string& key, std::optional<std::string> fallback = std::nullopt) const;
   std::optional<int64_t> get_optional_int(const std::string& key) const;
+  // An integer >= 1 (sizes, counts); anything else fails naming the field.
+  int64_t get_positive_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;
 
   [[noreturn]] void fail_field(const std::string& key, const std::string& expected) const;
 

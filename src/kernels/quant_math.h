@@ -1,5 +1,7 @@
-// The scalar quantization formulas, torch-free, so kernels, export and (later) the libtorch
-// fake-quant code share one definition. Asymmetric uint8: q = clamp(round(x / scale) + zero, 0, 255),
+// The scalar quantization formulas of the runtime, torch-free: the kernels' activation
+// quantization and the runtime's int8 packing of float weights. The libtorch fake-quant code
+// (compress/quant/qmath.cc) computes its own on tensors, with the same rounding (half to even);
+// an exported model carries its codes, so the runtime never recomputes them. Asymmetric uint8: q = clamp(round(x / scale) + zero, 0, 255),
 // x ~= scale * (q - zero); the range always includes 0 so that zero padding stays exact.
 #pragma once
 #include <algorithm>

@@ -292,21 +292,25 @@ std::shared_ptr<TransformerModel> build_family(const io::JsonFields& j, const st
 }  // namespace
 
 ArchSpec bert_arch() {
-  return {"bert",
-          false,
-          {"BertModel", "BertForSequenceClassification", "BertForMaskedLM", "BertForTokenClassification",
+  return {.model_type = "bert",
+          .is_decoder = false,
+          .head_classes = {"BertModel", "BertForSequenceClassification", "BertForMaskedLM", "BertForTokenClassification",
            "BertForQuestionAnswering"},
-          {{"BertForPreTraining", "BertForMaskedLM"}, {"BertLMHeadModel", "BertForMaskedLM"}},
-          [](const io::JsonFields& j, const std::string& head) { return build_family(j, head, false); }};
+          .head_aliases = {{"BertForPreTraining", "BertForMaskedLM"}, {"BertLMHeadModel", "BertForMaskedLM"}},
+          .build = [](const io::JsonFields& j, const std::string& head) { return build_family(j, head, false); },
+          .layers_module = "encoder.layer",
+          .layer_count_key = "num_hidden_layers"};
 }
 
 ArchSpec roberta_arch() {
-  return {"roberta",
-          false,
-          {"RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM", "RobertaForTokenClassification",
+  return {.model_type = "roberta",
+          .is_decoder = false,
+          .head_classes = {"RobertaModel", "RobertaForSequenceClassification", "RobertaForMaskedLM", "RobertaForTokenClassification",
            "RobertaForQuestionAnswering"},
-          {{"RobertaForCausalLM", "RobertaForMaskedLM"}},
-          [](const io::JsonFields& j, const std::string& head) { return build_family(j, head, true); }};
+          .head_aliases = {{"RobertaForCausalLM", "RobertaForMaskedLM"}},
+          .build = [](const io::JsonFields& j, const std::string& head) { return build_family(j, head, true); },
+          .layers_module = "encoder.layer",
+          .layer_count_key = "num_hidden_layers"};
 }
 
 }  // namespace sqz::models

@@ -234,12 +234,12 @@ class DistilBertModel : public TransformerModel {
 }  // namespace
 
 ArchSpec distilbert_arch() {
-  return {"distilbert",
-          false,
-          {"DistilBertModel", "DistilBertForSequenceClassification", "DistilBertForMaskedLM",
+  return {.model_type = "distilbert",
+          .is_decoder = false,
+          .head_classes = {"DistilBertModel", "DistilBertForSequenceClassification", "DistilBertForMaskedLM",
            "DistilBertForTokenClassification", "DistilBertForQuestionAnswering"},
-          {},
-          [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+          .head_aliases = {},
+          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = DistilBertModel::Head;
             DistilConfig c = DistilConfig::parse(j);
             H h = head == "DistilBertForSequenceClassification" ? H::kSequenceClassification
@@ -249,7 +249,9 @@ ArchSpec distilbert_arch() {
                                                                 : H::kBase;
             if (h == H::kQuestionAnswering && !j.has("num_labels") && !j.has("id2label")) c.num_labels = 2;
             return std::make_shared<DistilBertModel>(c, head, h);
-          }};
+          },
+          .layers_module = "transformer.layer",
+          .layer_count_key = "n_layers"};
 }
 
 }  // namespace sqz::models

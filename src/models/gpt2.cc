@@ -196,15 +196,17 @@ class Gpt2Model : public TransformerModel {
 }  // namespace
 
 ArchSpec gpt2_arch() {
-  return {"gpt2",
-          true,
-          {"GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification"},
-          {{"GPT2DoubleHeadsModel", "GPT2LMHeadModel"}},
-          [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+  return {.model_type = "gpt2",
+          .is_decoder = true,
+          .head_classes = {"GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification"},
+          .head_aliases = {{"GPT2DoubleHeadsModel", "GPT2LMHeadModel"}},
+          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = Gpt2Model::Head;
             H h = head == "GPT2LMHeadModel" ? H::kLM : head == "GPT2ForSequenceClassification" ? H::kSequenceClassification : H::kBase;
             return std::make_shared<Gpt2Model>(Gpt2Config::parse(j), head, h);
-          }};
+          },
+          .layers_module = "h",
+          .layer_count_key = "n_layer"};
 }
 
 }  // namespace sqz::models

@@ -1,6 +1,8 @@
 // LLaMA: pre-RMSNorm decoder with rotary positions, grouped-query attention and a SwiGLU MLP.
 #include <cmath>
 
+#include "io/gguf.h"
+#include "io/tokenizers/gguf_vocab.h"
 #include "models/registry.h"
 #include "nn/attention.h"
 #include "nn/layers.h"
@@ -241,21 +243,15 @@ torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads) {
   return w.reshape(split).transpose(1, 2).reshape(shape).contiguous();
 }
 
-int64_t positive_field(const io::JsonFields& m, const std::string& key) {
-  const int64_t v = m.get_int(key);
-  if (v <= 0) m.fail_field(key, "a positive integer");
-  return v;
-}
-
 io::json llama_config_from_gguf(const io::GgufFile& g) {
   const io::JsonFields& m = g.metadata();
-  const int64_t layers = positive_field(m, "llama.block_count"), hidden = positive_field(m, "llama.embedding_length");
-  const int64_t heads = positive_field(m, "llama.attention.head_count");
-  const int64_t kv_heads = m.has("llama.attention.head_count_kv") ? positive_field(m, "llama.attention.head_count_kv") : heads;
+  const int64_t layers = m.get_positive_int("llama.block_count"), hidden = m.get_positive_int("llama.embedding_length");
+  const int64_t heads = m.get_positive_int("llama.attention.head_count");
+  const int64_t kv_heads = m.has("llama.attention.head_count_kv") ? m.get_positive_int("llama.attention.head_count_kv") : heads;
   if (heads % kv_heads != 0) m.fail_field("llama.attention.head_count_kv", to_text("a divisor of head_count (", heads, ")"));
   if (!m.has("llama.attention.key_length") && hidden % heads != 0)
     m.fail_field("llama.attention.head_count", to_text("a divisor of embedding_length (", hidden, ")"));
-  const int64_t head_dim = m.has("llama.attention.key_length") ? positive_field(m, "llama.attention.key_length") : hidden / heads;
+  const int64_t head_dim = m.has("llama.attention.key_length") ? m.get_positive_int("llama.attention.key_length") : hidden / heads;
   if (m.has("llama.rope.dimension_count") && m.get_int("llama.rope.dimension_count") != head_dim)
     fail_unimplemented(m.source(), ": llama.rope.dimension_count ", m.get_int("llama.rope.dimension_count"),
                        " differs from the head size ", head_dim, " (partial rotary is not a Llama)");
@@ -269,7 +265,7 @@ io::json llama_config_from_gguf(const io::GgufFile& g) {
                 {"hidden_act", "silu"},
                 {"vocab_size", vocab},
                 {"hidden_size", hidden},
-                {"intermediate_size", positive_field(m, "llama.feed_forward_length")},
+                {"intermediate_size", m.get_positive_int("llama.feed_forward_length")},
                 {"num_hidden_layers", layers},
                 {"num_attention_heads", heads},
                 {"num_key_value_heads", kv_heads},
@@ -286,10 +282,8 @@ io::json llama_config_from_gguf(const io::GgufFile& g) {
   else if (scaling != "none") fail_unimplemented(m.source(), ": llama.rope.scaling.type '", scaling, "' is not supported (none, linear)");
   if (g.find("rope_freqs.weight"))
     fail_unimplemented(g.path().string(), ": tensor 'rope_freqs.weight' (Llama 3.1 rope scaling factors) is not imported yet");
-  for (const char* role : {"bos", "eos", "padding"})
-    if (m.has(std::string("tokenizer.ggml.") + role + "_token_id"))
-      c[std::string(role == std::string("padding") ? "pad" : role) + "_token_id"] =
-          m.get_int(std::string("tokenizer.ggml.") + role + "_token_id");
+  for (const auto& [role, id] : io::gguf_special_token_ids(m, vocab))
+    if (role == "bos" || role == "eos" || role == "pad") c[role + "_token_id"] = id;
   return c;
 }
 
@@ -336,17 +330,19 @@ GgufConversion llama_from_gguf(const io::GgufFile& g) {
 }  // namespace
 
 ArchSpec llama_arch() {
-  return {"llama",
-          true,
-          {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
-          {},
-          [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+  return {.model_type = "llama",
+          .is_decoder = true,
+          .head_classes = {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
+          .head_aliases = {},
+          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = LlamaModel::Head;
             H h = head == "LlamaForCausalLM" ? H::kLM : head == "LlamaForSequenceClassification" ? H::kSequenceClassification : H::kBase;
             return std::make_shared<LlamaModel>(LlamaConfig::parse(j), head, h);
           },
-          "llama",
-          llama_from_gguf};
+          .layers_module = "layers",
+          .layer_count_key = "num_hidden_layers",
+          .gguf_architecture = "llama",
+          .from_gguf = llama_from_gguf};
 }
 
 }  // namespace sqz::models

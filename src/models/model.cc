@@ -81,11 +81,7 @@ LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int6
 
 int64_t config_head_dim(const io::JsonFields& j, const std::string& hidden_key, int64_t hidden, const std::string& heads_key,
                         int64_t heads) {
-  if (j.has("sqz_attention_head_size")) {
-    int64_t d = j.get_int("sqz_attention_head_size");
-    if (d <= 0) j.fail_field("sqz_attention_head_size", "a positive integer");
-    return d;
-  }
+  if (j.has("sqz_attention_head_size")) return j.get_positive_int("sqz_attention_head_size");
   if (heads <= 0 || hidden % heads != 0) j.fail_field(hidden_key, to_text("a multiple of ", heads_key, " (", heads, ")"));
   return hidden / heads;
 }

@@ -108,7 +108,8 @@ class TransformerModel : public torch::nn::Module {
   // HF's _init_weights beyond the generic rule (normal(init_std) for Linear and Embedding, zero
   // bias, unit norms, zero padding row): e.g. GPT-2's scaled residual projections.
   virtual void init_weights_extra() {}
-  // The dependency groups; empty for families without structured-pruning support yet.
+  // The dependency groups. Every registered family describes them (structured pruners, SpeedUp
+  // and the narrower student read them); a family that returns none gets no structured pruning.
   virtual ModelStructure structure() { return {}; }
   // Rotary families: the inverse frequency of each rotated pair (after rope_scaling), [head_dim / 2];
   // undefined for models with learned or no positions.

@@ -220,15 +220,17 @@ class OptModel : public TransformerModel {
 }  // namespace
 
 ArchSpec opt_arch() {
-  return {"opt",
-          true,
-          {"OPTModel", "OPTForCausalLM", "OPTForSequenceClassification"},
-          {},
-          [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+  return {.model_type = "opt",
+          .is_decoder = true,
+          .head_classes = {"OPTModel", "OPTForCausalLM", "OPTForSequenceClassification"},
+          .head_aliases = {},
+          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = OptModel::Head;
             H h = head == "OPTForCausalLM" ? H::kLM : head == "OPTForSequenceClassification" ? H::kSequenceClassification : H::kBase;
             return std::make_shared<OptModel>(OptConfig::parse(j), head, h);
-          }};
+          },
+          .layers_module = "decoder.layers",
+          .layer_count_key = "num_hidden_layers"};
 }
 
 }  // namespace sqz::models

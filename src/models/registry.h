@@ -6,8 +6,11 @@
 #include <set>
 
 #include "core/fs.h"
-#include "io/gguf.h"
 #include "models/model.h"
+
+namespace sqz::io {
+class GgufFile;
+}
 
 namespace sqz::models {
 
@@ -22,12 +25,19 @@ struct GgufConversion {
   std::map<std::string, Target> tensors;
 };
 
+// One family, as its file registers it (registry.cc lists them). Everything sqz needs to know
+// about a family's layout comes from here or from its TransformerModel, never from name patterns
+// elsewhere.
 struct ArchSpec {
   std::string model_type;
-  bool is_decoder;                                    // causal LM family (gpt2, opt, llama)
+  bool is_decoder = false;                            // causal LM family (gpt2, opt, llama)
   std::vector<std::string> head_classes;              // the first is the base model
   std::map<std::string, std::string> head_aliases;    // HF classes served by one of ours
   std::function<std::shared_ptr<TransformerModel>(const io::JsonFields& config, const std::string& head)> build;
+  // The blocks: the HF module list that holds them under the base model ("encoder.layer" holds
+  // "encoder.layer.0.attention...") and the config key that counts them.
+  std::string layers_module;
+  std::string layer_count_key;
   std::string gguf_architecture = "";  // general.architecture of the GGUF files this family reads
   std::function<GgufConversion(const io::GgufFile&)> from_gguf = nullptr;
 };

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "compress/quant/export.h"
+#include "io/compressed_tensors.h"
 #include "core/error.h"
 #include "runtime/runtime_dir.h"
 
@@ -29,7 +29,7 @@ Precision parse_precision(const std::string& name) {
 namespace {
 
 std::string default_precision_name(const nlohmann::json& config) {
-  if (!quant::is_quantized_export(config)) return config.contains("torch_dtype") && config["torch_dtype"] == "bfloat16" ? "bf16" : "fp32";
+  if (!io::is_quantized_export(config)) return config.contains("torch_dtype") && config["torch_dtype"] == "bfloat16" ? "bf16" : "fp32";
   const auto& q = config["quantization_config"];
   return q.contains("sparsity_config") && q["sparsity_config"].value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
 }
@@ -105,7 +105,7 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
       kernels::unpack_s8_weights(int8_.weights, codes.data_ptr<int8_t>());
     if (int8_.sparse) {
       if (in_ % 4 != 0) fail_unimplemented(name, ": 2:4 weights with ", in_, " inputs (not a multiple of 4) cannot be stored");
-      auto parts = quant::compress_24_bitmask(codes);
+      auto parts = io::compress_24_bitmask(codes);
       out.add(name + ".compressed", parts[0]);
       out.add(name + ".bitmask", parts[1]);
       out.add(name + ".shape", parts[2]);
@@ -148,7 +148,7 @@ LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry,
   torch::Tensor codes;
   if (sparse) {
     const std::string where = in.weights_path() + ": " + name;
-    codes = quant::decompress_24_bitmask(in.tensor(name + ".compressed", torch::kInt8, {out, inputs / 2}),
+    codes = io::decompress_24_bitmask(in.tensor(name + ".compressed", torch::kInt8, {out, inputs / 2}),
                                          in.tensor(name + ".bitmask", torch::kUInt8, {out, (inputs + 7) / 8}),
                                          in.tensor(name + ".shape", torch::kInt64, {2, 1}), where);
     if (codes.size(0) != out || codes.size(1) != inputs)

@@ -7,12 +7,12 @@
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
-#include "core/threads.h"
-#include "eval/evaluate.h"
+#include "nn/threads.h"
+#include "data/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
-#include "train/data.h"
-#include "train/objectives.h"
+#include "data/tasks.h"
+#include "data/objectives.h"
 
 namespace sqz::train {
 
@@ -26,32 +26,32 @@ struct Setup {
   io::json config;
   std::unique_ptr<io::Tokenizer> tokenizer;
   fs::path tokenizer_dir;
-  Objective objective;
-  LabelSet labels;
-  std::unique_ptr<ClassificationData> cls_train, cls_dev;
-  std::unique_ptr<LmData> lm_train, lm_dev;
-  MlmSpecialIds mlm{};
+  data::Objective objective;
+  data::LabelSet labels;
+  std::unique_ptr<data::ClassificationData> cls_train, cls_dev;
+  std::unique_ptr<data::LmData> lm_train, lm_dev;
+  data::MlmSpecialIds mlm{};
 };
 
-std::string head_for(const std::string& model_type, Objective o) {
+std::string head_for(const std::string& model_type, data::Objective o) {
   const auto& arch = models::find_architecture(model_type, "recipe");
-  const char* want = o == Objective::kClassification ? "SequenceClassification"
-                     : o == Objective::kMaskedLM     ? "MaskedLM"
+  const char* want = o == data::Objective::kClassification ? "SequenceClassification"
+                     : o == data::Objective::kMaskedLM     ? "MaskedLM"
                                                      : (model_type == "gpt2" ? "LMHeadModel" : "CausalLM");
   for (const auto& h : arch.head_classes)
     if (h.find(want) != std::string::npos) return h;
-  fail_unimplemented(model_type, " has no head for the ", objective_name(o), " objective");
+  fail_unimplemented(model_type, " has no head for the ", data::objective_name(o), " objective");
 }
 
 Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
   Setup s;
-  const TaskSpec& task = find_task(r.task);
-  fs::path data(r.data);
+  const data::TaskSpec& task = data::find_task(r.task);
+  fs::path data_dir(r.data);
   io::JsonFields start_config = r.model.empty() ? io::JsonFields::from_file(r.config)
                                                 : io::JsonFields::from_file(fs::path(r.model) / "config.json");
   std::string model_type = start_config.get_string("model_type");
-  TaskKind kind = task.kind;
-  s.objective = parse_objective(r.objective, kind, models::find_architecture(model_type, start_config.source()).is_decoder);
+  data::TaskKind kind = task.kind;
+  s.objective = data::parse_objective(r.objective, kind, models::find_architecture(model_type, start_config.source()).is_decoder);
   s.tokenizer_dir = !r.tokenizer.empty() ? fs::path(r.tokenizer) : !r.model.empty() ? fs::path(r.model) : fs::path();
   if (s.tokenizer_dir.empty()) fail_invalid("recipe: 'tokenizer' is required when starting from 'config'");
   s.tokenizer = io::load_tokenizer(s.tokenizer_dir);
@@ -59,25 +59,25 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     fail_invalid("tokenizer in ", s.tokenizer_dir.string(), " has ", s.tokenizer->vocab_size(),
                  " tokens but the model's vocab_size is ", start_config.get_int("vocab_size"));
   io::json overrides = io::json::object();
-  if (kind == TaskKind::kClassification) {
-    auto train = read_classification_jsonl(data / task.train_file);
-    auto dev = read_classification_jsonl(data / task.dev_file);
-    s.labels = LabelSet(train);
+  if (kind == data::TaskKind::kClassification) {
+    auto train = data::read_classification_jsonl(data_dir / task.train_file);
+    auto dev = data::read_classification_jsonl(data_dir / task.dev_file);
+    s.labels = data::LabelSet(train);
     io::json id2label = io::json::object(), label2id = io::json::object();
     for (int64_t i = 0; i < s.labels.size(); ++i) {
       id2label[std::to_string(i)] = s.labels.names()[i];
       label2id[s.labels.names()[i]] = i;
     }
     overrides = {{"id2label", id2label}, {"label2id", label2id}, {"num_labels", s.labels.size()}};
-    s.cls_train = std::make_unique<ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data / task.train_file).string());
-    s.cls_dev = std::make_unique<ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data / task.dev_file).string());
+    s.cls_train = std::make_unique<data::ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data_dir / task.train_file).string());
+    s.cls_dev = std::make_unique<data::ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data_dir / task.dev_file).string());
     // A fixed order so that evals limited to a few batches still see every label.
     s.cls_dev->shuffle(kDevOrderSeed);
-  } else if (kind == TaskKind::kLanguageModel) {
-    s.lm_train = std::make_unique<LmData>(read_lm_text(data / task.train_file), *s.tokenizer, r.max_length);
-    s.lm_dev = std::make_unique<LmData>(read_lm_text(data / task.dev_file), *s.tokenizer, r.max_length);
+  } else if (kind == data::TaskKind::kLanguageModel) {
+    s.lm_train = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.train_file), *s.tokenizer, r.max_length);
+    s.lm_dev = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.dev_file), *s.tokenizer, r.max_length);
   } else {
-    fail_unimplemented("task '", r.task, "' (", task_kind_name(kind), ") needs encoder-decoder models, not built yet");
+    fail_unimplemented("task '", r.task, "' (", data::task_kind_name(kind), ") needs encoder-decoder models, not built yet");
   }
   std::string head = !r.head.empty() ? r.head : head_for(model_type, s.objective);
   models::LoadOptions load_options;
@@ -102,7 +102,7 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     models::init_weights(*s.model);
     s.config = c;
   }
-  if (s.objective == Objective::kMaskedLM) s.mlm = mlm_special_ids(*s.tokenizer, s.tokenizer_dir.string());
+  if (s.objective == data::Objective::kMaskedLM) s.mlm = data::mlm_special_ids(*s.tokenizer, s.tokenizer_dir.string());
   return s;
 }
 
@@ -185,11 +185,11 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   int64_t epoch = step * examples_per_step / n_train;
   shuffle(epoch);
   auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919 + static_cast<uint64_t>(step));
-  eval::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
+  data::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
   auto run_eval = [&]() {
     s.model->eval();
-    io::json res = s.cls_dev ? eval::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
-                             : eval::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
+    io::json res = s.cls_dev ? data::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
+                             : data::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
     s.model->train();
     return res;
   };
@@ -209,11 +209,11 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
       if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
       int64_t begin = pos % n_train;
-      Batch batch = s.cls_train ? s.cls_train->batch(begin, begin + r.batch_size) : s.lm_train->batch(begin, begin + r.batch_size);
-      if (s.objective == Objective::kMaskedLM)
-        batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
+      data::Batch batch = s.cls_train ? s.cls_train->batch(begin, begin + r.batch_size) : s.lm_train->batch(begin, begin + r.batch_size);
+      if (s.objective == data::Objective::kMaskedLM)
+        batch.labels = data::mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
       tokens += batch.attention_mask.sum().item<int64_t>();
-      auto task = compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
+      auto task = data::compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
                                hooks.wants_all_logits());
       auto loss = hooks.total_loss(batch, task, step);
       if (!std::isfinite(loss.item<double>())) {
@@ -245,7 +245,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       std::cout << res.dump() << std::endl;
       log << res.dump() << "\n" << std::flush;
       result.last_eval = res;
-      double score = eval::primary_score(res);
+      double score = data::primary_score(res);
       if (!options.checkpoints) {
         // no best-on-dev copy: the final (compressed) model is the result
       } else if (state["best_score"].is_null() || score > state["best_score"].get<double>()) {

@@ -2,11 +2,11 @@
 // compressors plug in. Checkpoints are HF model dirs written atomically, so an interrupted run
 // always leaves the last complete one and can resume from it.
 #pragma once
+#include "data/objectives.h"
+#include "data/tasks.h"
 #include "io/json_file.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
-#include "train/data.h"
-#include "train/objectives.h"
 #include "train/recipe.h"
 
 namespace sqz::train {
@@ -26,7 +26,7 @@ class TrainHooks {
   virtual bool wants_attentions() const { return false; }
   virtual bool wants_all_logits() const { return false; }  // masked LM: logits at every position
   // The loss to minimise, given the objective's loss on this batch (default: that loss).
-  virtual torch::Tensor total_loss(const Batch& /*batch*/, const LossResult& task, int64_t /*step*/) { return task.loss; }
+  virtual torch::Tensor total_loss(const data::Batch& /*batch*/, const data::LossResult& task, int64_t /*step*/) { return task.loss; }
   virtual void after_backward(int64_t /*step*/) {}
   // Called before every optimizer step `step` (0-based): masks follow their schedules here.
   virtual void before_step(int64_t /*step*/) {}

@@ -367,21 +367,21 @@ TEST(Distiller, ContrastiveTermPicksTheTeachersOwnTokenAndIgnoresPadding) {
   auto ids = torch::randint(5, 8000, {2, 12}, torch::kLong);
   auto mask = torch::ones({2, 12}, torch::kLong);
   mask[1].slice(0, 8).fill_(0);
-  train::Batch b{ids, mask, torch::zeros({2, 12}, torch::kLong), torch::tensor({0, 1})};
-  auto same = d->loss(b, train::compute_loss(*student.model, b, train::Objective::kClassification, true)).item<double>();
+  data::Batch b{ids, mask, torch::zeros({2, 12}, torch::kLong), torch::tensor({0, 1})};
+  auto same = d->loss(b, data::compute_loss(*student.model, b, data::Objective::kClassification, true)).item<double>();
   // Changing padded positions' ids changes nothing.
-  train::Batch b2 = b;
+  data::Batch b2 = b;
   b2.input_ids = ids.clone();
   b2.input_ids[1].slice(0, 8).fill_(3);
   // (the memory now holds the first batch; a fresh distiller sees the same state)
   auto d2 = spam_distiller(*student.model, student.config.value(), keys);
-  auto task2 = train::compute_loss(*student.model, b2, train::Objective::kClassification, true);
+  auto task2 = data::compute_loss(*student.model, b2, data::Objective::kClassification, true);
   EXPECT_NEAR(d2->loss(b2, task2).item<double>(), same, 1e-4);
   {
     torch::NoGradGuard g;
     for (auto& p : student.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.1);
   }
-  auto task = train::compute_loss(*student.model, b, train::Objective::kClassification, true);
+  auto task = data::compute_loss(*student.model, b, data::Objective::kClassification, true);
   auto perturbed = d->loss(b, task);
   EXPECT_GT(perturbed.item<double>(), same + 0.1);
   perturbed.backward();  // gradients reach the student
@@ -391,15 +391,15 @@ TEST(Distiller, ContrastiveTermPicksTheTeachersOwnTokenAndIgnoresPadding) {
 TEST(Distiller, LossIsZeroAgainstItselfAndGrowsWithDifference) {
   auto teacher = models::load_model(fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam");
   auto d = spam_distiller(*teacher.model, teacher.config.value(), "hidden_weight: 1\nattention_weight: 1\nlabels_weight: 0");
-  train::Batch b{torch::randint(5, 8000, {2, 10}, torch::kLong), torch::ones({2, 10}, torch::kLong), torch::zeros({2, 10}, torch::kLong),
+  data::Batch b{torch::randint(5, 8000, {2, 10}, torch::kLong), torch::ones({2, 10}, torch::kLong), torch::zeros({2, 10}, torch::kLong),
                  torch::tensor({0, 1})};
-  auto task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
+  auto task = data::compute_loss(*teacher.model, b, data::Objective::kClassification, true, true);
   EXPECT_NEAR(d->loss(b, task).item<double>(), 0.0, 1e-6);
   {
     torch::NoGradGuard g;
     for (auto& p : teacher.model->parameters()) p.add_(torch::randn(p.sizes()) * 0.05);
   }
-  task = train::compute_loss(*teacher.model, b, train::Objective::kClassification, true, true);
+  task = data::compute_loss(*teacher.model, b, data::Objective::kClassification, true, true);
   EXPECT_GT(d->loss(b, task).item<double>(), 1e-3);
 }
 

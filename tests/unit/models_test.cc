@@ -2,7 +2,9 @@
 // cache equals full recompute, right padding does not change real positions, and bad inputs
 // are named errors.
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "models/generation.h"
+#include "models/layer_surgery.h"
 #include "models/registry.h"
 #include "unit/test_util.h"
 
@@ -122,6 +124,57 @@ TEST_P(ArchTest, KvCacheMatchesFullRecompute) {
     steps.push_back(m->forward(in).at("logits"));
   }
   EXPECT_TRUE(testing::all_close(torch::cat(steps, 1), want, 1e-5, 1e-5));
+}
+
+// FastFormers' shallower student: the chosen blocks, renumbered in the order given, everything
+// else as it was, with the family's own layer-count key; the result loads with nothing missing.
+TEST_P(ArchTest, KeepLayersRenumbersTheChosenBlocks) {
+  const auto& arch = models::find_architecture(GetParam().config["model_type"], "test");
+  auto m = make(GetParam().config, arch.head_classes[1]);
+  testing::ScratchDir dir("teacher");
+  models::save_model(*m, GetParam().config, dir.path());
+  auto teacher = models::load_model(dir.path());
+  const int64_t last = teacher.model->info().num_layers - 1;
+  ASSERT_GE(last, 1);
+  auto subset = models::keep_layers(teacher, {last, 0}, "test");
+  EXPECT_EQ(subset.config[arch.layer_count_key], 2);
+  std::map<std::string, torch::Tensor> teacher_tensors;
+  for (auto& p : teacher.model->named_parameters()) teacher_tensors[models::hf_name(teacher.model->info(), p.key())] = p.value();
+  int64_t in_blocks = 0;
+  for (const auto& [name, t] : subset.tensors) {
+    std::string source = name;
+    if (auto split = models::split_layer_name(arch, name)) {
+      ASSERT_LT(split->index, 2) << name;
+      source = split->before + std::to_string(split->index == 0 ? last : 0) + split->after;
+      ++in_blocks;
+    }
+    ASSERT_TRUE(teacher_tensors.count(source)) << name << " from " << source;
+    EXPECT_TRUE(torch::equal(t, teacher_tensors[source])) << name;
+  }
+  EXPECT_GT(in_blocks, 0);
+  testing::ScratchDir out("student");
+  io::write_safetensors(out / "model.safetensors", subset.tensors);
+  io::write_json_file_atomic(out / "config.json", subset.config);
+  auto student = models::load_model(out.path());
+  EXPECT_EQ(student.model->info().num_layers, 2);
+  EXPECT_EQ(subset.tensors.size(), student.model->named_parameters().size());
+  EXPECT_NE(testing::error_of([&] { models::keep_layers(teacher, {0, 0}, "r.yaml"); }).find("r.yaml: student.layers must be distinct"),
+            std::string::npos);
+}
+
+TEST(LayerSurgery, SplitLayerNameNeedsTheWholeModuleName) {
+  const auto& opt = models::find_architecture("opt", "test");
+  auto s = models::split_layer_name(opt, "model.decoder.layers.12.fc1.weight");
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->before, "model.decoder.layers.");
+  EXPECT_EQ(s->index, 12);
+  EXPECT_EQ(s->after, ".fc1.weight");
+  EXPECT_FALSE(models::split_layer_name(opt, "model.xdecoder.layers.1.fc1.weight"));
+  EXPECT_FALSE(models::split_layer_name(opt, "model.decoder.layers.fc1.weight"));
+  EXPECT_FALSE(models::split_layer_name(opt, "model.decoder.embed_tokens.weight"));
+  const auto& gpt2 = models::find_architecture("gpt2", "test");
+  EXPECT_EQ(models::split_layer_name(gpt2, "h.3.mlp.c_fc.weight")->index, 3);
+  EXPECT_FALSE(models::split_layer_name(gpt2, "transformer.wte.weight"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, ArchTest, ::testing::ValuesIn(arch_cases()),

@@ -430,7 +430,7 @@ TEST(Export, SparseTwoFourBitmaskStoresHalfTheValuesAndLoadsBackExactly) {
     fq_logits = m->forward(testing::inputs()).at("logits");
   }
   testing::ScratchDir dir("export-bitmask");
-  quant::SparsityExport nm{2, 4, {ffn_in, ffn_out}, quant::kSparse24Bitmask};
+  quant::SparsityExport nm{2, 4, {ffn_in, ffn_out}, io::kSparse24Bitmask};
   quant::export_compressed_tensors(*m, testing::tiny_bert_config(), q.snapshot(), nm, dir.path());
   {
     io::SafetensorsFile f(dir / "model.safetensors");
@@ -472,7 +472,7 @@ TEST(Export, SparseTwoFourBitmaskStoresHalfTheValuesAndLoadsBackExactly) {
   quant::Quantizer asym(spec_from("{targets: {names: [" + ffn_in + "]}, weight: {bits: 8, symmetric: false}}"));
   asym.attach(*m2);
   calibrate(asym, *m2);
-  quant::SparsityExport nm2{2, 4, {}, quant::kSparse24Bitmask};
+  quant::SparsityExport nm2{2, 4, {}, io::kSparse24Bitmask};
   nm2.targets = {ffn_in};
   e = testing::error_of([&] { quant::export_compressed_tensors(*m2, testing::tiny_bert_config(), asym.snapshot(), nm2, dir / "asym"); });
   EXPECT_NE(e.find("needs symmetric weights"), std::string::npos) << e;

@@ -5,12 +5,12 @@
 #include <fstream>
 
 #include "core/error.h"
-#include "core/threads.h"
-#include "eval/metrics.h"
+#include "nn/threads.h"
+#include "data/metrics.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
-#include "train/data.h"
-#include "train/objectives.h"
+#include "data/tasks.h"
+#include "data/objectives.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
 #include "unit/test_util.h"
@@ -36,12 +36,12 @@ TEST(Threads, TorchThreadCountReachesOpenBlas) {
 TEST(Metrics, HandComputed) {
   // gold 0 0 1 1 2, predicted 0 1 1 1 0: class 0 P=1/2 R=1/2 F1=.5; class 1 P=2/3 R=1 F1=.8; class 2 F1=0.
   std::vector<int64_t> gold{0, 0, 1, 1, 2}, pred{0, 1, 1, 1, 0};
-  EXPECT_DOUBLE_EQ(eval::accuracy(pred, gold), 0.6);
-  EXPECT_NEAR(eval::macro_f1(pred, gold, 3), (0.5 + 0.8 + 0.0) / 3, 1e-12);
-  EXPECT_NEAR(eval::macro_f1(gold, gold, 3), 1.0, 1e-12);
-  EXPECT_NEAR(eval::perplexity(std::log(10.0) * 4, 4), 10.0, 1e-9);
-  EXPECT_NEAR(eval::bits_per_byte(std::log(2.0) * 8, 4), 2.0, 1e-12);
-  EXPECT_THROW(eval::accuracy({1}, {}), Error);
+  EXPECT_DOUBLE_EQ(data::accuracy(pred, gold), 0.6);
+  EXPECT_NEAR(data::macro_f1(pred, gold, 3), (0.5 + 0.8 + 0.0) / 3, 1e-12);
+  EXPECT_NEAR(data::macro_f1(gold, gold, 3), 1.0, 1e-12);
+  EXPECT_NEAR(data::perplexity(std::log(10.0) * 4, 4), 10.0, 1e-9);
+  EXPECT_NEAR(data::bits_per_byte(std::log(2.0) * 8, 4), 2.0, 1e-12);
+  EXPECT_THROW(data::accuracy({1}, {}), Error);
 }
 
 TEST(Schedule, LinearWarmupThenDecay) {
@@ -55,18 +55,18 @@ TEST(Schedule, LinearWarmupThenDecay) {
 TEST(Data, JsonlErrorsNameFileAndLine) {
   testing::ScratchDir dir("data");
   std::ofstream(dir / "a.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{not json}\n";
-  auto e = testing::error_of([&] { train::read_classification_jsonl(dir / "a.jsonl"); });
+  auto e = testing::error_of([&] { data::read_classification_jsonl(dir / "a.jsonl"); });
   EXPECT_NE(e.find("a.jsonl:2: not valid JSON"), std::string::npos) << e;
   std::ofstream(dir / "b.jsonl") << "{\"text\": \"hi\", \"label\": \"x\"}\n{\"text\": \"yo\"}\n";
-  e = testing::error_of([&] { train::read_classification_jsonl(dir / "b.jsonl"); });
+  e = testing::error_of([&] { data::read_classification_jsonl(dir / "b.jsonl"); });
   EXPECT_NE(e.find("b.jsonl:2: missing string field 'label'"), std::string::npos) << e;
   std::ofstream(dir / "c.jsonl") << "\n";
-  e = testing::error_of([&] { train::read_classification_jsonl(dir / "c.jsonl"); });
+  e = testing::error_of([&] { data::read_classification_jsonl(dir / "c.jsonl"); });
   EXPECT_NE(e.find("empty file"), std::string::npos) << e;
 }
 
 TEST(Data, UnknownDevLabelIsAnError) {
-  train::LabelSet labels(std::vector<train::TextExample>{{"a", "", "ham"}, {"b", "", "spam"}});
+  data::LabelSet labels(std::vector<data::TextExample>{{"a", "", "ham"}, {"b", "", "spam"}});
   EXPECT_EQ(labels.id("spam", "x"), 1);
   auto e = testing::error_of([&] { labels.id("eggs", "dev.jsonl: example 3"); });
   EXPECT_NE(e.find("dev.jsonl: example 3: label 'eggs' never occurs in training"), std::string::npos) << e;
@@ -74,19 +74,19 @@ TEST(Data, UnknownDevLabelIsAnError) {
 
 TEST(Data, RealTasksReadAndBatch) {
   auto dir = testing::shared_dir() / "data" / "spam";
-  auto dev = train::read_classification_jsonl(dir / "dev.jsonl");
+  auto dev = data::read_classification_jsonl(dir / "dev.jsonl");
   EXPECT_EQ(dev.size(), 588u);
   auto tok = io::load_tokenizer(testing::fixtures_dir() / "bert-seqcls" / "model");
-  train::LabelSet labels(dev);
+  data::LabelSet labels(dev);
   EXPECT_EQ(labels.names(), (std::vector<std::string>{"ham", "spam"}));
-  std::vector<train::TextExample> few(dev.begin(), dev.begin() + 5);
-  train::ClassificationData data(few, *tok, labels, 32, "dev");
+  std::vector<data::TextExample> few(dev.begin(), dev.begin() + 5);
+  data::ClassificationData data(few, *tok, labels, 32, "dev");
   auto b = data.batch(0, 4);
   EXPECT_EQ(b.input_ids.size(0), 4);
   EXPECT_LE(b.input_ids.size(1), 32);
   EXPECT_EQ(b.labels.size(0), 4);
-  std::string text = train::read_lm_text(testing::shared_dir() / "data" / "lm-books" / "dev.txt").substr(0, 20000);
-  train::LmData lm(text, *tok, 16);
+  std::string text = data::read_lm_text(testing::shared_dir() / "data" / "lm-books" / "dev.txt").substr(0, 20000);
+  data::LmData lm(text, *tok, 16);
   EXPECT_EQ(lm.batch(0, 3).input_ids.sizes(), torch::IntArrayRef({3, 16}));
   EXPECT_EQ(lm.num_blocks(), lm.num_tokens() / 16);
 }
@@ -97,8 +97,8 @@ TEST(Objectives, MaskingFollowsBertRatesAndSkipsSpecials) {
   auto mask = torch::ones_like(ids);
   auto original = ids.clone();
   auto gen = at::detail::createCPUGenerator(1);
-  train::MlmSpecialIds special{4, {2}, 1000};
-  auto labels = train::mask_tokens(ids, mask, special, 0.15, gen);
+  data::MlmSpecialIds special{4, {2}, 1000};
+  auto labels = data::mask_tokens(ids, mask, special, 0.15, gen);
   auto targets = labels.ne(-100);
   double rate = targets.to(torch::kFloat).mean().item<double>();
   EXPECT_NEAR(rate, 0.15 * 127.0 / 128.0, 0.01);
@@ -115,16 +115,16 @@ TEST(Objectives, MaskedLmOnLabelledRowsEqualsEveryRow) {
   auto& model = *loaded.model;
   model.eval();
   auto tok = io::load_tokenizer(testing::fixtures_dir() / "bert-mlm" / "model");
-  auto special = train::mlm_special_ids(*tok, "fixture");
-  train::Batch batch;
+  auto special = data::mlm_special_ids(*tok, "fixture");
+  data::Batch batch;
   batch.input_ids = torch::randint(5, special.vocab_size, {3, 24}, torch::kLong);
   batch.attention_mask = torch::ones_like(batch.input_ids);
   batch.attention_mask.select(0, 2).slice(0, 18).fill_(0);  // one padded sequence
   auto gen = at::detail::createCPUGenerator(3);
-  batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, special, 0.3, gen);
+  batch.labels = data::mask_tokens(batch.input_ids, batch.attention_mask, special, 0.3, gen);
   auto run = [&](bool all_logits) {
     model.zero_grad();
-    auto r = train::compute_loss(model, batch, train::Objective::kMaskedLM, false, false, all_logits);
+    auto r = data::compute_loss(model, batch, data::Objective::kMaskedLM, false, false, all_logits);
     r.loss.backward();
     std::vector<torch::Tensor> grads;
     for (auto& p : model.parameters())

@@ -4,13 +4,12 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/compressed_tensors.h"
 #include "io/safetensors.h"
 
 namespace sqz::quant {
 
 namespace {
-
-const char* kQuantMethod = "compressed-tensors";
 
 io::json weight_args(const WeightQuant& w) {
   io::json a = {{"num_bits", w.spec.bits},  {"type", "int"},       {"symmetric", w.spec.symmetric},
@@ -51,78 +50,7 @@ torch::Tensor group_shaped(const torch::Tensor& t, const QuantSpec& s) {
   return t.reshape({t.size(0), 1});
 }
 
-// b-bit signed codes, biased to unsigned fields, 32/b per int32, little end first.
-torch::Tensor pack_codes(const torch::Tensor& codes, int bits) {
-  const int64_t per = 32 / bits, rows = codes.size(0), cols = codes.size(1);
-  const int64_t words = (cols + per - 1) / per;
-  auto u = (codes.to(torch::kInt64) + (int64_t{1} << (bits - 1))).contiguous();
-  auto padded = torch::zeros({rows, words * per}, torch::kInt64);
-  padded.slice(1, 0, cols).copy_(u);
-  auto fields = padded.reshape({rows, words, per});
-  auto place = torch::pow(2, torch::arange(per, torch::kInt64) * bits);  // field j at bit j * bits
-  auto packed = (fields * place).sum(-1);                                   // < 2^32
-  return torch::where(packed >= (int64_t{1} << 31), packed - (int64_t{1} << 32), packed).to(torch::kInt32);
-}
-
-torch::Tensor unpack_codes(const torch::Tensor& packed, int bits, int64_t cols) {
-  const int64_t per = 32 / bits;
-  auto w = packed.to(torch::kInt64);
-  w = torch::where(w < 0, w + (int64_t{1} << 32), w);  // the unsigned 32-bit word
-  auto place = torch::pow(2, torch::arange(per, torch::kInt64) * bits);
-  auto fields = torch::remainder(torch::div(w.unsqueeze(-1), place, "floor"), int64_t{1} << bits);
-  return fields.reshape({packed.size(0), -1}).slice(1, 0, cols) - (int64_t{1} << (bits - 1));
-}
-
-
 }  // namespace
-
-// sparse-24-bitmask: exactly two positions per group of four are kept, the nonzeros first, then
-// (for groups with fewer than two) the lowest zero positions, so every row has in/2 values.
-std::vector<torch::Tensor> compress_24_bitmask(const torch::Tensor& w) {
-  const int64_t rows = w.size(0), cols = w.size(1);
-  auto groups = w.reshape({rows, cols / 4, 4});
-  auto rank = groups.ne(0).to(torch::kInt64) * 8 + (3 - torch::arange(4, torch::kInt64));
-  auto keep = torch::zeros({rows, cols / 4, 4}, torch::kBool).scatter_(2, std::get<1>(rank.topk(2, 2)), true).reshape({rows, cols});
-  auto values = w.masked_select(keep).reshape({rows, cols / 2});
-  const int64_t bytes = (cols + 7) / 8;
-  auto bits = torch::zeros({rows, bytes * 8}, torch::kInt64);
-  bits.slice(1, 0, cols).copy_(keep.to(torch::kInt64));
-  auto packed = (bits.reshape({rows, bytes, 8}) * torch::pow(2, torch::arange(8, torch::kInt64))).sum(-1).to(torch::kUInt8);
-  return {values, packed, torch::tensor({rows, cols}, torch::kInt64).reshape({2, 1})};
-}
-
-// The dense [out, in] weight back from its three tensors; `where` names the module in errors.
-torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Tensor& bitmask, const torch::Tensor& shape,
-                                    const std::string& where) {
-  if (shape.numel() != 2) fail_data(where, ".shape: expected 2 entries, found ", shape.numel());
-  const int64_t rows = shape.reshape({-1})[0].item<int64_t>(), cols = shape.reshape({-1})[1].item<int64_t>();
-  if (rows < 0 || cols < 0 || cols % 4 != 0) fail_data(where, ".shape: [", rows, ", ", cols, "] is not a 2:4 weight shape");
-  if (bitmask.dim() != 2 || bitmask.size(0) != rows || bitmask.size(1) != (cols + 7) / 8 || bitmask.scalar_type() != torch::kUInt8)
-    fail_data(where, ".bitmask: expected uint8 [", rows, ", ", (cols + 7) / 8, "], found ", bitmask.scalar_type(), " ", bitmask.sizes());
-  if (values.dim() != 2 || values.size(0) != rows || values.size(1) != cols / 2)
-    fail_data(where, ".compressed: expected [", rows, ", ", cols / 2, "], found ", values.sizes());
-  auto bits = torch::remainder(torch::div(bitmask.to(torch::kInt64).unsqueeze(-1), torch::pow(2, torch::arange(8, torch::kInt64)), "floor"), 2);
-  auto keep = bits.reshape({rows, -1}).slice(1, 0, cols).to(torch::kBool);
-  auto per_group = keep.reshape({rows, cols / 4, 4}).sum(-1);
-  if (per_group.ne(2).any().item<bool>()) {
-    auto bad = per_group.ne(2).nonzero()[0];
-    fail_data(where, ".bitmask: row ", bad[0].item<int64_t>(), ", group ", bad[1].item<int64_t>(), " keeps ",
-              per_group[bad[0]][bad[1]].item<int64_t>(), " of 4 positions; 2:4 keeps exactly 2");
-  }
-  auto dense = torch::zeros({rows, cols}, values.options());
-  dense.masked_scatter_(keep, values.contiguous());
-  return dense;
-}
-
-bool is_quantized_export(const io::json& config) {
-  return config.contains("quantization_config") && config["quantization_config"].value("quant_method", "") == kQuantMethod;
-}
-
-int64_t count_nm_violations(const torch::Tensor& w, int64_t n, int64_t m) {
-  if (w.size(1) % m != 0) return w.size(0) * w.size(1) / m + 1;
-  auto nz = w.ne(0).reshape({w.size(0), -1, m}).sum(-1);
-  return (nz > n).sum().item<int64_t>();
-}
 
 void export_compressed_tensors(models::TransformerModel& model, const io::json& config, const std::vector<QuantizedLayer>& layers,
                                const SparsityExport& sparsity, const fs::path& dir) {
@@ -137,7 +65,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
       // A quantized weight is zero where its code equals the zero point (asymmetric codes are not 0).
       auto w = by_name.count(name) ? dequantize(by_name[name]->codes, by_name[name]->weight_qparams, by_name[name]->weight.spec)
                                    : targets.at(name).weight();
-      if (int64_t bad = count_nm_violations(w, sparsity.n, sparsity.m); bad > 0)
+      if (int64_t bad = io::count_nm_violations(w, sparsity.n, sparsity.m); bad > 0)
         fail_invalid(name, ".weight: ", bad, " groups of ", sparsity.m, " hold more than ", sparsity.n,
                      " nonzeros; refusing to export it as ", sparsity.n, ":", sparsity.m, " sparse");
     }
@@ -146,12 +74,12 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
   for (const auto& l : layers) all_int8 = all_int8 && l.weight.spec.bits == 8;
   std::map<const void*, std::string> storage_owner;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
-  const bool bitmask = sparsity.format == kSparse24Bitmask;
+  const bool bitmask = sparsity.format == io::kSparse24Bitmask;
   if (bitmask && (sparsity.n != 2 || sparsity.m != 4))
-    fail_invalid("sparsity format ", kSparse24Bitmask, " stores 2:4 weights; this model is pruned ", sparsity.n, ":", sparsity.m);
+    fail_invalid("sparsity format ", io::kSparse24Bitmask, " stores 2:4 weights; this model is pruned ", sparsity.n, ":", sparsity.m);
   if (!bitmask && sparsity.format != "dense")
-    fail_invalid("sparsity format '", sparsity.format, "' is not one of: dense, ", kSparse24Bitmask);
-  if (bitmask && !all_int8) fail_invalid("sparsity format ", kSparse24Bitmask, " stores int8 or float values; packed (2-7 bit) weights need format dense");
+    fail_invalid("sparsity format '", sparsity.format, "' is not one of: dense, ", io::kSparse24Bitmask);
+  if (bitmask && !all_int8) fail_invalid("sparsity format ", io::kSparse24Bitmask, " stores int8 or float values; packed (2-7 bit) weights need format dense");
   const std::set<std::string> sparse_targets(sparsity.targets.begin(), sparsity.targets.end());
   // Stores a weight ([out, in], the Linear layout) whole, or as its 2:4 bitmask tensors.
   auto store_weight = [&](const std::string& module, const torch::Tensor& w) {
@@ -159,7 +87,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
       tensors.emplace_back(module + ".weight", w);
       return;
     }
-    auto parts = compress_24_bitmask(w);
+    auto parts = io::compress_24_bitmask(w);
     tensors.emplace_back(module + ".compressed", parts[0]);
     tensors.emplace_back(module + ".bitmask", parts[1]);
     tensors.emplace_back(module + ".shape", parts[2]);
@@ -180,12 +108,12 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
     const int64_t off = signed_offset(s);
     auto codes = l.codes - off;
     if (bitmask && sparse_targets.count(module) && stored_qparam(l.weight_qparams.zero_point, s).ne(off).any().item<bool>())
-      fail_invalid(name, ": asymmetric weights store a pruned zero as their zero point, not 0; ", kSparse24Bitmask,
+      fail_invalid(name, ": asymmetric weights store a pruned zero as their zero point, not 0; ", io::kSparse24Bitmask,
                    " needs symmetric weights (or format dense)");
     if (all_int8) {
       store_weight(module, codes.to(torch::kInt8));
     } else {
-      tensors.emplace_back(module + ".weight_packed", pack_codes(codes, s.bits));
+      tensors.emplace_back(module + ".weight_packed", io::pack_codes(codes, s.bits));
       tensors.emplace_back(module + ".weight_shape", torch::tensor({codes.size(0), codes.size(1)}, torch::kInt32));
     }
     tensors.emplace_back(module + ".weight_scale", stored_qparam(l.weight_qparams.scale, s).to(torch::kFloat32));
@@ -219,7 +147,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
   io::json ignore = io::json::array();
   for (const auto& [name, t] : targets)
     if (t.type == "linear" && !by_name.count(name)) ignore.push_back(name);
-  c["quantization_config"] = {{"quant_method", kQuantMethod}, {"format", all_int8 ? "int-quantized" : "pack-quantized"},
+  c["quantization_config"] = {{"quant_method", io::kQuantMethod}, {"format", all_int8 ? "int-quantized" : "pack-quantized"},
                               {"quantization_status", "compressed"}, {"config_groups", groups}, {"ignore", ignore}};
   if (sparsity.n > 0) {
     int64_t zeros = 0, total = 0;
@@ -242,7 +170,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
 
 models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOptions& options_in) {
   auto config = io::JsonFields::from_file(dir / "config.json");
-  if (!is_quantized_export(config.value())) return models::load_model(dir, options_in);
+  if (!io::is_quantized_export(config.value())) return models::load_model(dir, options_in);
   const std::string where = (dir / "config.json").string() + " quantization_config";
   const auto& qc = config.value()["quantization_config"];
   if (!qc.contains("config_groups") || !qc["config_groups"].is_object()) fail_data(where, ": expected an object 'config_groups'");
@@ -264,16 +192,16 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
   if (qc.contains("sparsity_config") && qc["sparsity_config"].is_object()) {
     const auto& sc = qc["sparsity_config"];
     const std::string format = sc.value("format", "dense");
-    if (format == kSparse24Bitmask) {
+    if (format == io::kSparse24Bitmask) {
       if (!sc.contains("targets") || !sc["targets"].is_array()) fail_data(where, ".sparsity_config: expected a 'targets' list");
       for (const auto& t : sc["targets"]) bitmask_targets.insert(t.get<std::string>());
     } else if (format != "dense") {
-      fail_unimplemented(where, ".sparsity_config.format '", format, "' (sqz reads dense and ", kSparse24Bitmask, ")");
+      fail_unimplemented(where, ".sparsity_config.format '", format, "' (sqz reads dense and ", io::kSparse24Bitmask, ")");
     }
   }
   auto stored_weight = [&](const std::string& name) {
     if (!bitmask_targets.count(name)) return read(name + ".weight");
-    return decompress_24_bitmask(read(name + ".compressed"), read(name + ".bitmask"), read(name + ".shape"),
+    return io::decompress_24_bitmask(read(name + ".compressed"), read(name + ".bitmask"), read(name + ".shape"),
                                  (dir / "model.safetensors").string() + ": " + name);
   };
   for (const auto& [gname, g] : qc["config_groups"].items()) {
@@ -301,7 +229,7 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
       qs.targets.names.push_back(name);
       if (ws) {
         torch::Tensor codes = ckpt.contains(name + ".weight_packed")
-                                  ? unpack_codes(read(name + ".weight_packed"), ws->bits, read(name + ".weight_shape")[1].item<int64_t>())
+                                  ? io::unpack_codes(read(name + ".weight_packed"), ws->bits, read(name + ".weight_shape")[1].item<int64_t>())
                                   : stored_weight(name).to(torch::kInt64);
         auto logical = lt->second.weight();
         if (codes.sizes() != logical.sizes())

@@ -8,6 +8,7 @@
 // (GPT-2's Conv1D included); asymmetric codes are stored signed (q - 2^(b-1)).
 #pragma once
 #include "compress/quant/quantizer.h"
+#include "io/compressed_tensors.h"
 #include "models/registry.h"
 
 namespace sqz::quant {
@@ -21,7 +22,6 @@ struct SparsityExport {
   // `<module>.shape` [[out], [in]], in place of `<module>.weight`.
   std::string format = "dense";
 };
-inline const char* kSparse24Bitmask = "sparse-24-bitmask";
 
 // Writes config.json and model.safetensors of `model` into `dir`, replacing the weights of the
 // quantized layers by their codes. Refuses (naming the tensor) a weight that violates the N:M
@@ -33,20 +33,5 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
 // it was evaluated with) and gets its input quantization back, so `sqz eval` measures what was
 // exported.
 models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOptions& options = {});
-
-// True when `config` declares a compressed-tensors quantization.
-bool is_quantized_export(const io::json& config);
-
-// sparse-24-bitmask of a 2:4 weight [out, in] (in a multiple of 4): {compressed [out, in/2],
-// bitmask uint8 [out, ceil(in/8)], shape [[out], [in]]}. Groups with fewer than two non-zeros keep
-// their lowest zero positions, so every group stores exactly two values.
-std::vector<torch::Tensor> compress_24_bitmask(const torch::Tensor& w);
-// The dense weight back; a bitmask that does not keep exactly 2 of every 4 is refused, naming
-// `where` (file and module), the row and the group.
-torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Tensor& bitmask, const torch::Tensor& shape,
-                                    const std::string& where);
-
-// Fraction of weights that violate N:M in `w` ([out, in], groups of m along in); 0 = exact.
-int64_t count_nm_violations(const torch::Tensor& w, int64_t n, int64_t m);
 
 }  // namespace sqz::quant

@@ -53,6 +53,20 @@ json bos_template(const std::string& bos, const json& vocab) {
 
 }  // namespace
 
+std::map<std::string, int64_t> gguf_special_token_ids(const JsonFields& meta, int64_t vocab_size) {
+  std::map<std::string, int64_t> ids;
+  // llama.cpp's role names, then HF's.
+  for (const auto& [role, hf_role] : std::vector<std::pair<std::string, std::string>>{
+           {"bos", "bos"}, {"eos", "eos"}, {"unknown", "unk"}, {"padding", "pad"}, {"sep", "sep"}, {"cls", "cls"}, {"mask", "mask"}}) {
+    const std::string key = "tokenizer.ggml." + role + "_token_id";
+    if (!meta.has(key)) continue;
+    const int64_t id = meta.get_int(key);
+    if (id < 0 || id >= vocab_size) meta.fail_field(key, to_text("a token id in [0, ", vocab_size, ")"));
+    ids[hf_role] = id;
+  }
+  return ids;
+}
+
 void write_gguf_tokenizer(const JsonFields& meta, const fs::path& dir, int64_t model_max_length) {
   const std::string model = meta.get_string("tokenizer.ggml.model");
   if (model != "gpt2")
@@ -91,14 +105,9 @@ void write_gguf_tokenizer(const JsonFields& meta, const fs::path& dir, int64_t m
                  {"clean_up_tokenization_spaces", false}, {"model_max_length", model_max_length},
                  {"added_tokens_decoder", added_decoder}};
   json special_map = json::object();
-  for (const char* role : {"bos", "eos", "unknown", "padding", "sep", "cls", "mask"}) {
-    const std::string key = std::string("tokenizer.ggml.") + role + "_token_id";
-    if (!meta.has(key)) continue;
-    const int64_t id = meta.get_int(key);
-    if (id < 0 || id >= n) meta.fail_field(key, to_text("a token id in [0, ", n, ")"));
-    const std::string hf_role = std::string(role) == "unknown" ? "unk" : std::string(role) == "padding" ? "pad" : role;
-    special_map[hf_role + "_token"] = tokens[id];
-    config[hf_role + "_token"] = tokens[id];
+  for (const auto& [role, id] : gguf_special_token_ids(meta, n)) {
+    special_map[role + "_token"] = tokens[id];
+    config[role + "_token"] = tokens[id];
   }
   const bool add_bos = meta.get_bool("tokenizer.ggml.add_bos_token", false);
   if (add_bos && !special_map.contains("bos_token"))

@@ -1,12 +1,18 @@
 // The tokenizer a GGUF file carries (tokenizer.ggml.* metadata) written as Hugging Face files:
 // tokenizer.json, tokenizer_config.json and special_tokens_map.json.
 #pragma once
+#include <map>
+
 #include "io/json_file.h"
 
 namespace sqz::io {
 
 // Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") with the pre-tokenizers sqz runs
 // (tokenizer.ggml.pre "default", "gpt2", "smollm"); any other is refused by name.
+// The special tokens a GGUF names (tokenizer.ggml.<role>_token_id) by their HF role: bos, eos,
+// unk, pad, sep, cls, mask. An id outside [0, vocab_size) fails naming the field.
+std::map<std::string, int64_t> gguf_special_token_ids(const JsonFields& metadata, int64_t vocab_size);
+
 void write_gguf_tokenizer(const JsonFields& metadata, const fs::path& dir, int64_t model_max_length);
 
 }  // namespace sqz::io

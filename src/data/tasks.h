@@ -9,7 +9,7 @@
 #include "core/fs.h"
 #include "io/tokenizers/tokenizer.h"
 
-namespace sqz::train {
+namespace sqz::data {
 
 enum class TaskKind { kLanguageModel, kClassification, kSeq2Seq };
 
@@ -82,4 +82,4 @@ class LmData {
   int64_t block_ = 0, bytes_ = 0;
 };
 
-}  // namespace sqz::train
+}  // namespace sqz::data

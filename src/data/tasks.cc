@@ -1,4 +1,4 @@
-#include "train/data.h"
+#include "data/tasks.h"
 
 #include <algorithm>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/json_file.h"
 
-namespace sqz::train {
+namespace sqz::data {
 
 namespace {
 
@@ -182,4 +182,4 @@ Batch LmData::batch(int64_t begin, int64_t end) const {
   return out;
 }
 
-}  // namespace sqz::train
+}  // namespace sqz::data

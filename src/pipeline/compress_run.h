@@ -1,17 +1,18 @@
 // `sqz compress`: the main job. Loads the model (and a teacher), trains with the recipe's pruners
 // and distiller attached, bakes the masks, runs SpeedUp, and writes the compressed model with a
-// report (dev scores, parameters, bytes, per-layer heads/neurons, latency, plots).
+// report (dev scores, parameters, bytes, per-layer heads/neurons, latency, plots). The stages
+// are in stages.h.
 #pragma once
 #include "compress/recipe.h"
 
-namespace sqz::compress {
+namespace sqz::pipeline {
 
 struct CompressOptions {
   bool overwrite = false;
 };
 
 // Returns the report (also written to OUT/report.json).
-io::json run_compress(const CompressRecipe& recipe, const CompressOptions& options);
+io::json run_compress(const compress::CompressRecipe& recipe, const CompressOptions& options);
 
 // One swept recipe path (e.g. prune.0.sparsity) and its values; several sweeps run in lockstep
 // (point i sets every key to its i-th value).
@@ -26,4 +27,4 @@ struct Sweep {
 io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& overrides, const std::vector<Sweep>& sweeps,
                    const CompressOptions& options);
 
-}  // namespace sqz::compress
+}  // namespace sqz::pipeline

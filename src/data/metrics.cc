@@ -1,10 +1,10 @@
-#include "eval/metrics.h"
+#include "data/metrics.h"
 
 #include <cmath>
 
 #include "core/error.h"
 
-namespace sqz::eval {
+namespace sqz::data {
 
 double accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& gold) {
   if (predicted.size() != gold.size() || gold.empty())
@@ -46,4 +46,4 @@ double bits_per_byte(double total_nll_nats, double bytes) {
   return total_nll_nats / std::log(2.0) / bytes;
 }
 
-}  // namespace sqz::eval
+}  // namespace sqz::data

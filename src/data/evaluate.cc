@@ -1,14 +1,14 @@
-#include "eval/evaluate.h"
+#include "data/evaluate.h"
 
 #include <chrono>
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "eval/metrics.h"
+#include "data/metrics.h"
 
-namespace sqz::eval {
+namespace sqz::data {
 
-io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
+io::json evaluate_classification(models::TransformerModel* model, const ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& o) {
   if (!model && !o.classification_logits) fail_invalid("evaluate: no model and no engine to take logits from");
   auto t0 = std::chrono::steady_clock::now();
@@ -38,10 +38,10 @@ io::json evaluate_classification(models::TransformerModel* model, const train::C
           {"examples", gold.size()}, {"elapsed_s", seconds_since(t0)}};
 }
 
-io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data, train::Objective objective,
-                     const train::MlmSpecialIds* mlm, const EvalOptions& o) {
-  const bool engine = o.lm_logits && objective == train::Objective::kCausalLM;
-  if (!model && !engine) fail_invalid("evaluate: no model, and no engine for ", train::objective_name(objective), " logits");
+io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Objective objective,
+                     const MlmSpecialIds* mlm, const EvalOptions& o) {
+  const bool engine = o.lm_logits && objective == Objective::kCausalLM;
+  if (!model && !engine) fail_invalid("evaluate: no model, and no engine for ", objective_name(objective), " logits");
   auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
   bool was_training = model && model->is_training();
@@ -53,15 +53,15 @@ io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data,
     if (o.max_batches > 0 && batches >= o.max_batches) break;
     ++batches;
     auto batch = data.batch(i, i + o.batch_size);
-    if (objective == train::Objective::kMaskedLM) batch.labels = train::mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
-    auto r = engine ? train::loss_from_logits(o.lm_logits(batch), batch, objective) : train::compute_loss(*model, batch, objective);
+    if (objective == Objective::kMaskedLM) batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
+    auto r = engine ? loss_from_logits(o.lm_logits(batch), batch, objective) : compute_loss(*model, batch, objective);
     if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
   }
   if (model) model->train(was_training);
   io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
-  if (objective == train::Objective::kCausalLM) {
+  if (objective == Objective::kCausalLM) {
     // Blocks do not overlap and the first token of each is not predicted: the bytes counted are
     // the text's bytes times the share of the token stream that was scored.
     double scored_bytes = static_cast<double>(data.num_bytes()) * static_cast<double>(targets) / static_cast<double>(data.num_tokens());
@@ -74,26 +74,26 @@ io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data,
 
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,
                         const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
-  const auto& task = train::find_task(task_name);
-  if (task.kind == train::TaskKind::kClassification) {
+  const auto& task = find_task(task_name);
+  if (task.kind == TaskKind::kClassification) {
     if (!config.has("id2label")) fail_invalid(config.source(), ": no id2label, so the labels are unknown");
     std::vector<std::string> names(config.value()["id2label"].size());
     for (auto& [id, name] : config.value()["id2label"].items()) names.at(std::stoul(id)) = name.get<std::string>();
-    train::LabelSet labels(names);
-    auto examples = train::read_classification_jsonl(split);
-    train::ClassificationData data(examples, tok, labels, max_length, split.string());
+    LabelSet labels(names);
+    auto examples = read_classification_jsonl(split);
+    ClassificationData data(examples, tok, labels, max_length, split.string());
     return evaluate_classification(model, data, labels.size(), o);
   }
-  if (task.kind == train::TaskKind::kLanguageModel) {
+  if (task.kind == TaskKind::kLanguageModel) {
     // Without a libtorch model the logits come from a decoder engine (o.lm_logits): causal LM.
     if (!model && !o.lm_logits) fail_invalid("evaluate: language modelling needs a model or a decoder engine");
     if (model && model->info().max_positions > 0 && max_length > model->info().max_positions)
       fail_invalid("evaluate: blocks of --max-length ", max_length, " exceed the model's ", model->info().max_positions, " positions (",
                    config.source(), ")");
-    train::LmData data(train::read_lm_text(split), tok, max_length);
-    auto objective = !model || model->info().is_decoder ? train::Objective::kCausalLM : train::Objective::kMaskedLM;
-    train::MlmSpecialIds mlm{};
-    if (objective == train::Objective::kMaskedLM) mlm = train::mlm_special_ids(tok, config.source());
+    LmData data(read_lm_text(split), tok, max_length);
+    auto objective = !model || model->info().is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
+    MlmSpecialIds mlm{};
+    if (objective == Objective::kMaskedLM) mlm = mlm_special_ids(tok, config.source());
     return evaluate_lm(model, data, objective, &mlm, o);
   }
   fail_unimplemented("task '", task_name, "' needs encoder-decoder models, not built yet");
@@ -104,4 +104,4 @@ double primary_score(const io::json& r) {
   return -r["perplexity"].get<double>();
 }
 
-}  // namespace sqz::eval
+}  // namespace sqz::data

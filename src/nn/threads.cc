@@ -1,4 +1,4 @@
-#include "core/threads.h"
+#include "nn/threads.h"
 
 #include <dlfcn.h>
 #include <torch/torch.h>

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace sqz::eval {
+namespace sqz::data {
 
 double accuracy(const std::vector<int64_t>& predicted, const std::vector<int64_t>& gold);
 // Mean of per-class F1 over the classes that occur in gold or predictions (scikit-learn's
@@ -15,4 +15,4 @@ double perplexity(double total_nll_nats, int64_t tokens);
 // Total NLL in bits divided by the UTF-8 bytes of the text: tokenizer-independent.
 double bits_per_byte(double total_nll_nats, double bytes);
 
-}  // namespace sqz::eval
+}  // namespace sqz::data

@@ -3,9 +3,9 @@
 #pragma once
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
-#include "train/data.h"
+#include "data/tasks.h"
 
-namespace sqz::train {
+namespace sqz::data {
 
 enum class Objective { kMaskedLM, kCausalLM, kClassification };
 
@@ -45,4 +45,4 @@ LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Obj
 LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Objective objective,
                         bool hidden_states = false, bool attentions = false, bool all_logits = false);
 
-}  // namespace sqz::train
+}  // namespace sqz::data

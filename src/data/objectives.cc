@@ -1,8 +1,8 @@
-#include "train/objectives.h"
+#include "data/objectives.h"
 
 #include "core/error.h"
 
-namespace sqz::train {
+namespace sqz::data {
 
 namespace {
 constexpr int64_t kIgnoreIndex = -100;
@@ -99,4 +99,4 @@ LossResult compute_loss(models::TransformerModel& model, const Batch& batch, Obj
   return r;
 }
 
-}  // namespace sqz::train
+}  // namespace sqz::data

@@ -5,10 +5,10 @@
 #include "io/json_file.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
-#include "train/data.h"
-#include "train/objectives.h"
+#include "data/tasks.h"
+#include "data/objectives.h"
 
-namespace sqz::eval {
+namespace sqz::data {
 
 struct EvalOptions {
   int64_t batch_size = 16;
@@ -21,17 +21,17 @@ struct EvalOptions {
   // --engine runtime` points it at the runtime engine so accuracy is measured on what is deployed.
   std::function<torch::Tensor(const models::ModelInputs&)> classification_logits{};
   // Causal LM: where logits [batch, seq, vocab] come from; unset = the model's own forward.
-  std::function<torch::Tensor(const train::Batch&)> lm_logits{};
+  std::function<torch::Tensor(const Batch&)> lm_logits{};
 };
 constexpr int64_t kKeptLogitBatches = 8;
 
 // One JSON object: metric values, examples/tokens counted, elapsed seconds. `model` may be null
 // when options.classification_logits (classification) or options.lm_logits (causal LM) is set:
 // an engine without a libtorch model.
-io::json evaluate_classification(models::TransformerModel* model, const train::ClassificationData& data,
+io::json evaluate_classification(models::TransformerModel* model, const ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& options);
-io::json evaluate_lm(models::TransformerModel* model, const train::LmData& data, train::Objective objective,
-                     const train::MlmSpecialIds* mlm, const EvalOptions& options);
+io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Objective objective,
+                     const MlmSpecialIds* mlm, const EvalOptions& options);
 
 // What `sqz eval` reports for `model` on a task's split file (labels from config id2label).
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
@@ -40,4 +40,4 @@ io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& to
 // The headline number of an eval result, larger is better (accuracy, or -perplexity).
 double primary_score(const io::json& result);
 
-}  // namespace sqz::eval
+}  // namespace sqz::data

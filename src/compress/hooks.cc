@@ -1,0 +1,76 @@
+#include "compress/hooks.h"
+
+#include <sstream>
+
+#include "core/error.h"
+
+namespace sqz::compress {
+
+CompressHooks::CompressHooks(const CompressRecipe& r) : lr_(r.train.lr) {
+  for (const auto& p : r.prune) pruners.push_back(std::make_unique<Pruner>(p));
+  for (const auto& q : r.quantize)
+    if (q.qat) quantizers.push_back(std::make_unique<quant::Quantizer>(q));
+  if (r.distill) distiller.emplace(*r.distill);
+}
+
+void CompressHooks::on_start(models::TransformerModel& model, const io::Tokenizer& tok, const io::json& config) {
+  if (distiller) distiller->attach(model, tok, config, model.info().head_class);
+  for (auto& p : pruners) p->attach(model, lr_);
+  for (auto& q : quantizers) q->attach(model);
+}
+
+std::vector<train::TrainHooks::ParamGroup> CompressHooks::extra_parameters() {
+  std::vector<ParamGroup> g;
+  for (auto& p : pruners)
+    if (!p->trainable().empty()) g.push_back({p->trainable(), p->score_lr_scale()});
+  for (auto& q : quantizers)
+    if (!q->trainable().empty()) g.push_back({q->trainable(), 1.0});
+  if (distiller && !distiller->trainable().empty()) g.push_back({distiller->trainable(), 1.0});
+  return g;
+}
+
+torch::Tensor CompressHooks::total_loss(const data::Batch& batch, const data::LossResult& task, int64_t) {
+  torch::Tensor loss = distiller ? distiller->loss(batch, task) : task.loss;
+  for (auto& p : pruners)
+    if (auto reg = p->regularizer(); reg.defined()) loss = loss + reg;
+  return loss;
+}
+
+void CompressHooks::after_backward(int64_t) {
+  for (auto& p : pruners) p->after_backward();
+}
+
+void CompressHooks::before_step(int64_t step) {
+  for (auto& p : pruners) p->before_step(step);
+  for (auto& q : quantizers) q->before_step(step);
+}
+
+std::string CompressHooks::status() const {
+  std::ostringstream s;
+  s.precision(2);
+  for (const auto& p : pruners) s << " " << p->spec().name << " " << std::fixed << p->sparsity();
+  for (const auto& q : quantizers) s << q->status();
+  if (distiller) s << distiller->status();
+  return s.str();
+}
+
+std::string CompressHooks::describe_nonfinite() const {
+  for (const auto& q : quantizers)
+    if (auto d = q->describe_nonfinite(); !d.empty()) return d;
+  return "";
+}
+
+quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pruners) {
+  quant::SparsityExport nm;
+  for (const auto& p : pruners) {
+    if (p->spec().granularity != Granularity::kNM) continue;
+    if (nm.n > 0 && (nm.n != p->spec().n || nm.m != p->spec().m))
+      fail_invalid(p->spec().source, ": two N:M structures in one model (", nm.n, ":", nm.m, " and ", p->spec().n, ":", p->spec().m,
+                   ") cannot be declared in one sparsity_config");
+    nm.n = p->spec().n, nm.m = p->spec().m;
+    for (const auto& u : p->report()) nm.targets.push_back(u.name);
+  }
+  return nm;
+}
+
+}  // namespace sqz::compress

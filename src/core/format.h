@@ -1,0 +1,24 @@
+// Numbers as reports print them.
+#pragma once
+#include <iomanip>
+#include <sstream>
+#include <string>
+
+namespace sqz {
+
+// `digits` significant digits, as a stream prints by default: 0.97794, 1.2e+03.
+inline std::string format_significant(double v, int digits = 4) {
+  std::ostringstream s;
+  s.precision(digits);
+  s << v;
+  return s.str();
+}
+
+// `digits` digits after the point: 12.35.
+inline std::string format_fixed(double v, int digits = 2) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace sqz

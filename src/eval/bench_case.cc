@@ -1,0 +1,170 @@
+#include "eval/bench_case.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "compress/pruner.h"
+#include "compress/quant/export.h"
+#include "core/format.h"
+
+namespace sqz::eval {
+
+namespace {
+
+double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
+}
+
+bool blocks_are_2_4(models::TransformerModel& model) {
+  for (auto& l : block_linears(model))
+    if (l->in_features() % 4 != 0 || io::count_nm_violations(l->logical_weight().detach(), 2, 4) > 0) return false;
+  return true;
+}
+
+}  // namespace
+
+std::function<torch::Tensor(std::vector<double>*)> timed_whole(std::function<torch::Tensor()> fn) {
+  return [fn = std::move(fn)](std::vector<double>* ms) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = fn();
+    ms->assign(1, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return out;
+  };
+}
+
+io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std::vector<TimingStats>* phases) {
+  io::json row = {{"case", c.name}, {"batch", batch}};
+  if (!c.engine.empty()) row.update({{"engine", c.engine}, {"precision", c.precision}});
+  phases->clear();
+  try {
+    const torch::Tensor reference = c.reference ? c.reference() : torch::Tensor();  // before a peer patches the model
+    if (c.attach) c.attach();
+    std::vector<double> ms;
+    const double err = reference.defined() ? rel_err(c.run(&ms), reference) : 0.0;
+    row["max_rel_err"] = err;
+    if (!c.baseline && !(err <= c.tolerance)) {
+      row["status"] = "check failed: error " + format_fixed(err, 6) + " > " + format_fixed(c.tolerance, 6);
+    } else if (c.own_timings) {
+      *phases = c.own_timings();
+    } else {
+      for (int i = 0; i < o.warmup; ++i) c.run(&ms);
+      std::vector<std::vector<double>> samples;
+      for (int i = 0; i < std::max(o.runs, 1); ++i) {
+        c.run(&ms);
+        samples.resize(ms.size());
+        for (size_t p = 0; p < ms.size(); ++p) samples[p].push_back(ms[p]);
+      }
+      for (auto& s : samples) phases->push_back(timing_stats(std::move(s)));
+    }
+    if (!row.contains("status")) {
+      const bool untimed = phases->empty() || std::any_of(phases->begin(), phases->end(), [](const TimingStats& t) { return t.runs == 0; });
+      if (untimed) throw std::runtime_error("no timed runs");
+      row["status"] = "ok";
+    }
+  } catch (const std::exception& e) {
+    row["status"] = std::string("failed: ") + e.what();
+    phases->clear();
+  }
+  if (c.detach) c.detach();
+  return row;
+}
+
+bool case_selected(const BenchOptions& o, const std::string& name) {
+  return o.cases.empty() || name == "libtorch-fp32" || std::find(o.cases.begin(), o.cases.end(), name) != o.cases.end();
+}
+
+std::string reproduce_line(const BenchOptions& o, int64_t batch, const std::string& name, bool decoder) {
+  return "sqz bench " + (o.preset.empty() ? o.model_dir : "--preset " + o.preset) + " --batch " + std::to_string(batch) +
+         " --seq " + std::to_string(o.seq) + (decoder ? " --decode-steps " + std::to_string(o.decode_steps) : "") +
+         " --threads " + std::to_string(o.threads) + " --runs " + std::to_string(o.runs) + " --case " + name;
+}
+
+double engine_tolerance(runtime::Precision p) {
+  switch (p) {
+    case runtime::Precision::kFp32: return 1e-4;
+    case runtime::Precision::kBf16: return 0.05;
+    default: return 0.2;
+  }
+}
+
+models::LoadedModel bench_model(const BenchOptions& o) {
+  if (!o.preset.empty()) {
+    io::JsonFields config(bench_preset_config(o.preset), "preset " + o.preset);
+    torch::manual_seed(o.seed);
+    auto model = models::build_model(config);
+    models::init_weights(*model);
+    return {model, config, {}};
+  }
+  auto loaded = quant::load_any_model(o.model_dir);
+  for (const auto& m : loaded.model->modules(/*include_self=*/false))
+    if (auto* l = dynamic_cast<nn::LinearImpl*>(m.get())) l->site = nullptr;
+  return loaded;
+}
+
+std::vector<nn::Linear> block_linears(models::TransformerModel& model) {
+  std::vector<nn::Linear> out;
+  std::set<const void*> seen;
+  auto add = [&](const nn::Linear& l) {
+    if (seen.insert(l.get()).second) out.push_back(l);
+  };
+  auto st = model.structure();
+  for (auto& a : st.attention) {
+    for (auto& l : a.head_rows) add(l);
+    add(a.head_cols);
+  }
+  for (auto& f : st.ffn) {
+    for (auto& l : f.neuron_rows) add(l);
+    add(f.neuron_cols);
+  }
+  return out;
+}
+
+models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded) {
+  if (blocks_are_2_4(*loaded.model)) return loaded;
+  models::LoadedModel sparse = bench_model(o);
+  sparse.model->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& l : block_linears(*sparse.model)) {
+    auto w = l->logical_weight();
+    w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
+  }
+  return sparse;
+}
+
+io::json profile_rows(const runtime::OpProfile& profile, int64_t per) {
+  io::json rows = io::json::array();
+  for (const auto& r : profile.rows())
+    rows.push_back({{"op", r.op}, {"ms", r.total_ms / static_cast<double>(per)}, {"calls", r.calls / per},
+                    {"share", r.total_ms / profile.total_ms()}});
+  return rows;
+}
+
+void print_profile_tables(const io::json& result, std::ostream& out, const std::string& part, const std::string& unit) {
+  for (const auto& r : result["rows"]) {
+    if (!r.contains("profile")) continue;
+    const auto& rows = part.empty() ? r["profile"] : r["profile"][part];
+    out << "\nper-op time, " << r["case"].get<std::string>() << ", batch " << r["batch"].get<int64_t>()
+        << (part.empty() ? "" : ", " + part) << " (--profile: wall ms per " << unit << ", summed over layers)\n\n"
+        << "| op | ms | share | calls |\n|---|---|---|---|\n";
+    for (const auto& p : rows)
+      out << "| " << p["op"].get<std::string>() << " | " << format_fixed(p["ms"].get<double>(), 3) << " | "
+          << format_fixed(100.0 * p["share"].get<double>(), 1) << "% | " << p["calls"].get<int64_t>() << " |\n";
+  }
+}
+
+void print_footer(const io::json& result, std::ostream& out) {
+  out << "\n";
+  for (const auto& s : result["skipped"])
+    out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  for (const auto& r : result["rows"])
+    if (r.contains("setting")) {
+      out << "setting: libtorch rows were timed in this process (default) and again in a child process with\n"
+             "OMP_WAIT_POLICY=passive; each keeps its faster setting (sqz rows: default, this process)\n";
+      break;
+    }
+  out << "\nreproduce one case:\n";
+  for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
+}
+
+}  // namespace sqz::eval

@@ -1,0 +1,78 @@
+// What the encoder and decoder benches share: a case with named fields, the one loop that checks
+// a case against its reference and then times it, the model under test (and its 2:4 copy), and
+// the parts of the report both tables print.
+#pragma once
+#include <functional>
+#include <ostream>
+
+#include "eval/bench.h"
+#include "eval/latency.h"
+#include "models/registry.h"
+#include "runtime/linear_op.h"
+#include "runtime/op_profile.h"
+
+namespace sqz::eval {
+
+// One row of a bench table: an engine run on the same input as libtorch fp32.
+struct BenchCase {
+  std::string name;                    // "libtorch-fp32", "sqz-int8", "onnxruntime-int8", ...
+  std::string engine = "", precision = "";  // what runs it, as the encoder table's JSON says
+  bool baseline = false;               // libtorch fp32: the reference of the ratios; never refused by its check
+  double tolerance = 0;                // max |output - reference| / max |reference| before timing
+  std::function<torch::Tensor()> reference = {};  // unset: the check is skipped (error 0)
+  // One run: its output, and the wall ms of each timed phase (encoder: the forward; decoder:
+  // prefill, then decode per token).
+  std::function<torch::Tensor(std::vector<double>* phase_ms)> run;
+  std::function<void()> attach = {}, detach = {};  // peers that patch the model, for their own run only
+  // Set for a peer that timed its runs itself (in its own process) during its checked run.
+  std::function<std::vector<TimingStats>()> own_timings = {};
+  // Called once the row is timed: profiles, the decoder's weight-stream floor.
+  std::function<void(io::json& row)> on_timed = {};
+};
+
+// A run whose one phase is the whole call.
+std::function<torch::Tensor(std::vector<double>*)> timed_whole(std::function<torch::Tensor()> fn);
+
+// The check, then (if it passed) `warmup` + `runs` timed runs: a row with case, batch,
+// max_rel_err, status and, when timed, `*phases` filled (one TimingStats per phase). Exceptions
+// become a "failed: ..." status; the case's detach always runs.
+io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std::vector<TimingStats>* phases);
+
+// Whether --case asks for `name` (libtorch fp32 always runs: every ratio needs it).
+bool case_selected(const BenchOptions& o, const std::string& name);
+
+// The command that runs one case of this bench alone.
+std::string reproduce_line(const BenchOptions& o, int64_t batch, const std::string& name, bool decoder);
+
+// How far a sqz case's output may be from its libtorch fp32 reference, relative to the largest
+// |output|: fp32 only sums in another order; bf16 rounds weights and activations to an 8-bit
+// mantissa; int8 quantizes them.
+double engine_tolerance(runtime::Precision p);
+
+// The model under test: a preset with random weights, or a model dir (an export dequantized,
+// without its activation fake-quant, so the libtorch peer runs the plain float model).
+models::LoadedModel bench_model(const BenchOptions& o);
+
+// Every Linear of the blocks, once each (a fused QKV Linear is listed three times in the structure).
+std::vector<nn::Linear> block_linears(models::TransformerModel& model);
+
+// The model for the 2:4 case: `loaded` itself when its block weights are 2:4 already (a GPUSQ
+// export), else a fresh copy with the 2 largest |w| of every 4 kept along each block Linear's input.
+models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded);
+
+// A profile as rows [{op, ms, calls, share}], ms and calls per one of `per` (forwards, tokens).
+io::json profile_rows(const runtime::OpProfile& profile, int64_t per);
+
+// The --profile tables of a result's rows: `part` picks a part of each row's profile ("": all of it).
+void print_profile_tables(const io::json& result, std::ostream& out, const std::string& part, const std::string& unit);
+
+// Under either table: the cases not run and why, then one reproduce line per row.
+void print_footer(const io::json& result, std::ostream& out);
+
+// The encoder and decoder benches (bench_encoder.cc, bench_decoder.cc).
+io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
+void print_encoder_table(const io::json& result, std::ostream& out);
+io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
+void print_decoder_table(const io::json& result, std::ostream& out);
+
+}  // namespace sqz::eval

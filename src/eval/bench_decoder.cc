@@ -1,0 +1,227 @@
+// `sqz bench` on decoders: prefill a prompt of --seq tokens, then --decode-steps greedy tokens
+// against the KV cache; prefill and per-token decode time are reported apart (they stress
+// different things: compute, then weight bandwidth).
+#include <chrono>
+
+#include "core/format.h"
+#include "eval/bandwidth.h"
+#include "eval/bench_case.h"
+#include "eval/libtorch_int8_peer.h"
+#include "eval/onnxruntime_peer.h"
+#include "kernels/cpu_isa.h"
+#include "kernels/parallel.h"
+#include "nn/threads.h"
+#include "runtime/decoder.h"
+
+namespace sqz::eval {
+
+namespace {
+
+// `steps` greedy tokens after a prefill that returned `logits`, against its `cache`.
+void decode_greedy(const runtime::Decoder& d, runtime::Decoder::Cache& cache, std::vector<float> logits, int64_t steps) {
+  for (int64_t s = 0; s < steps; ++s) logits = d.forward(cache, d.greedy_next(logits).data(), 1, false);
+}
+
+// A decoder's per-op wall time over `runs` generations: {prefill: per prompt, decode: per token}.
+io::json profile_decoder(runtime::Decoder& decoder, const torch::Tensor& prompt, int runs, int64_t decode_steps) {
+  runtime::OpProfile prefill, decode;
+  const int64_t batch = prompt.size(0), len = prompt.size(1);
+  auto ids = prompt.contiguous();
+  for (int i = 0; i < runs; ++i) {
+    auto cache = decoder.new_cache(batch, len + decode_steps);
+    decoder.set_profile(&prefill);
+    auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), len, false);
+    decoder.set_profile(&decode);
+    decode_greedy(decoder, cache, std::move(logits), decode_steps);
+  }
+  decoder.set_profile(nullptr);
+  return {{"prefill", profile_rows(prefill, runs)}, {"decode", profile_rows(decode, runs * std::max<int64_t>(decode_steps, 1))}};
+}
+
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// One generation on libtorch: the prompt's last logits; phases {prefill ms, decode ms per token}.
+torch::Tensor libtorch_generate(models::TransformerModel& m, const torch::Tensor& prompt, int64_t steps, std::vector<double>* ms) {
+  models::KVCache cache;
+  models::ModelInputs in;
+  in.input_ids = prompt;
+  in.cache = &cache;
+  auto t0 = std::chrono::steady_clock::now();
+  auto logits = m.forward(in).at("logits").select(1, -1);
+  auto t1 = std::chrono::steady_clock::now();
+  auto next = logits.argmax(-1, true);
+  for (int64_t s = 0; s < steps; ++s) {
+    in.input_ids = next;
+    next = m.forward(in).at("logits").select(1, -1).argmax(-1, true);
+  }
+  auto t2 = std::chrono::steady_clock::now();
+  *ms = {ms_between(t0, t1), ms_between(t1, t2) / static_cast<double>(std::max<int64_t>(steps, 1))};
+  return logits;
+}
+
+// The same on sqz's decoder.
+torch::Tensor sqz_generate(const runtime::Decoder& d, const torch::Tensor& prompt, int64_t steps, std::vector<double>* ms) {
+  const int64_t batch = prompt.size(0), len = prompt.size(1);
+  auto cache = d.new_cache(batch, len + steps);
+  auto ids = prompt.contiguous();
+  auto t0 = std::chrono::steady_clock::now();
+  auto logits = d.forward(cache, ids.data_ptr<int64_t>(), len, false);
+  auto t1 = std::chrono::steady_clock::now();
+  auto first = torch::from_blob(logits.data(), {batch, d.vocab_size()}, torch::kFloat32).clone();
+  decode_greedy(d, cache, std::move(logits), steps);
+  auto t2 = std::chrono::steady_clock::now();
+  *ms = {ms_between(t0, t1), ms_between(t1, t2) / static_cast<double>(std::max<int64_t>(steps, 1))};
+  return first;
+}
+
+struct SqzDecoder {
+  std::string name;
+  std::unique_ptr<runtime::Decoder> decoder;
+  models::TransformerModel* reference;  // the libtorch model its check compares with
+};
+
+// Fills `engines` one by one: when one cannot be built, the ones before it stay.
+void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse_model,
+                        std::vector<SqzDecoder>& engines) {
+  using runtime::Precision;
+  sparse_model = sparse_24_model(o, loaded);
+  const models::LoadedModel& sparse = *sparse_model;
+  auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
+    engines.push_back({name, std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}), m.model.get()});
+  };
+  add("sqz-fp32", loaded, Precision::kFp32);
+  add("sqz-bf16", loaded, Precision::kBf16);
+  add("sqz-int8", loaded, Precision::kInt8);
+  add("sqz-int8-2:4", sparse, Precision::kInt8Sparse24);
+}
+
+}  // namespace
+
+io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int saved_threads = torch::get_num_threads();
+  set_torch_threads(o.threads);
+  kernels::set_num_threads(o.threads);
+  const double bandwidth = measure_read_bandwidth_gbps();
+  io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"prompt", o.seq},
+                     {"decode_steps", o.decode_steps}, {"threads", o.threads}, {"warmup", o.warmup}, {"runs", o.runs},
+                     {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gbps", bandwidth},
+                     {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  auto skip = [&](const std::string& name, const std::string& why) {
+    result["skipped"].push_back({{"case", name}, {"reason", why}});
+  };
+  std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
+  std::vector<SqzDecoder> engines;
+  if (!o.peers_only) try {
+      build_sqz_decoders(o, loaded, sparse, engines);
+    } catch (const std::exception& e) {
+      skip("sqz-*", e.what());
+    }
+  std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
+  if (!o.peers_only) {
+    if (auto why = onnxruntime_missing(); !why.empty())
+      skip("onnxruntime-*", why);
+    else
+      try {
+        ort = prepare_onnxruntime(loaded);
+      } catch (const std::exception& e) {
+        skip("onnxruntime-*", e.what());
+      }
+  }
+
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    auto prompt = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
+    auto last_logits = [prompt](models::TransformerModel* m) {
+      return [m, prompt] {
+        models::ModelInputs in;
+        in.input_ids = prompt;
+        return m->forward(in).at("logits").select(1, -1);
+      };
+    };
+    auto on_libtorch = [&](std::vector<double>* ms) { return libtorch_generate(model, prompt, o.decode_steps, ms); };
+    std::vector<BenchCase> cases;
+    cases.push_back({.name = "libtorch-fp32", .baseline = true, .reference = last_logits(&model), .run = on_libtorch});
+    for (const auto& peer : libtorch_int8_peers(model))
+      cases.push_back({.name = peer.name, .tolerance = 0.2, .reference = last_logits(&model), .run = on_libtorch,
+                       .attach = peer.attach, .detach = peer.detach});
+    for (auto& e : engines) {
+      runtime::Decoder* d = e.decoder.get();
+      cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = last_logits(e.reference),
+                       .run = [&, d](std::vector<double>* ms) { return sqz_generate(*d, prompt, o.decode_steps, ms); },
+                       .on_timed = [&, d](io::json& row) {
+                         // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
+                         const double floor_ms = static_cast<double>(d->weight_bytes()) / (bandwidth * 1e9) * 1e3;
+                         row.update({{"weight_bytes", d->weight_bytes()}, {"weight_stream_ms", floor_ms},
+                                     {"decode_vs_weight_stream", row["decode_ms_per_token"].get<double>() / floor_ms}});
+                         if (o.profile) row["profile"] = profile_decoder(*d, prompt, o.runs, o.decode_steps);
+                       }});
+    }
+    for (const std::string variant : {"fp32", "int8"}) {
+      if (!ort) break;
+      auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
+      const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
+      // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
+      const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
+      auto run = [&, variant, timed, heads = kv_heads, head_dim = block.head_dim](std::vector<double>*) {
+        auto ids = prompt.contiguous();
+        *timed = run_onnxruntime_decoder(*ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps,
+                                         model.info().num_layers, heads, head_dim, o.runs, o.warmup, o.threads);
+        return torch::tensor(timed->first_logits).reshape({ids.size(0), -1});
+      };
+      cases.push_back({.name = "onnxruntime-" + variant, .tolerance = variant == "fp32" ? 1e-4 : 0.2, .reference = last_logits(&model),
+                       .run = run, .own_timings = [timed] {
+                         return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
+                       }});
+    }
+
+    double base_decode = 0, base_prefill = 0;
+    for (auto& c : cases) {
+      if (!case_selected(o, c.name)) continue;
+      std::vector<TimingStats> t;
+      io::json row = check_then_time(c, o, batch, &t);
+      if (row["status"] == "ok") {
+        const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
+        if (c.baseline) base_decode = dm, base_prefill = pm;
+        row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm},
+                    {"prefill_speedup_vs_libtorch_fp32", base_prefill / pm}, {"decode_speedup_vs_libtorch_fp32", base_decode / dm}});
+        if (c.on_timed) c.on_timed(row);
+      }
+      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/true);
+      result["rows"].push_back(row);
+    }
+  }
+  set_torch_threads(saved_threads);
+  return result;
+}
+
+void print_decoder_table(const io::json& result, std::ostream& out) {
+  out << "sqz bench: " << result["model"].get<std::string>() << ", prompt " << result["prompt"].get<int64_t>() << " then "
+      << result["decode_steps"].get<int64_t>() << " greedy tokens, " << result["threads"].get<int>() << " threads, median of "
+      << result["runs"].get<int>() << " runs after " << result["warmup"].get<int>() << " warm-up; sqz kernels: "
+      << result["isa"].get<std::string>() << "; measured read bandwidth " << format_fixed(result["read_bandwidth_gbps"].get<double>(), 1)
+      << " GB/s\n\n";
+  out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | setting | status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : result["rows"]) {
+    const bool timed = r.contains("prefill_ms");
+    auto num = [&](const char* key, int digits, const std::string& suffix = "") {
+      return r.contains(key) ? format_fixed(r[key].get<double>(), digits) + suffix : std::string("-");
+    };
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | " << num("prefill_ms", 1) << " | "
+        << num("decode_ms_per_token", 2) << " | " << num("decode_tokens_per_s", 1) << " | "
+        << (timed ? num("prefill_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | "
+        << (timed ? num("decode_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | " << num("decode_vs_weight_stream", 2, "x")
+        << " | " << num("max_rel_err", 6) << " | " << r.value("setting", std::string("-")) << " | "
+        << r["status"].get<std::string>() << " |\n";
+  }
+  print_profile_tables(result, out, "prefill", "prompt");
+  print_profile_tables(result, out, "decode", "token");
+  print_footer(result, out);
+}
+
+}  // namespace sqz::eval

@@ -1,0 +1,178 @@
+// `sqz bench` on encoders: one forward of [batch, seq] random ids per run, the logits checked.
+#include "core/format.h"
+#include "eval/bench_case.h"
+#include "eval/libtorch_int8_peer.h"
+#include "eval/onnxruntime_peer.h"
+#include "kernels/cpu_isa.h"
+#include "nn/threads.h"
+#include "runtime/bert_encoder.h"
+
+namespace sqz::eval {
+
+namespace {
+
+// Per-op wall time of an engine over `runs` forwards.
+template <typename Forward>
+io::json profile_engine(runtime::BertEncoder& engine, const Forward& forward, int runs) {
+  runtime::OpProfile profile;
+  engine.set_profile(&profile);
+  for (int i = 0; i < runs; ++i) forward();
+  engine.set_profile(nullptr);
+  return profile_rows(profile, runs);
+}
+
+// sqz's engines, built once for every batch: fp32, bf16, int8, int8 with int8 attention, 2:4.
+struct SqzEncoders {
+  std::vector<std::pair<std::string, std::unique_ptr<runtime::BertEncoder>>> engines;
+  std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs (its check compares with it in libtorch)
+};
+
+// Fills `s` engine by engine: when one cannot be built, the ones before it stay.
+void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzEncoders& s) {
+  s.sparse = sparse_24_model(o, loaded);
+  const models::LoadedModel& sparse = *s.sparse;
+  using runtime::Precision;
+  auto add = [&](const std::string& name, const models::LoadedModel& m, runtime::EngineOptions eo) {
+    s.engines.emplace_back(name, std::make_unique<runtime::BertEncoder>(m, eo));
+  };
+  add("sqz-fp32", loaded, {Precision::kFp32, o.threads});
+  add("sqz-bf16", loaded, {Precision::kBf16, o.threads});
+  add("sqz-int8", loaded, {Precision::kInt8, o.threads});
+  runtime::EngineOptions int8_attention{Precision::kInt8, o.threads};
+  int8_attention.int8_attention = true;
+  add("sqz-int8-attn-int8", loaded, int8_attention);
+  add("sqz-int8-2:4", sparse, {Precision::kInt8Sparse24, o.threads});
+}
+
+}  // namespace
+
+io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  const int saved_threads = torch::get_num_threads();
+  set_torch_threads(o.threads);
+
+  io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"seq", o.seq}, {"threads", o.threads},
+                     {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
+                     {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  auto skip = [&](const std::string& name, const std::string& why) {
+    result["skipped"].push_back({{"case", name}, {"reason", why}});
+  };
+  SqzEncoders sqz_engines;
+  if (!o.peers_only) try {
+      build_sqz_encoders(o, loaded, sqz_engines);
+    } catch (const std::exception& e) {
+      skip("sqz-*", e.what());  // the engines built before the failure still run
+    }
+  std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
+  if (!o.peers_only) {
+    if (model.info().model_type != "bert" || model.info().head_class != "BertForSequenceClassification")
+      skip("onnxruntime-*", "the ONNX exporter (scripts/onnx_bert.py) writes BERT sequence classifiers; this model is " +
+                                model.info().head_class);
+    else if (auto why = onnxruntime_missing(); !why.empty())
+      skip("onnxruntime-*", why);
+    else
+      try {
+        ort = prepare_onnxruntime(loaded);
+      } catch (const std::exception& e) {
+        skip("onnxruntime-*", e.what());
+      }
+  }
+
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    models::ModelInputs in;
+    in.input_ids = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
+    in.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
+    if (model.info().uses_token_type_ids) in.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
+    auto ids = in.input_ids.contiguous();
+    auto mask = in.attention_mask.contiguous();
+    auto libtorch_logits = [&] { return model.forward(in).at("logits"); };
+    const torch::Tensor reference = libtorch_logits();
+    auto libtorch_reference = [reference] { return reference; };
+
+    std::vector<BenchCase> cases;
+    cases.push_back({.name = "libtorch-fp32", .engine = "libtorch " TORCH_VERSION " eager", .precision = "fp32", .baseline = true,
+                     .run = timed_whole(libtorch_logits)});
+    for (const auto& peer : libtorch_int8_peers(model))
+      cases.push_back({.name = peer.name, .engine = "libtorch quantized::linear_dynamic (" + peer.engine + ")", .precision = "int8 dyn",
+                       .tolerance = 0.2, .reference = libtorch_reference, .run = timed_whole(libtorch_logits), .attach = peer.attach,
+                       .detach = peer.detach});
+    for (auto& [name, engine] : sqz_engines.engines) {
+      runtime::BertEncoder* e = engine.get();
+      auto forward = [&, e] { return e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq); };
+      const bool sparse = e->options().precision == runtime::Precision::kInt8Sparse24;
+      cases.push_back({.name = name, .engine = "sqz runtime", .precision = runtime::precision_name(e->options().precision),
+                       .tolerance = engine_tolerance(e->options().precision),
+                       .reference = sparse ? std::function<torch::Tensor()>([&] { return sqz_engines.sparse->model->forward(in).at("logits"); })
+                                           : libtorch_reference,
+                       .run = timed_whole([forward, batch] {
+                         auto r = forward();
+                         return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
+                       }),
+                       .on_timed = [&, e, forward](io::json& row) {
+                         if (o.profile) row["profile"] = profile_engine(*e, forward, o.runs);
+                       }});
+    }
+    for (const std::string variant : {"fp32", "int8"}) {
+      if (!ort) break;
+      // One node process per case checks and times it; run() keeps the timing for the loop.
+      auto timing = std::make_shared<TimingStats>();
+      auto run = [&, variant, timing] {
+        const int64_t* types = in.token_type_ids.defined() ? in.token_type_ids.data_ptr<int64_t>() : nullptr;
+        auto r = run_onnxruntime(*ort, variant, ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), types, batch, o.seq, o.runs,
+                                 o.warmup, o.threads);
+        *timing = r.timing;
+        return torch::tensor(r.output).reshape({batch, -1});
+      };
+      cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort->version + " (onnxruntime-node, CPU)",
+                       .precision = variant == "fp32" ? "fp32" : "int8 dyn", .tolerance = variant == "fp32" ? 1e-4 : 0.2,
+                       .reference = libtorch_reference, .run = timed_whole(run),
+                       .own_timings = [timing] { return std::vector<TimingStats>{*timing}; }});
+    }
+
+    const double gflop = forward_flops(model, batch, o.seq) / 1e9;
+    double base_ms = 0;
+    for (auto& c : cases) {
+      if (!case_selected(o, c.name)) continue;
+      std::vector<TimingStats> t;
+      io::json row = check_then_time(c, o, batch, &t);
+      if (row["status"] == "ok") {
+        const TimingStats& f = t.front();
+        if (c.baseline) base_ms = f.median_ms;
+        row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
+                    {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms},
+                    {"gflop_per_s", gflop / (f.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / f.median_ms}});
+        if (c.on_timed) c.on_timed(row);
+      }
+      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/false);
+      result["rows"].push_back(row);
+    }
+  }
+  set_torch_threads(saved_threads);
+  return result;
+}
+
+void print_encoder_table(const io::json& result, std::ostream& out) {
+  out << "sqz bench: " << result["model"].get<std::string>() << ", seq " << result["seq"].get<int64_t>() << ", "
+      << result["threads"].get<int>() << " threads, median of " << result["runs"].get<int>() << " runs after "
+      << result["warmup"].get<int>() << " warm-up; sqz kernels: " << result["isa"].get<std::string>() << "\n\n";
+  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting | status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : result["rows"]) {
+    const bool timed = r.contains("median_ms");
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | "
+        << (timed ? format_fixed(r["median_ms"].get<double>()) : "-") << " | "
+        << (timed ? format_fixed(r["p10_ms"].get<double>()) + "–" + format_fixed(r["p90_ms"].get<double>()) : "-") << " | "
+        << (timed ? format_fixed(r["sequences_per_s"].get<double>(), 1) : "-") << " | "
+        << (timed ? format_fixed(r["gflop_per_s"].get<double>(), 1) : "-") << " | "
+        << (timed ? format_fixed(r["speedup_vs_libtorch_fp32"].get<double>()) + "x" : "-") << " | "
+        << (r.contains("max_rel_err") ? format_fixed(r["max_rel_err"].get<double>(), 6) : "-") << " | "
+        << r.value("setting", std::string("-")) << " | " << r["status"].get<std::string>() << " |\n";
+  }
+  print_profile_tables(result, out, "", "forward");
+  print_footer(result, out);
+}
+
+}  // namespace sqz::eval

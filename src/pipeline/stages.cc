@@ -1,0 +1,105 @@
+// Stages "attach", "measure", "train", "bake" and "quantize" of `sqz compress` (stages.h).
+#include "pipeline/stages.h"
+
+#include "compress/quant/calibrate.h"
+#include "compress/selector.h"
+#include "core/log.h"
+#include "data/evaluate.h"
+#include "eval/latency.h"
+
+namespace sqz::pipeline {
+
+void check_attachments(const CompressRun& run) {
+  auto probe = models::load_model(run.train.model);
+  compress::CompressHooks(run.recipe).on_start(*probe.model, *run.tokenizer, probe.config.value());
+  for (const auto& q : run.recipe.quantize)
+    if (!q.qat) quant::Quantizer(q).attach(*probe.model);
+}
+
+Measured measure(models::TransformerModel& model, const CompressRun& run, const io::JsonFields& config, const std::string& what,
+                 std::vector<torch::Tensor>* logits, bool timed) {
+  const auto& r = run.recipe;
+  const auto& task = data::find_task(r.train.task);
+  data::EvalOptions o{r.train.batch_size, r.eval_batches, r.train.seed, r.train.mlm_probability, logits};
+  Measured m;
+  log_info("evaluating the ", what, " model on ", task.dev_file);
+  m.eval = data::evaluate_split(&model, *run.tokenizer, config, r.train.task, fs::path(r.train.data) / task.dev_file, r.train.max_length, o);
+  m.params = models::count_parameters(model);
+  for (const auto& t : compress::list_layers(model))
+    if (t.type == "embedding") m.embedding_params += t.weight().numel();
+  if (r.latency.enabled && timed)
+    for (int64_t b : r.latency.batch_sizes) {
+      eval::LatencyOptions lo{b, r.latency.seq, r.latency.threads, 3, r.latency.runs};
+      auto res = eval::measure_latency(model, lo);
+      m.latency.push_back(res.to_json(lo));
+      log_info(what, " latency batch ", b, " seq ", r.latency.seq, ": ", res.median_ms, " ms (median of ", r.latency.runs, ")");
+    }
+  return m;
+}
+
+train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHooks& hooks) {
+  train::TrainResult result;
+  if (run.recipe.train_steps_zero) {
+    auto loaded = models::load_model(run.train.model);
+    result.model = loaded.model;
+    result.config = loaded.config.value();
+    fs::create_directories(run.dir / "train");
+    return result;
+  }
+  train::TrainOptions topts;
+  topts.overwrite = true;
+  topts.hooks = &hooks;
+  topts.checkpoints = false;
+  result = train::run_training(run.train, topts);
+  if (result.interrupted)
+    fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", run.recipe.out);
+  return result;
+}
+
+Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, train::TrainResult& result) {
+  const auto& r = run.recipe;
+  auto& model = *result.model;
+  Saved saved;
+  for (const auto& p : hooks.pruners)
+    saved.pruners.push_back({{"name", p->spec().name}, {"granularity", compress::granularity_name(p->spec().granularity)},
+                             {"metric", compress::metric_name(p->spec().metric)}, {"target", p->spec().sparsity},
+                             {"achieved", p->sparsity()}});
+  saved.nm = compress::nm_sparsity(hooks.pruners);
+  saved.nm.format = r.sparsity_format;
+  for (auto& q : hooks.quantizers) {
+    auto layers = q->snapshot();  // before the masks are baked and the sites removed
+    saved.quantized.insert(saved.quantized.end(), layers.begin(), layers.end());
+  }
+  // Families with dependency groups: bert, roberta, gpt2, opt.
+  bool can_shrink = r.speedup && !r.prune.empty() && !model.structure().attention.empty();
+  std::optional<speedup::GroupKeep> keep;
+  if (can_shrink) keep = speedup::groups_from_masks(model);
+  speedup::bake_masks(model);
+
+  saved.model_dir = run.dir / "model";
+  fs::create_directories(saved.model_dir);
+  if (keep) {
+    saved.speedup = speedup::shrink_and_save(model, result.config, *keep, saved.model_dir).to_json();
+  } else {
+    if (r.speedup && !r.prune.empty()) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
+    models::save_model(model, result.config, saved.model_dir);
+  }
+  if (!saved.quantized.empty()) quant::export_compressed_tensors(model, result.config, saved.quantized, saved.nm, saved.model_dir);
+  io::copy_tokenizer_files(run.train.model, saved.model_dir);
+  return saved;
+}
+
+std::optional<Measured> post_training_stage(const CompressRun& run, Saved& saved, std::vector<torch::Tensor>* reference_logits) {
+  bool has_ptq = false;
+  for (const auto& q : run.recipe.quantize) has_ptq = has_ptq || !q.qat;
+  if (!has_ptq) return std::nullopt;
+  // Post-training quantization of the model as saved (pruned, shrunk).
+  reference_logits->clear();
+  auto model = models::load_model(saved.model_dir);
+  saved.quantized = quant::post_training_quantize(run.recipe, *model.model, *run.tokenizer, model.config);
+  Measured fake_quant = measure(*model.model, run, model.config, "fake-quantized", reference_logits, /*timed=*/false);
+  quant::export_compressed_tensors(*model.model, model.config.value(), saved.quantized, saved.nm, saved.model_dir);
+  return fake_quant;
+}
+
+}  // namespace sqz::pipeline
