@@ -70,6 +70,23 @@ io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std
   return row;
 }
 
+void run_cases(std::vector<BenchCase>& cases, const BenchOptions& o, int64_t batch, bool decoder, const TimedFields& timed_fields,
+               io::json& rows) {
+  std::vector<TimingStats> baseline;
+  for (auto& c : cases) {
+    if (!case_selected(o, c.name)) continue;
+    std::vector<TimingStats> phases;
+    io::json row = check_then_time(c, o, batch, &phases);
+    if (row["status"] == "ok") {
+      if (c.baseline) baseline = phases;
+      timed_fields(row, phases, baseline);
+      if (c.on_timed) c.on_timed(row);
+    }
+    row["reproduce"] = reproduce_line(o, batch, c.name, decoder);
+    rows.push_back(row);
+  }
+}
+
 bool case_selected(const BenchOptions& o, const std::string& name) {
   return o.cases.empty() || name == "libtorch-fp32" || std::find(o.cases.begin(), o.cases.end(), name) != o.cases.end();
 }
@@ -130,6 +147,23 @@ models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedM
     w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
   }
   return sparse;
+}
+
+void skip_case(io::json& result, const std::string& name, const std::string& why) {
+  result["skipped"].push_back({{"case", name}, {"reason", why}});
+}
+
+std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded, io::json& result) {
+  if (auto why = onnxruntime_missing(); !why.empty()) {
+    skip_case(result, "onnxruntime-*", why);
+    return nullptr;
+  }
+  try {
+    return prepare_onnxruntime(loaded);
+  } catch (const std::exception& e) {
+    skip_case(result, "onnxruntime-*", e.what());
+    return nullptr;
+  }
 }
 
 io::json profile_rows(const runtime::OpProfile& profile, int64_t per) {

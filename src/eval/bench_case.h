@@ -7,6 +7,7 @@
 
 #include "eval/bench.h"
 #include "eval/latency.h"
+#include "eval/onnxruntime_peer.h"
 #include "models/registry.h"
 #include "runtime/linear_op.h"
 #include "runtime/op_profile.h"
@@ -38,6 +39,13 @@ std::function<torch::Tensor(std::vector<double>*)> timed_whole(std::function<tor
 // become a "failed: ..." status; the case's detach always runs.
 io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std::vector<TimingStats>* phases);
 
+// Every case --case selects, in order (the baseline first), through check_then_time, each row
+// appended to `rows` with its reproduce line. `timed_fields(row, phases, baseline)` adds the timing
+// fields of a row that passed its check; `baseline` holds the baseline's phases (empty before it).
+using TimedFields = std::function<void(io::json& row, const std::vector<TimingStats>& phases, const std::vector<TimingStats>& baseline)>;
+void run_cases(std::vector<BenchCase>& cases, const BenchOptions& o, int64_t batch, bool decoder, const TimedFields& timed_fields,
+               io::json& rows);
+
 // Whether --case asks for `name` (libtorch fp32 always runs: every ratio needs it).
 bool case_selected(const BenchOptions& o, const std::string& name);
 
@@ -59,6 +67,12 @@ std::vector<nn::Linear> block_linears(models::TransformerModel& model);
 // The model for the 2:4 case: `loaded` itself when its block weights are 2:4 already (a GPUSQ
 // export), else a fresh copy with the 2 largest |w| of every 4 kept along each block Linear's input.
 models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded);
+
+// A case (or "sqz-*") not run, with the reason, in result["skipped"].
+void skip_case(io::json& result, const std::string& name, const std::string& why);
+
+// ONNX Runtime ready for `loaded`, or null with the reason it is not in result["skipped"].
+std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded, io::json& result);
 
 // A profile as rows [{op, ms, calls, share}], ms and calls per one of `per` (forwards, tokens).
 io::json profile_rows(const runtime::OpProfile& profile, int64_t per);

@@ -97,6 +97,61 @@ void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std:
   add("sqz-int8-2:4", sparse, Precision::kInt8Sparse24);
 }
 
+// The checks' reference: `m`'s logits at the prompt's last position.
+std::function<torch::Tensor()> last_logits(models::TransformerModel* m, const torch::Tensor& prompt) {
+  return [m, prompt] {
+    models::ModelInputs in;
+    in.input_ids = prompt;
+    return m->forward(in).at("logits").select(1, -1);
+  };
+}
+
+// libtorch fp32 (the baseline) and its dynamic int8 Linear on each quantized engine.
+void add_libtorch_cases(const BenchOptions& o, models::TransformerModel& model, const torch::Tensor& prompt, std::vector<BenchCase>& cases) {
+  auto generate = [&model, prompt, steps = o.decode_steps](std::vector<double>* ms) { return libtorch_generate(model, prompt, steps, ms); };
+  cases.push_back({.name = "libtorch-fp32", .baseline = true, .reference = last_logits(&model, prompt), .run = generate});
+  for (const auto& peer : libtorch_int8_peers(model))
+    cases.push_back({.name = peer.name, .tolerance = 0.2, .reference = last_logits(&model, prompt), .run = generate,
+                     .attach = peer.attach, .detach = peer.detach});
+}
+
+void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, const torch::Tensor& prompt, double bandwidth,
+                   std::vector<BenchCase>& cases) {
+  for (auto& e : engines) {
+    runtime::Decoder* d = e.decoder.get();
+    cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = last_logits(e.reference, prompt),
+                     .run = [d, prompt, steps = o.decode_steps](std::vector<double>* ms) { return sqz_generate(*d, prompt, steps, ms); },
+                     .on_timed = [&o, d, prompt, bandwidth](io::json& row) {
+                       // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
+                       const double floor_ms = static_cast<double>(d->weight_bytes()) / (bandwidth * 1e9) * 1e3;
+                       row.update({{"weight_bytes", d->weight_bytes()}, {"weight_stream_ms", floor_ms},
+                                   {"decode_vs_weight_stream", row["decode_ms_per_token"].get<double>() / floor_ms}});
+                       if (o.profile) row["profile"] = profile_decoder(*d, prompt, o.runs, o.decode_steps);
+                     }});
+  }
+}
+
+// fp32 and int8: one node process per case checks and times it; run() keeps the timings.
+void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, models::TransformerModel& model, const torch::Tensor& prompt,
+                           std::vector<BenchCase>& cases) {
+  const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
+  // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
+  const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
+  for (const std::string variant : {"fp32", "int8"}) {
+    auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
+    auto run = [&o, &ort, variant, timed, prompt, layers = model.info().num_layers, kv_heads, head_dim = block.head_dim](std::vector<double>*) {
+      auto ids = prompt.contiguous();
+      *timed = run_onnxruntime_decoder(ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps, layers, kv_heads,
+                                       head_dim, o.runs, o.warmup, o.threads);
+      return torch::tensor(timed->first_logits).reshape({ids.size(0), -1});
+    };
+    cases.push_back({.name = "onnxruntime-" + variant, .tolerance = variant == "fp32" ? 1e-4 : 0.2, .reference = last_logits(&model, prompt),
+                     .run = run, .own_timings = [timed] {
+                       return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
+                     }});
+  }
+}
+
 }  // namespace
 
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -111,89 +166,29 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                      {"decode_steps", o.decode_steps}, {"threads", o.threads}, {"warmup", o.warmup}, {"runs", o.runs},
                      {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gbps", bandwidth},
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
-  auto skip = [&](const std::string& name, const std::string& why) {
-    result["skipped"].push_back({{"case", name}, {"reason", why}});
-  };
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
   std::vector<SqzDecoder> engines;
   if (!o.peers_only) try {
       build_sqz_decoders(o, loaded, sparse, engines);
     } catch (const std::exception& e) {
-      skip("sqz-*", e.what());
+      skip_case(result, "sqz-*", e.what());  // the engines built before the failure still run
     }
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
-  if (!o.peers_only) {
-    if (auto why = onnxruntime_missing(); !why.empty())
-      skip("onnxruntime-*", why);
-    else
-      try {
-        ort = prepare_onnxruntime(loaded);
-      } catch (const std::exception& e) {
-        skip("onnxruntime-*", e.what());
-      }
-  }
+  if (!o.peers_only) ort = onnxruntime_or_skip(loaded, result);
 
   for (int64_t batch : o.batches) {
     auto gen = at::detail::createCPUGenerator(o.seed + 1);
-    auto prompt = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
-    auto last_logits = [prompt](models::TransformerModel* m) {
-      return [m, prompt] {
-        models::ModelInputs in;
-        in.input_ids = prompt;
-        return m->forward(in).at("logits").select(1, -1);
-      };
-    };
-    auto on_libtorch = [&](std::vector<double>* ms) { return libtorch_generate(model, prompt, o.decode_steps, ms); };
+    const torch::Tensor prompt = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
     std::vector<BenchCase> cases;
-    cases.push_back({.name = "libtorch-fp32", .baseline = true, .reference = last_logits(&model), .run = on_libtorch});
-    for (const auto& peer : libtorch_int8_peers(model))
-      cases.push_back({.name = peer.name, .tolerance = 0.2, .reference = last_logits(&model), .run = on_libtorch,
-                       .attach = peer.attach, .detach = peer.detach});
-    for (auto& e : engines) {
-      runtime::Decoder* d = e.decoder.get();
-      cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = last_logits(e.reference),
-                       .run = [&, d](std::vector<double>* ms) { return sqz_generate(*d, prompt, o.decode_steps, ms); },
-                       .on_timed = [&, d](io::json& row) {
-                         // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
-                         const double floor_ms = static_cast<double>(d->weight_bytes()) / (bandwidth * 1e9) * 1e3;
-                         row.update({{"weight_bytes", d->weight_bytes()}, {"weight_stream_ms", floor_ms},
-                                     {"decode_vs_weight_stream", row["decode_ms_per_token"].get<double>() / floor_ms}});
-                         if (o.profile) row["profile"] = profile_decoder(*d, prompt, o.runs, o.decode_steps);
-                       }});
-    }
-    for (const std::string variant : {"fp32", "int8"}) {
-      if (!ort) break;
-      auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
-      const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
-      // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
-      const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
-      auto run = [&, variant, timed, heads = kv_heads, head_dim = block.head_dim](std::vector<double>*) {
-        auto ids = prompt.contiguous();
-        *timed = run_onnxruntime_decoder(*ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps,
-                                         model.info().num_layers, heads, head_dim, o.runs, o.warmup, o.threads);
-        return torch::tensor(timed->first_logits).reshape({ids.size(0), -1});
-      };
-      cases.push_back({.name = "onnxruntime-" + variant, .tolerance = variant == "fp32" ? 1e-4 : 0.2, .reference = last_logits(&model),
-                       .run = run, .own_timings = [timed] {
-                         return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
-                       }});
-    }
-
-    double base_decode = 0, base_prefill = 0;
-    for (auto& c : cases) {
-      if (!case_selected(o, c.name)) continue;
-      std::vector<TimingStats> t;
-      io::json row = check_then_time(c, o, batch, &t);
-      if (row["status"] == "ok") {
-        const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
-        if (c.baseline) base_decode = dm, base_prefill = pm;
-        row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm},
-                    {"prefill_speedup_vs_libtorch_fp32", base_prefill / pm}, {"decode_speedup_vs_libtorch_fp32", base_decode / dm}});
-        if (c.on_timed) c.on_timed(row);
-      }
-      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/true);
-      result["rows"].push_back(row);
-    }
+    add_libtorch_cases(o, model, prompt, cases);
+    add_sqz_cases(o, engines, prompt, bandwidth, cases);
+    if (ort) add_onnxruntime_cases(o, *ort, model, prompt, cases);
+    run_cases(cases, o, batch, /*decoder=*/true, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+      const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
+      const double base_prefill = base.empty() ? 0.0 : base.at(0).median_ms, base_decode = base.empty() ? 0.0 : base.at(1).median_ms;
+      row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm},
+                  {"prefill_speedup_vs_libtorch_fp32", base_prefill / pm}, {"decode_speedup_vs_libtorch_fp32", base_decode / dm}});
+    }, result["rows"]);
   }
   set_torch_threads(saved_threads);
   return result;

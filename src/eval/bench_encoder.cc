@@ -44,6 +44,74 @@ void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzE
   add("sqz-int8-2:4", sparse, {Precision::kInt8Sparse24, o.threads});
 }
 
+// One batch of random ids, no padding, and libtorch fp32's logits on it (every check's reference
+// but the 2:4 case's).
+struct EncoderBatch {
+  EncoderBatch(models::TransformerModel& model, const BenchOptions& o, int64_t batch) : batch(batch), seq(o.seq) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    inputs.input_ids = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
+    inputs.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
+    if (model.info().uses_token_type_ids) inputs.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
+    ids = inputs.input_ids.contiguous();
+    mask = inputs.attention_mask.contiguous();
+    reference = model.forward(inputs).at("logits");
+  }
+  std::function<torch::Tensor()> libtorch_reference() const {
+    return [r = reference] { return r; };
+  }
+  int64_t batch, seq;
+  models::ModelInputs inputs;
+  torch::Tensor ids, mask, reference;
+};
+
+// libtorch fp32 (the baseline) and its dynamic int8 Linear on each quantized engine.
+void add_libtorch_cases(models::TransformerModel& model, const EncoderBatch& in, std::vector<BenchCase>& cases) {
+  auto logits = [&model, &in] { return model.forward(in.inputs).at("logits"); };
+  cases.push_back({.name = "libtorch-fp32", .engine = "libtorch " TORCH_VERSION " eager", .precision = "fp32", .baseline = true,
+                   .run = timed_whole(logits)});
+  for (const auto& peer : libtorch_int8_peers(model))
+    cases.push_back({.name = peer.name, .engine = "libtorch quantized::linear_dynamic (" + peer.engine + ")", .precision = "int8 dyn",
+                     .tolerance = 0.2, .reference = in.libtorch_reference(), .run = timed_whole(logits), .attach = peer.attach,
+                     .detach = peer.detach});
+}
+
+void add_sqz_cases(const BenchOptions& o, SqzEncoders& sqz_engines, const EncoderBatch& in, std::vector<BenchCase>& cases) {
+  for (auto& [name, engine] : sqz_engines.engines) {
+    runtime::BertEncoder* e = engine.get();
+    auto forward = [&in, e] { return e->forward(in.ids.data_ptr<int64_t>(), in.mask.data_ptr<int64_t>(), nullptr, in.batch, in.seq); };
+    std::function<torch::Tensor()> reference = in.libtorch_reference();
+    if (e->options().precision == runtime::Precision::kInt8Sparse24)
+      reference = [&in, &sqz_engines] { return sqz_engines.sparse->model->forward(in.inputs).at("logits"); };
+    cases.push_back({.name = name, .engine = "sqz runtime", .precision = runtime::precision_name(e->options().precision),
+                     .tolerance = engine_tolerance(e->options().precision), .reference = reference,
+                     .run = timed_whole([forward, batch = in.batch] {
+                       auto r = forward();
+                       return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
+                     }),
+                     .on_timed = [&o, e, forward](io::json& row) {
+                       if (o.profile) row["profile"] = profile_engine(*e, forward, o.runs);
+                     }});
+  }
+}
+
+// fp32 and int8: one node process per case checks and times it; run() keeps the timing.
+void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, const EncoderBatch& in, std::vector<BenchCase>& cases) {
+  for (const std::string variant : {"fp32", "int8"}) {
+    auto timing = std::make_shared<TimingStats>();
+    auto run = [&o, &ort, &in, variant, timing] {
+      const int64_t* types = in.inputs.token_type_ids.defined() ? in.inputs.token_type_ids.data_ptr<int64_t>() : nullptr;
+      auto r = run_onnxruntime(ort, variant, in.ids.data_ptr<int64_t>(), in.mask.data_ptr<int64_t>(), types, in.batch, in.seq, o.runs,
+                               o.warmup, o.threads);
+      *timing = r.timing;
+      return torch::tensor(r.output).reshape({in.batch, -1});
+    };
+    cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort.version + " (onnxruntime-node, CPU)",
+                     .precision = variant == "fp32" ? "fp32" : "int8 dyn", .tolerance = variant == "fp32" ? 1e-4 : 0.2,
+                     .reference = in.libtorch_reference(), .run = timed_whole(run),
+                     .own_timings = [timing] { return std::vector<TimingStats>{*timing}; }});
+  }
+}
+
 }  // namespace
 
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -56,99 +124,35 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"seq", o.seq}, {"threads", o.threads},
                      {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
-  auto skip = [&](const std::string& name, const std::string& why) {
-    result["skipped"].push_back({{"case", name}, {"reason", why}});
-  };
   SqzEncoders sqz_engines;
   if (!o.peers_only) try {
       build_sqz_encoders(o, loaded, sqz_engines);
     } catch (const std::exception& e) {
-      skip("sqz-*", e.what());  // the engines built before the failure still run
+      skip_case(result, "sqz-*", e.what());  // the engines built before the failure still run
     }
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
   if (!o.peers_only) {
     if (model.info().model_type != "bert" || model.info().head_class != "BertForSequenceClassification")
-      skip("onnxruntime-*", "the ONNX exporter (scripts/onnx_bert.py) writes BERT sequence classifiers; this model is " +
-                                model.info().head_class);
-    else if (auto why = onnxruntime_missing(); !why.empty())
-      skip("onnxruntime-*", why);
+      skip_case(result, "onnxruntime-*", "the ONNX exporter (scripts/onnx_bert.py) writes BERT sequence classifiers; this model is " +
+                                             model.info().head_class);
     else
-      try {
-        ort = prepare_onnxruntime(loaded);
-      } catch (const std::exception& e) {
-        skip("onnxruntime-*", e.what());
-      }
+      ort = onnxruntime_or_skip(loaded, result);
   }
 
   for (int64_t batch : o.batches) {
-    auto gen = at::detail::createCPUGenerator(o.seed + 1);
-    models::ModelInputs in;
-    in.input_ids = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
-    in.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
-    if (model.info().uses_token_type_ids) in.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
-    auto ids = in.input_ids.contiguous();
-    auto mask = in.attention_mask.contiguous();
-    auto libtorch_logits = [&] { return model.forward(in).at("logits"); };
-    const torch::Tensor reference = libtorch_logits();
-    auto libtorch_reference = [reference] { return reference; };
-
+    EncoderBatch in(model, o, batch);
     std::vector<BenchCase> cases;
-    cases.push_back({.name = "libtorch-fp32", .engine = "libtorch " TORCH_VERSION " eager", .precision = "fp32", .baseline = true,
-                     .run = timed_whole(libtorch_logits)});
-    for (const auto& peer : libtorch_int8_peers(model))
-      cases.push_back({.name = peer.name, .engine = "libtorch quantized::linear_dynamic (" + peer.engine + ")", .precision = "int8 dyn",
-                       .tolerance = 0.2, .reference = libtorch_reference, .run = timed_whole(libtorch_logits), .attach = peer.attach,
-                       .detach = peer.detach});
-    for (auto& [name, engine] : sqz_engines.engines) {
-      runtime::BertEncoder* e = engine.get();
-      auto forward = [&, e] { return e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, o.seq); };
-      const bool sparse = e->options().precision == runtime::Precision::kInt8Sparse24;
-      cases.push_back({.name = name, .engine = "sqz runtime", .precision = runtime::precision_name(e->options().precision),
-                       .tolerance = engine_tolerance(e->options().precision),
-                       .reference = sparse ? std::function<torch::Tensor()>([&] { return sqz_engines.sparse->model->forward(in).at("logits"); })
-                                           : libtorch_reference,
-                       .run = timed_whole([forward, batch] {
-                         auto r = forward();
-                         return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
-                       }),
-                       .on_timed = [&, e, forward](io::json& row) {
-                         if (o.profile) row["profile"] = profile_engine(*e, forward, o.runs);
-                       }});
-    }
-    for (const std::string variant : {"fp32", "int8"}) {
-      if (!ort) break;
-      // One node process per case checks and times it; run() keeps the timing for the loop.
-      auto timing = std::make_shared<TimingStats>();
-      auto run = [&, variant, timing] {
-        const int64_t* types = in.token_type_ids.defined() ? in.token_type_ids.data_ptr<int64_t>() : nullptr;
-        auto r = run_onnxruntime(*ort, variant, ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), types, batch, o.seq, o.runs,
-                                 o.warmup, o.threads);
-        *timing = r.timing;
-        return torch::tensor(r.output).reshape({batch, -1});
-      };
-      cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort->version + " (onnxruntime-node, CPU)",
-                       .precision = variant == "fp32" ? "fp32" : "int8 dyn", .tolerance = variant == "fp32" ? 1e-4 : 0.2,
-                       .reference = libtorch_reference, .run = timed_whole(run),
-                       .own_timings = [timing] { return std::vector<TimingStats>{*timing}; }});
-    }
-
+    add_libtorch_cases(model, in, cases);
+    add_sqz_cases(o, sqz_engines, in, cases);
+    if (ort) add_onnxruntime_cases(o, *ort, in, cases);
     const double gflop = forward_flops(model, batch, o.seq) / 1e9;
-    double base_ms = 0;
-    for (auto& c : cases) {
-      if (!case_selected(o, c.name)) continue;
-      std::vector<TimingStats> t;
-      io::json row = check_then_time(c, o, batch, &t);
-      if (row["status"] == "ok") {
-        const TimingStats& f = t.front();
-        if (c.baseline) base_ms = f.median_ms;
-        row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
-                    {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms},
-                    {"gflop_per_s", gflop / (f.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / f.median_ms}});
-        if (c.on_timed) c.on_timed(row);
-      }
-      row["reproduce"] = reproduce_line(o, batch, c.name, /*decoder=*/false);
-      result["rows"].push_back(row);
-    }
+    run_cases(cases, o, batch, /*decoder=*/false, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+      const TimingStats& f = t.front();
+      const double base_ms = base.empty() ? 0.0 : base.front().median_ms;
+      row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
+                  {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms},
+                  {"gflop_per_s", gflop / (f.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / f.median_ms}});
+    }, result["rows"]);
   }
   set_torch_threads(saved_threads);
   return result;
