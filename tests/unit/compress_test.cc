@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
+#include "pipeline/stages.h"
 #include "speedup/speedup.h"
 #include "unit/test_util.h"
 #include "unit/tiny_models.h"
@@ -420,6 +421,45 @@ TEST(CompressRecipe, OverridesByPathAndErrorsNameTheKey) {
   // The effective recipe reads back to the same thing.
   auto again = compress::CompressRecipe::from_yaml_text(r.to_yaml(), "again", {});
   EXPECT_EQ(again.to_yaml(), r.to_yaml());
+}
+
+}  // namespace
+}  // namespace sqz
+
+namespace sqz {
+namespace {
+
+// The stages of `sqz compress` run alone, outside run_compress: the student stage writes a
+// shallower model whose blocks are the teacher's, and the attach stage accepts it.
+TEST(PipelineStages, StudentAndAttachRunAlone) {
+  testing::ScratchDir tmp("stages");
+  const fs::path teacher_dir = fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam";
+  const std::string text = "train:\n  model: " + teacher_dir.string() + "\n  task: spam\n  data: " +
+                           (testing::shared_dir() / "data" / "spam").string() +
+                           "\n  steps: 2\nstudent:\n  layers: [3, 1]\n"
+                           "prune:\n  - {name: heads, granularity: head, metric: magnitude, sparsity: 0.5}\nout: " +
+                           (tmp / "out").string() + "\n";
+  auto r = compress::CompressRecipe::from_yaml_text(text, "r.yaml", {});
+  const fs::path dir = pipeline::make_student(r, tmp / "student");
+  auto student = models::load_model(dir);
+  auto teacher = models::load_model(teacher_dir);
+  ASSERT_EQ(student.model->info().num_layers, 2);
+  auto param = [](models::LoadedModel& m, const std::string& hf) {
+    for (auto& p : m.model->named_parameters())
+      if (models::hf_name(m.model->info(), p.key()) == hf) return p.value();
+    return torch::Tensor();
+  };
+  auto q0 = param(student, "bert.encoder.layer.0.attention.self.query.weight");
+  ASSERT_TRUE(q0.defined());
+  EXPECT_TRUE(torch::equal(q0, param(teacher, "bert.encoder.layer.3.attention.self.query.weight")));
+  EXPECT_TRUE(torch::equal(param(student, "bert.encoder.layer.1.output.dense.weight"),
+                           param(teacher, "bert.encoder.layer.1.output.dense.weight")));
+  pipeline::CompressRun run{r, tmp.path(), r.train, io::load_tokenizer(teacher_dir)};
+  run.train.model = dir.string();
+  EXPECT_NO_THROW(pipeline::check_attachments(run));
+  auto bad = compress::CompressRecipe::from_yaml_text(text, "r.yaml", {"student.layers=[3, 9]"});
+  EXPECT_NE(testing::error_of([&] { pipeline::make_student(bad, tmp / "bad"); }).find("r.yaml: student.layers must be distinct layer indices in [0, 4)"),
+            std::string::npos);
 }
 
 }  // namespace
