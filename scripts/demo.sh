@@ -42,3 +42,7 @@ cat "$OUT/w8a8/report.md"
 echo "== sqz pack: the W8A8 export as a runtime dir (int8 weights as they run), then scored on sqz's engine"
 $SQZ pack "$OUT/w8a8/model" --out "$OUT/w8a8-runtime"
 $SQZ eval "$OUT/w8a8-runtime" --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" --max-batches 10
+echo "== sqz bench: the NNI-compressed model above against the spam teacher it came from, on every engine,"
+echo "   each row scored on all 588 dev examples (the one table users compress for)"
+$SQZ bench "$OUT/compress/model" --baseline models/bert-spam --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" \
+  --batch 1 --batch 8 --runs 10

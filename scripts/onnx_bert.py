@@ -117,7 +117,9 @@ def main():
     w = read_safetensors(f"{a.model_dir}/model.safetensors")
     pre = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
     heads, hidden, eps = cfg["num_attention_heads"], cfg["hidden_size"], float(cfg.get("layer_norm_eps", 1e-12))
-    hd = hidden // heads
+    # Pruned models (sqz compress, SpeedUp): heads per layer follow the query rows, FFN widths the
+    # weights; a narrowed hidden size keeps the head size in sqz_attention_head_size.
+    hd = cfg.get("sqz_attention_head_size") or hidden // heads
     g = Graph(w, a.int8)
 
     ids, mask, types = "input_ids", "attention_mask", "token_type_ids"
@@ -131,10 +133,16 @@ def main():
     keep = g.op("Cast", [mask], to=TensorProto.FLOAT)
     bias = g.op("Mul", [g.op("Sub", [g.const(np.float32(1.0)), keep]), g.const(np.float32(-1e9))])
     bias = g.op("Unsqueeze", [bias, g.const(np.array([1, 2], np.int64))])
-    split_heads = g.const(np.array([0, 0, heads, hd], np.int64))
-    merge_heads = g.const(np.array([0, 0, hidden], np.int64))
     for i in range(cfg["num_hidden_layers"]):
         lp = f"{pre}encoder.layer.{i}."
+        width = w[lp + "attention.self.query.weight"].shape[0]
+        if width == 0:  # every head pruned: the attention adds its output bias only
+            x = g.layer_norm(g.op("Add", [x, g.const(w[lp + "attention.output.dense.bias"], "b")]), lp + "attention.output.LayerNorm", eps)
+            inner = gelu(g, g.linear(x, lp + "intermediate.dense"))
+            x = g.layer_norm(g.op("Add", [g.linear(inner, lp + "output.dense"), x]), lp + "output.LayerNorm", eps)
+            continue
+        split_heads = g.const(np.array([0, 0, width // hd, hd], np.int64))
+        merge_heads = g.const(np.array([0, 0, width], np.int64))
         q, k, v = (g.op("Reshape", [g.linear(x, lp + "attention.self." + n), split_heads]) for n in ("query", "key", "value"))
         q = g.op("Transpose", [q], perm=[0, 2, 1, 3])
         k = g.op("Transpose", [k], perm=[0, 2, 3, 1])

@@ -7,6 +7,7 @@
 #include "data/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
+#include "runtime/decoder.h"
 #include "runtime/engine.h"
 #include "runtime/runtime_dir.h"
 #include "data/tasks.h"
@@ -22,16 +23,6 @@ struct EvalArgs {
   std::string engine, precision;
   bool int8_attention = false;
 };
-
-// All positions' logits [batch, seq, vocab] of one LM batch, prefilled on a fresh cache.
-torch::Tensor decoder_logits(const runtime::Decoder& decoder, const data::Batch& batch) {
-  auto ids = batch.input_ids.contiguous();
-  auto mask = batch.attention_mask.to(torch::kLong).contiguous();
-  const int64_t b = ids.size(0), s = ids.size(1);
-  auto cache = decoder.new_cache(b, s);
-  auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), s, true, mask.data_ptr<int64_t>());
-  return torch::from_blob(logits.data(), {b, s, decoder.vocab_size()}, torch::kFloat32).clone();
-}
 
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
@@ -51,7 +42,7 @@ void run_eval(const EvalArgs& a) {
                                                       : runtime::build_engine(*loaded, a.precision, a.threads, a.int8_attention));
     const bool lm = data::find_task(a.task).kind == data::TaskKind::kLanguageModel;
     if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
-    if (engine->decoder && lm) o.lm_logits = [engine](const data::Batch& b) { return decoder_logits(*engine->decoder, b); };
+    if (engine->decoder && lm) o.lm_logits = [engine](const data::Batch& b) { return runtime::prefill_logits(*engine->decoder, b.input_ids, b.attention_mask); };
     if (!o.classification_logits && !o.lm_logits)
       fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks and the decoder engine "
                          "language modelling; task '", a.task, "' on this ", engine->encoder ? "encoder" : "decoder", " is neither");

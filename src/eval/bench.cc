@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "core/format.h"
 #include "core/process.h"
 #include "eval/bench_case.h"
 
@@ -107,15 +108,107 @@ void time_peers_in_child(const BenchOptions& o, bool decoder, io::json& result) 
   recompute_ratios(result, decoder);
 }
 
-io::json run_bench(const BenchOptions& o, std::ostream& out) {
-  models::LoadedModel loaded = bench_model(o);
-  const std::string model_name =
-      o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+namespace {
+
+std::string model_name(const BenchOptions& o) {
+  return o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+}
+
+// One model's bench: every case, then the libtorch peers again in their own process.
+io::json bench_one(const BenchOptions& o, models::LoadedModel& loaded) {
   const bool decoder = loaded.model->info().is_decoder;
-  io::json result = decoder ? run_decoder_bench(o, loaded, model_name) : run_encoder_bench(o, loaded, model_name);
+  io::json result = decoder ? run_decoder_bench(o, loaded, model_name(o)) : run_encoder_bench(o, loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
+  return result;
+}
+
+void print_table(const io::json& result, bool decoder, std::ostream& out) {
   if (decoder) print_decoder_table(result, out);
   else print_encoder_table(result, out);
+}
+
+const io::json* find_row(const io::json& result, const io::json& batch, const std::string& name) {
+  for (const auto& r : result["rows"])
+    if (r["batch"] == batch && r["case"] == name && r["status"] == "ok") return &r;
+  return nullptr;
+}
+
+// Per compressed row that ran: its speed-up over the baseline on the same engine and over the
+// baseline on libtorch fp32 (decoders: prefill and per-token decode apart).
+io::json compare(const io::json& baseline, const io::json& compressed, bool decoder) {
+  const std::vector<std::string> keys = decoder ? std::vector<std::string>{"prefill_ms", "decode_ms_per_token"} : std::vector<std::string>{"median_ms"};
+  io::json rows = io::json::array();
+  for (const auto& r : compressed["rows"]) {
+    if (r["status"] != "ok") continue;
+    io::json row = {{"case", r["case"]}, {"batch", r["batch"]}};
+    const io::json* same = find_row(baseline, r["batch"], r["case"].get<std::string>());
+    const io::json* torch_fp32 = find_row(baseline, r["batch"], "libtorch-fp32");
+    if (r.contains("eval")) row["compressed_eval"] = r["eval"];
+    if (same && same->contains("eval")) row["baseline_eval"] = (*same)["eval"];
+    for (const auto& k : keys) {
+      row["compressed_" + k] = r[k];
+      if (same) row.update({{"baseline_" + k, (*same)[k]}, {"speedup_vs_baseline_same_engine_" + k, (*same)[k].get<double>() / r[k].get<double>()}});
+      if (torch_fp32) row["speedup_vs_baseline_libtorch_fp32_" + k] = (*torch_fp32)[k].get<double>() / r[k].get<double>();
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+void print_comparison(const io::json& rows, bool decoder, const std::string& baseline, const std::string& compressed, std::ostream& out) {
+  out << "\n## " << compressed << " against " << baseline << "\n\n";
+  const std::vector<std::string> keys = decoder ? std::vector<std::string>{"prefill_ms", "decode_ms_per_token"} : std::vector<std::string>{"median_ms"};
+  bool scored = false;
+  for (const auto& r : rows) scored = scored || r.contains("compressed_eval");
+  out << "| case | batch |";
+  for (const auto& k : keys) out << " baseline " << k << " | compressed " << k << " | vs baseline, same engine | vs baseline libtorch fp32 |";
+  if (scored) out << " baseline dev score | compressed dev score |";
+  out << "\n|---|---|";
+  for (size_t i = 0; i < keys.size() * 4 + (scored ? 2 : 0); ++i) out << "---|";
+  out << "\n";
+  auto num = [](const io::json& row, const std::string& key, int digits, const char* suffix) {
+    return row.contains(key) ? format_fixed(row[key].get<double>(), digits) + suffix : std::string("-");
+  };
+  for (const auto& r : rows) {
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " |";
+    for (const auto& k : keys)
+      out << " " << num(r, "baseline_" + k, 2, "") << " | " << num(r, "compressed_" + k, 2, "") << " | "
+          << num(r, "speedup_vs_baseline_same_engine_" + k, 2, "x") << " | " << num(r, "speedup_vs_baseline_libtorch_fp32_" + k, 2, "x")
+          << " |";
+    if (scored)
+      out << " " << score_text(io::json{{"eval", r.value("baseline_eval", io::json())}}) << " | "
+          << score_text(io::json{{"eval", r.value("compressed_eval", io::json())}}) << " |";
+    out << "\n";
+  }
+}
+
+}  // namespace
+
+io::json run_bench(const BenchOptions& o, std::ostream& out) {
+  models::LoadedModel loaded = bench_model(o);
+  const bool decoder = loaded.model->info().is_decoder;
+  if (o.baseline_dir.empty()) {
+    io::json result = bench_one(o, loaded);
+    print_table(result, decoder, out);
+    return result;
+  }
+  if (!o.preset.empty()) fail_invalid("--baseline compares two model dirs; --preset has no baseline");
+  BenchOptions ob = o;
+  ob.model_dir = o.baseline_dir;
+  ob.baseline_dir.clear();
+  models::LoadedModel base = bench_model(ob);
+  if (base.model->info().is_decoder != decoder)
+    fail_invalid("--baseline ", o.baseline_dir, ": a ", base.model->info().is_decoder ? "decoder" : "encoder", ", but ", o.model_dir,
+                 " is a", decoder ? " decoder" : "n encoder");
+  BenchOptions oc = o;
+  oc.baseline_dir.clear();
+  io::json result = {{"baseline", bench_one(ob, base)}, {"compressed", bench_one(oc, loaded)}};
+  result["comparison"] = compare(result["baseline"], result["compressed"], decoder);
+  out << "## baseline: " << o.baseline_dir << "\n\n";
+  print_table(result["baseline"], decoder, out);
+  out << "\n## compressed: " << o.model_dir << "\n\n";
+  print_table(result["compressed"], decoder, out);
+  print_comparison(result["comparison"], decoder, o.baseline_dir, o.model_dir, out);
   return result;
 }
 

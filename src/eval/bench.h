@@ -26,6 +26,12 @@ struct BenchOptions {
   bool peers_in_child = true;
   bool peers_only = false;  // time only the libtorch peers (what the child process runs)
   bool profile = false;     // sqz cases: also time each op over `runs` more forwards (decoders: generations)
+  // The model `model_dir` was compressed from: benched too, with every engine's speed-up of the
+  // compressed model over it (same engine, and libtorch fp32).
+  std::string baseline_dir;
+  // With both: each case is also scored on that split (accuracy / perplexity), once.
+  std::string task, split;
+  int64_t max_length = 128;
 };
 
 // The configs behind --preset (HF field names), e.g. bert-base = BERT-base-uncased's shape.
@@ -36,7 +42,8 @@ io::json bench_preset_config(const std::string& preset);
 void time_peers_in_child(const BenchOptions& options, bool decoder, io::json& result);
 
 // Runs the benchmark, prints a markdown table (and notes on skipped cases) to `out`, returns the
-// same as JSON.
+// same as JSON. With a baseline: {"baseline": its result, "compressed": this model's, "comparison":
+// one row per compressed case with its speed-ups}, and a third table.
 io::json run_bench(const BenchOptions& options, std::ostream& out);
 
 }  // namespace sqz::eval

@@ -7,6 +7,8 @@
 #include "compress/pruner.h"
 #include "compress/quant/export.h"
 #include "core/format.h"
+#include "data/tasks.h"
+#include "io/tokenizers/tokenizer.h"
 
 namespace sqz::eval {
 
@@ -57,6 +59,7 @@ io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std
       }
       for (auto& s : samples) phases->push_back(timing_stats(std::move(s)));
     }
+    if (!row.contains("status") && c.score && batch == o.batches.front()) row["eval"] = c.score();
     if (!row.contains("status")) {
       const bool untimed = phases->empty() || std::any_of(phases->begin(), phases->end(), [](const TimingStats& t) { return t.runs == 0; });
       if (untimed) throw std::runtime_error("no timed runs");
@@ -68,6 +71,47 @@ io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std
   }
   if (c.detach) c.detach();
   return row;
+}
+
+TaskScorer::TaskScorer(const BenchOptions& o, const models::LoadedModel& loaded) : o_(o), loaded_(loaded) {
+  if (o.task.empty() != o.split.empty()) fail_invalid("bench: --task and --split go together");
+  if (o.task.empty()) return;
+  if (!o.preset.empty()) fail_invalid("bench --task: a preset has random weights and no tokenizer; give a model dir");
+  data::find_task(o.task);
+  tokenizer_ = io::load_tokenizer(o.model_dir);
+}
+
+bool TaskScorer::language_model() const { return data::find_task(o_.task).kind == data::TaskKind::kLanguageModel; }
+
+io::json TaskScorer::run(models::TransformerModel* model, const data::EvalOptions& eo) const {
+  io::json r = data::evaluate_split(model, *tokenizer_, loaded_.config, o_.task, o_.split, o_.max_length, eo);
+  io::json kept = io::json::object();
+  for (const char* k : {"accuracy", "macro_f1", "perplexity", "bits_per_byte", "examples", "tokens"})
+    if (r.contains(k)) kept[k] = r[k];
+  return kept;
+}
+
+std::function<io::json()> TaskScorer::libtorch(models::TransformerModel& model) const {
+  if (!enabled()) return {};
+  return [this, &model] { return run(&model, data::EvalOptions{}); };
+}
+
+std::function<io::json()> TaskScorer::classifier(std::function<torch::Tensor(const models::ModelInputs&)> logits) const {
+  if (!enabled() || language_model()) return {};
+  return [this, logits] {
+    data::EvalOptions eo;
+    eo.classification_logits = logits;
+    return run(nullptr, eo);
+  };
+}
+
+std::function<io::json()> TaskScorer::lm(std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)> logits) const {
+  if (!enabled() || !language_model()) return {};
+  return [this, logits] {
+    data::EvalOptions eo;
+    eo.lm_logits = [logits](const data::Batch& b) { return logits(b.input_ids, b.attention_mask); };
+    return run(nullptr, eo);
+  };
 }
 
 void run_cases(std::vector<BenchCase>& cases, const BenchOptions& o, int64_t batch, bool decoder, const TimedFields& timed_fields,
@@ -137,6 +181,19 @@ std::vector<nn::Linear> block_linears(models::TransformerModel& model) {
   return out;
 }
 
+std::string sparse_24_unfit(models::TransformerModel& model) {
+  std::map<const void*, std::string> names;
+  for (const auto& item : model.named_modules("", /*include_self=*/false)) names[item.value().get()] = item.key();
+  for (auto& l : block_linears(model))
+    if (l->in_features() % 4 != 0)
+      return to_text(models::hf_name(model.info(), names[l.get()]), " has ", l->in_features(), " inputs, not a multiple of 4");
+  return "";
+}
+
+bool any_selected(const BenchOptions& o, const std::vector<std::string>& names) {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return case_selected(o, n); });
+}
+
 models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded) {
   if (blocks_are_2_4(*loaded.model)) return loaded;
   models::LoadedModel sparse = bench_model(o);
@@ -150,7 +207,15 @@ models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedM
 }
 
 void skip_case(io::json& result, const std::string& name, const std::string& why) {
-  result["skipped"].push_back({{"case", name}, {"reason", why}});
+  const std::string reason = why.substr(0, why.find('\n'));
+  // Cases of one engine family skipped for one reason are one line: "sqz-*: ...".
+  const std::string family = name.substr(0, name.find('-') + 1);
+  for (auto& s : result["skipped"])
+    if (s["reason"] == reason && s["case"].get<std::string>().rfind(family, 0) == 0) {
+      s["case"] = family + "*";
+      return;
+    }
+  result["skipped"].push_back({{"case", name}, {"reason", reason}});
 }
 
 std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded, io::json& result) {
@@ -185,6 +250,21 @@ void print_profile_tables(const io::json& result, std::ostream& out, const std::
       out << "| " << p["op"].get<std::string>() << " | " << format_fixed(p["ms"].get<double>(), 3) << " | "
           << format_fixed(100.0 * p["share"].get<double>(), 1) << "% | " << p["calls"].get<int64_t>() << " |\n";
   }
+}
+
+std::string score_text(const io::json& row) {
+  if (!row.contains("eval")) return "-";
+  const auto& e = row["eval"];
+  if (e.contains("accuracy"))
+    return "acc " + format_fixed(e["accuracy"].get<double>(), 4) + ", F1 " + format_fixed(e["macro_f1"].get<double>(), 4);
+  if (e.contains("perplexity")) return "ppl " + format_fixed(e["perplexity"].get<double>(), 2);
+  return "-";
+}
+
+bool has_scores(const io::json& result) {
+  for (const auto& r : result["rows"])
+    if (r.contains("eval")) return true;
+  return false;
 }
 
 void print_footer(const io::json& result, std::ostream& out) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <ostream>
 
+#include "data/evaluate.h"
 #include "eval/bench.h"
 #include "eval/latency.h"
 #include "eval/onnxruntime_peer.h"
@@ -29,6 +30,26 @@ struct BenchCase {
   std::function<std::vector<TimingStats>()> own_timings = {};
   // Called once the row is timed: profiles, the decoder's weight-stream floor.
   std::function<void(io::json& row)> on_timed = {};
+  // --task: the case's score on the split, computed while the case is attached.
+  std::function<io::json()> score = {};
+};
+
+// Scores for --task / --split: one data::evaluate_split per case, the logits coming from the
+// libtorch model (as a peer has patched it) or from an engine.
+class TaskScorer {
+ public:
+  TaskScorer(const BenchOptions& o, const models::LoadedModel& loaded);
+  bool enabled() const { return tokenizer_ != nullptr; }
+  bool language_model() const;
+  std::function<io::json()> libtorch(models::TransformerModel& model) const;
+  std::function<io::json()> classifier(std::function<torch::Tensor(const models::ModelInputs&)> logits) const;
+  std::function<io::json()> lm(std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& mask)> logits) const;
+
+ private:
+  io::json run(models::TransformerModel* model, const data::EvalOptions& eo) const;
+  const BenchOptions& o_;
+  const models::LoadedModel& loaded_;
+  std::unique_ptr<io::Tokenizer> tokenizer_;
 };
 
 // A run whose one phase is the whole call.
@@ -64,11 +85,18 @@ models::LoadedModel bench_model(const BenchOptions& o);
 // Every Linear of the blocks, once each (a fused QKV Linear is listed three times in the structure).
 std::vector<nn::Linear> block_linears(models::TransformerModel& model);
 
+// Why the 2:4 engine cannot run `model` ("" when it can): a block Linear whose input width is not
+// a multiple of 4 (e.g. after neuron pruning).
+std::string sparse_24_unfit(models::TransformerModel& model);
+
 // The model for the 2:4 case: `loaded` itself when its block weights are 2:4 already (a GPUSQ
 // export), else a fresh copy with the 2 largest |w| of every 4 kept along each block Linear's input.
 models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded);
 
-// A case (or "sqz-*") not run, with the reason, in result["skipped"].
+// Whether any of `names` is selected by --case.
+bool any_selected(const BenchOptions& o, const std::vector<std::string>& names);
+
+// A case (or "sqz-*") not run, with the first line of the reason, in result["skipped"].
 void skip_case(io::json& result, const std::string& name, const std::string& why);
 
 // ONNX Runtime ready for `loaded`, or null with the reason it is not in result["skipped"].
@@ -79,6 +107,11 @@ io::json profile_rows(const runtime::OpProfile& profile, int64_t per);
 
 // The --profile tables of a result's rows: `part` picks a part of each row's profile ("": all of it).
 void print_profile_tables(const io::json& result, std::ostream& out, const std::string& part, const std::string& unit);
+
+// A row's --task score for the tables ("acc 0.9775, F1 0.9510" / "ppl 45.31"; "-" when none), and
+// whether any row of a result has one.
+std::string score_text(const io::json& row);
+bool has_scores(const io::json& result);
 
 // Under either table: the cases not run and why, then one reproduce line per row.
 void print_footer(const io::json& result, std::ostream& out);

@@ -82,19 +82,25 @@ struct SqzDecoder {
   models::TransformerModel* reference;  // the libtorch model its check compares with
 };
 
-// Fills `engines` one by one: when one cannot be built, the ones before it stay.
-void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse_model,
-                        std::vector<SqzDecoder>& engines) {
+// The engines --case selects; one that cannot be built (or cannot apply) is skipped with its reason.
+void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
+                        std::vector<SqzDecoder>& engines, io::json& result) {
   using runtime::Precision;
-  sparse_model = sparse_24_model(o, loaded);
-  const models::LoadedModel& sparse = *sparse_model;
   auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
-    engines.push_back({name, std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}), m.model.get()});
+    if (!case_selected(o, name)) return;
+    try {
+      engines.push_back({name, std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}), m.model.get()});
+    } catch (const std::exception& e) {
+      skip_case(result, name, e.what());
+    }
   };
   add("sqz-fp32", loaded, Precision::kFp32);
   add("sqz-bf16", loaded, Precision::kBf16);
   add("sqz-int8", loaded, Precision::kInt8);
-  add("sqz-int8-2:4", sparse, Precision::kInt8Sparse24);
+  if (!case_selected(o, "sqz-int8-2:4")) return;
+  if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
+  sparse = sparse_24_model(o, loaded);
+  add("sqz-int8-2:4", *sparse, Precision::kInt8Sparse24);
 }
 
 // The checks' reference: `m`'s logits at the prompt's last position.
@@ -107,16 +113,18 @@ std::function<torch::Tensor()> last_logits(models::TransformerModel* m, const to
 }
 
 // libtorch fp32 (the baseline) and its dynamic int8 Linear on each quantized engine.
-void add_libtorch_cases(const BenchOptions& o, models::TransformerModel& model, const torch::Tensor& prompt, std::vector<BenchCase>& cases) {
+void add_libtorch_cases(const BenchOptions& o, models::TransformerModel& model, const torch::Tensor& prompt, const TaskScorer& scorer,
+                        std::vector<BenchCase>& cases) {
   auto generate = [&model, prompt, steps = o.decode_steps](std::vector<double>* ms) { return libtorch_generate(model, prompt, steps, ms); };
-  cases.push_back({.name = "libtorch-fp32", .baseline = true, .reference = last_logits(&model, prompt), .run = generate});
+  cases.push_back({.name = "libtorch-fp32", .baseline = true, .reference = last_logits(&model, prompt), .run = generate,
+                   .score = scorer.libtorch(model)});
   for (const auto& peer : libtorch_int8_peers(model))
     cases.push_back({.name = peer.name, .tolerance = 0.2, .reference = last_logits(&model, prompt), .run = generate,
-                     .attach = peer.attach, .detach = peer.detach});
+                     .attach = peer.attach, .detach = peer.detach, .score = scorer.libtorch(model)});
 }
 
 void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, const torch::Tensor& prompt, double bandwidth,
-                   std::vector<BenchCase>& cases) {
+                   const TaskScorer& scorer, std::vector<BenchCase>& cases) {
   for (auto& e : engines) {
     runtime::Decoder* d = e.decoder.get();
     cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = last_logits(e.reference, prompt),
@@ -127,7 +135,8 @@ void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, cons
                        row.update({{"weight_bytes", d->weight_bytes()}, {"weight_stream_ms", floor_ms},
                                    {"decode_vs_weight_stream", row["decode_ms_per_token"].get<double>() / floor_ms}});
                        if (o.profile) row["profile"] = profile_decoder(*d, prompt, o.runs, o.decode_steps);
-                     }});
+                     },
+                     .score = scorer.lm([d](const torch::Tensor& ids, const torch::Tensor& mask) { return runtime::prefill_logits(*d, ids, mask); })});
   }
 }
 
@@ -138,6 +147,7 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, mo
   // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
   const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
   for (const std::string variant : {"fp32", "int8"}) {
+    if (!case_selected(o, "onnxruntime-" + variant)) continue;
     auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
     auto run = [&o, &ort, variant, timed, prompt, layers = model.info().num_layers, kv_heads, head_dim = block.head_dim](std::vector<double>*) {
       auto ids = prompt.contiguous();
@@ -166,22 +176,19 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                      {"decode_steps", o.decode_steps}, {"threads", o.threads}, {"warmup", o.warmup}, {"runs", o.runs},
                      {"isa", kernels::isa_name(kernels::active_isa())}, {"read_bandwidth_gbps", bandwidth},
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  const TaskScorer scorer(o, loaded);
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
   std::vector<SqzDecoder> engines;
-  if (!o.peers_only) try {
-      build_sqz_decoders(o, loaded, sparse, engines);
-    } catch (const std::exception& e) {
-      skip_case(result, "sqz-*", e.what());  // the engines built before the failure still run
-    }
+  if (!o.peers_only) build_sqz_decoders(o, loaded, sparse, engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
-  if (!o.peers_only) ort = onnxruntime_or_skip(loaded, result);
+  if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) ort = onnxruntime_or_skip(loaded, result);
 
   for (int64_t batch : o.batches) {
     auto gen = at::detail::createCPUGenerator(o.seed + 1);
     const torch::Tensor prompt = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
     std::vector<BenchCase> cases;
-    add_libtorch_cases(o, model, prompt, cases);
-    add_sqz_cases(o, engines, prompt, bandwidth, cases);
+    add_libtorch_cases(o, model, prompt, scorer, cases);
+    add_sqz_cases(o, engines, prompt, bandwidth, scorer, cases);
     if (ort) add_onnxruntime_cases(o, *ort, model, prompt, cases);
     run_cases(cases, o, batch, /*decoder=*/true, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
       const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
@@ -200,8 +207,9 @@ void print_decoder_table(const io::json& result, std::ostream& out) {
       << result["runs"].get<int>() << " runs after " << result["warmup"].get<int>() << " warm-up; sqz kernels: "
       << result["isa"].get<std::string>() << "; measured read bandwidth " << format_fixed(result["read_bandwidth_gbps"].get<double>(), 1)
       << " GB/s\n\n";
-  out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | setting | status |\n";
-  out << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+  const bool scored = has_scores(result);
+  out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
   for (const auto& r : result["rows"]) {
     const bool timed = r.contains("prefill_ms");
     auto num = [&](const char* key, int digits, const std::string& suffix = "") {
@@ -212,7 +220,7 @@ void print_decoder_table(const io::json& result, std::ostream& out) {
         << (timed ? num("prefill_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | "
         << (timed ? num("decode_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | " << num("decode_vs_weight_stream", 2, "x")
         << " | " << num("max_rel_err", 6) << " | " << r.value("setting", std::string("-")) << " | "
-        << r["status"].get<std::string>() << " |\n";
+        << (scored ? score_text(r) + " | " : "") << r["status"].get<std::string>() << " |\n";
   }
   print_profile_tables(result, out, "prefill", "prompt");
   print_profile_tables(result, out, "decode", "token");

@@ -27,13 +27,16 @@ struct SqzEncoders {
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs (its check compares with it in libtorch)
 };
 
-// Fills `s` engine by engine: when one cannot be built, the ones before it stay.
-void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzEncoders& s) {
-  s.sparse = sparse_24_model(o, loaded);
-  const models::LoadedModel& sparse = *s.sparse;
+// The engines --case selects; one that cannot be built (or cannot apply) is skipped with its reason.
+void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzEncoders& s, io::json& result) {
   using runtime::Precision;
   auto add = [&](const std::string& name, const models::LoadedModel& m, runtime::EngineOptions eo) {
-    s.engines.emplace_back(name, std::make_unique<runtime::BertEncoder>(m, eo));
+    if (!case_selected(o, name)) return;
+    try {
+      s.engines.emplace_back(name, std::make_unique<runtime::BertEncoder>(m, eo));
+    } catch (const std::exception& e) {
+      skip_case(result, name, e.what());
+    }
   };
   add("sqz-fp32", loaded, {Precision::kFp32, o.threads});
   add("sqz-bf16", loaded, {Precision::kBf16, o.threads});
@@ -41,7 +44,10 @@ void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzE
   runtime::EngineOptions int8_attention{Precision::kInt8, o.threads};
   int8_attention.int8_attention = true;
   add("sqz-int8-attn-int8", loaded, int8_attention);
-  add("sqz-int8-2:4", sparse, {Precision::kInt8Sparse24, o.threads});
+  if (!case_selected(o, "sqz-int8-2:4")) return;
+  if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
+  s.sparse = sparse_24_model(o, loaded);
+  add("sqz-int8-2:4", *s.sparse, {Precision::kInt8Sparse24, o.threads});
 }
 
 // One batch of random ids, no padding, and libtorch fp32's logits on it (every check's reference
@@ -65,17 +71,18 @@ struct EncoderBatch {
 };
 
 // libtorch fp32 (the baseline) and its dynamic int8 Linear on each quantized engine.
-void add_libtorch_cases(models::TransformerModel& model, const EncoderBatch& in, std::vector<BenchCase>& cases) {
+void add_libtorch_cases(models::TransformerModel& model, const EncoderBatch& in, const TaskScorer& scorer, std::vector<BenchCase>& cases) {
   auto logits = [&model, &in] { return model.forward(in.inputs).at("logits"); };
   cases.push_back({.name = "libtorch-fp32", .engine = "libtorch " TORCH_VERSION " eager", .precision = "fp32", .baseline = true,
-                   .run = timed_whole(logits)});
+                   .run = timed_whole(logits), .score = scorer.libtorch(model)});
   for (const auto& peer : libtorch_int8_peers(model))
     cases.push_back({.name = peer.name, .engine = "libtorch quantized::linear_dynamic (" + peer.engine + ")", .precision = "int8 dyn",
                      .tolerance = 0.2, .reference = in.libtorch_reference(), .run = timed_whole(logits), .attach = peer.attach,
-                     .detach = peer.detach});
+                     .detach = peer.detach, .score = scorer.libtorch(model)});
 }
 
-void add_sqz_cases(const BenchOptions& o, SqzEncoders& sqz_engines, const EncoderBatch& in, std::vector<BenchCase>& cases) {
+void add_sqz_cases(const BenchOptions& o, SqzEncoders& sqz_engines, const EncoderBatch& in, const TaskScorer& scorer,
+                   std::vector<BenchCase>& cases) {
   for (auto& [name, engine] : sqz_engines.engines) {
     runtime::BertEncoder* e = engine.get();
     auto forward = [&in, e] { return e->forward(in.ids.data_ptr<int64_t>(), in.mask.data_ptr<int64_t>(), nullptr, in.batch, in.seq); };
@@ -90,13 +97,15 @@ void add_sqz_cases(const BenchOptions& o, SqzEncoders& sqz_engines, const Encode
                      }),
                      .on_timed = [&o, e, forward](io::json& row) {
                        if (o.profile) row["profile"] = profile_engine(*e, forward, o.runs);
-                     }});
+                     },
+                     .score = scorer.classifier([e](const models::ModelInputs& x) { return e->logits(x); })});
   }
 }
 
 // fp32 and int8: one node process per case checks and times it; run() keeps the timing.
 void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, const EncoderBatch& in, std::vector<BenchCase>& cases) {
   for (const std::string variant : {"fp32", "int8"}) {
+    if (!case_selected(o, "onnxruntime-" + variant)) continue;
     auto timing = std::make_shared<TimingStats>();
     auto run = [&o, &ort, &in, variant, timing] {
       const int64_t* types = in.inputs.token_type_ids.defined() ? in.inputs.token_type_ids.data_ptr<int64_t>() : nullptr;
@@ -124,14 +133,11 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   io::json result = {{"model", model_name}, {"model_type", model.info().model_type}, {"seq", o.seq}, {"threads", o.threads},
                      {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  const TaskScorer scorer(o, loaded);
   SqzEncoders sqz_engines;
-  if (!o.peers_only) try {
-      build_sqz_encoders(o, loaded, sqz_engines);
-    } catch (const std::exception& e) {
-      skip_case(result, "sqz-*", e.what());  // the engines built before the failure still run
-    }
+  if (!o.peers_only) build_sqz_encoders(o, loaded, sqz_engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
-  if (!o.peers_only) {
+  if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) {
     if (model.info().model_type != "bert" || model.info().head_class != "BertForSequenceClassification")
       skip_case(result, "onnxruntime-*", "the ONNX exporter (scripts/onnx_bert.py) writes BERT sequence classifiers; this model is " +
                                              model.info().head_class);
@@ -142,8 +148,8 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   for (int64_t batch : o.batches) {
     EncoderBatch in(model, o, batch);
     std::vector<BenchCase> cases;
-    add_libtorch_cases(model, in, cases);
-    add_sqz_cases(o, sqz_engines, in, cases);
+    add_libtorch_cases(model, in, scorer, cases);
+    add_sqz_cases(o, sqz_engines, in, scorer, cases);
     if (ort) add_onnxruntime_cases(o, *ort, in, cases);
     const double gflop = forward_flops(model, batch, o.seq) / 1e9;
     run_cases(cases, o, batch, /*decoder=*/false, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
@@ -162,8 +168,9 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
   out << "sqz bench: " << result["model"].get<std::string>() << ", seq " << result["seq"].get<int64_t>() << ", "
       << result["threads"].get<int>() << " threads, median of " << result["runs"].get<int>() << " runs after "
       << result["warmup"].get<int>() << " warm-up; sqz kernels: " << result["isa"].get<std::string>() << "\n\n";
-  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting | status |\n";
-  out << "|---|---|---|---|---|---|---|---|---|---|\n";
+  const bool scored = has_scores(result);
+  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
   for (const auto& r : result["rows"]) {
     const bool timed = r.contains("median_ms");
     out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | "
@@ -173,7 +180,7 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
         << (timed ? format_fixed(r["gflop_per_s"].get<double>(), 1) : "-") << " | "
         << (timed ? format_fixed(r["speedup_vs_libtorch_fp32"].get<double>()) + "x" : "-") << " | "
         << (r.contains("max_rel_err") ? format_fixed(r["max_rel_err"].get<double>(), 6) : "-") << " | "
-        << r.value("setting", std::string("-")) << " | " << r["status"].get<std::string>() << " |\n";
+        << r.value("setting", std::string("-")) << " | " << (scored ? score_text(r) + " | " : "") << r["status"].get<std::string>() << " |\n";
   }
   print_profile_tables(result, out, "", "forward");
   print_footer(result, out);

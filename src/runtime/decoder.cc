@@ -427,4 +427,13 @@ std::vector<int64_t> Decoder::generate_greedy(const int64_t* prompt, int64_t bat
   return out;
 }
 
+torch::Tensor prefill_logits(const Decoder& decoder, const torch::Tensor& ids_in, const torch::Tensor& mask_in) {
+  auto ids = ids_in.to(torch::kLong).contiguous();
+  auto mask = mask_in.to(torch::kLong).contiguous();
+  const int64_t b = ids.size(0), s = ids.size(1);
+  auto cache = decoder.new_cache(b, s);
+  auto logits = decoder.forward(cache, ids.data_ptr<int64_t>(), s, true, mask.data_ptr<int64_t>());
+  return torch::from_blob(logits.data(), {b, s, decoder.vocab_size()}, torch::kFloat32).clone();
+}
+
 }  // namespace sqz::runtime

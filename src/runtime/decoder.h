@@ -76,4 +76,8 @@ class Decoder {
   OpProfile* profile_ = nullptr;
 };
 
+// All positions' logits [batch, seq, vocab] of `ids` [batch, seq] (with its 0/1 `mask`), prefilled
+// on a fresh cache: what perplexity is computed from.
+torch::Tensor prefill_logits(const Decoder& decoder, const torch::Tensor& ids, const torch::Tensor& mask);
+
 }  // namespace sqz::runtime

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "io/json_file.h"
@@ -67,6 +68,45 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
   ASSERT_EQ(s.code, 0) << s.output;
   auto sr = io::json::parse(s.output.substr(s.output.rfind('{', s.output.find("\"layers\"")) ));
   EXPECT_EQ(sr["params_after"], sr["params_before"]);
+}
+
+// The one table users compress for: the compressed model against the model it came from on every
+// engine --case asks for, each row scored on the task; a variant that cannot apply (2:4 on FFN
+// widths that are not multiples of 4) is a one-line skip, not an abort, and is not even prepared
+// when --case leaves it out.
+TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
+  testing::ScratchDir tmp("compress-bench");
+  auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
+  auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set prune.1.sparsity=0.33 --set prune.1.scope=layer");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string dense = (repo() / "models" / "bert-spam").string(), compressed = (tmp / "out" / "model").string();
+  const std::string split = (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string();
+  auto b = testing::run_sqz("bench " + compressed + " --baseline " + dense + " --task spam --split " + split +
+                            " --max-length 32 --seq 32 --runs 2 --warmup 0 --peers-in-process --case sqz-int8 --case sqz-int8-2:4 --json " +
+                            (tmp / "bench.json").string());
+  ASSERT_EQ(b.code, 0) << b.output;
+  auto j = io::read_json_file(tmp / "bench.json");
+  EXPECT_NE(b.output.find("skipped sqz-int8-2:4: bert.encoder.layer.0.output.dense has"), std::string::npos) << b.output;
+  std::set<std::string> compared;
+  for (const auto& row : j["comparison"]) {
+    compared.insert(row["case"].get<std::string>());
+    EXPECT_GT(row["speedup_vs_baseline_same_engine_median_ms"].get<double>(), 0.0) << row.dump();
+    EXPECT_GT(row["speedup_vs_baseline_libtorch_fp32_median_ms"].get<double>(), 0.0) << row.dump();
+    EXPECT_EQ(row["compressed_eval"]["examples"], 588) << row.dump();
+    EXPECT_GT(row["compressed_eval"]["accuracy"].get<double>(), 0.5) << row.dump();
+  }
+  EXPECT_EQ(compared, (std::set<std::string>{"libtorch-fp32", "sqz-int8"})) << j["comparison"].dump();
+  // The baseline keeps its 2:4 row (its widths allow it); nothing outside --case was prepared.
+  std::set<std::string> baseline_cases;
+  for (const auto& row : j["baseline"]["rows"]) baseline_cases.insert(row["case"].get<std::string>());
+  EXPECT_EQ(baseline_cases, (std::set<std::string>{"libtorch-fp32", "sqz-int8", "sqz-int8-2:4"})) << j["baseline"].dump();
+  // The same accuracy as `sqz eval` on the runtime engine.
+  auto e = testing::run_sqz("eval " + compressed + " --task spam --split " + split + " --max-length 32 --engine runtime --precision int8");
+  ASSERT_EQ(e.code, 0) << e.output;
+  for (const auto& row : j["comparison"])
+    if (row["case"] == "sqz-int8")
+      EXPECT_EQ(io::json::parse(e.output.substr(e.output.rfind('{')))["accuracy"], row["compressed_eval"]["accuracy"]);
+  EXPECT_NE(b.output.find("| sqz-int8 | 1 |"), std::string::npos) << b.output;
 }
 
 // Ctrl-C during training or before it: compression keeps its masks and scores in memory only, so
