@@ -43,7 +43,7 @@ std::string resolve_engine(const std::string& requested, const std::string& mode
 }  // namespace sqz::cli
 
 int main(int argc, char** argv) {
-  // Training commands run libtorch (and OpenBLAS) on every core: see core/threads.h.
+  // Training commands run libtorch (and OpenBLAS) on every core: see nn/threads.h.
   if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "compress")) sqz::reexec_with_passive_openmp(argv);
   CLI::App app{"sqz: prune, quantize, distill and speed up Transformer models"};
   app.require_subcommand(1);
