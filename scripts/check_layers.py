@@ -32,8 +32,6 @@ NOT_BELOW = {"runtime": {"data", "train", "compress", "speedup"}}
 STANDALONE = {"tools"}
 NO_TORCH = {"core", "kernels"}
 MAX_LINES = 500
-# Files that predate the limit, with the issue that splits them (empty when none is left).
-OVER_LIMIT_ALLOWED: set[str] = set()
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]')
 TORCH = ("torch/", "ATen/", "c10/")
@@ -53,7 +51,7 @@ def check(src: pathlib.Path) -> list[str]:
             errors.append(f"src/{rel}: folder '{folder}' is not in the layer order of scripts/check_layers.py")
             continue
         lines = path.read_text(encoding="utf-8").splitlines()
-        if len(lines) > MAX_LINES and str(rel) not in OVER_LIMIT_ALLOWED:
+        if len(lines) > MAX_LINES:
             errors.append(f"src/{rel}: {len(lines)} lines (the limit is {MAX_LINES})")
         for number, line in enumerate(lines, 1):
             m = INCLUDE.match(line)

@@ -49,20 +49,31 @@ double run_cost_ms(const io::json& row, const io::json& result, bool decoder) {
   return row["prefill_ms"].get<double>() + row["decode_ms_per_token"].get<double>() * result["decode_steps"].get<double>();
 }
 
+// The headline times of a row and the name of each one's ratio to libtorch fp32.
+struct Headline {
+  std::string time, ratio;
+};
+const std::vector<Headline>& headlines(bool decoder) {
+  static const std::vector<Headline> encoder{{"median_ms", "speedup_vs_libtorch_fp32"}};
+  static const std::vector<Headline> dec{{"prefill_ms", "prefill_speedup_vs_libtorch_fp32"},
+                                         {"decode_ms_per_token", "decode_speedup_vs_libtorch_fp32"}};
+  return decoder ? dec : encoder;
+}
+
+// The row of case `name` at `batch` that ran, or null.
+const io::json* find_row(const io::json& result, const io::json& batch, const std::string& name) {
+  for (const auto& r : result["rows"])
+    if (r["batch"] == batch && r["case"] == name && r["status"] == "ok") return &r;
+  return nullptr;
+}
+
 // Ratios against libtorch fp32 of the same batch, after the peers' timings may have changed.
 void recompute_ratios(io::json& result, bool decoder) {
   for (auto& row : result["rows"]) {
     if (row["status"] != "ok") continue;
-    for (const auto& base : result["rows"]) {
-      if (base["case"] != "libtorch-fp32" || base["batch"] != row["batch"] || base["status"] != "ok") continue;
-      if (decoder) {
-        row["prefill_speedup_vs_libtorch_fp32"] = base["prefill_ms"].get<double>() / row["prefill_ms"].get<double>();
-        row["decode_speedup_vs_libtorch_fp32"] =
-            base["decode_ms_per_token"].get<double>() / row["decode_ms_per_token"].get<double>();
-      } else {
-        row["speedup_vs_libtorch_fp32"] = base["median_ms"].get<double>() / row["median_ms"].get<double>();
-      }
-    }
+    const io::json* base = find_row(result, row["batch"], "libtorch-fp32");
+    if (!base) continue;
+    for (const auto& h : headlines(decoder)) row[h.ratio] = (*base)[h.time].get<double>() / row[h.time].get<double>();
   }
 }
 
@@ -127,16 +138,9 @@ void print_table(const io::json& result, bool decoder, std::ostream& out) {
   else print_encoder_table(result, out);
 }
 
-const io::json* find_row(const io::json& result, const io::json& batch, const std::string& name) {
-  for (const auto& r : result["rows"])
-    if (r["batch"] == batch && r["case"] == name && r["status"] == "ok") return &r;
-  return nullptr;
-}
-
 // Per compressed row that ran: its speed-up over the baseline on the same engine and over the
 // baseline on libtorch fp32 (decoders: prefill and per-token decode apart).
 io::json compare(const io::json& baseline, const io::json& compressed, bool decoder) {
-  const std::vector<std::string> keys = decoder ? std::vector<std::string>{"prefill_ms", "decode_ms_per_token"} : std::vector<std::string>{"median_ms"};
   io::json rows = io::json::array();
   for (const auto& r : compressed["rows"]) {
     if (r["status"] != "ok") continue;
@@ -145,7 +149,8 @@ io::json compare(const io::json& baseline, const io::json& compressed, bool deco
     const io::json* torch_fp32 = find_row(baseline, r["batch"], "libtorch-fp32");
     if (r.contains("eval")) row["compressed_eval"] = r["eval"];
     if (same && same->contains("eval")) row["baseline_eval"] = (*same)["eval"];
-    for (const auto& k : keys) {
+    for (const auto& h : headlines(decoder)) {
+      const std::string& k = h.time;
       row["compressed_" + k] = r[k];
       if (same) row.update({{"baseline_" + k, (*same)[k]}, {"speedup_vs_baseline_same_engine_" + k, (*same)[k].get<double>() / r[k].get<double>()}});
       if (torch_fp32) row["speedup_vs_baseline_libtorch_fp32_" + k] = (*torch_fp32)[k].get<double>() / r[k].get<double>();
@@ -157,24 +162,23 @@ io::json compare(const io::json& baseline, const io::json& compressed, bool deco
 
 void print_comparison(const io::json& rows, bool decoder, const std::string& baseline, const std::string& compressed, std::ostream& out) {
   out << "\n## " << compressed << " against " << baseline << "\n\n";
-  const std::vector<std::string> keys = decoder ? std::vector<std::string>{"prefill_ms", "decode_ms_per_token"} : std::vector<std::string>{"median_ms"};
   bool scored = false;
   for (const auto& r : rows) scored = scored || r.contains("compressed_eval");
   out << "| case | batch |";
-  for (const auto& k : keys) out << " baseline " << k << " | compressed " << k << " | vs baseline, same engine | vs baseline libtorch fp32 |";
+  for (const auto& h : headlines(decoder)) out << " baseline " << h.time << " | compressed " << h.time << " | vs baseline, same engine | vs baseline libtorch fp32 |";
   if (scored) out << " baseline dev score | compressed dev score |";
   out << "\n|---|---|";
-  for (size_t i = 0; i < keys.size() * 4 + (scored ? 2 : 0); ++i) out << "---|";
+  for (size_t i = 0; i < headlines(decoder).size() * 4 + (scored ? 2 : 0); ++i) out << "---|";
   out << "\n";
   auto num = [](const io::json& row, const std::string& key, int digits, const char* suffix) {
     return row.contains(key) ? format_fixed(row[key].get<double>(), digits) + suffix : std::string("-");
   };
   for (const auto& r : rows) {
     out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " |";
-    for (const auto& k : keys)
-      out << " " << num(r, "baseline_" + k, 2, "") << " | " << num(r, "compressed_" + k, 2, "") << " | "
-          << num(r, "speedup_vs_baseline_same_engine_" + k, 2, "x") << " | " << num(r, "speedup_vs_baseline_libtorch_fp32_" + k, 2, "x")
-          << " |";
+    for (const auto& h : headlines(decoder))
+      out << " " << num(r, "baseline_" + h.time, 2, "") << " | " << num(r, "compressed_" + h.time, 2, "") << " | "
+          << num(r, "speedup_vs_baseline_same_engine_" + h.time, 2, "x") << " | "
+          << num(r, "speedup_vs_baseline_libtorch_fp32_" + h.time, 2, "x") << " |";
     if (scored)
       out << " " << score_text(io::json{{"eval", r.value("baseline_eval", io::json())}}) << " | "
           << score_text(io::json{{"eval", r.value("compressed_eval", io::json())}}) << " |";

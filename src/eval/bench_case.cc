@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <set>
 
 #include "compress/pruner.h"
 #include "compress/quant/export.h"
@@ -19,7 +18,7 @@ double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
 }
 
 bool blocks_are_2_4(models::TransformerModel& model) {
-  for (auto& l : block_linears(model))
+  for (auto& l : model.structure().block_linears())
     if (l->in_features() % 4 != 0 || io::count_nm_violations(l->logical_weight().detach(), 2, 4) > 0) return false;
   return true;
 }
@@ -163,28 +162,10 @@ models::LoadedModel bench_model(const BenchOptions& o) {
   return loaded;
 }
 
-std::vector<nn::Linear> block_linears(models::TransformerModel& model) {
-  std::vector<nn::Linear> out;
-  std::set<const void*> seen;
-  auto add = [&](const nn::Linear& l) {
-    if (seen.insert(l.get()).second) out.push_back(l);
-  };
-  auto st = model.structure();
-  for (auto& a : st.attention) {
-    for (auto& l : a.head_rows) add(l);
-    add(a.head_cols);
-  }
-  for (auto& f : st.ffn) {
-    for (auto& l : f.neuron_rows) add(l);
-    add(f.neuron_cols);
-  }
-  return out;
-}
-
 std::string sparse_24_unfit(models::TransformerModel& model) {
   std::map<const void*, std::string> names;
   for (const auto& item : model.named_modules("", /*include_self=*/false)) names[item.value().get()] = item.key();
-  for (auto& l : block_linears(model))
+  for (auto& l : model.structure().block_linears())
     if (l->in_features() % 4 != 0)
       return to_text(models::hf_name(model.info(), names[l.get()]), " has ", l->in_features(), " inputs, not a multiple of 4");
   return "";
@@ -199,7 +180,7 @@ models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedM
   models::LoadedModel sparse = bench_model(o);
   sparse.model->eval();
   torch::NoGradGuard no_grad;
-  for (auto& l : block_linears(*sparse.model)) {
+  for (auto& l : sparse.model->structure().block_linears()) {
     auto w = l->logical_weight();
     w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
   }

@@ -82,9 +82,6 @@ double engine_tolerance(runtime::Precision p);
 // without its activation fake-quant, so the libtorch peer runs the plain float model).
 models::LoadedModel bench_model(const BenchOptions& o);
 
-// Every Linear of the blocks, once each (a fused QKV Linear is listed three times in the structure).
-std::vector<nn::Linear> block_linears(models::TransformerModel& model);
-
 // Why the 2:4 engine cannot run `model` ("" when it can): a block Linear whose input width is not
 // a multiple of 4 (e.g. after neuron pruning).
 std::string sparse_24_unfit(models::TransformerModel& model);

@@ -17,14 +17,7 @@ double forward_flops(models::TransformerModel& model, int64_t batch, int64_t seq
   // Blocks' Linear layers run on every token; the rest (pooler, classifier) once per example.
   auto st = model.structure();
   std::set<const void*> per_token;
-  for (const auto& a : st.attention) {
-    for (const auto& r : a.head_rows) per_token.insert(r.get());
-    per_token.insert(a.head_cols.get());
-  }
-  for (const auto& f : st.ffn) {
-    for (const auto& r : f.neuron_rows) per_token.insert(r.get());
-    per_token.insert(f.neuron_cols.get());
-  }
+  for (const auto& l : st.block_linears()) per_token.insert(l.get());
   double flops = 0;
   for (const auto& m : model.modules(/*include_self=*/false))
     if (auto* l = dynamic_cast<nn::LinearImpl*>(m.get())) {

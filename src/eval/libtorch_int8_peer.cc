@@ -2,7 +2,6 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
-#include "eval/bench_case.h"
 
 namespace sqz::eval {
 
@@ -47,13 +46,13 @@ std::vector<LibtorchInt8Peer> libtorch_int8_peers(models::TransformerModel& mode
     auto saved = std::make_shared<std::vector<std::shared_ptr<nn::CompressionSite>>>();
     auto attach = [&model, engine, saved] {
       at::globalContext().setQEngine(engine);
-      for (auto& l : block_linears(model)) {
+      for (auto& l : model.structure().block_linears()) {
         saved->push_back(l->site);
         l->site = std::make_shared<DynamicInt8Site>(*l);
       }
     };
     auto detach = [&model, saved] {
-      auto layers = block_linears(model);
+      auto layers = model.structure().block_linears();
       for (size_t i = 0; i < layers.size() && i < saved->size(); ++i) layers[i]->site = (*saved)[i];
       saved->clear();
     };

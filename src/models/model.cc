@@ -27,6 +27,23 @@ const torch::Tensor& ModelOutputs::at(const std::string& name) const {
   return it->second;
 }
 
+std::vector<nn::Linear> ModelStructure::block_linears() const {
+  std::vector<nn::Linear> out;
+  std::set<const void*> seen;
+  auto add = [&](const nn::Linear& l) {
+    if (seen.insert(l.get()).second) out.push_back(l);
+  };
+  for (const auto& a : attention) {
+    for (const auto& l : a.head_rows) add(l);
+    add(a.head_cols);
+  }
+  for (const auto& f : ffn) {
+    for (const auto& l : f.neuron_rows) add(l);
+    add(f.neuron_cols);
+  }
+  return out;
+}
+
 std::string hf_name(const ModelInfo& info, const std::string& name) {
   const std::string prefix = info.base_prefix + ".";
   if (info.base_is_root && name.rfind(prefix, 0) == 0) return name.substr(prefix.size());

@@ -98,6 +98,9 @@ struct ModelStructure {
   std::vector<FfnBlock> ffn;
   HiddenGroup hidden;
   std::vector<NormReaders> smoothable;
+  // Every Linear of the blocks (attention and FFN), once each: a fused QKV Linear is listed three
+  // times in `attention`.
+  std::vector<nn::Linear> block_linears() const;
 };
 
 class TransformerModel : public torch::nn::Module {
