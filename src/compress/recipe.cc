@@ -118,8 +118,11 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
           else if (lk == "seq") r.latency.seq = l.second.as<int64_t>();
           else if (lk == "threads") r.latency.threads = l.second.as<int>();
           else if (lk == "runs") r.latency.runs = l.second.as<int>();
+          else if (lk == "warmup") r.latency.warmup = l.second.as<int>();
           else if (lk == "enabled") r.latency.enabled = l.second.as<bool>();
-          else fail_invalid(where, ": unknown latency key '", lk, "' (known: batch_sizes, seq, threads, runs, enabled)");
+          else if (lk == "decode_steps") r.latency.decode_steps = l.second.as<int64_t>();
+          else if (lk == "cases") r.latency.cases = l.second.as<std::vector<std::string>>();
+          else fail_invalid(where, ": unknown latency key '", lk, "' (known: batch_sizes, seq, decode_steps, threads, runs, warmup, cases, enabled)");
         }
       } else if (key == "eval_batches") {
         r.eval_batches = v.as<int64_t>();
@@ -133,10 +136,15 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
       fail_invalid(where, ": recipe key '", key, "' has a value of the wrong type");
     }
   }
+  if (r.eval_batches < 0) fail_invalid(source, ": eval_batches is ", r.eval_batches, "; expected >= 0 (0 = the whole dev split)");
   if (!root["train"]) fail_invalid(source, ": 'train' is required (model, task, data, steps, ...)");
   if (r.train.model.empty()) fail_invalid(source, ": train.model is required (the HF dir to compress)");
   if (r.out.empty()) fail_invalid(source, ": 'out' is required");
-  if (r.latency.runs < 1 || r.latency.seq < 1) fail_invalid(source, ": latency runs and seq must be >= 1");
+  if (r.latency.runs < 1 || r.latency.seq < 1 || r.latency.threads < 1 || r.latency.decode_steps < 0 || r.latency.warmup < 0)
+    fail_invalid(source, ": latency runs, seq and threads must be >= 1, decode_steps and warmup >= 0");
+  if (r.latency.enabled && r.latency.batch_sizes.empty()) fail_invalid(source, ": latency.batch_sizes is empty (or set latency.enabled: false)");
+  for (int64_t b : r.latency.batch_sizes)
+    if (b < 1) fail_invalid(source, ": latency.batch_sizes has ", b, "; each batch size must be >= 1");
   for (size_t i = 0; i < r.prune.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (r.prune[i].name == r.prune[j].name) fail_invalid(source, ": two pruners are named '", r.prune[i].name, "'");
@@ -187,7 +195,10 @@ std::string CompressRecipe::to_yaml() const {
   root["latency"]["batch_sizes"] = latency.batch_sizes;
   root["latency"]["seq"] = latency.seq;
   root["latency"]["threads"] = latency.threads;
+  root["latency"]["decode_steps"] = latency.decode_steps;
   root["latency"]["runs"] = latency.runs;
+  root["latency"]["warmup"] = latency.warmup;
+  if (!latency.cases.empty()) root["latency"]["cases"] = latency.cases;
   root["latency"]["enabled"] = latency.enabled;
   root["eval_batches"] = eval_batches;
   root["out"] = out;

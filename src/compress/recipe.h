@@ -16,11 +16,16 @@ struct StudentSpec {
   bool empty() const { return layers.empty() && hidden == 0; }
 };
 
+// What `sqz bench` measures at the end of a run: the compressed model against the model given, on
+// every engine (or only `cases`), scored on the dev split.
 struct LatencySpec {
   std::vector<int64_t> batch_sizes = {1, 8};
-  int64_t seq = 128;
+  int64_t seq = 128;            // encoders: sequence length; decoders: prompt length
+  int64_t decode_steps = 32;    // decoders: greedy tokens timed after the prompt
   int threads = 2;
   int runs = 20;
+  int warmup = 3;               // untimed runs before the timed ones
+  std::vector<std::string> cases;  // bench case names; empty = every case this build and CPU can run
   bool enabled = true;
 };
 

@@ -3,6 +3,7 @@
 #include <iomanip>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace sqz {
 
@@ -19,6 +20,13 @@ inline std::string format_fixed(double v, int digits = 2) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(digits) << v;
   return s.str();
+}
+
+// The parts with `separator` between them: "a, b, c".
+inline std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string s;
+  for (size_t i = 0; i < parts.size(); ++i) s += (i ? separator : "") + parts[i];
+  return s;
 }
 
 }  // namespace sqz

@@ -6,6 +6,9 @@
 #include "core/format.h"
 #include "core/process.h"
 #include "eval/bench_case.h"
+#include "kernels/cpu_isa.h"
+#include "nn/threads.h"
+#include "runtime/runtime_dir.h"
 
 namespace sqz::eval {
 
@@ -51,12 +54,12 @@ double run_cost_ms(const io::json& row, const io::json& result, bool decoder) {
 
 // The headline times of a row and the name of each one's ratio to libtorch fp32.
 struct Headline {
-  std::string time, ratio;
+  std::string time, ratio, label;
 };
 const std::vector<Headline>& headlines(bool decoder) {
-  static const std::vector<Headline> encoder{{"median_ms", "speedup_vs_libtorch_fp32"}};
-  static const std::vector<Headline> dec{{"prefill_ms", "prefill_speedup_vs_libtorch_fp32"},
-                                         {"decode_ms_per_token", "decode_speedup_vs_libtorch_fp32"}};
+  static const std::vector<Headline> encoder{{"median_ms", "speedup_vs_libtorch_fp32", "ms"}};
+  static const std::vector<Headline> dec{{"prefill_ms", "prefill_speedup_vs_libtorch_fp32", "prefill ms"},
+                                         {"decode_ms_per_token", "decode_speedup_vs_libtorch_fp32", "decode ms/token"}};
   return decoder ? dec : encoder;
 }
 
@@ -122,7 +125,34 @@ void time_peers_in_child(const BenchOptions& o, bool decoder, io::json& result) 
 namespace {
 
 std::string model_name(const BenchOptions& o) {
-  return o.preset.empty() ? o.model_dir : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+  return o.preset.empty() ? o.shown_model_dir() : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
+}
+
+// A runtime dir's bench: the one engine it holds, at the precision it was packed at.
+io::json bench_packed(const BenchOptions& o, bool* decoder) {
+  runtime::Engine engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
+  *decoder = engine.decoder != nullptr;
+  if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
+  const models::LoadedModel config_only{nullptr, io::JsonFields::from_file(fs::path(o.model_dir) / "config.json"), o.model_dir};
+  const TaskScorer scorer(o, config_only);
+  io::json result = {{"model", o.shown_model_dir()}, {"model_type", config_only.config.get_string("model_type", "?")}, {"seq", o.seq},
+                     {"threads", o.threads}, {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
+                     {"rows", io::json::array()}, {"skipped", io::json::array()}};
+  const std::string packed = packed_case_name(engine.options());
+  for (const auto& c : o.cases)
+    if (c != packed && c != "libtorch-fp32")
+      fail_invalid("--case ", c, ": ", o.model_dir, " is a runtime dir packed as ", packed, ", the one case it can run");
+  result["skipped"].push_back({{"case", "libtorch-*, onnxruntime-*, other sqz precisions"},
+                               {"reason", "a runtime dir holds only the weights as " + packed +
+                                              " runs them; bench the model dir it was packed from (or pass it as --baseline) for the others"}});
+  result["check"] = "none: a runtime dir holds no float model to compare " + packed + "'s logits with" +
+                    (o.task.empty() ? "; --task scores it on a split" : "; its --task score is the check");
+  const int saved_threads = torch::get_num_threads();
+  set_torch_threads(o.threads);
+  result = *decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
+                    : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
+  set_torch_threads(saved_threads);
+  return result;
 }
 
 // One model's bench: every case, then the libtorch peers again in their own process.
@@ -131,6 +161,23 @@ io::json bench_one(const BenchOptions& o, models::LoadedModel& loaded) {
   io::json result = decoder ? run_decoder_bench(o, loaded, model_name(o)) : run_encoder_bench(o, loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
   return result;
+}
+
+// Any dir (or preset) bench takes: a runtime dir, or a model dir / export loaded into libtorch.
+io::json bench_model_dir(const BenchOptions& o, bool* decoder) {
+  if (o.preset.empty() && runtime::is_runtime_dir(o.model_dir)) return bench_packed(o, decoder);
+  models::LoadedModel loaded = bench_model(o);
+  *decoder = loaded.model->info().is_decoder;
+  return bench_one(o, loaded);
+}
+
+// --case names a case some bench has, or is refused (a typo would otherwise time nothing).
+void check_case_names(const BenchOptions& o) {
+  static const std::vector<std::string> fixed{"libtorch-fp32", "sqz-fp32", "sqz-bf16", "sqz-int8", "sqz-int8-attn-int8",
+                                              "sqz-int8-2:4", "onnxruntime-fp32", "onnxruntime-int8"};
+  for (const auto& c : o.cases)
+    if (std::find(fixed.begin(), fixed.end(), c) == fixed.end() && c.rfind("libtorch-int8-dynamic-", 0) != 0)
+      fail_invalid("--case '", c, "' is not a bench case; the cases: ", join(fixed, ", "), ", libtorch-int8-dynamic-<engine>");
 }
 
 void print_table(const io::json& result, bool decoder, std::ostream& out) {
@@ -160,12 +207,16 @@ io::json compare(const io::json& baseline, const io::json& compressed, bool deco
   return rows;
 }
 
-void print_comparison(const io::json& rows, bool decoder, const std::string& baseline, const std::string& compressed, std::ostream& out) {
-  out << "\n## " << compressed << " against " << baseline << "\n\n";
+}  // namespace
+
+void print_bench_comparison(const io::json& result, std::ostream& out) {
+  const bool decoder = result["compressed"].contains("prompt");
+  const io::json& rows = result["comparison"];
   bool scored = false;
   for (const auto& r : rows) scored = scored || r.contains("compressed_eval");
   out << "| case | batch |";
-  for (const auto& h : headlines(decoder)) out << " baseline " << h.time << " | compressed " << h.time << " | vs baseline, same engine | vs baseline libtorch fp32 |";
+  for (const auto& h : headlines(decoder))
+    out << " baseline " << h.label << " | compressed " << h.label << " | vs baseline, same engine | vs baseline libtorch fp32 |";
   if (scored) out << " baseline dev score | compressed dev score |";
   out << "\n|---|---|";
   for (size_t i = 0; i < headlines(decoder).size() * 4 + (scored ? 2 : 0); ++i) out << "---|";
@@ -186,33 +237,33 @@ void print_comparison(const io::json& rows, bool decoder, const std::string& bas
   }
 }
 
-}  // namespace
-
 io::json run_bench(const BenchOptions& o, std::ostream& out) {
-  models::LoadedModel loaded = bench_model(o);
-  const bool decoder = loaded.model->info().is_decoder;
+  check_case_names(o);
   if (o.baseline_dir.empty()) {
-    io::json result = bench_one(o, loaded);
+    bool decoder = false;
+    io::json result = bench_model_dir(o, &decoder);
     print_table(result, decoder, out);
     return result;
   }
   if (!o.preset.empty()) fail_invalid("--baseline compares two model dirs; --preset has no baseline");
-  BenchOptions ob = o;
+  BenchOptions ob = o, oc = o;
   ob.model_dir = o.baseline_dir;
+  ob.shown_dir.clear();
   ob.baseline_dir.clear();
-  models::LoadedModel base = bench_model(ob);
-  if (base.model->info().is_decoder != decoder)
-    fail_invalid("--baseline ", o.baseline_dir, ": a ", base.model->info().is_decoder ? "decoder" : "encoder", ", but ", o.model_dir,
-                 " is a", decoder ? " decoder" : "n encoder");
-  BenchOptions oc = o;
   oc.baseline_dir.clear();
-  io::json result = {{"baseline", bench_one(ob, base)}, {"compressed", bench_one(oc, loaded)}};
+  bool decoder = false, base_decoder = false;
+  io::json result = {{"baseline", bench_model_dir(ob, &base_decoder)}};
+  result["compressed"] = bench_model_dir(oc, &decoder);
+  if (base_decoder != decoder)
+    fail_invalid("--baseline ", o.baseline_dir, ": a ", base_decoder ? "decoder" : "encoder", ", but ", o.model_dir, " is a",
+                 decoder ? " decoder" : "n encoder");
   result["comparison"] = compare(result["baseline"], result["compressed"], decoder);
   out << "## baseline: " << o.baseline_dir << "\n\n";
   print_table(result["baseline"], decoder, out);
-  out << "\n## compressed: " << o.model_dir << "\n\n";
+  out << "\n## compressed: " << o.shown_model_dir() << "\n\n";
   print_table(result["compressed"], decoder, out);
-  print_comparison(result["comparison"], decoder, o.baseline_dir, o.model_dir, out);
+  out << "\n## " << o.shown_model_dir() << " against " << o.baseline_dir << "\n\n";
+  print_bench_comparison(result, out);
   return result;
 }
 

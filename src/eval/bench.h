@@ -14,7 +14,7 @@ namespace sqz::eval {
 
 struct BenchOptions {
   std::string preset;     // "bert-base" or "gpt2" (random weights), or empty with model_dir
-  std::string model_dir;  // any model dir sqz loads (the engine itself runs BERT encoders)
+  std::string model_dir;  // any model dir sqz loads, a compressed-tensors export or a runtime dir (`sqz pack`)
   std::vector<int64_t> batches{1};
   int64_t seq = 128;           // encoder: sequence length; decoder: prompt length
   int64_t decode_steps = 32;   // decoder: greedy tokens after the prompt
@@ -32,6 +32,10 @@ struct BenchOptions {
   // With both: each case is also scored on that split (accuracy / perplexity), once.
   std::string task, split;
   int64_t max_length = 128;
+  int64_t eval_batches = 0;     // --task: batches scored per case (0 = the whole split)
+  int64_t eval_batch_size = 16;  // --task: examples (LM: blocks) per batch
+  std::string shown_dir;     // how names and reproduce lines show model_dir (e.g. where a staging dir will move); "" = model_dir
+  const std::string& shown_model_dir() const { return shown_dir.empty() ? model_dir : shown_dir; }
 };
 
 // The configs behind --preset (HF field names), e.g. bert-base = BERT-base-uncased's shape.
@@ -45,5 +49,9 @@ void time_peers_in_child(const BenchOptions& options, bool decoder, io::json& re
 // same as JSON. With a baseline: {"baseline": its result, "compressed": this model's, "comparison":
 // one row per compressed case with its speed-ups}, and a third table.
 io::json run_bench(const BenchOptions& options, std::ostream& out);
+
+// The third table of a --baseline result: per compressed case, both times, the speed-ups over the
+// baseline on the same engine and on libtorch fp32, and the dev scores when --task ran.
+void print_bench_comparison(const io::json& result, std::ostream& out);
 
 }  // namespace sqz::eval

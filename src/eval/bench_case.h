@@ -10,6 +10,7 @@
 #include "eval/latency.h"
 #include "eval/onnxruntime_peer.h"
 #include "models/registry.h"
+#include "runtime/engine.h"
 #include "runtime/linear_op.h"
 #include "runtime/op_profile.h"
 
@@ -46,7 +47,7 @@ class TaskScorer {
   std::function<io::json()> lm(std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& mask)> logits) const;
 
  private:
-  io::json run(models::TransformerModel* model, const data::EvalOptions& eo) const;
+  io::json run(models::TransformerModel* model, data::EvalOptions eo) const;
   const BenchOptions& o_;
   const models::LoadedModel& loaded_;
   std::unique_ptr<io::Tokenizer> tokenizer_;
@@ -113,10 +114,19 @@ bool has_scores(const io::json& result);
 // Under either table: the cases not run and why, then one reproduce line per row.
 void print_footer(const io::json& result, std::ostream& out);
 
-// The encoder and decoder benches (bench_encoder.cc, bench_decoder.cc).
+// The one case of a runtime dir: "sqz-" and the precision it was packed at ("sqz-int8", "sqz-int8-2:4",
+// "sqz-int8-attn-int8"), the name the same engine has when built from a model dir, so --baseline
+// compares like with like.
+std::string packed_case_name(const runtime::EngineOptions& options);
+
+// The encoder and decoder benches (bench_encoder.cc, bench_decoder.cc). The packed ones time the
+// engine a runtime dir holds, with no check (it holds no float model to compare with) and no peers;
+// `result` arrives with the header fields set.
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
 void print_encoder_table(const io::json& result, std::ostream& out);
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
 void print_decoder_table(const io::json& result, std::ostream& out);
+io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEncoder& engine, const TaskScorer& scorer, io::json result);
+io::json run_packed_decoder_bench(const BenchOptions& o, runtime::Decoder& decoder, const TaskScorer& scorer, io::json result);
 
 }  // namespace sqz::eval

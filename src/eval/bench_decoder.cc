@@ -78,18 +78,19 @@ torch::Tensor sqz_generate(const runtime::Decoder& d, const torch::Tensor& promp
 
 struct SqzDecoder {
   std::string name;
-  std::unique_ptr<runtime::Decoder> decoder;
-  models::TransformerModel* reference;  // the libtorch model its check compares with
+  runtime::Decoder* decoder;
+  models::TransformerModel* reference;  // the libtorch model its check compares with (null: no check)
 };
 
 // The engines --case selects; one that cannot be built (or cannot apply) is skipped with its reason.
 void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
-                        std::vector<SqzDecoder>& engines, io::json& result) {
+                        std::vector<std::unique_ptr<runtime::Decoder>>& owned, std::vector<SqzDecoder>& engines, io::json& result) {
   using runtime::Precision;
   auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
     if (!case_selected(o, name)) return;
     try {
-      engines.push_back({name, std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}), m.model.get()});
+      owned.push_back(std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}));
+      engines.push_back({name, owned.back().get(), m.model.get()});
     } catch (const std::exception& e) {
       skip_case(result, name, e.what());
     }
@@ -126,8 +127,8 @@ void add_libtorch_cases(const BenchOptions& o, models::TransformerModel& model, 
 void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, const torch::Tensor& prompt, double bandwidth,
                    const TaskScorer& scorer, std::vector<BenchCase>& cases) {
   for (auto& e : engines) {
-    runtime::Decoder* d = e.decoder.get();
-    cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = last_logits(e.reference, prompt),
+    runtime::Decoder* d = e.decoder;
+    cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = e.reference ? last_logits(e.reference, prompt) : nullptr,
                      .run = [d, prompt, steps = o.decode_steps](std::vector<double>* ms) { return sqz_generate(*d, prompt, steps, ms); },
                      .on_timed = [&o, d, prompt, bandwidth](io::json& row) {
                        // Reading every weight once per step at the measured bandwidth: the floor for batch-1 decode.
@@ -162,6 +163,17 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, mo
   }
 }
 
+// The timing fields of a decoder row: prefill and per-token decode, and their ratios to libtorch
+// fp32 when the baseline ran.
+TimedFields decoder_timed_fields(int64_t batch) {
+  return [batch](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+    const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
+    row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm}});
+    if (!base.empty())
+      row.update({{"prefill_speedup_vs_libtorch_fp32", base.at(0).median_ms / pm}, {"decode_speedup_vs_libtorch_fp32", base.at(1).median_ms / dm}});
+  };
+}
+
 }  // namespace
 
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -178,8 +190,9 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
   const TaskScorer scorer(o, loaded);
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
+  std::vector<std::unique_ptr<runtime::Decoder>> owned;
   std::vector<SqzDecoder> engines;
-  if (!o.peers_only) build_sqz_decoders(o, loaded, sparse, engines, result);
+  if (!o.peers_only) build_sqz_decoders(o, loaded, sparse, owned, engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
   if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) ort = onnxruntime_or_skip(loaded, result);
 
@@ -190,14 +203,24 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     add_libtorch_cases(o, model, prompt, scorer, cases);
     add_sqz_cases(o, engines, prompt, bandwidth, scorer, cases);
     if (ort) add_onnxruntime_cases(o, *ort, model, prompt, cases);
-    run_cases(cases, o, batch, /*decoder=*/true, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
-      const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
-      const double base_prefill = base.empty() ? 0.0 : base.at(0).median_ms, base_decode = base.empty() ? 0.0 : base.at(1).median_ms;
-      row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm},
-                  {"prefill_speedup_vs_libtorch_fp32", base_prefill / pm}, {"decode_speedup_vs_libtorch_fp32", base_decode / dm}});
-    }, result["rows"]);
+    run_cases(cases, o, batch, /*decoder=*/true, decoder_timed_fields(batch), result["rows"]);
   }
   set_torch_threads(saved_threads);
+  return result;
+}
+
+io::json run_packed_decoder_bench(const BenchOptions& o, runtime::Decoder& decoder, const TaskScorer& scorer, io::json result) {
+  kernels::set_num_threads(o.threads);
+  const double bandwidth = measure_read_bandwidth_gbps();
+  result.update({{"prompt", o.seq}, {"decode_steps", o.decode_steps}, {"read_bandwidth_gbps", bandwidth}});
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    const torch::Tensor prompt = torch::randint(decoder.vocab_size(), {batch, o.seq}, gen, torch::kLong);
+    std::vector<BenchCase> cases;
+    std::vector<SqzDecoder> engines{{packed_case_name(decoder.options()), &decoder, nullptr}};
+    add_sqz_cases(o, engines, prompt, bandwidth, scorer, cases);
+    run_cases(cases, o, batch, /*decoder=*/true, decoder_timed_fields(batch), result["rows"]);
+  }
   return result;
 }
 
@@ -211,14 +234,12 @@ void print_decoder_table(const io::json& result, std::ostream& out) {
   out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
   out << "|---|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
   for (const auto& r : result["rows"]) {
-    const bool timed = r.contains("prefill_ms");
     auto num = [&](const char* key, int digits, const std::string& suffix = "") {
       return r.contains(key) ? format_fixed(r[key].get<double>(), digits) + suffix : std::string("-");
     };
     out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | " << num("prefill_ms", 1) << " | "
         << num("decode_ms_per_token", 2) << " | " << num("decode_tokens_per_s", 1) << " | "
-        << (timed ? num("prefill_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | "
-        << (timed ? num("decode_speedup_vs_libtorch_fp32", 2, "x") : "-") << " | " << num("decode_vs_weight_stream", 2, "x")
+        << num("prefill_speedup_vs_libtorch_fp32", 2, "x") << " | " << num("decode_speedup_vs_libtorch_fp32", 2, "x") << " | " << num("decode_vs_weight_stream", 2, "x")
         << " | " << num("max_rel_err", 6) << " | " << r.value("setting", std::string("-")) << " | "
         << (scored ? score_text(r) + " | " : "") << r["status"].get<std::string>() << " |\n";
   }

@@ -121,6 +121,18 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, co
   }
 }
 
+// The timing fields of an encoder row: `gflop` per forward (0: unknown, no GFLOP/s), and the
+// ratio to libtorch fp32 when the baseline ran.
+TimedFields encoder_timed_fields(int64_t batch, double gflop) {
+  return [batch, gflop](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+    const TimingStats& f = t.front();
+    row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
+                {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms}});
+    if (gflop > 0) row["gflop_per_s"] = gflop / (f.median_ms / 1000.0);
+    if (!base.empty()) row["speedup_vs_libtorch_fp32"] = base.front().median_ms / f.median_ms;
+  };
+}
+
 }  // namespace
 
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -151,16 +163,27 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     add_libtorch_cases(model, in, scorer, cases);
     add_sqz_cases(o, sqz_engines, in, scorer, cases);
     if (ort) add_onnxruntime_cases(o, *ort, in, cases);
-    const double gflop = forward_flops(model, batch, o.seq) / 1e9;
-    run_cases(cases, o, batch, /*decoder=*/false, [&](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
-      const TimingStats& f = t.front();
-      const double base_ms = base.empty() ? 0.0 : base.front().median_ms;
-      row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
-                  {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms},
-                  {"gflop_per_s", gflop / (f.median_ms / 1000.0)}, {"speedup_vs_libtorch_fp32", base_ms / f.median_ms}});
-    }, result["rows"]);
+    run_cases(cases, o, batch, /*decoder=*/false, encoder_timed_fields(batch, forward_flops(model, batch, o.seq) / 1e9), result["rows"]);
   }
   set_torch_threads(saved_threads);
+  return result;
+}
+
+io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEncoder& engine, const TaskScorer& scorer, io::json result) {
+  for (int64_t batch : o.batches) {
+    auto gen = at::detail::createCPUGenerator(o.seed + 1);
+    const torch::Tensor ids = torch::randint(engine.vocab_size(), {batch, o.seq}, gen, torch::kLong);
+    const torch::Tensor mask = torch::ones({batch, o.seq}, torch::kLong);
+    const runtime::BertEncoder* e = &engine;
+    std::vector<BenchCase> cases{{.name = packed_case_name(engine.options()), .engine = "sqz runtime (runtime dir)",
+                                  .precision = runtime::precision_name(engine.options().precision),
+                                  .run = timed_whole([e, ids, mask, batch, seq = o.seq] {
+                                    auto r = e->forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, batch, seq);
+                                    return torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
+                                  }),
+                                  .score = scorer.classifier([e](const models::ModelInputs& x) { return e->logits(x); })}};
+    run_cases(cases, o, batch, /*decoder=*/false, encoder_timed_fields(batch, 0.0), result["rows"]);
+  }
   return result;
 }
 
@@ -172,14 +195,12 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
   out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
   out << "|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
   for (const auto& r : result["rows"]) {
-    const bool timed = r.contains("median_ms");
-    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | "
-        << (timed ? format_fixed(r["median_ms"].get<double>()) : "-") << " | "
-        << (timed ? format_fixed(r["p10_ms"].get<double>()) + "–" + format_fixed(r["p90_ms"].get<double>()) : "-") << " | "
-        << (timed ? format_fixed(r["sequences_per_s"].get<double>(), 1) : "-") << " | "
-        << (timed ? format_fixed(r["gflop_per_s"].get<double>(), 1) : "-") << " | "
-        << (timed ? format_fixed(r["speedup_vs_libtorch_fp32"].get<double>()) + "x" : "-") << " | "
-        << (r.contains("max_rel_err") ? format_fixed(r["max_rel_err"].get<double>(), 6) : "-") << " | "
+    auto num = [&](const char* key, int digits, const std::string& suffix = "") {
+      return r.contains(key) ? format_fixed(r[key].get<double>(), digits) + suffix : std::string("-");
+    };
+    out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | " << num("median_ms", 2) << " | "
+        << (r.contains("p10_ms") ? num("p10_ms", 2) + "–" + num("p90_ms", 2) : "-") << " | " << num("sequences_per_s", 1) << " | "
+        << num("gflop_per_s", 1) << " | " << num("speedup_vs_libtorch_fp32", 2, "x") << " | " << num("max_rel_err", 6) << " | "
         << r.value("setting", std::string("-")) << " | " << (scored ? score_text(r) + " | " : "") << r["status"].get<std::string>() << " |\n";
   }
   print_profile_tables(result, out, "", "forward");

@@ -47,20 +47,21 @@ io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& 
   stop_if_interrupted("after training");
   result.model->eval();
   // reference_logits: what the saved model must reproduce (masked, and fake-quantized when QAT ran).
-  // Masked weights cost as much as dense ones: only the shrunk model's latency is worth timing.
   m.masked = measure(*result.model, run, io::JsonFields(result.config, (run.dir / "train").string()),
-                     hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &m.reference_logits, /*timed=*/false);
+                     hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &m.reference_logits);
   Saved saved = bake_and_save(run, hooks, result);
   result.model.reset();
   m.fake_quantized = post_training_stage(run, saved, &m.reference_logits);
 
   auto compressed = quant::load_any_model(saved.model_dir);
-  // Fake quantization in libtorch is slower than float: quantized latency belongs to the runtime.
-  m.compressed = measure(*compressed.model, run, compressed.config, "compressed", &m.final_logits, saved.quantized.empty());
+  m.compressed = measure(*compressed.model, run, compressed.config, "compressed", &m.final_logits);
+  compressed.model.reset();
+  stop_if_interrupted("while measuring the compressed model");
+  if (r.latency.enabled) m.bench = bench_stage(run, saved.model_dir, out / "model");
   io::json report = assemble_report(run, result, saved, m, compressed.config.value());
   write_report(run, report);
   fs::remove_all(run.dir / "student_init");
-  stop_if_interrupted("while measuring the compressed model");
+  stop_if_interrupted("while benchmarking");
   staging.commit();
   log_info("compressed model: ", (out / "model").string(), "; report: ", (out / "report.md").string());
   return report;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/format.h"
+#include "eval/bench.h"
 #include "eval/plot.h"
 #include "io/safetensors.h"
 #include "pipeline/stages.h"
@@ -58,13 +59,10 @@ std::string report_markdown(const io::json& rep) {
   md << "| parameters | " << d["params"] << " | " << c["params"] << " |\n";
   md << "| encoder parameters (no embeddings) | " << d["encoder_params"] << " | " << c["encoder_params"] << " |\n";
   md << "| model.safetensors bytes | " << d["bytes"] << " | " << c["bytes"] << " |\n";
-  for (size_t i = 0; i < d["latency"].size() && i < c["latency"].size(); ++i) {
-    const auto& a = d["latency"][i];
-    const auto& b = c["latency"][i];
-    md << "| latency batch " << a["batch"] << " seq " << a["seq"] << " (" << a["threads"] << " threads, median ms) | "
-       << format_significant(a["median_ms"].get<double>()) << " | " << format_significant(b["median_ms"].get<double>()) << " (x"
-       << format_significant(a["median_ms"].get<double>() / b["median_ms"].get<double>(), 3) << ") |\n";
-    md << "| GFLOP per forward, batch " << a["batch"] << " | " << format_significant(a["gflops"].get<double>()) << " | "
+  for (size_t i = 0; i < d["flops"].size() && i < c["flops"].size(); ++i) {
+    const auto& a = d["flops"][i];
+    const auto& b = c["flops"][i];
+    md << "| GFLOP per forward, batch " << a["batch"] << " seq " << a["seq"] << " | " << format_significant(a["gflops"].get<double>()) << " | "
        << format_significant(b["gflops"].get<double>()) << " (x" << format_significant(a["gflops"].get<double>() / b["gflops"].get<double>(), 3) << ") |\n";
   }
   md << "\nEncoder parameters removed: " << format_significant(100.0 * rep["encoder_params_removed"].get<double>(), 3) << "%. ";
@@ -98,8 +96,8 @@ std::string report_markdown(const io::json& rep) {
          << (q.contains("smoothquant_alpha") ? to_text(" + SmoothQuant (alpha ", format_significant(q["smoothquant_alpha"].get<double>(), 2), ")") : "")
          << " | " << q.value("weight", "-") << " | " << q.value("activation", "-") << " |\n";
     md << "\n" << rep["quantized_layers"] << " linear layers exported as compressed-tensors (`" << rep["format"].get<std::string>()
-       << "`). The compressed scores above are of the export as loaded back. Quantized latency is the runtime's to measure "
-          "(libtorch only fake-quantizes).\n";
+       << "`). The compressed scores above are of the export as loaded back (libtorch fake-quantizes; the int8 engines "
+          "are timed in the bench section).\n";
     if (rep.contains("fake_quantized"))
       md << "Fake-quantized model before export: " << rep["fake_quantized"]["eval"].dump() << ".\n";
     if (rep.contains("sparsity_verified"))
@@ -107,6 +105,11 @@ std::string report_markdown(const io::json& rep) {
          << rep["sparsity_verified"]["tensors"] << " exported weights.\n";
   }
   md << "\nTraining: " << rep["train"]["steps"] << " steps in " << format_significant(rep["train"]["wall_s"].get<double>(), 4) << " s.\n";
+  if (rep.contains("bench")) {
+    md << "\n## Speed and dev score on every engine\n\nThe compressed model (`model/`) against the model it came from, timed and "
+          "scored in one `sqz bench` run (full tables, skipped engines and a command per row: `bench.md`):\n\n";
+    eval::print_bench_comparison(rep["bench"], md);
+  }
   return md.str();
 }
 
@@ -119,7 +122,7 @@ int64_t checkpoint_bytes(const fs::path& dir) {
 
 io::json side(const Measured& m, int64_t bytes) {
   return io::json{{"eval", m.eval}, {"params", m.params}, {"encoder_params", m.params - m.embedding_params}, {"bytes", bytes},
-                  {"latency", m.latency}};
+                  {"flops", m.flops}};
 }
 
 void write_kept_plots(const fs::path& plots, const io::json& speedup) {
@@ -172,6 +175,7 @@ io::json assemble_report(const CompressRun& run, const train::TrainResult& resul
     report["perplexity_change"] = after.eval["perplexity"].get<double>() / before.eval["perplexity"].get<double>() - 1.0;
   int64_t compared = 0;
   int64_t same = same_predictions(m.reference_logits, m.final_logits, &compared);
+  if (!m.bench.is_null()) report["bench"] = m.bench;
   report["equivalence"] = {{"max_abs_logit_diff", max_abs_diff(m.reference_logits, m.final_logits)}, {"same_predictions", same},
                            {"compared", compared}};
   return report;

@@ -1,10 +1,13 @@
 // Stages "attach", "measure", "train", "bake" and "quantize" of `sqz compress` (stages.h).
 #include "pipeline/stages.h"
 
+#include <sstream>
+
 #include "compress/quant/calibrate.h"
 #include "compress/selector.h"
 #include "core/log.h"
 #include "data/evaluate.h"
+#include "eval/bench.h"
 #include "eval/latency.h"
 
 namespace sqz::pipeline {
@@ -17,7 +20,7 @@ void check_attachments(const CompressRun& run) {
 }
 
 Measured measure(models::TransformerModel& model, const CompressRun& run, const io::JsonFields& config, const std::string& what,
-                 std::vector<torch::Tensor>* logits, bool timed) {
+                 std::vector<torch::Tensor>* logits) {
   const auto& r = run.recipe;
   const auto& task = data::find_task(r.train.task);
   data::EvalOptions o{r.train.batch_size, r.eval_batches, r.train.seed, r.train.mlm_probability, logits};
@@ -27,14 +30,35 @@ Measured measure(models::TransformerModel& model, const CompressRun& run, const 
   m.params = models::count_parameters(model);
   for (const auto& t : compress::list_layers(model))
     if (t.type == "embedding") m.embedding_params += t.weight().numel();
-  if (r.latency.enabled && timed)
-    for (int64_t b : r.latency.batch_sizes) {
-      eval::LatencyOptions lo{b, r.latency.seq, r.latency.threads, 3, r.latency.runs};
-      auto res = eval::measure_latency(model, lo);
-      m.latency.push_back(res.to_json(lo));
-      log_info(what, " latency batch ", b, " seq ", r.latency.seq, ": ", res.median_ms, " ms (median of ", r.latency.runs, ")");
-    }
+  if (r.latency.enabled)
+    for (int64_t b : r.latency.batch_sizes)
+      m.flops.push_back({{"batch", b}, {"seq", r.latency.seq}, {"gflops", eval::forward_flops(model, b, r.latency.seq) / 1e9}});
   return m;
+}
+
+io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs::path& shown_dir) {
+  const auto& r = run.recipe;
+  eval::BenchOptions o;
+  o.model_dir = model_dir.string();
+  o.shown_dir = shown_dir.string();
+  o.baseline_dir = r.train.model;
+  o.batches = r.latency.batch_sizes;
+  o.seq = r.latency.seq;
+  o.decode_steps = r.latency.decode_steps;
+  o.threads = r.latency.threads;
+  o.runs = r.latency.runs;
+  o.warmup = r.latency.warmup;
+  o.cases = r.latency.cases;
+  o.task = r.train.task;
+  o.split = (fs::path(r.train.data) / data::find_task(r.train.task).dev_file).string();
+  o.max_length = r.train.max_length;
+  o.eval_batches = r.eval_batches;
+  o.eval_batch_size = r.train.batch_size;  // the same examples as the report's dev scores
+  log_info("bench: the compressed model against ", r.train.model, " on every engine (latency.cases limits them)");
+  std::ostringstream tables;
+  io::json result = eval::run_bench(o, tables);
+  write_file_atomic(run.dir / "bench.md", "# sqz bench\n\n" + tables.str());
+  return result;
 }
 
 train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHooks& hooks) {
@@ -97,7 +121,7 @@ std::optional<Measured> post_training_stage(const CompressRun& run, Saved& saved
   reference_logits->clear();
   auto model = models::load_model(saved.model_dir);
   saved.quantized = quant::post_training_quantize(run.recipe, *model.model, *run.tokenizer, model.config);
-  Measured fake_quant = measure(*model.model, run, model.config, "fake-quantized", reference_logits, /*timed=*/false);
+  Measured fake_quant = measure(*model.model, run, model.config, "fake-quantized", reference_logits);
   quant::export_compressed_tensors(*model.model, model.config.value(), saved.quantized, saved.nm, saved.model_dir);
   return fake_quant;
 }

@@ -1,7 +1,7 @@
 // The stages of one `sqz compress` run and what they hand each other. The recipe is resolved
 // once (CompressRecipe::load); run_compress (compress_run.cc) calls the stages in this order:
 //   student -> check attachments -> measure dense -> train -> bake + SpeedUp + QAT export
-//   -> post-training quantization -> measure compressed -> report.
+//   -> post-training quantization -> measure compressed -> bench both -> report.
 // Each stage takes what it needs as arguments and returns what it made, so it can be run and
 // tested alone.
 #pragma once
@@ -15,9 +15,9 @@
 
 namespace sqz::pipeline {
 
-// One model's numbers as the report gives them.
+// One model's numbers as the report gives them (its speed is the bench stage's).
 struct Measured {
-  io::json eval, latency = io::json::array();
+  io::json eval, flops = io::json::array();  // flops: GFLOP per forward at each recipe latency batch
   int64_t params = 0, embedding_params = 0;
 };
 
@@ -39,10 +39,16 @@ fs::path make_student(const compress::CompressRecipe& r, const fs::path& dir);
 // starting model, so a bad target, ratio, bit width or teacher fails before any long work.
 void check_attachments(const CompressRun& run);
 
-// Stage "measure": dev scores (and, when `timed` and the recipe asks, libtorch latency) of
-// `model`; `logits`, when set, receives the first dev batches' logits.
+// Stage "measure": dev scores, parameters and FLOPs of `model`; `logits`, when set, receives the
+// first dev batches' logits.
 Measured measure(models::TransformerModel& model, const CompressRun& run, const io::JsonFields& config, const std::string& what,
-                 std::vector<torch::Tensor>* logits, bool timed = true);
+                 std::vector<torch::Tensor>* logits);
+
+// Stage "bench" (when the recipe's latency is enabled): `sqz bench` of the saved model against the
+// model given, on every engine (or latency.cases), each row scored on the dev split; the tables go
+// to dir/bench.md, the JSON is returned. `shown_dir` is where the saved model will be once the run
+// commits (what the tables name).
+io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs::path& shown_dir);
 
 // Stage "train": fine-tuning with the compressors attached (or the starting model as is when
 // train.steps is 0). An interrupted run throws; nothing is written.
@@ -70,6 +76,7 @@ struct Measurements {
   Measured dense, masked, compressed;
   std::optional<Measured> fake_quantized;
   std::vector<torch::Tensor> reference_logits, final_logits;
+  io::json bench;  // bench_stage's result; null when the recipe's latency is disabled
 };
 io::json assemble_report(const CompressRun& run, const train::TrainResult& result,
                          const Saved& saved, const Measurements& m, const io::json& compressed_config);

@@ -28,7 +28,7 @@ std::string spam_recipe(const fs::path& out, const std::string& extra = "") {
          "prune:\n"
          "  - {name: heads, granularity: head, metric: movement, sparsity: 0.5, schedule: {kind: agp, start: 0, end: 4, every: 1}}\n"
          "  - {name: ffn, granularity: neuron, metric: taylor, sparsity: 0.5, scope: global, schedule: {kind: oneshot, start: 3}}\n"
-         "latency: {batch_sizes: [1], seq: 32, runs: 2}\neval_batches: 3\nout: " +
+         "latency: {batch_sizes: [1], seq: 32, runs: 2, warmup: 0, cases: [sqz-int8]}\neval_batches: 3\nout: " +
          out.string() + "\n" + extra;
 }
 
@@ -71,16 +71,34 @@ TEST(Compress, PrunesDistillsShrinksAndReports) {
 }
 
 // The one table users compress for: the compressed model against the model it came from on every
-// engine --case asks for, each row scored on the task; a variant that cannot apply (2:4 on FFN
-// widths that are not multiples of 4) is a one-line skip, not an abort, and is not even prepared
-// when --case leaves it out.
+// engine --case asks for, each row scored on the task — written by `sqz compress` into its report,
+// and printed by `sqz bench --baseline` for the model dir and for its runtime dir. A variant that
+// cannot apply (2:4 on FFN widths that are not multiples of 4) is a one-line skip, not an abort,
+// and is not even prepared when --case leaves it out.
 TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   testing::ScratchDir tmp("compress-bench");
   auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
-  auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set prune.1.sparsity=0.33 --set prune.1.scope=layer");
+  auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set prune.1.sparsity=0.33 --set prune.1.scope=layer" +
+                            " --set latency.cases=[sqz-int8,sqz-int8-2:4]");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string dense = (repo() / "models" / "bert-spam").string(), compressed = (tmp / "out" / "model").string();
   const std::string split = (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string();
+  // The report's table: both models, each row scored on the recipe's eval batches.
+  auto report = io::read_json_file(tmp / "out" / "report.json");
+  std::set<std::string> in_report;
+  for (const auto& row : report["bench"]["comparison"]) {
+    in_report.insert(row["case"].get<std::string>());
+    EXPECT_GT(row["speedup_vs_baseline_libtorch_fp32_median_ms"].get<double>(), 0.0) << row.dump();
+    EXPECT_EQ(row["compressed_eval"]["examples"], report["compressed"]["eval"]["examples"]) << row.dump();
+  }
+  EXPECT_EQ(in_report, (std::set<std::string>{"libtorch-fp32", "sqz-int8"})) << report["bench"].dump();
+  const std::string md = read_text_file(tmp / "out" / "report.md"), bench_md = read_text_file(tmp / "out" / "bench.md");
+  EXPECT_NE(md.find("## Speed and dev score on every engine"), std::string::npos) << md;
+  EXPECT_NE(md.find("| sqz-int8 | 1 |"), std::string::npos) << md;
+  // The tables name the model where it ended up, not the staging dir it was benched in.
+  EXPECT_NE(bench_md.find("sqz bench " + compressed + " --batch 1"), std::string::npos) << bench_md;
+  EXPECT_EQ(bench_md.find(".tmp"), std::string::npos) << bench_md;
+
   auto b = testing::run_sqz("bench " + compressed + " --baseline " + dense + " --task spam --split " + split +
                             " --max-length 32 --seq 32 --runs 2 --warmup 0 --peers-in-process --case sqz-int8 --case sqz-int8-2:4 --json " +
                             (tmp / "bench.json").string());
@@ -103,10 +121,35 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   // The same accuracy as `sqz eval` on the runtime engine.
   auto e = testing::run_sqz("eval " + compressed + " --task spam --split " + split + " --max-length 32 --engine runtime --precision int8");
   ASSERT_EQ(e.code, 0) << e.output;
+  const auto runtime_accuracy = io::json::parse(e.output.substr(e.output.rfind('{')))["accuracy"];
   for (const auto& row : j["comparison"])
-    if (row["case"] == "sqz-int8")
-      EXPECT_EQ(io::json::parse(e.output.substr(e.output.rfind('{')))["accuracy"], row["compressed_eval"]["accuracy"]);
+    if (row["case"] == "sqz-int8") EXPECT_EQ(runtime_accuracy, row["compressed_eval"]["accuracy"]);
   EXPECT_NE(b.output.find("| sqz-int8 | 1 |"), std::string::npos) << b.output;
+
+  // Its runtime dir: the one engine it holds, against the baseline's rows, with the same score.
+  const std::string packed = (tmp / "packed").string();
+  auto p = testing::run_sqz("pack " + compressed + " --out " + packed + " --precision int8");
+  ASSERT_EQ(p.code, 0) << p.output;
+  auto pb = testing::run_sqz("bench " + packed + " --baseline " + dense + " --task spam --split " + split +
+                             " --max-length 32 --seq 32 --runs 2 --warmup 0 --peers-in-process --case sqz-int8 --json " +
+                             (tmp / "packed.json").string());
+  ASSERT_EQ(pb.code, 0) << pb.output;
+  auto pj = io::read_json_file(tmp / "packed.json");
+  ASSERT_EQ(pj["comparison"].size(), 1u) << pj.dump();
+  const auto& row = pj["comparison"][0];
+  EXPECT_EQ(row["case"], "sqz-int8");
+  EXPECT_EQ(row["compressed_eval"]["accuracy"], runtime_accuracy);
+  EXPECT_GT(row["speedup_vs_baseline_same_engine_median_ms"].get<double>(), 0.0) << row.dump();
+  EXPECT_GT(row["speedup_vs_baseline_libtorch_fp32_median_ms"].get<double>(), 0.0) << row.dump();
+  EXPECT_NE(pb.output.find("skipped libtorch-*, onnxruntime-*, other sqz precisions: a runtime dir holds only"), std::string::npos) << pb.output;
+  EXPECT_NE(pb.output.find("check: none"), std::string::npos) << pb.output;
+  // A case it cannot run is refused by name, as is a case no bench has.
+  auto wrong = testing::run_sqz("bench " + packed + " --case sqz-fp32");
+  EXPECT_EQ(wrong.code, 2) << wrong.output;
+  EXPECT_NE(wrong.output.find("runtime dir packed as sqz-int8"), std::string::npos) << wrong.output;
+  auto typo = testing::run_sqz("bench " + packed + " --case sqz-int9");
+  EXPECT_EQ(typo.code, 2) << typo.output;
+  EXPECT_NE(typo.output.find("--case 'sqz-int9' is not a bench case"), std::string::npos) << typo.output;
 }
 
 // Ctrl-C during training or before it: compression keeps its masks and scores in memory only, so
