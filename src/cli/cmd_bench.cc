@@ -14,19 +14,19 @@ void add_bench_command(CLI::App& app) {
   auto json_path = std::make_shared<std::string>();
   auto* model = cmd->add_option("model_dir", o->model_dir, "model directory (or use --preset)");
   cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base, gpt2")->excludes(model);
-  cmd->add_option("--batch", o->batches, "batch sizes (repeatable)")->check(CLI::PositiveNumber);
-  cmd->add_option("--seq", o->seq, "sequence length (decoders: prompt length)")->check(CLI::PositiveNumber);
-  cmd->add_option("--decode-steps", o->decode_steps, "decoders: greedy tokens timed after the prompt")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", o->threads, "threads for every engine")->check(CLI::PositiveNumber);
-  cmd->add_option("--runs", o->runs, "timed runs per case")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", o->warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", o->batches, "batch sizes (repeatable)")->check(positive());
+  cmd->add_option("--seq", o->seq, "sequence length (decoders: prompt length)")->check(positive());
+  cmd->add_option("--decode-steps", o->decode_steps, "decoders: greedy tokens timed after the prompt")->check(non_negative());
+  cmd->add_option("--threads", o->threads, "threads for every engine")->check(positive());
+  cmd->add_option("--runs", o->runs, "timed runs per case")->check(positive());
+  cmd->add_option("--warmup", o->warmup, "untimed runs first")->check(non_negative());
   cmd->add_option("--baseline", o->baseline_dir, "the model MODEL_DIR was compressed from: bench both, with speed-ups per engine")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--task", o->task, "also score every case on this task's --split (accuracy and macro-F1, or perplexity)");
   cmd->add_option("--split", o->split, "the split file --task scores on (e.g. ../shared/data/spam/dev.jsonl)")->check(CLI::ExistingFile);
-  cmd->add_option("--max-length", o->max_length, "--task: tokens per example / LM block")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-batches", o->eval_batches, "--task: score the first N batches of the split (0 = all)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--batch-size", o->eval_batch_size, "--task: examples (LM: blocks) per scoring batch")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-length", o->max_length, "--task: tokens per example / LM block")->check(positive());
+  cmd->add_option("--max-batches", o->eval_batches, "--task: score the first N batches of the split (0 = all)")->check(non_negative());
+  cmd->add_option("--batch-size", o->eval_batch_size, "--task: examples (LM: blocks) per scoring batch")->check(positive());
   cmd->add_option("--case", o->cases, "only these cases (libtorch-fp32 always runs: it is the reference)");
   cmd->add_option("--seed", o->seed, "seed of the preset's weights and of the input ids");
   cmd->add_option("--json", *json_path, "also write the table as JSON");

@@ -27,7 +27,7 @@ struct EvalArgs {
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
-  if (engine_name == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  refuse_runtime_options_on_libtorch(engine_name, a.precision, a.int8_attention);
   // A runtime dir has no libtorch model: the engine alone gives the logits.
   const bool packed = runtime::is_runtime_dir(a.model_dir);
   std::optional<models::LoadedModel> loaded;
@@ -63,9 +63,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("model_dir", a->model_dir, "model directory")->required();
   cmd->add_option("--task", a->task, "task name (lm-books, spam, sotu-party, wordnet-supersense)")->required();
   cmd->add_option("--split", a->split, "the split's file (e.g. ../shared/data/spam/dev.jsonl)")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--batch-size", a->batch_size, "examples per batch");
-  cmd->add_option("--max-length", a->max_length, "tokens per example / LM block");
-  cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)");
+  cmd->add_option("--batch-size", a->batch_size, "examples per batch")->check(positive());
+  cmd->add_option("--max-length", a->max_length, "tokens per example / LM block")->check(positive());
+  cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)")->check(non_negative());
   add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);

@@ -63,7 +63,7 @@ void run_forward(const ForwardArgs& a) {
       fail_unimplemented((in_dir / unsupported).string(), ": encoder-decoder and vision inputs are not supported yet");
   if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
   const std::string engine = resolve_engine(a.engine, a.model_dir);
-  if (engine == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  refuse_runtime_options_on_libtorch(engine, a.precision, a.int8_attention);
   models::ModelInputs in;
   in.input_ids = read_index_input(in_dir / "input_ids.npy");
   if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");

@@ -41,7 +41,7 @@ std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
-  if (engine_name == "libtorch" && !a.precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  refuse_runtime_options_on_libtorch(engine_name, a.precision, a.int8_attention);
   std::optional<models::LoadedModel> loaded;
   std::optional<runtime::Engine> engine;
   if (runtime::is_runtime_dir(a.model_dir)) {
@@ -80,11 +80,12 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
   cmd->add_option("--prompt", a->prompt, "prompt text")->required();
-  cmd->add_option("--max-new-tokens", a->options.max_new_tokens, "tokens to generate")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--max-new-tokens", a->options.max_new_tokens, "tokens to generate")->check(non_negative());
   cmd->add_flag("--sample", a->options.sample, "sample instead of greedy decoding");
-  cmd->add_option("--temperature", a->options.temperature, "sampling temperature");
-  cmd->add_option("--top-k", a->options.top_k, "keep the k most likely tokens (0 = off)");
-  cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass (1 = off)");
+  cmd->add_option("--temperature", a->options.temperature, "sampling temperature (> 0)")->check(positive());
+  cmd->add_option("--top-k", a->options.top_k, "keep the k most likely tokens (0 = off)")->check(non_negative());
+  cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass, in (0, 1] (1 = off)")
+      ->check(unit_interval());
   cmd->add_option("--seed", a->options.seed, "sampling seed");
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
   add_engine_option(cmd, &a->engine);

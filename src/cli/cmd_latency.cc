@@ -35,11 +35,11 @@ void add_latency_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("latency", "Time a model's forward pass (median, p10, p90 over N runs after warm-up)");
   auto a = std::make_shared<LatencyArgs>();
   cmd->add_option("model_dir", a->model_dir, "model directory")->required();
-  cmd->add_option("--batch", a->batches, "batch sizes (repeatable)");
-  cmd->add_option("--seq", a->seq, "sequence length")->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", a->threads, "libtorch threads")->check(CLI::PositiveNumber);
-  cmd->add_option("--runs", a->runs, "timed runs")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->warmup, "untimed runs first")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--batch", a->batches, "batch sizes (repeatable)")->check(positive());
+  cmd->add_option("--seq", a->seq, "sequence length")->check(positive());
+  cmd->add_option("--threads", a->threads, "libtorch threads")->check(positive());
+  cmd->add_option("--runs", a->runs, "timed runs")->check(positive());
+  cmd->add_option("--warmup", a->warmup, "untimed runs first")->check(non_negative());
   cmd->callback([a] { run_latency(*a); });
 }
 

@@ -45,7 +45,7 @@ void add_tokenize_command(CLI::App& app) {
   cmd->add_option("--text", a->texts, "text to tokenize (repeatable)");
   cmd->add_option("--file", a->file, "file with one text per line");
   cmd->add_option("--pair", a->pair, "second segment for every text (sentence pairs)");
-  cmd->add_option("--max-length", a->max_length, "truncate to this many ids, special tokens included");
+  cmd->add_option("--max-length", a->max_length, "truncate to this many ids, special tokens included")->check(positive());
   cmd->callback([a] { run_tokenize(*a); });
 }
 

@@ -35,9 +35,9 @@ void add_train_tokenizer_command(CLI::App& app) {
   auto a = std::make_shared<TokArgs>();
   cmd->add_option("--kind", a->kind, "wordpiece (BERT) or bpe (GPT-2 byte-level)")->required();
   cmd->add_option("--input", a->input, "training text")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--vocab-size", a->options.vocab_size, "vocabulary size, special tokens included");
-  cmd->add_option("--min-frequency", a->options.min_frequency, "minimum pair count for a merge");
-  cmd->add_option("--model-max-length", a->options.model_max_length, "tokenizer_config model_max_length");
+  cmd->add_option("--vocab-size", a->options.vocab_size, "vocabulary size, special tokens included")->check(positive());
+  cmd->add_option("--min-frequency", a->options.min_frequency, "minimum pair count for a merge")->check(positive());
+  cmd->add_option("--model-max-length", a->options.model_max_length, "tokenizer_config model_max_length")->check(positive());
   cmd->add_option("--out", a->out, "output directory")->required();
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   cmd->callback([a] { run(*a); });

@@ -28,5 +28,14 @@ void apply_threads(int threads);
 // only engine it runs on) and libtorch otherwise, and refuses libtorch for a runtime dir.
 void add_engine_option(CLI::App* cmd, std::string* engine);
 std::string resolve_engine(const std::string& requested, const std::string& model_dir);
+// --precision and --int8-attention configure the runtime engine: on libtorch they are refused,
+// not ignored.
+void refuse_runtime_options_on_libtorch(const std::string& engine, const std::string& precision, bool int8_attention);
+
+// Range checks on numeric flags whose refusal says what was expected: "--batch-size: expected a
+// number > 0, got 0" (CLI11's own print the whole double range).
+const CLI::Validator& positive();      // > 0
+const CLI::Validator& non_negative();  // >= 0
+const CLI::Validator& unit_interval(); // in (0, 1]
 
 }  // namespace sqz::cli

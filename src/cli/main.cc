@@ -10,7 +10,7 @@
 namespace sqz::cli {
 
 void add_threads_option(CLI::App* cmd, int* threads) {
-  cmd->add_option("--threads", *threads, "CPU threads for libtorch (0 = default)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", *threads, "CPU threads for libtorch (0 = default)")->check(non_negative());
 }
 
 void add_precision_option(CLI::App* cmd, std::string* precision, bool* int8_attention) {
@@ -40,6 +40,39 @@ std::string resolve_engine(const std::string& requested, const std::string& mode
   return !requested.empty() ? requested : packed ? "runtime" : "libtorch";
 }
 
+namespace {
+
+CLI::Validator number_check(std::function<bool(double)> ok, const std::string& expected) {
+  return CLI::Validator(
+      [ok, expected](std::string& text) -> std::string {
+        double v = 0;
+        if (!CLI::detail::lexical_cast(text, v) || !ok(v)) return "expected " + expected + ", got " + text;
+        return "";
+      },
+      expected);
+}
+
+}  // namespace
+
+const CLI::Validator& positive() {
+  static const CLI::Validator v = number_check([](double x) { return x > 0; }, "a number > 0");
+  return v;
+}
+const CLI::Validator& non_negative() {
+  static const CLI::Validator v = number_check([](double x) { return x >= 0; }, "a number >= 0");
+  return v;
+}
+const CLI::Validator& unit_interval() {
+  static const CLI::Validator v = number_check([](double x) { return x > 0 && x <= 1; }, "a number in (0, 1]");
+  return v;
+}
+
+void refuse_runtime_options_on_libtorch(const std::string& engine, const std::string& precision, bool int8_attention) {
+  if (engine != "libtorch") return;
+  if (!precision.empty()) throw CLI::ValidationError("--precision", "applies to --engine runtime only");
+  if (int8_attention) throw CLI::ValidationError("--int8-attention", "applies to --engine runtime only");
+}
+
 }  // namespace sqz::cli
 
 int main(int argc, char** argv) {
@@ -64,7 +97,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version exit 0; every usage error exits 2, as other refused input does.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const sqz::Error& e) {
     std::cerr << "sqz: error (" << sqz::error_kind_name(e.kind()) << "): " << e.what() << "\n";
     return 2;

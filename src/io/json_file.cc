@@ -1,5 +1,7 @@
 #include "io/json_file.h"
 
+#include <cmath>
+
 namespace sqz::io {
 
 json read_json_file(const fs::path& path) {
@@ -31,9 +33,18 @@ int64_t JsonFields::get_int(const std::string& key, std::optional<int64_t> fallb
     if (fallback) return *fallback;
     fail_field(key, "an integer");
   }
+  // Exact or refused: an unsigned above INT64_MAX would wrap, and casting a float outside int64's
+  // range (1e30) is undefined behaviour.
+  if (v->is_number_unsigned()) {
+    if (v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) fail_field(key, "an integer within int64's range");
+    return static_cast<int64_t>(v->get<uint64_t>());
+  }
   if (v->is_number_integer()) return v->get<int64_t>();
-  if (v->is_number_float() && v->get<double>() == static_cast<double>(static_cast<int64_t>(v->get<double>())))
-    return static_cast<int64_t>(v->get<double>());
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0)) fail_field(key, "an integer within int64's range");
+    if (d == std::trunc(d)) return static_cast<int64_t>(d);
+  }
   fail_field(key, "an integer");
 }
 

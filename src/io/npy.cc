@@ -3,6 +3,7 @@
 #include <cstring>
 #include <regex>
 
+#include "core/checked_size.h"
 #include "core/error.h"
 
 namespace sqz::io {
@@ -72,19 +73,23 @@ torch::Tensor read_npy(const fs::path& path) {
   if (header_field(header, "fortran_order", path) != "False")
     fail_data(path.string(), ": Fortran-ordered arrays are not supported (save with C order)");
   std::string shape_text = header_field(header, "shape", path);
-  std::vector<int64_t> shape;
+  std::vector<uint64_t> dims;
   std::regex num("\\d+");
-  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), num);
-       it != std::sregex_iterator(); ++it)
-    shape.push_back(std::stoll(it->str()));
+  for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), num); it != std::sregex_iterator(); ++it) {
+    const std::string digits = it->str();
+    if (digits.size() > 18) fail_data(path.string(), ": .npy shape ", shape_text, " has a dimension beyond int64");
+    dims.push_back(std::stoull(digits));
+  }
   torch::ScalarType type = dtype_from_descr(descr, path);
+  // The byte count, exact, is checked against the file before anything is allocated.
+  const auto nbytes = checked_byte_size(dims, c10::elementSize(type));
+  const size_t data_start = header_start + header_len;
+  if (!nbytes || bytes.size() - data_start != *nbytes)
+    fail_data(path.string(), ": expected ", nbytes ? std::to_string(*nbytes) : std::string("more than 2^63"), " data bytes for shape ",
+              shape_text, " of ", descr, ", found ", bytes.size() - data_start);
+  std::vector<int64_t> shape(dims.begin(), dims.end());
   auto tensor = torch::empty(shape, torch::TensorOptions().dtype(type));
-  size_t nbytes = tensor.numel() * tensor.element_size();
-  size_t data_start = header_start + header_len;
-  if (bytes.size() - data_start != nbytes)
-    fail_data(path.string(), ": expected ", nbytes, " data bytes for shape ", torch::IntArrayRef(shape),
-              " of ", descr, ", found ", bytes.size() - data_start);
-  std::memcpy(tensor.data_ptr(), bytes.data() + data_start, nbytes);
+  std::memcpy(tensor.data_ptr(), bytes.data() + data_start, *nbytes);
   return tensor;
 }
 

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/checked_size.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
 
@@ -84,14 +85,15 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     const DtypeInfo* d = find_dtype(e.dtype_name);
     if (!d) fail_data(t, ": unknown dtype '", e.dtype_name, "' (expected F32, F16, BF16, F64, I8, U8, I16, I32, I64 or BOOL)");
     e.dtype = d->type;
-    uint64_t numel = 1;
+    std::vector<uint64_t> dims;
     for (const auto& s : value["shape"]) {
       if (!s.is_number_unsigned()) fail_data(t, ": shape entries must be non-negative integers, got ", s.dump());
-      uint64_t dim = s.get<uint64_t>();
-      if (dim > (1ull << 40) || (dim && numel > (1ull << 62) / dim)) fail_data(t, ": shape ", value["shape"].dump(), " is too large");
-      numel *= dim;
-      e.shape.push_back(static_cast<int64_t>(dim));
+      dims.push_back(s.get<uint64_t>());
+      e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(dims.back(), INT64_MAX)));
     }
+    // Exact: a product that wraps must not pass for the bytes present.
+    const auto bytes = checked_byte_size(dims, d->size);
+    if (!bytes) fail_data(t, ": shape ", value["shape"].dump(), " of ", e.dtype_name, " is larger than 2^63 bytes");
     for (const auto& o : value["data_offsets"])
       if (!o.is_number_unsigned()) fail_data(t, ": data_offsets must be non-negative integers, got ", value["data_offsets"].dump());
     e.begin = value["data_offsets"][0].get<uint64_t>();
@@ -100,16 +102,21 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     if (e.end > buffer_size)
       fail_data(t, ": data_offsets [", e.begin, ", ", e.end, "] run past the end of the data (", buffer_size,
                 " bytes); the file is truncated or corrupt");
-    if (e.end - e.begin != numel * d->size)
-      fail_data(t, ": holds ", e.end - e.begin, " bytes but shape ", value["shape"].dump(), " of ", e.dtype_name,
-                " needs ", numel * d->size);
+    if (e.end - e.begin != *bytes)
+      fail_data(t, ": holds ", e.end - e.begin, " bytes but shape ", value["shape"].dump(), " of ", e.dtype_name, " needs ", *bytes);
     entries_.emplace(name, std::move(e));
   }
   for (const auto& [name, e] : entries_) by_offset.push_back(&e);
   std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
-  for (size_t i = 1; i < by_offset.size(); ++i)
-    if (by_offset[i]->begin < by_offset[i - 1]->end && by_offset[i]->end > by_offset[i]->begin)
-      fail_data(where, ": tensors '", by_offset[i - 1]->name, "' and '", by_offset[i]->name, "' overlap in the data buffer");
+  // Against the furthest-reaching tensor so far, not only the neighbour: [0,100) overlaps [30,40)
+  // even with [10,20) between them. Empty tensors occupy nothing.
+  const TensorEntry* reach = nullptr;
+  for (const TensorEntry* e : by_offset) {
+    if (e->end == e->begin) continue;
+    if (reach && e->begin < reach->end)
+      fail_data(where, ": tensors '", reach->name, "' and '", e->name, "' overlap in the data buffer");
+    if (!reach || e->end > reach->end) reach = e;
+  }
 }
 
 SafetensorsFile::~SafetensorsFile() = default;

@@ -9,13 +9,13 @@ namespace sqz::models {
 
 BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64_t default_type_vocab) {
   BertConfig c;
-  c.vocab_size = j.get_int("vocab_size", 30522);
-  c.hidden_size = j.get_int("hidden_size", 768);
-  c.num_layers = j.get_int("num_hidden_layers", 12);
-  c.num_heads = j.get_int("num_attention_heads", 12);
-  c.intermediate_size = j.get_int("intermediate_size", 3072);
-  c.max_positions = j.get_int("max_position_embeddings", 512);
-  c.type_vocab_size = j.get_int("type_vocab_size", default_type_vocab);
+  c.vocab_size = j.get_positive_int("vocab_size", 30522);
+  c.hidden_size = j.get_positive_int("hidden_size", 768);
+  c.num_layers = j.get_positive_int("num_hidden_layers", 12);
+  c.num_heads = j.get_positive_int("num_attention_heads", 12);
+  c.intermediate_size = j.get_positive_int("intermediate_size", 3072);
+  c.max_positions = j.get_positive_int("max_position_embeddings", 512);
+  c.type_vocab_size = j.get_positive_int("type_vocab_size", default_type_vocab);
   c.layer_norm_eps = j.get_float("layer_norm_eps", 1e-12);
   c.hidden_dropout = j.get_float("hidden_dropout_prob", 0.1);
   c.attention_dropout = j.get_float("attention_probs_dropout_prob", 0.1);

@@ -21,12 +21,12 @@ struct DistilConfig {
 
   static DistilConfig parse(const io::JsonFields& j) {
     DistilConfig c;
-    c.vocab_size = j.get_int("vocab_size", 30522);
-    c.dim = j.get_int("dim", 768);
-    c.layers = j.get_int("n_layers", 6);
-    c.heads = j.get_int("n_heads", 12);
-    c.hidden_dim = j.get_int("hidden_dim", 3072);
-    c.max_positions = j.get_int("max_position_embeddings", 512);
+    c.vocab_size = j.get_positive_int("vocab_size", 30522);
+    c.dim = j.get_positive_int("dim", 768);
+    c.layers = j.get_positive_int("n_layers", 6);
+    c.heads = j.get_positive_int("n_heads", 12);
+    c.hidden_dim = j.get_positive_int("hidden_dim", 3072);
+    c.max_positions = j.get_positive_int("max_position_embeddings", 512);
     c.pad = j.get_int("pad_token_id", 0);
     c.dropout = j.get_float("dropout", 0.1);
     c.attention_dropout = j.get_float("attention_dropout", 0.1);

@@ -19,12 +19,12 @@ struct Gpt2Config {
 
   static Gpt2Config parse(const io::JsonFields& j) {
     Gpt2Config c;
-    c.vocab_size = j.get_int("vocab_size", 50257);
-    c.n_embd = j.get_int("n_embd", 768);
-    c.n_layer = j.get_int("n_layer", 12);
-    c.n_head = j.get_int("n_head", 12);
-    c.n_inner = j.get_int("n_inner", 4 * c.n_embd);
-    c.n_positions = j.get_int("n_positions", 1024);
+    c.vocab_size = j.get_positive_int("vocab_size", 50257);
+    c.n_embd = j.get_positive_int("n_embd", 768);
+    c.n_layer = j.get_positive_int("n_layer", 12);
+    c.n_head = j.get_positive_int("n_head", 12);
+    c.n_inner = j.get_positive_int("n_inner", 4 * c.n_embd);
+    c.n_positions = j.get_positive_int("n_positions", 1024);
     c.eps = j.get_float("layer_norm_epsilon", 1e-5);
     c.resid_pdrop = j.get_float("resid_pdrop", 0.1);
     c.embd_pdrop = j.get_float("embd_pdrop", 0.1);

@@ -21,14 +21,14 @@ struct LlamaConfig {
 
   static LlamaConfig parse(const io::JsonFields& j) {
     LlamaConfig c;
-    c.vocab_size = j.get_int("vocab_size", 32000);
-    c.hidden = j.get_int("hidden_size", 4096);
-    c.intermediate = j.get_int("intermediate_size", 11008);
-    c.layers = j.get_int("num_hidden_layers", 32);
-    c.heads = j.get_int("num_attention_heads", 32);
-    c.kv_heads = j.get_int("num_key_value_heads", c.heads);
-    c.head_dim = j.get_int("head_dim", c.hidden / c.heads);
-    c.max_positions = j.get_int("max_position_embeddings", 2048);
+    c.vocab_size = j.get_positive_int("vocab_size", 32000);
+    c.hidden = j.get_positive_int("hidden_size", 4096);
+    c.intermediate = j.get_positive_int("intermediate_size", 11008);
+    c.layers = j.get_positive_int("num_hidden_layers", 32);
+    c.heads = j.get_positive_int("num_attention_heads", 32);
+    c.kv_heads = j.get_positive_int("num_key_value_heads", c.heads);
+    c.head_dim = j.get_positive_int("head_dim", c.hidden / c.heads);
+    c.max_positions = j.get_positive_int("max_position_embeddings", 2048);
     c.eps = j.get_float("rms_norm_eps", 1e-6);
     c.init_std = j.get_float("initializer_range", 0.02);
     c.rope_theta = j.get_float("rope_theta", 10000.0);

@@ -23,13 +23,13 @@ struct OptConfig {
 
   static OptConfig parse(const io::JsonFields& j) {
     OptConfig c;
-    c.vocab_size = j.get_int("vocab_size", 50272);
-    c.hidden = j.get_int("hidden_size", 768);
-    c.layers = j.get_int("num_hidden_layers", 12);
-    c.heads = j.get_int("num_attention_heads", 12);
-    c.ffn_dim = j.get_int("ffn_dim", 3072);
-    c.max_positions = j.get_int("max_position_embeddings", 2048);
-    c.word_embed_proj_dim = j.get_int("word_embed_proj_dim", c.hidden);
+    c.vocab_size = j.get_positive_int("vocab_size", 50272);
+    c.hidden = j.get_positive_int("hidden_size", 768);
+    c.layers = j.get_positive_int("num_hidden_layers", 12);
+    c.heads = j.get_positive_int("num_attention_heads", 12);
+    c.ffn_dim = j.get_positive_int("ffn_dim", 3072);
+    c.max_positions = j.get_positive_int("max_position_embeddings", 2048);
+    c.word_embed_proj_dim = j.get_positive_int("word_embed_proj_dim", c.hidden);
     c.dropout = j.get_float("dropout", 0.1);
     c.attention_dropout = j.get_float("attention_dropout", 0.0);
     c.init_std = j.get_float("init_std", 0.02);

@@ -32,6 +32,46 @@ TEST(Cli, InfoReportsParameterCount) {
   EXPECT_EQ(io::json::parse(r.output)["parameters"], 159040) << r.output;
 }
 
+// Numbers a user gets wrong are refused by the flag's or the field's name, with a usage exit code,
+// never a crash: a Llama config with zero KV heads (it was SIGFPE), zero batch sizes, sampling
+// settings out of range, runtime-only flags on libtorch.
+TEST(Cli, OutOfRangeNumbersAreRefusedByName) {
+  testing::ScratchDir tmp("ranges");
+  fs::create_directories(tmp / "llama");
+  io::write_json_file_atomic(tmp / "llama" / "config.json",
+                             {{"model_type", "llama"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 56},
+                              {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 0},
+                              {"architectures", {"LlamaForCausalLM"}}});
+  auto info = run("info " + (tmp / "llama").string());
+  EXPECT_EQ(info.code, 2) << info.output;
+  EXPECT_NE(info.output.find("config.json: field 'num_key_value_heads' expected a positive integer, got 0"), std::string::npos)
+      << info.output;
+
+  const std::string bert = (fixture("bert-seqcls") / "model").string(), gpt2 = (fixture("gpt2-lm") / "model").string();
+  const std::string split = (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"eval " + bert + " --task spam --split " + split + " --batch-size 0", "--batch-size"},
+      {"eval " + bert + " --task spam --split " + split + " --max-batches -1", "--max-batches"},
+      {"eval " + bert + " --task spam --split " + split + " --int8-attention", "--int8-attention: applies to --engine runtime only"},
+      {"generate " + gpt2 + " --prompt hi --sample --top-k -3", "--top-k"},
+      {"generate " + gpt2 + " --prompt hi --sample --top-p 0", "--top-p"},
+      {"generate " + gpt2 + " --prompt hi --sample --temperature 0", "--temperature"},
+      {"forward " + bert + " --inputs " + (fixture("bert-seqcls") / "inputs").string() + " --out " + (tmp / "o").string() +
+           " --int8-attention",
+       "--int8-attention: applies to --engine runtime only"},
+      {"train-tokenizer --kind bpe --input " + split + " --vocab-size 0 --out " + (tmp / "tok").string(), "--vocab-size"},
+      {"latency " + bert + " --batch 0", "--batch"},
+      {"bench " + bert + " --case sqz-int9", "--case 'sqz-int9' is not a bench case"},
+  };
+  for (const auto& [args, expect] : cases) {
+    auto r = run(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.output;
+    EXPECT_NE(r.output.find(expect), std::string::npos) << args << "\n" << r.output;
+  }
+  EXPECT_FALSE(fs::exists(tmp / "o"));
+  EXPECT_FALSE(fs::exists(tmp / "tok"));
+}
+
 TEST(Cli, ForwardWritesHFNamedOutputs) {
   testing::ScratchDir tmp("cli");
   auto fx = fixture("bert-seqcls");

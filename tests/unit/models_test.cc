@@ -1,6 +1,9 @@
 // Every architecture and head with configs other than the fixtures': save/load round trip, KV
 // cache equals full recompute, right padding does not change real positions, and bad inputs
 // are named errors.
+#include <map>
+#include <set>
+
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/generation.h"
@@ -196,6 +199,37 @@ TEST(ModelErrors, BadConfigFieldIsNamed) {
   c["hidden_size"] = 30;  // not a multiple of 4 heads
   e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
   EXPECT_NE(e.find("multiple of num_attention_heads"), std::string::npos) << e;
+}
+
+// Sizes that would divide by zero (or build empty layers) are refused by name in every family, as
+// are integers a JSON reader cannot hold exactly: a float beyond int64 (1e30), an unsigned above it.
+TEST(ModelErrors, ZeroSizesAndOutOfRangeIntegersAreNamed) {
+  const std::map<std::string, std::vector<std::string>> sizes = {
+      {"bert", {"num_attention_heads", "hidden_size", "num_hidden_layers", "vocab_size"}},
+      {"gpt2", {"n_head", "n_embd", "n_layer"}},
+      {"opt", {"num_attention_heads", "hidden_size", "ffn_dim"}},
+      {"llama", {"num_key_value_heads", "num_attention_heads", "head_dim", "intermediate_size"}},
+      {"distilbert", {"n_heads", "dim", "hidden_dim"}}};
+  std::set<std::string> families;
+  for (const auto& a : arch_cases()) {
+    const std::string type = a.config["model_type"].get<std::string>();
+    if (!sizes.count(type) || !families.insert(type).second) continue;
+    for (const auto& key : sizes.at(type)) {
+      SCOPED_TRACE(type + "." + key);
+      json c = a.config;
+      c[key] = 0;
+      auto e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+      EXPECT_NE(e.find("cfg.json: field '" + key + "' expected a positive integer, got 0"), std::string::npos) << e;
+    }
+  }
+  EXPECT_EQ(families.size(), sizes.size());
+  json c = arch_cases()[0].config;
+  c["vocab_size"] = 1e30;
+  auto e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  EXPECT_NE(e.find("field 'vocab_size' expected an integer within int64's range, got 1e+30"), std::string::npos) << e;
+  c["vocab_size"] = uint64_t{18446744073709551615ull};
+  e = testing::error_of([&] { models::build_model(io::JsonFields(c, "cfg.json")); });
+  EXPECT_NE(e.find("field 'vocab_size' expected an integer within int64's range, got 18446744073709551615"), std::string::npos) << e;
 }
 
 TEST(ModelErrors, WrongShapeAndMissingTensorsAreNamed) {

@@ -44,6 +44,22 @@ TEST(Npy, RejectsBadFiles) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("data bytes"), std::string::npos) << e.what();
   }
+  // A header that declares terabytes (or a product beyond 2^64) over a few bytes of data is refused
+  // before anything is allocated.
+  auto with_shape = [&](const std::string& shape) {
+    std::string bytes = io::encode_npy(torch::zeros({4}));
+    const auto at = bytes.find("(4,)");
+    bytes.replace(at, 4, shape);
+    bytes[8] = static_cast<char>(static_cast<uint8_t>(bytes[8]) + shape.size() - 4);  // header length, little-endian low byte
+    std::ofstream(dir / "huge.npy", std::ios::binary) << bytes;
+    return testing::error_of([&] { io::read_npy(dir / "huge.npy"); });
+  };
+  auto tera = with_shape("(1000000,1000000)");
+  EXPECT_NE(tera.find("expected 4000000000000 data bytes for shape (1000000,1000000)"), std::string::npos) << tera;
+  auto wraps = with_shape("(4294967296,4294967296)");
+  EXPECT_NE(wraps.find("expected more than 2^63 data bytes"), std::string::npos) << wraps;
+  auto long_digits = with_shape("(99999999999999999999,)");
+  EXPECT_NE(long_digits.find("has a dimension beyond int64"), std::string::npos) << long_digits;
 }
 
 }  // namespace

@@ -90,6 +90,19 @@ TEST(Safetensors, RejectsHostileFiles) {
   write_raw(p, R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", "abcd");
   EXPECT_NE(error_of(p).find("non-negative"), std::string::npos) << error_of(p);
 
+  // A shape whose byte count wraps modulo 2^64 to exactly the bytes present: 4194304 x (2^39 + 1)
+  // F64 elements are 2^64 + 2^25 bytes, which wrapped to the 32 MiB this tensor holds.
+  write_raw(p, R"({"w":{"dtype":"F64","shape":[4194304,549755813889],"data_offsets":[0,33554432]}})", std::string(33554432, '\0'));
+  EXPECT_NE(error_of(p).find("larger than 2^63 bytes"), std::string::npos) << error_of(p);
+
+  // An overlap that is not between neighbours in offset order: the empty tensor e sits between a
+  // and c, and a reaches past c's start.
+  write_raw(p,
+            R"({"a":{"dtype":"U8","shape":[100],"data_offsets":[0,100]},"e":{"dtype":"U8","shape":[0],"data_offsets":[50,50]},)"
+            R"("c":{"dtype":"U8","shape":[10],"data_offsets":[60,70]}})",
+            std::string(100, 'x'));
+  EXPECT_NE(error_of(p).find("tensors 'a' and 'c' overlap"), std::string::npos) << error_of(p);
+
   EXPECT_NE(error_of(dir / "absent.safetensors").find("not found"), std::string::npos);
 }
 

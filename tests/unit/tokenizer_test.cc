@@ -1,5 +1,7 @@
 #include "io/tokenizers/tokenizer.h"
 
+#include <fstream>
+
 #include "io/tokenizers/unicode.h"
 #include "unit/test_util.h"
 
@@ -45,6 +47,34 @@ TEST(Tokenizer, WordPieceTruncatesLongestFirstAndPads) {
   EXPECT_EQ(batch.input_ids.size(0), 2);
   EXPECT_EQ(batch.attention_mask[0].sum().item<int64_t>(), static_cast<int64_t>(tok->encode("the whale").ids.size()));
   EXPECT_EQ(batch.input_ids[0][batch.input_ids.size(1) - 1].item<int64_t>(), *tok->special_id("pad"));
+}
+
+// A vocab with one absurd id must not size the id table by it; an added token without an id must
+// not become token 0; each refusal names the file and the token.
+TEST(Tokenizer, HostileVocabFilesAreRefusedByName) {
+  testing::ScratchDir dir("tok-hostile");
+  auto error_of = [&](const std::string& tokenizer_json) {
+    std::ofstream(dir / "tokenizer.json") << tokenizer_json;
+    try {
+      io::load_tokenizer(dir.path());
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  std::ofstream(dir / "config.json") << R"({"model_type": "gpt2"})";
+  const std::string head = R"({"model": {"type": "BPE", "merges": [], "vocab": {"a": 0, "b": )";
+  auto huge = error_of(head + R"(4000000000000}}})");
+  EXPECT_NE(huge.find("tokenizer.json: token 'b' has id 4000000000000; ids must be below 16777216"), std::string::npos) << huge;
+  auto wrapped = error_of(head + R"(18446744073709551615}}})");
+  EXPECT_NE(wrapped.find("token 'b' has negative id"), std::string::npos) << wrapped;
+  auto text_id = error_of(head + R"("1"}}})");
+  EXPECT_NE(text_id.find("model.vocab id of token 'b' is not an integer"), std::string::npos) << text_id;
+  auto no_id = error_of(head + R"(1}}, "added_tokens": [{"content": "<x>", "special": true}]})");
+  EXPECT_NE(no_id.find(R"(added_tokens entry {"content":"<x>","special":true} needs an integer 'id')"), std::string::npos) << no_id;
+  // HF's "no limit" (1e30 written as an integer) is no limit, not a wrapped negative one.
+  std::ofstream(dir / "tokenizer_config.json") << R"({"model_max_length": 1000000000000000019884624838656})";
+  EXPECT_EQ(error_of(head + "1}}}"), "no error");
 }
 
 TEST(Tokenizer, ByteBpeSplitsSpecialTokens) {

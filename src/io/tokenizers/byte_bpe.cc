@@ -125,7 +125,11 @@ ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
     json tj = read_json_file(dir / "tokenizer.json");
     if (!tj.contains("model") || !tj["model"].contains("vocab") || !tj["model"].contains("merges"))
       fail_data(source_, ": expected model.vocab and model.merges (a BPE tokenizer)");
-    for (auto& [tok, id] : tj["model"]["vocab"].items()) add_token(tok, id.get<int64_t>());
+    if (!tj["model"]["vocab"].is_object()) fail_data(source_, ": model.vocab must be an object of token -> id");
+    for (auto& [tok, id] : tj["model"]["vocab"].items()) {
+      if (!id.is_number_integer()) fail_data(source_, ": model.vocab id of token '", tok, "' is not an integer");
+      add_token(tok, id.get<int64_t>());
+    }
     for (const auto& m : tj["model"]["merges"]) {
       if (m.is_string()) {
         std::string s = m.get<std::string>();
@@ -141,7 +145,10 @@ ByteBpeTokenizer::ByteBpeTokenizer(const fs::path& dir) {
     split_digits_ = splits_digits(tj.value("pre_tokenizer", json()));
     if (tj.contains("added_tokens") && tj["added_tokens"].is_array())
       for (const auto& t : tj["added_tokens"]) {
-        AddedToken a{t.value("content", ""), t.value("id", int64_t{0}), t.value("special", true), t.value("lstrip", false),
+        // An entry without its id or content would silently become token 0 or the empty string.
+        if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") || !t["content"].is_string())
+          fail_data(source_, ": added_tokens entry ", t.dump(), " needs an integer 'id' and a string 'content'");
+        AddedToken a{t["content"].get<std::string>(), t["id"].get<int64_t>(), t.value("special", true), t.value("lstrip", false),
                      t.value("rstrip", false)};
         add_token(a.content, a.id);
         added_.push_back(a);

@@ -36,6 +36,8 @@ std::string clean_up_tokenization(const std::string& text) {
 
 void Tokenizer::add_token(const std::string& content, int64_t id) {
   if (id < 0) fail_data(source_, ": token '", content, "' has negative id ", id);
+  // The id table is as long as the largest id: one absurd id must not allocate gigabytes.
+  if (id >= kMaxTokenId) fail_data(source_, ": token '", content, "' has id ", id, "; ids must be below ", kMaxTokenId);
   vocab_[content] = id;
   if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1);
   id_to_token_[id] = content;
@@ -74,8 +76,10 @@ void Tokenizer::load_common(const fs::path& dir) {
     if (!known && vocab_.count(content)) added_.push_back({content, vocab_[content], true, false, false});
   }
   clean_up_spaces_ = config.value("clean_up_tokenization_spaces", false);
-  if (config.contains("model_max_length") && config["model_max_length"].is_number_integer())
-    model_max_length_ = config["model_max_length"].get<int64_t>();
+  // HF writes 1e30 (a float, or an integer above int64) for "no limit": only an int64 is a limit.
+  const json& max_length = config.contains("model_max_length") ? config["model_max_length"] : json();
+  if (max_length.is_number_integer() && !(max_length.is_number_unsigned() && max_length.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
+    model_max_length_ = max_length.get<int64_t>();
 }
 
 std::vector<std::string> Tokenizer::tokenize(const std::string& text_in) const {

@@ -27,6 +27,9 @@ struct BatchEncoding {
   torch::Tensor input_ids, attention_mask, token_type_ids;  // [B, T] int64
 };
 
+// The largest token id a vocab file may name, plus one (16.7M; real vocabularies stay below 1M).
+inline constexpr int64_t kMaxTokenId = int64_t{1} << 24;
+
 class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
