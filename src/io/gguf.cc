@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "core/checked_size.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
 
@@ -102,8 +103,10 @@ GgufTensorInfo read_tensor_info(Cursor& c, uint64_t index) {
   uint64_t numel = 1;
   for (uint32_t d = 0; d < n_dims; ++d) {
     const uint64_t dim = c.read<uint64_t>(t.name + " dims");
-    if (__builtin_mul_overflow(numel, dim, &numel) || numel > static_cast<uint64_t>(INT64_MAX))
+    const auto product = checked_mul(numel, dim);
+    if (!product || *product > static_cast<uint64_t>(INT64_MAX))
       fail_data(what, ": element count overflows 64 bits (dims so far ", numel, " x ", dim, ")");
+    numel = *product;
     t.dims.push_back(static_cast<int64_t>(dim));
   }
   t.numel = static_cast<int64_t>(numel);
@@ -115,8 +118,9 @@ GgufTensorInfo read_tensor_info(Cursor& c, uint64_t index) {
     fail_data(what, ": first dimension ", t.dims[0], " is not a multiple of ", t.type.name, "'s block of ",
               t.type.block_values, " values");
   const uint64_t blocks = numel / static_cast<uint64_t>(t.type.block_values);
-  if (__builtin_mul_overflow(blocks, static_cast<uint64_t>(t.type.block_bytes), &t.bytes))
-    fail_data(what, ": byte size overflows 64 bits");
+  const auto bytes = checked_mul(blocks, static_cast<uint64_t>(t.type.block_bytes));
+  if (!bytes) fail_data(what, ": byte size overflows 64 bits");
+  t.bytes = *bytes;
   t.offset = c.read<uint64_t>(t.name + " offset");
   return t;
 }

@@ -88,6 +88,8 @@ void validate(const TrainRecipe& r, const std::string& source) {
   need(r.mlm_probability > 0 && r.mlm_probability < 1, "'mlm_probability' must be in (0, 1)");
   need(r.eval_every > 0 && r.save_every > 0, "'eval_every' and 'save_every' must be > 0");
   need(r.warmup_steps >= 0 && r.eval_batches >= 0 && r.early_stop_patience >= 0, "counts must be >= 0");
+  need(r.threads >= 0, "'threads' must be >= 0 (0 = libtorch's default), got " + std::to_string(r.threads));
+  need(r.weight_decay >= 0 && r.max_grad_norm >= 0, "'weight_decay' and 'max_grad_norm' must be >= 0 (max_grad_norm 0 = no clipping)");
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ std::vector<ShippedRecipe> shipped_recipes() {
       {"fastformers", "recipes/compress/fastformers_bert_spam.yaml", "models/bert-spam", "spam", true,
        with(agp3, {"train.steps=4", "prune.0.schedule.start=1"})},
       {"gpusq", "recipes/gpusq_bert_spam.yaml", "models/bert-spam", "spam", true, {"train.steps=4", "quantize.0.start_step=2"}},
+      {"gpusq_bitmask", "recipes/gpusq_bert_spam.yaml", "models/bert-spam", "spam", true,
+       {"train.steps=4", "quantize.0.start_step=2", "export.sparsity_format=sparse-24-bitmask"}},
       {"w8a8", "recipes/quant/w8a8_bert_spam.yaml", "models/bert-spam", "spam", false, {"calibration.batches=2"}},
       {"gptq_w4", "recipes/quant/w4_gptq_gpt2_lm_books.yaml", "models/gpt2-lm-books", "lm-books", false, {"calibration.batches=2"}},
   };
