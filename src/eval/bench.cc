@@ -104,8 +104,10 @@ void time_peers_in_child(const BenchOptions& o, bool decoder, io::json& result) 
     }
   fs::remove(json, ec);
   if (!child.contains("rows")) {
-    result["skipped"].push_back({{"case", "libtorch-* with " + passive},
-                                 {"reason", "the child process failed (exit " + std::to_string(rc) + "): " + log_tail(log)}});
+    // -1: it did not start, e.g. this binary was replaced on disk (rebuilt) while it ran.
+    const std::string why = rc == -1 ? "could not start " + argv.front() + " as a child process"
+                                     : "the child process failed (exit " + std::to_string(rc) + "): " + log_tail(log);
+    result["skipped"].push_back({{"case", "libtorch-* with " + passive}, {"reason", why}});
     fs::remove(log, ec);
     return;
   }

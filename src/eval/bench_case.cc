@@ -116,6 +116,26 @@ std::function<io::json()> TaskScorer::lm(std::function<torch::Tensor(const torch
   };
 }
 
+std::optional<models::ModelInputs> TaskScorer::example_inputs(int64_t batch, int64_t seq) const {
+  if (!enabled() || language_model()) return std::nullopt;
+  const auto examples = data::read_classification_jsonl(o_.split);
+  const int64_t pad = tokenizer_->special_id("pad").value_or(0);
+  models::ModelInputs in;
+  in.input_ids = torch::full({batch, seq}, pad, torch::kLong);
+  in.attention_mask = torch::zeros({batch, seq}, torch::kLong);
+  in.token_type_ids = torch::zeros({batch, seq}, torch::kLong);
+  for (int64_t b = 0; b < batch; ++b) {
+    const auto& e = examples[static_cast<size_t>(b) % examples.size()];
+    const io::Encoding enc = tokenizer_->encode(e.text, e.text_b.empty() ? nullptr : &e.text_b, seq);
+    for (size_t t = 0; t < enc.ids.size(); ++t) {
+      in.input_ids[b][static_cast<int64_t>(t)] = enc.ids[t];
+      in.attention_mask[b][static_cast<int64_t>(t)] = 1;
+      if (!enc.type_ids.empty()) in.token_type_ids[b][static_cast<int64_t>(t)] = enc.type_ids[t];
+    }
+  }
+  return in;
+}
+
 void run_cases(std::vector<BenchCase>& cases, const BenchOptions& o, int64_t batch, bool decoder, const TimedFields& timed_fields,
                io::json& rows) {
   std::vector<TimingStats> baseline;

@@ -45,6 +45,11 @@ class TaskScorer {
   std::function<io::json()> libtorch(models::TransformerModel& model) const;
   std::function<io::json()> classifier(std::function<torch::Tensor(const models::ModelInputs&)> logits) const;
   std::function<io::json()> lm(std::function<torch::Tensor(const torch::Tensor& ids, const torch::Tensor& mask)> logits) const;
+  // A classification task's first `batch` examples of the split (repeated when it has fewer), each
+  // tokenized, truncated and right-padded to `seq`: the input every case is checked and timed on,
+  // since random ids give a fine-tuned classifier logits near zero that int8 rightly moves by a
+  // lot. Unset (no --task, or a language model): random ids.
+  std::optional<models::ModelInputs> example_inputs(int64_t batch, int64_t seq) const;
 
  private:
   io::json run(models::TransformerModel* model, data::EvalOptions eo) const;

@@ -50,14 +50,29 @@ void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzE
   add("sqz-int8-2:4", *s.sparse, {Precision::kInt8Sparse24, o.threads});
 }
 
-// One batch of random ids, no padding, and libtorch fp32's logits on it (every check's reference
-// but the 2:4 case's).
+// What an encoder bench runs on: the split's first examples with --task, else random ids.
+models::ModelInputs encoder_inputs(const BenchOptions& o, const TaskScorer& scorer, int64_t vocab_size, int64_t batch) {
+  if (auto real = scorer.example_inputs(batch, o.seq)) return *real;
+  auto gen = at::detail::createCPUGenerator(o.seed + 1);
+  models::ModelInputs in;
+  in.input_ids = torch::randint(vocab_size, {batch, o.seq}, gen, torch::kLong);
+  in.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
+  in.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
+  return in;
+}
+
+std::string input_description(const BenchOptions& o, const TaskScorer& scorer) {
+  if (scorer.enabled() && !scorer.language_model()) return "the first examples of " + o.split + ", padded to seq";
+  return "random ids";
+}
+
+// One batch — the split's first examples with --task, else random ids without padding — and
+// libtorch fp32's logits on it (every check's reference but the 2:4 case's).
 struct EncoderBatch {
-  EncoderBatch(models::TransformerModel& model, const BenchOptions& o, int64_t batch) : batch(batch), seq(o.seq) {
-    auto gen = at::detail::createCPUGenerator(o.seed + 1);
-    inputs.input_ids = torch::randint(model.info().vocab_size, {batch, o.seq}, gen, torch::kLong);
-    inputs.attention_mask = torch::ones({batch, o.seq}, torch::kLong);
-    if (model.info().uses_token_type_ids) inputs.token_type_ids = torch::zeros({batch, o.seq}, torch::kLong);
+  EncoderBatch(models::TransformerModel& model, const BenchOptions& o, const TaskScorer& scorer, int64_t batch)
+      : batch(batch), seq(o.seq) {
+    inputs = encoder_inputs(o, scorer, model.info().vocab_size, batch);
+    if (!model.info().uses_token_type_ids) inputs.token_type_ids = torch::Tensor();
     ids = inputs.input_ids.contiguous();
     mask = inputs.attention_mask.contiguous();
     reference = model.forward(inputs).at("logits");
@@ -146,6 +161,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                      {"warmup", o.warmup}, {"runs", o.runs}, {"isa", kernels::isa_name(kernels::active_isa())},
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
   const TaskScorer scorer(o, loaded);
+  result["input"] = input_description(o, scorer);
   SqzEncoders sqz_engines;
   if (!o.peers_only) build_sqz_encoders(o, loaded, sqz_engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
@@ -158,7 +174,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   }
 
   for (int64_t batch : o.batches) {
-    EncoderBatch in(model, o, batch);
+    EncoderBatch in(model, o, scorer, batch);
     std::vector<BenchCase> cases;
     add_libtorch_cases(model, in, scorer, cases);
     add_sqz_cases(o, sqz_engines, in, scorer, cases);
@@ -170,10 +186,10 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
 }
 
 io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEncoder& engine, const TaskScorer& scorer, io::json result) {
+  result["input"] = input_description(o, scorer);
   for (int64_t batch : o.batches) {
-    auto gen = at::detail::createCPUGenerator(o.seed + 1);
-    const torch::Tensor ids = torch::randint(engine.vocab_size(), {batch, o.seq}, gen, torch::kLong);
-    const torch::Tensor mask = torch::ones({batch, o.seq}, torch::kLong);
+    const models::ModelInputs in = encoder_inputs(o, scorer, engine.vocab_size(), batch);
+    const torch::Tensor ids = in.input_ids.contiguous(), mask = in.attention_mask.contiguous();
     const runtime::BertEncoder* e = &engine;
     std::vector<BenchCase> cases{{.name = packed_case_name(engine.options()), .engine = "sqz runtime (runtime dir)",
                                   .precision = runtime::precision_name(engine.options().precision),
@@ -190,7 +206,8 @@ io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEnco
 void print_encoder_table(const io::json& result, std::ostream& out) {
   out << "sqz bench: " << result["model"].get<std::string>() << ", seq " << result["seq"].get<int64_t>() << ", "
       << result["threads"].get<int>() << " threads, median of " << result["runs"].get<int>() << " runs after "
-      << result["warmup"].get<int>() << " warm-up; sqz kernels: " << result["isa"].get<std::string>() << "\n\n";
+      << result["warmup"].get<int>() << " warm-up; sqz kernels: " << result["isa"].get<std::string>() << "; input: "
+      << result.value("input", std::string("random ids")) << "\n\n";
   const bool scored = has_scores(result);
   out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
   out << "|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
