@@ -160,7 +160,9 @@ bool case_selected(const BenchOptions& o, const std::string& name) {
 std::string reproduce_line(const BenchOptions& o, int64_t batch, const std::string& name, bool decoder) {
   return "sqz bench " + (o.preset.empty() ? o.shown_model_dir() : "--preset " + o.preset) + " --batch " + std::to_string(batch) +
          " --seq " + std::to_string(o.seq) + (decoder ? " --decode-steps " + std::to_string(o.decode_steps) : "") +
-         " --threads " + std::to_string(o.threads) + " --runs " + std::to_string(o.runs) + " --case " + name;
+         " --threads " + std::to_string(o.threads) + " --runs " + std::to_string(o.runs) + " --case " + name +
+         // The task also decides the input (its first examples), so a row reproduces only with it.
+         (o.task.empty() ? "" : " --task " + o.task + " --split " + o.split + " --max-length " + std::to_string(o.max_length));
 }
 
 std::string packed_case_name(const runtime::EngineOptions& options) {
