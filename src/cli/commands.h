@@ -16,6 +16,7 @@ void add_compress_command(CLI::App& app);  // also adds `speedup`
 void add_latency_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_pack_command(CLI::App& app);
+void add_export_command(CLI::App& app);
 void add_import_gguf_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   sqz::cli::add_latency_command(app);
   sqz::cli::add_bench_command(app);
   sqz::cli::add_pack_command(app);
+  sqz::cli::add_export_command(app);
   sqz::cli::add_import_gguf_command(app);
   try {
     app.parse(argc, argv);

@@ -48,7 +48,7 @@ std::string onnx_exporter_for(const std::string& model_type) {
   return "";
 }
 
-std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded) {
+std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded, const std::vector<std::string>& variants) {
   const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
   if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
   auto peer = std::make_unique<OnnxRuntimePeer>();
@@ -57,7 +57,7 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
   peer->work_dir = fs::temp_directory_path() / ("sqz-bench-ort-" + std::to_string(getpid()));
   fs::create_directories(peer->work_dir / "model");
   models::save_model(*loaded.model, loaded.config.value(), peer->work_dir / "model");
-  for (const std::string variant : {"fp32", "int8"}) {
+  for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};
     if (variant == "int8") argv.push_back("--int8");
@@ -108,6 +108,50 @@ OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const 
   const io::json r = run_node_script(peer, "ort_decode.js", variant, in, runs, warmup, threads);
   return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
+}
+
+io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8, int threads) {
+  if (auto why = onnxruntime_missing(); !why.empty()) fail_not_found("export --format onnx: ", why);
+  const std::string variant = int8 ? "int8" : "fp32";
+  auto& model = *loaded.model;
+  model.eval();
+  torch::NoGradGuard no_grad;
+  auto peer = prepare_onnxruntime(loaded, {variant});
+  // The check: ONNX Runtime and libtorch on one batch of random ids.
+  const int64_t batch = 2, seq = std::min<int64_t>(16, model.info().max_positions);
+  auto gen = at::detail::createCPUGenerator(1);
+  const torch::Tensor ids = torch::randint(model.info().vocab_size, {batch, seq}, gen, torch::kLong);
+  models::ModelInputs in;
+  in.input_ids = ids;
+  torch::Tensor reference, got;
+  std::string version;
+  if (model.info().is_decoder) {
+    reference = model.forward(in).at("logits").select(1, -1);
+    const auto block = model.structure().attention.at(0);
+    auto r = run_onnxruntime_decoder(*peer, variant, ids.data_ptr<int64_t>(), batch, seq, 1, model.info().num_layers,
+                                     block.kv_heads > 0 ? block.kv_heads : block.num_heads, block.head_dim, 1, 0, threads);
+    got = torch::tensor(r.first_logits).reshape({batch, -1});
+    version = r.version;
+  } else {
+    in.attention_mask = torch::ones({batch, seq}, torch::kLong);
+    const torch::Tensor types = torch::zeros({batch, seq}, torch::kLong);
+    if (model.info().uses_token_type_ids) in.token_type_ids = types;
+    const torch::Tensor mask = in.attention_mask;
+    reference = model.forward(in).at("logits");
+    auto r = run_onnxruntime(*peer, variant, ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), types.data_ptr<int64_t>(), batch, seq, 1, 0,
+                             threads);
+    got = torch::tensor(r.output).reshape({batch, -1});
+    version = r.version;
+  }
+  const double err = ((got - reference).abs().max() / reference.abs().max().clamp_min(1e-30)).item<double>();
+  if (!int8 && !(err <= 1e-4))
+    fail_data("export --format onnx: ONNX Runtime's logits differ from libtorch's by ", err, " (relative; expected <= 1e-4); nothing written");
+  const fs::path graph = peer->work_dir / ("model-" + variant + ".onnx");
+  const fs::path tmp = out.string() + ".tmp";
+  fs::copy_file(graph, tmp, fs::copy_options::overwrite_existing);
+  fs::rename(tmp, out);
+  return {{"out", out.string()}, {"variant", variant}, {"bytes", fs::file_size(out)}, {"onnxruntime", version},
+          {"checked_on", "random ids [2, " + std::to_string(seq) + "]"}, {"max_rel_err", err}};
 }
 
 }  // namespace sqz::eval

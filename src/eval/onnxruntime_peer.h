@@ -31,8 +31,17 @@ std::string onnxruntime_missing();
 // The exporter script for this model_type ("bert", "gpt2"), or "" when there is none.
 std::string onnx_exporter_for(const std::string& model_type);
 
-// Saves the model and writes model-fp32.onnx and model-int8.onnx; throws naming the exporter's error.
-std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded);
+// Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8") into the
+// peer's work dir; throws naming the exporter's error.
+std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded,
+                                                     const std::vector<std::string>& variants = {"fp32", "int8"});
+
+// `sqz export --format onnx`: `loaded` as one ONNX graph (fp32, or int8 the way ONNX Runtime's
+// dynamic quantization writes Linears) at `out` (temp, then rename), after ONNX Runtime ran it on
+// a [2, 16] batch of random ids: {"out", "variant", "bytes", "onnxruntime", "max_rel_err"} against
+// libtorch fp32 (encoders: the logits; decoders: the prompt's last logits). An fp32 graph whose
+// error exceeds 1e-4 is refused and nothing is written; int8's error is reported.
+io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8, int threads);
 
 struct OnnxRuntimeRun {
   std::vector<float> output;  // the first run's first output (logits)

@@ -72,6 +72,36 @@ TEST(Cli, OutOfRangeNumbersAreRefusedByName) {
   EXPECT_FALSE(fs::exists(tmp / "tok"));
 }
 
+// `sqz export --format onnx`: the graph ONNX Runtime runs, checked by ONNX Runtime before it is
+// written — an encoder and a decoder with its KV cache, fp32 and int8; refusals leave no file.
+TEST(Cli, ExportOnnxIsCheckedByOnnxRuntime) {
+  const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
+  if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
+  testing::ScratchDir tmp("export");
+  for (const std::string name : {"bert-seqcls", "gpt2-lm"}) {
+    for (const std::string flag : {"", " --int8"}) {
+      SCOPED_TRACE(name + flag);
+      const fs::path out = tmp / (name + (flag.empty() ? "" : "-int8") + ".onnx");
+      auto r = run("export " + (fixture(name) / "model").string() + " --format onnx --out " + out.string() + flag);
+      ASSERT_EQ(r.code, 0) << r.output;
+      auto j = io::json::parse(r.output.substr(r.output.rfind('{')));
+      EXPECT_EQ(j["variant"], flag.empty() ? "fp32" : "int8");
+      EXPECT_GT(fs::file_size(out), 10000u);
+      EXPECT_EQ(j["bytes"], fs::file_size(out));
+      EXPECT_LE(j["max_rel_err"].get<double>(), flag.empty() ? 1e-4 : 0.2) << j.dump();
+    }
+  }
+  auto again = run("export " + (fixture("gpt2-lm") / "model").string() + " --out " + (tmp / "gpt2-lm.onnx").string());
+  EXPECT_EQ(again.code, 2) << again.output;
+  EXPECT_NE(again.output.find("already exists (pass --overwrite)"), std::string::npos) << again.output;
+  auto nowhere = run("export " + (fixture("gpt2-lm") / "model").string() + " --out " + (tmp / "no" / "m.onnx").string());
+  EXPECT_NE(nowhere.code, 0);
+  EXPECT_NE(nowhere.output.find("its directory does not exist"), std::string::npos) << nowhere.output;
+  auto format = run("export " + (fixture("gpt2-lm") / "model").string() + " --format tflite --out " + (tmp / "m.tflite").string());
+  EXPECT_EQ(format.code, 2) << format.output;
+  EXPECT_FALSE(fs::exists(tmp / "m.tflite"));
+}
+
 TEST(Cli, ForwardWritesHFNamedOutputs) {
   testing::ScratchDir tmp("cli");
   auto fx = fixture("bert-seqcls");

@@ -1,0 +1,48 @@
+// sqz export MODEL_DIR --format onnx --out FILE.onnx [--int8]: the model as an ONNX graph that ONNX
+// Runtime runs (BERT encoders; GPT-2, OPT and Llama decoders with a KV cache), checked by ONNX
+// Runtime itself before it is written (eval/onnxruntime_peer.h).
+#include <iostream>
+
+#include "cli/commands.h"
+#include "compress/quant/export.h"
+#include "eval/onnxruntime_peer.h"
+#include "runtime/runtime_dir.h"
+
+namespace sqz::cli {
+
+namespace {
+
+struct ExportArgs {
+  std::string model_dir, format = "onnx", out;
+  bool int8 = false, overwrite = false;
+  int threads = 2;
+};
+
+void run_export(const ExportArgs& a) {
+  if (runtime::is_runtime_dir(a.model_dir))
+    fail_invalid(a.model_dir, ": a runtime dir holds the weights as sqz's engine runs them; export the model dir it was packed from");
+  if (fs::exists(a.out) && !a.overwrite) fail_invalid(a.out, ": already exists (pass --overwrite)");
+  if (fs::path(a.out).has_parent_path() && !fs::is_directory(fs::path(a.out).parent_path()))
+    fail_not_found(a.out, ": its directory does not exist");
+  auto loaded = quant::load_any_model(a.model_dir);
+  if (eval::onnx_exporter_for(loaded.model->info().model_type).empty())
+    fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
+  std::cout << eval::export_onnx(loaded, a.out, a.int8, a.threads).dump() << std::endl;
+}
+
+}  // namespace
+
+void add_export_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("export", "Write a model in a format other engines run (ONNX), checked by that engine first");
+  auto a = std::make_shared<ExportArgs>();
+  cmd->add_option("model_dir", a->model_dir, "model directory (dense, SpeedUp-shrunk, or a compressed-tensors export, dequantized)")
+      ->required();
+  cmd->add_option("--format", a->format, "onnx")->check(CLI::IsMember({"onnx"}));
+  cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx)")->required();
+  cmd->add_flag("--int8", a->int8, "int8 Linears as ONNX Runtime's dynamic quantization writes them (u8 activations, s8 weights per channel)");
+  cmd->add_flag("--overwrite", a->overwrite, "replace an existing file");
+  cmd->add_option("--threads", a->threads, "ONNX Runtime threads for the check")->check(positive());
+  cmd->callback([a] { run_export(*a); });
+}
+
+}  // namespace sqz::cli
