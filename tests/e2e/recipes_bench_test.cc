@@ -39,6 +39,8 @@ std::vector<ShippedRecipe> shipped_recipes() {
   };
 }
 
+void PrintTo(const ShippedRecipe& r, std::ostream* os) { *os << r.recipe; }
+
 class RecipeOutput : public ::testing::TestWithParam<ShippedRecipe> {};
 
 // The rows of a --baseline result's comparison, by case; every one sped up by a positive factor
