@@ -15,13 +15,6 @@ inline std::optional<uint64_t> checked_mul(uint64_t a, uint64_t b) {
   return r;
 }
 
-// a + b, or nullopt when it does not fit in 64 bits.
-inline std::optional<uint64_t> checked_add(uint64_t a, uint64_t b) {
-  uint64_t r = 0;
-  if (__builtin_add_overflow(a, b, &r)) return std::nullopt;
-  return r;
-}
-
 // The byte size of `dims` elements of `element_bytes` each, or nullopt when the product (or any
 // partial product) exceeds `limit` (default: what an int64 byte count can hold).
 inline std::optional<uint64_t> checked_byte_size(const std::vector<uint64_t>& dims, uint64_t element_bytes,
@@ -31,7 +24,6 @@ inline std::optional<uint64_t> checked_byte_size(const std::vector<uint64_t>& di
     n = checked_mul(*n, d);
     if (!n || *n > limit) return std::nullopt;
   }
-  if (*n > limit) return std::nullopt;
   return n;
 }
 

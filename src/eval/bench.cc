@@ -130,11 +130,27 @@ std::string model_name(const BenchOptions& o) {
   return o.preset.empty() ? o.shown_model_dir() : o.preset + " (random weights, seed " + std::to_string(o.seed) + ")";
 }
 
+// What a bench runs, opened before anything is timed: a model dir (or preset) loaded into
+// libtorch, or the engine a runtime dir holds.
+struct BenchTarget {
+  std::optional<models::LoadedModel> loaded;
+  std::optional<runtime::Engine> engine;
+  bool decoder() const { return engine ? engine->decoder != nullptr : loaded->model->info().is_decoder; }
+};
+
+BenchTarget open_target(const BenchOptions& o) {
+  BenchTarget t;
+  if (o.preset.empty() && runtime::is_runtime_dir(o.model_dir)) {
+    if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
+    t.engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
+  } else {
+    t.loaded = bench_model(o);
+  }
+  return t;
+}
+
 // A runtime dir's bench: the one engine it holds, at the precision it was packed at.
-io::json bench_packed(const BenchOptions& o, bool* decoder) {
-  runtime::Engine engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
-  *decoder = engine.decoder != nullptr;
-  if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
+io::json bench_packed(const BenchOptions& o, runtime::Engine& engine) {
   const models::LoadedModel config_only{nullptr, io::JsonFields::from_file(fs::path(o.model_dir) / "config.json"), o.model_dir};
   const TaskScorer scorer(o, config_only);
   io::json result = {{"model", o.shown_model_dir()}, {"model_type", config_only.config.get_string("model_type", "?")}, {"seq", o.seq},
@@ -151,26 +167,19 @@ io::json bench_packed(const BenchOptions& o, bool* decoder) {
                     (o.task.empty() ? "; --task scores it on a split" : "; its --task score is the check");
   const int saved_threads = torch::get_num_threads();
   set_torch_threads(o.threads);
-  result = *decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
-                    : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
+  result = engine.decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
+                          : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
   set_torch_threads(saved_threads);
   return result;
 }
 
-// One model's bench: every case, then the libtorch peers again in their own process.
-io::json bench_one(const BenchOptions& o, models::LoadedModel& loaded) {
-  const bool decoder = loaded.model->info().is_decoder;
-  io::json result = decoder ? run_decoder_bench(o, loaded, model_name(o)) : run_encoder_bench(o, loaded, model_name(o));
+// One target's bench: every case, then (a loaded model's) libtorch peers again in their own process.
+io::json bench_target(const BenchOptions& o, BenchTarget& t) {
+  if (t.engine) return bench_packed(o, *t.engine);
+  const bool decoder = t.decoder();
+  io::json result = decoder ? run_decoder_bench(o, *t.loaded, model_name(o)) : run_encoder_bench(o, *t.loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
   return result;
-}
-
-// Any dir (or preset) bench takes: a runtime dir, or a model dir / export loaded into libtorch.
-io::json bench_model_dir(const BenchOptions& o, bool* decoder) {
-  if (o.preset.empty() && runtime::is_runtime_dir(o.model_dir)) return bench_packed(o, decoder);
-  models::LoadedModel loaded = bench_model(o);
-  *decoder = loaded.model->info().is_decoder;
-  return bench_one(o, loaded);
 }
 
 // --case names a case some bench has, or is refused (a typo would otherwise time nothing).
@@ -242,9 +251,9 @@ void print_bench_comparison(const io::json& result, std::ostream& out) {
 io::json run_bench(const BenchOptions& o, std::ostream& out) {
   check_case_names(o);
   if (o.baseline_dir.empty()) {
-    bool decoder = false;
-    io::json result = bench_model_dir(o, &decoder);
-    print_table(result, decoder, out);
+    BenchTarget target = open_target(o);
+    io::json result = bench_target(o, target);
+    print_table(result, target.decoder(), out);
     return result;
   }
   if (!o.preset.empty()) fail_invalid("--baseline compares two model dirs; --preset has no baseline");
@@ -253,12 +262,14 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
   ob.shown_dir.clear();
   ob.baseline_dir.clear();
   oc.baseline_dir.clear();
-  bool decoder = false, base_decoder = false;
-  io::json result = {{"baseline", bench_model_dir(ob, &base_decoder)}};
-  result["compressed"] = bench_model_dir(oc, &decoder);
-  if (base_decoder != decoder)
-    fail_invalid("--baseline ", o.baseline_dir, ": a ", base_decoder ? "decoder" : "encoder", ", but ", o.model_dir, " is a",
+  // Both opened, and matched, before either is timed.
+  BenchTarget base = open_target(ob), compressed = open_target(oc);
+  const bool decoder = compressed.decoder();
+  if (base.decoder() != decoder)
+    fail_invalid("--baseline ", o.baseline_dir, ": a ", base.decoder() ? "decoder" : "encoder", ", but ", o.model_dir, " is a",
                  decoder ? " decoder" : "n encoder");
+  io::json result = {{"baseline", bench_target(ob, base)}};
+  result["compressed"] = bench_target(oc, compressed);
   result["comparison"] = compare(result["baseline"], result["compressed"], decoder);
   out << "## baseline: " << o.baseline_dir << "\n\n";
   print_table(result["baseline"], decoder, out);

@@ -13,10 +13,6 @@ namespace sqz::eval {
 
 namespace {
 
-double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
-  return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
-}
-
 bool blocks_are_2_4(models::TransformerModel& model) {
   for (auto& l : model.structure().block_linears())
     if (l->in_features() % 4 != 0 || io::count_nm_violations(l->logical_weight().detach(), 2, 4) > 0) return false;
@@ -43,7 +39,7 @@ io::json check_then_time(BenchCase& c, const BenchOptions& o, int64_t batch, std
     if (c.attach) c.attach();
     std::vector<double> ms;
     const torch::Tensor output = c.run(&ms);
-    const double err = reference.defined() ? rel_err(output, reference) : 0.0;
+    const double err = reference.defined() ? max_rel_err(output, reference) : 0.0;
     if (reference.defined()) row["max_rel_err"] = err;
     if (!c.baseline && !(err <= c.tolerance)) {
       row["status"] = "check failed: error " + format_fixed(err, 6) + " > " + format_fixed(c.tolerance, 6);

@@ -144,17 +144,12 @@ void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, cons
 // fp32 and int8: one node process per case checks and times it; run() keeps the timings.
 void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, models::TransformerModel& model, const torch::Tensor& prompt,
                            std::vector<BenchCase>& cases) {
-  const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
-  // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
-  const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
   for (const std::string variant : {"fp32", "int8"}) {
     if (!case_selected(o, "onnxruntime-" + variant)) continue;
     auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
-    auto run = [&o, &ort, variant, timed, prompt, layers = model.info().num_layers, kv_heads, head_dim = block.head_dim](std::vector<double>*) {
-      auto ids = prompt.contiguous();
-      *timed = run_onnxruntime_decoder(ort, variant, ids.data_ptr<int64_t>(), ids.size(0), ids.size(1), o.decode_steps, layers, kv_heads,
-                                       head_dim, o.runs, o.warmup, o.threads);
-      return torch::tensor(timed->first_logits).reshape({ids.size(0), -1});
+    auto run = [&o, &ort, &model, variant, timed, prompt](std::vector<double>*) {
+      *timed = run_onnxruntime_decoder(ort, variant, model, prompt, o.decode_steps, o.runs, o.warmup, o.threads);
+      return torch::tensor(timed->first_logits).reshape({prompt.size(0), -1});
     };
     cases.push_back({.name = "onnxruntime-" + variant, .tolerance = variant == "fp32" ? 1e-4 : 0.2, .reference = last_logits(&model, prompt),
                      .run = run, .own_timings = [timed] {

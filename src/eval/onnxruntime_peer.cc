@@ -100,14 +100,23 @@ OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& v
   return run;
 }
 
-OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* prompt,
-                                             int64_t batch, int64_t seq, int64_t decode_steps, int64_t layers, int64_t heads,
-                                             int64_t head_dim, int runs, int warmup, int threads) {
-  const io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(prompt, prompt + batch * seq)},
-                       {"decode_steps", decode_steps}, {"layers", layers}, {"heads", heads}, {"head_dim", head_dim}};
+OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,
+                                             const torch::Tensor& prompt, int64_t decode_steps, int runs, int warmup, int threads) {
+  const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
+  // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
+  const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
+  const torch::Tensor ids = prompt.contiguous();
+  const int64_t* p = ids.data_ptr<int64_t>();
+  const io::json in = {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
+                       {"decode_steps", decode_steps}, {"layers", model.info().num_layers}, {"heads", kv_heads},
+                       {"head_dim", block.head_dim}};
   const io::json r = run_node_script(peer, "ort_decode.js", variant, in, runs, warmup, threads);
   return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
+}
+
+double max_rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
 }
 
 io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8, int threads) {
@@ -127,9 +136,7 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8
   std::string version;
   if (model.info().is_decoder) {
     reference = model.forward(in).at("logits").select(1, -1);
-    const auto block = model.structure().attention.at(0);
-    auto r = run_onnxruntime_decoder(*peer, variant, ids.data_ptr<int64_t>(), batch, seq, 1, model.info().num_layers,
-                                     block.kv_heads > 0 ? block.kv_heads : block.num_heads, block.head_dim, 1, 0, threads);
+    auto r = run_onnxruntime_decoder(*peer, variant, model, ids, 1, 1, 0, threads);
     got = torch::tensor(r.first_logits).reshape({batch, -1});
     version = r.version;
   } else {
@@ -143,7 +150,7 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8
     got = torch::tensor(r.output).reshape({batch, -1});
     version = r.version;
   }
-  const double err = ((got - reference).abs().max() / reference.abs().max().clamp_min(1e-30)).item<double>();
+  const double err = max_rel_err(got, reference);
   if (!int8 && !(err <= 1e-4))
     fail_data("export --format onnx: ONNX Runtime's logits differ from libtorch's by ", err, " (relative; expected <= 1e-4); nothing written");
   const fs::path graph = peer->work_dir / ("model-" + variant + ".onnx");

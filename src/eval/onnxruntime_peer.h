@@ -58,10 +58,13 @@ struct OnnxRuntimeDecodeRun {
   std::vector<double> prefill_ms, decode_ms_per_token;  // one per timed run
   std::string version;
 };
-// A decoder exported by scripts/onnx_decoder.py: prefill `prompt` [batch, seq], then `decode_steps`
-// greedy tokens, once checked, `warmup` times, then `runs` timed times.
-OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, const int64_t* prompt,
-                                             int64_t batch, int64_t seq, int64_t decode_steps, int64_t layers, int64_t heads,
-                                             int64_t head_dim, int runs, int warmup, int threads);
+// `model` exported by scripts/onnx_decoder.py: prefill `prompt` [batch, seq], then `decode_steps`
+// greedy tokens, once checked, `warmup` times, then `runs` timed times. The KV-cache inputs are
+// shaped from the model (layers, KV heads, head size).
+OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,
+                                             const torch::Tensor& prompt, int64_t decode_steps, int runs, int warmup, int threads);
+
+// max |got - want| / max |want|: how every engine's output is checked against libtorch fp32.
+double max_rel_err(const torch::Tensor& got, const torch::Tensor& want);
 
 }  // namespace sqz::eval

@@ -89,7 +89,9 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     for (const auto& s : value["shape"]) {
       if (!s.is_number_unsigned()) fail_data(t, ": shape entries must be non-negative integers, got ", s.dump());
       dims.push_back(s.get<uint64_t>());
-      e.shape.push_back(static_cast<int64_t>(std::min<uint64_t>(dims.back(), INT64_MAX)));
+      // A dimension libtorch cannot hold is refused even when another is 0 (no silent clamping).
+      if (dims.back() > static_cast<uint64_t>(INT64_MAX)) fail_data(t, ": shape ", value["shape"].dump(), " has a dimension beyond 2^63");
+      e.shape.push_back(static_cast<int64_t>(dims.back()));
     }
     // Exact: a product that wraps must not pass for the bytes present.
     const auto bytes = checked_byte_size(dims, d->size);

@@ -95,6 +95,10 @@ TEST(Safetensors, RejectsHostileFiles) {
   write_raw(p, R"({"w":{"dtype":"F64","shape":[4194304,549755813889],"data_offsets":[0,33554432]}})", std::string(33554432, '\0'));
   EXPECT_NE(error_of(p).find("larger than 2^63 bytes"), std::string::npos) << error_of(p);
 
+  // A dimension libtorch cannot hold, hidden behind a zero one (0 bytes): refused, not clamped.
+  write_raw(p, R"({"w":{"dtype":"U8","shape":[0,9223372036854775809],"data_offsets":[0,0]}})", "");
+  EXPECT_NE(error_of(p).find("has a dimension beyond 2^63"), std::string::npos) << error_of(p);
+
   // An overlap that is not between neighbours in offset order: the empty tensor e sits between a
   // and c, and a reaches past c's start.
   write_raw(p,
