@@ -11,6 +11,8 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libutf8proc-dev libpcre2-dev
   libsentencepiece-dev libgtest-dev libbenchmark-dev
   python3-onnx python3-numpy python3-torch python3-venv python3-yaml python3-psutil
+  # scripts/sanitize.sh and scripts/fuzz.sh: clang with ASan/UBSan/libFuzzer, its OpenMP, llvm-symbolizer
+  clang-19 libclang-rt-19-dev libomp-19-dev llvm-19
 )
 # Node.js runs ONNX Runtime (npm onnxruntime-node), a peer of `sqz bench`; Debian's if none is there.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || PACKAGES+=(nodejs npm)

@@ -7,6 +7,8 @@
 #include "core/checked_size.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
+#include "io/tokenizers/unicode.h"
+#include "kernels/parallel.h"
 
 namespace sqz::io {
 
@@ -54,6 +56,8 @@ struct Cursor {
     const uint64_t n = read<uint64_t>(what + " length");
     need(n, what);
     std::string s(reinterpret_cast<const char*>(base + pos), n);
+    // GGUF strings are UTF-8; anything else would only fail later, unnamed, when written as JSON.
+    if (!unicode::is_valid_utf8(s)) fail_data(where, ": ", what, " at byte ", pos, " is not valid UTF-8");
     pos += n;
     return s;
   }
@@ -129,9 +133,24 @@ GgufTensorInfo read_tensor_info(Cursor& c, uint64_t index) {
 
 GgufFile::GgufFile(const fs::path& path) : path_(path), metadata_(json::object(), path.string() + " metadata") {
   if (!fs::exists(path)) fail_not_found(path.string(), ": file not found");
-  map_ = std::make_shared<MappedFile>(path);
-  const std::string where = path.string();
-  Cursor c{map_->data(), map_->size(), 0, where};
+  auto map = std::make_shared<MappedFile>(path);
+  data_ = map->data();
+  size_ = map->size();
+  owner_ = map;
+  parse();
+}
+
+GgufFile::GgufFile(std::string bytes, const std::string& where) : path_(where), metadata_(json::object(), where + " metadata") {
+  auto owned = std::make_shared<std::string>(std::move(bytes));
+  data_ = reinterpret_cast<const uint8_t*>(owned->data());
+  size_ = owned->size();
+  owner_ = owned;
+  parse();
+}
+
+void GgufFile::parse() {
+  const std::string where = path_.string();
+  Cursor c{data_, size_, 0, where};
   if (c.size < 4 || std::memcmp(c.base, "GGUF", 4) != 0)
     fail_data(where, ": not a GGUF file (expected the magic 'GGUF' in the first 4 bytes)");
   c.pos = 4;
@@ -196,20 +215,17 @@ const GgufTensorInfo* GgufFile::find(const std::string& name) const {
   return nullptr;
 }
 
-torch::Tensor GgufFile::dequantize(const GgufTensorInfo& info) const {
+void GgufFile::dequantize_into(const GgufTensorInfo& info, float* out) const {
   if (!info.type.decodable)
     fail_unimplemented(path_.string(), ": tensor '", info.name, "' is stored as ", info.type.name,
                        ", which sqz does not decode (decoded: ", decodable_ggml_type_names(), ")");
-  torch::Tensor out = torch::empty(info.torch_shape(), torch::kFloat32);
   const int64_t row = info.dims[0];
   const int64_t rows = row ? info.numel / row : 0;
   const int64_t row_bytes = row / info.type.block_values * info.type.block_bytes;
-  const uint8_t* src = map_->data() + info.offset;
-  float* dst = out.data_ptr<float>();
-  at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) dequantize_row(info.type, src + r * row_bytes, dst + r * row, row);
+  const uint8_t* src = data_ + info.offset;
+  kernels::parallel_for(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) dequantize_row(info.type, src + r * row_bytes, out + r * row, row);
   });
-  return out;
 }
 
 }  // namespace sqz::io

@@ -3,16 +3,12 @@
 // tensor data. Every count, length, offset and size is checked against the file before use, so
 // a hostile file gets an error naming the file, the field and what was expected.
 #pragma once
-#include <torch/torch.h>
-
 #include <memory>
 
 #include "io/gguf_blocks.h"
 #include "io/json_file.h"
 
 namespace sqz::io {
-
-class MappedFile;
 
 struct GgufTensorInfo {
   std::string name;
@@ -28,6 +24,8 @@ struct GgufTensorInfo {
 class GgufFile {
  public:
   explicit GgufFile(const fs::path& path);
+  // The same checks on bytes in memory (the fuzz target); `where` names them in errors.
+  GgufFile(std::string bytes, const std::string& where);
   ~GgufFile();
 
   const fs::path& path() const { return path_; }
@@ -36,12 +34,17 @@ class GgufFile {
   const JsonFields& metadata() const { return metadata_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
   const GgufTensorInfo* find(const std::string& name) const;
-  // The tensor decoded to float32 in torch_shape(); a type sqz does not decode is refused by name.
-  torch::Tensor dequantize(const GgufTensorInfo& info) const;
+  // The tensor decoded to float32 into `out` (numel floats, torch_shape() order); a type sqz does
+  // not decode is refused by name.
+  void dequantize_into(const GgufTensorInfo& info, float* out) const;
 
  private:
+  void parse();
+
   fs::path path_;
-  std::shared_ptr<MappedFile> map_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  std::shared_ptr<const void> owner_;  // the mapping or the owned bytes data_ points into
   uint32_t version_ = 0;
   JsonFields metadata_;
   std::vector<GgufTensorInfo> tensors_;

@@ -8,9 +8,15 @@ json read_json_file(const fs::path& path) {
   if (!fs::exists(path)) fail_not_found(path.string(), ": file not found");
   try {
     return json::parse(read_text_file(path));
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers beyond a double
     fail_data(path.string(), ": not valid JSON (", e.what(), ")");
   }
+}
+
+json read_json_object(const fs::path& path) {
+  json value = read_json_file(path);
+  if (!value.is_object()) fail_data(path.string(), ": expected a JSON object at the top level, got ", value.type_name());
+  return value;
 }
 
 void write_json_file_atomic(const fs::path& path, const json& value) { write_file_atomic(path, value.dump(2) + "\n"); }

@@ -12,6 +12,8 @@ namespace sqz::io {
 using json = nlohmann::json;
 
 json read_json_file(const fs::path& path);
+// The same, refusing anything but an object at the top level (config and tokenizer files).
+json read_json_object(const fs::path& path);
 void write_json_file_atomic(const fs::path& path, const json& value);
 
 class JsonFields {

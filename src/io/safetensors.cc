@@ -3,7 +3,6 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/checked_size.h"
 #include "core/error.h"
 #include "io/mapped_file.h"
 
@@ -13,27 +12,16 @@ using json = nlohmann::json;
 
 namespace {
 
-// Refuse headers beyond this: real ones are a few hundred KiB even for 100B-parameter shards.
-constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
-
 struct DtypeInfo {
   const char* name;
   torch::ScalarType type;
-  size_t size;
 };
 
 constexpr DtypeInfo kDtypes[] = {
-    {"F32", torch::kFloat32, 4}, {"F16", torch::kFloat16, 2}, {"BF16", torch::kBFloat16, 2},
-    {"F64", torch::kFloat64, 8}, {"I8", torch::kInt8, 1},     {"U8", torch::kUInt8, 1},
-    {"I16", torch::kInt16, 2},   {"I32", torch::kInt32, 4},   {"I64", torch::kInt64, 8},
-    {"BOOL", torch::kBool, 1},
+    {"F32", torch::kFloat32}, {"F16", torch::kFloat16}, {"BF16", torch::kBFloat16}, {"F64", torch::kFloat64},
+    {"I8", torch::kInt8},     {"U8", torch::kUInt8},    {"I16", torch::kInt16},     {"I32", torch::kInt32},
+    {"I64", torch::kInt64},   {"BOOL", torch::kBool},
 };
-
-const DtypeInfo* find_dtype(const std::string& name) {
-  for (const auto& d : kDtypes)
-    if (name == d.name) return &d;
-  return nullptr;
-}
 
 }  // namespace
 
@@ -43,82 +31,19 @@ const char* safetensors_dtype_name(torch::ScalarType type) {
   fail_invalid("dtype ", c10::toString(type), " cannot be stored in safetensors");
 }
 
+torch::ScalarType safetensors_dtype(const TensorEntry& e) {
+  for (const auto& d : kDtypes)
+    if (e.dtype_name == d.name) return d.type;
+  fail_invalid("tensor '", e.name, "': dtype ", e.dtype_name, " has no torch type");
+}
+
 SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   if (!fs::exists(path)) fail_not_found(path.string(), ": file not found");
   map_ = std::make_shared<MappedFile>(path);
-  const std::string where = path.string();
-  uint64_t size = map_->size();
-  if (size < 8) fail_data(where, ": truncated safetensors file (", size, " bytes, need at least 8 for the header length)");
-  uint64_t header_len;
-  std::memcpy(&header_len, map_->data(), 8);
-  if (header_len > size - 8)
-    fail_data(where, ": header length ", header_len, " is larger than the rest of the file (", size - 8, " bytes)");
-  if (header_len > kMaxHeaderBytes) fail_data(where, ": header length ", header_len, " exceeds the 100 MiB limit");
-  data_offset_ = 8 + header_len;
-  const uint64_t buffer_size = size - data_offset_;
-  json header;
-  try {
-    header = json::parse(map_->data() + 8, map_->data() + 8 + header_len);
-  } catch (const json::parse_error& e) {
-    fail_data(where, ": header is not valid JSON (", e.what(), ")");
-  }
-  if (!header.is_object()) fail_data(where, ": header must be a JSON object");
-  std::vector<const TensorEntry*> by_offset;
-  for (auto& [name, value] : header.items()) {
-    if (name == "__metadata__") {
-      if (!value.is_object()) fail_data(where, ": __metadata__ must be an object of strings");
-      for (auto& [k, v] : value.items()) {
-        if (!v.is_string()) fail_data(where, ": __metadata__ field '", k, "' must be a string");
-        metadata_[k] = v.get<std::string>();
-      }
-      continue;
-    }
-    const std::string t = where + ": tensor '" + name + "'";
-    if (!value.is_object()) fail_data(t, " must be an object");
-    if (!value.contains("dtype") || !value["dtype"].is_string()) fail_data(t, ": missing string field 'dtype'");
-    if (!value.contains("shape") || !value["shape"].is_array()) fail_data(t, ": missing array field 'shape'");
-    if (!value.contains("data_offsets") || !value["data_offsets"].is_array() || value["data_offsets"].size() != 2)
-      fail_data(t, ": 'data_offsets' must be an array of two integers");
-    TensorEntry e;
-    e.name = name;
-    e.dtype_name = value["dtype"].get<std::string>();
-    const DtypeInfo* d = find_dtype(e.dtype_name);
-    if (!d) fail_data(t, ": unknown dtype '", e.dtype_name, "' (expected F32, F16, BF16, F64, I8, U8, I16, I32, I64 or BOOL)");
-    e.dtype = d->type;
-    std::vector<uint64_t> dims;
-    for (const auto& s : value["shape"]) {
-      if (!s.is_number_unsigned()) fail_data(t, ": shape entries must be non-negative integers, got ", s.dump());
-      dims.push_back(s.get<uint64_t>());
-      // A dimension libtorch cannot hold is refused even when another is 0 (no silent clamping).
-      if (dims.back() > static_cast<uint64_t>(INT64_MAX)) fail_data(t, ": shape ", value["shape"].dump(), " has a dimension beyond 2^63");
-      e.shape.push_back(static_cast<int64_t>(dims.back()));
-    }
-    // Exact: a product that wraps must not pass for the bytes present.
-    const auto bytes = checked_byte_size(dims, d->size);
-    if (!bytes) fail_data(t, ": shape ", value["shape"].dump(), " of ", e.dtype_name, " is larger than 2^63 bytes");
-    for (const auto& o : value["data_offsets"])
-      if (!o.is_number_unsigned()) fail_data(t, ": data_offsets must be non-negative integers, got ", value["data_offsets"].dump());
-    e.begin = value["data_offsets"][0].get<uint64_t>();
-    e.end = value["data_offsets"][1].get<uint64_t>();
-    if (e.begin > e.end) fail_data(t, ": data_offsets [", e.begin, ", ", e.end, "] are reversed");
-    if (e.end > buffer_size)
-      fail_data(t, ": data_offsets [", e.begin, ", ", e.end, "] run past the end of the data (", buffer_size,
-                " bytes); the file is truncated or corrupt");
-    if (e.end - e.begin != *bytes)
-      fail_data(t, ": holds ", e.end - e.begin, " bytes but shape ", value["shape"].dump(), " of ", e.dtype_name, " needs ", *bytes);
-    entries_.emplace(name, std::move(e));
-  }
-  for (const auto& [name, e] : entries_) by_offset.push_back(&e);
-  std::sort(by_offset.begin(), by_offset.end(), [](auto* a, auto* b) { return a->begin < b->begin; });
-  // Against the furthest-reaching tensor so far, not only the neighbour: [0,100) overlaps [30,40)
-  // even with [10,20) between them. Empty tensors occupy nothing.
-  const TensorEntry* reach = nullptr;
-  for (const TensorEntry* e : by_offset) {
-    if (e->end == e->begin) continue;
-    if (reach && e->begin < reach->end)
-      fail_data(where, ": tensors '", reach->name, "' and '", e->name, "' overlap in the data buffer");
-    if (!reach || e->end > reach->end) reach = e;
-  }
+  SafetensorsHeader header = parse_safetensors_header(map_->data(), map_->size(), path.string());
+  data_offset_ = header.data_offset;
+  entries_ = std::move(header.entries);
+  metadata_ = std::move(header.metadata);
 }
 
 SafetensorsFile::~SafetensorsFile() = default;
@@ -131,11 +56,10 @@ const TensorEntry& SafetensorsFile::entry(const std::string& name) const {
 
 torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorEntry& e = entry(name);
-  auto options = torch::TensorOptions().dtype(e.dtype);
+  auto options = torch::TensorOptions().dtype(safetensors_dtype(e));
   uint8_t* p = map_->data() + data_offset_ + e.begin;
   if (e.end == e.begin) return torch::empty(e.shape, options);
-  size_t elem = torch::elementSize(e.dtype);
-  if (reinterpret_cast<uintptr_t>(p) % elem == 0) {
+  if (reinterpret_cast<uintptr_t>(p) % e.element_bytes == 0) {
     auto keep = map_;  // the tensor keeps the mapping alive
     return torch::from_blob(p, e.shape, [keep](void*) {}, options);
   }
@@ -180,7 +104,7 @@ Checkpoint::Checkpoint(const fs::path& model_dir) {
     json j;
     try {
       j = json::parse(read_text_file(index));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
       fail_data(index.string(), ": not valid JSON (", e.what(), ")");
     }
     if (!j.contains("weight_map") || !j["weight_map"].is_object())

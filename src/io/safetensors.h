@@ -1,6 +1,5 @@
-// safetensors: 8-byte little-endian header length N, N bytes of JSON, then the byte buffer.
-// The reader treats every file as hostile: each structural rule of the format is checked and a
-// violation names the file and the tensor.
+// safetensors files as torch tensors: the header is validated by parse_safetensors_header (no
+// torch), then tensors are handed out over the mapped file.
 #pragma once
 #include <torch/torch.h>
 
@@ -8,17 +7,9 @@
 #include <memory>
 
 #include "core/fs.h"
+#include "io/safetensors_header.h"
 
 namespace sqz::io {
-
-struct TensorEntry {
-  std::string name;
-  torch::ScalarType dtype;
-  std::string dtype_name;  // as written in the header ("F32", "BF16", ...)
-  std::vector<int64_t> shape;
-  uint64_t begin = 0;  // offsets relative to the start of the byte buffer
-  uint64_t end = 0;
-};
 
 class MappedFile;
 
@@ -49,6 +40,7 @@ void write_safetensors(const fs::path& path, const std::vector<std::pair<std::st
                        const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
 
 const char* safetensors_dtype_name(torch::ScalarType type);
+torch::ScalarType safetensors_dtype(const TensorEntry& e);
 
 // A checkpoint in a model dir: model.safetensors, or shards listed by model.safetensors.index.json.
 class Checkpoint {

@@ -36,7 +36,8 @@ void fill_parameters(const io::GgufFile& g, const GgufConversion& conv, Transfor
     if (it == params.end())
       fail_data(g.path().string(), ": tensor '", t.name, "' (", target.hf_name, ") has no parameter in the ",
                 model.info().head_class, " its metadata describes");
-    torch::Tensor w = g.dequantize(t);
+    torch::Tensor w = torch::empty(t.torch_shape(), torch::kFloat32);
+    g.dequantize_into(t, w.data_ptr<float>());
     if (target.relayout) w = target.relayout(w);
     if (w.sizes() != it->second.sizes())
       fail_data(g.path().string(), ": tensor '", t.name, "' has shape ", w.sizes(), ", but the metadata gives ",

@@ -76,7 +76,7 @@ torch::Tensor RuntimeDirReader::tensor(const std::string& name, torch::ScalarTyp
   if (!weights_->contains(name))
     fail_data(weights_path(), ": no tensor '", name, "' (", manifest_.source(), " describes it)");
   const auto& e = weights_->entry(name);
-  if (e.dtype != dtype || e.shape != shape)
+  if (e.dtype_name != io::safetensors_dtype_name(dtype) || e.shape != shape)
     fail_data(weights_path(), ": tensor '", name, "' is ", e.dtype_name, " ", shape_text(e.shape), "; ",
               manifest_.source(), " implies ", io::safetensors_dtype_name(dtype), " ", shape_text(shape));
   return weights_->tensor(name).contiguous();

@@ -112,6 +112,8 @@ TrainRecipe TrainRecipe::from_node(const YAML::Node& root, const std::string& so
   if (root && !root.IsNull()) {
     if (!root.IsMap()) fail_invalid(source, ": a recipe must be a mapping of key: value");
     for (const auto& kv : root) {
+      if (!kv.first.IsScalar())
+        fail_invalid(source, ":", kv.first.Mark().line + 1, ": a recipe key must be a plain name, got '", YAML::Dump(kv.first), "'");
       std::string key = kv.first.as<std::string>();
       set_field(r, key, kv.second, to_text(source, ":", kv.first.Mark().line + 1));
     }

@@ -4,38 +4,11 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
-#include <cctype>
 #include <cstdio>
-#include <random>
-
-#include "core/error.h"
 
 extern char** environ;
 
 namespace sqz::testing {
-
-fs::path shared_dir() { return SQZ_SHARED_DIR; }
-fs::path fixtures_dir() { return shared_dir() / "fixtures"; }
-
-ScratchDir::ScratchDir(const std::string& tag) {
-  std::random_device rd;
-  path_ = fs::temp_directory_path() / ("sqz-test-" + tag + "-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
-  fs::create_directories(path_);
-}
-
-ScratchDir::~ScratchDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 RunResult run_sqz(const std::string& args) {
   std::string cmd = std::string(SQZ_BINARY) + " " + args + " 2>&1";
@@ -75,13 +48,6 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   return ::testing::AssertionFailure() << "max |diff| " << (actual - expected).abs().max().item<double>() << " at flat index "
                                        << worst << ": got " << actual.flatten()[worst].item<double>() << ", expected "
                                        << expected.flatten()[worst].item<double>() << " (atol " << atol << ", rtol " << rtol << ")";
-}
-
-std::string param_name(const ::testing::TestParamInfo<std::string>& info) {
-  std::string name = info.param;
-  for (char& c : name)
-    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-  return name;
 }
 
 }  // namespace sqz::testing

@@ -1,4 +1,5 @@
-// Helpers shared by the test binaries: fixture paths, scratch dirs, allclose with a report.
+// Helpers shared by the torch-linking test binaries: running the sqz binary, allclose with a report
+// (and, from test_paths.h, fixture paths and scratch dirs).
 #pragma once
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -8,25 +9,9 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "unit/test_paths.h"
 
 namespace sqz::testing {
-
-fs::path shared_dir();
-fs::path fixtures_dir();
-// A fresh empty directory under the system temp dir, removed at destruction.
-class ScratchDir {
- public:
-  explicit ScratchDir(const std::string& tag);
-  ~ScratchDir();
-  const fs::path& path() const { return path_; }
-  fs::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  fs::path path_;
-};
-
-// The message of the sqz::Error `f` throws, or "" when it throws none.
-std::string error_of(const std::function<void()>& f);
 
 // Runs the sqz binary with `args` (a shell fragment), stdout and stderr together.
 struct RunResult {
@@ -41,6 +26,4 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log);
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);
 
-// A gtest parameter name from a directory name such as "bert-mlm": non-alphanumerics become '_'.
-std::string param_name(const ::testing::TestParamInfo<std::string>& info);
 }  // namespace sqz::testing

@@ -45,9 +45,9 @@ void Tokenizer::add_token(const std::string& content, int64_t id) {
 
 void Tokenizer::load_common(const fs::path& dir) {
   json config = json::object();
-  if (fs::exists(dir / "tokenizer_config.json")) config = read_json_file(dir / "tokenizer_config.json");
+  if (fs::exists(dir / "tokenizer_config.json")) config = read_json_object(dir / "tokenizer_config.json");
   json special_map = json::object();
-  if (fs::exists(dir / "special_tokens_map.json")) special_map = read_json_file(dir / "special_tokens_map.json");
+  if (fs::exists(dir / "special_tokens_map.json")) special_map = read_json_object(dir / "special_tokens_map.json");
   for (const char* role : kRoles) {
     std::string key = std::string(role) + "_token";
     std::string v = special_map.contains(key) ? token_content(special_map[key]) : "";
@@ -56,6 +56,8 @@ void Tokenizer::load_common(const fs::path& dir) {
   }
   if (config.contains("added_tokens_decoder") && config["added_tokens_decoder"].is_object()) {
     for (auto& [id_text, tok] : config["added_tokens_decoder"].items()) {
+      if (!tok.is_object())
+        fail_data((dir / "tokenizer_config.json").string(), ": added_tokens_decoder['", id_text, "'] must be an object");
       AddedToken t;
       t.content = token_content(tok);
       try {
@@ -179,17 +181,18 @@ BatchEncoding Tokenizer::encode_batch(const std::vector<std::string>& texts, con
   auto pad = special_id("pad");
   if (!pad) pad = special_id("eos");
   int64_t pad_id = pad.value_or(0);
-  int64_t b = static_cast<int64_t>(texts.size()), t = static_cast<int64_t>(longest);
-  BatchEncoding out{torch::full({b, t}, pad_id, torch::kLong), torch::zeros({b, t}, torch::kLong),
-                    torch::zeros({b, t}, torch::kLong)};
-  auto ids = out.input_ids.accessor<int64_t, 2>();
-  auto mask = out.attention_mask.accessor<int64_t, 2>();
-  auto types = out.token_type_ids.accessor<int64_t, 2>();
-  for (int64_t i = 0; i < b; ++i)
+  BatchEncoding out;
+  out.batch = static_cast<int64_t>(texts.size());
+  out.length = static_cast<int64_t>(longest);
+  const size_t cells = texts.size() * longest;
+  out.input_ids.assign(cells, pad_id);
+  out.attention_mask.assign(cells, 0);
+  out.token_type_ids.assign(cells, 0);
+  for (size_t i = 0; i < encs.size(); ++i)
     for (size_t j = 0; j < encs[i].ids.size(); ++j) {
-      ids[i][j] = encs[i].ids[j];
-      mask[i][j] = 1;
-      types[i][j] = encs[i].type_ids[j];
+      out.input_ids[i * longest + j] = encs[i].ids[j];
+      out.attention_mask[i * longest + j] = 1;
+      out.token_type_ids[i * longest + j] = encs[i].type_ids[j];
     }
   return out;
 }
@@ -249,12 +252,26 @@ int copy_tokenizer_files(const fs::path& from, const fs::path& to) {
   return n;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
+namespace {
+
+std::unique_ptr<Tokenizer> construct_tokenizer(const fs::path& dir) {
   if (fs::exists(dir / "vocab.txt")) return std::make_unique<WordPieceTokenizer>(dir);
   if (fs::exists(dir / "tokenizer.model") || fs::exists(dir / "spiece.model")) return std::make_unique<SentencePieceTokenizer>(dir);
   if ((fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) || fs::exists(dir / "tokenizer.json"))
     return std::make_unique<ByteBpeTokenizer>(dir);
   fail_not_found(dir.string(), ": no tokenizer files (expected vocab.txt, vocab.json + merges.txt, tokenizer.json or tokenizer.model)");
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& dir) {
+  try {
+    return construct_tokenizer(dir);
+  } catch (const json::exception& e) {
+    // The readers name the field where they check one; a value of another JSON type than the one
+    // read (found by fuzzing) still gets the dir and nlohmann's description instead of a crash.
+    fail_data(dir.string(), ": a tokenizer file holds a value of the wrong JSON type (", e.what(), ")");
+  }
 }
 
 }  // namespace sqz::io

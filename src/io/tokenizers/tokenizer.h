@@ -1,11 +1,12 @@
 // Tokenizers read from a HF model dir, behaving as transformers' slow (Python) tokenizers:
 // added/special tokens are split out first, the rest goes to the model-specific algorithm.
 #pragma once
-#include <torch/torch.h>
-
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "core/fs.h"
 
@@ -23,8 +24,10 @@ struct Encoding {
   std::vector<int64_t> type_ids;
 };
 
+// Row-major [batch, length] int64 arrays.
 struct BatchEncoding {
-  torch::Tensor input_ids, attention_mask, token_type_ids;  // [B, T] int64
+  int64_t batch = 0, length = 0;
+  std::vector<int64_t> input_ids, attention_mask, token_type_ids;
 };
 
 // The largest token id a vocab file may name, plus one (16.7M; real vocabularies stay below 1M).

@@ -94,6 +94,19 @@ std::string encode_utf8(const std::vector<char32_t>& cps) {
 
 std::string replace_invalid_utf8(const std::string& bytes) { return encode_utf8(decode_utf8(bytes)); }
 
+bool is_valid_utf8(const std::string& bytes) {
+  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(bytes.data());
+  utf8proc_ssize_t left = static_cast<utf8proc_ssize_t>(bytes.size());
+  while (left > 0) {
+    utf8proc_int32_t cp = 0;
+    const utf8proc_ssize_t n = utf8proc_iterate(p, left, &cp);
+    if (n <= 0 || cp < 0) return false;
+    p += n;
+    left -= n;
+  }
+  return true;
+}
+
 bool is_whitespace(char32_t cp) {
   if (cp == ' ' || cp == '\t' || cp == '\n' || cp == '\r') return true;
   return utf8proc_category(static_cast<utf8proc_int32_t>(cp)) == UTF8PROC_CATEGORY_ZS;

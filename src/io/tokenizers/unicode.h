@@ -11,6 +11,9 @@ std::vector<char32_t> decode_utf8(const std::string& text);
 std::string encode_utf8(char32_t cp);
 std::string encode_utf8(const std::vector<char32_t>& cps);
 std::string replace_invalid_utf8(const std::string& bytes);
+// RFC 3629 UTF-8 (no overlong forms, surrogates or code points beyond U+10FFFF): what JSON output
+// requires of every string.
+bool is_valid_utf8(const std::string& bytes);
 
 bool is_whitespace(char32_t cp);   // BERT's _is_whitespace
 bool is_control(char32_t cp);      // BERT's _is_control

@@ -13,6 +13,7 @@ PackedBf16Weights pack_bf16_weights(const float* w, int64_t n, int64_t k, int64_
   out.k_pairs = (k + 1) / 2;
   out.panels = (n + kBf16PanelCols - 1) / kBf16PanelCols;
   out.data.assign(static_cast<size_t>(out.panels * out.k_pairs * 2 * kBf16PanelCols), 0);
+  if (out.data.empty()) return out;  // k == 0: no column pointer may be formed into an empty buffer (UBSan)
   for (int64_t j = 0; j < n; ++j) {
     uint16_t* col = out.data.data() + (j / kBf16PanelCols) * out.k_pairs * 2 * kBf16PanelCols + 2 * (j % kBf16PanelCols);
     for (int64_t kk = 0; kk < k; ++kk) col[(kk / 2) * 2 * kBf16PanelCols + (kk % 2)] = float_to_bf16(w[j * ldw + kk]);
@@ -21,6 +22,7 @@ PackedBf16Weights pack_bf16_weights(const float* w, int64_t n, int64_t k, int64_
 }
 
 void unpack_bf16_weights(const PackedBf16Weights& p, uint16_t* w) {
+  if (p.data.empty()) return;
   for (int64_t j = 0; j < p.n; ++j) {
     const uint16_t* col = p.data.data() + (j / kBf16PanelCols) * p.k_pairs * 2 * kBf16PanelCols + 2 * (j % kBf16PanelCols);
     for (int64_t kk = 0; kk < p.k; ++kk) w[j * p.k + kk] = col[(kk / 2) * 2 * kBf16PanelCols + (kk % 2)];
