@@ -219,8 +219,11 @@ void GgufFile::dequantize_into(const GgufTensorInfo& info, float* out) const {
   if (!info.type.decodable)
     fail_unimplemented(path_.string(), ": tensor '", info.name, "' is stored as ", info.type.name,
                        ", which sqz does not decode (decoded: ", decodable_ggml_type_names(), ")");
+  // An empty tensor may still declare a huge first dimension (dims [2^62, 0]); with numel > 0 the
+  // row's byte count is bounded by the checked tensor byte size.
+  if (info.numel == 0) return;
   const int64_t row = info.dims[0];
-  const int64_t rows = row ? info.numel / row : 0;
+  const int64_t rows = info.numel / row;
   const int64_t row_bytes = row / info.type.block_values * info.type.block_bytes;
   const uint8_t* src = data_ + info.offset;
   kernels::parallel_for(rows, [&](int64_t begin, int64_t end) {
