@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_file.h"
 #include "io/mapped_file.h"
 
 namespace sqz::io {
@@ -101,12 +102,7 @@ Checkpoint::Checkpoint(const fs::path& model_dir) {
   if (fs::exists(single)) {
     files_.push_back(std::make_unique<SafetensorsFile>(single));
   } else if (fs::exists(index)) {
-    json j;
-    try {
-      j = json::parse(read_text_file(index));
-    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number beyond a double
-      fail_data(index.string(), ": not valid JSON (", e.what(), ")");
-    }
+    const json j = read_json_file(index);
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       fail_data(index.string(), ": missing object field 'weight_map'");
     std::map<std::string, const SafetensorsFile*> shard_by_name;

@@ -18,9 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       g.dequantize_into(t, out.data());
     }
     if (!g.metadata().has("tokenizer.ggml.tokens")) return;
-    fuzz::scratch().reset();
-    io::write_gguf_tokenizer(g.metadata(), fuzz::scratch().path(), 512);
-    auto tok = io::load_tokenizer(fuzz::scratch().path());
+    const fs::path& dir = fuzz::fresh_scratch_dir();
+    io::write_gguf_tokenizer(g.metadata(), dir, 512);
+    auto tok = io::load_tokenizer(dir);
     tok->decode(tok->encode("Hello, world! 123").ids);
   });
   return 0;

@@ -10,24 +10,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string rest(reinterpret_cast<const char*>(data) + 1, size - 1);
   const size_t cut = rest.find('\0');
   const std::string first = rest.substr(0, cut), second = cut == std::string::npos ? "" : rest.substr(cut + 1);
-  fuzz::ScratchDir& dir = fuzz::scratch();
-  dir.reset();
+  const fs::path& dir = fuzz::fresh_scratch_dir();
   switch (data[0] % 3) {
     case 0:
-      dir.write("tokenizer.json", first);
-      if (!second.empty()) dir.write("tokenizer_config.json", second);
+      write_file_atomic(dir / "tokenizer.json", first);
+      if (!second.empty()) write_file_atomic(dir / "tokenizer_config.json", second);
       break;
     case 1:
-      dir.write("vocab.txt", first);
-      if (!second.empty()) dir.write("tokenizer_config.json", second);
+      write_file_atomic(dir / "vocab.txt", first);
+      if (!second.empty()) write_file_atomic(dir / "tokenizer_config.json", second);
       break;
     default:
-      dir.write("vocab.json", first);
-      dir.write("merges.txt", second);
+      write_file_atomic(dir / "vocab.json", first);
+      write_file_atomic(dir / "merges.txt", second);
       break;
   }
   fuzz::refusals_allowed([&] {
-    auto tok = io::load_tokenizer(dir.path());
+    auto tok = io::load_tokenizer(dir);
     const std::string pair = "and a pair";
     auto enc = tok->encode("Hello, WORLD! caf\xc3\xa9 \xe4\xb8\xad  x", &pair, 16);
     tok->decode(enc.ids, true);

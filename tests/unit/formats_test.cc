@@ -1,10 +1,9 @@
 // The torch-free format readers on bytes in memory: what the fuzz targets drive, checked on the
 // hostile cases of issue 23 and on real files from the fixtures. Built by the sanitizer build too.
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "io/gguf.h"
 #include "io/npy_header.h"
 #include "io/safetensors_header.h"
@@ -27,15 +26,8 @@ std::string parse_error(const std::string& bytes) {
   });
 }
 
-std::string read_all(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(SafetensorsHeader, ParsesAFixtureCheckpoint) {
-  const std::string bytes = read_all(testing::fixtures_dir() / "bert-mlm" / "model" / "model.safetensors");
+  const std::string bytes = read_text_file(testing::fixtures_dir() / "bert-mlm" / "model" / "model.safetensors");
   auto h = io::parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), "bert");
   ASSERT_FALSE(h.entries.empty());
   uint64_t covered = 0;
@@ -72,7 +64,7 @@ TEST(SafetensorsHeader, EachBrokenFieldIsNamed) {
 }
 
 TEST(NpyHeader, ReadsAFixtureAndRefusesWrongLengths) {
-  const std::string bytes = read_all(testing::fixtures_dir() / "bert-mlm" / "inputs" / "input_ids.npy");
+  const std::string bytes = read_text_file(testing::fixtures_dir() / "bert-mlm" / "inputs" / "input_ids.npy");
   auto h = io::parse_npy_header(bytes, "ids.npy");
   EXPECT_EQ(h.descr, "<i8");
   ASSERT_EQ(h.shape.size(), 2u);
