@@ -17,11 +17,11 @@ struct CompressArgs {
   std::string recipe;
   std::vector<std::string> sweeps;
   std::vector<std::string> sets;
-  bool overwrite = false;
+  bool overwrite = false, resume = false;
 };
 
 void run_compress_cmd(const CompressArgs& a) {
-  pipeline::CompressOptions o{a.overwrite};
+  pipeline::CompressOptions o{a.overwrite, a.resume};
   if (!a.sweeps.empty()) {
     std::vector<pipeline::Sweep> sweeps;
     for (const auto& s : a.sweeps) sweeps.push_back(pipeline::Sweep::parse(s));
@@ -59,7 +59,9 @@ void add_compress_command(CLI::App& app) {
   cmd->add_option("--set", a->sets, "override a recipe key by path: --set prune.0.sparsity=0.6 (repeatable)");
   cmd->add_option("--sweep", a->sweeps,
                   "run once per value and plot: --sweep prune.0.sparsity=0.25,0.5,0.75 (repeat to move several keys in lockstep)");
-  cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
+  cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory (and discard an interrupted run's OUT.partial)");
+  cmd->add_flag("--resume", a->resume,
+                "continue the interrupted run in OUT.partial from its last checkpoint (same recipe); starts it when there is none");
   cmd->callback([a] { run_compress_cmd(*a); });
 
   auto* sp = app.add_subcommand("speedup", "Cut heads/FFN neurons that are zero in a model's weights out of its matrices");

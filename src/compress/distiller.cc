@@ -265,6 +265,26 @@ std::vector<torch::Tensor> Distiller::trainable() {
   return out;
 }
 
+void Distiller::save_state(const std::string& prefix, train::StateDict& state) const {
+  for (size_t i = 0; i < projections_.size(); ++i)
+    if (projections_[i]) {
+      state.put(prefix + "projection." + std::to_string(i) + ".weight", projections_[i]->weight);
+      state.put(prefix + "projection." + std::to_string(i) + ".bias", projections_[i]->bias);
+    }
+  state.put(prefix + "memory", memory_);
+  state.put(prefix + "memory_seen", memory_seen_);
+}
+
+void Distiller::load_state(const std::string& prefix, const train::StateDict& state) {
+  for (size_t i = 0; i < projections_.size(); ++i)
+    if (projections_[i]) {
+      state.copy_into(prefix + "projection." + std::to_string(i) + ".weight", projections_[i]->weight);
+      state.copy_into(prefix + "projection." + std::to_string(i) + ".bias", projections_[i]->bias);
+    }
+  memory_ = state.get(prefix + "memory");
+  memory_seen_ = state.get(prefix + "memory_seen");
+}
+
 std::string Distiller::status() const {
   std::ostringstream s;
   s.precision(3);

@@ -10,6 +10,7 @@
 #include "nn/layers.h"
 #include "data/tasks.h"
 #include "data/objectives.h"
+#include "train/state_dict.h"
 
 namespace sqz::compress {
 
@@ -49,6 +50,9 @@ class Distiller {
   // labels_weight * task loss + the distillation terms on this batch.
   torch::Tensor loss(const data::Batch& batch, const data::LossResult& task);
   std::vector<torch::Tensor> trainable();
+  // The learned projections and the contrastive memory, under `prefix`.
+  void save_state(const std::string& prefix, train::StateDict& state) const;
+  void load_state(const std::string& prefix, const train::StateDict& state);
   // The last batch's terms, for the progress bar and the log.
   std::string status() const;
   const DistillSpec& spec() const { return spec_; }

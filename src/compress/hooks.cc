@@ -60,6 +60,18 @@ std::string CompressHooks::describe_nonfinite() const {
   return "";
 }
 
+void CompressHooks::save_state(train::StateDict& state) const {
+  for (size_t i = 0; i < pruners.size(); ++i) pruners[i]->save_state("pruner." + std::to_string(i) + ".", state);
+  for (size_t i = 0; i < quantizers.size(); ++i) quantizers[i]->save_state("quantizer." + std::to_string(i) + ".", state);
+  if (distiller) distiller->save_state("distiller.", state);
+}
+
+void CompressHooks::load_state(const train::StateDict& state) {
+  for (size_t i = 0; i < pruners.size(); ++i) pruners[i]->load_state("pruner." + std::to_string(i) + ".", state);
+  for (size_t i = 0; i < quantizers.size(); ++i) quantizers[i]->load_state("quantizer." + std::to_string(i) + ".", state);
+  if (distiller) distiller->load_state("distiller.", state);
+}
+
 quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pruners) {
   quant::SparsityExport nm;
   for (const auto& p : pruners) {

@@ -23,6 +23,8 @@ class CompressHooks : public train::TrainHooks {
   void before_step(int64_t step) override;
   std::string status() const override;
   std::string describe_nonfinite() const override;
+  void save_state(train::StateDict& state) const override;
+  void load_state(const train::StateDict& state) override;
 
   std::vector<std::unique_ptr<Pruner>> pruners;
   std::vector<std::unique_ptr<quant::Quantizer>> quantizers;  // QAT

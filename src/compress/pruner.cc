@@ -437,4 +437,25 @@ double Pruner::sparsity() const {
   return total == 0 ? 0.0 : 1.0 - static_cast<double>(kept) / static_cast<double>(total);
 }
 
+void Pruner::save_state(const std::string& prefix, train::StateDict& state) const {
+  state.put_value(prefix + "current_target", current_target_);
+  for (size_t i = 0; i < units_.size(); ++i) {
+    const std::string unit = prefix + "unit." + std::to_string(i) + ".";
+    state.put(unit + "mask", units_[i]->mask);
+    state.put(unit + "importance", units_[i]->importance);
+    state.put(unit + "scores", units_[i]->scores);
+  }
+}
+
+void Pruner::load_state(const std::string& prefix, const train::StateDict& state) {
+  current_target_ = state.value(prefix + "current_target").get<double>();
+  for (size_t i = 0; i < units_.size(); ++i) {
+    const std::string unit = prefix + "unit." + std::to_string(i) + ".";
+    // In place: hidden-dimension norms share the mask's storage, the optimizer holds the scores.
+    state.copy_into(unit + "mask", units_[i]->mask);
+    state.copy_into(unit + "importance", units_[i]->importance);
+    if (units_[i]->scores.defined()) state.copy_into(unit + "scores", units_[i]->scores);
+  }
+}
+
 }  // namespace sqz::compress

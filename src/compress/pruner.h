@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "compress/selector.h"
+#include "train/state_dict.h"
 
 namespace sqz::compress {
 
@@ -79,6 +80,9 @@ class Pruner {
   };
   std::vector<UnitReport> report() const;
   double sparsity() const;  // pruned fraction over everything this pruner targets
+  // Masks, accumulated importance, movement scores and the schedule's last target, under `prefix`.
+  void save_state(const std::string& prefix, train::StateDict& state) const;
+  void load_state(const std::string& prefix, const train::StateDict& state);
   const PrunerSpec& spec() const { return spec_; }
 
   struct Unit;

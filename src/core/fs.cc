@@ -17,6 +17,26 @@ fs::path temp_sibling(const fs::path& target) {
   return target.parent_path() / name;
 }
 
+// Moves a finished directory to `to`, replacing what is there without ever losing both.
+void move_into_place(const fs::path& from, const fs::path& to) {
+  std::error_code ec;
+  if (fs::exists(to)) {
+    // Move the old directory aside first so a failed rename never loses both copies.
+    fs::path old = temp_sibling(to);
+    fs::rename(to, old, ec);
+    if (ec) fail_invalid(to.string(), ": cannot replace existing directory: ", ec.message());
+    fs::rename(from, to, ec);
+    if (ec) {
+      fs::rename(old, to);
+      fail_invalid(to.string(), ": cannot move finished output into place: ", ec.message());
+    }
+    fs::remove_all(old, ec);
+  } else {
+    fs::rename(from, to, ec);
+    if (ec) fail_invalid(to.string(), ": cannot move finished output into place: ", ec.message());
+  }
+}
+
 }  // namespace
 
 std::string read_text_file(const fs::path& path) {
@@ -67,22 +87,32 @@ StagingDir::~StagingDir() {
 }
 
 void StagingDir::commit() {
-  std::error_code ec;
-  if (fs::exists(final_)) {
-    // Move the old directory aside first so a failed rename never loses both copies.
-    fs::path old = temp_sibling(final_);
-    fs::rename(final_, old, ec);
-    if (ec) fail_invalid(final_.string(), ": cannot replace existing directory: ", ec.message());
-    fs::rename(staging_, final_, ec);
-    if (ec) {
-      fs::rename(old, final_);
-      fail_invalid(final_.string(), ": cannot move finished output into place: ", ec.message());
-    }
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(staging_, final_, ec);
-    if (ec) fail_invalid(final_.string(), ": cannot move finished output into place: ", ec.message());
+  move_into_place(staging_, final_);
+  committed_ = true;
+}
+
+ResumableDir::ResumableDir(fs::path final_path, bool overwrite, bool resume) : final_(std::move(final_path)), overwrite_(overwrite) {
+  if (final_.filename().empty()) final_ = final_.parent_path();
+  if (fs::exists(final_) && !overwrite_)
+    fail_invalid(final_.string(), ": output directory already exists (pass --overwrite to replace it)");
+  work_ = final_.parent_path() / (final_.filename().string() + ".partial");
+  if (fs::exists(work_)) {
+    if (overwrite_) fs::remove_all(work_);
+    else if (resume) resumed_ = true;
+    else fail_invalid(work_.string(), ": an interrupted run's work directory is here; pass --resume to continue it or --overwrite to start over");
   }
+  fs::create_directories(work_);
+}
+
+ResumableDir::~ResumableDir() {
+  if (!committed_ && !keep_) {
+    std::error_code ec;
+    fs::remove_all(work_, ec);
+  }
+}
+
+void ResumableDir::commit() {
+  move_into_place(work_, final_);
   committed_ = true;
 }
 

@@ -32,4 +32,25 @@ class StagingDir {
   bool committed_ = false;
 };
 
+// The work directory of a long job that can continue after it was killed: `final_path` with
+// ".partial" appended, next to it. commit() moves it to `final_path`; destruction without commit
+// removes it unless keep() was called (a SIGKILL leaves it, which is the point).
+// An existing .partial is continued when `resume`, removed when `overwrite`, refused otherwise.
+class ResumableDir {
+ public:
+  ResumableDir(fs::path final_path, bool overwrite, bool resume);
+  ~ResumableDir();
+  ResumableDir(const ResumableDir&) = delete;
+  ResumableDir& operator=(const ResumableDir&) = delete;
+
+  const fs::path& path() const { return work_; }
+  bool resumed() const { return resumed_; }  // an earlier run's directory is being continued
+  void keep() { keep_ = true; }
+  void commit();
+
+ private:
+  fs::path final_, work_;
+  bool overwrite_, resumed_ = false, keep_ = false, committed_ = false;
+};
+
 }  // namespace sqz

@@ -16,30 +16,50 @@ void check_recipe(const compress::CompressRecipe& r) {
       fail_invalid(p.source, ": hidden-dimension pruning needs speedup: true (the masked norms exist only in memory)");
 }
 
-}  // namespace
+// The recipe a work directory was started with: a resumed run must be the same run.
+void check_same_recipe(const compress::CompressRecipe& r, const fs::path& dir) {
+  const fs::path saved = dir / "recipe.yaml";
+  if (!fs::exists(saved)) return;
+  if (read_text_file(saved) != r.to_yaml())
+    fail_invalid(dir.string(), ": this interrupted run was started from another recipe (its copy: ", saved.string(),
+                 "); resume it with that recipe, or pass --overwrite to start over");
+}
 
-io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& options) {
-  fs::path out(r.out);
-  if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
-  StagingDir staging(out, options.overwrite);
-  // Ctrl-C stops at the next stage boundary (or training step) and unwinds: the staging dir goes.
-  InterruptGuard interrupt_guard;
+io::json measured_to_json(const Measured& m) {
+  return {{"eval", m.eval}, {"flops", m.flops}, {"params", m.params}, {"embedding_params", m.embedding_params}};
+}
+
+Measured measured_from_json(const io::json& j) {
+  Measured m;
+  m.eval = j.at("eval"), m.flops = j.at("flops");
+  m.params = j.at("params").get<int64_t>(), m.embedding_params = j.at("embedding_params").get<int64_t>();
+  return m;
+}
+
+// The dense model as the user gave it: the reference for every number in the report. Measured
+// once per run; a resumed run reads what the first one measured.
+Measured measure_dense(const CompressRun& run) {
+  const fs::path cached = run.dir / "dense.json";
+  if (fs::exists(cached)) return measured_from_json(io::read_json_file(cached));
+  auto dense = models::load_model(run.recipe.train.model);
+  Measured m = measure(*dense.model, run, dense.config, "dense", nullptr);
+  io::write_json_file_atomic(cached, measured_to_json(m));
+  return m;
+}
+
+io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, const fs::path& out) {
+  InterruptGuard interrupt_guard;  // Ctrl-C stops at the next stage boundary (or training step)
   auto stop_if_interrupted = [&](const char* when) {
     if (interrupt_requested()) fail_invalid("compression interrupted ", when, "; nothing was written to ", out.string());
   };
-  check_recipe(r);
-  CompressRun run{r, staging.path(), r.train, nullptr};
+  CompressRun run{r, dir, r.train, nullptr};
   run.train.out = (run.dir / "train").string();
   if (!r.student.empty()) run.train.model = make_student(r, run.dir / "student_init").string();
   run.tokenizer = io::load_tokenizer(r.train.model);
   check_attachments(run);
 
   Measurements m;
-  {
-    // The dense model as the user gave it: the reference for every number in the report.
-    auto dense = models::load_model(r.train.model);
-    m.dense = measure(*dense.model, run, dense.config, "dense", nullptr);
-  }
+  m.dense = measure_dense(run);
   stop_if_interrupted("while measuring the dense model");
 
   compress::CompressHooks hooks(r);
@@ -60,9 +80,41 @@ io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& 
   if (r.latency.enabled) m.bench = bench_stage(run, saved.model_dir, out / "model");
   io::json report = assemble_report(run, result, saved, m, compressed.config.value());
   write_report(run, report);
-  fs::remove_all(run.dir / "student_init");
   stop_if_interrupted("while benchmarking");
-  staging.commit();
+  return report;
+}
+
+}  // namespace
+
+io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& options) {
+  fs::path out(r.out);
+  if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
+  check_recipe(r);
+  ResumableDir work(out, options.overwrite, options.resume);
+  const fs::path checkpoint = work.path() / "train" / "checkpoint" / "trainer_state.json";
+  io::json report;
+  try {
+    if (work.resumed()) {
+      check_same_recipe(r, work.path());
+      log_info("resuming the interrupted run in ", work.path().string());
+    } else if (options.resume) {
+      log_info("nothing to resume at ", work.path().string(), "; starting the run");
+    }
+    write_file_atomic(work.path() / "recipe.yaml", r.to_yaml());
+    report = compress_in(r, work.path(), out);
+  } catch (...) {
+    // Once training has a checkpoint, the run can continue from it: keep the work directory.
+    if (fs::exists(checkpoint)) {
+      work.keep();
+      log_info("the run's state is kept in ", work.path().string(), "; continue it with the same command and --resume");
+    }
+    throw;
+  }
+  // What only resuming needed does not ship with the result.
+  fs::remove_all(work.path() / "student_init");
+  fs::remove_all(work.path() / "train" / "checkpoint");
+  fs::remove(work.path() / "dense.json");
+  work.commit();
   log_info("compressed model: ", (out / "model").string(), "; report: ", (out / "report.md").string());
   return report;
 }

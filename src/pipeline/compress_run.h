@@ -9,9 +9,15 @@ namespace sqz::pipeline {
 
 struct CompressOptions {
   bool overwrite = false;
+  // Continue the run whose work directory (OUT.partial) a kill or Ctrl-C left: training goes on
+  // from its last checkpoint (model, optimizer, masks, scores, observers, schedules, generators);
+  // the stages after training run again from the trained state. The recipe must be the same.
+  bool resume = false;
 };
 
-// Returns the report (also written to OUT/report.json).
+// Returns the report (also written to OUT/report.json). The run works in OUT.partial and renames
+// it to OUT when done; once training has written a checkpoint, a failed or interrupted run keeps
+// OUT.partial for --resume.
 io::json run_compress(const compress::CompressRecipe& recipe, const CompressOptions& options);
 
 // One swept recipe path (e.g. prune.0.sparsity) and its values; several sweeps run in lockstep

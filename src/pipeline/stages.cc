@@ -72,11 +72,13 @@ train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHo
   }
   train::TrainOptions topts;
   topts.overwrite = true;
+  topts.resume = true;  // the work dir is new, or the user asked to continue it
   topts.hooks = &hooks;
-  topts.checkpoints = false;
+  topts.keep_best = false;
   result = train::run_training(run.train, topts);
   if (result.interrupted)
-    fail_invalid("compression interrupted at step ", result.steps_done, "; nothing was written to ", run.recipe.out);
+    fail_invalid("compression interrupted at step ", result.steps_done, " of ", run.train.steps, "; nothing was written to ", run.recipe.out,
+                 " (continue the run with --resume)");
   return result;
 }
 
@@ -101,6 +103,7 @@ Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, trai
   speedup::bake_masks(model);
 
   saved.model_dir = run.dir / "model";
+  fs::remove_all(saved.model_dir);  // what a killed earlier attempt may have left
   fs::create_directories(saved.model_dir);
   if (keep) {
     saved.speedup = speedup::shrink_and_save(model, result.config, *keep, saved.model_dir).to_json();

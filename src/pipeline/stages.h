@@ -51,7 +51,8 @@ Measured measure(models::TransformerModel& model, const CompressRun& run, const 
 io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs::path& shown_dir);
 
 // Stage "train": fine-tuning with the compressors attached (or the starting model as is when
-// train.steps is 0). An interrupted run throws; nothing is written.
+// train.steps is 0), checkpointed every train.save_every steps with the compressors' state into
+// dir/train/checkpoint and continued from there when one exists. An interrupted run throws.
 train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHooks& hooks);
 
 // Stage "bake": the QAT snapshot, the masks baked into the weights, SpeedUp's shrinking (when

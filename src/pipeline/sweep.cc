@@ -35,7 +35,7 @@ io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& 
     return o;
   };
   for (size_t i = 0; i < n; ++i) compress::CompressRecipe::load(recipe_path, point_overrides(i));  // every point is valid before any runs
-  StagingDir staging(out, options.overwrite);
+  ResumableDir staging(out, options.overwrite, options.resume);
   InterruptGuard interrupt_guard;  // one for every point: Ctrl-C between points unwinds too
   io::json points = io::json::array();
   eval::Series score{"compressed", {}, {}}, dense{"dense", {}, {}};
@@ -50,7 +50,18 @@ io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& 
     log_info("sweep point ", i + 1, " of ", n, ": ", settings);
     std::string dir = "point-" + std::to_string(i);
     o.push_back("out=" + (staging.path() / dir).string());
-    auto rep = run_compress(compress::CompressRecipe::load(recipe_path, o), {true});
+    io::json rep;
+    if (staging.resumed() && fs::exists(staging.path() / dir / "report.json")) {
+      log_info("sweep point ", i + 1, " finished before the interruption: its report is reused");
+      rep = io::read_json_file(staging.path() / dir / "report.json");
+    } else {
+      try {
+        rep = run_compress(compress::CompressRecipe::load(recipe_path, o), {false, options.resume});
+      } catch (...) {
+        staging.keep();  // the points done, and this point's own work dir, stay for --resume
+        throw;
+      }
+    }
     metric = rep["dense"]["eval"].contains("accuracy") ? "accuracy" : "perplexity";
     double removed = rep["encoder_params_removed"].get<double>();
     points.push_back({{"settings", settings}, {"encoder_params_removed", removed}, {"params_removed", rep["params_removed"]},

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <mutex>
 #include <iostream>
 
 #include "core/interrupt.h"
@@ -121,13 +122,47 @@ std::vector<torch::optim::OptimizerParamGroup> param_groups(models::TransformerM
   return groups;
 }
 
-void save_checkpoint(const Setup& s, torch::optim::AdamW& opt, const fs::path& dir, const io::json& state) {
+constexpr const char* kStateFile = "training_state.safetensors";
+
+torch::Tensor generator_state(at::Generator& g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(at::Generator& g, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
+
+// The model, the optimizer, the loop's position and everything else a resumed run must continue
+// with: dropout's and MLM masking's generators and the hooks' state.
+void save_checkpoint(const Setup& s, torch::optim::AdamW& opt, const fs::path& dir, const io::json& state, const TrainHooks& hooks,
+                     at::Generator& mask_gen) {
   StagingDir staging(dir, /*overwrite=*/true);
   models::save_model(*s.model, s.config, staging.path());
   io::copy_tokenizer_files(s.tokenizer_dir, staging.path());
   torch::save(opt, (staging.path() / "optimizer.pt").string());
+  StateDict extra;
+  auto default_gen = at::detail::getDefaultCPUGenerator();
+  extra.put("rng.default", generator_state(default_gen));
+  extra.put("rng.mlm", generator_state(mask_gen));
+  hooks.save_state(extra);
+  extra.save(staging.path() / kStateFile);
   io::write_json_file_atomic(staging.path() / "trainer_state.json", state);
   staging.commit();
+}
+
+// Checkpoints written before the state file existed resume without it (generators reseeded).
+void load_checkpoint_state(const fs::path& dir, TrainHooks& hooks, at::Generator& mask_gen) {
+  if (!fs::exists(dir / kStateFile)) {
+    log_warning(dir.string(), ": no ", kStateFile, "; resuming with fresh random generators");
+    return;
+  }
+  StateDict extra = StateDict::load(dir / kStateFile);
+  auto default_gen = at::detail::getDefaultCPUGenerator();
+  set_generator_state(default_gen, extra.get("rng.default"));
+  set_generator_state(mask_gen, extra.get("rng.mlm"));
+  hooks.load_state(extra);
 }
 
 void save_best(const Setup& s, const fs::path& dir) {
@@ -169,13 +204,15 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     lr_scales.push_back(g.lr_scale);
   }
   torch::optim::AdamW opt(std::move(groups), torch::optim::AdamWOptions(r.lr));
-  io::json state = {{"step", 0}, {"best_score", nullptr}, {"best_eval", nullptr}, {"evals_without_improvement", 0}};
+  io::json state = {{"step", 0}, {"best_score", nullptr}, {"best_eval", nullptr}, {"evals_without_improvement", 0},
+                    {"last_eval", nullptr}, {"wall_s", 0.0}};
   if (resuming) {
-    state = io::read_json_file(ckpt_dir / "trainer_state.json");
+    state.update(io::read_json_file(ckpt_dir / "trainer_state.json"));
     torch::load(opt, (ckpt_dir / "optimizer.pt").string());
     log_info("resuming from ", ckpt_dir.string(), " at step ", state["step"].get<int64_t>());
   }
   int64_t step = state["step"].get<int64_t>();
+  const double wall_before_s = state["wall_s"].get<double>();  // the earlier runs' training time
   const int64_t examples_per_step = r.batch_size * r.grad_accum;
   const int64_t n_train = s.cls_train ? s.cls_train->size() : s.lm_train->num_blocks();
   auto shuffle = [&](int64_t epoch) {
@@ -184,7 +221,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   };
   int64_t epoch = step * examples_per_step / n_train;
   shuffle(epoch);
-  auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919 + static_cast<uint64_t>(step));
+  auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919);
+  if (resuming) load_checkpoint_state(ckpt_dir, hooks, mask_gen);
   data::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
   auto run_eval = [&]() {
     s.model->eval();
@@ -245,8 +283,9 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       std::cout << res.dump() << std::endl;
       log << res.dump() << "\n" << std::flush;
       result.last_eval = res;
+      state["last_eval"] = res;
       double score = data::primary_score(res);
-      if (!options.checkpoints) {
+      if (!options.keep_best) {
         // no best-on-dev copy: the final (compressed) model is the result
       } else if (state["best_score"].is_null() || score > state["best_score"].get<double>()) {
         state["best_score"] = score;
@@ -259,7 +298,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
     }
     if (options.checkpoints && (step % r.save_every == 0 || last || interrupt_requested())) {
       state["step"] = step;
-      save_checkpoint(s, opt, ckpt_dir, state);
+      state["wall_s"] = wall_before_s + seconds_since(t0);
+      save_checkpoint(s, opt, ckpt_dir, state, hooks, mask_gen);
     }
     if (r.early_stop_patience > 0 && state["evals_without_improvement"].get<int64_t>() >= r.early_stop_patience) {
       log_info("early stop at step ", step, ": no dev improvement in ", r.early_stop_patience, " evals");
@@ -268,15 +308,14 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   }
   const bool stopped = interrupt_requested() && step < r.steps;  // a signal after the last step stops nothing here
   result.interrupted = stopped;
-  // Runs without checkpoints (compression: masks and scores live in memory) cannot resume: no
-  // pointer to a checkpoint that is not there.
   if (stopped && options.checkpoints) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
   else if (stopped) log_info("interrupted at step ", step, " (this run keeps no checkpoints: it restarts from the beginning)");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
+  if (result.last_eval.is_null()) result.last_eval = state["last_eval"];  // a resumed run that had nothing left to train
   result.model = s.model;
   result.config = s.config;
-  result.wall_s = seconds_since(t0);
+  result.wall_s = wall_before_s + seconds_since(t0);
   return result;
 }
 

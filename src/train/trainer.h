@@ -8,6 +8,7 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
 #include "train/recipe.h"
+#include "train/state_dict.h"
 
 namespace sqz::train {
 
@@ -33,15 +34,21 @@ class TrainHooks {
   virtual std::string status() const { return ""; }  // appended to the progress bar
   // When the loss stops being finite: which compressor state went bad first ("" = none found).
   virtual std::string describe_nonfinite() const { return ""; }
+  // Resumable runs: everything the compressors keep between steps (masks, importance scores,
+  // observer ranges, learned scales, schedule positions) into each checkpoint, and back after
+  // on_start when resuming. Trainable tensors are restored in place: the optimizer holds them.
+  virtual void save_state(StateDict& /*state*/) const {}
+  virtual void load_state(const StateDict& /*state*/) {}
 };
 
 struct TrainOptions {
   bool overwrite = false;  // replace an existing output dir
   bool resume = false;     // continue from out/checkpoint
   TrainHooks* hooks = nullptr;
-  // Compression runs keep their state (masks, scores) in memory and use the final model, so
-  // they turn off resumable checkpoints and the best-on-dev copy.
-  bool checkpoints = true;
+  bool checkpoints = true;  // resumable checkpoints in out/checkpoint (with the hooks' state)
+  // A copy of the best model on dev in out/best. Compression runs turn it off: their result is
+  // the final (masked) model, not an earlier one.
+  bool keep_best = true;
 };
 
 struct TrainResult {

@@ -12,7 +12,9 @@
 #include "data/tasks.h"
 #include "data/objectives.h"
 #include "train/recipe.h"
+#include "train/state_dict.h"
 #include "train/trainer.h"
+#include "io/safetensors.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -50,6 +52,47 @@ TEST(Schedule, LinearWarmupThenDecay) {
   EXPECT_NEAR(train::linear_schedule(10, 10, 100), 1.0, 1e-12);
   EXPECT_NEAR(train::linear_schedule(55, 10, 100), 0.5, 1e-12);
   EXPECT_NEAR(train::linear_schedule(100, 10, 100), 0.0, 1e-12);
+}
+
+// A resumable run's state file: tensors of every kind a compressor keeps (0-dim observer ranges,
+// bool memories, int generator states) and scalars come back as saved; a missing key, a shape
+// that changed and a file that is not a state file are named errors.
+TEST(StateDict, RoundTripsAndNamesWhatIsMissing) {
+  testing::ScratchDir dir("state");
+  train::StateDict s;
+  auto mask = torch::tensor({1.f, 0.f, 1.f, 1.f});
+  s.put("pruner.0.unit.0.mask", mask);
+  s.put("observer.lo", torch::tensor(-2.5f));
+  s.put("memory_seen", torch::tensor({true, false}));
+  s.put("rng", at::detail::getDefaultCPUGenerator().get_state());
+  s.put("never_created", torch::Tensor());
+  s.put_value("current_target", 0.375);
+  s.put_value("flags", {true, false});
+  s.save(dir / "state.safetensors");
+  auto back = train::StateDict::load(dir / "state.safetensors");
+  EXPECT_FALSE(back.has("never_created"));
+  EXPECT_FALSE(back.get("never_created").defined());
+  EXPECT_TRUE(torch::equal(back.get("observer.lo"), torch::tensor(-2.5f)));
+  EXPECT_EQ(back.get("observer.lo").dim(), 0);
+  EXPECT_TRUE(torch::equal(back.get("memory_seen"), torch::tensor({true, false})));
+  EXPECT_TRUE(torch::equal(back.get("rng"), at::detail::getDefaultCPUGenerator().get_state()));
+  EXPECT_EQ(back.value("current_target").get<double>(), 0.375);
+  EXPECT_EQ(back.value("flags"), io::json({true, false}));
+  // In place: a tensor sharing the destination's storage sees the restored values.
+  auto dst = torch::ones({4});
+  auto view = dst.view({2, 2});
+  back.copy_into("pruner.0.unit.0.mask", dst);
+  EXPECT_TRUE(torch::equal(view.reshape({4}), mask));
+  auto e = testing::error_of([&] { back.copy_into("pruner.1.unit.0.mask", dst); });
+  EXPECT_NE(e.find("no saved state 'pruner.1.unit.0.mask'"), std::string::npos) << e;
+  EXPECT_NE(e.find("state.safetensors"), std::string::npos) << e;
+  e = testing::error_of([&] { back.copy_into("pruner.0.unit.0.mask", torch::ones({5})); });
+  EXPECT_NE(e.find("has shape [4] but the run has [5]"), std::string::npos) << e;
+  e = testing::error_of([&] { back.value("schedule"); });
+  EXPECT_NE(e.find("no saved value 'schedule'"), std::string::npos) << e;
+  io::write_safetensors(dir / "plain.safetensors", {{"w", torch::ones({2})}});
+  e = testing::error_of([&] { train::StateDict::load(dir / "plain.safetensors"); });
+  EXPECT_NE(e.find("plain.safetensors: no 'sqz_state' metadata"), std::string::npos) << e;
 }
 
 TEST(Data, JsonlErrorsNameFileAndLine) {

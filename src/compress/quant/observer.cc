@@ -69,6 +69,20 @@ void Observer::observe(const torch::Tensor& x_in) {
   ++batches_;
 }
 
+void Observer::save_state(const std::string& prefix, train::StateDict& state) const {
+  state.put_value(prefix + "batches", batches_);
+  state.put(prefix + "lo", lo_);
+  state.put(prefix + "hi", hi_);
+  state.put(prefix + "channel_absmax", channel_absmax_);
+  state.put(prefix + "sample", sample_);
+}
+
+void Observer::load_state(const std::string& prefix, const train::StateDict& state) {
+  batches_ = state.value(prefix + "batches").get<int64_t>();
+  lo_ = state.get(prefix + "lo"), hi_ = state.get(prefix + "hi");
+  channel_absmax_ = state.get(prefix + "channel_absmax"), sample_ = state.get(prefix + "sample");
+}
+
 QParams Observer::qparams() const {
   if (batches_ == 0) fail_invalid(source_, ": the observer saw no calibration batches (calibration.batches must be >= 1)");
   if (spec_.kind == ObserverKind::kMse) return mse_qparams(sample_, quant_);

@@ -4,6 +4,7 @@
 // Each also records the per-input-channel |x| maximum that SmoothQuant needs.
 #pragma once
 #include "compress/quant/qmath.h"
+#include "train/state_dict.h"
 
 namespace sqz::quant {
 
@@ -27,6 +28,9 @@ class Observer {
   // Errors (naming the layer) when nothing was observed; constant inputs get a defined scale.
   QParams qparams() const;
   const torch::Tensor& channel_absmax() const { return channel_absmax_; }
+  // What it has seen so far (ranges, channel maxima, the clip search's sample), under `prefix`.
+  void save_state(const std::string& prefix, train::StateDict& state) const;
+  void load_state(const std::string& prefix, const train::StateDict& state);
 
  private:
   ObserverSpec spec_;

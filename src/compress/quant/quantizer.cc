@@ -411,6 +411,36 @@ std::vector<torch::Tensor> Quantizer::trainable() const {
   return t;
 }
 
+void Quantizer::save_state(const std::string& prefix, train::StateDict& state) const {
+  state.put_value(prefix + "active", active_);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const auto& l = *layers_[i];
+    const std::string p = prefix + "layer." + std::to_string(i) + ".";
+    state.put_value(p + "name", l.name);
+    state.put_value(p + "flags", {l.active, l.w_initialised, l.a_initialised});
+    state.put(p + "w_param", l.w_param);
+    state.put(p + "a_param", l.a_param);
+    state.put(p + "a_zero", l.a_zero);
+    if (l.observer) l.observer->save_state(p + "observer.", state);
+  }
+}
+
+void Quantizer::load_state(const std::string& prefix, const train::StateDict& state) {
+  active_ = state.value(prefix + "active").get<bool>();
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    auto& l = *layers_[i];
+    const std::string p = prefix + "layer." + std::to_string(i) + ".";
+    if (state.value(p + "name") != l.name)
+      fail_invalid(spec_.source, ": the saved state's layer ", i, " is '", state.value(p + "name").get<std::string>(), "', not '", l.name, "'");
+    const auto& flags = state.value(p + "flags");
+    l.active = flags.at(0).get<bool>(), l.w_initialised = flags.at(1).get<bool>(), l.a_initialised = flags.at(2).get<bool>();
+    const std::pair<const char*, torch::Tensor*> learned[] = {{"w_param", &l.w_param}, {"a_param", &l.a_param}, {"a_zero", &l.a_zero}};
+    for (const auto& [key, t] : learned)
+      if (t->defined()) state.copy_into(p + key, *t);
+    if (l.observer) l.observer->load_state(p + "observer.", state);
+  }
+}
+
 std::vector<QuantizedLayer> Quantizer::snapshot() const {
   torch::NoGradGuard no_grad;
   std::vector<QuantizedLayer> out;

@@ -79,6 +79,10 @@ class Quantizer {
   void before_step(int64_t step);
   std::vector<torch::Tensor> trainable() const;
   bool active() const { return active_; }
+  // QAT's state under `prefix`: whether it is on, learned scales and whether they were
+  // initialised, the static observers' ranges.
+  void save_state(const std::string& prefix, train::StateDict& state) const;
+  void load_state(const std::string& prefix, const train::StateDict& state);
   // Codes and parameters of every layer, as the forward pass uses them now.
   std::vector<QuantizedLayer> snapshot() const;
   // A loaded export: fixed input parameters per layer name (weights are already on their grid);
