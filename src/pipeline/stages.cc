@@ -78,7 +78,7 @@ train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHo
   result = train::run_training(run.train, topts);
   if (result.interrupted)
     fail_invalid("compression interrupted at step ", result.steps_done, " of ", run.train.steps, "; nothing was written to ", run.recipe.out,
-                 " (continue the run with --resume)");
+                 fs::exists(run.dir / "train" / "checkpoint" / "trainer_state.json") ? " (continue the run with --resume)" : "");
   return result;
 }
 

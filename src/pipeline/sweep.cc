@@ -36,6 +36,7 @@ io::json run_sweep(const fs::path& recipe_path, const std::vector<std::string>& 
   };
   for (size_t i = 0; i < n; ++i) compress::CompressRecipe::load(recipe_path, point_overrides(i));  // every point is valid before any runs
   ResumableDir staging(out, options.overwrite, options.resume);
+  if (staging.resumed()) log_info("resuming the interrupted sweep in ", staging.path().string());
   InterruptGuard interrupt_guard;  // one for every point: Ctrl-C between points unwinds too
   io::json points = io::json::array();
   eval::Series score{"compressed", {}, {}}, dense{"dense", {}, {}};

@@ -308,8 +308,9 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   }
   const bool stopped = interrupt_requested() && step < r.steps;  // a signal after the last step stops nothing here
   result.interrupted = stopped;
-  if (stopped && options.checkpoints) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
-  else if (stopped) log_info("interrupted at step ", step, " (this run keeps no checkpoints: it restarts from the beginning)");
+  const bool has_checkpoint = options.checkpoints && fs::exists(ckpt_dir / "trainer_state.json");
+  if (stopped && has_checkpoint) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
+  else if (stopped) log_info("interrupted at step ", step, " before any checkpoint: a new run starts from the beginning");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
   if (result.last_eval.is_null()) result.last_eval = state["last_eval"];  // a resumed run that had nothing left to train

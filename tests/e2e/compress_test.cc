@@ -284,12 +284,29 @@ TEST_P(CompressResume, KilledTwiceEndsWithTheUninterruptedModel) {
 
 INSTANTIATE_TEST_SUITE_P(Recipes, CompressResume, ::testing::Values("structured", "gpusq"));
 
+// A sweep, SIGKILLed during its second point and resumed: the first point's result is reused.
 TEST(Compress, SweepPlotsScoreAgainstParametersRemoved) {
   testing::ScratchDir tmp("sweep");
   auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
-  auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set train.steps=4 --set eval_batches=1 --set latency.enabled=false" +
-                            " --sweep prune.0.sparsity=0.25,0.5 --sweep prune.1.sparsity=0.2,0.6");
+  const std::vector<std::string> args = {"compress", "--recipe", recipe.string(), "--set", "train.steps=4", "--set", "eval_batches=1",
+                                         "--set", "latency.enabled=false", "--sweep", "prune.0.sparsity=0.25,0.5",
+                                         "--sweep", "prune.1.sparsity=0.2,0.6"};
+  const fs::path log = tmp / "log.txt";
+  const pid_t pid = testing::spawn_sqz(args, log);
+  ASSERT_GT(pid, 0);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+  while (read_text_file(log).find("sweep point 2 of 2") == std::string::npos && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(fs::exists(tmp / "out.partial" / "point-0" / "report.json")) << read_text_file(log);
+  EXPECT_FALSE(fs::exists(tmp / "out"));
+  std::string cmd;
+  for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+  auto r = testing::run_sqz(cmd + " --resume");
   ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("sweep point 1 finished before the interruption: its report is reused"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(tmp / "out.partial"));
   auto sweep = io::read_json_file(tmp / "out" / "sweep.json");
   ASSERT_EQ(sweep["points"].size(), 2u);
   EXPECT_LT(sweep["points"][0]["encoder_params_removed"].get<double>(), sweep["points"][1]["encoder_params_removed"].get<double>());
