@@ -93,7 +93,15 @@ void run_forward(const ForwardArgs& a) {
   }
   StagingDir staging(a.out, a.overwrite);
   for (const auto& [name, t] : out.tensors) io::write_npy(staging.path() / (name + ".npy"), t.to(torch::kFloat32));
-  if (a.hidden_states) io::write_npy(staging.path() / "hidden_states.npy", torch::stack(out.hidden_states));
+  if (a.hidden_states) {
+    bool same_shape = true;
+    for (const auto& h : out.hidden_states) same_shape = same_shape && h.sizes() == out.hidden_states.front().sizes();
+    // OPT with project_out ends on a narrower state (as in HF's tuple): one file per state then.
+    if (same_shape) io::write_npy(staging.path() / "hidden_states.npy", torch::stack(out.hidden_states));
+    else
+      for (size_t i = 0; i < out.hidden_states.size(); ++i)
+        io::write_npy(staging.path() / ("hidden_states_" + std::to_string(i) + ".npy"), out.hidden_states[i]);
+  }
   if (a.attentions) io::write_npy(staging.path() / "attentions.npy", torch::stack(out.attentions));
   staging.commit();
   for (const auto& [name, t] : out.tensors) std::cout << name << " " << t.sizes() << "\n";
@@ -109,7 +117,7 @@ void add_forward_command(CLI::App& app) {
       ->required();
   cmd->add_option("--out", a->out, "output directory (logits.npy, last_hidden_state.npy, ...)")->required();
   cmd->add_option("--head", a->head, "HF class to run instead of config.architectures[0] (e.g. BertModel)");
-  cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H]");
+  cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H] (hidden_states_<i>.npy per state when their widths differ)");
   cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   add_engine_option(cmd, &a->engine);

@@ -1,0 +1,236 @@
+"""sqz against the real transformers, live: for every family sqz supports, the pinned transformers
+builds small random models at test time (several seeds and shapes: odd head counts, grouped-query
+attention, rope scaling, post-LN and projected OPT, tied and untied embeddings, left and right
+padding), saves them, and
+- `sqz forward --hidden-states` must give its logits (or hidden states) and every hidden state
+  within 1e-4 at the real (unpadded) positions;
+- greedy `sqz generate` must give the tokens transformers' greedy decoding gives;
+- a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
+and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
+ids and tokens on a corpus of hard strings.
+Weights are drawn with initializer_range 0.2 so activations are O(1) and 1e-4 is a real bound.
+
+Usage: python live_parity_test.py SQZ_BINARY
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+SQZ = sys.argv[1]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURES = os.path.join(REPO, "..", "shared", "fixtures")
+BERT_TOK = os.path.join(FIXTURES, "bert-mlm", "model")  # WordPiece, 791 ids, [PAD] = 0
+GPT2_TOK = os.path.join(FIXTURES, "gpt2-lm", "model")   # byte-level BPE, 857 ids, <|endoftext|> = 856
+TOL = 1e-4
+HARD = ["", " ", "Hello world", "café naïve Résumé", "cafe\u0301 (NFD) vs café (NFC)", "数字と漢字の混在テキスト", "한국어 문장",
+        "emoji 🤖🎉 and flags 🇫🇷", "control\x07chars\x1b[0m", "  many   spaces\t\ttabs\n\nnewlines  ", "x" * 300,
+        "supercalifragilisticexpialidocious" * 3, "don't stop-believing, it's 3.14 (or $5)!", "UPPER lower MiXeD",
+        "Ünïcödé ßtraße ǅ", "\u200bzero\u200dwidth", "a.b,c;d:e!f?g", "<|endoftext|> as text"]
+
+
+def sqz(*args, expect_fail=False):
+    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
+    if expect_fail:
+        assert r.returncode != 0, f"sqz {' '.join(args)} should have failed"
+        return r.stderr
+    if r.returncode != 0:
+        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+    return r.stdout
+
+
+def sqz_forward(model_dir, tmp, **arrays):
+    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+    for d in (inputs, out):
+        shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(inputs)
+    for name, a in arrays.items():
+        np.save(os.path.join(inputs, name + ".npy"), a)
+    sqz("forward", model_dir, "--inputs", inputs, "--out", out, "--hidden-states")
+    return {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
+
+
+def max_diff(got, want, real):
+    """Largest |got - want| over the real positions (real: [B, T] of 0/1)."""
+    assert got.shape == want.shape, f"shape {got.shape} vs transformers {want.shape}"
+    return float(np.abs(got - want)[real.astype(bool)].max())
+
+
+def batch(vocab, seed, lengths, pad_id, left):
+    """Random ids for sequences of the given lengths, padded to the longest on one side."""
+    g = np.random.default_rng(seed)
+    t = max(lengths)
+    ids = np.full((len(lengths), t), pad_id, dtype=np.int64)
+    mask = np.zeros((len(lengths), t), dtype=np.int64)
+    for i, n in enumerate(lengths):
+        sl = slice(t - n, t) if left else slice(0, n)
+        ids[i, sl] = g.integers(3, vocab - 1, n)
+        mask[i, sl] = 1
+    return ids, mask
+
+
+def greedy(model, ids, n, eos):
+    """Greedy decoding by full forwards (model.generate imports torch.distributed.fsdp, which fails
+    on Debian's torch 1.13 under Python 3.11)."""
+    seq, new = torch.from_numpy(ids), []
+    with torch.no_grad():
+        for _ in range(n):
+            nxt = int(model(seq).logits[0, -1].argmax())
+            new.append(nxt)
+            if nxt == eos:
+                break
+            seq = torch.cat([seq, torch.tensor([[nxt]])], dim=1)
+    return new
+
+
+def save(model, tmp, name, tokenizer_dir):
+    d = os.path.join(tmp, name)
+    shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(d, safe_serialization=True)
+    for f in os.listdir(tokenizer_dir):
+        if f not in ("config.json", "model.safetensors", "generation_config.json"):
+            shutil.copy(os.path.join(tokenizer_dir, f), d)
+    return d
+
+
+def compare_forward(name, model, d, tmp, ids, mask, extra=None, hf_kwargs=None):
+    arrays = {"input_ids": ids, "attention_mask": mask, **(extra or {})}
+    outs = sqz_forward(d, tmp, **arrays)
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **(hf_kwargs or {}), output_hidden_states=True)
+    worst = 0.0
+    main = "logits" if hasattr(ref, "logits") else "last_hidden_state"
+    want = getattr(ref, main).numpy()
+    if want.ndim == 2:  # sequence classification: one row per example
+        worst = max(worst, float(np.abs(outs[main] - want).max()))
+    else:
+        worst = max(worst, max_diff(outs[main], want, mask))
+    if "hidden_states" in outs:
+        hs = outs["hidden_states"]
+    else:  # states of different widths (OPT's project_out): one file each
+        hs = [outs[f"hidden_states_{i}"] for i in range(sum(k.startswith("hidden_states_") for k in outs))]
+    assert len(hs) == len(ref.hidden_states), f"{name}: {len(hs)} hidden states, transformers {len(ref.hidden_states)}"
+    for i, h in enumerate(ref.hidden_states):
+        worst = max(worst, max_diff(hs[i], h.numpy(), mask))
+    assert worst <= TOL, f"{name}: max |sqz - transformers| = {worst:.3g} > {TOL}"
+    return worst
+
+
+def encoder_cases():
+    from transformers import (BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel, DistilBertConfig,
+                              DistilBertForMaskedLM, RobertaConfig, RobertaForMaskedLM)
+    common = dict(vocab_size=791, num_hidden_layers=2, max_position_embeddings=64, initializer_range=0.2, pad_token_id=0)
+    yield "bert MaskedLM 4 heads", BertForMaskedLM(BertConfig(hidden_size=64, num_attention_heads=4, intermediate_size=96, **common))
+    yield "bert SequenceClassification 3 heads of 20", BertForSequenceClassification(
+        BertConfig(hidden_size=60, num_attention_heads=3, intermediate_size=80, num_labels=3, **common))
+    yield "bert Model (pooler) 5 heads of 12, gelu_new", BertModel(
+        BertConfig(hidden_size=60, num_attention_heads=5, intermediate_size=64, hidden_act="gelu_new", **common))
+    yield "roberta MaskedLM", RobertaForMaskedLM(RobertaConfig(
+        hidden_size=48, num_attention_heads=4, intermediate_size=64, type_vocab_size=1,
+        **{**common, "max_position_embeddings": 66, "pad_token_id": 0}))
+    dc = dict(vocab_size=791, n_layers=2, max_position_embeddings=64, initializer_range=0.2, pad_token_id=0)
+    yield "distilbert MaskedLM", DistilBertForMaskedLM(DistilBertConfig(dim=64, n_heads=4, hidden_dim=96, **dc))
+    yield "distilbert MaskedLM sinusoidal positions", DistilBertForMaskedLM(
+        DistilBertConfig(dim=48, n_heads=3, hidden_dim=64, sinusoidal_pos_embds=True, **dc))
+
+
+def decoder_cases():
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+    v = dict(vocab_size=857, bos_token_id=856, eos_token_id=856, initializer_range=0.2)
+    yield "gpt2 5 heads of 12", GPT2LMHeadModel(GPT2Config(n_embd=60, n_head=5, n_layer=2, n_positions=64, **v)), True
+    yield "opt pre-LN", OPTForCausalLM(OPTConfig(hidden_size=64, num_attention_heads=4, ffn_dim=128, num_hidden_layers=2,
+                                                 max_position_embeddings=64, word_embed_proj_dim=64, pad_token_id=1, init_std=0.2,
+                                                 **{k: x for k, x in v.items() if k != "initializer_range"})), False
+    yield "opt post-LN, projected embeddings (350m-style)", OPTForCausalLM(OPTConfig(
+        hidden_size=64, num_attention_heads=4, ffn_dim=128, num_hidden_layers=2, max_position_embeddings=64,
+        word_embed_proj_dim=32, do_layer_norm_before=False, pad_token_id=1, init_std=0.2,
+        **{k: x for k, x in v.items() if k != "initializer_range"})), False
+    lc = dict(num_hidden_layers=2, max_position_embeddings=128, rms_norm_eps=1e-6, **v)
+    yield "llama MHA, tied embeddings", LlamaForCausalLM(LlamaConfig(
+        hidden_size=64, num_attention_heads=4, num_key_value_heads=4, intermediate_size=96, tie_word_embeddings=True, **lc)), True
+    yield "llama GQA 4/2, untied, rope linear x2", LlamaForCausalLM(LlamaConfig(
+        hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96, tie_word_embeddings=False,
+        rope_scaling={"type": "linear", "factor": 2.0}, **lc)), True
+    yield "llama GQA 6/2 heads of 12, attention bias, rope llama3", LlamaForCausalLM(LlamaConfig(
+        hidden_size=72, num_attention_heads=6, num_key_value_heads=2, intermediate_size=80, attention_bias=True,
+        rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                           "high_freq_factor": 4.0, "original_max_position_embeddings": 32}, **lc)), True
+
+
+def check_family(tmp, cases, seeds, tokenizer_dir, decoder):
+    lines = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        for case in cases():
+            name, model = case[0], case[1].eval()
+            d = save(model, tmp, "model", tokenizer_dir)
+            vocab = model.config.vocab_size
+            worst = 0.0
+            for left in ([False, True] if decoder else [False]):
+                ids, mask = batch(vocab, seed, [7, 12, 3], 0 if not decoder else model.config.eos_token_id, left)
+                extra, hf = {}, {}
+                if decoder and case[2]:  # GPT-2 and Llama take explicit positions: count real tokens only
+                    pos = np.clip(np.cumsum(mask, axis=1) - 1, 0, None).astype(np.int64)
+                    extra["position_ids"] = pos
+                if not decoder and model.config.model_type == "bert":
+                    extra["token_type_ids"] = (np.arange(ids.shape[1])[None, :] >= 4).astype(np.int64).repeat(len(ids), 0) * mask
+                worst = max(worst, compare_forward(f"{name} (seed {seed}, {'left' if left else 'right'} padding)",
+                                                   model, d, tmp, ids, mask, extra, hf))
+            gen = ""
+            if decoder:
+                prompt = "the old man and the sea"
+                out = json.loads(sqz("generate", d, "--prompt", prompt, "--max-new-tokens", "8", "--ids"))
+                want = greedy(model, np.array([out["prompt_ids"]], dtype=np.int64), 8, model.config.eos_token_id)
+                assert out["new_ids"] == want, f"{name} (seed {seed}): greedy sqz {out['new_ids']} transformers {want}"
+                gen = f", greedy {len(want)} tokens equal"
+            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g}{gen}")
+    return lines
+
+
+def check_refusals(tmp):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    m = LlamaForCausalLM(LlamaConfig(vocab_size=857, hidden_size=32, num_attention_heads=2, num_hidden_layers=1,
+                                     intermediate_size=48, rope_scaling={"rope_type": "dynamic", "factor": 2.0}))
+    d = save(m, tmp, "refused", GPT2_TOK)
+    err = sqz("info", d, expect_fail=True)
+    assert "rope_scaling type 'dynamic' is not supported" in err, err
+    return ["ok llama rope_scaling 'dynamic': refused by name"]
+
+
+def check_tokenizers():
+    from transformers import AutoTokenizer
+    lines = []
+    for name, d in (("WordPiece (bert-mlm)", BERT_TOK), ("byte-level BPE (gpt2-lm)", GPT2_TOK)):
+        hf = AutoTokenizer.from_pretrained(d, use_fast=True)
+        args = ["tokenize", d]
+        for t in HARD:
+            args += ["--text", t]
+        got = [json.loads(line) for line in sqz(*args).splitlines()]
+        assert len(got) == len(HARD), f"{name}: {len(got)} lines for {len(HARD)} texts"
+        for text, g in zip(HARD, got):
+            want = hf(text)["input_ids"]
+            assert g["input_ids"] == want, f"{name} {text!r}: sqz {g['input_ids']} transformers {want}"
+            want_tokens = hf.tokenize(text)  # sqz lists the text's tokens, without the special ones
+            assert g["tokens"] == want_tokens, f"{name} {text!r}: sqz tokens {g['tokens']} transformers {want_tokens}"
+        lines.append(f"ok {name}: ids and tokens equal transformers' fast tokenizer on {len(HARD)} hard strings")
+    return lines
+
+
+def main():
+    seeds = [0, 1]
+    lines = check_tokenizers()
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += check_family(tmp, encoder_cases, seeds, BERT_TOK, decoder=False)
+        lines += check_family(tmp, decoder_cases, seeds, GPT2_TOK, decoder=True)
+        lines += check_refusals(tmp)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
