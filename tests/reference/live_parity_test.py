@@ -7,7 +7,8 @@ padding), saves them, and
 - greedy `sqz generate` must give the tokens transformers' greedy decoding gives;
 - a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
 and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
-ids and tokens on a corpus of hard strings.
+ids and tokens on a corpus of hard strings, and SentencePiece models trained here by the real
+`sentencepiece` the ids of transformers' LlamaTokenizer.
 Weights are drawn with initializer_range 0.2 so activations are O(1) and 1e-4 is a real bound.
 
 Usage: python live_parity_test.py SQZ_BINARY
@@ -222,6 +223,40 @@ def check_tokenizers():
     return lines
 
 
+def check_sentencepiece(tmp):
+    """SentencePiece models trained here by the real sentencepiece on lm-books (unigram; BPE with
+    byte fallback, as Llama's): sqz's ids equal HF's slow LlamaTokenizer's (legacy mode, the
+    convention sqz follows)."""
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+    corpus = os.path.join(REPO, "..", "shared", "data", "lm-books", "train.txt")
+    with open(corpus, encoding="utf-8") as f:
+        text = f.read()[:300000]
+    src = os.path.join(tmp, "spm-corpus.txt")
+    with open(src, "w", encoding="utf-8") as f:
+        f.write(text)
+    lines = []
+    for kind, extra in (("unigram", {}), ("bpe", {"byte_fallback": True})):
+        d = os.path.join(tmp, f"spm-{kind}")
+        os.makedirs(d, exist_ok=True)
+        spm.SentencePieceTrainer.train(input=src, model_prefix=os.path.join(d, "tokenizer"), vocab_size=400, model_type=kind,
+                                       bos_id=1, eos_id=2, unk_id=0, minloglevel=2, **extra)
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump({"tokenizer_class": "LlamaTokenizer", "add_bos_token": True, "add_eos_token": False, "bos_token": "<s>",
+                       "eos_token": "</s>", "unk_token": "<unk>", "legacy": True}, f)
+        hf = LlamaTokenizer(vocab_file=os.path.join(d, "tokenizer.model"), legacy=True)
+        args = ["tokenize", d]
+        for t in HARD:
+            args += ["--text", t]
+        got = [json.loads(line)["input_ids"] for line in sqz(*args).splitlines()]
+        for t, g in zip(HARD, got):
+            want = hf(t)["input_ids"]
+            assert g == want, f"SentencePiece {kind} {t!r}: sqz {g} transformers {want}"
+        lines.append(f"ok SentencePiece {kind}{' (byte fallback)' if extra else ''}: ids equal transformers' LlamaTokenizer "
+                     f"on {len(HARD)} hard strings")
+    return lines
+
+
 def main():
     seeds = [0, 1]
     lines = check_tokenizers()
@@ -229,6 +264,7 @@ def main():
         lines += check_family(tmp, encoder_cases, seeds, BERT_TOK, decoder=False)
         lines += check_family(tmp, decoder_cases, seeds, GPT2_TOK, decoder=True)
         lines += check_refusals(tmp)
+        lines += check_sentencepiece(tmp)
     print("\n".join(lines))
 
 
