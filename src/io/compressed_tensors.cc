@@ -64,9 +64,13 @@ torch::Tensor decompress_24_bitmask(const torch::Tensor& values, const torch::Te
   return dense;
 }
 
-bool is_quantized_export(const io::json& config) {
-  return config.contains("quantization_config") && config["quantization_config"].value("quant_method", "") == kQuantMethod;
+const json* compressed_tensors_config(const json& config) {
+  for (const char* key : {"quantization_config", "compression_config"})
+    if (config.contains(key) && config[key].is_object() && config[key].value("quant_method", "") == kQuantMethod) return &config[key];
+  return nullptr;
 }
+
+bool is_quantized_export(const io::json& config) { return compressed_tensors_config(config) != nullptr; }
 
 int64_t count_nm_violations(const torch::Tensor& w, int64_t n, int64_t m) {
   if (w.size(1) % m != 0) return w.size(0) * w.size(1) / m + 1;

@@ -15,6 +15,9 @@ namespace sqz::io {
 inline const char* kQuantMethod = "compressed-tensors";
 inline const char* kSparse24Bitmask = "sparse-24-bitmask";
 
+// The compressed-tensors section of a config.json: "quantization_config", or "compression_config"
+// as compressed-tensors before 0.5 named it; nullptr when there is none.
+const json* compressed_tensors_config(const json& config);
 // True when `config` declares a compressed-tensors quantization.
 bool is_quantized_export(const json& config);
 

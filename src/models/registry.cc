@@ -113,6 +113,9 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
       p.copy_(it->second.to(p.scalar_type()));
     } else {
       const auto& e = ckpt.entry(key);
+      if (!c10::isFloatingType(io::safetensors_dtype(e)) && c10::isFloatingType(p.scalar_type()))
+        fail_data(ckpt.file_of(key).string(), ": tensor '", key, "' is stored as ", e.dtype_name,
+                  "; integer weights need the quantization_config (compressed-tensors) that says how to dequantize them");
       if (torch::IntArrayRef(e.shape) != p.sizes())
         fail_data(ckpt.file_of(key).string(), ": tensor '", key, "' has shape ", torch::IntArrayRef(e.shape),
                   ", but config.json implies ", p.sizes());

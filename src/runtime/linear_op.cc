@@ -30,7 +30,7 @@ namespace {
 
 std::string default_precision_name(const nlohmann::json& config) {
   if (!io::is_quantized_export(config)) return config.contains("torch_dtype") && config["torch_dtype"] == "bfloat16" ? "bf16" : "fp32";
-  const auto& q = config["quantization_config"];
+  const auto& q = *io::compressed_tensors_config(config);
   return q.contains("sparsity_config") && q["sparsity_config"].value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
 }
 

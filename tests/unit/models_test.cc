@@ -251,6 +251,28 @@ TEST(ModelErrors, WrongShapeAndMissingTensorsAreNamed) {
   EXPECT_EQ(fresh.model->info().head_class, "BertForSequenceClassification");
 }
 
+// Integer weights without the quantization_config that says how to dequantize them (e.g. a
+// compressed-tensors checkpoint whose config section a tool renamed or dropped) are refused, not
+// read as floats.
+TEST(ModelErrors, IntegerWeightsWithoutQuantizationConfigAreRefused) {
+  json c = arch_cases()[0].config;
+  auto m = make(c, "BertForMaskedLM");
+  testing::ScratchDir dir("model-int8");
+  models::save_model(*m, c, dir.path());
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  {
+    io::SafetensorsFile saved(dir / "model.safetensors");
+    for (const auto& [name, entry] : saved.entries()) {
+      auto t = saved.tensor(name).clone();
+      if (name.find("attention.self.query.weight") != std::string::npos) t = t.mul(100).round().to(torch::kInt8);
+      tensors.emplace_back(name, t);
+    }
+  }
+  io::write_safetensors(dir / "model.safetensors", tensors);
+  auto e = testing::error_of([&] { models::load_model(dir.path()); });
+  EXPECT_NE(e.find("attention.self.query.weight' is stored as I8; integer weights need the quantization_config"), std::string::npos) << e;
+}
+
 TEST(ModelErrors, InputsOutsideVocabOrTooLong) {
   auto m = make(arch_cases()[3].config, "GPT2LMHeadModel");
   models::ModelInputs in;

@@ -1,5 +1,6 @@
 #include "compress/quant/export.h"
 
+#include <regex>
 #include <set>
 
 #include "core/error.h"
@@ -168,11 +169,46 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
   io::write_json_file_atomic(dir / "config.json", c);
 }
 
+namespace {
+
+// compressed-tensors' target rules: a module name, "re:<regex>" over module names, or a class
+// name ("Linear"), minus `ignore` (names or "re:"); only Linear layers are quantized.
+std::vector<std::string> resolve_targets(const io::json& wanted, const io::json& ignore,
+                                         const std::map<std::string, compress::LayerTarget>& layers, const std::string& where) {
+  auto matches = [&](const std::string& pattern, const std::string& name) {
+    if (pattern.rfind("re:", 0) != 0) return pattern == name;
+    try {
+      return std::regex_match(name, std::regex(pattern.substr(3)));
+    } catch (const std::regex_error& e) {
+      fail_data(where, ": '", pattern, "' is not a valid regular expression (", e.what(), ")");
+    }
+  };
+  std::vector<std::string> out;
+  for (const auto& t : wanted) {
+    if (!t.is_string()) fail_data(where, ": targets must be strings, found ", t.dump());
+    const std::string target = t.get<std::string>();
+    const bool by_class = target == "Linear", by_regex = target.rfind("re:", 0) == 0;
+    bool any = false;
+    for (const auto& [name, layer] : layers) {
+      if (layer.type != "linear" || !(by_class || matches(target, name))) continue;
+      bool ignored = false;
+      for (const auto& i : ignore) ignored = ignored || (i.is_string() && matches(i.get<std::string>(), name));
+      if (!ignored) out.push_back(name);
+      any = true;
+    }
+    if (!any && !by_regex) fail_data(where, ": target '", target, "' is neither a linear layer nor 'Linear'");
+  }
+  return out;
+}
+
+}  // namespace
+
 models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOptions& options_in) {
   auto config = io::JsonFields::from_file(dir / "config.json");
   if (!io::is_quantized_export(config.value())) return models::load_model(dir, options_in);
-  const std::string where = (dir / "config.json").string() + " quantization_config";
-  const auto& qc = config.value()["quantization_config"];
+  const auto& qc = *io::compressed_tensors_config(config.value());
+  const std::string where = (dir / "config.json").string() +
+                            (config.value().contains("quantization_config") ? " quantization_config" : " compression_config");
   if (!qc.contains("config_groups") || !qc["config_groups"].is_object()) fail_data(where, ": expected an object 'config_groups'");
   // Layouts (GPT-2's Conv1D stores [in, out]) come from the architecture itself.
   auto probe = models::build_model(config, options_in.head);
@@ -221,11 +257,8 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
     qs.activation = aq;
     qs.source = gwhere;
     std::map<std::string, QParams> group_inputs;
-    for (const auto& t : g["targets"]) {
-      const std::string name = t.get<std::string>();
+    for (const auto& name : resolve_targets(g["targets"], qc.value("ignore", io::json::array()), targets, gwhere)) {
       auto lt = targets.find(name);
-      if (lt == targets.end() || lt->second.type != "linear")
-        fail_data(gwhere, ": target '", name, "' is not a linear layer of ", probe->info().head_class);
       qs.targets.names.push_back(name);
       if (ws) {
         torch::Tensor codes = ckpt.contains(name + ".weight_packed")
@@ -235,8 +268,12 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
         if (codes.sizes() != logical.sizes())
           fail_data((dir / "model.safetensors").string(), ": '", name, "' codes have shape ", codes.sizes(), ", config implies ",
                     logical.sizes());
-        QParams p{group_shaped(read(name + ".weight_scale").to(torch::kFloat32), *ws),
-                  group_shaped(read(name + ".weight_zero_point").to(torch::kFloat32), *ws)};
+        auto scale = group_shaped(read(name + ".weight_scale").to(torch::kFloat32), *ws);
+        // Symmetric schemes may omit the zero point (compressed-tensors then reads it as 0).
+        auto zero = ckpt.contains(name + ".weight_zero_point") || !ws->symmetric
+                        ? group_shaped(read(name + ".weight_zero_point").to(torch::kFloat32), *ws)
+                        : torch::zeros_like(scale);
+        QParams p{scale, zero};
         auto w = dequantize(codes, p, *ws);  // signed codes and zero points: the same values
         const bool in_out = lt->second.linear->options().layout == nn::WeightLayout::kInOut;
         options.tensors[name + ".weight"] = in_out ? w.t().contiguous() : w;
