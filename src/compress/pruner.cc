@@ -255,7 +255,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
     auto s = model.structure();
     if (s.attention.empty())
       fail_unimplemented(who, ": granularity '", granularity_name(spec_.granularity), "' needs the dependency groups of '",
-                         model.info().model_type, "', which sqz does not describe yet (bert, roberta, distilbert, gpt2, opt and llama have them)");
+                         model.info().model_type, "', which sqz does not describe yet (bert, roberta, distilbert, gpt2, opt, llama and qwen2 have them)");
     if (spec_.granularity == Granularity::kHidden) {
       auto g = s.hidden;
       if (g.norms.empty() || !g.norms.front()->weight.defined())

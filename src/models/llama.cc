@@ -1,4 +1,6 @@
 // LLaMA: pre-RMSNorm decoder with rotary positions, grouped-query attention and a SwiGLU MLP.
+// Qwen2 is the same network with biases on q/k/v only (HF generates modeling_qwen2 from
+// modeling_llama), so it is this file's second model_type.
 #include <cmath>
 
 #include "io/gguf.h"
@@ -11,16 +13,19 @@ namespace sqz::models {
 namespace {
 
 struct LlamaConfig {
+  std::string model_type;  // llama | qwen2
   int64_t vocab_size, hidden, intermediate, layers, heads, kv_heads, head_dim, max_positions, num_labels;
   double eps, init_std, rope_theta, attention_dropout;
   std::string act;
-  bool attention_bias, mlp_bias, tie;
+  bool qkv_bias, o_bias, mlp_bias, tie;
   std::optional<int64_t> pad, bos, eos;
   torch::Tensor inv_freq;  // [head_dim / 2], after any rope_scaling
   LayerShapes shapes;      // query heads and FFN width per layer (after structured pruning)
 
-  static LlamaConfig parse(const io::JsonFields& j) {
+  static LlamaConfig parse(const io::JsonFields& j, const std::string& model_type) {
     LlamaConfig c;
+    c.model_type = model_type;
+    const bool qwen2 = model_type == "qwen2";
     c.vocab_size = j.get_positive_int("vocab_size", 32000);
     c.hidden = j.get_positive_int("hidden_size", 4096);
     c.intermediate = j.get_positive_int("intermediate_size", 11008);
@@ -34,12 +39,16 @@ struct LlamaConfig {
     c.rope_theta = j.get_float("rope_theta", 10000.0);
     c.attention_dropout = j.get_float("attention_dropout", 0.0);
     c.act = j.get_string("hidden_act", "silu");
-    c.attention_bias = j.get_bool("attention_bias", false);
-    c.mlp_bias = j.get_bool("mlp_bias", false);
+    c.qkv_bias = qwen2 || j.get_bool("attention_bias", false);
+    c.o_bias = !qwen2 && j.get_bool("attention_bias", false);
+    c.mlp_bias = !qwen2 && j.get_bool("mlp_bias", false);
     c.tie = j.get_bool("tie_word_embeddings", false);
+    if (qwen2 && j.get_bool("use_sliding_window", false))
+      fail_unimplemented(j.source(), ": field 'use_sliding_window' = true (Qwen2 sliding-window attention) is not supported");
     c.pad = config_token_id(j, "pad_token_id");
-    c.bos = config_token_id(j, "bos_token_id").value_or(1);
-    c.eos = config_token_id(j, "eos_token_id").value_or(2);
+    // LlamaConfig defaults BOS/EOS to 1/2; Qwen2Config has no defaults.
+    c.bos = qwen2 ? config_token_id(j, "bos_token_id") : config_token_id(j, "bos_token_id").value_or(1);
+    c.eos = qwen2 ? config_token_id(j, "eos_token_id") : config_token_id(j, "eos_token_id").value_or(2);
     c.num_labels = config_num_labels(j);
     if (c.heads % c.kv_heads != 0)
       j.fail_field("num_key_value_heads", to_text("a divisor of num_attention_heads (", c.heads, ")"));
@@ -91,10 +100,10 @@ class LlamaLayerImpl : public torch::nn::Module {
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
     auto lin = [](int64_t in, int64_t out, bool bias) { return nn::Linear(nn::LinearOptions{in, out, bias}); };
     const int64_t ffn = c.shapes.ffn[index];
-    q_proj = attn->register_module("q_proj", lin(c.hidden, num_heads * c.head_dim, c.attention_bias));
-    k_proj = attn->register_module("k_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.attention_bias));
-    v_proj = attn->register_module("v_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.attention_bias));
-    o_proj = attn->register_module("o_proj", lin(num_heads * c.head_dim, c.hidden, c.attention_bias));
+    q_proj = attn->register_module("q_proj", lin(c.hidden, num_heads * c.head_dim, c.qkv_bias));
+    k_proj = attn->register_module("k_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
+    v_proj = attn->register_module("v_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
+    o_proj = attn->register_module("o_proj", lin(num_heads * c.head_dim, c.hidden, c.o_bias));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
     gate_proj = mlp->register_module("gate_proj", lin(c.hidden, ffn, c.mlp_bias));
     up_proj = mlp->register_module("up_proj", lin(c.hidden, ffn, c.mlp_bias));
@@ -214,7 +223,7 @@ class LlamaModel : public TransformerModel {
  private:
   static ModelInfo make_info(const LlamaConfig& c, const std::string& head_class, Head head) {
     ModelInfo i;
-    i.model_type = "llama";
+    i.model_type = c.model_type;
     i.head_class = head_class;
     i.base_prefix = "model";
     i.base_is_root = head == Head::kBase;
@@ -337,12 +346,26 @@ ArchSpec llama_arch() {
           .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = LlamaModel::Head;
             H h = head == "LlamaForCausalLM" ? H::kLM : head == "LlamaForSequenceClassification" ? H::kSequenceClassification : H::kBase;
-            return std::make_shared<LlamaModel>(LlamaConfig::parse(j), head, h);
+            return std::make_shared<LlamaModel>(LlamaConfig::parse(j, "llama"), head, h);
           },
           .layers_module = "layers",
           .layer_count_key = "num_hidden_layers",
           .gguf_architecture = "llama",
           .from_gguf = llama_from_gguf};
+}
+
+ArchSpec qwen2_arch() {
+  return {.model_type = "qwen2",
+          .is_decoder = true,
+          .head_classes = {"Qwen2Model", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification"},
+          .head_aliases = {},
+          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+            using H = LlamaModel::Head;
+            H h = head == "Qwen2ForCausalLM" ? H::kLM : head == "Qwen2ForSequenceClassification" ? H::kSequenceClassification : H::kBase;
+            return std::make_shared<LlamaModel>(LlamaConfig::parse(j, "qwen2"), head, h);
+          },
+          .layers_module = "layers",
+          .layer_count_key = "num_hidden_layers"};
 }
 
 }  // namespace sqz::models

@@ -12,10 +12,12 @@ ArchSpec distilbert_arch();
 ArchSpec gpt2_arch();
 ArchSpec opt_arch();
 ArchSpec llama_arch();
+ArchSpec qwen2_arch();
+ArchSpec gpt_neox_arch();
 
 const std::vector<ArchSpec>& architectures() {
   static const std::vector<ArchSpec> all = {
-      bert_arch(), roberta_arch(), distilbert_arch(), gpt2_arch(), opt_arch(), llama_arch(),
+      bert_arch(), roberta_arch(), distilbert_arch(), gpt2_arch(), opt_arch(), llama_arch(), qwen2_arch(), gpt_neox_arch(),
   };
   return all;
 }
@@ -135,7 +137,8 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   }
   // HF drops known buffers and re-ties tied weights; anything else unused is worth a word.
   auto benign = [](const std::string& n) {
-    for (const char* pattern : {"position_ids", ".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq"})
+    for (const char* pattern : {"position_ids", ".attn.bias", ".attn.masked_bias", ".attention.bias", ".attention.masked_bias",
+                                "rotary_emb.inv_freq"})
       if (n.find(pattern) != std::string::npos) return true;
     return n == "lm_head.weight" || n.find("predictions.decoder.") != std::string::npos ||
            n.find("vocab_projector.weight") != std::string::npos || n.find("lm_head.decoder.") != std::string::npos;

@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, distilbert, gpt2, opt and llama have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, distilbert, gpt2, opt, llama and qwen2 have)");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -146,9 +146,9 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
               : type == "opt"        ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
               : type == "distilbert" ? Keys{"n_heads", "hidden_dim", "dim"}
                                      : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  static const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama"};
+  static const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama", "qwen2"};
   if (!kShrinkable.count(type))
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, distilbert, gpt2, opt and llama are)");
+    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, distilbert, gpt2, opt, llama and qwen2 are)");
   auto s = model.structure();
   SpeedupReport report;
   report.params_before = models::count_parameters(model);
@@ -208,7 +208,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
   }
   if (!pruned.empty()) c["pruned_heads"] = pruned;
-  if (!pruned.empty() && (type == "opt" || type == "llama")) report.hf_loadable = false;  // HF cannot prune their heads
+  if (!pruned.empty() && (type == "opt" || type == "llama" || type == "qwen2")) report.hf_loadable = false;  // HF cannot prune their heads
   report.hidden_before = static_cast<int64_t>(all_hidden(s).size());
   report.hidden_after = static_cast<int64_t>(keep.hidden.size());
   if (report.hidden_after < report.hidden_before) {

@@ -1,6 +1,7 @@
 """sqz against the real transformers, live: for every family sqz supports, the pinned transformers
-builds small random models at test time (several seeds and shapes: odd head counts, grouped-query
-attention, rope scaling, post-LN and projected OPT, tied and untied embeddings, left and right
+builds small random models at test time (BERT, RoBERTa, DistilBERT, GPT-2, OPT, Llama, Qwen2,
+GPT-NeoX; several seeds and shapes: odd head counts, grouped-query attention, rope scaling, partial
+rotary, parallel residual, post-LN and projected OPT, tied and untied embeddings, left and right
 padding), saves them, and
 - `sqz forward --hidden-states` must give its logits (or hidden states) and every hidden state
   within 1e-4 at the real (unpadded) positions;
@@ -141,7 +142,8 @@ def encoder_cases():
 
 
 def decoder_cases():
-    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, OPTConfig, OPTForCausalLM
+    from transformers import (GPT2Config, GPT2LMHeadModel, GPTNeoXConfig, GPTNeoXForCausalLM, LlamaConfig, LlamaForCausalLM,
+                              OPTConfig, OPTForCausalLM, Qwen2Config, Qwen2ForCausalLM)
     v = dict(vocab_size=857, bos_token_id=856, eos_token_id=856, initializer_range=0.2)
     yield "gpt2 5 heads of 12", GPT2LMHeadModel(GPT2Config(n_embd=60, n_head=5, n_layer=2, n_positions=64, **v)), True
     yield "opt pre-LN", OPTForCausalLM(OPTConfig(hidden_size=64, num_attention_heads=4, ffn_dim=128, num_hidden_layers=2,
@@ -161,6 +163,16 @@ def decoder_cases():
         hidden_size=72, num_attention_heads=6, num_key_value_heads=2, intermediate_size=80, attention_bias=True,
         rope_theta=500000.0, rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                            "high_freq_factor": 4.0, "original_max_position_embeddings": 32}, **lc)), True
+    yield "qwen2 GQA 4/2, q/k/v biases, tied", Qwen2ForCausalLM(Qwen2Config(
+        hidden_size=64, num_attention_heads=4, num_key_value_heads=2, intermediate_size=96, tie_word_embeddings=True, **lc)), True
+    yield "qwen2 MHA 6 heads, untied, rope_theta 1e6", Qwen2ForCausalLM(Qwen2Config(
+        hidden_size=72, num_attention_heads=6, num_key_value_heads=6, intermediate_size=80, tie_word_embeddings=False,
+        rope_theta=1e6, **lc)), True
+    nc = dict(num_hidden_layers=2, max_position_embeddings=128, **v)
+    yield "gpt_neox parallel residual, rotary 25%", GPTNeoXForCausalLM(GPTNeoXConfig(
+        hidden_size=64, num_attention_heads=4, intermediate_size=128, rotary_pct=0.25, **nc)), True
+    yield "gpt_neox sequential residual, rotary 50%, 3 heads of 24", GPTNeoXForCausalLM(GPTNeoXConfig(
+        hidden_size=72, num_attention_heads=3, intermediate_size=96, rotary_pct=0.5, use_parallel_residual=False, **nc)), True
 
 
 def check_family(tmp, cases, seeds, tokenizer_dir, decoder):

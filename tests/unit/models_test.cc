@@ -44,6 +44,12 @@ std::vector<ArchCase> arch_cases() {
                      {"max_position_embeddings", 64}, {"tie_word_embeddings", true}, {"pad_token_id", 0},
                      {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
                                        {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}}},
+      {"qwen2", {{"model_type", "qwen2"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 56},
+                 {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                 {"max_position_embeddings", 64}, {"tie_word_embeddings", false}, {"pad_token_id", 0}}},
+      {"gpt_neox", {{"model_type", "gpt_neox"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 64},
+                    {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"rotary_pct", 0.5},
+                    {"max_position_embeddings", 64}, {"pad_token_id", 0}}},
   };
 }
 
