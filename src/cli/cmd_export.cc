@@ -1,11 +1,14 @@
 // sqz export MODEL_DIR --format onnx --out FILE.onnx [--int8]: the model as an ONNX graph that ONNX
 // Runtime runs (BERT encoders; GPT-2, OPT and Llama decoders with a KV cache), checked by ONNX
 // Runtime itself before it is written (eval/onnxruntime_peer.h).
+// sqz export MODEL_DIR --format gguf --type f16|q8_0|q4_k --out FILE.gguf: a Llama for llama.cpp
+// (models/gguf_export.h), imported back and compared before the command returns.
 #include <iostream>
 
 #include "cli/commands.h"
 #include "compress/quant/export.h"
 #include "eval/onnxruntime_peer.h"
+#include "models/gguf_export.h"
 #include "runtime/runtime_dir.h"
 
 namespace sqz::cli {
@@ -13,7 +16,7 @@ namespace sqz::cli {
 namespace {
 
 struct ExportArgs {
-  std::string model_dir, format = "onnx", out;
+  std::string model_dir, format = "onnx", out, type = "q8_0";
   bool int8 = false, overwrite = false;
   int threads = 2;
 };
@@ -25,6 +28,10 @@ void run_export(const ExportArgs& a) {
   if (fs::path(a.out).has_parent_path() && !fs::is_directory(fs::path(a.out).parent_path()))
     fail_not_found(a.out, ": its directory does not exist");
   auto loaded = quant::load_any_model(a.model_dir);
+  if (a.format == "gguf") {
+    std::cout << models::export_gguf(loaded, a.model_dir, a.type, a.out).dump() << std::endl;
+    return;
+  }
   if (eval::onnx_exporter_for(loaded.model->info().model_type).empty())
     fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
   std::cout << eval::export_onnx(loaded, a.out, a.int8, a.threads).dump() << std::endl;
@@ -37,8 +44,11 @@ void add_export_command(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
   cmd->add_option("model_dir", a->model_dir, "model directory (dense, SpeedUp-shrunk, or a compressed-tensors export, dequantized)")
       ->required();
-  cmd->add_option("--format", a->format, "onnx")->check(CLI::IsMember({"onnx"}));
-  cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx)")->required();
+  cmd->add_option("--format", a->format, "onnx (BERT, GPT-2, OPT, Llama) or gguf (Llama, for llama.cpp)")
+      ->check(CLI::IsMember({"onnx", "gguf"}));
+  cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx, model.gguf)")->required();
+  cmd->add_option("--type", a->type, "gguf: the matrices' type, f16, q8_0 or q4_k (norms stay f32)")
+      ->check(CLI::IsMember({"f16", "q8_0", "q4_k"}));
   cmd->add_flag("--int8", a->int8, "int8 Linears as ONNX Runtime's dynamic quantization writes them (u8 activations, s8 weights per channel)");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing file");
   cmd->add_option("--threads", a->threads, "ONNX Runtime threads for the check")->check(positive());

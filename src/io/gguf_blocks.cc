@@ -1,5 +1,7 @@
 #include "io/gguf_blocks.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -44,6 +46,85 @@ float fp16_to_float(uint16_t h) {
   float f;
   std::memcpy(&f, &bits, 4);
   return f;
+}
+
+float read_fp16(const uint8_t* p);
+
+// Round to nearest even, as F16C's vcvtps2ph (what ggml uses) does; overflow goes to infinity.
+uint16_t float_to_fp16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u));  // inf, nan
+  if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // rounds beyond the largest half
+  if (abs < 0x38800000u) {  // subnormal half (or zero): scale into the 10-bit mantissa, round to even
+    float a;
+    std::memcpy(&a, &abs, 4);
+    const float scaled = a * 16777216.0f;  // 2^24: one half-subnormal step becomes 1
+    const uint32_t q = static_cast<uint32_t>(scaled);
+    const float rest = scaled - static_cast<float>(q);
+    const uint32_t r = q + ((rest > 0.5f || (rest == 0.5f && (q & 1u))) ? 1u : 0u);
+    return static_cast<uint16_t>(sign | r);
+  }
+  const uint32_t mant = abs & 0x7fffffu;
+  uint32_t h = ((abs >> 23) - 112) << 10 | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry into the exponent is correct
+  return static_cast<uint16_t>(sign | h);
+}
+
+void write_fp16(uint8_t* p, float f) {
+  const uint16_t h = float_to_fp16(f);
+  std::memcpy(p, &h, 2);
+}
+
+void encode_q8_0(const float* x, uint8_t* b) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+  const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+  write_fp16(b, d);
+  for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(x[j] * id)));
+}
+
+// Packs sub-block scales and mins (6 bits each) as k_scale_min reads them.
+void pack_k_scales(const int* sc, const int* mn, uint8_t* s) {
+  for (int j = 0; j < 4; ++j) {
+    s[j] = static_cast<uint8_t>((sc[j] & 63) | ((sc[j + 4] >> 4) << 6));
+    s[j + 4] = static_cast<uint8_t>((mn[j] & 63) | ((mn[j + 4] >> 4) << 6));
+    s[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0x0f) | ((mn[j + 4] & 0x0f) << 4));
+  }
+}
+
+void encode_q4_k(const float* x, uint8_t* b) {
+  float scale[8], min[8], max_scale = 0.0f, max_min = 0.0f;
+  for (int s = 0; s < 8; ++s) {
+    float lo = 0.0f, hi = x[32 * s];
+    for (int l = 0; l < 32; ++l) lo = std::min(lo, x[32 * s + l]), hi = std::max(hi, x[32 * s + l]);
+    scale[s] = std::max(hi - lo, 0.0f) / 15.0f;
+    min[s] = -lo;
+    max_scale = std::max(max_scale, scale[s]), max_min = std::max(max_min, min[s]);
+  }
+  write_fp16(b, max_scale / 63.0f);
+  write_fp16(b + 2, max_min / 63.0f);
+  const float d = read_fp16(b), dmin = read_fp16(b + 2);  // what the decoder will use
+  int sc[8], mn[8];
+  for (int s = 0; s < 8; ++s) {
+    sc[s] = d > 0.0f ? std::clamp(static_cast<int>(std::lround(scale[s] / d)), 0, 63) : 0;
+    mn[s] = dmin > 0.0f ? std::clamp(static_cast<int>(std::lround(min[s] / dmin)), 0, 63) : 0;
+  }
+  pack_k_scales(sc, mn, b + 4);
+  uint8_t* qs = b + 16;
+  for (int c = 0; c < 4; ++c)
+    for (int half = 0; half < 2; ++half) {
+      const int s = 2 * c + half;
+      const float d1 = d * static_cast<float>(sc[s]), m1 = dmin * static_cast<float>(mn[s]);
+      for (int l = 0; l < 32; ++l) {
+        const int q = d1 > 0.0f ? std::clamp(static_cast<int>(std::lround((x[32 * s + l] + m1) / d1)), 0, 15) : 0;
+        uint8_t& byte = qs[32 * c + l];
+        byte = half == 0 ? static_cast<uint8_t>(q) : static_cast<uint8_t>(byte | (q << 4));
+      }
+    }
 }
 
 float read_fp16(const uint8_t* p) {
@@ -136,6 +217,24 @@ std::string decodable_ggml_type_names() {
   for (const auto& t : kTypes)
     if (t.decodable) names += (names.empty() ? "" : ", ") + std::string(t.name);
   return names;
+}
+
+bool encodable(const GgmlType& type) { return type.id == 0 || type.id == 1 || type.id == 8 || type.id == 12; }
+
+void quantize_row(const GgmlType& type, const float* src, uint8_t* dst, int64_t n) {
+  SQZ_CHECK(encodable(type) && n % type.block_values == 0, "quantize_row: ", type.name, " with ", n, " values");
+  const int64_t blocks = n / type.block_values;
+  for (int64_t i = 0; i < blocks; ++i) {
+    const float* x = src + i * type.block_values;
+    uint8_t* b = dst + i * type.block_bytes;
+    switch (type.id) {
+      case 0: std::memcpy(b, x, 4); break;
+      case 1: write_fp16(b, *x); break;
+      case 8: encode_q8_0(x, b); break;
+      case 12: encode_q4_k(x, b); break;
+      default: SQZ_CHECK(false, "quantize_row: no encoder for ", type.name);
+    }
+  }
 }
 
 void dequantize_row(const GgmlType& type, const uint8_t* src, float* dst, int64_t n) {

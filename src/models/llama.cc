@@ -336,6 +336,66 @@ GgufConversion llama_from_gguf(const io::GgufFile& g) {
   return conv;
 }
 
+// The inverse of unpermute_rope_rows: HF's rotate-half rows in llama.cpp's interleaved order.
+torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads) {
+  auto shape = w.sizes().vec();
+  std::vector<int64_t> split = {heads, 2, shape[0] / heads / 2};
+  split.insert(split.end(), shape.begin() + 1, shape.end());
+  return w.reshape(split).transpose(1, 2).reshape(shape).contiguous();
+}
+
+// convert_hf_to_gguf's reading of a Llama config.json, and llama_from_gguf's names backwards.
+GgufExportPlan llama_to_gguf(const io::JsonFields& j) {
+  const LlamaConfig c = LlamaConfig::parse(j, "llama");
+  if (c.shapes.heads != std::vector<int64_t>(c.layers, c.heads) || c.shapes.ffn != std::vector<int64_t>(c.layers, c.intermediate))
+    fail_unimplemented(j.source(), ": a structurally pruned Llama (per-layer heads or FFN widths) cannot be written as GGUF");
+  if (c.mlp_bias) fail_unimplemented(j.source(), ": field 'mlp_bias' = true has no llama.cpp tensor");
+  if (c.act != "silu") fail_unimplemented(j.source(), ": field 'hidden_act' = '", c.act, "'; llama.cpp's llama runs silu");
+  GgufExportPlan plan;
+  auto u32 = [](int64_t v) { return io::GgufValue(static_cast<uint32_t>(v)); };
+  plan.metadata = {{"general.architecture", std::string("llama")},
+                   {"llama.vocab_size", u32(c.vocab_size)},
+                   {"llama.context_length", u32(c.max_positions)},
+                   {"llama.embedding_length", u32(c.hidden)},
+                   {"llama.block_count", u32(c.layers)},
+                   {"llama.feed_forward_length", u32(c.intermediate)},
+                   {"llama.attention.head_count", u32(c.heads)},
+                   {"llama.attention.head_count_kv", u32(c.kv_heads)},
+                   {"llama.attention.key_length", u32(c.head_dim)},
+                   {"llama.attention.value_length", u32(c.head_dim)},
+                   {"llama.rope.dimension_count", u32(c.head_dim)},
+                   {"llama.rope.freq_base", static_cast<float>(c.rope_theta)},
+                   {"llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.eps)}};
+  if (j.has("rope_scaling") && !j.value()["rope_scaling"].is_null()) {
+    io::JsonFields sc(j.value()["rope_scaling"], j.source() + " rope_scaling");
+    const std::string type = sc.has("rope_type") ? sc.get_string("rope_type") : sc.get_string("type", "default");
+    if (type == "linear") {
+      plan.metadata.emplace_back("llama.rope.scaling.type", std::string("linear"));
+      plan.metadata.emplace_back("llama.rope.scaling.factor", static_cast<float>(sc.get_float("factor")));
+    } else if (type != "default") {
+      fail_unimplemented(j.source(), ": rope_scaling type '", type, "' is not written to GGUF (default, linear)");
+    }
+  }
+  plan.tensors["model.embed_tokens.weight"] = {"token_embd.weight", nullptr};
+  plan.tensors["model.norm.weight"] = {"output_norm.weight", nullptr};
+  if (!c.tie) plan.tensors["lm_head.weight"] = {"output.weight", nullptr};
+  const std::vector<std::pair<std::string, std::string>> block = {
+      {"input_layernorm", "attn_norm"}, {"post_attention_layernorm", "ffn_norm"}, {"self_attn.q_proj", "attn_q"},
+      {"self_attn.k_proj", "attn_k"},   {"self_attn.v_proj", "attn_v"},           {"self_attn.o_proj", "attn_output"},
+      {"mlp.gate_proj", "ffn_gate"},    {"mlp.up_proj", "ffn_up"},                {"mlp.down_proj", "ffn_down"}};
+  for (int64_t l = 0; l < c.layers; ++l)
+    for (const auto& [hf, gg] : block)
+      for (const char* leaf : {"weight", "bias"}) {
+        GgufConversion::Target t{to_text("blk.", l, ".", gg, ".", leaf), nullptr};
+        if (gg == "attn_q" || gg == "attn_k") {
+          const int64_t n = gg == "attn_q" ? c.heads : c.kv_heads;
+          t.relayout = [n](const torch::Tensor& w) { return permute_rope_rows(w, n); };
+        }
+        plan.tensors[to_text("model.layers.", l, ".", hf, ".", leaf)] = t;
+      }
+  return plan;
+}
+
 }  // namespace
 
 ArchSpec llama_arch() {
@@ -351,7 +411,8 @@ ArchSpec llama_arch() {
           .layers_module = "layers",
           .layer_count_key = "num_hidden_layers",
           .gguf_architecture = "llama",
-          .from_gguf = llama_from_gguf};
+          .from_gguf = llama_from_gguf,
+          .to_gguf = llama_to_gguf};
 }
 
 ArchSpec qwen2_arch() {

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/fs.h"
+#include "io/gguf_writer.h"
 #include "models/model.h"
 
 namespace sqz::io {
@@ -25,6 +26,14 @@ struct GgufConversion {
   std::map<std::string, Target> tensors;
 };
 
+// Writing a family's model as GGUF: the metadata its config becomes, and for every HF parameter
+// name its GGUF name and the change of layout it needs (none if empty). Parameters the family
+// leaves out (a tied output head) are absent.
+struct GgufExportPlan {
+  std::vector<std::pair<std::string, io::GgufValue>> metadata;
+  std::map<std::string, GgufConversion::Target> tensors;  // HF name -> {GGUF name, relayout}
+};
+
 // One family, as its file registers it (registry.cc lists them). Everything sqz needs to know
 // about a family's layout comes from here or from its TransformerModel, never from name patterns
 // elsewhere.
@@ -40,6 +49,7 @@ struct ArchSpec {
   std::string layer_count_key;
   std::string gguf_architecture = "";  // general.architecture of the GGUF files this family reads
   std::function<GgufConversion(const io::GgufFile&)> from_gguf = nullptr;
+  std::function<GgufExportPlan(const io::JsonFields& config)> to_gguf = nullptr;
 };
 
 const std::vector<ArchSpec>& architectures();

@@ -1,10 +1,12 @@
 // The torch-free format readers on bytes in memory: what the fuzz targets drive, checked on the
 // hostile cases of issue 23 and on real files from the fixtures. Built by the sanitizer build too.
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "io/npy_header.h"
 #include "io/safetensors_header.h"
 #include "train/recipe.h"
@@ -95,6 +97,99 @@ TEST(Gguf, CountsBeyondTheFileAreRefusedBeforeAllocating) {
   const std::string magic = testing::error_of([] { io::GgufFile(std::string("GGML") + std::string(20, '\0'), "m.gguf"); });
   EXPECT_NE(magic.find("not a GGUF file"), std::string::npos) << magic;
   EXPECT_EQ(io::GgufFile(gguf_header(0, 0), "m.gguf").tensors().size(), 0u);
+}
+
+// ggml's block encoders against their own decoder: F16 rounds to nearest even (with subnormals
+// and overflow), Q8_0 and Q4_K stay within half a step of their grids.
+TEST(GgufBlocks, EncodersRoundTripWithinTheirGrids) {
+  const auto f16 = *io::ggml_type(1), q8 = *io::ggml_type(8), q4k = *io::ggml_type(12);
+  const std::vector<std::pair<float, float>> halves = {
+      {0.0f, 0.0f}, {1.0f, 1.0f}, {-2.5f, -2.5f}, {65504.0f, 65504.0f}, {0.1f, 0.0999755859375f},
+      {1.0f + 1.0f / 2048, 1.0f},                       // a tie rounds to the even mantissa
+      {1.0f + 3.0f / 2048, 1.0f + 2.0f / 1024},         // the other tie rounds up to even
+      {5.9604644775390625e-08f, 5.9604644775390625e-08f},  // 2^-24, the smallest subnormal
+      {1e-8f, 0.0f}, {65520.0f, INFINITY}};
+  for (const auto& [in, want] : halves) {
+    uint8_t b[2];
+    float back;
+    io::quantize_row(f16, &in, b, 1);
+    io::dequantize_row(f16, b, &back, 1);
+    EXPECT_EQ(back, want) << in;
+  }
+  std::vector<float> x(512);
+  uint64_t state = 12345;
+  for (auto& v : x) {  // a fixed pseudo-random spread with one outlier per block
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    v = static_cast<float>(static_cast<int64_t>(state >> 40) % 2001 - 1000) / 1000.0f;
+  }
+  x[7] = 9.0f, x[300] = -7.0f;
+  for (const auto& type : {q8, q4k}) {
+    std::vector<uint8_t> blocks(x.size() / type.block_values * type.block_bytes);
+    std::vector<float> back(x.size());
+    io::quantize_row(type, x.data(), blocks.data(), static_cast<int64_t>(x.size()));
+    io::dequantize_row(type, blocks.data(), back.data(), static_cast<int64_t>(x.size()));
+    // Per sub-block of 32: its range, and (Q4_K) the super-block's largest scale and min, in
+    // which units the sub-block's 6-bit scale and min are rounded.
+    auto range = [&](size_t start, float* lo, float* hi) {
+      *lo = 0.0f, *hi = x[start];
+      for (size_t i = start; i < start + 32; ++i) *lo = std::min(*lo, x[i]), *hi = std::max(*hi, x[i]);
+    };
+    for (size_t start = 0; start < x.size(); start += 32) {
+      float lo, hi, err = 0.0f;
+      range(start, &lo, &hi);
+      for (size_t i = start; i < start + 32; ++i) err = std::max(err, std::fabs(back[i] - x[i]));
+      float bound = 0.5f * std::max(-lo, std::fabs(hi)) / 127.0f * 1.01f;  // Q8_0: half a step (+ fp16 d)
+      if (type.id == 12) {
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (size_t s = start / 256 * 256; s < start / 256 * 256 + 256; s += 32) {
+          float l, h;
+          range(s, &l, &h);
+          max_scale = std::max(max_scale, (h - l) / 15.0f), max_min = std::max(max_min, -l);
+        }
+        // Half a step, plus 15 steps' worth of the scale's rounding and the min's rounding.
+        bound = (0.5f * (hi - lo) / 15.0f + 15.0f * 0.5f * max_scale / 63.0f + 0.5f * max_min / 63.0f) * 1.01f;
+      }
+      EXPECT_LE(err, bound) << type.name << " block at " << start;
+    }
+  }
+}
+
+// A written file is what GgufFile reads: metadata of every type, tensors of every encoded type.
+TEST(GgufWriter, ReadsBackWhatWasWritten) {
+  testing::ScratchDir dir("gguf-writer");
+  io::GgufWriter w;
+  w.set("general.architecture", std::string("llama"));
+  w.set("llama.block_count", uint32_t{2});
+  w.set("llama.rope.freq_base", 10000.0f);
+  w.set("tokenizer.ggml.add_bos_token", true);
+  w.set("tokenizer.ggml.tokens", std::vector<std::string>{"a", "b", "ab"});
+  w.set("tokenizer.ggml.token_type", std::vector<int32_t>{1, 1, 3});
+  w.set("llama.block_count", uint32_t{3});  // set again: replaced, not duplicated
+  std::vector<float> v(2 * 256);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = std::sin(static_cast<float>(i));
+  for (uint32_t id : {0u, 1u, 8u, 12u}) w.add_tensor("t" + std::to_string(id), {256, 2}, *io::ggml_type(id), v.data());
+  auto e = testing::error_of([&] { w.add_tensor("odd", {100, 2}, *io::ggml_type(12), v.data()); });
+  EXPECT_NE(e.find("tensor 'odd' has rows of 100 values, which Q4_K blocks of 256 do not divide"), std::string::npos) << e;
+  w.write(dir / "m.gguf");
+  io::GgufFile g(dir / "m.gguf");
+  EXPECT_EQ(g.version(), 3u);
+  EXPECT_EQ(g.metadata().get_int("llama.block_count"), 3);
+  EXPECT_EQ(g.metadata().get_string("general.architecture"), "llama");
+  EXPECT_FLOAT_EQ(static_cast<float>(g.metadata().get_float("llama.rope.freq_base")), 10000.0f);
+  EXPECT_TRUE(g.metadata().get_bool("tokenizer.ggml.add_bos_token"));
+  EXPECT_EQ(g.metadata().value()["tokenizer.ggml.tokens"], io::json({"a", "b", "ab"}));
+  EXPECT_EQ(g.metadata().value()["tokenizer.ggml.token_type"], io::json({1, 1, 3}));
+  ASSERT_EQ(g.tensors().size(), 4u);
+  for (const auto& t : g.tensors()) {
+    EXPECT_EQ(t.dims, (std::vector<int64_t>{256, 2})) << t.name;
+    EXPECT_EQ(t.offset % 32, 0u) << t.name;
+    std::vector<float> back(v.size()), want(v.size());
+    g.dequantize_into(t, back.data());
+    std::vector<uint8_t> blocks(v.size() / t.type.block_values * t.type.block_bytes);
+    io::quantize_row(t.type, v.data(), blocks.data(), static_cast<int64_t>(v.size()));
+    io::dequantize_row(t.type, blocks.data(), want.data(), static_cast<int64_t>(v.size()));
+    EXPECT_EQ(back, want) << t.name;
+  }
 }
 
 TEST(TrainRecipe, OutOfRangeFieldsAreRefusedByName) {

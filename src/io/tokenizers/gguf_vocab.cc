@@ -1,5 +1,7 @@
 #include "io/tokenizers/gguf_vocab.h"
 
+#include <sstream>
+
 #include "core/error.h"
 
 namespace sqz::io {
@@ -131,6 +133,93 @@ void write_gguf_tokenizer(const JsonFields& meta, const fs::path& dir, int64_t m
   write_json_file_atomic(dir / "tokenizer.json", tokenizer);
   write_json_file_atomic(dir / "tokenizer_config.json", config);
   write_json_file_atomic(dir / "special_tokens_map.json", special_map);
+}
+
+namespace {
+
+// The llama.cpp pre-tokenizer name of a tokenizer.json pre_tokenizer, as pre_tokenizer_for maps
+// them back.
+std::string gguf_pre_name(const json& pre, const std::string& where) {
+  auto is_byte_level = [](const json& p) { return p.is_object() && p.value("type", "") == "ByteLevel" && p.value("use_regex", true); };
+  if (is_byte_level(pre) && !pre.value("add_prefix_space", false)) return "gpt2";
+  if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].size() == 2) {
+    const auto& digits = pre["pretokenizers"][0];
+    if (digits.value("type", "") == "Digits" && digits.value("individual_digits", false) && is_byte_level(pre["pretokenizers"][1]) &&
+        !pre["pretokenizers"][1].value("add_prefix_space", false))
+      return "smollm";
+  }
+  fail_unimplemented(where, ": pre_tokenizer ", pre.dump(), " has no llama.cpp name sqz knows (gpt2: ByteLevel; smollm: Digits then ByteLevel)");
+}
+
+// "a b" merge strings from either tokenizer.json form (strings, or [a, b] pairs).
+std::vector<std::string> merge_strings(const json& merges, const std::string& where) {
+  std::vector<std::string> out;
+  for (const auto& m : merges) {
+    if (m.is_string()) out.push_back(m.get<std::string>());
+    else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) out.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+    else fail_data(where, ": model.merges holds ", m.dump(), " (expected \"a b\" or [a, b])");
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const fs::path& dir) {
+  json vocab, added = json::array(), pre;
+  std::vector<std::string> merges;
+  std::string where;
+  if (fs::exists(dir / "tokenizer.json")) {
+    where = (dir / "tokenizer.json").string();
+    const json t = read_json_file(dir / "tokenizer.json");
+    if (!t.contains("model") || t["model"].value("type", "") != "BPE" || !t["model"].contains("vocab") || !t["model"]["vocab"].is_object())
+      fail_unimplemented(where, ": only byte-level BPE tokenizers (model.type BPE) can be written to GGUF");
+    vocab = t["model"]["vocab"];
+    merges = merge_strings(t["model"].value("merges", json::array()), where);
+    if (t.contains("added_tokens") && t["added_tokens"].is_array()) added = t["added_tokens"];
+    pre = t.value("pre_tokenizer", json());
+  } else if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
+    where = (dir / "vocab.json").string();
+    vocab = read_json_file(dir / "vocab.json");
+    std::istringstream lines(read_text_file(dir / "merges.txt"));
+    for (std::string line; std::getline(lines, line);)
+      if (!line.empty() && line.rfind("#version", 0) != 0) merges.push_back(line);
+    pre = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  } else {
+    fail_unimplemented(dir.string(), ": no byte-level BPE tokenizer (tokenizer.json, or vocab.json + merges.txt) to write to GGUF");
+  }
+  const JsonFields config = fs::exists(dir / "tokenizer_config.json") ? JsonFields::from_file(dir / "tokenizer_config.json")
+                                                                     : JsonFields(json::object(), (dir / "tokenizer_config.json").string());
+  for (const auto& a : added)  // added tokens may lie outside model.vocab
+    if (a.contains("id") && a.contains("content")) vocab[a["content"].get<std::string>()] = a["id"];
+  const int64_t n = static_cast<int64_t>(vocab.size());
+  std::vector<std::string> tokens(n);
+  std::vector<int32_t> types(n, 1);
+  std::vector<bool> seen(n, false);
+  for (const auto& [tok, id] : vocab.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= n || seen[id.get<int64_t>()])
+      fail_data(where, ": token '", tok, "' has id ", id.dump(), "; GGUF needs the ids 0..", n - 1, " once each");
+    tokens[id.get<int64_t>()] = tok;
+    seen[id.get<int64_t>()] = true;
+  }
+  for (const auto& a : added)
+    if (a.contains("id")) types[a["id"].get<int64_t>()] = a.value("special", false) ? kControl : kUserDefined;
+  std::vector<std::pair<std::string, GgufValue>> out = {
+      {"tokenizer.ggml.model", std::string("gpt2")}, {"tokenizer.ggml.pre", gguf_pre_name(pre, where)},
+      {"tokenizer.ggml.tokens", tokens}, {"tokenizer.ggml.token_type", types}, {"tokenizer.ggml.merges", merges}};
+  // Special tokens by their HF role, named in tokenizer_config.json (a string or {"content": ...}).
+  for (const auto& [hf_role, gguf_role] : std::vector<std::pair<std::string, std::string>>{
+           {"bos", "bos"}, {"eos", "eos"}, {"unk", "unknown"}, {"pad", "padding"}, {"sep", "sep"}, {"cls", "cls"}, {"mask", "mask"}}) {
+    const std::string key = hf_role + "_token";
+    if (!config.has(key) || config.value()[key].is_null()) continue;
+    const json& v = config.value()[key];
+    const std::string content = v.is_object() ? v.value("content", "") : v.is_string() ? v.get<std::string>() : "";
+    if (!vocab.contains(content)) config.fail_field(key, "a token of the vocabulary");
+    out.emplace_back("tokenizer.ggml." + gguf_role + "_token_id", static_cast<uint32_t>(vocab[content].get<int64_t>()));
+  }
+  out.emplace_back("tokenizer.ggml.add_bos_token", config.get_bool("add_bos_token", false));
+  if (config.has("chat_template") && config.value()["chat_template"].is_string())
+    out.emplace_back("tokenizer.chat_template", config.get_string("chat_template"));
+  return out;
 }
 
 }  // namespace sqz::io

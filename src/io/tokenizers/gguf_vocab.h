@@ -3,6 +3,7 @@
 #pragma once
 #include <map>
 
+#include "io/gguf_writer.h"
 #include "io/json_file.h"
 
 namespace sqz::io {
@@ -14,5 +15,12 @@ namespace sqz::io {
 std::map<std::string, int64_t> gguf_special_token_ids(const JsonFields& metadata, int64_t vocab_size);
 
 void write_gguf_tokenizer(const JsonFields& metadata, const fs::path& dir, int64_t model_max_length);
+
+// The other direction: a model dir's byte-level BPE tokenizer (tokenizer.json, or vocab.json +
+// merges.txt) as tokenizer.ggml.* metadata — tokens by id, their types (3 = special added token,
+// 4 = other added token, 1 = the rest), merges, the llama.cpp pre-tokenizer name ("gpt2" for
+// GPT-2's ByteLevel alone, "smollm" for single digits then ByteLevel), the special token ids and
+// add_bos_token. Other tokenizer kinds and pre-tokenizers are refused naming the file.
+std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const fs::path& dir);
 
 }  // namespace sqz::io

@@ -1,0 +1,152 @@
+"""`sqz export --format gguf` read by the real readers:
+- the `gguf` package parses the file; every tensor it dequantizes (gguf.quants) equals what
+  `sqz import-gguf` reads back from the same file, bit for bit, and is within the type's error of
+  the original weight (llama.cpp's row order for q/k undone);
+- transformers' own GGUF loader builds a LlamaForCausalLM from the file whose logits equal
+  `sqz forward` on the imported dir within 1e-4, and whose tokenizer gives the original
+  tokenizer's ids;
+for F16, Q8_0 and Q4_K, on a random Llama built here by transformers (hidden 256, so Q4_K's
+256-value rows apply) with the gpt2-lm fixture's byte-level BPE, and on SmolLM2-135M-Instruct
+when models/pretrained has it.
+
+Usage: python gguf_export_test.py SQZ_BINARY
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+SQZ = sys.argv[1]
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+GPT2_TOK = os.path.join(REPO, "..", "shared", "fixtures", "gpt2-lm", "model")
+SMOL = os.path.join(REPO, "models", "pretrained", "smollm2-135m-instruct")
+TEXTS = ["Hello world", "café naïve Résumé 123456", "emoji 🤖 and tabs\tnewlines\n", "  spaced   out  "]
+# Largest |dequantized - original| relative to the row's max |w|: half a step of each grid.
+REL_ERROR = {"F16": 1e-3, "Q8_0": 1 / 127, "Q4_K": 0.2}
+
+
+def sqz(*args):
+    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
+    return r.stdout
+
+
+def unpermute(w, heads):
+    """llama.cpp's interleaved q/k rows back to HF's rotate-half order."""
+    shape = w.shape
+    return w.reshape(heads, shape[0] // heads // 2, 2, *shape[1:]).swapaxes(1, 2).reshape(shape)
+
+
+def check_file(name, model_dir, gguf_path, tmp):
+    import gguf
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    reader = gguf.GGUFReader(gguf_path)
+    imported = os.path.join(tmp, "imported")
+    shutil.rmtree(imported, ignore_errors=True)
+    sqz("import-gguf", gguf_path, "--out", imported)
+    ours = load_file(os.path.join(imported, "model.safetensors"))
+    original = {k: v.astype(np.float32) for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()}
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+    names = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
+    block = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm", "attn_q": "self_attn.q_proj",
+             "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+             "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    types, worst = {}, {}
+    for t in reader.tensors:
+        base, leaf = t.name.rsplit(".", 1)
+        if base.startswith("blk."):
+            _, layer, part = base.split(".", 2)
+            hf = f"model.layers.{layer}.{block[part]}.{leaf}"
+        else:
+            hf = f"{names[base]}.{leaf}"
+        w = gguf.quants.dequantize(t.data, t.tensor_type).reshape([int(d) for d in reversed(t.shape)]).astype(np.float32)
+        if base.endswith("attn_q") or base.endswith("attn_k"):
+            w = unpermute(w, heads if base.endswith("attn_q") else kv_heads)
+        assert np.array_equal(w, ours[hf]), f"{name}: {t.name} dequantized by gguf differs from sqz import-gguf"
+        ref = original.get(hf)
+        if ref is None and hf == "lm_head.weight":
+            ref = original["model.embed_tokens.weight"]
+        tname = t.tensor_type.name
+        scale = np.abs(ref).max(axis=-1, keepdims=True) if ref.ndim == 2 else np.abs(ref).max()
+        rel = float((np.abs(w - ref) / np.maximum(scale, 1e-12)).max())
+        worst[tname] = max(worst.get(tname, 0.0), rel)
+        types[tname] = types.get(tname, 0) + 1
+    for tname, rel in worst.items():
+        assert rel <= REL_ERROR.get(tname, 0.0), f"{name}: {tname} tensors differ from the original by {rel:.3g} of the row max"
+    # transformers' GGUF loader: logits and tokenizer. (LlamaForCausalLM.from_pretrained in 4.46 does
+    # not pass gguf_file to its config and builds the default 7B shape; the Auto class does.)
+    hf_model = AutoModelForCausalLM.from_pretrained(tmp, gguf_file=os.path.basename(gguf_path)).eval()
+    if not any(t.name == "output.weight" for t in reader.tensors):
+        # Tied embeddings: 4.46's GGUF loader leaves lm_head untied (random) when there is no
+        # output.weight, as llama.cpp's convert writes tied models; tie it as config.json would.
+        hf_model.lm_head.weight = hf_model.model.embed_tokens.weight
+    hf_tok = AutoTokenizer.from_pretrained(tmp, gguf_file=os.path.basename(gguf_path))
+    orig_tok = AutoTokenizer.from_pretrained(model_dir)
+    # transformers' GGUF tokenizer adds a BOS of its own accord (as pretrained_test.py notes), so
+    # its ids are compared without special tokens; sqz's import of the file with them.
+    args = ["tokenize", imported]
+    for text in TEXTS:
+        args += ["--text", text]
+    sqz_ids = [json.loads(line)["input_ids"] for line in sqz(*args).splitlines()]
+    for text, got in zip(TEXTS, sqz_ids):
+        want = orig_tok(text, add_special_tokens=False)["input_ids"]
+        assert hf_tok(text, add_special_tokens=False)["input_ids"] == want, \
+            f"{name} {text!r}: GGUF tokenizer {hf_tok(text, add_special_tokens=False)['input_ids']} original {want}"
+        assert got == orig_tok(text)["input_ids"], f"{name} {text!r}: sqz on the import {got} original {orig_tok(text)['input_ids']}"
+    ids = np.array([orig_tok(TEXTS[0] + " " + TEXTS[1])["input_ids"]], dtype=np.int64)
+    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
+    shutil.rmtree(inputs, ignore_errors=True)
+    os.makedirs(inputs)
+    np.save(os.path.join(inputs, "input_ids.npy"), ids)
+    np.save(os.path.join(inputs, "attention_mask.npy"), np.ones_like(ids))
+    sqz("forward", imported, "--inputs", inputs, "--out", out, "--overwrite")
+    with torch.no_grad():
+        want = hf_model(torch.from_numpy(ids)).logits.numpy()
+    diff = float(np.abs(np.load(os.path.join(out, "logits.npy")) - want).max())
+    assert diff <= 1e-4, f"{name}: transformers on the GGUF vs sqz on its import: max |logit diff| {diff:.3g}"
+    detail = ", ".join(f"{k} x{v} (max rel. error {worst[k]:.2g})" for k, v in sorted(types.items()))
+    return f"ok {name}: gguf reads {len(reader.tensors)} tensors equal to sqz's import; {detail}; " \
+           f"transformers' GGUF model within {diff:.2g} of sqz; tokenizer ids equal"
+
+
+def tiny_llama(tmp):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=857, hidden_size=256, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=128, bos_token_id=856, eos_token_id=856,
+                         tie_word_embeddings=False)
+    d = os.path.join(tmp, "tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(d, safe_serialization=True)
+    for f in ("vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(os.path.join(GPT2_TOK, f), d)
+    return d
+
+
+def main():
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        models = [("random Llama (GQA 4/2, untied)", tiny_llama(tmp))]
+        if os.path.isdir(SMOL):
+            models.append(("SmolLM2-135M-Instruct", SMOL))
+        else:
+            lines.append("SKIPPED SmolLM2-135M-Instruct: not fetched (scripts/install_deps.sh)")
+        for name, d in models:
+            for t in ("f16", "q8_0", "q4_k"):
+                path = os.path.join(tmp, f"model-{t}.gguf")
+                report = json.loads(sqz("export", d, "--format", "gguf", "--type", t, "--out", path, "--overwrite"))
+                lines.append(check_file(f"{name} {t}", d, path, tmp) + f"; {report['bytes'] / 1e6:.1f} MB")
+                os.remove(path)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
