@@ -20,30 +20,21 @@ Usage: python compressed_tensors_test.py SQZ_BINARY
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 
 import numpy as np
 import torch
 
-SQZ = sys.argv[1]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SPAM = os.path.join(REPO, "..", "shared", "data", "spam")
+from sqz_cli import REPO, SHARED, sqz, sqz_forward
+
+SPAM = os.path.join(SHARED, "data", "spam")
 TEACHER = os.path.join(REPO, "models", "bert-spam")
 GPUSQ = os.path.join(REPO, "models", "minilm-spam-gpusq")
 # Activation fake-quantization rounds at the same points in both, but a value on a rounding
 # boundary can land on either side after float reordering: a few 1e-3 on logits of size ~3.
 TOL_W8A8 = 1e-2
 TOL_WEIGHT_ONLY = 1e-4
-
-
-def sqz(*args):
-    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r.stdout
 
 
 def dev_batch(model_dir, n=16, split="dev.jsonl"):
@@ -55,13 +46,7 @@ def dev_batch(model_dir, n=16, split="dev.jsonl"):
 
 
 def sqz_logits(model_dir, enc, tmp):
-    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    shutil.rmtree(inputs, ignore_errors=True)
-    os.makedirs(inputs)
-    for k, v in enc.items():
-        np.save(os.path.join(inputs, k + ".npy"), v.numpy().astype(np.int64))
-    sqz("forward", model_dir, "--inputs", inputs, "--out", out, "--overwrite")
-    return np.load(os.path.join(out, "logits.npy"))
+    return sqz_forward(model_dir, tmp, **{k: v.numpy().astype(np.int64) for k, v in enc.items()})["logits"]
 
 
 def decompressed_by_compressed_tensors(model_dir):

@@ -14,27 +14,18 @@ Usage: python gguf_export_test.py SQZ_BINARY
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-SQZ = sys.argv[1]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GPT2_TOK = os.path.join(REPO, "..", "shared", "fixtures", "gpt2-lm", "model")
+from sqz_cli import REPO, SHARED, sqz, sqz_forward, sqz_ids
+
+GPT2_TOK = os.path.join(SHARED, "fixtures", "gpt2-lm", "model")
 SMOL = os.path.join(REPO, "models", "pretrained", "smollm2-135m-instruct")
 TEXTS = ["Hello world", "café naïve Résumé 123456", "emoji 🤖 and tabs\tnewlines\n", "  spaced   out  "]
 # Largest |dequantized - original| relative to the row's max |w|: half a step of each grid.
 REL_ERROR = {"F16": 1e-3, "Q8_0": 1 / 127, "Q4_K": 0.2}
-
-
-def sqz(*args):
-    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r.stdout
 
 
 def unpermute(w, heads):
@@ -93,25 +84,17 @@ def check_file(name, model_dir, gguf_path, tmp):
     orig_tok = AutoTokenizer.from_pretrained(model_dir)
     # transformers' GGUF tokenizer adds a BOS of its own accord (as pretrained_test.py notes), so
     # its ids are compared without special tokens; sqz's import of the file with them.
-    args = ["tokenize", imported]
-    for text in TEXTS:
-        args += ["--text", text]
-    sqz_ids = [json.loads(line)["input_ids"] for line in sqz(*args).splitlines()]
-    for text, got in zip(TEXTS, sqz_ids):
+    sqz_token_ids = sqz_ids(imported, TEXTS)
+    for text, got in zip(TEXTS, sqz_token_ids):
         want = orig_tok(text, add_special_tokens=False)["input_ids"]
         assert hf_tok(text, add_special_tokens=False)["input_ids"] == want, \
             f"{name} {text!r}: GGUF tokenizer {hf_tok(text, add_special_tokens=False)['input_ids']} original {want}"
         assert got == orig_tok(text)["input_ids"], f"{name} {text!r}: sqz on the import {got} original {orig_tok(text)['input_ids']}"
     ids = np.array([orig_tok(TEXTS[0] + " " + TEXTS[1])["input_ids"]], dtype=np.int64)
-    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    shutil.rmtree(inputs, ignore_errors=True)
-    os.makedirs(inputs)
-    np.save(os.path.join(inputs, "input_ids.npy"), ids)
-    np.save(os.path.join(inputs, "attention_mask.npy"), np.ones_like(ids))
-    sqz("forward", imported, "--inputs", inputs, "--out", out, "--overwrite")
+    got = sqz_forward(imported, tmp, input_ids=ids, attention_mask=np.ones_like(ids))["logits"]
     with torch.no_grad():
         want = hf_model(torch.from_numpy(ids)).logits.numpy()
-    diff = float(np.abs(np.load(os.path.join(out, "logits.npy")) - want).max())
+    diff = float(np.abs(got - want).max())
     assert diff <= 1e-4, f"{name}: transformers on the GGUF vs sqz on its import: max |logit diff| {diff:.3g}"
     detail = ", ".join(f"{k} x{v} (max rel. error {worst[k]:.2g})" for k, v in sorted(types.items()))
     return f"ok {name}: gguf reads {len(reader.tensors)} tensors equal to sqz's import; {detail}; " \

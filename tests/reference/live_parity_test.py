@@ -17,16 +17,14 @@ Usage: python live_parity_test.py SQZ_BINARY
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-SQZ = sys.argv[1]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = os.path.join(REPO, "..", "shared", "fixtures")
+from sqz_cli import SHARED, greedy, sqz, sqz_forward
+
+FIXTURES = os.path.join(SHARED, "fixtures")
 BERT_TOK = os.path.join(FIXTURES, "bert-mlm", "model")  # WordPiece, 791 ids, [PAD] = 0
 GPT2_TOK = os.path.join(FIXTURES, "gpt2-lm", "model")   # byte-level BPE, 857 ids, <|endoftext|> = 856
 TOL = 1e-4
@@ -34,27 +32,6 @@ HARD = ["", " ", "Hello world", "café naïve Résumé", "cafe\u0301 (NFD) vs ca
         "emoji 🤖🎉 and flags 🇫🇷", "control\x07chars\x1b[0m", "  many   spaces\t\ttabs\n\nnewlines  ", "x" * 300,
         "supercalifragilisticexpialidocious" * 3, "don't stop-believing, it's 3.14 (or $5)!", "UPPER lower MiXeD",
         "Ünïcödé ßtraße ǅ", "\u200bzero\u200dwidth", "a.b,c;d:e!f?g", "<|endoftext|> as text"]
-
-
-def sqz(*args, expect_fail=False):
-    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
-    if expect_fail:
-        assert r.returncode != 0, f"sqz {' '.join(args)} should have failed"
-        return r.stderr
-    if r.returncode != 0:
-        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r.stdout
-
-
-def sqz_forward(model_dir, tmp, **arrays):
-    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    for d in (inputs, out):
-        shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(inputs)
-    for name, a in arrays.items():
-        np.save(os.path.join(inputs, name + ".npy"), a)
-    sqz("forward", model_dir, "--inputs", inputs, "--out", out, "--hidden-states")
-    return {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
 
 
 def max_diff(got, want, real):
@@ -76,20 +53,6 @@ def batch(vocab, seed, lengths, pad_id, left):
     return ids, mask
 
 
-def greedy(model, ids, n, eos):
-    """Greedy decoding by full forwards (model.generate imports torch.distributed.fsdp, which fails
-    on Debian's torch 1.13 under Python 3.11)."""
-    seq, new = torch.from_numpy(ids), []
-    with torch.no_grad():
-        for _ in range(n):
-            nxt = int(model(seq).logits[0, -1].argmax())
-            new.append(nxt)
-            if nxt == eos:
-                break
-            seq = torch.cat([seq, torch.tensor([[nxt]])], dim=1)
-    return new
-
-
 def save(model, tmp, name, tokenizer_dir):
     d = os.path.join(tmp, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -102,7 +65,7 @@ def save(model, tmp, name, tokenizer_dir):
 
 def compare_forward(name, model, d, tmp, ids, mask, extra=None, hf_kwargs=None):
     arrays = {"input_ids": ids, "attention_mask": mask, **(extra or {})}
-    outs = sqz_forward(d, tmp, **arrays)
+    outs = sqz_forward(d, tmp, "--hidden-states", **arrays)
     with torch.no_grad():
         ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()}, **(hf_kwargs or {}), output_hidden_states=True)
     worst = 0.0
@@ -241,7 +204,7 @@ def check_sentencepiece(tmp):
     convention sqz follows)."""
     import sentencepiece as spm
     from transformers import LlamaTokenizer
-    corpus = os.path.join(REPO, "..", "shared", "data", "lm-books", "train.txt")
+    corpus = os.path.join(SHARED, "data", "lm-books", "train.txt")
     with open(corpus, encoding="utf-8") as f:
         text = f.read()[:300000]
     src = os.path.join(tmp, "spm-corpus.txt")

@@ -13,44 +13,16 @@ Usage: python pretrained_test.py SQZ_BINARY
 """
 import json
 import os
-import shutil
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 import torch
 
-SQZ = sys.argv[1]
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from sqz_cli import REPO, greedy, sqz, sqz_forward, sqz_ids
+
 PRETRAINED = os.path.join(REPO, "models", "pretrained")
 TEXTS = ["Hello world", "café naïve Résumé", "数字と漢字", "emoji 🤖 and numbers 12345", "  spaced   out  ",
          "don't stop-believing, it's 3.14!", "supercalifragilisticexpialidocious" * 2, "tabs\tand\nnewlines"]
-
-
-def sqz(*args):
-    r = subprocess.run([SQZ, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"sqz {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r.stdout
-
-
-def sqz_ids(model_dir, texts):
-    args = ["tokenize", model_dir]
-    for t in texts:
-        args += ["--text", t]
-    return [json.loads(line)["input_ids"] for line in sqz(*args).splitlines()]
-
-
-def sqz_forward(model_dir, tmp, **arrays):
-    inputs, out = os.path.join(tmp, "in"), os.path.join(tmp, "out")
-    for d in (inputs, out):  # a fresh directory per call: no input of an earlier model is left behind
-        shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(inputs)
-    for name, a in arrays.items():
-        np.save(os.path.join(inputs, name + ".npy"), a)
-    sqz("forward", model_dir, "--inputs", inputs, "--out", out)
-    return {f[:-4]: np.load(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".npy")}
 
 
 def assert_close(name, got, want, mask, tol=1e-4):
@@ -79,20 +51,6 @@ def check_minilm(tmp):
     d1 = assert_close("last_hidden_state", outs["last_hidden_state"], ref.last_hidden_state.numpy(), mask)
     d2 = assert_close("pooler_output", outs["pooler_output"], ref.pooler_output.numpy(), np.ones_like(outs["pooler_output"]))
     print(f"ok all-minilm-l6-v2: ids equal on {len(TEXTS)} strings; hidden states within {d1:.2g}, pooler {d2:.2g}")
-
-
-def greedy(model, ids, n):
-    """Greedy decoding by full forwards: model.generate imports torch.distributed.fsdp, which fails
-    to import on Debian's torch 1.13 under Python 3.11."""
-    seq, new = torch.from_numpy(ids), []
-    with torch.no_grad():
-        for _ in range(n):
-            nxt = int(model(seq).logits[0, -1].argmax())
-            new.append(nxt)
-            if nxt == model.config.eos_token_id:
-                break
-            seq = torch.cat([seq, torch.tensor([[nxt]])], dim=1)
-    return new
 
 
 def check_smollm2(tmp):
@@ -124,7 +82,7 @@ def check_smollm2(tmp):
         ref = model(torch.from_numpy(ids)).logits.numpy()
     diff = assert_close("logits", outs["logits"], ref, np.ones_like(ref))
     gen = json.loads(sqz("generate", d, "--prompt", "The capital of France is", "--max-new-tokens", "12", "--ids"))
-    want = greedy(model, ids, 12)
+    want = greedy(model, ids, 12, model.config.eos_token_id)
     assert gen["new_ids"] == want, f"greedy: sqz {gen['new_ids']} transformers {want}"
     print(f"ok smollm2-135m-instruct: {compared} tensors equal transformers' GGUF loader; ids equal; "
           f"logits within {diff:.2g}; greedy continuation {gen['text']!r}")
