@@ -57,11 +57,6 @@ struct NeoxConfig {
   }
 };
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  auto halves = x.chunk(2, -1);
-  return torch::cat({-halves[1], halves[0]}, -1);
-}
-
 class NeoxLayerImpl : public torch::nn::Module {
  public:
   NeoxLayerImpl(const NeoxConfig& c, int64_t index) : c_(c), index_(index) {
@@ -98,8 +93,7 @@ class NeoxLayerImpl : public torch::nn::Module {
     auto qkv = query_key_value(h).view({b, t, c_.heads, 3 * hs}).permute({0, 2, 1, 3});
     auto q = qkv.slice(-1, 0, hs), k = qkv.slice(-1, hs, 2 * hs), v = qkv.slice(-1, 2 * hs, 3 * hs);
     auto rotate = [&](const torch::Tensor& x) {
-      auto rot = x.slice(-1, 0, rd);
-      return torch::cat({rot * cos + rotate_half(rot) * sin, x.slice(-1, rd, hs)}, -1);
+      return torch::cat({nn::apply_rotary(x.slice(-1, 0, rd), cos, sin), x.slice(-1, rd, hs)}, -1);
     };
     q = rotate(q), k = rotate(k);
     if (cache) std::tie(k, v) = cache->update(index_, k, v.contiguous());

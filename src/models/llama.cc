@@ -85,11 +85,6 @@ struct LlamaConfig {
   }
 };
 
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  auto halves = x.chunk(2, -1);
-  return torch::cat({-halves[1], halves[0]}, -1);
-}
-
 class LlamaLayerImpl : public torch::nn::Module {
  public:
   LlamaLayerImpl(const LlamaConfig& c, int64_t index)
@@ -131,8 +126,8 @@ class LlamaLayerImpl : public torch::nn::Module {
     auto h = input_layernorm(x);
     auto q = nn::split_heads(q_proj(h), num_heads), k = nn::split_heads(k_proj(h), num_kv_heads),
          v = nn::split_heads(v_proj(h), num_kv_heads);
-    q = q * cos + rotate_half(q) * sin;
-    k = k * cos + rotate_half(k) * sin;
+    q = nn::apply_rotary(q, cos, sin);
+    k = nn::apply_rotary(k, cos, sin);
     if (cache) std::tie(k, v) = cache->update(index_, k, v);
     double scale = 1.0 / std::sqrt(static_cast<double>(c_.head_dim));
     auto r = nn::dot_product_attention(q, k, v, allowed, scale, c_.attention_dropout, is_training(), probs != nullptr);

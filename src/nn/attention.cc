@@ -14,6 +14,11 @@ torch::Tensor merge_heads(const torch::Tensor& x) {
   return x.transpose(1, 2).contiguous().view({b, t, h * d});
 }
 
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  auto halves = x.chunk(2, -1);
+  return x * cos + torch::cat({-halves[1], halves[0]}, -1) * sin;
+}
+
 torch::Tensor attention_allowed(const torch::Tensor& key_padding_mask, int64_t batch, int64_t query_len,
                                 int64_t key_len, bool causal) {
   torch::Tensor allowed;

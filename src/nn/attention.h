@@ -9,6 +9,9 @@ namespace sqz::nn {
 torch::Tensor split_heads(const torch::Tensor& x, int64_t num_heads);
 // [B, H, T, D] -> [B, T, H*D]
 torch::Tensor merge_heads(const torch::Tensor& x);
+// Rotary positions as HF applies them: x * cos + rotate_half(x) * sin, where rotate_half pairs
+// dimension j with j + D/2. cos and sin broadcast against x ([B, 1, T, D] for [B, H, T, D]).
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 // key_padding_mask: [B, S] (1 = real token) or undefined. Returns bool [B, 1, T, S] or an
 // undefined tensor when nothing is masked. With `causal`, query i (absolute position S-T+i)
