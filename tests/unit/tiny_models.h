@@ -45,6 +45,12 @@ inline std::shared_ptr<models::TransformerModel> tiny_bert(const io::json& confi
 
 inline io::json arch_config(const std::string& arch) {
   if (arch == "llama") return tiny_llama_config();
+  if (arch == "qwen2") {  // Llama with q/k/v biases
+    auto c = tiny_llama_config();
+    c["model_type"] = "qwen2";
+    c["architectures"] = {"Qwen2ForSequenceClassification"};
+    return c;
+  }
   if (arch == "distilbert")
     return {{"model_type", "distilbert"}, {"vocab_size", 97}, {"dim", 32}, {"n_layers", 2}, {"n_heads", 4}, {"hidden_dim", 48},
             {"max_position_embeddings", 40}, {"num_labels", 3}, {"architectures", {"DistilBertForSequenceClassification"}}};
