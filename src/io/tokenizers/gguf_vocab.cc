@@ -11,6 +11,10 @@ namespace {
 // llama.cpp's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
 constexpr int64_t kControl = 3, kUserDefined = 4;
 
+// llama.cpp's special-token role names (tokenizer.ggml.<role>_token_id) and HF's for the same role.
+const std::vector<std::pair<std::string, std::string>> kSpecialRoles = {
+    {"bos", "bos"}, {"eos", "eos"}, {"unknown", "unk"}, {"padding", "pad"}, {"sep", "sep"}, {"cls", "cls"}, {"mask", "mask"}};
+
 json byte_level(bool add_prefix_space, bool trim_offsets) {
   return {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", trim_offsets}, {"use_regex", true}};
 }
@@ -57,9 +61,7 @@ json bos_template(const std::string& bos, const json& vocab) {
 
 std::map<std::string, int64_t> gguf_special_token_ids(const JsonFields& meta, int64_t vocab_size) {
   std::map<std::string, int64_t> ids;
-  // llama.cpp's role names, then HF's.
-  for (const auto& [role, hf_role] : std::vector<std::pair<std::string, std::string>>{
-           {"bos", "bos"}, {"eos", "eos"}, {"unknown", "unk"}, {"padding", "pad"}, {"sep", "sep"}, {"cls", "cls"}, {"mask", "mask"}}) {
+  for (const auto& [role, hf_role] : kSpecialRoles) {
     const std::string key = "tokenizer.ggml." + role + "_token_id";
     if (!meta.has(key)) continue;
     const int64_t id = meta.get_int(key);
@@ -207,8 +209,7 @@ std::vector<std::pair<std::string, GgufValue>> gguf_tokenizer_metadata(const fs:
       {"tokenizer.ggml.model", std::string("gpt2")}, {"tokenizer.ggml.pre", gguf_pre_name(pre, where)},
       {"tokenizer.ggml.tokens", tokens}, {"tokenizer.ggml.token_type", types}, {"tokenizer.ggml.merges", merges}};
   // Special tokens by their HF role, named in tokenizer_config.json (a string or {"content": ...}).
-  for (const auto& [hf_role, gguf_role] : std::vector<std::pair<std::string, std::string>>{
-           {"bos", "bos"}, {"eos", "eos"}, {"unk", "unknown"}, {"pad", "padding"}, {"sep", "sep"}, {"cls", "cls"}, {"mask", "mask"}}) {
+  for (const auto& [gguf_role, hf_role] : kSpecialRoles) {
     const std::string key = hf_role + "_token";
     if (!config.has(key) || config.value()[key].is_null()) continue;
     const json& v = config.value()[key];
