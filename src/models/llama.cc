@@ -391,37 +391,31 @@ GgufExportPlan llama_to_gguf(const io::JsonFields& j) {
   return plan;
 }
 
-}  // namespace
-
-ArchSpec llama_arch() {
-  return {.model_type = "llama",
+// The family's two model_types differ only in their config reading and HF class prefix.
+ArchSpec llama_family_arch(const std::string& model_type, const std::string& prefix) {
+  return {.model_type = model_type,
           .is_decoder = true,
-          .head_classes = {"LlamaModel", "LlamaForCausalLM", "LlamaForSequenceClassification"},
+          .head_classes = {prefix + "Model", prefix + "ForCausalLM", prefix + "ForSequenceClassification"},
           .head_aliases = {},
-          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
+          .build = [model_type, prefix](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
             using H = LlamaModel::Head;
-            H h = head == "LlamaForCausalLM" ? H::kLM : head == "LlamaForSequenceClassification" ? H::kSequenceClassification : H::kBase;
-            return std::make_shared<LlamaModel>(LlamaConfig::parse(j, "llama"), head, h);
-          },
-          .layers_module = "layers",
-          .layer_count_key = "num_hidden_layers",
-          .gguf_architecture = "llama",
-          .from_gguf = llama_from_gguf,
-          .to_gguf = llama_to_gguf};
-}
-
-ArchSpec qwen2_arch() {
-  return {.model_type = "qwen2",
-          .is_decoder = true,
-          .head_classes = {"Qwen2Model", "Qwen2ForCausalLM", "Qwen2ForSequenceClassification"},
-          .head_aliases = {},
-          .build = [](const io::JsonFields& j, const std::string& head) -> std::shared_ptr<TransformerModel> {
-            using H = LlamaModel::Head;
-            H h = head == "Qwen2ForCausalLM" ? H::kLM : head == "Qwen2ForSequenceClassification" ? H::kSequenceClassification : H::kBase;
-            return std::make_shared<LlamaModel>(LlamaConfig::parse(j, "qwen2"), head, h);
+            H h = head == prefix + "ForCausalLM" ? H::kLM : head == prefix + "ForSequenceClassification" ? H::kSequenceClassification : H::kBase;
+            return std::make_shared<LlamaModel>(LlamaConfig::parse(j, model_type), head, h);
           },
           .layers_module = "layers",
           .layer_count_key = "num_hidden_layers"};
 }
+
+}  // namespace
+
+ArchSpec llama_arch() {
+  ArchSpec a = llama_family_arch("llama", "Llama");
+  a.gguf_architecture = "llama";
+  a.from_gguf = llama_from_gguf;
+  a.to_gguf = llama_to_gguf;
+  return a;
+}
+
+ArchSpec qwen2_arch() { return llama_family_arch("qwen2", "Qwen2"); }
 
 }  // namespace sqz::models
