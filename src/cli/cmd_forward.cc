@@ -54,13 +54,24 @@ torch::Tensor read_index_input(const fs::path& file) {
   return t.to(torch::kLong);
 }
 
+// [layers+1, B, T, H] in one file; OPT with project_out ends on a narrower state (as in HF's
+// tuple): one file per state then, <name>_<i>.npy.
+void write_states(const fs::path& dir, const std::string& name, const std::vector<torch::Tensor>& states) {
+  bool same_shape = true;
+  for (const auto& h : states) same_shape = same_shape && h.sizes() == states.front().sizes();
+  if (same_shape) {
+    io::write_npy(dir / (name + ".npy"), torch::stack(states));
+    return;
+  }
+  for (size_t i = 0; i < states.size(); ++i) io::write_npy(dir / (name + "_" + std::to_string(i) + ".npy"), states[i]);
+}
+
 void run_forward(const ForwardArgs& a) {
   apply_threads(a.threads);
   fs::path in_dir(a.inputs);
   if (!fs::is_directory(in_dir)) fail_not_found(in_dir.string(), ": inputs directory not found");
-  for (const char* unsupported : {"decoder_input_ids.npy", "pixel_values.npy"})
-    if (fs::exists(in_dir / unsupported))
-      fail_unimplemented((in_dir / unsupported).string(), ": encoder-decoder and vision inputs are not supported yet");
+  if (fs::exists(in_dir / "pixel_values.npy"))
+    fail_unimplemented((in_dir / "pixel_values.npy").string(), ": vision inputs are not supported yet");
   if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
   const std::string engine = resolve_engine(a.engine, a.model_dir);
   refuse_runtime_options_on_libtorch(engine, a.precision, a.int8_attention);
@@ -69,11 +80,16 @@ void run_forward(const ForwardArgs& a) {
   if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");
   if (fs::exists(in_dir / "token_type_ids.npy")) in.token_type_ids = read_index_input(in_dir / "token_type_ids.npy");
   if (fs::exists(in_dir / "position_ids.npy")) in.position_ids = read_index_input(in_dir / "position_ids.npy");
+  if (fs::exists(in_dir / "decoder_input_ids.npy")) in.decoder_input_ids = read_index_input(in_dir / "decoder_input_ids.npy");
+  if (fs::exists(in_dir / "decoder_attention_mask.npy"))
+    in.decoder_attention_mask = read_index_input(in_dir / "decoder_attention_mask.npy");
   in.output_hidden_states = a.hidden_states;
   in.output_attentions = a.attentions;
   models::ModelOutputs out;
   if (runtime::is_runtime_dir(a.model_dir)) {
     if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
+    if (in.decoder_input_ids.defined())
+      fail_unimplemented((in_dir / "decoder_input_ids.npy").string(), ": the runtime engine runs no encoder-decoder yet");
     auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
     models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
     info.vocab_size = packed.vocab_size();
@@ -94,13 +110,8 @@ void run_forward(const ForwardArgs& a) {
   StagingDir staging(a.out, a.overwrite);
   for (const auto& [name, t] : out.tensors) io::write_npy(staging.path() / (name + ".npy"), t.to(torch::kFloat32));
   if (a.hidden_states) {
-    bool same_shape = true;
-    for (const auto& h : out.hidden_states) same_shape = same_shape && h.sizes() == out.hidden_states.front().sizes();
-    // OPT with project_out ends on a narrower state (as in HF's tuple): one file per state then.
-    if (same_shape) io::write_npy(staging.path() / "hidden_states.npy", torch::stack(out.hidden_states));
-    else
-      for (size_t i = 0; i < out.hidden_states.size(); ++i)
-        io::write_npy(staging.path() / ("hidden_states_" + std::to_string(i) + ".npy"), out.hidden_states[i]);
+    write_states(staging.path(), "hidden_states", out.hidden_states);
+    if (!out.encoder_hidden_states.empty()) write_states(staging.path(), "encoder_hidden_states", out.encoder_hidden_states);
   }
   if (a.attentions) io::write_npy(staging.path() / "attentions.npy", torch::stack(out.attentions));
   staging.commit();
@@ -113,11 +124,13 @@ void add_forward_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("forward", "Run a model on .npy inputs (HF argument names) and write .npy outputs");
   auto a = std::make_shared<ForwardArgs>();
   cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
-  cmd->add_option("--inputs", a->inputs, "directory with input_ids.npy [attention_mask.npy token_type_ids.npy position_ids.npy]")
+  cmd->add_option("--inputs", a->inputs, "directory with input_ids.npy [attention_mask.npy token_type_ids.npy position_ids.npy decoder_input_ids.npy "
+                  "decoder_attention_mask.npy]")
       ->required();
   cmd->add_option("--out", a->out, "output directory (logits.npy, last_hidden_state.npy, ...)")->required();
   cmd->add_option("--head", a->head, "HF class to run instead of config.architectures[0] (e.g. BertModel)");
-  cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H] (hidden_states_<i>.npy per state when their widths differ)");
+  cmd->add_flag("--hidden-states", a->hidden_states, "also write hidden_states.npy [layers+1, B, T, H] (hidden_states_<i>.npy per state when their widths differ; "
+                "encoder-decoders: the decoder's, and encoder_hidden_states.npy)");
   cmd->add_flag("--attentions", a->attentions, "also write attentions.npy [layers, B, heads, T, T]");
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
   add_engine_option(cmd, &a->engine);

@@ -126,21 +126,44 @@ torch::Tensor default_positions(const ModelInputs& in) {
   return torch::arange(past, past + t, torch::kLong).unsqueeze(0).expand({in.input_ids.size(0), t});
 }
 
-void validate_inputs(const ModelInfo& info, const ModelInputs& in, const std::string& source) {
-  if (!in.input_ids.defined()) fail_invalid(source, ": input_ids is required");
-  if (in.input_ids.dim() != 2)
-    fail_invalid(source, ": input_ids must have rank 2 [batch, seq], got shape ", in.input_ids.sizes());
-  if (in.input_ids.scalar_type() != torch::kLong && in.input_ids.scalar_type() != torch::kInt)
-    fail_invalid(source, ": input_ids must be int64 (or int32), got ", c10::toString(in.input_ids.scalar_type()));
-  if (in.input_ids.numel() > 0) {
-    int64_t lo = in.input_ids.min().item<int64_t>(), hi = in.input_ids.max().item<int64_t>();
+torch::Tensor shift_tokens_right(const torch::Tensor& ids, std::optional<int64_t> pad, int64_t start, const std::string& source) {
+  if (!pad) fail_invalid(source, ": pad_token_id is not set, so decoder_input_ids cannot be derived from input_ids; give them");
+  auto shifted = torch::empty_like(ids);
+  shifted.select(1, 0).fill_(start);
+  if (ids.size(1) > 1) shifted.slice(1, 1).copy_(ids.slice(1, 0, -1));
+  return shifted.masked_fill_(shifted.eq(-100), *pad);
+}
+
+namespace {
+
+void check_ids(const ModelInfo& info, const torch::Tensor& ids, const char* name, const std::string& source) {
+  if (ids.dim() != 2) fail_invalid(source, ": ", name, " must have rank 2 [batch, seq], got shape ", ids.sizes());
+  if (ids.scalar_type() != torch::kLong && ids.scalar_type() != torch::kInt)
+    fail_invalid(source, ": ", name, " must be int64 (or int32), got ", c10::toString(ids.scalar_type()));
+  if (ids.numel() > 0) {
+    int64_t lo = ids.min().item<int64_t>(), hi = ids.max().item<int64_t>();
     if (lo < 0 || hi >= info.vocab_size)
-      fail_invalid(source, ": input_ids contain ", (lo < 0 ? lo : hi), ", outside the vocabulary [0, ", info.vocab_size, ")");
+      fail_invalid(source, ": ", name, " contain ", (lo < 0 ? lo : hi), ", outside the vocabulary [0, ", info.vocab_size, ")");
   }
-  int64_t past = in.cache ? in.cache->length() : 0;
-  int64_t total = past + in.input_ids.size(1);
+}
+
+void check_length(const ModelInfo& info, int64_t total, const std::string& source) {
   if (info.max_positions > 0 && total > info.max_positions)
     fail_invalid(source, ": sequence length ", total, " exceeds max_position_embeddings ", info.max_positions);
+}
+
+}  // namespace
+
+void validate_inputs(const ModelInfo& info, const ModelInputs& in, const std::string& source) {
+  if (!in.input_ids.defined()) fail_invalid(source, ": input_ids is required");
+  check_ids(info, in.input_ids, "input_ids", source);
+  const bool seq2seq = in.decoder_input_ids.defined();
+  if (seq2seq && !info.is_encoder_decoder)
+    fail_invalid(source, ": decoder_input_ids given, but ", info.model_type, " is not an encoder-decoder");
+  // With a cache, past positions are the decoder's (an encoder-decoder's encoder sees input_ids whole).
+  int64_t past = in.cache ? in.cache->length() : 0;
+  int64_t total = (seq2seq ? 0 : past) + in.input_ids.size(1);
+  check_length(info, total, source);
   auto check_same = [&](const torch::Tensor& t, const char* name, int64_t len) {
     if (!t.defined()) return;
     if (t.dim() != 2 || t.size(0) != in.input_ids.size(0) || t.size(1) != len)
@@ -152,6 +175,16 @@ void validate_inputs(const ModelInfo& info, const ModelInputs& in, const std::st
   check_same(in.attention_mask, "attention_mask", total);
   check_same(in.token_type_ids, "token_type_ids", in.input_ids.size(1));
   check_same(in.position_ids, "position_ids", in.input_ids.size(1));
+  if (seq2seq) {
+    check_ids(info, in.decoder_input_ids, "decoder_input_ids", source);
+    if (in.decoder_input_ids.size(0) != in.input_ids.size(0))
+      fail_invalid(source, ": decoder_input_ids has batch ", in.decoder_input_ids.size(0), ", input_ids ", in.input_ids.size(0));
+    const int64_t decoded = past + in.decoder_input_ids.size(1);
+    check_length(info, decoded, source);
+    check_same(in.decoder_attention_mask, "decoder_attention_mask", decoded);
+  } else if (in.decoder_attention_mask.defined()) {
+    fail_invalid(source, ": decoder_attention_mask given without decoder_input_ids");
+  }
 }
 
 }  // namespace sqz::models

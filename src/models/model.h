@@ -15,6 +15,9 @@ struct KVCache {
   int64_t length() const { return keys.empty() || !keys[0].defined() ? 0 : keys[0].size(2); }
   // Appends this step's k/v for `layer` and returns the full k/v to attend over.
   std::pair<torch::Tensor, torch::Tensor> update(size_t layer, const torch::Tensor& k, const torch::Tensor& v);
+  // Encoder-decoders: each decoder layer's cross-attention keys and values, projected from the
+  // encoder output at the first step and reused at every later one.
+  std::vector<torch::Tensor> cross_keys, cross_values;
 };
 
 struct ModelInputs {
@@ -27,6 +30,11 @@ struct ModelInputs {
   // projection everywhere would be ~40% of a small model's step.
   torch::Tensor logit_rows;
   KVCache* cache = nullptr;      // decoders: read and extended in place
+  // Encoder-decoders: the decoder's tokens (when absent, input_ids shifted right as HF does) and
+  // its padding mask [B, past + Td]; with a cache, past counts decoder positions.
+  torch::Tensor decoder_input_ids, decoder_attention_mask;
+  // The encoder's output from an earlier call (generation encodes once): the encoder is skipped.
+  torch::Tensor encoder_last_hidden_state;
   bool output_hidden_states = false;
   bool output_attentions = false;
 };
@@ -34,7 +42,8 @@ struct ModelInputs {
 struct ModelOutputs {
   // HF output names: logits, last_hidden_state, pooler_output, start_logits, end_logits.
   std::map<std::string, torch::Tensor> tensors;
-  std::vector<torch::Tensor> hidden_states;  // embeddings output, then each layer's
+  std::vector<torch::Tensor> hidden_states;  // embeddings output, then each layer's (the decoder's in an encoder-decoder)
+  std::vector<torch::Tensor> encoder_hidden_states;  // encoder-decoders: the encoder's, likewise
   std::vector<torch::Tensor> attentions;     // per layer [B, H, T, S]
   const torch::Tensor& at(const std::string& name) const;
 };
@@ -52,9 +61,10 @@ struct ModelInfo {
   int64_t num_layers = 0;
   int64_t max_positions = 0;  // 0 = no learned limit (rotary)
   bool is_decoder = false;
+  bool is_encoder_decoder = false;  // BART, T5: forward takes decoder_input_ids
   bool uses_token_type_ids = false;
   double init_std = 0.02;
-  std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id;
+  std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id, decoder_start_token_id;
 };
 
 // Dependency groups for structured pruning: head h of a block is rows [h*head_dim, (h+1)*head_dim)
@@ -145,6 +155,10 @@ int64_t config_num_labels(const io::JsonFields& config);
 // Decoder sequence classification: the score at each row's last token before the first pad,
 // exactly as HF picks it (argmax of the pad test, minus one, modulo the length).
 torch::Tensor pool_last_token(const torch::Tensor& scores, const torch::Tensor& input_ids, std::optional<int64_t> pad_token_id);
+
+// HF's shift_tokens_right: the decoder's inputs for teacher forcing, start token first, -100 as pad.
+torch::Tensor shift_tokens_right(const torch::Tensor& ids, std::optional<int64_t> pad_token_id, int64_t decoder_start_token_id,
+                                 const std::string& source);
 
 // Position ids 0.. for the new tokens of a decoder, continuing after the cache.
 torch::Tensor default_positions(const ModelInputs& in);

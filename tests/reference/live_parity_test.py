@@ -138,6 +138,70 @@ def decoder_cases():
         hidden_size=72, num_attention_heads=3, intermediate_size=96, rotary_pct=0.5, use_parallel_residual=False, **nc)), True
 
 
+def seq2seq_cases():
+    from transformers import (BartConfig, BartForConditionalGeneration, BartForQuestionAnswering, BartForSequenceClassification,
+                              BartModel)
+    bc = dict(vocab_size=857, max_position_embeddings=64, init_std=0.2, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+              decoder_start_token_id=2)
+    yield "bart ConditionalGeneration 4/4 heads, tied", BartForConditionalGeneration(BartConfig(
+        d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=96, decoder_ffn_dim=80, **bc))
+    yield "bart ConditionalGeneration 3/6 heads, 1+3 layers, scaled embeddings, untied, relu", BartForConditionalGeneration(
+        BartConfig(d_model=72, encoder_layers=1, decoder_layers=3, encoder_attention_heads=3, decoder_attention_heads=6,
+                   encoder_ffn_dim=64, decoder_ffn_dim=96, scale_embedding=True, tie_word_embeddings=False,
+                   activation_function="relu", **bc))
+    yield "bart SequenceClassification", BartForSequenceClassification(BartConfig(
+        d_model=48, encoder_layers=2, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=2,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, num_labels=3, **bc))
+    yield "bart QuestionAnswering", BartForQuestionAnswering(BartConfig(
+        d_model=48, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, **bc))
+    yield "bart Model", BartModel(BartConfig(
+        d_model=48, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+        encoder_ffn_dim=64, decoder_ffn_dim=64, **bc))
+
+
+def check_seq2seq(tmp, seeds):
+    """Encoder-decoders: every output and both stacks' hidden states at real positions, with explicit
+    (padded) decoder inputs and with the decoder inputs derived from input_ids (shifted right)."""
+    lines = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        for name, model in seq2seq_cases():
+            model.eval()
+            d = save(model, tmp, "model", GPT2_TOK)
+            cfg = model.config
+            ids, mask = batch(cfg.vocab_size, seed, [7, 12, 3], cfg.pad_token_id, False)
+            ids[ids == cfg.eos_token_id] = 5
+            ids[np.arange(len(ids)), mask.sum(1) - 1] = cfg.eos_token_id  # classification pools at the last EOS
+            dec, dec_mask = batch(cfg.vocab_size, seed + 7, [5, 2, 9], cfg.pad_token_id, False)
+            worst = 0.0
+            explicit = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "decoder_attention_mask": dec_mask}
+            classifier = "SequenceClassification" in name  # it reads the decoder at input_ids' EOS: same lengths only
+            for arrays in ([] if classifier else [explicit]) + [{"input_ids": ids, "attention_mask": mask}]:
+                outs = sqz_forward(d, tmp, "--hidden-states", **arrays)
+                with torch.no_grad():
+                    ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()}, output_hidden_states=True)
+                real_dec = arrays.get("decoder_attention_mask", np.ones_like(ids))
+                for key in ("logits", "start_logits", "end_logits", "last_hidden_state", "encoder_last_hidden_state"):
+                    want = getattr(ref, key, None)
+                    if want is None:
+                        continue
+                    want = want.numpy()
+                    if want.ndim == 2 and key == "logits":  # one row per example
+                        worst = max(worst, float(np.abs(outs[key] - want).max()))
+                    else:
+                        worst = max(worst, max_diff(outs[key], want, mask if key.startswith("encoder") else real_dec))
+                for file, states, real in (("hidden_states", ref.decoder_hidden_states, real_dec),
+                                           ("encoder_hidden_states", ref.encoder_hidden_states, mask)):
+                    assert len(outs[file]) == len(states), f"{name}: {len(outs[file])} {file}, transformers {len(states)}"
+                    for i, h in enumerate(states):
+                        worst = max(worst, max_diff(outs[file][i], h.numpy(), real))
+            assert worst <= TOL, f"{name} (seed {seed}): max |sqz - transformers| = {worst:.3g} > {TOL}"
+            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} (explicit and shifted decoder inputs)")
+    return lines
+
+
 def check_family(tmp, cases, seeds, tokenizer_dir, decoder):
     lines = []
     for seed in seeds:
@@ -238,6 +302,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         lines += check_family(tmp, encoder_cases, seeds, BERT_TOK, decoder=False)
         lines += check_family(tmp, decoder_cases, seeds, GPT2_TOK, decoder=True)
+        lines += check_seq2seq(tmp, seeds)
         lines += check_refusals(tmp)
         lines += check_sentencepiece(tmp)
     print("\n".join(lines))
