@@ -38,6 +38,15 @@ std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::
   return all;
 }
 
+// The forced first/last tokens HF's generate applies: generation_config.json's when the model dir has
+// one (HF reads that file first), else config.json's.
+void set_forced_tokens(const models::LoadedModel& loaded, models::GenerationOptions& o) {
+  const fs::path gen = loaded.dir / "generation_config.json";
+  const io::JsonFields fields = fs::exists(gen) ? io::JsonFields::from_file(gen) : loaded.config;
+  o.forced_bos_token_id = models::config_token_id(fields, "forced_bos_token_id");
+  o.forced_eos_token_id = models::config_token_id(fields, "forced_eos_token_id");
+}
+
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
@@ -61,22 +70,26 @@ void run_generate(const GenerateArgs& a) {
   if (engine) {
     all = runtime_generate(*engine, enc.ids, a);
   } else {
-    auto out = models::generate(*loaded->model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), a.options);
+    auto options = a.options;
+    if (loaded->model->info().is_encoder_decoder) set_forced_tokens(*loaded, options);
+    auto out = models::generate(*loaded->model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), options);
     all.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
   }
   std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
+  // An encoder-decoder's output is the new text alone; a decoder's continues the prompt.
+  const auto& shown = loaded && loaded->model->info().is_encoder_decoder ? fresh : all;
   if (a.ids) {
-    io::json j = {{"prompt_ids", enc.ids}, {"new_ids", fresh}, {"text", tok->decode(all)}};
+    io::json j = {{"prompt_ids", enc.ids}, {"new_ids", fresh}, {"text", tok->decode(shown)}};
     std::cout << j.dump(-1, ' ', false, io::json::error_handler_t::replace) << "\n";
   } else {
-    std::cout << tok->decode(all) << "\n";
+    std::cout << tok->decode(shown) << "\n";
   }
 }
 
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("generate", "Continue a prompt with a decoder model (greedy by default, KV cache)");
+  auto* cmd = app.add_subcommand("generate", "Continue a prompt with a decoder, or answer it with an encoder-decoder (greedy by default, KV caches)");
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
   cmd->add_option("--prompt", a->prompt, "prompt text")->required();

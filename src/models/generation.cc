@@ -26,9 +26,39 @@ int64_t pick_token(const torch::Tensor& logits_in, const GenerationOptions& o, t
 
 }  // namespace
 
+namespace {
+
+// One decoding step's inputs: the new token(s) with the cache; an encoder-decoder also passes the
+// prompt (its padding mask shape) and the encoder output of the first step.
+struct Stepper {
+  TransformerModel& model;
+  const torch::Tensor& prompt;
+  KVCache cache;
+  torch::Tensor memory;
+
+  torch::Tensor next_logits(const torch::Tensor& step) {
+    ModelInputs in;
+    in.cache = &cache;
+    if (model.info().is_encoder_decoder) {
+      in.input_ids = prompt;
+      in.decoder_input_ids = step;
+      in.encoder_last_hidden_state = memory;
+    } else {
+      in.input_ids = step;
+    }
+    validate_inputs(model.info(), in, "generate");
+    auto out = model.forward(in);
+    if (model.info().is_encoder_decoder && !memory.defined()) memory = out.at("encoder_last_hidden_state");
+    return out.at("logits").select(0, 0).select(0, -1);
+  }
+};
+
+}  // namespace
+
 torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, const GenerationOptions& o) {
   const ModelInfo& info = model.info();
-  if (!info.is_decoder) fail_invalid(info.head_class, " is not a decoder; generate needs a causal LM");
+  if (!info.is_decoder && !info.is_encoder_decoder)
+    fail_invalid(info.head_class, " is neither a decoder nor an encoder-decoder; generate needs a language-model head");
   if (prompt.dim() != 2 || prompt.size(0) != 1 || prompt.size(1) == 0)
     fail_invalid("generate: prompt must be [1, T] with T > 0, got ", prompt.sizes());
   if (o.max_new_tokens < 0) fail_invalid("--max-new-tokens must be >= 0, got ", o.max_new_tokens);
@@ -36,19 +66,23 @@ torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, con
   if (o.top_p <= 0 || o.top_p > 1) fail_invalid("--top-p must be in (0, 1], got ", o.top_p);
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(o.seed);
-  KVCache cache;
+  Stepper stepper{model, prompt, {}, {}};
   std::vector<int64_t> ids(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.numel());
   torch::Tensor step = prompt;
+  int64_t decoded = static_cast<int64_t>(ids.size());  // positions the decoder has seen
+  if (info.is_encoder_decoder) {
+    if (!info.decoder_start_token_id) fail_invalid("config.json: decoder_start_token_id is not set; generate cannot start");
+    step = torch::tensor({*info.decoder_start_token_id}, torch::kLong).view({1, 1});
+    decoded = 1;
+  }
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
-    if (info.max_positions > 0 && static_cast<int64_t>(ids.size()) >= info.max_positions) break;
-    ModelInputs in;
-    in.input_ids = step;
-    in.cache = &cache;
-    validate_inputs(info, in, "generate");
-    auto out = model.forward(in);
-    auto logits = out.at("logits").select(0, 0).select(0, -1);
+    if (info.max_positions > 0 && decoded >= info.max_positions) break;
+    auto logits = stepper.next_logits(step);
     int64_t next = pick_token(logits, o, gen);
+    if (i == 0 && o.forced_bos_token_id) next = *o.forced_bos_token_id;
+    if (i == o.max_new_tokens - 1 && o.forced_eos_token_id) next = *o.forced_eos_token_id;
     ids.push_back(next);
+    ++decoded;
     if (o.stop_at_eos && info.eos_token_id && next == *info.eos_token_id) break;
     step = torch::tensor({next}, torch::kLong).view({1, 1});
   }

@@ -13,9 +13,13 @@ struct GenerationOptions {
   double top_p = 1.0;  // 1 = off
   uint64_t seed = 0;
   bool stop_at_eos = true;
+  // HF's ForcedBOS/ForcedEOS logits processors (BART's config sets forced_eos_token_id): the first
+  // new token, and the last one max_new_tokens allows, are these when set.
+  std::optional<int64_t> forced_bos_token_id, forced_eos_token_id;
 };
 
-// prompt: [1, T] ids. Returns prompt followed by the new ids, [1, T + n].
+// prompt: [1, T] ids. Returns prompt followed by the new ids, [1, T + n]. Encoder-decoders encode
+// the prompt once and decode from decoder_start_token_id (not returned) with both caches.
 torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, const GenerationOptions& options);
 
 }  // namespace sqz::models

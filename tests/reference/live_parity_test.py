@@ -161,6 +161,25 @@ def seq2seq_cases():
         encoder_ffn_dim=64, decoder_ffn_dim=64, **bc))
 
 
+def greedy_seq2seq(model, ids, n):
+    """Greedy decoding from decoder_start_token_id by full forwards, with the forced first/last tokens
+    of the model's generation config (what generate's logits processors do)."""
+    g = model.generation_config
+    dec, new = torch.tensor([[g.decoder_start_token_id]]), []
+    with torch.no_grad():
+        for i in range(n):
+            nxt = int(model(input_ids=torch.from_numpy(ids), decoder_input_ids=dec).logits[0, -1].argmax())
+            if i == 0 and g.forced_bos_token_id is not None:
+                nxt = g.forced_bos_token_id
+            if i == n - 1 and g.forced_eos_token_id is not None:
+                nxt = g.forced_eos_token_id
+            new.append(nxt)
+            if nxt == g.eos_token_id:
+                break
+            dec = torch.cat([dec, torch.tensor([[nxt]])], dim=1)
+    return new
+
+
 def check_seq2seq(tmp, seeds):
     """Encoder-decoders: every output and both stacks' hidden states at real positions, with explicit
     (padded) decoder inputs and with the decoder inputs derived from input_ids (shifted right)."""
@@ -198,7 +217,13 @@ def check_seq2seq(tmp, seeds):
                     for i, h in enumerate(states):
                         worst = max(worst, max_diff(outs[file][i], h.numpy(), real))
             assert worst <= TOL, f"{name} (seed {seed}): max |sqz - transformers| = {worst:.3g} > {TOL}"
-            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} (explicit and shifted decoder inputs)")
+            gen = ""
+            if "ConditionalGeneration" in name:
+                out = json.loads(sqz("generate", d, "--prompt", "the old man and the sea", "--max-new-tokens", "8", "--ids"))
+                want = greedy_seq2seq(model, np.array([out["prompt_ids"]], dtype=np.int64), 8)
+                assert out["new_ids"] == want, f"{name} (seed {seed}): greedy sqz {out['new_ids']} transformers {want}"
+                gen = f", greedy {len(want)} tokens equal"
+            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} (explicit and shifted decoder inputs){gen}")
     return lines
 
 
