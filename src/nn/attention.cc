@@ -35,7 +35,7 @@ torch::Tensor attention_allowed(const torch::Tensor& key_padding_mask, int64_t b
 
 AttentionResult dot_product_attention(const torch::Tensor& q, const torch::Tensor& k_in, const torch::Tensor& v_in,
                                       const torch::Tensor& allowed, double scale, double dropout, bool training,
-                                      bool need_probs) {
+                                      bool need_probs, const torch::Tensor& score_bias) {
   torch::Tensor k = k_in, v = v_in;
   int64_t groups = q.size(1) / k.size(1);
   if (groups > 1) {
@@ -44,6 +44,7 @@ AttentionResult dot_product_attention(const torch::Tensor& q, const torch::Tenso
   }
   auto scores = torch::matmul(q, k.transpose(-1, -2));
   if (scale != 1.0) scores = scores * scale;
+  if (score_bias.defined()) scores = scores + score_bias;
   if (allowed.defined())
     scores = scores.masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
   auto probs = torch::softmax(scores, -1);

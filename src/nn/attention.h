@@ -26,8 +26,10 @@ struct AttentionResult {
 
 // q: [B, H, T, D]; k, v: [B, Hkv, S, D] with H a multiple of Hkv (grouped-query attention).
 // Masked scores get the dtype's lowest value, as HF does, so a fully masked row stays finite.
+// `score_bias` (optional) is added to the scaled scores, broadcast to [B, H, T, S]: T5's relative
+// position bias.
 AttentionResult dot_product_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                       const torch::Tensor& allowed, double scale, double dropout, bool training,
-                                      bool need_probs);
+                                      bool need_probs, const torch::Tensor& score_bias = {});
 
 }  // namespace sqz::nn

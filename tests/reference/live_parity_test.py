@@ -1,11 +1,13 @@
 """sqz against the real transformers, live: for every family sqz supports, the pinned transformers
 builds small random models at test time (BERT, RoBERTa, DistilBERT, GPT-2, OPT, Llama, Qwen2,
-GPT-NeoX; several seeds and shapes: odd head counts, grouped-query attention, rope scaling, partial
+GPT-NeoX, BART, T5; several seeds and shapes: odd head counts, grouped-query attention, rope scaling, partial
 rotary, parallel residual, post-LN and projected OPT, tied and untied embeddings, left and right
-padding), saves them, and
+padding; encoder-decoders with explicit padded decoder inputs and, for BART, ones derived from
+input_ids), saves them, and
 - `sqz forward --hidden-states` must give its logits (or hidden states) and every hidden state
-  within 1e-4 at the real (unpadded) positions;
-- greedy `sqz generate` must give the tokens transformers' greedy decoding gives;
+  (both stacks' for encoder-decoders) within 1e-4 at the real (unpadded) positions;
+- greedy `sqz generate` must give the tokens transformers' greedy decoding gives (encoder-decoders:
+  from decoder_start_token_id, with the generation config's forced BOS/EOS);
 - a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
 and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
 ids and tokens on a corpus of hard strings, and SentencePiece models trained here by the real
@@ -159,6 +161,17 @@ def seq2seq_cases():
     yield "bart Model", BartModel(BartConfig(
         d_model=48, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
         encoder_ffn_dim=64, decoder_ffn_dim=64, **bc))
+    from transformers import T5Config, T5EncoderModel, T5ForConditionalGeneration, T5Model
+    tc = dict(vocab_size=857, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+    yield "t5 ConditionalGeneration v1.0 (relu, tied, rescaled head), 4 heads of 16", T5ForConditionalGeneration(T5Config(
+        d_model=64, d_kv=16, d_ff=96, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+        relative_attention_max_distance=12, **tc))
+    yield "t5 ConditionalGeneration v1.1 (gated-gelu, untied), 1+3 layers, 3 heads of 20", T5ForConditionalGeneration(T5Config(
+        d_model=48, d_kv=20, d_ff=80, num_layers=1, num_decoder_layers=3, num_heads=3, feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, **tc))
+    yield "t5 Model", T5Model(T5Config(d_model=48, d_kv=12, d_ff=64, num_layers=2, num_heads=4, **tc))
+    yield "t5 EncoderModel", T5EncoderModel(T5Config(d_model=48, d_kv=12, d_ff=64, num_layers=2, num_heads=4,
+                                                     relative_attention_num_buckets=6, relative_attention_max_distance=7, **tc))
 
 
 def greedy_seq2seq(model, ids, n):
@@ -196,12 +209,20 @@ def check_seq2seq(tmp, seeds):
             dec, dec_mask = batch(cfg.vocab_size, seed + 7, [5, 2, 9], cfg.pad_token_id, False)
             worst = 0.0
             explicit = {"input_ids": ids, "attention_mask": mask, "decoder_input_ids": dec, "decoder_attention_mask": dec_mask}
-            classifier = "SequenceClassification" in name  # it reads the decoder at input_ids' EOS: same lengths only
-            for arrays in ([] if classifier else [explicit]) + [{"input_ids": ids, "attention_mask": mask}]:
+            plain = {"input_ids": ids, "attention_mask": mask}
+            if "EncoderModel" in name:
+                variants = [plain]
+            elif "SequenceClassification" in name:  # it reads the decoder at input_ids' EOS: same lengths only
+                variants = [plain]
+            elif cfg.model_type == "t5":  # T5 does not derive decoder inputs from input_ids
+                variants = [explicit]
+            else:
+                variants = [explicit, plain]
+            for arrays in variants:
                 outs = sqz_forward(d, tmp, "--hidden-states", **arrays)
                 with torch.no_grad():
                     ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()}, output_hidden_states=True)
-                real_dec = arrays.get("decoder_attention_mask", np.ones_like(ids))
+                real_dec = arrays.get("decoder_attention_mask", mask if "EncoderModel" in name else np.ones_like(ids))
                 for key in ("logits", "start_logits", "end_logits", "last_hidden_state", "encoder_last_hidden_state"):
                     want = getattr(ref, key, None)
                     if want is None:
@@ -211,8 +232,9 @@ def check_seq2seq(tmp, seeds):
                         worst = max(worst, float(np.abs(outs[key] - want).max()))
                     else:
                         worst = max(worst, max_diff(outs[key], want, mask if key.startswith("encoder") else real_dec))
-                for file, states, real in (("hidden_states", ref.decoder_hidden_states, real_dec),
-                                           ("encoder_hidden_states", ref.encoder_hidden_states, mask)):
+                stacks = ((("hidden_states", ref.decoder_hidden_states, real_dec), ("encoder_hidden_states", ref.encoder_hidden_states, mask))
+                          if hasattr(ref, "decoder_hidden_states") else (("hidden_states", ref.hidden_states, mask),))
+                for file, states, real in stacks:
                     assert len(outs[file]) == len(states), f"{name}: {len(outs[file])} {file}, transformers {len(states)}"
                     for i, h in enumerate(states):
                         worst = max(worst, max_diff(outs[file][i], h.numpy(), real))
@@ -223,7 +245,7 @@ def check_seq2seq(tmp, seeds):
                 want = greedy_seq2seq(model, np.array([out["prompt_ids"]], dtype=np.int64), 8)
                 assert out["new_ids"] == want, f"{name} (seed {seed}): greedy sqz {out['new_ids']} transformers {want}"
                 gen = f", greedy {len(want)} tokens equal"
-            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} (explicit and shifted decoder inputs){gen}")
+            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} ({len(variants)} input set{'s' if len(variants) > 1 else ''}){gen}")
     return lines
 
 
