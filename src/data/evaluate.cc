@@ -1,10 +1,12 @@
 #include "data/evaluate.h"
 
 #include <chrono>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/metrics.h"
+#include "models/generation.h"
 
 namespace sqz::data {
 
@@ -72,6 +74,50 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
   return out;
 }
 
+io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& tok, const Seq2SeqData& data, const EvalOptions& o) {
+  auto t0 = std::chrono::steady_clock::now();
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  auto words = [&](const torch::Tensor& row) {
+    std::vector<int64_t> ids;
+    for (int64_t j = 0; j < row.size(0); ++j)
+      if (int64_t id = row[j].item<int64_t>(); id >= 0) ids.push_back(id);
+    std::vector<std::string> out;
+    std::istringstream in(tok.decode(ids, /*skip_special_tokens=*/true));
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  double nll = 0;
+  int64_t targets = 0, batches = 0, examples = 0, wrong = 0, edits = 0, reference_tokens = 0;
+  Progress progress("eval", o.max_batches > 0 ? std::min(o.max_batches, (data.size() + o.batch_size - 1) / o.batch_size)
+                                              : (data.size() + o.batch_size - 1) / o.batch_size);
+  for (int64_t i = 0; i < data.size(); i += o.batch_size) {
+    if (o.max_batches > 0 && batches >= o.max_batches) break;
+    ++batches;
+    auto batch = data.batch(i, i + o.batch_size);
+    auto r = compute_loss(model, batch, Objective::kSeq2Seq);
+    nll += r.loss.item<double>() * static_cast<double>(r.targets);
+    targets += r.targets;
+    // Room for every reference of the batch plus a few tokens: a longer guess is wrong anyway.
+    auto hyp = models::generate_seq2seq_greedy(model, batch.input_ids, batch.attention_mask, batch.labels.size(1) + 4);
+    for (int64_t row = 0; row < hyp.size(0); ++row) {
+      auto want = words(batch.labels[row]), got = words(hyp[row]);
+      wrong += got != want;
+      edits += edit_distance(got, want);
+      reference_tokens += static_cast<int64_t>(want.size());
+      ++examples;
+    }
+    progress.update(batches, to_text("wer ", static_cast<double>(wrong) / static_cast<double>(examples)));
+  }
+  model.train(was_training);
+  if (examples == 0) fail_invalid("evaluate: no seq2seq examples");
+  return {{"wer", static_cast<double>(wrong) / static_cast<double>(examples)},
+          {"per", static_cast<double>(edits) / static_cast<double>(std::max<int64_t>(reference_tokens, 1))},
+          {"perplexity", perplexity(nll, targets)}, {"examples", examples}, {"tokens", targets},
+          {"decoding", "greedy"}, {"elapsed_s", seconds_since(t0)}};
+}
+
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,
                         const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
   const auto& task = find_task(task_name);
@@ -96,11 +142,15 @@ io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& to
     if (objective == Objective::kMaskedLM) mlm = mlm_special_ids(tok, config.source());
     return evaluate_lm(model, data, objective, &mlm, o);
   }
-  fail_unimplemented("task '", task_name, "' needs encoder-decoder models, not built yet");
+  if (!model || !model->info().is_encoder_decoder)
+    fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) run by libtorch (", config.source(), ")");
+  Seq2SeqData data(read_seq2seq_jsonl(split), tok, max_length, model->info().decoder_start_token_id.value_or(0), split.string());
+  return evaluate_seq2seq(*model, tok, data, o);
 }
 
 double primary_score(const io::json& r) {
   if (r.contains("accuracy")) return r["accuracy"].get<double>();
+  if (r.contains("wer")) return -r["wer"].get<double>();
   return -r["perplexity"].get<double>();
 }
 

@@ -33,11 +33,17 @@ io::json evaluate_classification(models::TransformerModel* model, const Classifi
 io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Objective objective,
                      const MlmSpecialIds* mlm, const EvalOptions& options);
 
+// Encoder-decoders on source/target pairs: teacher-forced perplexity of the targets, and greedy
+// decoding scored as word error rate (the whole token sequence must match) and token error rate
+// (edit distance over reference length; phonemes for g2p), both on the decoded, whitespace-split text.
+io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& tokenizer, const Seq2SeqData& data,
+                          const EvalOptions& options);
+
 // What `sqz eval` reports for `model` on a task's split file (labels from config id2label).
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
                         const std::string& task, const fs::path& split, int64_t max_length, const EvalOptions& options);
 
-// The headline number of an eval result, larger is better (accuracy, or -perplexity).
+// The headline number of an eval result, larger is better (accuracy, -WER, or -perplexity).
 double primary_score(const io::json& result);
 
 }  // namespace sqz::data

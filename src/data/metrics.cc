@@ -1,5 +1,6 @@
 #include "data/metrics.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -44,6 +45,21 @@ double perplexity(double total_nll_nats, int64_t tokens) {
 double bits_per_byte(double total_nll_nats, double bytes) {
   if (bytes <= 0) fail_invalid("bits per byte over zero bytes");
   return total_nll_nats / std::log(2.0) / bytes;
+}
+
+int64_t edit_distance(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+  std::vector<int64_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int64_t diagonal = row[0];
+    row[0] = static_cast<int64_t>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      int64_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace sqz::data

@@ -1,6 +1,7 @@
 // Task metrics, each a plain function of predictions and references.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace sqz::data {
@@ -14,5 +15,7 @@ double macro_f1(const std::vector<int64_t>& predicted, const std::vector<int64_t
 double perplexity(double total_nll_nats, int64_t tokens);
 // Total NLL in bits divided by the UTF-8 bytes of the text: tokenizer-independent.
 double bits_per_byte(double total_nll_nats, double bytes);
+// Levenshtein distance between two token sequences (unit cost insert, delete, substitute).
+int64_t edit_distance(const std::vector<std::string>& a, const std::vector<std::string>& b);
 
 }  // namespace sqz::data

@@ -12,9 +12,10 @@ Objective parse_objective(const std::string& name, TaskKind task, bool is_decode
   if (name == "mlm") return Objective::kMaskedLM;
   if (name == "clm") return Objective::kCausalLM;
   if (name == "classification") return Objective::kClassification;
+  if (name == "seq2seq") return Objective::kSeq2Seq;
   if (task == TaskKind::kClassification) return Objective::kClassification;
   if (task == TaskKind::kLanguageModel) return is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
-  fail_unimplemented("task kind ", task_kind_name(task), " has no training objective yet (seq2seq needs enc-dec models)");
+  return Objective::kSeq2Seq;
 }
 
 const char* objective_name(Objective o) {
@@ -22,6 +23,7 @@ const char* objective_name(Objective o) {
     case Objective::kMaskedLM: return "mlm";
     case Objective::kCausalLM: return "clm";
     case Objective::kClassification: return "classification";
+    case Objective::kSeq2Seq: return "seq2seq";
   }
   return "?";
 }
@@ -56,6 +58,7 @@ models::ModelInputs batch_inputs(const models::TransformerModel& model, const Ba
   in.input_ids = batch.input_ids;
   in.attention_mask = batch.attention_mask;
   if (model.info().uses_token_type_ids && batch.token_type_ids.defined()) in.token_type_ids = batch.token_type_ids;
+  if (model.info().is_encoder_decoder && batch.decoder_input_ids.defined()) in.decoder_input_ids = batch.decoder_input_ids;
   return in;
 }
 
@@ -67,6 +70,7 @@ LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Obj
       r.loss = F::cross_entropy(logits, batch.labels);
       r.targets = batch.labels.size(0);
       break;
+    case Objective::kSeq2Seq:  // labels [B, Tt] aligned with the decoder's positions, -100 at padding
     case Objective::kMaskedLM: {
       auto flat_labels = batch.labels.reshape({-1});
       if (logits.dim() == 2) flat_labels = flat_labels.masked_select(flat_labels.ne(kIgnoreIndex));  // scored rows only

@@ -1,5 +1,5 @@
-// Training objectives as loss functions of (model, batch): masked LM, causal LM and sequence
-// classification. Each returns the mean loss and the number of target tokens/examples.
+// Training objectives as loss functions of (model, batch): masked LM, causal LM, sequence
+// classification and sequence-to-sequence (teacher-forced target tokens). Each returns the mean loss and the number of target tokens/examples.
 #pragma once
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
@@ -7,7 +7,7 @@
 
 namespace sqz::data {
 
-enum class Objective { kMaskedLM, kCausalLM, kClassification };
+enum class Objective { kMaskedLM, kCausalLM, kClassification, kSeq2Seq };
 
 Objective parse_objective(const std::string& name, TaskKind task, bool is_decoder);
 const char* objective_name(Objective o);

@@ -124,6 +124,29 @@ ClassificationData::ClassificationData(const std::vector<TextExample>& examples,
   std::iota(order_.begin(), order_.end(), 0);
 }
 
+std::vector<Seq2SeqExample> read_seq2seq_jsonl(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) fail_not_found(path.string(), ": cannot open");
+  std::vector<Seq2SeqExample> out;
+  std::string line;
+  int64_t line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    io::json j;
+    try {
+      j = io::json::parse(line);
+    } catch (const io::json::parse_error& e) {
+      fail_data(path.string(), ":", line_no, ": not valid JSON (", e.what(), ")");
+    }
+    for (const char* name : {"source", "target"})
+      if (!j.contains(name) || !j[name].is_string()) fail_data(path.string(), ":", line_no, ": missing string field '", name, "'");
+    out.push_back({j["source"].get<std::string>(), j["target"].get<std::string>()});
+  }
+  if (out.empty()) fail_data(path.string(), ": no examples (empty file)");
+  return out;
+}
+
 void ClassificationData::shuffle(uint64_t seed) { shuffle_order(order_, seed); }
 
 Batch ClassificationData::batch(int64_t begin, int64_t end) const {
@@ -179,6 +202,54 @@ Batch LmData::batch(int64_t begin, int64_t end) const {
   Batch out{torch::empty({b, block_}, torch::kLong), torch::ones({b, block_}, torch::kLong), {}, {}};
   for (int64_t r = 0; r < b; ++r)
     std::copy_n(stream_.begin() + order_[begin + r] * block_, block_, out.input_ids[r].data_ptr<int64_t>());
+  return out;
+}
+
+Seq2SeqData::Seq2SeqData(const std::vector<Seq2SeqExample>& examples, const io::Tokenizer& tok, int64_t max_length,
+                         int64_t decoder_start_token_id, const std::string& source)
+    : decoder_start_(decoder_start_token_id) {
+  auto pad = tok.special_id("pad");
+  if (!pad) fail_invalid(source, ": seq2seq batches need the tokenizer's pad token");
+  pad_id_ = *pad;
+  for (size_t i = 0; i < examples.size(); ++i) {
+    sources_.push_back(tok.encode(examples[i].source, nullptr, max_length).ids);
+    targets_.push_back(tok.encode(examples[i].target, nullptr, max_length).ids);
+    if (sources_.back().empty() || targets_.back().empty())
+      fail_data(source, ": example ", i + 1, " has an empty source or target after tokenization");
+  }
+  order_.resize(sources_.size());
+  std::iota(order_.begin(), order_.end(), 0);
+}
+
+void Seq2SeqData::shuffle(uint64_t seed) { shuffle_order(order_, seed); }
+
+Batch Seq2SeqData::batch(int64_t begin, int64_t end) const {
+  end = std::min(end, size());
+  const int64_t b = end - begin;
+  int64_t ts = 0, tt = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    ts = std::max<int64_t>(ts, sources_[order_[i]].size());
+    tt = std::max<int64_t>(tt, targets_[order_[i]].size());
+  }
+  Batch out{torch::full({b, ts}, pad_id_, torch::kLong), torch::zeros({b, ts}, torch::kLong), {},
+            torch::full({b, tt}, int64_t{-100}, torch::kLong), torch::full({b, tt}, pad_id_, torch::kLong)};
+  auto ids = out.input_ids.accessor<int64_t, 2>();
+  auto mask = out.attention_mask.accessor<int64_t, 2>();
+  auto labels = out.labels.accessor<int64_t, 2>();
+  auto dec = out.decoder_input_ids.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < b; ++r) {
+    const auto& src = sources_[order_[begin + r]];
+    const auto& tgt = targets_[order_[begin + r]];
+    for (size_t j = 0; j < src.size(); ++j) {
+      ids[r][j] = src[j];
+      mask[r][j] = 1;
+    }
+    dec[r][0] = decoder_start_;
+    for (size_t j = 0; j < tgt.size(); ++j) {
+      labels[r][j] = tgt[j];
+      if (j + 1 < static_cast<size_t>(tt)) dec[r][j + 1] = tgt[j];
+    }
+  }
   return out;
 }
 

@@ -47,19 +47,35 @@ class LabelSet {
   std::map<std::string, int64_t> ids_;
 };
 
+struct Seq2SeqExample {
+  std::string source, target;
+};
+std::vector<Seq2SeqExample> read_seq2seq_jsonl(const fs::path& path);
+
 struct Batch {
   torch::Tensor input_ids, attention_mask, token_type_ids, labels;
+  torch::Tensor decoder_input_ids;  // seq2seq: the labels shifted right from decoder_start_token_id
+};
+
+// What the training loop reads, whatever the task: examples (or blocks) batched in the current
+// order, reshuffled per epoch by a seeded generator.
+class TrainingData {
+ public:
+  virtual ~TrainingData() = default;
+  virtual int64_t size() const = 0;
+  virtual Batch batch(int64_t begin, int64_t end) const = 0;
+  virtual void shuffle(uint64_t seed) = 0;
 };
 
 // Tokenized classification data, batched in order or shuffled by a seeded generator.
-class ClassificationData {
+class ClassificationData : public TrainingData {
  public:
   ClassificationData(const std::vector<TextExample>& examples, const io::Tokenizer& tok, const LabelSet& labels,
                      int64_t max_length, const std::string& source);
-  int64_t size() const { return static_cast<int64_t>(ids_.size()); }
+  int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
   // Examples [begin, end) of the current order, padded to the longest.
-  Batch batch(int64_t begin, int64_t end) const;
-  void shuffle(uint64_t seed);
+  Batch batch(int64_t begin, int64_t end) const override;
+  void shuffle(uint64_t seed) override;
 
  private:
   std::vector<std::vector<int64_t>> ids_, types_;
@@ -68,18 +84,36 @@ class ClassificationData {
 };
 
 // One token stream cut into fixed blocks for language modelling.
-class LmData {
+class LmData : public TrainingData {
  public:
   LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size);
+  int64_t size() const override { return num_blocks(); }
   int64_t num_blocks() const { return static_cast<int64_t>(order_.size()); }
   int64_t num_tokens() const { return static_cast<int64_t>(stream_.size()); }
   int64_t num_bytes() const { return bytes_; }
-  Batch batch(int64_t begin, int64_t end) const;  // blocks [begin, end) of the current order
-  void shuffle(uint64_t seed);
+  Batch batch(int64_t begin, int64_t end) const override;  // blocks [begin, end) of the current order
+  void shuffle(uint64_t seed) override;
 
  private:
   std::vector<int64_t> stream_, order_;
   int64_t block_ = 0, bytes_ = 0;
+};
+
+// Source/target pairs for encoder-decoders: input_ids from the source, labels from the target
+// (each encoded with the tokenizer's special tokens; padding -100), decoder_input_ids the labels
+// shifted right from decoder_start_token_id, as HF's seq2seq training does.
+class Seq2SeqData : public TrainingData {
+ public:
+  Seq2SeqData(const std::vector<Seq2SeqExample>& examples, const io::Tokenizer& tok, int64_t max_length,
+              int64_t decoder_start_token_id, const std::string& source);
+  int64_t size() const override { return static_cast<int64_t>(sources_.size()); }
+  Batch batch(int64_t begin, int64_t end) const override;
+  void shuffle(uint64_t seed) override;
+
+ private:
+  std::vector<std::vector<int64_t>> sources_, targets_;
+  std::vector<int64_t> order_;
+  int64_t pad_id_ = 0, decoder_start_ = 0;
 };
 
 }  // namespace sqz::data

@@ -89,4 +89,35 @@ torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, con
   return torch::tensor(ids, torch::kLong).view({1, -1});
 }
 
+torch::Tensor generate_seq2seq_greedy(TransformerModel& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                      int64_t max_new_tokens) {
+  const ModelInfo& info = model.info();
+  if (!info.is_encoder_decoder) fail_invalid(info.head_class, " is not an encoder-decoder");
+  if (!info.decoder_start_token_id || !info.eos_token_id || !info.pad_token_id)
+    fail_invalid("config.json: batched generation needs decoder_start_token_id, eos_token_id and pad_token_id");
+  torch::NoGradGuard no_grad;
+  const int64_t b = input_ids.size(0);
+  KVCache cache;
+  torch::Tensor memory, step = torch::full({b, 1}, *info.decoder_start_token_id, torch::kLong);
+  auto done = torch::zeros({b}, torch::kBool);
+  std::vector<torch::Tensor> picked;
+  for (int64_t i = 0; i < max_new_tokens; ++i) {
+    if (info.max_positions > 0 && i + 1 >= info.max_positions) break;
+    ModelInputs in;
+    in.input_ids = input_ids;
+    in.attention_mask = attention_mask;
+    in.decoder_input_ids = step;
+    in.encoder_last_hidden_state = memory;
+    in.cache = &cache;
+    auto out = model.forward(in);
+    if (!memory.defined()) memory = out.at("encoder_last_hidden_state");
+    auto next = out.at("logits").select(1, -1).argmax(-1).masked_fill(done, *info.pad_token_id);
+    picked.push_back(next);
+    done = done.logical_or(next.eq(*info.eos_token_id));
+    if (done.all().item<bool>()) break;
+    step = next.view({b, 1});
+  }
+  return picked.empty() ? torch::empty({b, 0}, torch::kLong) : torch::stack(picked, 1);
+}
+
 }  // namespace sqz::models

@@ -22,4 +22,9 @@ struct GenerationOptions {
 // the prompt once and decode from decoder_start_token_id (not returned) with both caches.
 torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, const GenerationOptions& options);
 
+// Encoder-decoders, a batch at once: greedy decoding of every row of input_ids [B, S] (attention_mask
+// its padding) from decoder_start_token_id. Returns the new ids [B, n], pad after a row's EOS.
+torch::Tensor generate_seq2seq_greedy(TransformerModel& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                      int64_t max_new_tokens);
+
 }  // namespace sqz::models

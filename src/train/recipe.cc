@@ -79,8 +79,9 @@ void validate(const TrainRecipe& r, const std::string& source) {
   need(!r.task.empty(), "'task' is required");
   need(!r.data.empty(), "'data' is required (the task's data dir)");
   need(!r.out.empty(), "'out' is required");
-  need(r.objective == "auto" || r.objective == "mlm" || r.objective == "clm" || r.objective == "classification",
-       "'objective' must be auto, mlm, clm or classification, got '" + r.objective + "'");
+  need(r.objective == "auto" || r.objective == "mlm" || r.objective == "clm" || r.objective == "classification" ||
+           r.objective == "seq2seq",
+       "'objective' must be auto, mlm, clm, classification or seq2seq, got '" + r.objective + "'");
   need(r.steps > 0, "'steps' must be > 0");
   need(r.batch_size > 0 && r.grad_accum > 0, "'batch_size' and 'grad_accum' must be > 0");
   need(r.max_length >= 2, "'max_length' must be >= 2");

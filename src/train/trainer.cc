@@ -31,6 +31,8 @@ struct Setup {
   data::LabelSet labels;
   std::unique_ptr<data::ClassificationData> cls_train, cls_dev;
   std::unique_ptr<data::LmData> lm_train, lm_dev;
+  std::unique_ptr<data::Seq2SeqData> s2s_train, s2s_dev;
+  data::TrainingData* train = nullptr;  // whichever of the three the task uses
   data::MlmSpecialIds mlm{};
 };
 
@@ -38,7 +40,8 @@ std::string head_for(const std::string& model_type, data::Objective o) {
   const auto& arch = models::find_architecture(model_type, "recipe");
   const char* want = o == data::Objective::kClassification ? "SequenceClassification"
                      : o == data::Objective::kMaskedLM     ? "MaskedLM"
-                                                     : (model_type == "gpt2" ? "LMHeadModel" : "CausalLM");
+                     : o == data::Objective::kSeq2Seq      ? "ConditionalGeneration"
+                                                           : (model_type == "gpt2" ? "LMHeadModel" : "CausalLM");
   for (const auto& h : arch.head_classes)
     if (h.find(want) != std::string::npos) return h;
   fail_unimplemented(model_type, " has no head for the ", data::objective_name(o), " objective");
@@ -53,6 +56,9 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
   std::string model_type = start_config.get_string("model_type");
   data::TaskKind kind = task.kind;
   s.objective = data::parse_objective(r.objective, kind, models::find_architecture(model_type, start_config.source()).is_decoder);
+  if ((kind == data::TaskKind::kSeq2Seq) != (s.objective == data::Objective::kSeq2Seq))
+    fail_invalid("recipe: objective '", data::objective_name(s.objective), "' does not fit task '", r.task, "' (",
+                 data::task_kind_name(kind), ")");
   s.tokenizer_dir = !r.tokenizer.empty() ? fs::path(r.tokenizer) : !r.model.empty() ? fs::path(r.model) : fs::path();
   if (s.tokenizer_dir.empty()) fail_invalid("recipe: 'tokenizer' is required when starting from 'config'");
   s.tokenizer = io::load_tokenizer(s.tokenizer_dir);
@@ -78,8 +84,17 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
     s.lm_train = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.train_file), *s.tokenizer, r.max_length);
     s.lm_dev = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.dev_file), *s.tokenizer, r.max_length);
   } else {
-    fail_unimplemented("task '", r.task, "' (", data::task_kind_name(kind), ") needs encoder-decoder models, not built yet");
+    const int64_t start = models::config_token_id(start_config, "decoder_start_token_id")
+                              .value_or(models::config_token_id(start_config, "pad_token_id").value_or(0));
+    s.s2s_train = std::make_unique<data::Seq2SeqData>(data::read_seq2seq_jsonl(data_dir / task.train_file), *s.tokenizer,
+                                                      r.max_length, start, (data_dir / task.train_file).string());
+    s.s2s_dev = std::make_unique<data::Seq2SeqData>(data::read_seq2seq_jsonl(data_dir / task.dev_file), *s.tokenizer, r.max_length,
+                                                    start, (data_dir / task.dev_file).string());
+    s.s2s_dev->shuffle(kDevOrderSeed);  // evals limited to a few batches see a sample of the whole dev set
   }
+  s.train = s.cls_train ? static_cast<data::TrainingData*>(s.cls_train.get())
+            : s.lm_train ? static_cast<data::TrainingData*>(s.lm_train.get())
+                         : s.s2s_train.get();
   std::string head = !r.head.empty() ? r.head : head_for(model_type, s.objective);
   models::LoadOptions load_options;
   load_options.head = head;
@@ -214,11 +229,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   int64_t step = state["step"].get<int64_t>();
   const double wall_before_s = state["wall_s"].get<double>();  // the earlier runs' training time
   const int64_t examples_per_step = r.batch_size * r.grad_accum;
-  const int64_t n_train = s.cls_train ? s.cls_train->size() : s.lm_train->num_blocks();
-  auto shuffle = [&](int64_t epoch) {
-    if (s.cls_train) s.cls_train->shuffle(r.seed + epoch);
-    else s.lm_train->shuffle(r.seed + epoch);
-  };
+  const int64_t n_train = s.train->size();
+  auto shuffle = [&](int64_t epoch) { s.train->shuffle(r.seed + epoch); };
   int64_t epoch = step * examples_per_step / n_train;
   shuffle(epoch);
   auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919);
@@ -226,8 +238,9 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   data::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
   auto run_eval = [&]() {
     s.model->eval();
-    io::json res = s.cls_dev ? data::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
-                             : data::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
+    io::json res = s.cls_dev   ? data::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
+                   : s.s2s_dev ? data::evaluate_seq2seq(*s.model, *s.tokenizer, *s.s2s_dev, eval_opts)
+                               : data::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
     s.model->train();
     return res;
   };
@@ -247,10 +260,10 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
       if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
       int64_t begin = pos % n_train;
-      data::Batch batch = s.cls_train ? s.cls_train->batch(begin, begin + r.batch_size) : s.lm_train->batch(begin, begin + r.batch_size);
+      data::Batch batch = s.train->batch(begin, begin + r.batch_size);
       if (s.objective == data::Objective::kMaskedLM)
         batch.labels = data::mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
-      tokens += batch.attention_mask.sum().item<int64_t>();
+      tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
       auto task = data::compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
                                hooks.wants_all_logits());
       auto loss = hooks.total_loss(batch, task, step);

@@ -10,6 +10,7 @@
 #include "models/layer_surgery.h"
 #include "models/registry.h"
 #include "unit/test_util.h"
+#include "unit/tiny_models.h"
 
 namespace sqz {
 namespace {
@@ -322,6 +323,84 @@ TEST(ModelSize, BaseConfigsHaveHFParameterCounts) {
   EXPECT_EQ(models::count_parameters(*bert), 109482240);
   auto gpt2 = models::build_model(io::JsonFields({{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}}}, "gpt2"));
   EXPECT_EQ(models::count_parameters(*gpt2), 124439808);
+  // t5-small (T5ForConditionalGeneration, tied) and bart-base's BartModel, counted by transformers 4.46.
+  auto t5 = models::build_model(io::JsonFields({{"model_type", "t5"}, {"architectures", {"T5ForConditionalGeneration"}}}, "t5-small"));
+  EXPECT_EQ(models::count_parameters(*t5), 60506624);
+  auto bart = models::build_model(
+      io::JsonFields({{"model_type", "bart"}, {"d_model", 768}, {"encoder_layers", 6}, {"decoder_layers", 6}, {"encoder_attention_heads", 12},
+                      {"decoder_attention_heads", 12}, {"encoder_ffn_dim", 3072}, {"decoder_ffn_dim", 3072}},
+                     "bart-base"));
+  EXPECT_EQ(models::count_parameters(*bart), 139420416);
+}
+
+io::json tiny_t5_config() {
+  return {{"model_type", "t5"}, {"vocab_size", 61}, {"d_model", 32}, {"d_kv", 8}, {"d_ff", 48}, {"num_layers", 2},
+          {"num_decoder_layers", 3}, {"num_heads", 4}, {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 10},
+          {"pad_token_id", 0}, {"eos_token_id", 1}, {"decoder_start_token_id", 0}, {"architectures", {"T5ForConditionalGeneration"}}};
+}
+
+io::json tiny_bart_config() {
+  return {{"model_type", "bart"}, {"vocab_size", 61}, {"d_model", 32}, {"encoder_layers", 2}, {"decoder_layers", 2},
+          {"encoder_attention_heads", 4}, {"decoder_attention_heads", 2}, {"encoder_ffn_dim", 48}, {"decoder_ffn_dim", 40},
+          {"max_position_embeddings", 40}, {"pad_token_id", 1}, {"eos_token_id", 2}, {"decoder_start_token_id", 2},
+          {"architectures", {"BartForConditionalGeneration"}}};
+}
+
+// Cached decoding (cross-attention K/V projected once, self-attention K/V appended, positions and
+// T5's relative bias offset by the past) must give the logits a full forward gives, step by step,
+// and the batched greedy decode the tokens a one-row decode gives.
+TEST(Seq2Seq, CachedDecodingEqualsFullForwards) {
+  for (const auto& config : {tiny_t5_config(), tiny_bart_config()}) {
+    SCOPED_TRACE(config["model_type"].get<std::string>());
+    auto m = testing::tiny_model(config);
+    torch::NoGradGuard no_grad;
+    torch::manual_seed(4);
+    auto ids = torch::randint(3, 61, {2, 9}, torch::kLong);
+    auto mask = torch::ones({2, 9}, torch::kLong);
+    mask[1].slice(0, 5).fill_(0);
+    auto dec = torch::randint(3, 61, {2, 6}, torch::kLong);
+    models::ModelInputs full;
+    full.input_ids = ids;
+    full.attention_mask = mask;
+    full.decoder_input_ids = dec;
+    auto want = m->forward(full).at("logits");
+    models::KVCache cache;
+    torch::Tensor memory;
+    for (int64_t t = 0; t < dec.size(1); ++t) {
+      models::ModelInputs step = full;
+      step.decoder_input_ids = dec.slice(1, t, t + 1);
+      step.cache = &cache;
+      step.encoder_last_hidden_state = memory;
+      auto out = m->forward(step);
+      if (!memory.defined()) memory = out.at("encoder_last_hidden_state");
+      EXPECT_LT((out.at("logits").select(1, 0) - want.select(1, t)).abs().max().item<double>(), 1e-5) << "step " << t;
+    }
+    auto batched = models::generate_seq2seq_greedy(*m, ids, mask, 5);
+    for (int64_t row = 0; row < 2; ++row) {
+      const int64_t real = mask[row].sum().item<int64_t>();
+      auto one = models::generate_seq2seq_greedy(*m, ids.slice(0, row, row + 1).slice(1, 0, real), torch::ones({1, real}, torch::kLong), 5);
+      EXPECT_TRUE(torch::equal(one[0], batched[row].slice(0, 0, one.size(1)))) << "row " << row;
+    }
+  }
+}
+
+TEST(Seq2Seq, MissingOrMisplacedDecoderInputsAreNamed) {
+  auto t5 = testing::tiny_model(tiny_t5_config());
+  models::ModelInputs in;
+  in.input_ids = torch::tensor({{5, 6, 7}}, torch::kLong);
+  auto e = testing::error_of([&] { t5->forward(in); });
+  EXPECT_NE(e.find("T5ForConditionalGeneration needs decoder_input_ids"), std::string::npos) << e;
+  in.decoder_input_ids = torch::tensor({{0, 70}}, torch::kLong);
+  e = testing::error_of([&] { models::validate_inputs(t5->info(), in, "in/"); });
+  EXPECT_NE(e.find("decoder_input_ids contain 70, outside the vocabulary [0, 61)"), std::string::npos) << e;
+  auto gpt2 = make(arch_cases()[3].config, "GPT2LMHeadModel");
+  in.decoder_input_ids = torch::tensor({{0, 5}}, torch::kLong);
+  e = testing::error_of([&] { models::validate_inputs(gpt2->info(), in, "in/"); });
+  EXPECT_NE(e.find("decoder_input_ids given, but gpt2 is not an encoder-decoder"), std::string::npos) << e;
+  auto bad = tiny_t5_config();
+  bad["relative_attention_max_distance"] = 4;
+  e = testing::error_of([&] { testing::tiny_model(bad); });
+  EXPECT_NE(e.find("relative_attention_max_distance"), std::string::npos) << e;
 }
 
 }  // namespace

@@ -44,6 +44,15 @@ TEST(Metrics, HandComputed) {
   EXPECT_NEAR(data::perplexity(std::log(10.0) * 4, 4), 10.0, 1e-9);
   EXPECT_NEAR(data::bits_per_byte(std::log(2.0) * 8, 4), 2.0, 1e-12);
   EXPECT_THROW(data::accuracy({1}, {}), Error);
+  // kitten -> sitting: substitute k, substitute e, insert g.
+  auto chars = [](const std::string& w) {
+    std::vector<std::string> out;
+    for (char c : w) out.emplace_back(1, c);
+    return out;
+  };
+  EXPECT_EQ(data::edit_distance(chars("kitten"), chars("sitting")), 3);
+  EXPECT_EQ(data::edit_distance({}, chars("abc")), 3);
+  EXPECT_EQ(data::edit_distance({"AA1", "K"}, {"AA1", "K"}), 0);
 }
 
 TEST(Schedule, LinearWarmupThenDecay) {
@@ -132,6 +141,33 @@ TEST(Data, RealTasksReadAndBatch) {
   data::LmData lm(text, *tok, 16);
   EXPECT_EQ(lm.batch(0, 3).input_ids.sizes(), torch::IntArrayRef({3, 16}));
   EXPECT_EQ(lm.num_blocks(), lm.num_tokens() / 16);
+}
+
+// cmudict-g2p through the shipped character/phoneme tokenizer: the source as letters, the labels as
+// phonemes with the tokenizer's specials and -100 padding, the decoder inputs the labels shifted
+// right from decoder_start_token_id.
+TEST(Data, Seq2SeqPairsBatchAsHfShiftsThem) {
+  auto dir = testing::shared_dir() / "data" / "cmudict-g2p";
+  auto dev = data::read_seq2seq_jsonl(dir / "dev.jsonl");
+  EXPECT_EQ(dev.size(), 12277u);
+  EXPECT_EQ(dev[1].source, "aachen");
+  EXPECT_EQ(dev[1].target, "AA1 K AH0 N");
+  auto tok = io::load_tokenizer(fs::path(SQZ_SOURCE_DIR) / "configs" / "g2p-tokenizer");
+  std::vector<data::Seq2SeqExample> few(dev.begin(), dev.begin() + 2);
+  data::Seq2SeqData data(few, *tok, 32, /*decoder_start_token_id=*/0, "dev");
+  auto b = data.batch(0, 2);
+  auto want_src = tok->encode("aachen").ids, want_tgt = tok->encode("AA1 K AH0 N").ids;  // [CLS] .. [SEP]
+  ASSERT_EQ(b.input_ids.size(1), static_cast<int64_t>(want_src.size()));
+  ASSERT_EQ(b.labels.size(1), static_cast<int64_t>(want_tgt.size()));
+  for (size_t j = 0; j < want_tgt.size(); ++j) {
+    EXPECT_EQ(b.labels[1][j].item<int64_t>(), want_tgt[j]);
+    EXPECT_EQ(b.decoder_input_ids[1][j].item<int64_t>(), j == 0 ? 0 : want_tgt[j - 1]);
+  }
+  EXPECT_EQ(b.labels[0][3].item<int64_t>(), -100);  // "a" -> [CLS] AH0 [SEP], then padding
+  EXPECT_EQ(b.attention_mask[0].sum().item<int64_t>(), 3);
+  EXPECT_EQ(tok->decode(want_tgt, /*skip_special_tokens=*/true), "AA1 K AH0 N");
+  auto e = testing::error_of([&] { data::read_seq2seq_jsonl(dir / "train.jsonl.missing"); });
+  EXPECT_NE(e.find("train.jsonl.missing: cannot open"), std::string::npos) << e;
 }
 
 TEST(Objectives, MaskingFollowsBertRatesAndSkipsSpecials) {
