@@ -18,7 +18,7 @@ namespace {
 
 struct EvalArgs {
   std::string model_dir, task, split;
-  int64_t batch_size = 16, max_length = 128, max_batches = 0;
+  int64_t batch_size = 16, max_length = 128, max_batches = 0, num_beams = 1;
   int threads = 0;
   std::string engine, precision;
   bool int8_attention = false;
@@ -35,6 +35,9 @@ void run_eval(const EvalArgs& a) {
   const auto config = packed ? io::JsonFields::from_file(fs::path(a.model_dir) / "config.json") : loaded->config;
   auto tok = io::load_tokenizer(a.model_dir);
   data::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
+  o.num_beams = a.num_beams;
+  if (a.num_beams > 1 && data::find_task(a.task).kind != data::TaskKind::kSeq2Seq)
+    fail_invalid("eval: --num-beams applies to seq2seq tasks; '", a.task, "' is ", data::task_kind_name(data::find_task(a.task).kind));
   std::shared_ptr<runtime::Engine> engine;
   if (engine_name == "runtime") {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
@@ -65,6 +68,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--split", a->split, "the split's file (e.g. ../shared/data/spam/dev.jsonl)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--batch-size", a->batch_size, "examples per batch")->check(positive());
   cmd->add_option("--max-length", a->max_length, "tokens per example / LM block")->check(positive());
+  cmd->add_option("--num-beams", a->num_beams, "seq2seq tasks: decode with beam search (1 = greedy)")->check(positive());
   cmd->add_option("--max-batches", a->max_batches, "stop after this many batches (0 = all)")->check(non_negative());
   add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision, &a->int8_attention);

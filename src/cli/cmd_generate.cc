@@ -5,6 +5,7 @@
 #include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "io/tokenizers/tokenizer.h"
+#include "models/beam_search.h"
 #include "models/generation.h"
 #include "models/registry.h"
 #include "runtime/engine.h"
@@ -17,6 +18,8 @@ namespace {
 struct GenerateArgs {
   std::string model_dir, prompt;
   models::GenerationOptions options;
+  models::BeamSearchOptions beams{.num_beams = 0};  // 0 = generation_config.json's num_beams, else 1
+  bool early_stopping_given = false, length_penalty_given = false;
   bool ids = false;
   int threads = 0;
   std::string engine, precision;
@@ -26,7 +29,8 @@ struct GenerateArgs {
 // The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
 // the first EOS.
 std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
-  if (a.options.sample) fail_invalid("generate: --engine runtime decodes greedily; drop --sample or use --engine libtorch");
+  if (a.options.sample || a.beams.num_beams > 1)
+    fail_invalid("generate: --engine runtime decodes greedily; drop --sample/--num-beams or use --engine libtorch");
   if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama)");
   const auto& decoder = *engine.decoder;
   const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));
@@ -38,13 +42,27 @@ std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::
   return all;
 }
 
-// The forced first/last tokens HF's generate applies: generation_config.json's when the model dir has
-// one (HF reads that file first), else config.json's.
-void set_forced_tokens(const models::LoadedModel& loaded, models::GenerationOptions& o) {
+// What HF's generate reads besides the flags: generation_config.json when the model dir has one
+// (HF reads that file first), else config.json.
+io::JsonFields generation_fields(const models::LoadedModel& loaded) {
   const fs::path gen = loaded.dir / "generation_config.json";
-  const io::JsonFields fields = fs::exists(gen) ? io::JsonFields::from_file(gen) : loaded.config;
-  o.forced_bos_token_id = models::config_token_id(fields, "forced_bos_token_id");
-  o.forced_eos_token_id = models::config_token_id(fields, "forced_eos_token_id");
+  return fs::exists(gen) ? io::JsonFields::from_file(gen) : loaded.config;
+}
+
+// Beam search settings: the flags given, else the generation config's, else HF's defaults.
+models::BeamSearchOptions beam_options(const GenerateArgs& a, const io::JsonFields& g, const models::GenerationOptions& o) {
+  models::BeamSearchOptions b = a.beams;
+  b.max_new_tokens = o.max_new_tokens;
+  b.forced_bos_token_id = o.forced_bos_token_id;
+  b.forced_eos_token_id = o.forced_eos_token_id;
+  if (b.num_beams == 0) b.num_beams = g.has("num_beams") ? g.get_positive_int("num_beams") : 1;
+  if (!a.length_penalty_given) b.length_penalty = g.get_float("length_penalty", 1.0);
+  if (!a.early_stopping_given && g.has("early_stopping")) {
+    if (!g.value()["early_stopping"].is_boolean())
+      g.fail_field("early_stopping", "true or false (the \"never\" mode is not supported); or pass --early-stopping");
+    b.early_stopping = g.get_bool("early_stopping");
+  }
+  return b;
 }
 
 void run_generate(const GenerateArgs& a) {
@@ -71,9 +89,22 @@ void run_generate(const GenerateArgs& a) {
     all = runtime_generate(*engine, enc.ids, a);
   } else {
     auto options = a.options;
-    if (loaded->model->info().is_encoder_decoder) set_forced_tokens(*loaded, options);
-    auto out = models::generate(*loaded->model, torch::tensor(enc.ids, torch::kLong).view({1, -1}), options);
-    all.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+    const auto g = generation_fields(*loaded);
+    if (loaded->model->info().is_encoder_decoder) {
+      options.forced_bos_token_id = models::config_token_id(g, "forced_bos_token_id");
+      options.forced_eos_token_id = models::config_token_id(g, "forced_eos_token_id");
+    }
+    auto prompt = torch::tensor(enc.ids, torch::kLong).view({1, -1});
+    auto beams = beam_options(a, g, options);
+    if (beams.num_beams > 1) {
+      if (options.sample) fail_invalid("generate: --sample with beam search (num_beams ", beams.num_beams, ") is not supported");
+      all = enc.ids;
+      auto fresh = models::beam_search(*loaded->model, prompt, {}, beams).front();
+      all.insert(all.end(), fresh.begin(), fresh.end());
+    } else {
+      auto out = models::generate(*loaded->model, prompt, options);
+      all.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+    }
   }
   std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
   // An encoder-decoder's output is the new text alone; a decoder's continues the prompt.
@@ -100,6 +131,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->options.top_p, "nucleus sampling mass, in (0, 1] (1 = off)")
       ->check(unit_interval());
   cmd->add_option("--seed", a->options.seed, "sampling seed");
+  cmd->add_option("--num-beams", a->beams.num_beams, "beam search with this many beams (default: generation_config.json's, else 1 = greedy)")
+      ->check(positive());
+  cmd->add_option("--length-penalty", a->beams.length_penalty, "beam search: hypothesis score = log-prob sum / length^this (default 1)")
+      ->each([a](const std::string&) { a->length_penalty_given = true; });
+  cmd->add_flag("--early-stopping", a->beams.early_stopping, "beam search: stop once num_beams hypotheses are finished")
+      ->each([a](const std::string&) { a->early_stopping_given = true; });
   cmd->add_flag("--ids", a->ids, "print a JSON line with prompt ids, new ids and text");
   add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision, &a->int8_attention);

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/metrics.h"
+#include "models/beam_search.h"
 #include "models/generation.h"
 
 namespace sqz::data {
@@ -100,7 +101,19 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
     // Room for every reference of the batch plus a few tokens: a longer guess is wrong anyway.
-    auto hyp = models::generate_seq2seq_greedy(model, batch.input_ids, batch.attention_mask, batch.labels.size(1) + 4);
+    const int64_t room = batch.labels.size(1) + 4;
+    torch::Tensor hyp;
+    if (o.num_beams > 1) {
+      models::BeamSearchOptions beams;
+      beams.num_beams = o.num_beams;
+      beams.max_new_tokens = room;
+      auto rows = models::beam_search(model, batch.input_ids, batch.attention_mask, beams);
+      hyp = torch::full({static_cast<int64_t>(rows.size()), room + 1}, int64_t{-1}, torch::kLong);
+      for (size_t r = 0; r < rows.size(); ++r)
+        for (size_t j = 0; j < rows[r].size(); ++j) hyp[static_cast<int64_t>(r)][static_cast<int64_t>(j)] = rows[r][j];
+    } else {
+      hyp = models::generate_seq2seq_greedy(model, batch.input_ids, batch.attention_mask, room);
+    }
     for (int64_t row = 0; row < hyp.size(0); ++row) {
       auto want = words(batch.labels[row]), got = words(hyp[row]);
       wrong += got != want;
@@ -115,7 +128,8 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
   return {{"wer", static_cast<double>(wrong) / static_cast<double>(examples)},
           {"per", static_cast<double>(edits) / static_cast<double>(std::max<int64_t>(reference_tokens, 1))},
           {"perplexity", perplexity(nll, targets)}, {"examples", examples}, {"tokens", targets},
-          {"decoding", "greedy"}, {"elapsed_s", seconds_since(t0)}};
+          {"decoding", o.num_beams > 1 ? "beam " + std::to_string(o.num_beams) : std::string("greedy")},
+          {"elapsed_s", seconds_since(t0)}};
 }
 
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,

@@ -22,6 +22,7 @@ struct EvalOptions {
   std::function<torch::Tensor(const models::ModelInputs&)> classification_logits{};
   // Causal LM: where logits [batch, seq, vocab] come from; unset = the model's own forward.
   std::function<torch::Tensor(const Batch&)> lm_logits{};
+  int64_t num_beams = 1;  // seq2seq: greedy (1) or beam search
 };
 constexpr int64_t kKeptLogitBatches = 8;
 

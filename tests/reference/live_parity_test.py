@@ -7,7 +7,9 @@ input_ids), saves them, and
 - `sqz forward --hidden-states` must give its logits (or hidden states) and every hidden state
   (both stacks' for encoder-decoders) within 1e-4 at the real (unpadded) positions;
 - greedy `sqz generate` must give the tokens transformers' greedy decoding gives (encoder-decoders:
-  from decoder_start_token_id, with the generation config's forced BOS/EOS);
+  from decoder_start_token_id, with the generation config's forced BOS/EOS), and beam search the
+  tokens of transformers' own generate(num_beams=...) over beam counts, length penalties and
+  early stopping;
 - a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
 and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
 ids and tokens on a corpus of hard strings, and SentencePiece models trained here by the real
@@ -249,6 +251,49 @@ def check_seq2seq(tmp, seeds):
     return lines
 
 
+def hf_generate(model, ids, **kwargs):
+    """transformers' own generate. Its FSDP probe imports torch.distributed.fsdp, which fails on Debian's
+    torch 1.13 under Python 3.11; no model here is FSDP-wrapped, so the probe is answered directly."""
+    import transformers.generation.utils as generation_utils
+    generation_utils.is_fsdp_managed_module = lambda module: False
+    with torch.no_grad():
+        return model.generate(torch.tensor(ids), **kwargs)[0].tolist()
+
+
+BEAM_SETTINGS = [(3, 1.0, False), (4, 0.6, True), (2, 2.0, False), (4, -0.5, False)]
+
+
+def check_beam_search(tmp, seeds):
+    """`sqz generate --num-beams` against transformers' generate(num_beams=...), for encoder-decoders
+    (BART with its EOS logit raised so hypotheses finish at different lengths, and T5) and decoders,
+    over beam counts, length penalties and early stopping."""
+    lines = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        cases = [(n, m) for n, m in seq2seq_cases() if "ConditionalGeneration" in n]
+        cases += [(n, m) for n, m, _ in decoder_cases() if n.split()[0] in ("gpt2", "llama", "qwen2", "gpt_neox")]
+        for name, model in cases:
+            model.eval()
+            if hasattr(model, "final_logits_bias"):
+                with torch.no_grad():
+                    model.final_logits_bias[0, model.config.eos_token_id] = 5.0
+            d = save(model, tmp, "model", GPT2_TOK)
+            runs = 0
+            for beams, penalty, early in BEAM_SETTINGS:
+                args = ["generate", d, "--prompt", "the old man and the sea", "--max-new-tokens", "8", "--ids",
+                        "--num-beams", str(beams), "--length-penalty", str(penalty)] + (["--early-stopping"] if early else [])
+                out = json.loads(sqz(*args))
+                ids = [out["prompt_ids"]]
+                want = hf_generate(model, ids, num_beams=beams, max_new_tokens=8, length_penalty=penalty, early_stopping=early,
+                                   pad_token_id=model.config.pad_token_id or model.config.eos_token_id)
+                want = want[1:] if model.config.is_encoder_decoder else want[len(ids[0]):]
+                assert out["new_ids"] == want, (f"{name} (seed {seed}) beams {beams} length_penalty {penalty} early_stopping {early}: "
+                                                f"sqz {out['new_ids']} transformers {want}")
+                runs += 1
+            lines.append(f"ok {name} (seed {seed}): beam search equals transformers' generate in {runs} settings")
+    return lines
+
+
 def check_family(tmp, cases, seeds, tokenizer_dir, decoder):
     lines = []
     for seed in seeds:
@@ -350,6 +395,7 @@ def main():
         lines += check_family(tmp, encoder_cases, seeds, BERT_TOK, decoder=False)
         lines += check_family(tmp, decoder_cases, seeds, GPT2_TOK, decoder=True)
         lines += check_seq2seq(tmp, seeds)
+        lines += check_beam_search(tmp, seeds)
         lines += check_refusals(tmp)
         lines += check_sentencepiece(tmp)
     print("\n".join(lines))

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/beam_search.h"
 #include "models/generation.h"
 #include "models/layer_surgery.h"
 #include "models/registry.h"
@@ -381,6 +382,35 @@ TEST(Seq2Seq, CachedDecodingEqualsFullForwards) {
       auto one = models::generate_seq2seq_greedy(*m, ids.slice(0, row, row + 1).slice(1, 0, real), torch::ones({1, real}, torch::kLong), 5);
       EXPECT_TRUE(torch::equal(one[0], batched[row].slice(0, 0, one.size(1)))) << "row " << row;
     }
+  }
+}
+
+// A batch of padded rows decodes as each row alone (beams of different rows never mix; the padding
+// reaches no real position), and one beam is greedy decoding.
+TEST(Seq2Seq, BatchedBeamSearchEqualsOneRowAtATime) {
+  for (const auto& config : {tiny_t5_config(), tiny_bart_config()}) {
+    SCOPED_TRACE(config["model_type"].get<std::string>());
+    auto m = testing::tiny_model(config);
+    torch::manual_seed(6);
+    auto ids = torch::randint(3, 61, {3, 7}, torch::kLong);
+    auto mask = torch::ones({3, 7}, torch::kLong);
+    mask[2].slice(0, 4).fill_(0);
+    models::BeamSearchOptions o;
+    o.num_beams = 3;
+    o.max_new_tokens = 6;
+    auto batched = models::beam_search(*m, ids, mask, o);
+    ASSERT_EQ(batched.size(), 3u);
+    for (int64_t row = 0; row < 3; ++row) {
+      const int64_t real = mask[row].sum().item<int64_t>();
+      auto one = models::beam_search(*m, ids.slice(0, row, row + 1).slice(1, 0, real), {}, o);
+      EXPECT_EQ(one.front(), batched[row]) << "row " << row;
+    }
+    o.num_beams = 1;
+    auto greedy = models::generate_seq2seq_greedy(*m, ids, mask, 6);
+    auto single = models::beam_search(*m, ids, mask, o);
+    for (int64_t row = 0; row < 3; ++row)
+      for (size_t j = 0; j < single[row].size() && j < static_cast<size_t>(greedy.size(1)); ++j)
+        EXPECT_EQ(single[row][j], greedy[row][static_cast<int64_t>(j)].item<int64_t>()) << "row " << row << " token " << j;
   }
 }
 
