@@ -184,6 +184,43 @@ class BartModel : public TransformerModel {
     if (head == Head::kQuestionAnswering) qa_outputs = register_module("qa_outputs", linear(c.d_model, 2));
   }
 
+  // Encoder layer i is layer i, decoder layer j is layer E + j; a decoder layer has two attention
+  // blocks (self, then cross). The residual stream of both stacks is one hidden group: the shared
+  // embedding writes both, and cross-attention keys/values read the encoder's. Post-LN: no norm
+  // feeds only Linears, so nothing is smoothable.
+  ModelStructure structure() override {
+    ModelStructure s;
+    const int64_t encoder_layers = static_cast<int64_t>(encoder_->layers.size());
+    auto add = [&](const BartAttention& a, int64_t layer) {
+      s.attention.push_back({layer, a->num_heads, c_.d_model / a->num_heads, {a->q_proj, a->k_proj, a->v_proj}, {}, a->out_proj});
+      s.hidden.readers.insert(s.hidden.readers.end(), {a->q_proj, a->k_proj, a->v_proj});
+      s.hidden.writers.push_back(a->out_proj);
+    };
+    for (auto* stack : {encoder_.get(), decoder_.get()}) {
+      const int64_t first = stack == encoder_.get() ? 0 : encoder_layers;
+      s.hidden.embeddings.push_back(stack->embed_positions);
+      s.hidden.norms.push_back(stack->layernorm_embedding);
+      for (size_t i = 0; i < stack->layers.size(); ++i) {
+        auto& l = stack->layers[i];
+        const int64_t layer = first + static_cast<int64_t>(i);
+        add(l->self_attn, layer);
+        s.hidden.norms.push_back(l->self_attn_layer_norm);
+        if (l->encoder_attn) {
+          add(l->encoder_attn, layer);
+          s.hidden.norms.push_back(l->encoder_attn_layer_norm);
+        }
+        s.ffn.push_back({layer, {l->fc1}, l->fc2});
+        s.hidden.readers.push_back(l->fc1);
+        s.hidden.writers.push_back(l->fc2);
+        s.hidden.norms.push_back(l->final_layer_norm);
+      }
+    }
+    s.hidden.embeddings.push_back(shared);
+    for (auto lin : {lm_head, cls_dense, qa_outputs})
+      if (lin) s.hidden.readers.push_back(lin);
+    return s;
+  }
+
   ModelOutputs forward(const ModelInputs& in) override {
     ModelOutputs out;
     auto memory = in.encoder_last_hidden_state.defined() ? in.encoder_last_hidden_state : encode(in, out);

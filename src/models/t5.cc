@@ -211,6 +211,30 @@ class T5Model : public TransformerModel {
     if (head == Head::kConditionalGeneration && !c.tie) lm_head = register_module("lm_head", linear(c.d_model, c.vocab_size));
   }
 
+  // Encoder block i is layer i, decoder block j layer E + j with two attention blocks (self, then
+  // cross). Each block's T5LayerNorm feeds only its sublayer's Linears (smoothable), except that
+  // cross-attention keys/values read the encoder output. The residual stream is not described:
+  // T5LayerNorm is an RMS norm, which hidden-dimension pruning does not handle yet.
+  ModelStructure structure() override {
+    ModelStructure s;
+    for (T5Stack* stack : {encoder_.get(), decoder_.get()}) {
+      if (!stack) continue;
+      const int64_t first = stack == encoder_.get() ? 0 : static_cast<int64_t>(encoder_->blocks.size());
+      for (size_t i = 0; i < stack->blocks.size(); ++i) {
+        auto& b = stack->blocks[i];
+        const int64_t layer = first + static_cast<int64_t>(i);
+        for (const auto& a : {b->self_attn, b->cross_attn})
+          if (a) s.attention.push_back({layer, a->num_heads, c_.d_kv, {a->q, a->k, a->v}, {}, a->o});
+        std::vector<nn::Linear> ffn_in = b->wi ? std::vector<nn::Linear>{b->wi} : std::vector<nn::Linear>{b->wi_0, b->wi_1};
+        s.ffn.push_back({layer, ffn_in, b->wo});
+        s.smoothable.push_back({b->self_norm->weight, {}, {b->self_attn->q, b->self_attn->k, b->self_attn->v}});
+        if (b->cross_attn) s.smoothable.push_back({b->cross_norm->weight, {}, {b->cross_attn->q}});
+        s.smoothable.push_back({b->ff_norm->weight, {}, ffn_in});
+      }
+    }
+    return s;
+  }
+
   ModelOutputs forward(const ModelInputs& in) override {
     ModelOutputs out;
     if (head_ == Head::kEncoder) {

@@ -96,8 +96,8 @@ Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, trai
     auto layers = q->snapshot();  // before the masks are baked and the sites removed
     saved.quantized.insert(saved.quantized.end(), layers.begin(), layers.end());
   }
-  // Families with dependency groups: bert, roberta, gpt2, opt.
-  bool can_shrink = r.speedup && !r.prune.empty() && !model.structure().attention.empty();
+  // Families whose dependency groups SpeedUp can cut out.
+  bool can_shrink = r.speedup && !r.prune.empty() && !model.structure().attention.empty() && speedup::can_shrink(model);
   std::optional<speedup::GroupKeep> keep;
   if (can_shrink) keep = speedup::groups_from_masks(model);
   speedup::bake_masks(model);
@@ -108,7 +108,8 @@ Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, trai
   if (keep) {
     saved.speedup = speedup::shrink_and_save(model, result.config, *keep, saved.model_dir).to_json();
   } else {
-    if (r.speedup && !r.prune.empty()) log_warning("speedup: nothing to shrink structurally for this model; saving the masked weights");
+    if (r.speedup && !r.prune.empty())
+      log_warning("speedup: ", model.info().model_type, " models are not shrunk yet (or nothing is structural); saving the masked weights");
     models::save_model(model, result.config, saved.model_dir);
   }
   if (!saved.quantized.empty()) quant::export_compressed_tensors(model, result.config, saved.quantized, saved.nm, saved.model_dir);

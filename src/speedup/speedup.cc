@@ -135,6 +135,12 @@ io::json SpeedupReport::to_json() const {
           {"hidden_before", hidden_before}, {"hidden_after", hidden_after},   {"hf_loadable", hf_loadable}};
 }
 
+namespace {
+const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama", "qwen2"};
+}
+
+bool can_shrink(const models::TransformerModel& model) { return kShrinkable.count(model.info().model_type) > 0; }
+
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir) {
   torch::NoGradGuard no_grad;
   const std::string type = model.info().model_type;
@@ -146,8 +152,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
               : type == "opt"        ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
               : type == "distilbert" ? Keys{"n_heads", "hidden_dim", "dim"}
                                      : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  static const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama", "qwen2"};
-  if (!kShrinkable.count(type))
+  if (!can_shrink(model))
     fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, distilbert, gpt2, opt, llama and qwen2 are)");
   auto s = model.structure();
   SpeedupReport report;

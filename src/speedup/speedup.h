@@ -43,6 +43,10 @@ struct SpeedupReport {
 };
 
 // Writes config.json and model.safetensors of the shrunk model into `dir` (which must exist).
+// Whether shrink_and_save can cut this family's groups out (encoder-decoders: not yet; their masks
+// are baked into full-size weights instead).
+bool can_shrink(const models::TransformerModel& model);
+
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir);
 
 }  // namespace sqz::speedup
