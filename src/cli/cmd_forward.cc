@@ -70,13 +70,19 @@ void run_forward(const ForwardArgs& a) {
   apply_threads(a.threads);
   fs::path in_dir(a.inputs);
   if (!fs::is_directory(in_dir)) fail_not_found(in_dir.string(), ": inputs directory not found");
-  if (fs::exists(in_dir / "pixel_values.npy"))
-    fail_unimplemented((in_dir / "pixel_values.npy").string(), ": vision inputs are not supported yet");
-  if (!fs::exists(in_dir / "input_ids.npy")) fail_not_found((in_dir / "input_ids.npy").string(), ": file not found");
+  const bool pixels = fs::exists(in_dir / "pixel_values.npy");
+  if (!pixels && !fs::exists(in_dir / "input_ids.npy"))
+    fail_not_found((in_dir / "input_ids.npy").string(), ": file not found (or pixel_values.npy for a vision model)");
   const std::string engine = resolve_engine(a.engine, a.model_dir);
   refuse_runtime_options_on_libtorch(engine, a.precision, a.int8_attention);
   models::ModelInputs in;
-  in.input_ids = read_index_input(in_dir / "input_ids.npy");
+  if (fs::exists(in_dir / "input_ids.npy")) in.input_ids = read_index_input(in_dir / "input_ids.npy");
+  if (pixels) {
+    in.pixel_values = io::read_npy(in_dir / "pixel_values.npy");
+    if (!in.pixel_values.is_floating_point())
+      fail_invalid((in_dir / "pixel_values.npy").string(), ": expected a float array (normalized pixels), got ",
+                   c10::toString(in.pixel_values.scalar_type()));
+  }
   if (fs::exists(in_dir / "attention_mask.npy")) in.attention_mask = read_index_input(in_dir / "attention_mask.npy");
   if (fs::exists(in_dir / "token_type_ids.npy")) in.token_type_ids = read_index_input(in_dir / "token_type_ids.npy");
   if (fs::exists(in_dir / "position_ids.npy")) in.position_ids = read_index_input(in_dir / "position_ids.npy");
@@ -88,8 +94,8 @@ void run_forward(const ForwardArgs& a) {
   models::ModelOutputs out;
   if (runtime::is_runtime_dir(a.model_dir)) {
     if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
-    if (in.decoder_input_ids.defined())
-      fail_unimplemented((in_dir / "decoder_input_ids.npy").string(), ": the runtime engine runs no encoder-decoder yet");
+    if (in.decoder_input_ids.defined() || pixels)
+      fail_unimplemented(in_dir.string(), ": the runtime engine runs no encoder-decoder or vision model yet");
     auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
     models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
     info.vocab_size = packed.vocab_size();
@@ -125,7 +131,7 @@ void add_forward_command(CLI::App& app) {
   auto a = std::make_shared<ForwardArgs>();
   cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
   cmd->add_option("--inputs", a->inputs, "directory with input_ids.npy [attention_mask.npy token_type_ids.npy position_ids.npy decoder_input_ids.npy "
-                  "decoder_attention_mask.npy]")
+                  "decoder_attention_mask.npy], or pixel_values.npy for ViT")
       ->required();
   cmd->add_option("--out", a->out, "output directory (logits.npy, last_hidden_state.npy, ...)")->required();
   cmd->add_option("--head", a->head, "HF class to run instead of config.architectures[0] (e.g. BertModel)");

@@ -152,9 +152,21 @@ void check_length(const ModelInfo& info, int64_t total, const std::string& sourc
     fail_invalid(source, ": sequence length ", total, " exceeds max_position_embeddings ", info.max_positions);
 }
 
+void validate_pixels(const ModelInfo& info, const ModelInputs& in, const std::string& source) {
+  if (!in.pixel_values.defined()) fail_invalid(source, ": pixel_values is required (", info.model_type, " reads images)");
+  if (in.input_ids.defined()) fail_invalid(source, ": input_ids given, but ", info.model_type, " reads pixel_values");
+  const auto& p = in.pixel_values;
+  if (!p.is_floating_point()) fail_invalid(source, ": pixel_values must be floating point, got ", c10::toString(p.scalar_type()));
+  if (p.dim() != 4 || p.size(1) != info.num_channels || p.size(2) != info.image_size || p.size(3) != info.image_size)
+    fail_invalid(source, ": pixel_values must have shape [batch, ", info.num_channels, ", ", info.image_size, ", ", info.image_size,
+                 "] (no position interpolation), got ", p.sizes());
+}
+
 }  // namespace
 
 void validate_inputs(const ModelInfo& info, const ModelInputs& in, const std::string& source) {
+  if (info.image_size > 0) return validate_pixels(info, in, source);
+  if (in.pixel_values.defined()) fail_invalid(source, ": pixel_values given, but ", info.model_type, " reads token ids");
   if (!in.input_ids.defined()) fail_invalid(source, ": input_ids is required");
   check_ids(info, in.input_ids, "input_ids", source);
   const bool seq2seq = in.decoder_input_ids.defined();

@@ -35,6 +35,7 @@ struct ModelInputs {
   torch::Tensor decoder_input_ids, decoder_attention_mask;
   // The encoder's output from an earlier call (generation encodes once): the encoder is skipped.
   torch::Tensor encoder_last_hidden_state;
+  torch::Tensor pixel_values;  // vision families: [B, C, H, W] float, instead of input_ids
   bool output_hidden_states = false;
   bool output_attentions = false;
 };
@@ -62,6 +63,7 @@ struct ModelInfo {
   int64_t max_positions = 0;  // 0 = no learned limit (rotary)
   bool is_decoder = false;
   bool is_encoder_decoder = false;  // BART, T5: forward takes decoder_input_ids
+  int64_t image_size = 0, num_channels = 0;  // vision families (ViT): pixel_values [B, C, S, S]; 0 = text
   bool uses_token_type_ids = false;
   double init_std = 0.02;
   std::optional<int64_t> pad_token_id, bos_token_id, eos_token_id, decoder_start_token_id;

@@ -16,10 +16,11 @@ ArchSpec qwen2_arch();
 ArchSpec gpt_neox_arch();
 ArchSpec bart_arch();
 ArchSpec t5_arch();
+ArchSpec vit_arch();
 
 const std::vector<ArchSpec>& architectures() {
   static const std::vector<ArchSpec> all = {
-      bert_arch(), roberta_arch(), distilbert_arch(), gpt2_arch(), opt_arch(), llama_arch(), qwen2_arch(), gpt_neox_arch(), bart_arch(), t5_arch(),
+      bert_arch(), roberta_arch(), distilbert_arch(), gpt2_arch(), opt_arch(), llama_arch(), qwen2_arch(), gpt_neox_arch(), bart_arch(), t5_arch(), vit_arch(),
   };
   return all;
 }

@@ -1,6 +1,6 @@
 """sqz against the real transformers, live: for every family sqz supports, the pinned transformers
 builds small random models at test time (BERT, RoBERTa, DistilBERT, GPT-2, OPT, Llama, Qwen2,
-GPT-NeoX, BART, T5; several seeds and shapes: odd head counts, grouped-query attention, rope scaling, partial
+GPT-NeoX, BART, T5, ViT; several seeds and shapes: odd head counts, grouped-query attention, rope scaling, partial
 rotary, parallel residual, post-LN and projected OPT, tied and untied embeddings, left and right
 padding; encoder-decoders with explicit padded decoder inputs and, for BART, ones derived from
 input_ids), saves them, and
@@ -294,6 +294,40 @@ def check_beam_search(tmp, seeds):
     return lines
 
 
+def check_vision(tmp, seeds):
+    """ViT on random normalized pixels: logits or pooler output, last_hidden_state and every hidden state."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTModel
+    lines = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        cases = [("vit Model 4 heads, 32x32 in 8x8 patches", ViTModel(ViTConfig(
+                      hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=32, patch_size=8,
+                      initializer_range=0.2))),
+                 ("vit ImageClassification 1 channel, 5 heads of 12, no qkv bias, gelu_new", ViTForImageClassification(ViTConfig(
+                      hidden_size=60, num_hidden_layers=2, num_attention_heads=5, intermediate_size=64, image_size=24, patch_size=4,
+                      num_channels=1, qkv_bias=False, hidden_act="gelu_new", num_labels=5, initializer_range=0.2)))]
+        for name, model in cases:
+            model.eval()
+            d = os.path.join(tmp, "vit")
+            shutil.rmtree(d, ignore_errors=True)
+            model.save_pretrained(d, safe_serialization=True)
+            c = model.config
+            pixels = np.random.default_rng(seed).standard_normal((3, c.num_channels, c.image_size, c.image_size)).astype(np.float32)
+            outs = sqz_forward(d, tmp, "--hidden-states", pixel_values=pixels)
+            with torch.no_grad():
+                ref = model(pixel_values=torch.from_numpy(pixels), output_hidden_states=True)
+            worst = 0.0
+            for key in ("logits", "last_hidden_state", "pooler_output"):
+                if getattr(ref, key, None) is not None:
+                    worst = max(worst, float(np.abs(outs[key] - getattr(ref, key).numpy()).max()))
+            assert len(outs["hidden_states"]) == len(ref.hidden_states)
+            for i, h in enumerate(ref.hidden_states):
+                worst = max(worst, float(np.abs(outs["hidden_states"][i] - h.numpy()).max()))
+            assert worst <= TOL, f"{name} (seed {seed}): max |sqz - transformers| = {worst:.3g} > {TOL}"
+            lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g}")
+    return lines
+
+
 def check_family(tmp, cases, seeds, tokenizer_dir, decoder):
     lines = []
     for seed in seeds:
@@ -396,6 +430,7 @@ def main():
         lines += check_family(tmp, decoder_cases, seeds, GPT2_TOK, decoder=True)
         lines += check_seq2seq(tmp, seeds)
         lines += check_beam_search(tmp, seeds)
+        lines += check_vision(tmp, seeds)
         lines += check_refusals(tmp)
         lines += check_sentencepiece(tmp)
     print("\n".join(lines))

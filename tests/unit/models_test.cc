@@ -414,6 +414,29 @@ TEST(Seq2Seq, BatchedBeamSearchEqualsOneRowAtATime) {
   }
 }
 
+TEST(Vision, PixelValuesAreCheckedAndTextInputsRefused) {
+  auto vit = testing::tiny_model({{"model_type", "vit"}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                                  {"intermediate_size", 48}, {"image_size", 16}, {"patch_size", 4}, {"num_labels", 3},
+                                  {"architectures", {"ViTForImageClassification"}}});
+  models::ModelInputs in;
+  in.pixel_values = torch::randn({2, 3, 16, 16});
+  models::validate_inputs(vit->info(), in, "in/");
+  torch::NoGradGuard g;
+  EXPECT_EQ(vit->forward(in).at("logits").sizes(), torch::IntArrayRef({2, 3}));
+  EXPECT_EQ(vit->structure().attention.size(), 2u);
+  in.pixel_values = torch::randn({2, 3, 32, 32});
+  auto e = testing::error_of([&] { models::validate_inputs(vit->info(), in, "in/"); });
+  EXPECT_NE(e.find("pixel_values must have shape [batch, 3, 16, 16] (no position interpolation)"), std::string::npos) << e;
+  in.pixel_values = torch::Tensor();
+  in.input_ids = torch::ones({1, 4}, torch::kLong);
+  e = testing::error_of([&] { models::validate_inputs(vit->info(), in, "in/"); });
+  EXPECT_NE(e.find("pixel_values is required"), std::string::npos) << e;
+  auto bad = testing::error_of([] {
+    testing::tiny_model({{"model_type", "vit"}, {"image_size", 30}, {"patch_size", 4}, {"architectures", {"ViTModel"}}});
+  });
+  EXPECT_NE(bad.find("image_size"), std::string::npos) << bad;
+}
+
 TEST(Seq2Seq, MissingOrMisplacedDecoderInputsAreNamed) {
   auto t5 = testing::tiny_model(tiny_t5_config());
   models::ModelInputs in;
