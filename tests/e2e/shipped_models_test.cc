@@ -1,6 +1,7 @@
-// Every shipped model under models/ that records a dev score (eval_dev.json) gets that score again
-// from `sqz eval` on this code, and its card (README.md) quotes it: what the issue's "sqz eval
-// reports the teachers' dev scores; the numbers in the model cards match" asks, checked on each run.
+// Every shipped model under models/ that records a dev score (eval_dev.json: accuracy, perplexity or
+// seq2seq WER/PER) gets that score again from `sqz eval` on this code, and its card (README.md)
+// quotes it: what the issue's "sqz eval reports the teachers' dev scores; the numbers in the model
+// cards match" asks, checked on each run.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -61,6 +62,15 @@ TEST_P(ShippedModel, EvalReproducesEvalDevJsonAndTheCardQuotesIt) {
     EXPECT_NEAR(now["accuracy"].get<double>(), recorded["accuracy"].get<double>(), 1.0 / examples + 1e-12);
     EXPECT_NEAR(now["macro_f1"].get<double>(), recorded["macro_f1"].get<double>(), 0.01);
     for (const char* key : {"accuracy", "macro_f1"}) {
+      const std::string quoted = fixed(recorded[key].get<double>(), 4);
+      EXPECT_NE(card.find(quoted), std::string::npos) << GetParam() << "/README.md does not quote " << key << " " << quoted;
+    }
+  } else if (recorded.contains("wer")) {  // seq2seq: greedy decoding of the whole dev split
+    const double examples = recorded["examples"].get<double>();
+    EXPECT_EQ(now["examples"], recorded["examples"]);
+    EXPECT_NEAR(now["wer"].get<double>(), recorded["wer"].get<double>(), 2.0 / examples + 1e-12);
+    EXPECT_NEAR(now["per"].get<double>(), recorded["per"].get<double>(), 0.002);
+    for (const char* key : {"wer", "per"}) {
       const std::string quoted = fixed(recorded[key].get<double>(), 4);
       EXPECT_NE(card.find(quoted), std::string::npos) << GetParam() << "/README.md does not quote " << key << " " << quoted;
     }
