@@ -68,7 +68,8 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
     activation_ = kernels::Activation::kRelu;
     position_offset_ = 2;
     positions_count_real_ = true;
-  } else if (info.model_type == "llama" && info.head_class == "LlamaForCausalLM") {
+  } else if ((info.model_type == "llama" && info.head_class == "LlamaForCausalLM") ||
+             (info.model_type == "qwen2" && info.head_class == "Qwen2ForCausalLM")) {  // Qwen2: Llama with q/k/v biases
     names = llama_names();
     const std::string act = config.get_string("hidden_act", "silu");
     if (act != "silu") fail_unimplemented(source, ": field 'hidden_act' = '", act, "'; the runtime runs Llama with silu");
@@ -78,7 +79,7 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
     inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
     max_positions_ = config.get_int("max_position_embeddings", 2048);
   } else {
-    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel, OPTForCausalLM and LlamaForCausalLM; this model is ",
+    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel, OPTForCausalLM, LlamaForCausalLM and Qwen2ForCausalLM; this model is ",
                        info.model_type, " ", info.head_class);
   }
 
