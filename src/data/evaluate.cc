@@ -98,6 +98,7 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
     ++batches;
     auto batch = data.batch(i, i + o.batch_size);
     auto r = compute_loss(model, batch, Objective::kSeq2Seq);
+    if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
     // Room for every reference of the batch plus a few tokens: a longer guess is wrong anyway.

@@ -2,6 +2,7 @@
 
 #include "core/interrupt.h"
 #include "core/log.h"
+#include "data/tasks.h"
 #include "pipeline/stages.h"
 
 namespace sqz::pipeline {
@@ -77,7 +78,11 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
   m.compressed = measure(*compressed.model, run, compressed.config, "compressed", &m.final_logits);
   compressed.model.reset();
   stop_if_interrupted("while measuring the compressed model");
-  if (r.latency.enabled) m.bench = bench_stage(run, saved.model_dir, out / "model");
+  // sqz bench times encoders and decoders; seq2seq models have no runtime engine or bench case yet.
+  const bool benchable = data::find_task(r.train.task).kind != data::TaskKind::kSeq2Seq;
+  if (r.latency.enabled && benchable) m.bench = bench_stage(run, saved.model_dir, out / "model");
+  if (r.latency.enabled && !benchable)
+    log_info("bench: skipped, encoder-decoders are not benchmarked yet (latency.enabled: false silences this line)");
   io::json report = assemble_report(run, result, saved, m, compressed.config.value());
   write_report(run, report);
   stop_if_interrupted("while benchmarking");

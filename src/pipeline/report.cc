@@ -54,7 +54,7 @@ std::string report_markdown(const io::json& rep) {
   md << "# sqz compress report\n\nRecipe: `" << rep["recipe"].get<std::string>() << "` (effective copy: `recipe.yaml`). Task `"
      << rep["task"].get<std::string>() << "`, dev split.\n\n";
   md << "| | dense | compressed |\n|---|---|---|\n";
-  for (const char* k : {"accuracy", "macro_f1", "perplexity", "bits_per_byte"})
+  for (const char* k : {"accuracy", "macro_f1", "wer", "per", "perplexity", "bits_per_byte"})
     if (d["eval"].contains(k)) md << "| " << k << " | " << format_significant(d["eval"][k].get<double>()) << " | " << format_significant(c["eval"][k].get<double>()) << " |\n";
   md << "| parameters | " << d["params"] << " | " << c["params"] << " |\n";
   md << "| encoder parameters (no embeddings) | " << d["encoder_params"] << " | " << c["encoder_params"] << " |\n";
@@ -67,6 +67,7 @@ std::string report_markdown(const io::json& rep) {
   }
   md << "\nEncoder parameters removed: " << format_significant(100.0 * rep["encoder_params_removed"].get<double>(), 3) << "%. ";
   if (rep.contains("score_change")) md << "Accuracy change: " << format_significant(100.0 * rep["score_change"].get<double>(), 3) << " points.\n";
+  if (rep.contains("wer_change")) md << "WER change: " << format_significant(100.0 * rep["wer_change"].get<double>(), 3) << " points.\n";
   if (rep.contains("perplexity_change"))
     md << "Perplexity change: " << format_significant(100.0 * rep["perplexity_change"].get<double>(), 3) << "%.\n";
   md << "\nEquivalence (the model in memory - masked" << (rep.contains("quantizers") ? ", fake-quantized" : "")
@@ -171,6 +172,7 @@ io::json assemble_report(const CompressRun& run, const train::TrainResult& resul
   report["encoder_params_removed"] = 1.0 - static_cast<double>(after.params - after.embedding_params) / enc_before;
   report["params_removed"] = 1.0 - static_cast<double>(after.params) / static_cast<double>(before.params);
   if (before.eval.contains("accuracy")) report["score_change"] = after.eval["accuracy"].get<double>() - before.eval["accuracy"].get<double>();
+  else if (before.eval.contains("wer")) report["wer_change"] = after.eval["wer"].get<double>() - before.eval["wer"].get<double>();
   else if (before.eval.contains("perplexity"))
     report["perplexity_change"] = after.eval["perplexity"].get<double>() / before.eval["perplexity"].get<double>() - 1.0;
   int64_t compared = 0;
