@@ -23,8 +23,15 @@ std::vector<std::pair<int64_t, int64_t>> parse_map(const YAML::Node& n, const st
   return out;
 }
 
+// Where the distilled outputs (logits, last states) live: the decoder's positions in a seq2seq batch
+// (labels not -100), else the input's real tokens; and the token at each of them.
+torch::Tensor real_positions(const data::Batch& b) {
+  return b.decoder_input_ids.defined() ? b.labels.ne(-100) : b.attention_mask.to(torch::kBool);
+}
+torch::Tensor position_tokens(const data::Batch& b) { return b.decoder_input_ids.defined() ? b.decoder_input_ids : b.input_ids; }
+
 // Real-token mask [B, T, 1] for averaging per-token losses (all ones without padding).
-torch::Tensor token_weights(const data::Batch& b) { return b.attention_mask.to(torch::kFloat).unsqueeze(-1); }
+torch::Tensor token_weights(const data::Batch& b) { return real_positions(b).to(torch::kFloat).unsqueeze(-1); }
 
 }  // namespace
 
@@ -106,7 +113,9 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
   if (student_config.contains("id2label") && tc.contains("id2label") && tc["id2label"] != student_config["id2label"])
     fail_invalid(who, ": its labels ", tc["id2label"].dump(), " differ from the task's ", student_config["id2label"].dump());
 
-  const int64_t sl = student.info().num_layers, tl = teacher_->info().num_layers;
+  // Layers whose states the outputs carry: an encoder-decoder's are its decoder's.
+  auto output_layers = [](const models::ModelInfo& i) { return i.is_encoder_decoder ? i.decoder_layers : i.num_layers; };
+  const int64_t sl = output_layers(student.info()), tl = output_layers(teacher_->info());
   auto default_map = [&] {
     std::vector<std::pair<int64_t, int64_t>> m;
     for (int64_t i = 1; i <= sl; ++i) m.emplace_back(i, i * tl / sl);
@@ -165,7 +174,7 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
                   .sum(-1);
     torch::Tensor mean;
     if (kl.dim() == 2) {  // per token: average over real tokens
-      auto w = batch.attention_mask.to(torch::kFloat);
+      auto w = real_positions(batch).to(torch::kFloat);
       mean = (kl * w).sum() / w.sum().clamp_min(1.0);
     } else {
       mean = kl.mean();
@@ -215,8 +224,8 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
 }
 
 torch::Tensor Distiller::contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher) {
-  const auto ids = batch.input_ids;  // [B, L]
-  const auto real = batch.attention_mask.to(torch::kBool);
+  const auto ids = position_tokens(batch);  // [B, L]
+  const auto real = real_positions(batch);
   auto z = torch::nn::functional::normalize(student, torch::nn::functional::NormalizeFuncOptions().dim(-1));
   torch::Tensor keys, positives;
   {

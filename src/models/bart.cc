@@ -307,6 +307,7 @@ class BartModel : public TransformerModel {
     i.num_layers = c.encoder.layers + c.decoder.layers;
     i.max_positions = c.max_positions;
     i.is_encoder_decoder = true;
+    i.decoder_layers = c.decoder.layers;
     i.init_std = c.init_std;
     i.pad_token_id = c.pad;
     i.bos_token_id = c.bos;

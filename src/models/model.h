@@ -63,6 +63,7 @@ struct ModelInfo {
   int64_t max_positions = 0;  // 0 = no learned limit (rotary)
   bool is_decoder = false;
   bool is_encoder_decoder = false;  // BART, T5: forward takes decoder_input_ids
+  int64_t decoder_layers = 0;       // encoder-decoders: the decoder's (hidden_states and attentions are its)
   int64_t image_size = 0, num_channels = 0;  // vision families (ViT): pixel_values [B, C, S, S]; 0 = text
   bool uses_token_type_ids = false;
   double init_std = 0.02;

@@ -322,6 +322,7 @@ class T5Model : public TransformerModel {
     i.num_layers = c.encoder_layers + (head == Head::kEncoder ? 0 : c.decoder_layers);
     i.max_positions = 0;  // relative positions: no learned limit
     i.is_encoder_decoder = head != Head::kEncoder;
+    i.decoder_layers = head == Head::kEncoder ? 0 : c.decoder_layers;
     i.init_std = c.init_factor;
     i.pad_token_id = c.pad;
     i.eos_token_id = c.eos;
