@@ -109,7 +109,7 @@ class BartLayerImpl : public torch::nn::Module {
     if (cache) std::tie(k, v) = cache->update(index_, k, v);
     auto h = self_attn_layer_norm(x + residual_dropout(self_attn->attend(x, k, v, allowed, probs)));
     if (encoder_attn) {
-      auto [ck, cv] = cross_keys_values(memory, cache);
+      auto [ck, cv] = models::cross_keys_values(cache, static_cast<size_t>(index_), [&] { return encoder_attn->keys_values(memory); });
       h = encoder_attn_layer_norm(h + residual_dropout(encoder_attn->attend(h, ck, cv, memory_allowed, nullptr)));
     }
     auto f = torch::dropout(act_(fc1(h)), c_.activation_dropout, is_training());
@@ -122,19 +122,6 @@ class BartLayerImpl : public torch::nn::Module {
 
  private:
   torch::Tensor residual_dropout(const torch::Tensor& t) { return torch::dropout(t, c_.dropout, is_training()); }
-  // The encoder output does not change while decoding: project it once per cache.
-  std::pair<torch::Tensor, torch::Tensor> cross_keys_values(const torch::Tensor& memory, KVCache* cache) {
-    const auto i = static_cast<size_t>(index_);
-    if (cache && i < cache->cross_keys.size() && cache->cross_keys[i].defined()) return {cache->cross_keys[i], cache->cross_values[i]};
-    auto kv = encoder_attn->keys_values(memory);
-    if (cache) {
-      cache->cross_keys.resize(std::max(cache->cross_keys.size(), i + 1));
-      cache->cross_values.resize(cache->cross_keys.size());
-      cache->cross_keys[i] = kv.first;
-      cache->cross_values[i] = kv.second;
-    }
-    return kv;
-  }
 
   BartConfig c_;
   int64_t index_;

@@ -21,6 +21,20 @@ std::pair<torch::Tensor, torch::Tensor> KVCache::update(size_t layer, const torc
   return {keys[layer], values[layer]};
 }
 
+std::pair<torch::Tensor, torch::Tensor> cross_keys_values(KVCache* cache, size_t layer,
+                                                          const std::function<std::pair<torch::Tensor, torch::Tensor>()>& project) {
+  if (cache && layer < cache->cross_keys.size() && cache->cross_keys[layer].defined())
+    return {cache->cross_keys[layer], cache->cross_values[layer]};
+  auto kv = project();
+  if (cache) {
+    cache->cross_keys.resize(std::max(cache->cross_keys.size(), layer + 1));
+    cache->cross_values.resize(cache->cross_keys.size());
+    cache->cross_keys[layer] = kv.first;
+    cache->cross_values[layer] = kv.second;
+  }
+  return kv;
+}
+
 const torch::Tensor& ModelOutputs::at(const std::string& name) const {
   auto it = tensors.find(name);
   if (it == tensors.end()) fail_not_found("model produced no output named '", name, "'");

@@ -2,6 +2,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 
 #include "io/json_file.h"
@@ -19,6 +20,11 @@ struct KVCache {
   // encoder output at the first step and reused at every later one.
   std::vector<torch::Tensor> cross_keys, cross_values;
 };
+
+// Decoder layer `layer`'s cross-attention keys and values: `project` (of the encoder output) at the
+// first step, then what the cache kept. Without a cache, projected every call.
+std::pair<torch::Tensor, torch::Tensor> cross_keys_values(KVCache* cache, size_t layer,
+                                                          const std::function<std::pair<torch::Tensor, torch::Tensor>()>& project);
 
 struct ModelInputs {
   torch::Tensor input_ids;       // [B, T] int64

@@ -150,7 +150,7 @@ class T5BlockImpl : public torch::nn::Module {
     auto x = x_in + drop(self_attn->attend(h, k, v, allowed, bias, probs));
     if (cross_attn) {
       h = cross_norm(x);
-      auto [ck, cv] = cross_keys_values(memory, cache);
+      auto [ck, cv] = models::cross_keys_values(cache, static_cast<size_t>(index_), [&] { return cross_attn->keys_values(memory); });
       x = x + drop(cross_attn->attend(h, ck, cv, memory_allowed, {}, nullptr));
     }
     h = ff_norm(x);
@@ -164,18 +164,6 @@ class T5BlockImpl : public torch::nn::Module {
 
  private:
   torch::Tensor drop(const torch::Tensor& t) { return torch::dropout(t, c_.dropout, is_training()); }
-  std::pair<torch::Tensor, torch::Tensor> cross_keys_values(const torch::Tensor& memory, KVCache* cache) {
-    const auto i = static_cast<size_t>(index_);
-    if (cache && i < cache->cross_keys.size() && cache->cross_keys[i].defined()) return {cache->cross_keys[i], cache->cross_values[i]};
-    auto kv = cross_attn->keys_values(memory);
-    if (cache) {
-      cache->cross_keys.resize(std::max(cache->cross_keys.size(), i + 1));
-      cache->cross_values.resize(cache->cross_keys.size());
-      cache->cross_keys[i] = kv.first;
-      cache->cross_values[i] = kv.second;
-    }
-    return kv;
-  }
 
   T5Config c_;
   int64_t index_;
