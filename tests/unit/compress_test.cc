@@ -12,6 +12,7 @@
 #include "models/registry.h"
 #include "pipeline/stages.h"
 #include "speedup/speedup.h"
+#include "unit/pruner_cases.h"
 #include "unit/test_util.h"
 #include "unit/tiny_models.h"
 
@@ -22,7 +23,11 @@ using compress::Pruner;
 using compress::PrunerSpec;
 using io::json;
 using testing::arch_config;
+using testing::ArchPruner;
 using testing::inputs;
+using testing::prune_with;
+using testing::pruner_cases;
+using testing::spec;
 using testing::tiny_bert;
 using testing::tiny_bert_config;
 using testing::tiny_gpt2_config;
@@ -33,59 +38,10 @@ torch::Tensor logits(models::TransformerModel& m) {
   return m.forward(inputs()).at("logits");
 }
 
-PrunerSpec spec(const std::string& yaml) { return PrunerSpec::parse(YAML::Load(yaml), "test recipe"); }
-
-// Runs a pruner as the trainer would: gradients of `loss(i)` for Taylor, random scores for
-// movement, then the schedule's final step.
-void prune_with(Pruner& p, models::TransformerModel& m, const std::function<torch::Tensor(int)>& loss) {
-  p.attach(m, 1e-3);
-  for (auto& s : p.trainable()) {
-    torch::NoGradGuard g;
-    s.copy_(torch::randn(s.sizes()));
-  }
-  if (p.spec().metric == compress::Metric::kTaylor)
-    for (int i = 0; i < 2; ++i) {
-      m.train();
-      loss(i).backward();
-      p.after_backward();
-      m.zero_grad();
-      m.eval();
-    }
-  int64_t last = std::max(p.spec().schedule.end, p.spec().schedule.start);
-  for (int64_t step = 0; step <= last; ++step) p.before_step(step);
-}
-
 void prune(Pruner& p, models::TransformerModel& m) {
   prune_with(p, m, [&m](int i) {
     return torch::nn::functional::cross_entropy(m.forward(inputs(10 + i)).at("logits"), torch::tensor({0, 1, 2}));
   });
-}
-
-struct PrunerCase {
-  std::string name, yaml;
-};
-void PrintTo(const PrunerCase& c, std::ostream* os) { *os << c.name; }
-using ArchPruner = std::tuple<std::string, PrunerCase>;
-
-std::vector<PrunerCase> pruner_cases() {
-  return {
-      {"element_layer_magnitude", "granularity: element\nmetric: magnitude\nsparsity: 0.5"},
-      {"element_global_l2", "granularity: element\nmetric: l2\nscope: global\nsparsity: 0.7\nschedule: {kind: agp, start: 0, end: 6, every: 2}"},
-      {"element_taylor", "granularity: element\nmetric: taylor\nsparsity: 0.4\nschedule: {kind: oneshot, start: 1}"},
-      {"element_movement_hard", "granularity: element\nmetric: movement\nsparsity: 0.6\nschedule: {kind: agp, start: 0, end: 4, every: 1}"},
-      {"element_movement_soft", "granularity: element\nmetric: movement\nsoft: true\nthreshold: 0.5\nregularization: 0.1"},
-      {"nm_2_4", "granularity: nm\nn: 2\nm: 4\nmetric: magnitude"},
-      {"nm_4_8_taylor", "granularity: nm\nn: 4\nm: 8\nmetric: taylor\nschedule: {kind: oneshot, start: 1}"},
-      {"rows_l2", "granularity: row\nmetric: l2\nsparsity: 0.25\ntargets: {roles: [ffn_in]}"},
-      {"columns_l1", "granularity: column\nmetric: l1\nsparsity: 0.25\ntargets: {roles: [ffn_out, o]}"},
-      {"heads_l2", "granularity: head\nmetric: l2\nsparsity: 0.5"},
-      {"heads_taylor_global", "granularity: head\nmetric: taylor\nscope: global\nsparsity: 0.5\nschedule: {kind: iterative, start: 1, end: 3, every: 1}"},
-      {"heads_movement", "granularity: head\nmetric: movement\nsparsity: 0.25\ntargets: {layers: [1]}"},
-      {"neurons_magnitude", "granularity: neuron\nmetric: magnitude\nsparsity: 0.5"},
-      {"hidden_l2", "granularity: hidden\nmetric: l2\nsparsity: 0.25"},
-      {"hidden_taylor", "granularity: hidden\nmetric: taylor\nsparsity: 0.5\nschedule: {kind: agp, start: 1, end: 3, every: 1}"},
-      {"neurons_taylor_global", "granularity: neuron\nmetric: taylor\nscope: global\nsparsity: 0.6\nschedule: {kind: oneshot, start: 1}"},
-  };
 }
 
 class PrunerTest : public ::testing::TestWithParam<ArchPruner> {
@@ -164,61 +120,6 @@ TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
     EXPECT_LE(report.params_after, report.params_before);
   }
 }
-
-// Encoder-decoders (T5, BART as ForConditionalGeneration): every pruner masks encoder, decoder and
-// cross-attention groups in the stated ratios, and baking the masks into the weights changes no
-// logit. (SpeedUp does not shrink these families yet; T5's RMS norms have no hidden groups.)
-class EncoderDecoderPrunerTest : public ::testing::TestWithParam<ArchPruner> {};
-
-io::json tiny_seq2seq_config(const std::string& arch) {
-  if (arch == "t5")
-    return {{"model_type", "t5"}, {"vocab_size", 97}, {"d_model", 32}, {"d_kv", 8}, {"d_ff", 48}, {"num_layers", 2},
-            {"num_heads", 4}, {"feed_forward_proj", "gated-gelu"}, {"architectures", {"T5ForConditionalGeneration"}}};
-  return {{"model_type", "bart"}, {"vocab_size", 97}, {"d_model", 32}, {"encoder_layers", 2}, {"decoder_layers", 2},
-          {"encoder_attention_heads", 4}, {"decoder_attention_heads", 4}, {"encoder_ffn_dim", 48}, {"decoder_ffn_dim", 48},
-          {"max_position_embeddings", 40}, {"architectures", {"BartForConditionalGeneration"}}};
-}
-
-TEST_P(EncoderDecoderPrunerTest, MasksEveryStackAndBakesExactly) {
-  const auto& [arch, c] = GetParam();
-  if (arch == "t5" && c.yaml.find("granularity: hidden") != std::string::npos) GTEST_SKIP();
-  auto m = tiny_model(tiny_seq2seq_config(arch));
-  auto seq2seq_inputs = [](int seed) {
-    auto in = inputs(seed);
-    in.decoder_input_ids = torch::randint(3, 97, {3, 5}, torch::kLong);
-    return in;
-  };
-  auto forward = [&](int seed) { return m->forward(seq2seq_inputs(seed)).at("logits"); };
-  torch::Tensor dense;
-  {
-    torch::NoGradGuard g;
-    dense = forward(5);
-  }
-  Pruner p(spec(c.yaml));
-  prune_with(p, *m, [&](int i) {
-    auto logits = forward(10 + i);
-    return torch::nn::functional::cross_entropy(logits.reshape({-1, 97}), torch::randint(0, 97, {15}, torch::kLong));
-  });
-  const auto structure = m->structure();
-  EXPECT_EQ(structure.attention.size(), 6u);  // 2 encoder self, 2 decoder self, 2 cross
-  auto report = p.report();
-  ASSERT_FALSE(report.empty());
-  if (p.spec().granularity == compress::Granularity::kHead && p.spec().scope == compress::Scope::kLayer &&
-      p.spec().metric != compress::Metric::kMovement)
-    EXPECT_EQ(report.size(), 6u);
-  for (const auto& u : report)
-    if (p.spec().scope == compress::Scope::kLayer && !(p.spec().metric == compress::Metric::kMovement && p.spec().soft))
-      EXPECT_EQ(u.total - u.kept, std::llround(p.spec().sparsity * static_cast<double>(u.total))) << u.name;
-  torch::NoGradGuard g;
-  auto masked = forward(5);
-  EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6) << "the pruner changed nothing";
-  speedup::bake_masks(*m);
-  EXPECT_TRUE(testing::all_close(forward(5), masked, 1e-6, 1e-5));
-  EXPECT_FALSE(speedup::can_shrink(*m));
-}
-
-INSTANTIATE_TEST_SUITE_P(Pruners, EncoderDecoderPrunerTest, ::testing::Combine(::testing::Values("t5", "bart"), ::testing::ValuesIn(pruner_cases())),
-                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
 // Grouped-query Llama: its heads share K/V, so head pruning is refused by name; FFN neurons are
 // cut as anywhere else, and SpeedUp keeps every head. Hidden dims are refused (RMSNorm).
