@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "models/generation.h"
 
 namespace sqz::models {
 
@@ -102,9 +103,9 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
   if (seq2seq && !info.decoder_start_token_id) fail_invalid("config.json: decoder_start_token_id is not set");
   torch::NoGradGuard no_grad;
   const int64_t batch = input_ids.size(0), k = o.num_beams, eos = *info.eos_token_id, pad = info.pad_token_id.value_or(eos);
-  auto encoder_ids = input_ids.repeat_interleave(k, 0);
-  auto encoder_mask = attention_mask.defined() ? attention_mask.repeat_interleave(k, 0) : torch::Tensor();
-  auto seqs = seq2seq ? torch::full({batch * k, 1}, *info.decoder_start_token_id, torch::kLong) : encoder_ids.clone();
+  auto source = input_ids.repeat_interleave(k, 0);
+  auto source_mask = attention_mask.defined() ? attention_mask.repeat_interleave(k, 0) : torch::Tensor();
+  auto seqs = seq2seq ? torch::full({batch * k, 1}, *info.decoder_start_token_id, torch::kLong) : source.clone();
   const int64_t prompt_len = seqs.size(1);
   int64_t max_length = prompt_len + o.max_new_tokens;
   if (info.max_positions > 0) max_length = std::min(max_length, info.max_positions);
@@ -113,23 +114,10 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
   beam_scores = beam_scores.view({-1});
   std::vector<Hypotheses> hyps(static_cast<size_t>(batch), Hypotheses(k, o.length_penalty, o.early_stopping));
   std::vector<bool> done(static_cast<size_t>(batch), false);
-  KVCache cache;
-  torch::Tensor memory, step = seqs;
+  DecodingSteps steps(model, source, source_mask, "beam search");
+  torch::Tensor step = seqs;
   for (int64_t cur_len = prompt_len; cur_len < max_length; ++cur_len) {
-    ModelInputs in;
-    in.cache = &cache;
-    if (seq2seq) {
-      in.input_ids = encoder_ids;
-      in.attention_mask = encoder_mask;
-      in.decoder_input_ids = step;
-      in.encoder_last_hidden_state = memory;
-    } else {
-      in.input_ids = step;
-    }
-    validate_inputs(info, in, "beam search");
-    auto out = model.forward(in);
-    if (seq2seq && !memory.defined()) memory = out.at("encoder_last_hidden_state");
-    auto scores = torch::log_softmax(out.at("logits").select(1, -1).to(torch::kFloat32), -1);
+    auto scores = torch::log_softmax(steps.next_logits(step).to(torch::kFloat32), -1);
     force_tokens(scores, cur_len, max_length, o);
     const int64_t vocab = scores.size(1);
     auto [top, flat] = (scores + beam_scores.unsqueeze(1)).view({batch, k * vocab}).topk(2 * k, 1, true, true);
@@ -157,7 +145,7 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
     beam_scores = next_scores.view({-1});
     auto rows = next_rows.view({-1});
     seqs = torch::cat({seqs.index_select(0, rows), next_tokens.view({-1, 1})}, 1);
-    reorder(cache, rows);
+    reorder(steps.cache(), rows);
     step = next_tokens.view({-1, 1});
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
   }

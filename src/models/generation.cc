@@ -28,32 +28,25 @@ int64_t pick_token(const torch::Tensor& logits_in, const GenerationOptions& o, t
 
 namespace {
 
-// One decoding step's inputs: the new token(s) with the cache; an encoder-decoder also passes the
-// prompt (its padding mask shape) and the encoder output of the first step.
-struct Stepper {
-  TransformerModel& model;
-  const torch::Tensor& prompt;
-  KVCache cache;
-  torch::Tensor memory;
-
-  torch::Tensor next_logits(const torch::Tensor& step) {
-    ModelInputs in;
-    in.cache = &cache;
-    if (model.info().is_encoder_decoder) {
-      in.input_ids = prompt;
-      in.decoder_input_ids = step;
-      in.encoder_last_hidden_state = memory;
-    } else {
-      in.input_ids = step;
-    }
-    validate_inputs(model.info(), in, "generate");
-    auto out = model.forward(in);
-    if (model.info().is_encoder_decoder && !memory.defined()) memory = out.at("encoder_last_hidden_state");
-    return out.at("logits").select(0, 0).select(0, -1);
-  }
-};
-
 }  // namespace
+
+torch::Tensor DecodingSteps::next_logits(const torch::Tensor& step) {
+  const bool seq2seq = model_.info().is_encoder_decoder;
+  ModelInputs in;
+  in.cache = &cache_;
+  if (seq2seq) {
+    in.input_ids = source_;
+    in.attention_mask = source_mask_;
+    in.decoder_input_ids = step;
+    in.encoder_last_hidden_state = memory_;
+  } else {
+    in.input_ids = step;
+  }
+  validate_inputs(model_.info(), in, who_);
+  auto out = model_.forward(in);
+  if (seq2seq && !memory_.defined()) memory_ = out.at("encoder_last_hidden_state");
+  return out.at("logits").select(1, -1);
+}
 
 torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, const GenerationOptions& o) {
   const ModelInfo& info = model.info();
@@ -66,7 +59,7 @@ torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, con
   if (o.top_p <= 0 || o.top_p > 1) fail_invalid("--top-p must be in (0, 1], got ", o.top_p);
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(o.seed);
-  Stepper stepper{model, prompt, {}, {}};
+  DecodingSteps steps(model, prompt, {}, "generate");
   std::vector<int64_t> ids(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + prompt.numel());
   torch::Tensor step = prompt;
   int64_t decoded = static_cast<int64_t>(ids.size());  // positions the decoder has seen
@@ -77,7 +70,7 @@ torch::Tensor generate(TransformerModel& model, const torch::Tensor& prompt, con
   }
   for (int64_t i = 0; i < o.max_new_tokens; ++i) {
     if (info.max_positions > 0 && decoded >= info.max_positions) break;
-    auto logits = stepper.next_logits(step);
+    auto logits = steps.next_logits(step).select(0, 0);
     int64_t next = pick_token(logits, o, gen);
     if (i == 0 && o.forced_bos_token_id) next = *o.forced_bos_token_id;
     if (i == o.max_new_tokens - 1 && o.forced_eos_token_id) next = *o.forced_eos_token_id;
@@ -97,21 +90,13 @@ torch::Tensor generate_seq2seq_greedy(TransformerModel& model, const torch::Tens
     fail_invalid("config.json: batched generation needs decoder_start_token_id, eos_token_id and pad_token_id");
   torch::NoGradGuard no_grad;
   const int64_t b = input_ids.size(0);
-  KVCache cache;
-  torch::Tensor memory, step = torch::full({b, 1}, *info.decoder_start_token_id, torch::kLong);
+  DecodingSteps steps(model, input_ids, attention_mask, "generate");
+  auto step = torch::full({b, 1}, *info.decoder_start_token_id, torch::kLong);
   auto done = torch::zeros({b}, torch::kBool);
   std::vector<torch::Tensor> picked;
   for (int64_t i = 0; i < max_new_tokens; ++i) {
     if (info.max_positions > 0 && i + 1 >= info.max_positions) break;
-    ModelInputs in;
-    in.input_ids = input_ids;
-    in.attention_mask = attention_mask;
-    in.decoder_input_ids = step;
-    in.encoder_last_hidden_state = memory;
-    in.cache = &cache;
-    auto out = model.forward(in);
-    if (!memory.defined()) memory = out.at("encoder_last_hidden_state");
-    auto next = out.at("logits").select(1, -1).argmax(-1).masked_fill(done, *info.pad_token_id);
+    auto next = steps.next_logits(step).argmax(-1).masked_fill(done, *info.pad_token_id);
     picked.push_back(next);
     done = done.logical_or(next.eq(*info.eos_token_id));
     if (done.all().item<bool>()) break;
