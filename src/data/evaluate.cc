@@ -80,10 +80,11 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  auto words = [&](const torch::Tensor& row) {
+  auto words = [&](const torch::Tensor& row_in) {
+    const auto row = row_in.contiguous();
     std::vector<int64_t> ids;
-    for (int64_t j = 0; j < row.size(0); ++j)
-      if (int64_t id = row[j].item<int64_t>(); id >= 0) ids.push_back(id);
+    for (const int64_t* p = row.data_ptr<int64_t>(); p != row.data_ptr<int64_t>() + row.numel(); ++p)
+      if (*p >= 0) ids.push_back(*p);
     std::vector<std::string> out;
     std::istringstream in(tok.decode(ids, /*skip_special_tokens=*/true));
     for (std::string w; in >> w;) out.push_back(w);

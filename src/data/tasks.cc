@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include <random>
 
@@ -48,12 +49,15 @@ const char* task_kind_name(TaskKind kind) {
   return "?";
 }
 
-std::vector<TextExample> read_classification_jsonl(const fs::path& path) {
+namespace {
+
+// Calls `row(object, line_no)` for each non-blank line of a JSONL file; errors name the file and
+// line (not JSON, a missing string field via string_field), and an empty file is refused.
+void for_each_jsonl(const fs::path& path, const std::function<void(const io::json&, int64_t)>& row) {
   std::ifstream in(path);
   if (!in) fail_not_found(path.string(), ": cannot open");
-  std::vector<TextExample> out;
   std::string line;
-  int64_t line_no = 0;
+  int64_t line_no = 0, rows = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -63,22 +67,32 @@ std::vector<TextExample> read_classification_jsonl(const fs::path& path) {
     } catch (const io::json::parse_error& e) {
       fail_data(path.string(), ":", line_no, ": not valid JSON (", e.what(), ")");
     }
-    auto field = [&](const char* name) -> std::string {
-      if (!j.contains(name) || !j[name].is_string())
-        fail_data(path.string(), ":", line_no, ": missing string field '", name, "'");
-      return j[name].get<std::string>();
-    };
+    row(j, line_no);
+    ++rows;
+  }
+  if (rows == 0) fail_data(path.string(), ": no examples (empty file)");
+}
+
+std::string string_field(const io::json& j, const char* name, const fs::path& path, int64_t line_no) {
+  if (!j.contains(name) || !j[name].is_string()) fail_data(path.string(), ":", line_no, ": missing string field '", name, "'");
+  return j[name].get<std::string>();
+}
+
+}  // namespace
+
+std::vector<TextExample> read_classification_jsonl(const fs::path& path) {
+  std::vector<TextExample> out;
+  for_each_jsonl(path, [&](const io::json& j, int64_t line_no) {
     TextExample ex;
     if (j.contains("text_a")) {
-      ex.text = field("text_a");
-      ex.text_b = field("text_b");
+      ex.text = string_field(j, "text_a", path, line_no);
+      ex.text_b = string_field(j, "text_b", path, line_no);
     } else {
-      ex.text = field("text");
+      ex.text = string_field(j, "text", path, line_no);
     }
-    ex.label = field("label");
+    ex.label = string_field(j, "label", path, line_no);
     out.push_back(std::move(ex));
-  }
-  if (out.empty()) fail_data(path.string(), ": no examples (empty file)");
+  });
   return out;
 }
 
@@ -125,25 +139,10 @@ ClassificationData::ClassificationData(const std::vector<TextExample>& examples,
 }
 
 std::vector<Seq2SeqExample> read_seq2seq_jsonl(const fs::path& path) {
-  std::ifstream in(path);
-  if (!in) fail_not_found(path.string(), ": cannot open");
   std::vector<Seq2SeqExample> out;
-  std::string line;
-  int64_t line_no = 0;
-  while (std::getline(in, line)) {
-    ++line_no;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    io::json j;
-    try {
-      j = io::json::parse(line);
-    } catch (const io::json::parse_error& e) {
-      fail_data(path.string(), ":", line_no, ": not valid JSON (", e.what(), ")");
-    }
-    for (const char* name : {"source", "target"})
-      if (!j.contains(name) || !j[name].is_string()) fail_data(path.string(), ":", line_no, ": missing string field '", name, "'");
-    out.push_back({j["source"].get<std::string>(), j["target"].get<std::string>()});
-  }
-  if (out.empty()) fail_data(path.string(), ": no examples (empty file)");
+  for_each_jsonl(path, [&](const io::json& j, int64_t line_no) {
+    out.push_back({string_field(j, "source", path, line_no), string_field(j, "target", path, line_no)});
+  });
   return out;
 }
 
