@@ -12,14 +12,8 @@ namespace {
 // report's WER/PER; the bench stage is skipped by name.
 TEST(Compress, Seq2SeqTwoFourInt8QatWithDistillation) {
   testing::ScratchDir tmp("compress-t5");
-  auto config = io::read_json_file(fs::path(SQZ_SOURCE_DIR) / "configs" / "t5-g2p.json");
-  config["d_model"] = 64;
-  config["d_kv"] = 16;
-  config["d_ff"] = 128;
-  config["num_layers"] = 2;
-  config["num_decoder_layers"] = 2;
-  io::write_json_file_atomic(tmp / "config.json", config);
-  auto init = testing::run_sqz("init " + (tmp / "config.json").string() + " --out " + (tmp / "t5").string() + " --tokenizer-from " +
+  const fs::path config = testing::write_small_g2p_t5_config(tmp.path());
+  auto init = testing::run_sqz("init " + config.string() + " --out " + (tmp / "t5").string() + " --tokenizer-from " +
                                (fs::path(SQZ_SOURCE_DIR) / "configs" / "g2p-tokenizer").string());
   ASSERT_EQ(init.code, 0) << init.output;
   const std::string data = (testing::shared_dir() / "data" / "cmudict-g2p").string();

@@ -55,14 +55,8 @@ TEST(Train, LossFallsOnRealText) {
 // greedy decoding and beam search (same teacher-forced perplexity), and `sqz generate` answers a word.
 TEST(Train, Seq2SeqOnG2p) {
   testing::ScratchDir tmp("train-g2p");
-  auto config = io::read_json_file(fs::path(SQZ_SOURCE_DIR) / "configs" / "t5-g2p.json");
-  config["d_model"] = 64;
-  config["d_kv"] = 16;
-  config["d_ff"] = 128;
-  config["num_layers"] = 2;
-  config["num_decoder_layers"] = 2;
-  io::write_json_file_atomic(tmp / "config.json", config);
-  const std::string recipe = "config: " + (tmp / "config.json").string() + "\ntokenizer: " +
+  const fs::path config = testing::write_small_g2p_t5_config(tmp.path());
+  const std::string recipe = "config: " + config.string() + "\ntokenizer: " +
                              (fs::path(SQZ_SOURCE_DIR) / "configs" / "g2p-tokenizer").string() + "\ntask: cmudict-g2p\ndata: " +
                              (testing::shared_dir() / "data" / "cmudict-g2p").string() +
                              "\nmax_length: 32\nbatch_size: 32\nsteps: 60\nlr: 0.003\nwarmup_steps: 5\nthreads: 1\neval_every: 30\n"

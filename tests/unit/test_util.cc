@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "io/json_file.h"
+
 extern char** environ;
 
 namespace sqz::testing {
@@ -48,6 +50,17 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   return ::testing::AssertionFailure() << "max |diff| " << (actual - expected).abs().max().item<double>() << " at flat index "
                                        << worst << ": got " << actual.flatten()[worst].item<double>() << ", expected "
                                        << expected.flatten()[worst].item<double>() << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+fs::path write_small_g2p_t5_config(const fs::path& dir) {
+  auto config = io::read_json_file(fs::path(SQZ_SOURCE_DIR) / "configs" / "t5-g2p.json");
+  config["d_model"] = 64;
+  config["d_kv"] = 16;
+  config["d_ff"] = 128;
+  config["num_layers"] = 2;
+  config["num_decoder_layers"] = 2;
+  io::write_json_file_atomic(dir / "config.json", config);
+  return dir / "config.json";
 }
 
 }  // namespace sqz::testing

@@ -23,6 +23,10 @@ RunResult run_sqz(const std::string& args);
 // stdout discarded; returns its pid (-1 when it could not start), for tests that signal it.
 int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log);
 
+// configs/t5-g2p.json shrunk to d_model 64 and 2+2 layers (seconds to train), written as
+// dir/config.json; returns that path.
+fs::path write_small_g2p_t5_config(const fs::path& dir);
+
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);
 
