@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
 shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_npy fuzz_gguf fuzz_tokenizer_files fuzz_encode fuzz_recipe)
+[ ${#targets[@]} -eq 0 ] && targets=(fuzz_safetensors fuzz_npy fuzz_gguf fuzz_tokenizer_files fuzz_encode fuzz_recipe fuzz_image_processor)
 bash scripts/sanitize.sh --build-only >/dev/null
 # Reports name files and lines: the symbolizer of the clang that built them.
 export PATH="/usr/lib/llvm-19/bin:$PATH"

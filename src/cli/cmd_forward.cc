@@ -4,6 +4,7 @@
 #include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "core/fs.h"
+#include "io/image_processor.h"
 #include "io/npy.h"
 #include "models/registry.h"
 #include "runtime/engine.h"
@@ -54,6 +55,18 @@ torch::Tensor read_index_input(const fs::path& file) {
   return t.to(torch::kLong);
 }
 
+// Raw uint8 images [B, H, W, C] through the model dir's image processor (preprocessor_config.json).
+torch::Tensor preprocess_image_file(const fs::path& file, const std::string& model_dir) {
+  auto raw = io::read_npy(file);
+  if (raw.scalar_type() != torch::kByte) fail_invalid(file.string(), ": expected uint8 images, got ", c10::toString(raw.scalar_type()));
+  if (raw.dim() != 4) fail_invalid(file.string(), ": expected rank 4 [batch, height, width, channels], got shape ", raw.sizes());
+  raw = raw.contiguous();
+  const auto config = io::ImageProcessorConfig::from_model_dir(model_dir);
+  int64_t h = 0, w = 0;
+  auto px = io::preprocess_images(config, raw.data_ptr<uint8_t>(), raw.size(0), raw.size(1), raw.size(2), raw.size(3), h, w);
+  return torch::from_blob(px.data(), {raw.size(0), raw.size(3), h, w}, torch::kFloat32).clone();
+}
+
 // [layers+1, B, T, H] in one file; OPT with project_out ends on a narrower state (as in HF's
 // tuple): one file per state then, <name>_<i>.npy.
 void write_states(const fs::path& dir, const std::string& name, const std::vector<torch::Tensor>& states) {
@@ -70,14 +83,19 @@ void run_forward(const ForwardArgs& a) {
   apply_threads(a.threads);
   fs::path in_dir(a.inputs);
   if (!fs::is_directory(in_dir)) fail_not_found(in_dir.string(), ": inputs directory not found");
-  const bool pixels = fs::exists(in_dir / "pixel_values.npy");
+  const bool images = fs::exists(in_dir / "images.npy");
+  if (images && fs::exists(in_dir / "pixel_values.npy"))
+    fail_invalid(in_dir.string(), ": both images.npy and pixel_values.npy given; give one");
+  const bool pixels = images || fs::exists(in_dir / "pixel_values.npy");
   if (!pixels && !fs::exists(in_dir / "input_ids.npy"))
-    fail_not_found((in_dir / "input_ids.npy").string(), ": file not found (or pixel_values.npy for a vision model)");
+    fail_not_found((in_dir / "input_ids.npy").string(), ": file not found (or images.npy / pixel_values.npy for a vision model)");
   const std::string engine = resolve_engine(a.engine, a.model_dir);
   refuse_runtime_options_on_libtorch(engine, a.precision, a.int8_attention);
   models::ModelInputs in;
   if (fs::exists(in_dir / "input_ids.npy")) in.input_ids = read_index_input(in_dir / "input_ids.npy");
-  if (pixels) {
+  if (images) {
+    in.pixel_values = preprocess_image_file(in_dir / "images.npy", a.model_dir);
+  } else if (pixels) {
     in.pixel_values = io::read_npy(in_dir / "pixel_values.npy");
     if (!in.pixel_values.is_floating_point())
       fail_invalid((in_dir / "pixel_values.npy").string(), ": expected a float array (normalized pixels), got ",
@@ -113,6 +131,7 @@ void run_forward(const ForwardArgs& a) {
     else
       out = loaded.model->forward(in);
   }
+  if (images) out.tensors["pixel_values"] = in.pixel_values;  // what the image processor made of them
   StagingDir staging(a.out, a.overwrite);
   for (const auto& [name, t] : out.tensors) io::write_npy(staging.path() / (name + ".npy"), t.to(torch::kFloat32));
   if (a.hidden_states) {
@@ -131,7 +150,7 @@ void add_forward_command(CLI::App& app) {
   auto a = std::make_shared<ForwardArgs>();
   cmd->add_option("model_dir", a->model_dir, "Hugging Face model directory")->required();
   cmd->add_option("--inputs", a->inputs, "directory with input_ids.npy [attention_mask.npy token_type_ids.npy position_ids.npy decoder_input_ids.npy "
-                  "decoder_attention_mask.npy], or pixel_values.npy for ViT")
+                  "decoder_attention_mask.npy], or for ViT images.npy (uint8 [B, H, W, 3], through the model's preprocessor_config.json) or pixel_values.npy")
       ->required();
   cmd->add_option("--out", a->out, "output directory (logits.npy, last_hidden_state.npy, ...)")->required();
   cmd->add_option("--head", a->head, "HF class to run instead of config.architectures[0] (e.g. BertModel)");

@@ -14,13 +14,14 @@ namespace {
 constexpr int64_t kBartPositionOffset = 2;  // HF's BartLearnedPositionalEmbedding
 
 struct BartStack {  // the encoder's or the decoder's shape
-  int64_t layers, heads, ffn;
+  int64_t layers, heads, ffn, head_dim = 0;
+  LayerShapes shapes, cross;  // per layer after structured pruning (cross: the decoder's cross-attention heads)
 };
 
 struct BartConfig {
   int64_t vocab_size, d_model, max_positions, num_labels, decoder_start;
   BartStack encoder, decoder;
-  double dropout, attention_dropout, activation_dropout, classifier_dropout, init_std;
+  double dropout, attention_dropout, activation_dropout, classifier_dropout, init_std, embed_scale;
   std::string act;
   bool scale_embedding, tie;
   std::optional<int64_t> pad, bos, eos;
@@ -34,8 +35,11 @@ struct BartConfig {
                  j.get_positive_int("encoder_ffn_dim", 4096)};
     c.decoder = {j.get_positive_int("decoder_layers", 12), j.get_positive_int("decoder_attention_heads", 16),
                  j.get_positive_int("decoder_ffn_dim", 4096)};
-    for (auto [heads, key] : {std::pair{c.encoder.heads, "encoder_attention_heads"}, {c.decoder.heads, "decoder_attention_heads"}})
-      if (c.d_model % heads != 0) j.fail_field("d_model", to_text("a multiple of ", key, " (", heads, ")"));
+    c.encoder.head_dim = config_head_dim(j, "d_model", c.d_model, "encoder_attention_heads", c.encoder.heads);
+    c.decoder.head_dim = config_head_dim(j, "d_model", c.d_model, "decoder_attention_heads", c.decoder.heads);
+    c.encoder.shapes = parse_layer_shapes(j, c.encoder.layers, c.encoder.heads, c.encoder.ffn, "encoder");
+    c.decoder.shapes = parse_layer_shapes(j, c.decoder.layers, c.decoder.heads, c.decoder.ffn, "decoder");
+    c.decoder.cross = parse_layer_shapes(j, c.decoder.layers, c.decoder.heads, c.decoder.ffn, "cross");
     c.dropout = j.get_float("dropout", 0.1);
     c.attention_dropout = j.get_float("attention_dropout", 0.0);
     c.activation_dropout = j.get_float("activation_dropout", 0.0);
@@ -43,6 +47,9 @@ struct BartConfig {
     c.init_std = j.get_float("init_std", 0.02);
     c.act = j.get_string("activation_function", "gelu");
     c.scale_embedding = j.get_bool("scale_embedding", false);
+    // sqrt(d_model) as trained: SpeedUp pins it when it cuts hidden dimensions.
+    c.embed_scale = j.has("sqz_embed_scale") ? j.get_float("sqz_embed_scale", 1.0)
+                                             : (c.scale_embedding ? std::sqrt(static_cast<double>(c.d_model)) : 1.0);
     c.tie = j.get_bool("tie_word_embeddings", true);
     c.pad = config_token_id(j, "pad_token_id").value_or(1);
     c.bos = config_token_id(j, "bos_token_id").value_or(0);
@@ -59,11 +66,12 @@ nn::Linear linear(int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions
 // (self-attention) or the encoder output (cross-attention).
 class BartAttentionImpl : public torch::nn::Module {
  public:
-  BartAttentionImpl(int64_t d_model, int64_t heads, double dropout) : num_heads(heads), dropout_(dropout) {
-    k_proj = register_module("k_proj", linear(d_model, d_model));
-    v_proj = register_module("v_proj", linear(d_model, d_model));
-    q_proj = register_module("q_proj", linear(d_model, d_model));
-    out_proj = register_module("out_proj", linear(d_model, d_model));
+  BartAttentionImpl(int64_t d_model, int64_t heads, int64_t head_dim, double dropout)
+      : num_heads(heads), head_dim(head_dim), dropout_(dropout) {
+    k_proj = register_module("k_proj", linear(d_model, heads * head_dim));
+    v_proj = register_module("v_proj", linear(d_model, heads * head_dim));
+    q_proj = register_module("q_proj", linear(d_model, heads * head_dim));
+    out_proj = register_module("out_proj", linear(heads * head_dim, d_model));
   }
   std::pair<torch::Tensor, torch::Tensor> keys_values(const torch::Tensor& source) {
     return {nn::split_heads(k_proj(source), num_heads), nn::split_heads(v_proj(source), num_heads)};
@@ -71,14 +79,14 @@ class BartAttentionImpl : public torch::nn::Module {
   torch::Tensor attend(const torch::Tensor& x, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& allowed,
                        torch::Tensor* probs) {
     auto q = nn::split_heads(q_proj(x), num_heads);
-    double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+    double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
     auto r = nn::dot_product_attention(q, k, v, allowed, scale, dropout_, is_training(), probs != nullptr);
     if (probs) *probs = r.probs;
     return out_proj(nn::merge_heads(r.context));
   }
 
   nn::Linear k_proj{nullptr}, v_proj{nullptr}, q_proj{nullptr}, out_proj{nullptr};
-  int64_t num_heads;
+  int64_t num_heads, head_dim;
 
  private:
   double dropout_;
@@ -90,14 +98,14 @@ TORCH_MODULE(BartAttention);
 class BartLayerImpl : public torch::nn::Module {
  public:
   BartLayerImpl(const BartConfig& c, const BartStack& stack, bool decoder, int64_t index) : c_(c), index_(index) {
-    self_attn = register_module("self_attn", BartAttention(c.d_model, stack.heads, c.attention_dropout));
+    self_attn = register_module("self_attn", BartAttention(c.d_model, stack.shapes.heads[index], stack.head_dim, c.attention_dropout));
     self_attn_layer_norm = register_module("self_attn_layer_norm", nn::LayerNorm(c.d_model, 1e-5));
     if (decoder) {
-      encoder_attn = register_module("encoder_attn", BartAttention(c.d_model, stack.heads, c.attention_dropout));
+      encoder_attn = register_module("encoder_attn", BartAttention(c.d_model, stack.cross.heads[index], stack.head_dim, c.attention_dropout));
       encoder_attn_layer_norm = register_module("encoder_attn_layer_norm", nn::LayerNorm(c.d_model, 1e-5));
     }
-    fc1 = register_module("fc1", linear(c.d_model, stack.ffn));
-    fc2 = register_module("fc2", linear(stack.ffn, c.d_model));
+    fc1 = register_module("fc1", linear(c.d_model, stack.shapes.ffn[index]));
+    fc2 = register_module("fc2", linear(stack.shapes.ffn[index], c.d_model));
     final_layer_norm = register_module("final_layer_norm", nn::LayerNorm(c.d_model, 1e-5));
     act_ = nn::activation_by_name(c.act, "config.json activation_function");
   }
@@ -178,33 +186,42 @@ class BartModel : public TransformerModel {
   ModelStructure structure() override {
     ModelStructure s;
     const int64_t encoder_layers = static_cast<int64_t>(encoder_->layers.size());
-    auto add = [&](const BartAttention& a, int64_t layer) {
-      s.attention.push_back({layer, a->num_heads, c_.d_model / a->num_heads, {a->q_proj, a->k_proj, a->v_proj}, {}, a->out_proj});
+    auto add = [&](const BartAttention& a, int64_t layer, const char* stack, int64_t index) {
+      s.attention.push_back({layer, a->num_heads, a->head_dim, {a->q_proj, a->k_proj, a->v_proj}, {}, a->out_proj});
+      s.attention.back().stack = stack;
+      s.attention.back().stack_layer = index;
       s.hidden.readers.insert(s.hidden.readers.end(), {a->q_proj, a->k_proj, a->v_proj});
       s.hidden.writers.push_back(a->out_proj);
     };
     for (auto* stack : {encoder_.get(), decoder_.get()}) {
       const int64_t first = stack == encoder_.get() ? 0 : encoder_layers;
+      const char* name = stack == encoder_.get() ? "encoder" : "decoder";
       s.hidden.embeddings.push_back(stack->embed_positions);
       s.hidden.norms.push_back(stack->layernorm_embedding);
       for (size_t i = 0; i < stack->layers.size(); ++i) {
         auto& l = stack->layers[i];
         const int64_t layer = first + static_cast<int64_t>(i);
-        add(l->self_attn, layer);
+        const int64_t index = static_cast<int64_t>(i);
+        add(l->self_attn, layer, name, index);
         s.hidden.norms.push_back(l->self_attn_layer_norm);
         if (l->encoder_attn) {
-          add(l->encoder_attn, layer);
+          add(l->encoder_attn, layer, "cross", index);
           s.hidden.norms.push_back(l->encoder_attn_layer_norm);
         }
-        s.ffn.push_back({layer, {l->fc1}, l->fc2});
+        s.ffn.push_back({layer, {l->fc1}, l->fc2, name, index});
         s.hidden.readers.push_back(l->fc1);
         s.hidden.writers.push_back(l->fc2);
         s.hidden.norms.push_back(l->final_layer_norm);
       }
     }
     s.hidden.embeddings.push_back(shared);
-    for (auto lin : {lm_head, cls_dense, qa_outputs})
+    for (auto lin : {lm_head, cls_dense, cls_out, qa_outputs})
       if (lin) s.hidden.readers.push_back(lin);
+    // The classification head's dense layer is d_model wide on both sides (HF's inner_dim = d_model):
+    // it also writes the hidden space, as BERT's pooler does.
+    if (cls_dense) s.hidden.writers.push_back(cls_dense);
+    s.shape_keys = {{{"encoder", "encoder_ffn_dim"}, {"decoder", "decoder_ffn_dim"}}, "d_model", /*hf_pruned_heads=*/false};
+    s.shape_keys.pin_on_hidden_cut["sqz_embed_scale"] = c_.embed_scale;
     return s;
   }
 
@@ -235,8 +252,7 @@ class BartModel : public TransformerModel {
  private:
   torch::Tensor embed(const torch::Tensor& ids, int64_t past, BartStackModules& stack) {
     auto positions = torch::arange(past, past + ids.size(1), torch::kLong) + kBartPositionOffset;
-    double scale = c_.scale_embedding ? std::sqrt(static_cast<double>(c_.d_model)) : 1.0;
-    auto x = shared(ids) * scale + stack.embed_positions(positions).unsqueeze(0);
+    auto x = shared(ids) * c_.embed_scale + stack.embed_positions(positions).unsqueeze(0);
     return torch::dropout(stack.layernorm_embedding(x), c_.dropout, is_training());
   }
 

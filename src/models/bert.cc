@@ -222,6 +222,7 @@ class BertFamilyModel : public TransformerModel {
       }
     if (mlm_norm_) s.hidden.norms.push_back(mlm_norm_);
     if (classifier_) s.hidden.readers.push_back(classifier_);
+    s.shape_keys = {{{"", "intermediate_size"}}, "hidden_size", /*hf_pruned_heads=*/true};
     return s;
   }
 

@@ -148,6 +148,7 @@ class DistilBertModel : public TransformerModel {
       s.hidden.writers.push_back(vocab_transform);
       s.hidden.norms.push_back(vocab_layer_norm);
     }
+    s.shape_keys = {{{"", "hidden_dim"}}, "dim", /*hf_pruned_heads=*/true};
     return s;
   }
 

@@ -130,6 +130,7 @@ class Gpt2Model : public TransformerModel {
     s.hidden.norms.push_back(ln_f);
     for (auto lin : {lm_head, score})
       if (lin) s.hidden.readers.push_back(lin);
+    s.shape_keys = {{{"", "n_inner"}}, "n_embd", /*hf_pruned_heads=*/true};
     return s;
   }
 

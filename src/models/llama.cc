@@ -179,6 +179,7 @@ class LlamaModel : public TransformerModel {
       s.smoothable.push_back({l->input_layernorm->weight, {}, {l->q_proj, l->k_proj, l->v_proj}});
       s.smoothable.push_back({l->post_attention_layernorm->weight, {}, {l->gate_proj, l->up_proj}});
     }
+    s.shape_keys = {{{"", "intermediate_size"}}, "hidden_size", /*hf_pruned_heads=*/false};
     return s;
   }
 

@@ -1,5 +1,6 @@
 #include "models/model.h"
 
+#include <numeric>
 #include <set>
 
 #include "core/error.h"
@@ -74,13 +75,23 @@ std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::
   return config.get_int(key);
 }
 
-LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int64_t num_heads, int64_t ffn_width) {
+std::string stack_config_key(ShapeKey key, const std::string& stack) {
+  if (stack.empty()) return key == ShapeKey::kPrunedHeads ? "pruned_heads" : "sqz_intermediate_sizes";
+  return "sqz_" + stack + (key == ShapeKey::kPrunedHeads ? "_pruned_heads" : "_intermediate_sizes");
+}
+
+LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int64_t num_heads, int64_t ffn_width,
+                               const std::string& stack) {
   LayerShapes c;
   c.heads.assign(num_layers, num_heads);
   c.ffn.assign(num_layers, ffn_width);
-  if (j.has("pruned_heads") && !j.value().at("pruned_heads").is_null()) {
-    const auto& ph = j.value().at("pruned_heads");
-    if (!ph.is_object()) j.fail_field("pruned_heads", "an object {\"layer\": [head indices]}");
+  std::vector<int64_t> all(num_heads);
+  std::iota(all.begin(), all.end(), int64_t{0});
+  c.kept_heads.assign(num_layers, all);
+  const std::string heads_key = stack_config_key(ShapeKey::kPrunedHeads, stack);
+  if (j.has(heads_key) && !j.value().at(heads_key).is_null()) {
+    const auto& ph = j.value().at(heads_key);
+    if (!ph.is_object()) j.fail_field(heads_key, "an object {\"layer\": [head indices]}");
     for (const auto& [layer, heads] : ph.items()) {
       int64_t l = -1;
       try {
@@ -88,22 +99,26 @@ LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int6
       } catch (const std::exception&) {
       }
       if (l < 0 || l >= num_layers || !heads.is_array())
-        j.fail_field("pruned_heads", to_text("layer keys in [0, ", num_layers, ") with lists of heads, got '", layer, "'"));
+        j.fail_field(heads_key, to_text("layer keys in [0, ", num_layers, ") with lists of heads, got '", layer, "'"));
       std::set<int64_t> unique;
       for (const auto& h : heads) {
         if (!h.is_number_integer() || h.get<int64_t>() < 0 || h.get<int64_t>() >= num_heads)
-          j.fail_field("pruned_heads", to_text("head indices in [0, ", num_heads, ") for layer ", l));
+          j.fail_field(heads_key, to_text("head indices in [0, ", num_heads, ") for layer ", l));
         unique.insert(h.get<int64_t>());
       }
       c.heads[l] = num_heads - static_cast<int64_t>(unique.size());
+      c.kept_heads[l].clear();
+      for (int64_t h = 0; h < num_heads; ++h)
+        if (!unique.count(h)) c.kept_heads[l].push_back(h);
     }
   }
-  if (j.has("sqz_intermediate_sizes")) {
-    const auto& sizes = j.value().at("sqz_intermediate_sizes");
+  const std::string sizes_key = stack_config_key(ShapeKey::kIntermediateSizes, stack);
+  if (j.has(sizes_key)) {
+    const auto& sizes = j.value().at(sizes_key);
     if (!sizes.is_array() || static_cast<int64_t>(sizes.size()) != num_layers)
-      j.fail_field("sqz_intermediate_sizes", to_text("a list of ", num_layers, " FFN widths (one per layer)"));
+      j.fail_field(sizes_key, to_text("a list of ", num_layers, " FFN widths (one per layer)"));
     for (int64_t l = 0; l < num_layers; ++l) {
-      if (!sizes[l].is_number_integer() || sizes[l].get<int64_t>() < 0) j.fail_field("sqz_intermediate_sizes", "non-negative integers");
+      if (!sizes[l].is_number_integer() || sizes[l].get<int64_t>() < 0) j.fail_field(sizes_key, "non-negative integers");
       c.ffn[l] = sizes[l].get<int64_t>();
     }
   }

@@ -80,6 +80,11 @@ struct ModelInfo {
 // of every `head_rows` Linear plus the same columns of `head_cols`; neuron j of an FFN is row j of
 // every `neuron_rows` Linear plus column j of `neuron_cols`. Removing a whole group changes no
 // other output, which is what lets SpeedUp cut it out.
+//
+// `layer` numbers the model's layers (encoder-decoders: encoder 0..E-1, then decoder E..). Each
+// group also names its stack ("" for single-stack models; "encoder", "decoder", and "cross" for a
+// decoder layer's cross-attention) and its layer within it: the config keys that record a pruned
+// shape are per stack (stack_config_key).
 struct AttentionBlock {
   int64_t layer = 0;
   int64_t num_heads = 0, head_dim = 0;
@@ -89,13 +94,26 @@ struct AttentionBlock {
   // Grouped-query attention: K and V hold this many heads, each shared by num_heads / kv_heads
   // query heads (0 = as many as the queries). Such heads are not pruned (yet): SpeedUp keeps them.
   int64_t kv_heads = 0;
+  std::string stack;
+  int64_t stack_layer = -1;  // -1: same as `layer`
   int64_t row_offset(size_t i) const { return row_offsets.empty() ? 0 : row_offsets[i]; }
   bool grouped_query() const { return kv_heads > 0 && kv_heads != num_heads; }
+  int64_t index_in_stack() const { return stack_layer < 0 ? layer : stack_layer; }
 };
 struct FfnBlock {
   int64_t layer = 0;
   std::vector<nn::Linear> neuron_rows;  // FFN input (and gate)
   nn::Linear neuron_cols{nullptr};      // FFN output
+  std::string stack;
+  int64_t stack_layer = -1;
+  int64_t index_in_stack() const { return stack_layer < 0 ? layer : stack_layer; }
+};
+// The config keys SpeedUp rewrites when it cuts groups out; a family that names none is not shrunk.
+struct ShapeKeys {
+  std::map<std::string, std::string> ffn;  // stack -> its FFN width key (two stacks may share one, as T5's d_ff)
+  std::string hidden;                      // the residual width
+  bool hf_pruned_heads = false;            // transformers applies config.pruned_heads to this family
+  io::json pin_on_hidden_cut = io::json::object();  // config entries that keep what HF derives from the hidden size
 };
 // Hidden dimension d of the residual stream: column d of every embedding, entry d of every norm
 // on the stream, input column d of every Linear reading it, output row d of every one writing it.
@@ -117,6 +135,7 @@ struct ModelStructure {
   std::vector<FfnBlock> ffn;
   HiddenGroup hidden;
   std::vector<NormReaders> smoothable;
+  ShapeKeys shape_keys;
   // Every Linear of the blocks (attention and FFN), once each: a fused QKV Linear is listed three
   // times in `attention`.
   std::vector<nn::Linear> block_linears() const;
@@ -149,10 +168,16 @@ std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::
 
 // Per-layer shapes after structured pruning: heads kept (HF's config.pruned_heads, original
 // numbering) and FFN width (sqz_intermediate_sizes; HF configs hold one width for all layers).
+// Encoder-decoders keep one pair of keys per stack: sqz_encoder_pruned_heads,
+// sqz_decoder_intermediate_sizes, sqz_cross_pruned_heads, ...
 struct LayerShapes {
   std::vector<int64_t> heads, ffn;
+  std::vector<std::vector<int64_t>> kept_heads;  // per layer, the original indices of the heads kept
 };
-LayerShapes parse_layer_shapes(const io::JsonFields& config, int64_t num_layers, int64_t num_heads, int64_t ffn_width);
+enum class ShapeKey { kPrunedHeads, kIntermediateSizes };
+std::string stack_config_key(ShapeKey key, const std::string& stack);
+LayerShapes parse_layer_shapes(const io::JsonFields& config, int64_t num_layers, int64_t num_heads, int64_t ffn_width,
+                               const std::string& stack = "");
 
 // hidden / heads, or sqz_attention_head_size once hidden dimensions were pruned.
 int64_t config_head_dim(const io::JsonFields& config, const std::string& hidden_key, int64_t hidden, const std::string& heads_key,

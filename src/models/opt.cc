@@ -155,6 +155,7 @@ class OptModel : public TransformerModel {
       for (auto lin : {lm_head, score})
         if (lin) s.hidden.readers.push_back(lin);
     }
+    s.shape_keys = {{{"", "ffn_dim"}}, "hidden_size", /*hf_pruned_heads=*/false};
     return s;
   }
 

@@ -18,6 +18,7 @@ struct T5Config {
   bool gated, tie;
   std::optional<int64_t> pad, eos;
   int64_t decoder_start;
+  LayerShapes encoder, decoder, cross;  // per layer after structured pruning
 
   static T5Config parse(const io::JsonFields& j) {
     T5Config c;
@@ -48,6 +49,9 @@ struct T5Config {
     c.pad = config_token_id(j, "pad_token_id").value_or(0);
     c.eos = config_token_id(j, "eos_token_id").value_or(1);
     c.decoder_start = config_token_id(j, "decoder_start_token_id").value_or(*c.pad);
+    c.encoder = parse_layer_shapes(j, c.encoder_layers, c.num_heads, c.d_ff, "encoder");
+    c.decoder = parse_layer_shapes(j, c.decoder_layers, c.num_heads, c.d_ff, "decoder");
+    c.cross = parse_layer_shapes(j, c.decoder_layers, c.num_heads, c.d_ff, "cross");
     return c;
   }
 };
@@ -77,8 +81,12 @@ torch::Tensor relative_position_bucket(const torch::Tensor& relative, bool bidir
 
 class T5AttentionImpl : public torch::nn::Module {
  public:
-  T5AttentionImpl(const T5Config& c, bool relative_bias) : num_heads(c.num_heads), dropout_(c.dropout) {
-    const int64_t inner = c.num_heads * c.d_kv;
+  // `kept`: the original indices of this block's heads (its columns of the stack's position bias);
+  // the first block's bias table keeps every head, as in HF's prune_heads.
+  T5AttentionImpl(const T5Config& c, const std::vector<int64_t>& kept, bool relative_bias)
+      : num_heads(static_cast<int64_t>(kept.size())), dropout_(c.dropout) {
+    const int64_t inner = num_heads * c.d_kv;
+    if (num_heads < c.num_heads) bias_heads_ = torch::tensor(kept, torch::kLong);
     q = register_module("q", linear(c.d_model, inner));
     k = register_module("k", linear(c.d_model, inner));
     v = register_module("v", linear(c.d_model, inner));
@@ -90,8 +98,9 @@ class T5AttentionImpl : public torch::nn::Module {
   }
   torch::Tensor attend(const torch::Tensor& x, const torch::Tensor& keys, const torch::Tensor& values, const torch::Tensor& allowed,
                        const torch::Tensor& bias, torch::Tensor* probs) {
+    auto own_bias = bias.defined() && bias_heads_.defined() ? bias.index_select(1, bias_heads_) : bias;
     auto r = nn::dot_product_attention(nn::split_heads(q(x), num_heads), keys, values, allowed, /*scale=*/1.0, dropout_,
-                                       is_training(), probs != nullptr, bias);
+                                       is_training(), probs != nullptr, own_bias);
     if (probs) *probs = r.probs;
     return o(nn::merge_heads(r.context));
   }
@@ -109,6 +118,7 @@ class T5AttentionImpl : public torch::nn::Module {
 
  private:
   double dropout_;
+  torch::Tensor bias_heads_;  // undefined when every head is kept
 };
 TORCH_MODULE(T5Attention);
 
@@ -117,26 +127,28 @@ TORCH_MODULE(T5Attention);
 class T5BlockImpl : public torch::nn::Module {
  public:
   T5BlockImpl(const T5Config& c, bool decoder, int64_t index) : c_(c), index_(index) {
+    const LayerShapes& shapes = decoder ? c.decoder : c.encoder;
+    const int64_t d_ff = shapes.ffn[index];
     auto list = register_module("layer", torch::nn::ModuleList());
     auto self = std::make_shared<torch::nn::Module>();
-    self_attn = self->register_module("SelfAttention", T5Attention(c, index == 0));
+    self_attn = self->register_module("SelfAttention", T5Attention(c, shapes.kept_heads[index], index == 0));
     self_norm = self->register_module("layer_norm", nn::RMSNorm(c.d_model, c.eps));
     list->push_back(self);
     if (decoder) {
       auto cross = std::make_shared<torch::nn::Module>();
-      cross_attn = cross->register_module("EncDecAttention", T5Attention(c, false));
+      cross_attn = cross->register_module("EncDecAttention", T5Attention(c, c.cross.kept_heads[index], false));
       cross_norm = cross->register_module("layer_norm", nn::RMSNorm(c.d_model, c.eps));
       list->push_back(cross);
     }
     auto ff = std::make_shared<torch::nn::Module>();
     auto dense = ff->register_module("DenseReluDense", std::make_shared<torch::nn::Module>());
     if (c.gated) {
-      wi_0 = dense->register_module("wi_0", linear(c.d_model, c.d_ff));
-      wi_1 = dense->register_module("wi_1", linear(c.d_model, c.d_ff));
+      wi_0 = dense->register_module("wi_0", linear(c.d_model, d_ff));
+      wi_1 = dense->register_module("wi_1", linear(c.d_model, d_ff));
     } else {
-      wi = dense->register_module("wi", linear(c.d_model, c.d_ff));
+      wi = dense->register_module("wi", linear(c.d_model, d_ff));
     }
-    wo = dense->register_module("wo", linear(c.d_ff, c.d_model));
+    wo = dense->register_module("wo", linear(d_ff, c.d_model));
     ff_norm = ff->register_module("layer_norm", nn::RMSNorm(c.d_model, c.eps));
     list->push_back(ff);
     act_ = nn::activation_by_name(c.act, "config.json feed_forward_proj");
@@ -208,18 +220,24 @@ class T5Model : public TransformerModel {
     for (T5Stack* stack : {encoder_.get(), decoder_.get()}) {
       if (!stack) continue;
       const int64_t first = stack == encoder_.get() ? 0 : static_cast<int64_t>(encoder_->blocks.size());
+      const std::string name = stack == encoder_.get() ? "encoder" : "decoder";
       for (size_t i = 0; i < stack->blocks.size(); ++i) {
         auto& b = stack->blocks[i];
-        const int64_t layer = first + static_cast<int64_t>(i);
-        for (const auto& a : {b->self_attn, b->cross_attn})
-          if (a) s.attention.push_back({layer, a->num_heads, c_.d_kv, {a->q, a->k, a->v}, {}, a->o});
+        const int64_t layer = first + static_cast<int64_t>(i), index = static_cast<int64_t>(i);
+        for (const auto& [a, stack_name] : {std::pair{b->self_attn, name}, {b->cross_attn, std::string("cross")}})
+          if (a) {
+            s.attention.push_back({layer, a->num_heads, c_.d_kv, {a->q, a->k, a->v}, {}, a->o});
+            s.attention.back().stack = stack_name;
+            s.attention.back().stack_layer = index;
+          }
         std::vector<nn::Linear> ffn_in = b->wi ? std::vector<nn::Linear>{b->wi} : std::vector<nn::Linear>{b->wi_0, b->wi_1};
-        s.ffn.push_back({layer, ffn_in, b->wo});
+        s.ffn.push_back({layer, ffn_in, b->wo, name, index});
         s.smoothable.push_back({b->self_norm->weight, {}, {b->self_attn->q, b->self_attn->k, b->self_attn->v}});
         if (b->cross_attn) s.smoothable.push_back({b->cross_norm->weight, {}, {b->cross_attn->q}});
         s.smoothable.push_back({b->ff_norm->weight, {}, ffn_in});
       }
     }
+    s.shape_keys = {{{"encoder", "d_ff"}, {"decoder", "d_ff"}}, "d_model", /*hf_pruned_heads=*/false};
     return s;
   }
 
@@ -248,7 +266,7 @@ class T5Model : public TransformerModel {
   // HF's T5 _init_weights: fan-in scaled normals instead of one init_std.
   void init_weights_extra() override {
     torch::NoGradGuard no_grad;
-    const double f = c_.init_factor, d = static_cast<double>(c_.d_model), inner = static_cast<double>(c_.num_heads * c_.d_kv);
+    const double f = c_.init_factor, d = static_cast<double>(c_.d_model), inner = static_cast<double>(c_.num_heads * c_.d_kv);  // HF: config sizes
     shared->weight.normal_(0.0, f);
     if (lm_head) lm_head->weight.normal_(0.0, f);
     for (T5Stack* stack : {encoder_.get(), decoder_.get()}) {
@@ -268,7 +286,7 @@ class T5Model : public TransformerModel {
         }
         for (auto* in_proj : {&b->wi, &b->wi_0, &b->wi_1})
           if (*in_proj) (*in_proj)->weight.normal_(0.0, f * std::pow(d, -0.5));
-        b->wo->weight.normal_(0.0, f * std::pow(static_cast<double>(c_.d_ff), -0.5));
+        b->wo->weight.normal_(0.0, f * std::pow(static_cast<double>(c_.d_ff), -0.5));  // HF: config.d_ff, also after pruning
       }
     }
   }

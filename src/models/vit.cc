@@ -17,6 +17,7 @@ struct VitConfig {
   double eps, hidden_dropout, attention_dropout, init_std;
   bool qkv_bias;
   std::string act;
+  LayerShapes shapes;  // heads and FFN width per layer (after structured pruning)
 
   static VitConfig parse(const io::JsonFields& j) {
     VitConfig c;
@@ -38,6 +39,7 @@ struct VitConfig {
     c.act = j.get_string("hidden_act", "gelu");
     c.num_labels = config_num_labels(j);
     c.head_dim = config_head_dim(j, "hidden_size", c.hidden, "num_attention_heads", c.heads);
+    c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.intermediate);
     return c;
   }
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
@@ -45,8 +47,8 @@ struct VitConfig {
 
 class VitLayerImpl : public torch::nn::Module {
  public:
-  explicit VitLayerImpl(const VitConfig& c) : c_(c) {
-    const int64_t width = c.heads * c.head_dim;
+  VitLayerImpl(const VitConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c) {
+    const int64_t width = num_heads * c.head_dim, ffn = c.shapes.ffn[index];
     auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
     auto self = attention->register_module("attention", std::make_shared<torch::nn::Module>());
     query = self->register_module("query", nn::Linear(nn::LinearOptions{c.hidden, width, c.qkv_bias}));
@@ -55,9 +57,9 @@ class VitLayerImpl : public torch::nn::Module {
     auto attention_output = attention->register_module("output", std::make_shared<torch::nn::Module>());
     attention_out = attention_output->register_module("dense", nn::Linear(nn::LinearOptions{width, c.hidden}));
     auto intermediate = register_module("intermediate", std::make_shared<torch::nn::Module>());
-    ffn_in = intermediate->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden, c.intermediate}));
+    ffn_in = intermediate->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden, ffn}));
     auto output = register_module("output", std::make_shared<torch::nn::Module>());
-    ffn_out = output->register_module("dense", nn::Linear(nn::LinearOptions{c.intermediate, c.hidden}));
+    ffn_out = output->register_module("dense", nn::Linear(nn::LinearOptions{ffn, c.hidden}));
     layernorm_before = register_module("layernorm_before", nn::LayerNorm(c.hidden, c.eps));
     layernorm_after = register_module("layernorm_after", nn::LayerNorm(c.hidden, c.eps));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
@@ -65,7 +67,7 @@ class VitLayerImpl : public torch::nn::Module {
 
   torch::Tensor forward(const torch::Tensor& x, torch::Tensor* probs) {
     auto h = layernorm_before(x);
-    auto q = nn::split_heads(query(h), c_.heads), k = nn::split_heads(key(h), c_.heads), v = nn::split_heads(value(h), c_.heads);
+    auto q = nn::split_heads(query(h), num_heads), k = nn::split_heads(key(h), num_heads), v = nn::split_heads(value(h), num_heads);
     auto r = nn::dot_product_attention(q, k, v, {}, 1.0 / std::sqrt(static_cast<double>(c_.head_dim)), c_.attention_dropout,
                                        is_training(), probs != nullptr);
     if (probs) *probs = r.probs;
@@ -75,6 +77,7 @@ class VitLayerImpl : public torch::nn::Module {
 
   nn::Linear query{nullptr}, key{nullptr}, value{nullptr}, attention_out{nullptr}, ffn_in{nullptr}, ffn_out{nullptr};
   nn::LayerNorm layernorm_before{nullptr}, layernorm_after{nullptr};
+  int64_t num_heads;
 
  private:
   VitConfig c_;
@@ -99,7 +102,7 @@ class VitModel : public TransformerModel {
     auto encoder = vit->register_module("encoder", std::make_shared<torch::nn::Module>());
     auto list = encoder->register_module("layer", torch::nn::ModuleList());
     for (int64_t i = 0; i < c.layers; ++i) {
-      layers.push_back(VitLayer(c));
+      layers.push_back(VitLayer(c, i));
       list->push_back(layers.back());
     }
     layernorm = vit->register_module("layernorm", nn::LayerNorm(c.hidden, c.eps));
@@ -117,11 +120,12 @@ class VitModel : public TransformerModel {
     ModelStructure s;
     for (size_t i = 0; i < layers.size(); ++i) {
       auto& l = layers[i];
-      s.attention.push_back({static_cast<int64_t>(i), c_.heads, c_.head_dim, {l->query, l->key, l->value}, {}, l->attention_out});
+      s.attention.push_back({static_cast<int64_t>(i), l->num_heads, c_.head_dim, {l->query, l->key, l->value}, {}, l->attention_out});
       s.ffn.push_back({static_cast<int64_t>(i), {l->ffn_in}, l->ffn_out});
       s.smoothable.push_back({l->layernorm_before->weight, l->layernorm_before->bias, {l->query, l->key, l->value}});
       s.smoothable.push_back({l->layernorm_after->weight, l->layernorm_after->bias, {l->ffn_in}});
     }
+    s.shape_keys = {{{"", "intermediate_size"}}, "hidden_size", /*hf_pruned_heads=*/true};
     return s;
   }
 

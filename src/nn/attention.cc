@@ -6,7 +6,9 @@ namespace sqz::nn {
 
 torch::Tensor split_heads(const torch::Tensor& x, int64_t num_heads) {
   auto b = x.size(0), t = x.size(1);
-  return x.view({b, t, num_heads, x.size(2) / num_heads}).transpose(1, 2);
+  // A block whose heads were all pruned has zero-width projections: [B, 0, T, 0].
+  const int64_t head_dim = num_heads == 0 ? 0 : x.size(2) / num_heads;
+  return x.view({b, t, num_heads, head_dim}).transpose(1, 2);
 }
 
 torch::Tensor merge_heads(const torch::Tensor& x) {
@@ -37,7 +39,7 @@ AttentionResult dot_product_attention(const torch::Tensor& q, const torch::Tenso
                                       const torch::Tensor& allowed, double scale, double dropout, bool training,
                                       bool need_probs, const torch::Tensor& score_bias) {
   torch::Tensor k = k_in, v = v_in;
-  int64_t groups = q.size(1) / k.size(1);
+  int64_t groups = k.size(1) == 0 ? 1 : q.size(1) / k.size(1);  // 0 heads: a pruned-away block
   if (groups > 1) {
     k = k.repeat_interleave(groups, 1);
     v = v.repeat_interleave(groups, 1);

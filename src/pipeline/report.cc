@@ -77,9 +77,12 @@ std::string report_markdown(const io::json& rep) {
   if (rep.contains("speedup")) {
     md << "\n| layer | heads | FFN neurons |\n|---|---|---|\n";
     const auto& layers = rep["speedup"]["layers"];
-    for (size_t l = 0; l < layers.size(); ++l)
-      md << "| " << l << " | " << layers[l]["heads_after"] << " / " << layers[l]["heads_before"] << " | " << layers[l]["neurons_after"]
-         << " / " << layers[l]["neurons_before"] << " |\n";
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const auto& L = layers[l];
+      md << "| " << L.value("name", std::to_string(l)) << " | " << L["heads_after"] << " / " << L["heads_before"];
+      if (L.contains("cross_heads_before")) md << " (cross " << L["cross_heads_after"] << " / " << L["cross_heads_before"] << ")";
+      md << " | " << L["neurons_after"] << " / " << L["neurons_before"] << " |\n";
+    }
     md << "\nHidden size: " << rep["speedup"]["hidden_after"] << " / " << rep["speedup"]["hidden_before"] << ".\n";
     md << "\n![kept heads](plots/kept_per_layer.svg) ![kept neurons](plots/kept_neurons_per_layer.svg)\n";
     if (!rep["speedup"]["hf_loadable"].get<bool>())
@@ -132,9 +135,10 @@ void write_kept_plots(const fs::path& plots, const io::json& speedup) {
   eval::Series neurons{"FFN neurons kept", {}, {}}, neurons_all{"FFN neurons before", {}, {}};
   for (size_t l = 0; l < speedup["layers"].size(); ++l) {
     const auto& L = speedup["layers"][l];
-    cats.push_back("layer " + std::to_string(l));
-    heads.values.push_back(L["heads_after"].get<double>());
-    heads_all.values.push_back(L["heads_before"].get<double>());
+    cats.push_back("layer " + L.value("name", std::to_string(l)));
+    // A decoder layer's bar counts its self- and cross-attention heads together.
+    heads.values.push_back(L["heads_after"].get<double>() + L.value("cross_heads_after", 0.0));
+    heads_all.values.push_back(L["heads_before"].get<double>() + L.value("cross_heads_before", 0.0));
     neurons.values.push_back(L["neurons_after"].get<double>());
     neurons_all.values.push_back(L["neurons_before"].get<double>());
   }

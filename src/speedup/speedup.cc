@@ -35,7 +35,7 @@ std::vector<int64_t> kept(const std::vector<bool>& removed) {
 
 void require_structure(models::TransformerModel& model, const models::ModelStructure& s) {
   if (s.attention.empty())
-    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet (bert, roberta, distilbert, gpt2, opt, llama and qwen2 have)");
+    fail_unimplemented("speedup: '", model.info().model_type, "' has no dependency groups in sqz yet");
 }
 
 std::vector<int64_t> all_hidden(const models::ModelStructure& s) {
@@ -128,33 +128,51 @@ void bake_masks(models::TransformerModel& model) {
 
 io::json SpeedupReport::to_json() const {
   io::json layers_j = io::json::array();
-  for (const auto& l : layers)
-    layers_j.push_back({{"heads_before", l.heads_before}, {"heads_after", l.heads_after},
-                        {"neurons_before", l.neurons_before}, {"neurons_after", l.neurons_after}});
+  for (const auto& l : layers) {
+    io::json row = {{"name", l.name},
+                    {"heads_before", l.heads_before},
+                    {"heads_after", l.heads_after},
+                    {"neurons_before", l.neurons_before},
+                    {"neurons_after", l.neurons_after}};
+    if (l.cross_heads_before > 0) {
+      row["cross_heads_before"] = l.cross_heads_before;
+      row["cross_heads_after"] = l.cross_heads_after;
+    }
+    layers_j.push_back(row);
+  }
   return {{"layers", layers_j},         {"params_before", params_before}, {"params_after", params_after},
           {"hidden_before", hidden_before}, {"hidden_after", hidden_after},   {"hf_loadable", hf_loadable}};
 }
 
+bool can_shrink(models::TransformerModel& model) { return !model.structure().shape_keys.ffn.empty(); }
+
 namespace {
-const std::set<std::string> kShrinkable = {"bert", "roberta", "distilbert", "gpt2", "opt", "llama", "qwen2"};
+
+std::string stack_label(const std::string& stack, int64_t index) { return stack.empty() ? std::to_string(index) : stack + " " + std::to_string(index); }
+
+// HF's pruned_heads (and sqz's per-stack form) counts heads in the original numbering: the heads
+// already listed in `pruned`, plus those of the `kept` current heads' complement.
+std::vector<int64_t> heads_gone(const io::json& pruned, const std::string& layer_key, int64_t current_heads, const std::vector<int64_t>& kept) {
+  std::set<int64_t> gone;
+  if (pruned.contains(layer_key))
+    for (const auto& h : pruned[layer_key]) gone.insert(h.get<int64_t>());
+  std::vector<int64_t> remaining;
+  for (int64_t h = 0; h < current_heads + static_cast<int64_t>(gone.size()); ++h)
+    if (!gone.count(h)) remaining.push_back(h);
+  std::set<int64_t> kept_now(kept.begin(), kept.end());
+  for (size_t i = 0; i < remaining.size(); ++i)
+    if (!kept_now.count(static_cast<int64_t>(i))) gone.insert(remaining[i]);
+  return {gone.begin(), gone.end()};
 }
 
-bool can_shrink(const models::TransformerModel& model) { return kShrinkable.count(model.info().model_type) > 0; }
+}  // namespace
 
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir) {
   torch::NoGradGuard no_grad;
   const std::string type = model.info().model_type;
-  // The config keys each family uses for heads, FFN width and hidden size.
-  struct Keys {
-    const char *heads, *ffn, *hidden;
-  };
-  Keys keys = type == "gpt2"         ? Keys{"n_head", "n_inner", "n_embd"}
-              : type == "opt"        ? Keys{"num_attention_heads", "ffn_dim", "hidden_size"}
-              : type == "distilbert" ? Keys{"n_heads", "hidden_dim", "dim"}
-                                     : Keys{"num_attention_heads", "intermediate_size", "hidden_size"};
-  if (!can_shrink(model))
-    fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (bert, roberta, distilbert, gpt2, opt, llama and qwen2 are)");
   auto s = model.structure();
+  const models::ShapeKeys& keys = s.shape_keys;
+  if (keys.ffn.empty()) fail_unimplemented("speedup: shrinking '", type, "' models is not implemented (the family names no shape keys)");
   SpeedupReport report;
   report.params_before = models::count_parameters(model);
   // Every parameter by HF name; the pruned layers' entries are replaced below.
@@ -170,16 +188,23 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     tensors[n + ".weight"] = tensors.at(n + ".weight").index_select(dim, idx).contiguous();
     if (rows && l->bias.defined()) tensors[n + ".bias"] = tensors.at(n + ".bias").index_select(0, idx).contiguous();
   };
-
   io::json c = config;
-  const int64_t orig_heads = c.value(keys.heads, int64_t{12});
-  io::json pruned = c.contains("pruned_heads") && c["pruned_heads"].is_object() ? c["pruned_heads"] : io::json::object();
-  std::vector<int64_t> widths;
-  for (size_t l = 0; l < s.attention.size(); ++l) {
-    const auto& b = s.attention[l];
-    const auto& f = s.ffn.at(l);
-    const auto& kh = keep.heads.at(l);
+  // One report row per transformer layer (its FFN block), with its self- and cross-attention.
+  std::map<std::pair<std::string, int64_t>, size_t> row_of;
+  for (size_t l = 0; l < s.ffn.size(); ++l) {
+    const auto& f = s.ffn[l];
     const auto& kn = keep.neurons.at(l);
+    auto nidx = torch::tensor(kn, torch::kLong);
+    for (const auto& r : f.neuron_rows) select(r, true, nidx);
+    select(f.neuron_cols, false, nidx);
+    row_of[{f.stack, f.index_in_stack()}] = report.layers.size();
+    report.layers.push_back({stack_label(f.stack, f.index_in_stack()), 0, 0, f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
+  }
+  std::map<std::string, io::json> pruned_by_stack;  // config key -> {layer: [original heads]}
+  bool heads_pruned = false;
+  for (size_t a = 0; a < s.attention.size(); ++a) {
+    const auto& b = s.attention[a];
+    const auto& kh = keep.heads.at(a);
     // Rows per Linear: a fused QKV Linear keeps its heads' rows in each of its segments.
     std::vector<std::pair<nn::Linear, std::vector<torch::Tensor>>> row_sets;
     for (size_t i = 0; i < b.head_rows.size(); ++i) {
@@ -194,26 +219,24 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
       for (const auto& [lin, parts] : row_sets) select(lin, true, torch::cat(parts));
       select(b.head_cols, false, expand_groups(kh, b.head_dim));
     }
-    auto nidx = torch::tensor(kn, torch::kLong);
-    for (const auto& r : f.neuron_rows) select(r, true, nidx);
-    select(f.neuron_cols, false, nidx);
-    // HF's pruned_heads counts heads in the original numbering.
-    std::set<int64_t> gone;
-    std::string key = std::to_string(l);
-    if (pruned.contains(key))
-      for (const auto& h : pruned[key]) gone.insert(h.get<int64_t>());
-    std::vector<int64_t> remaining;
-    for (int64_t h = 0; h < orig_heads; ++h)
-      if (!gone.count(h)) remaining.push_back(h);
-    std::set<int64_t> kept_now(kh.begin(), kh.end());
-    for (size_t i = 0; i < remaining.size(); ++i)
-      if (!kept_now.count(static_cast<int64_t>(i))) gone.insert(remaining[i]);
-    if (!gone.empty()) pruned[key] = std::vector<int64_t>(gone.begin(), gone.end());
-    widths.push_back(static_cast<int64_t>(kn.size()));
-    report.layers.push_back({b.num_heads, static_cast<int64_t>(kh.size()), f.neuron_cols->in_features(), static_cast<int64_t>(kn.size())});
+    const std::string key = models::stack_config_key(models::ShapeKey::kPrunedHeads, b.stack);
+    if (!pruned_by_stack.count(key))
+      pruned_by_stack[key] = c.contains(key) && c[key].is_object() ? c[key] : io::json::object();
+    io::json& pruned = pruned_by_stack[key];
+    const std::string layer_key = std::to_string(b.index_in_stack());
+    auto gone = heads_gone(pruned, layer_key, b.num_heads, kh);
+    if (!gone.empty()) pruned[layer_key] = gone;
+    heads_pruned = heads_pruned || !pruned.empty();
+    const bool cross = b.stack == "cross";
+    auto& row = report.layers.at(row_of.at({cross ? std::string("decoder") : b.stack, b.index_in_stack()}));
+    (cross ? row.cross_heads_before : row.heads_before) = b.num_heads;
+    (cross ? row.cross_heads_after : row.heads_after) = static_cast<int64_t>(kh.size());
   }
-  if (!pruned.empty()) c["pruned_heads"] = pruned;
-  if (!pruned.empty() && (type == "opt" || type == "llama" || type == "qwen2")) report.hf_loadable = false;  // HF cannot prune their heads
+  for (const auto& [key, pruned] : pruned_by_stack)
+    if (!pruned.empty()) c[key] = pruned;
+  // HF reads pruned_heads for some families only, and never sqz's per-stack keys.
+  if (heads_pruned && (!keys.hf_pruned_heads || pruned_by_stack.size() > 1 || !pruned_by_stack.count("pruned_heads")))
+    report.hf_loadable = false;
   report.hidden_before = static_cast<int64_t>(all_hidden(s).size());
   report.hidden_after = static_cast<int64_t>(keep.hidden.size());
   if (report.hidden_after < report.hidden_before) {
@@ -235,16 +258,31 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     if (type == "opt" && c.value("word_embed_proj_dim", report.hidden_before) == report.hidden_before)
       c["word_embed_proj_dim"] = report.hidden_after;
     // HF derives the head size from hidden_size / num_attention_heads; sqz keeps it explicit.
+    for (const auto& b : s.attention)
+      if (b.head_dim != s.attention.front().head_dim)
+        fail_unimplemented("speedup: cutting hidden dimensions of a model whose stacks have different head sizes (", s.attention.front().head_dim,
+                           " and ", b.head_dim, ")");
     c["sqz_attention_head_size"] = s.attention.front().head_dim;
+    c.update(keys.pin_on_hidden_cut);
     report.hf_loadable = false;
   }
-  bool uniform = std::all_of(widths.begin(), widths.end(), [&](int64_t w) { return w == widths.front(); });
-  if (uniform && !widths.empty()) {
-    c[keys.ffn] = widths.front();
-    c.erase("sqz_intermediate_sizes");
-  } else {
-    c["sqz_intermediate_sizes"] = widths;
-    report.hf_loadable = false;
+  // FFN widths: the family's key when every layer that reads it has one width, else per-layer lists.
+  std::map<std::string, std::set<int64_t>> widths_by_key;
+  std::map<std::string, std::vector<int64_t>> widths_by_stack;
+  for (size_t l = 0; l < s.ffn.size(); ++l) {
+    widths_by_key[keys.ffn.at(s.ffn[l].stack)].insert(static_cast<int64_t>(keep.neurons.at(l).size()));
+    widths_by_stack[s.ffn[l].stack].push_back(static_cast<int64_t>(keep.neurons.at(l).size()));
+  }
+  for (const auto& [stack, widths] : widths_by_stack) {
+    const std::string& width_key = keys.ffn.at(stack);
+    const std::string sizes_key = models::stack_config_key(models::ShapeKey::kIntermediateSizes, stack);
+    if (widths_by_key.at(width_key).size() == 1) {
+      c[width_key] = widths.front();
+      c.erase(sizes_key);
+    } else {
+      c[sizes_key] = widths;
+      report.hf_loadable = false;
+    }
   }
   std::vector<std::pair<std::string, torch::Tensor>> list(tensors.begin(), tensors.end());
   for (const auto& [n, t] : list) report.params_after += t.numel();

@@ -30,8 +30,12 @@ GroupKeep groups_from_zeros(models::TransformerModel& model);
 // parameters) and removes the sites; norms keep their masks.
 void bake_masks(models::TransformerModel& model);
 
+// One transformer layer: "3", or "encoder 0" / "decoder 1" in encoder-decoders, whose decoder
+// layers also count their cross-attention heads.
 struct LayerShape {
+  std::string name;
   int64_t heads_before, heads_after, neurons_before, neurons_after;
+  int64_t cross_heads_before = 0, cross_heads_after = 0;
 };
 
 struct SpeedupReport {
@@ -42,11 +46,11 @@ struct SpeedupReport {
   io::json to_json() const;
 };
 
-// Writes config.json and model.safetensors of the shrunk model into `dir` (which must exist).
-// Whether shrink_and_save can cut this family's groups out (encoder-decoders: not yet; their masks
-// are baked into full-size weights instead).
-bool can_shrink(const models::TransformerModel& model);
+// Whether shrink_and_save can cut this family's groups out: its structure names the config keys
+// that record the new shapes (GPT-NeoX does not; its masks are baked into full-size weights).
+bool can_shrink(models::TransformerModel& model);
 
+// Writes config.json and model.safetensors of the shrunk model into `dir` (which must exist).
 SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& config, const GroupKeep& keep, const fs::path& dir);
 
 }  // namespace sqz::speedup

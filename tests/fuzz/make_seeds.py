@@ -102,6 +102,11 @@ def gguf_seed():
     return True
 
 
+for name, config in (("vit-default", {"image_processor_type": "ViTImageProcessor"}),
+                     ("bicubic-rect", {"image_processor_type": "ViTImageProcessor", "size": {"height": 24, "width": 20}, "resample": 3,
+                                       "image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}),
+                     ("no-resize", {"do_resize": False, "do_normalize": False})):
+    seed("fuzz_image_processor", name, bytes([7, 12]) + json.dumps(config).encode() + b"\0" + bytes(range(256)))
 if not gguf_seed():
     print("make_seeds: the gguf package is not importable; fuzz_gguf starts from a bare header")
 seed("fuzz_gguf", "bare-header", b"GGUF" + struct.pack("<IQQ", 3, 0, 0))

@@ -328,6 +328,50 @@ def check_vision(tmp, seeds):
     return lines
 
 
+def check_image_processor(tmp, seeds):
+    """Raw uint8 images through `sqz forward` (images.npy + the dir's preprocessor_config.json): the
+    pixel values must equal ViTImageProcessor's (Pillow's resize included) and the logits those of
+    the model on them. Also a ViT whose heads transformers pruned (config.pruned_heads)."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+    lines = []
+    processors = [("bilinear 32x32, mean/std 0.5", dict(size={"height": 32, "width": 32})),
+                  ("bicubic 32x32, ImageNet mean/std", dict(size={"height": 32, "width": 32}, resample=3,
+                                                            image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])),
+                  ("lanczos 32x32", dict(size={"height": 32, "width": 32}, resample=1)),
+                  ("box 32x32, no normalize", dict(size={"height": 32, "width": 32}, resample=4, do_normalize=False)),
+                  ("no resize", dict(do_resize=False))]
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = ViTForImageClassification(ViTConfig(hidden_size=48, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                                    image_size=32, patch_size=8, num_labels=3, initializer_range=0.2))
+        model.prune_heads({0: [1, 3], 1: [2]})
+        model.eval()
+        d = os.path.join(tmp, "vit-images")
+        shutil.rmtree(d, ignore_errors=True)
+        model.save_pretrained(d, safe_serialization=True)
+        rng = np.random.default_rng(seed)
+        for name, kwargs in processors:
+            processor = ViTImageProcessor(**kwargs)
+            processor.save_pretrained(d)
+            pixel_worst = logit_worst = 0.0
+            for shape in ((2, 57, 41, 3), (2, 10, 13, 3), (1, 32, 32, 3)):
+                if not processor.do_resize and shape[1:3] != (32, 32):
+                    continue
+                images = rng.integers(0, 256, size=shape, dtype=np.uint8)
+                want = processor(list(images), return_tensors="np")["pixel_values"]
+                outs = sqz_forward(d, tmp, images=images)
+                pixel_diff = float(np.abs(outs["pixel_values"] - want).max())
+                assert pixel_diff <= 1e-6, f"{name} {shape} (seed {seed}): pixel values differ by {pixel_diff:.3g}"
+                with torch.no_grad():
+                    ref = model(pixel_values=torch.from_numpy(want)).logits.numpy()
+                worst = float(np.abs(outs["logits"] - ref).max())
+                assert worst <= TOL, f"{name} {shape} (seed {seed}): max |logit diff| {worst:.3g} > {TOL}"
+                pixel_worst, logit_worst = max(pixel_worst, pixel_diff), max(logit_worst, worst)
+            lines.append(f"ok image processor {name} (seed {seed}): max |pixel diff| {pixel_worst:.2g} to ViTImageProcessor, "
+                         f"max |logit diff| {logit_worst:.2g} on a head-pruned ViT")
+    return lines
+
+
 def check_family(tmp, cases, seeds, tokenizer_dir, decoder):
     lines = []
     for seed in seeds:
@@ -431,6 +475,7 @@ def main():
         lines += check_seq2seq(tmp, seeds)
         lines += check_beam_search(tmp, seeds)
         lines += check_vision(tmp, seeds)
+        lines += check_image_processor(tmp, seeds)
         lines += check_refusals(tmp)
         lines += check_sentencepiece(tmp)
     print("\n".join(lines))

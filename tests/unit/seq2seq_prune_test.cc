@@ -1,4 +1,6 @@
-// Every pruner on encoder-decoders (T5, BART).
+// Every pruner and SpeedUp on encoder-decoders (T5, BART); SpeedUp on ViT.
+#include "models/generation.h"
+#include "models/registry.h"
 #include "speedup/speedup.h"
 #include "unit/pruner_cases.h"
 #include "unit/test_util.h"
@@ -16,8 +18,9 @@ using testing::spec;
 using testing::tiny_model;
 
 // Encoder-decoders (T5, BART as ForConditionalGeneration): every pruner masks encoder, decoder and
-// cross-attention groups in the stated ratios, and baking the masks into the weights changes no
-// logit. (SpeedUp does not shrink these families yet; T5's RMS norms have no hidden groups.)
+// cross-attention groups in the stated ratios, baking the masks into the weights changes no logit,
+// and SpeedUp's smaller model, loaded back, computes the masked model's logits. (T5's RMS norms
+// have no hidden groups.)
 class EncoderDecoderPrunerTest : public ::testing::TestWithParam<ArchPruner> {};
 
 io::json tiny_seq2seq_config(const std::string& arch) {
@@ -26,7 +29,7 @@ io::json tiny_seq2seq_config(const std::string& arch) {
             {"num_heads", 4}, {"feed_forward_proj", "gated-gelu"}, {"architectures", {"T5ForConditionalGeneration"}}};
   return {{"model_type", "bart"}, {"vocab_size", 97}, {"d_model", 32}, {"encoder_layers", 2}, {"decoder_layers", 2},
           {"encoder_attention_heads", 4}, {"decoder_attention_heads", 4}, {"encoder_ffn_dim", 48}, {"decoder_ffn_dim", 48},
-          {"max_position_embeddings", 40}, {"architectures", {"BartForConditionalGeneration"}}};
+          {"max_position_embeddings", 40}, {"scale_embedding", true}, {"architectures", {"BartForConditionalGeneration"}}};
 }
 
 TEST_P(EncoderDecoderPrunerTest, MasksEveryStackAndBakesExactly) {
@@ -62,13 +65,95 @@ TEST_P(EncoderDecoderPrunerTest, MasksEveryStackAndBakesExactly) {
   torch::NoGradGuard g;
   auto masked = forward(5);
   EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6) << "the pruner changed nothing";
+  auto keep = speedup::groups_from_masks(*m);
   speedup::bake_masks(*m);
   EXPECT_TRUE(testing::all_close(forward(5), masked, 1e-6, 1e-5));
-  EXPECT_FALSE(speedup::can_shrink(*m));
+  ASSERT_TRUE(speedup::can_shrink(*m));
+  testing::ScratchDir dir("speedup-" + arch);
+  auto speedup_report = speedup::shrink_and_save(*m, tiny_seq2seq_config(arch), keep, dir.path());
+  auto shrunk = models::load_model(dir.path());
+  shrunk.model->eval();
+  EXPECT_TRUE(testing::all_close(shrunk.model->forward(seq2seq_inputs(5)).at("logits"), masked, 1e-5, 1e-4)) << c.name;
+  ASSERT_EQ(speedup_report.layers.size(), 4u);  // encoder 0, 1; decoder 0, 1 (with cross-attention)
+  EXPECT_EQ(speedup_report.layers[2].name, "decoder 0");
+  EXPECT_EQ(speedup_report.layers[2].cross_heads_before, 4);
+  if (p.spec().granularity == compress::Granularity::kHead || p.spec().granularity == compress::Granularity::kNeuron ||
+      p.spec().granularity == compress::Granularity::kHidden)
+    EXPECT_LT(speedup_report.params_after, speedup_report.params_before) << c.name;
+  const auto config = io::read_json_file(dir.path() / "config.json");
+  if (p.spec().granularity == compress::Granularity::kHead) {
+    // Per-layer pruning reaches every stack; global pruning may leave one whole.
+    const bool every_stack = p.spec().scope == compress::Scope::kLayer && p.spec().metric != compress::Metric::kMovement;
+    int stacks = 0;
+    for (const char* key : {"sqz_encoder_pruned_heads", "sqz_decoder_pruned_heads", "sqz_cross_pruned_heads"}) {
+      stacks += config.contains(key);
+      if (every_stack) EXPECT_TRUE(config.contains(key)) << key << " " << config.dump();
+    }
+    EXPECT_GT(stacks, 0) << config.dump();
+    EXPECT_FALSE(speedup_report.hf_loadable);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Pruners, EncoderDecoderPrunerTest, ::testing::Combine(::testing::Values("t5", "bart"), ::testing::ValuesIn(pruner_cases())),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
+
+// A BART encoder layer whose heads are all pruned keeps zero-width projections: the block adds
+// only its output bias, in the masked model and in the shrunk one, and generation caches still work.
+TEST(EncoderDecoderSpeedup, EmptyAttentionLayerIsCutExactly) {
+  auto m = tiny_model(tiny_seq2seq_config("bart"));
+  Pruner p(spec("granularity: head\nmetric: l2\nsparsity: 0.9\nallow_empty_layers: true\ntargets: {layers: [0, 2]}"));
+  prune_with(p, *m, [](int) { return torch::Tensor(); });
+  auto in = inputs(1);
+  in.decoder_input_ids = torch::randint(3, 97, {3, 5}, torch::kLong);
+  torch::NoGradGuard g;
+  m->eval();
+  auto masked = m->forward(in).at("logits");
+  auto keep = speedup::groups_from_masks(*m);
+  EXPECT_TRUE(keep.heads[0].empty());
+  speedup::bake_masks(*m);
+  testing::ScratchDir dir("speedup-empty");
+  speedup::shrink_and_save(*m, tiny_seq2seq_config("bart"), keep, dir.path());
+  auto shrunk = models::load_model(dir.path());
+  shrunk.model->eval();
+  EXPECT_TRUE(testing::all_close(shrunk.model->forward(in).at("logits"), masked, 1e-5, 1e-4));
+  auto ids = torch::randint(4, 97, {2, 6}, torch::kLong);
+  EXPECT_TRUE(models::generate_seq2seq_greedy(*shrunk.model, ids, torch::ones_like(ids), 4)
+                  .equal(models::generate_seq2seq_greedy(*m, ids, torch::ones_like(ids), 4)));
+}
+
+// ViT: pruned heads go to HF's pruned_heads and one FFN width to intermediate_size, so the shrunk
+// model is a plain HF ViT config; its logits are the masked model's.
+TEST(VisionSpeedup, HeadsAndNeuronsAreCutExactly) {
+  const io::json config = {{"model_type", "vit"}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                           {"intermediate_size", 48}, {"image_size", 16}, {"patch_size", 4}, {"num_labels", 3},
+                           {"architectures", {"ViTForImageClassification"}}};
+  auto m = tiny_model(config);
+  models::ModelInputs in;
+  in.pixel_values = torch::randn({2, 3, 16, 16});
+  auto forward = [&](models::TransformerModel& model) {
+    torch::NoGradGuard g;
+    model.eval();
+    return model.forward(in).at("logits");
+  };
+  auto dense = forward(*m);
+  // The pruners own the masks their sites read: they live as long as the masked model is used.
+  Pruner heads(spec("granularity: head\nmetric: l2\nsparsity: 0.5"));
+  Pruner neurons(spec("granularity: neuron\nmetric: magnitude\nsparsity: 0.25"));
+  for (Pruner* p : {&heads, &neurons}) prune_with(*p, *m, [](int) { return torch::Tensor(); });
+  auto masked = forward(*m);
+  EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6);
+  auto keep = speedup::groups_from_masks(*m);
+  speedup::bake_masks(*m);
+  testing::ScratchDir dir("speedup-vit");
+  auto report = speedup::shrink_and_save(*m, config, keep, dir.path());
+  EXPECT_TRUE(report.hf_loadable);
+  const auto saved = io::read_json_file(dir.path() / "config.json");
+  EXPECT_EQ(saved["intermediate_size"], 36);
+  EXPECT_EQ(saved["pruned_heads"]["0"].size(), 2u);
+  auto shrunk = models::load_model(dir.path());
+  EXPECT_TRUE(testing::all_close(forward(*shrunk.model), masked, 1e-5, 1e-4));
+  EXPECT_EQ(shrunk.model->structure().attention[1].num_heads, 2);
+}
 
 }  // namespace
 }  // namespace sqz
