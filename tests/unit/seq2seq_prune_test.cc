@@ -1,4 +1,4 @@
-// Every pruner and SpeedUp on encoder-decoders (T5, BART); SpeedUp on ViT.
+// Every pruner and SpeedUp on encoder-decoders (T5, BART).
 #include "models/generation.h"
 #include "models/registry.h"
 #include "speedup/speedup.h"
@@ -119,40 +119,6 @@ TEST(EncoderDecoderSpeedup, EmptyAttentionLayerIsCutExactly) {
   auto ids = torch::randint(4, 97, {2, 6}, torch::kLong);
   EXPECT_TRUE(models::generate_seq2seq_greedy(*shrunk.model, ids, torch::ones_like(ids), 4)
                   .equal(models::generate_seq2seq_greedy(*m, ids, torch::ones_like(ids), 4)));
-}
-
-// ViT: pruned heads go to HF's pruned_heads and one FFN width to intermediate_size, so the shrunk
-// model is a plain HF ViT config; its logits are the masked model's.
-TEST(VisionSpeedup, HeadsAndNeuronsAreCutExactly) {
-  const io::json config = {{"model_type", "vit"}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-                           {"intermediate_size", 48}, {"image_size", 16}, {"patch_size", 4}, {"num_labels", 3},
-                           {"architectures", {"ViTForImageClassification"}}};
-  auto m = tiny_model(config);
-  models::ModelInputs in;
-  in.pixel_values = torch::randn({2, 3, 16, 16});
-  auto forward = [&](models::TransformerModel& model) {
-    torch::NoGradGuard g;
-    model.eval();
-    return model.forward(in).at("logits");
-  };
-  auto dense = forward(*m);
-  // The pruners own the masks their sites read: they live as long as the masked model is used.
-  Pruner heads(spec("granularity: head\nmetric: l2\nsparsity: 0.5"));
-  Pruner neurons(spec("granularity: neuron\nmetric: magnitude\nsparsity: 0.25"));
-  for (Pruner* p : {&heads, &neurons}) prune_with(*p, *m, [](int) { return torch::Tensor(); });
-  auto masked = forward(*m);
-  EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6);
-  auto keep = speedup::groups_from_masks(*m);
-  speedup::bake_masks(*m);
-  testing::ScratchDir dir("speedup-vit");
-  auto report = speedup::shrink_and_save(*m, config, keep, dir.path());
-  EXPECT_TRUE(report.hf_loadable);
-  const auto saved = io::read_json_file(dir.path() / "config.json");
-  EXPECT_EQ(saved["intermediate_size"], 36);
-  EXPECT_EQ(saved["pruned_heads"]["0"].size(), 2u);
-  auto shrunk = models::load_model(dir.path());
-  EXPECT_TRUE(testing::all_close(forward(*shrunk.model), masked, 1e-5, 1e-4));
-  EXPECT_EQ(shrunk.model->structure().attention[1].num_heads, 2);
 }
 
 }  // namespace
