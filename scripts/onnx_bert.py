@@ -2,11 +2,13 @@
 """Writes a Hugging Face BERT encoder (BertModel or BertForSequenceClassification: config.json +
 model.safetensors) as an ONNX graph for ONNX Runtime, the peer `sqz bench` measures against.
 
-  /usr/bin/python3 scripts/onnx_bert.py MODEL_DIR OUT.onnx [--int8]
+  /usr/bin/python3 scripts/onnx_bert.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]]
 
 --int8 writes what ONNX Runtime's dynamic quantization produces for Linear layers: activations
 quantized per call (DynamicQuantizeLinear, u8), weights int8 symmetric per output channel,
 MatMulInteger, then the scales; everything else stays fp32 — the same scheme as sqz's int8.
+--weight-bits 7 keeps weights in [-63, 63] (ONNX Runtime's reduce_range): on x86 CPUs without
+VNNI its u8 x s8 kernels add pairs of products in int16 (vpmaddubsw), which saturates at 8 bits.
 Uses Debian's python3-onnx and python3-numpy (opset 17, which has LayerNormalization).
 """
 import argparse
@@ -47,8 +49,9 @@ def read_safetensors(path):
 
 
 class Graph:
-    def __init__(self, weights, int8):
+    def __init__(self, weights, int8, weight_bits=8):
         self.w, self.int8 = weights, int8
+        self.qmax = float(2 ** (weight_bits - 1) - 1)
         self.nodes, self.inits, self.count = [], [], 0
 
     def name(self, hint):
@@ -71,8 +74,8 @@ class Graph:
         if not self.int8:
             y = self.op("MatMul", [x, self.const(w.T.copy(), "w")])
         else:
-            scale = np.maximum(np.abs(w).max(axis=1), 1e-30) / 127.0
-            q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+            scale = np.maximum(np.abs(w).max(axis=1), 1e-30) / self.qmax
+            q = np.clip(np.rint(w / scale[:, None]), -self.qmax, self.qmax).astype(np.int8)
             xq, xs, xz = self.op("DynamicQuantizeLinear", [x], outputs=3)
             acc = self.op("MatMulInteger", [xq, self.const(q.T.copy(), "wq"), xz, self.const(np.zeros(w.shape[0], np.int8), "wz")])
             y = self.op("Mul", [self.op("Cast", [acc], to=TensorProto.FLOAT), self.op("Mul", [xs, self.const(scale.astype(np.float32), "ws")])])
@@ -97,11 +100,12 @@ def gelu(g, x):  # erf GELU, HF's "gelu"
 
 
 def parse_exporter_args(doc, model_types):
-    """MODEL_DIR OUT.onnx [--int8] and the model's config.json, refused unless its model_type is one of `model_types`."""
+    """MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]] and the model's config.json, refused unless its model_type is one of `model_types`."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("model_dir")
     p.add_argument("out")
     p.add_argument("--int8", action="store_true")
+    p.add_argument("--weight-bits", type=int, choices=(7, 8), default=8, help="int8 weights' range: 8 (±127) or 7 (±63)")
     a = p.parse_args()
     cfg = json.load(open(f"{a.model_dir}/config.json"))
     if cfg.get("model_type") not in model_types:
@@ -120,7 +124,7 @@ def main():
     # Pruned models (sqz compress, SpeedUp): heads per layer follow the query rows, FFN widths the
     # weights; a narrowed hidden size keeps the head size in sqz_attention_head_size.
     hd = cfg.get("sqz_attention_head_size") or hidden // heads
-    g = Graph(w, a.int8)
+    g = Graph(w, a.int8, a.weight_bits)
 
     ids, mask, types = "input_ids", "attention_mask", "token_type_ids"
     seq_len = g.op("Gather", [g.op("Shape", [ids]), g.const(np.array([1], np.int64))])

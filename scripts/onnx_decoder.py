@@ -2,7 +2,7 @@
 """Writes a Hugging Face decoder (GPT-2, OPT or Llama causal LM: config.json + model.safetensors)
 as an ONNX graph with a KV cache for ONNX Runtime, the peer `sqz bench` measures decoders against.
 
-  /usr/bin/python3 scripts/onnx_decoder.py MODEL_DIR OUT.onnx [--int8]
+  /usr/bin/python3 scripts/onnx_decoder.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]]
 
 Inputs: input_ids [batch, new] and, per layer i, past_key_i / past_value_i [batch, kv_heads, past,
 head_dim] (past = 0 for a prompt). Outputs: logits [batch, vocab] of the last new position (what
@@ -119,7 +119,7 @@ def main():
     a, cfg = parse_exporter_args(__doc__, ("gpt2", "opt", "llama"))
     w = read_safetensors(f"{a.model_dir}/model.safetensors")
     f = Family(cfg, w, a.model_dir)
-    g = Graph(w, a.int8)
+    g = Graph(w, a.int8, a.weight_bits)
     hd, rep = f.head_dim, f.heads // f.kv_heads
 
     ids = "input_ids"

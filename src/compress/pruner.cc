@@ -45,14 +45,16 @@ const std::map<std::string, Schedule::Kind> kSchedules = {
 
 // Per-head (dim 0 of the result) sums of f(w) over a head's rows of each `rows` layer and its
 // columns of `cols`.
-torch::Tensor group_sum(const std::vector<nn::Linear>& rows, const std::vector<int64_t>& offsets, const nn::Linear& cols,
+// Importance of `groups` equal groups: the rows each holds of every `rows` Linear (`row_indices[i]`
+// lists them group by group; empty: all rows in order) and its columns of `cols`.
+torch::Tensor group_sum(const std::vector<nn::Linear>& rows, const std::vector<torch::Tensor>& row_indices, const nn::Linear& cols,
                         int64_t groups, const std::function<torch::Tensor(const torch::Tensor&)>& f) {
   torch::NoGradGuard no_grad;
   auto total = torch::zeros({groups});
-  const int64_t span = cols->in_features();  // the rows one Linear entry holds for all groups
   for (size_t i = 0; i < rows.size(); ++i) {
-    int64_t off = offsets.empty() ? 0 : offsets[i];
-    total += f(rows[i]->logical_weight().slice(0, off, off + span)).reshape({groups, -1}).sum(1);
+    auto w = rows[i]->logical_weight();
+    if (!row_indices.empty()) w = w.index_select(0, row_indices[i]);
+    total += f(w).reshape({groups, -1}).sum(1);
   }
   auto c = f(cols->logical_weight());  // [out, groups * width]
   total += c.reshape({c.size(0), groups, -1}).sum(std::vector<int64_t>{0, 2});
@@ -255,7 +257,7 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
     auto s = model.structure();
     if (s.attention.empty())
       fail_unimplemented(who, ": granularity '", granularity_name(spec_.granularity), "' needs the dependency groups of '",
-                         model.info().model_type, "', which sqz does not describe yet (bert, roberta, distilbert, gpt2, opt, llama and qwen2 have them)");
+                         model.info().model_type, "', which sqz does not describe yet");
     if (spec_.granularity == Granularity::kHidden) {
       auto g = s.hidden;
       if (g.norms.empty() || !g.norms.front()->weight.defined())
@@ -281,17 +283,16 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
                              " key/value heads); pruning its heads is not supported yet: prune FFN neurons, or quantize");
         Unit* u = new_unit(to_text("layer ", b.layer, " heads"), b.layer, {b.num_heads});
         auto rows = b.head_rows;
-        auto offsets = b.row_offsets;
         auto cols = b.head_cols;
         int64_t hd = b.head_dim, h = b.num_heads;
-        u->weight_importance = [rows, offsets, cols, h, pow_of] { return group_sum(rows, offsets, cols, h, pow_of); };
+        std::vector<torch::Tensor> row_indices;
+        for (size_t i = 0; i < rows.size(); ++i) row_indices.push_back(b.head_row_indices(i));
+        u->weight_importance = [rows, row_indices, cols, h, pow_of] { return group_sum(rows, row_indices, cols, h, pow_of); };
         for (size_t i = 0; i < rows.size(); ++i) {
-          // A fused QKV Linear gets one factor per segment, ones outside it.
-          int64_t before = b.row_offset(i), after = rows[i]->out_features() - before - h * hd;
-          site_of(rows[i]->site, name_of(rows[i])).add_factor(spec_.name, [u, hd, before, after, value_of] {
-            auto v = value_of(u).repeat_interleave(hd);
-            if (before > 0 || after > 0) v = torch::cat({torch::ones({before}), v, torch::ones({after})});
-            return v.unsqueeze(1);
+          // A fused QKV Linear gets one factor per segment, ones on the other rows.
+          const int64_t out = rows[i]->out_features();
+          site_of(rows[i]->site, name_of(rows[i])).add_factor(spec_.name, [u, hd, out, idx = row_indices[i], value_of] {
+            return torch::ones({out}).index_copy(0, idx, value_of(u).repeat_interleave(hd)).unsqueeze(1);
           });
         }
         site_of(cols->site, name_of(cols)).add_factor(spec_.name, [u, hd, value_of] { return value_of(u).repeat_interleave(hd).unsqueeze(0); });

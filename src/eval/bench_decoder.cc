@@ -151,7 +151,9 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, mo
       *timed = run_onnxruntime_decoder(ort, variant, model, prompt, o.decode_steps, o.runs, o.warmup, o.threads);
       return torch::tensor(timed->first_logits).reshape({prompt.size(0), -1});
     };
-    cases.push_back({.name = "onnxruntime-" + variant, .tolerance = variant == "fp32" ? 1e-4 : 0.2, .reference = last_logits(&model, prompt),
+    cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort.version + " (onnxruntime-node, CPU)",
+                     .precision = variant == "fp32" ? "fp32" : ort.int8_precision(), .tolerance = variant == "fp32" ? 1e-4 : 0.2,
+                     .reference = last_logits(&model, prompt),
                      .run = run, .own_timings = [timed] {
                        return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
                      }});

@@ -130,7 +130,7 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, co
       return torch::tensor(r.output).reshape({in.batch, -1});
     };
     cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort.version + " (onnxruntime-node, CPU)",
-                     .precision = variant == "fp32" ? "fp32" : "int8 dyn", .tolerance = variant == "fp32" ? 1e-4 : 0.2,
+                     .precision = variant == "fp32" ? "fp32" : ort.int8_precision(), .tolerance = variant == "fp32" ? 1e-4 : 0.2,
                      .reference = in.libtorch_reference(), .run = timed_whole(run),
                      .own_timings = [timing] { return std::vector<TimingStats>{*timing}; }});
   }

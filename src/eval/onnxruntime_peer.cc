@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/process.h"
 #include "io/json_file.h"
+#include "kernels/cpu_isa.h"
 
 namespace sqz::eval {
 
@@ -48,19 +49,24 @@ std::string onnx_exporter_for(const std::string& model_type) {
   return "";
 }
 
+std::string OnnxRuntimePeer::int8_precision() const {
+  return int8_weight_bits == 8 ? "int8 dyn" : "int8 dyn, 7-bit weights (no VNNI)";
+}
+
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded, const std::vector<std::string>& variants) {
   const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
   if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
   auto peer = std::make_unique<OnnxRuntimePeer>();
   peer->module_dir = module_dir();
   peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
+  peer->int8_weight_bits = kernels::cpu_max_isa() >= kernels::Isa::kAvx512Vnni ? 8 : 7;
   peer->work_dir = fs::temp_directory_path() / ("sqz-bench-ort-" + std::to_string(getpid()));
   fs::create_directories(peer->work_dir / "model");
   models::save_model(*loaded.model, loaded.config.value(), peer->work_dir / "model");
   for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};
-    if (variant == "int8") argv.push_back("--int8");
+    if (variant == "int8") argv.insert(argv.end(), {"--int8", "--weight-bits", std::to_string(peer->int8_weight_bits)});
     const fs::path log = peer->work_dir / "export.log";
     if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/", exporter, ") failed: ", log_tail(log));
   }
@@ -158,7 +164,8 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8
   fs::copy_file(graph, tmp, fs::copy_options::overwrite_existing);
   fs::rename(tmp, out);
   return {{"out", out.string()}, {"variant", variant}, {"bytes", fs::file_size(out)}, {"onnxruntime", version},
-          {"checked_on", "random ids [2, " + std::to_string(seq) + "]"}, {"max_rel_err", err}};
+          {"checked_on", "random ids [2, " + std::to_string(seq) + "]"}, {"max_rel_err", err},
+          {"precision", int8 ? peer->int8_precision() : "fp32"}};
 }
 
 }  // namespace sqz::eval

@@ -21,6 +21,11 @@ struct OnnxRuntimePeer {
   fs::path work_dir;    // temporary: the saved model, the .onnx files, inputs and outputs
   fs::path module_dir;  // onnxruntime-node
   std::string version;  // its package.json's
+  // int8 weights' range: 8 bits, or 7 on x86 CPUs without VNNI, where ONNX Runtime's u8 x s8
+  // kernels (vpmaddubsw) add pairs of products in saturating int16 — its reduce_range.
+  int int8_weight_bits = 8;
+  // "int8 dyn", with the weight range when it is 7 bits.
+  std::string int8_precision() const;
   ~OnnxRuntimePeer();
 };
 

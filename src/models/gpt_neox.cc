@@ -18,6 +18,7 @@ struct NeoxConfig {
   bool parallel_residual, bias, tie;
   std::optional<int64_t> pad, bos, eos;
   torch::Tensor inv_freq;  // [rotary_dims / 2]
+  LayerShapes shapes;      // heads and FFN width per layer (after structured pruning)
 
   static NeoxConfig parse(const io::JsonFields& j) {
     NeoxConfig c;
@@ -26,8 +27,8 @@ struct NeoxConfig {
     c.intermediate = j.get_positive_int("intermediate_size", 24576);
     c.layers = j.get_positive_int("num_hidden_layers", 44);
     c.heads = j.get_positive_int("num_attention_heads", 64);
-    if (c.hidden % c.heads != 0) j.fail_field("num_attention_heads", to_text("a divisor of hidden_size (", c.hidden, ")"));
-    c.head_dim = c.hidden / c.heads;
+    c.head_dim = config_head_dim(j, "hidden_size", c.hidden, "num_attention_heads", c.heads);
+    c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.intermediate);
     const double pct = j.get_float("rotary_pct", 0.25);
     if (!(pct > 0.0 && pct <= 1.0)) j.fail_field("rotary_pct", "a fraction in (0, 1]");
     c.rotary_dims = static_cast<int64_t>(static_cast<double>(c.head_dim) * pct);  // HF: int(head_size * rotary_pct)
@@ -49,8 +50,6 @@ struct NeoxConfig {
     c.num_labels = config_num_labels(j);
     if (j.has("rope_scaling") && !j.value()["rope_scaling"].is_null())
       fail_unimplemented(j.source(), ": field 'rope_scaling' is not supported for gpt_neox");
-    if (j.has("pruned_heads") || j.has("sqz_intermediate_sizes"))
-      fail_unimplemented(j.source(), ": structurally pruned gpt_neox models are not supported");
     auto dims = torch::arange(0, c.rotary_dims, 2, torch::kLong).to(torch::kFloat32) / static_cast<double>(c.rotary_dims);
     c.inv_freq = 1.0 / torch::pow(torch::tensor(c.rotary_base, torch::kFloat32), dims);
     return c;
@@ -59,15 +58,16 @@ struct NeoxConfig {
 
 class NeoxLayerImpl : public torch::nn::Module {
  public:
-  NeoxLayerImpl(const NeoxConfig& c, int64_t index) : c_(c), index_(index) {
+  NeoxLayerImpl(const NeoxConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c), index_(index) {
+    const int64_t width = num_heads * c.head_dim, ffn = c.shapes.ffn[index];
     input_layernorm = register_module("input_layernorm", nn::LayerNorm(c.hidden, c.eps));
     post_attention_layernorm = register_module("post_attention_layernorm", nn::LayerNorm(c.hidden, c.eps));
     auto attn = register_module("attention", std::make_shared<torch::nn::Module>());
-    query_key_value = attn->register_module("query_key_value", nn::Linear(nn::LinearOptions{c.hidden, 3 * c.hidden, c.bias}));
-    dense = attn->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden, c.hidden, c.bias}));
+    query_key_value = attn->register_module("query_key_value", nn::Linear(nn::LinearOptions{c.hidden, 3 * width, c.bias}));
+    dense = attn->register_module("dense", nn::Linear(nn::LinearOptions{width, c.hidden, c.bias}));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    dense_h_to_4h = mlp->register_module("dense_h_to_4h", nn::Linear(nn::LinearOptions{c.hidden, c.intermediate, true}));
-    dense_4h_to_h = mlp->register_module("dense_4h_to_h", nn::Linear(nn::LinearOptions{c.intermediate, c.hidden, true}));
+    dense_h_to_4h = mlp->register_module("dense_h_to_4h", nn::Linear(nn::LinearOptions{c.hidden, ffn, true}));
+    dense_4h_to_h = mlp->register_module("dense_4h_to_h", nn::Linear(nn::LinearOptions{ffn, c.hidden, true}));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
   }
 
@@ -84,13 +84,14 @@ class NeoxLayerImpl : public torch::nn::Module {
 
   nn::LayerNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   nn::Linear query_key_value{nullptr}, dense{nullptr}, dense_h_to_4h{nullptr}, dense_4h_to_h{nullptr};
+  int64_t num_heads;
 
  private:
   // q, k and v of each head are adjacent rows of query_key_value: [B, T, heads, 3 * head_size].
   torch::Tensor attention(const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin, const torch::Tensor& allowed,
                           KVCache* cache, torch::Tensor* probs) {
     const int64_t b = h.size(0), t = h.size(1), hs = c_.head_dim, rd = c_.rotary_dims;
-    auto qkv = query_key_value(h).view({b, t, c_.heads, 3 * hs}).permute({0, 2, 1, 3});
+    auto qkv = query_key_value(h).view({b, t, num_heads, 3 * hs}).permute({0, 2, 1, 3});
     auto q = qkv.slice(-1, 0, hs), k = qkv.slice(-1, hs, 2 * hs), v = qkv.slice(-1, 2 * hs, 3 * hs);
     auto rotate = [&](const torch::Tensor& x) {
       return torch::cat({nn::apply_rotary(x.slice(-1, 0, rd), cos, sin), x.slice(-1, rd, hs)}, -1);
@@ -130,6 +131,33 @@ class NeoxModel : public TransformerModel {
   }
 
   torch::Tensor rotary_inv_freq() const override { return c_.inv_freq; }
+
+  // A head is its three adjacent row blocks of query_key_value (q, k, v: a stride of 3 * head_size
+  // from head to head) and its columns of dense. Pre-LN: each LayerNorm feeds only its sublayer's
+  // Linears (smoothable); the residual stream runs from embed_in through every block to the head.
+  ModelStructure structure() override {
+    ModelStructure s;
+    const int64_t hs = c_.head_dim;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      auto& l = layers[i];
+      const int64_t layer = static_cast<int64_t>(i);
+      s.attention.push_back({layer, l->num_heads, hs, {l->query_key_value, l->query_key_value, l->query_key_value}, {0, hs, 2 * hs},
+                             l->dense});
+      s.attention.back().row_stride = 3 * hs;
+      s.ffn.push_back({layer, {l->dense_h_to_4h}, l->dense_4h_to_h});
+      s.hidden.norms.insert(s.hidden.norms.end(), {l->input_layernorm, l->post_attention_layernorm});
+      s.hidden.readers.insert(s.hidden.readers.end(), {l->query_key_value, l->dense_h_to_4h});
+      s.hidden.writers.insert(s.hidden.writers.end(), {l->dense, l->dense_4h_to_h});
+      s.smoothable.push_back({l->input_layernorm->weight, l->input_layernorm->bias, {l->query_key_value}});
+      s.smoothable.push_back({l->post_attention_layernorm->weight, l->post_attention_layernorm->bias, {l->dense_h_to_4h}});
+    }
+    s.hidden.embeddings.push_back(embed_in);
+    s.hidden.norms.push_back(final_layer_norm);
+    for (auto lin : {embed_out, score})
+      if (lin) s.hidden.readers.push_back(lin);
+    s.shape_keys = {{{"", "intermediate_size"}}, "hidden_size", /*hf_pruned_heads=*/false};
+    return s;
+  }
 
   ModelOutputs forward(const ModelInputs& in) override {
     ModelOutputs out;

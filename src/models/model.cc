@@ -42,6 +42,12 @@ const torch::Tensor& ModelOutputs::at(const std::string& name) const {
   return it->second;
 }
 
+torch::Tensor AttentionBlock::head_row_indices(size_t i) const {
+  const int64_t stride = row_stride > 0 ? row_stride : head_dim;
+  auto starts = torch::arange(num_heads, torch::kLong) * stride + row_offset(i);
+  return (starts.unsqueeze(1) + torch::arange(head_dim, torch::kLong).unsqueeze(0)).reshape({-1});
+}
+
 std::vector<nn::Linear> ModelStructure::block_linears() const {
   std::vector<nn::Linear> out;
   std::set<const void*> seen;

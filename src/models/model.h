@@ -96,7 +96,12 @@ struct AttentionBlock {
   int64_t kv_heads = 0;
   std::string stack;
   int64_t stack_layer = -1;  // -1: same as `layer`
+  // Rows from one head to the next within an entry: head_dim when each segment holds its heads
+  // side by side (GPT-2's [q|k|v, heads, d]); 3 * head_dim for GPT-NeoX's [heads, q|k|v, d].
+  int64_t row_stride = 0;  // 0 = head_dim
   int64_t row_offset(size_t i) const { return row_offsets.empty() ? 0 : row_offsets[i]; }
+  // The rows of head_rows[i] that hold the heads, head by head: [num_heads * head_dim].
+  torch::Tensor head_row_indices(size_t i) const;
   bool grouped_query() const { return kv_heads > 0 && kv_heads != num_heads; }
   int64_t index_in_stack() const { return stack_layer < 0 ? layer : stack_layer; }
 };

@@ -68,8 +68,7 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
       // bias: a group pruned by halves, which cannot be cut out exactly.
       std::vector<bool> rows_gone(b.num_heads, true);
       for (size_t i = 0; i < b.head_rows.size(); ++i) {
-        int64_t off = b.row_offset(i);
-        auto gone = groups_all_zero(mask_of(b.head_rows[i]).slice(0, off, off + b.num_heads * b.head_dim), 0, b.num_heads);
+        auto gone = groups_all_zero(mask_of(b.head_rows[i]).index_select(0, b.head_row_indices(i)), 0, b.num_heads);
         for (int64_t h = 0; h < b.num_heads; ++h) rows_gone[h] = rows_gone[h] && gone[h];
       }
       for (int64_t h = 0; h < b.num_heads; ++h)
@@ -208,7 +207,7 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     // Rows per Linear: a fused QKV Linear keeps its heads' rows in each of its segments.
     std::vector<std::pair<nn::Linear, std::vector<torch::Tensor>>> row_sets;
     for (size_t i = 0; i < b.head_rows.size(); ++i) {
-      auto idx = expand_groups(kh, b.head_dim) + b.row_offset(i);
+      auto idx = b.head_row_indices(i).view({b.num_heads, b.head_dim}).index_select(0, torch::tensor(kh, torch::kLong)).reshape({-1});
       auto it = std::find_if(row_sets.begin(), row_sets.end(), [&](const auto& p) { return p.first.get() == b.head_rows[i].get(); });
       if (it == row_sets.end()) row_sets.push_back({b.head_rows[i], {idx}});
       else it->second.push_back(idx);
@@ -216,7 +215,8 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     if (b.grouped_query() && static_cast<int64_t>(kh.size()) != b.num_heads)
       fail_invalid("speedup: layer ", b.layer, ": grouped-query attention keeps all ", b.num_heads, " heads, not ", kh.size());
     if (!b.grouped_query()) {
-      for (const auto& [lin, parts] : row_sets) select(lin, true, torch::cat(parts));
+      // Ascending rows keep the layout: [q|k|v, heads, d] (GPT-2) and [heads, q|k|v, d] (GPT-NeoX) alike.
+      for (const auto& [lin, parts] : row_sets) select(lin, true, std::get<0>(torch::sort(torch::cat(parts))));
       select(b.head_cols, false, expand_groups(kh, b.head_dim));
     }
     const std::string key = models::stack_config_key(models::ShapeKey::kPrunedHeads, b.stack);

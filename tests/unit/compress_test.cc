@@ -148,7 +148,7 @@ TEST(PrunerGqa, LlamaGroupedQueryPrunesNeuronsAndRefusesHeads) {
   EXPECT_EQ(report.layers[0].heads_after, 4);
 }
 
-INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "distilbert", "gpt2", "opt", "llama", "qwen2"), ::testing::ValuesIn(pruner_cases())),
+INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "distilbert", "gpt2", "opt", "llama", "qwen2", "gpt_neox"), ::testing::ValuesIn(pruner_cases())),
                          [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
 
 // Hidden dimensions run through every head type's layers: MLM transform, RoBERTa's classifier.

@@ -51,6 +51,10 @@ inline io::json arch_config(const std::string& arch) {
     c["architectures"] = {"Qwen2ForSequenceClassification"};
     return c;
   }
+  if (arch == "gpt_neox")  // per-head fused QKV, partial rotary, parallel residual
+    return {{"model_type", "gpt_neox"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 48}, {"num_hidden_layers", 2},
+            {"num_attention_heads", 4}, {"rotary_pct", 0.5}, {"max_position_embeddings", 40}, {"pad_token_id", 0}, {"num_labels", 3},
+            {"architectures", {"GPTNeoXForSequenceClassification"}}};
   if (arch == "distilbert")
     return {{"model_type", "distilbert"}, {"vocab_size", 97}, {"dim", 32}, {"n_layers", 2}, {"n_heads", 4}, {"hidden_dim", 48},
             {"max_position_embeddings", 40}, {"num_labels", 3}, {"architectures", {"DistilBertForSequenceClassification"}}};
