@@ -43,6 +43,7 @@ void run_eval(const EvalArgs& a) {
     // An export runs as it was exported (int8, and 2:4 when its sparsity config says so) unless told otherwise.
     engine = std::make_shared<runtime::Engine>(packed ? runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention)
                                                       : runtime::build_engine(*loaded, a.precision, a.threads, a.int8_attention));
+    engine->require_text("eval");
     const bool lm = data::find_task(a.task).kind == data::TaskKind::kLanguageModel;
     if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
     if (engine->decoder && lm) o.lm_logits = [engine](const data::Batch& b) { return runtime::prefill_logits(*engine->decoder, b.input_ids, b.attention_mask); };

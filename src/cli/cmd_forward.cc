@@ -21,11 +21,25 @@ struct ForwardArgs {
   std::string engine, precision;
 };
 
-// The runtime engine's outputs under HF names: BERT last_hidden_state (+ logits), decoder logits.
+// The encoder engines' outputs under HF names: last_hidden_state (+ logits).
+std::map<std::string, torch::Tensor> encoder_outputs(runtime::EncoderOutputs& r) {
+  std::map<std::string, torch::Tensor> out;
+  out["last_hidden_state"] = torch::from_blob(r.last_hidden_state.data(), {r.batch, r.seq, r.hidden}, torch::kFloat32).clone();
+  if (!r.logits.empty()) out["logits"] = torch::from_blob(r.logits.data(), {r.batch, r.num_labels}, torch::kFloat32).clone();
+  return out;
+}
+
+// The runtime engine's outputs under HF names: BERT and ViT last_hidden_state (+ logits), decoder logits.
 std::map<std::string, torch::Tensor> runtime_forward(const runtime::Engine& engine, const models::ModelInputs& in,
                                                      const ForwardArgs& a, const fs::path& in_dir) {
   if (a.hidden_states || a.attentions) fail_invalid("forward: --engine runtime writes final outputs only (no --hidden-states/--attentions)");
   if (in.position_ids.defined()) fail_invalid((in_dir / "position_ids.npy").string(), ": --engine runtime uses default positions");
+  if (engine.vision) {
+    if (!in.pixel_values.defined()) fail_not_found((in_dir / "pixel_values.npy").string(), ": the ViT engine needs pixel_values.npy or images.npy");
+    auto r = engine.vision->forward(in.pixel_values);
+    return encoder_outputs(r);
+  }
+  if (in.pixel_values.defined()) fail_invalid(in_dir.string(), ": pixel values given to a text model");
   auto ids = in.input_ids.contiguous();
   const int64_t batch = ids.size(0), seq = ids.size(1);
   std::map<std::string, torch::Tensor> out;
@@ -42,9 +56,7 @@ std::map<std::string, torch::Tensor> runtime_forward(const runtime::Engine& engi
   auto types = in.token_type_ids.defined() ? in.token_type_ids.contiguous() : torch::Tensor();
   auto r = engine.encoder->forward(ids.data_ptr<int64_t>(), mask.defined() ? mask.data_ptr<int64_t>() : nullptr,
                                    types.defined() ? types.data_ptr<int64_t>() : nullptr, batch, seq);
-  out["last_hidden_state"] = torch::from_blob(r.last_hidden_state.data(), {batch, seq, r.hidden}, torch::kFloat32).clone();
-  if (!r.logits.empty()) out["logits"] = torch::from_blob(r.logits.data(), {batch, r.num_labels}, torch::kFloat32).clone();
-  return out;
+  return encoder_outputs(r);
 }
 
 torch::Tensor read_index_input(const fs::path& file) {
@@ -112,13 +124,14 @@ void run_forward(const ForwardArgs& a) {
   models::ModelOutputs out;
   if (runtime::is_runtime_dir(a.model_dir)) {
     if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
-    if (in.decoder_input_ids.defined() || pixels)
-      fail_unimplemented(in_dir.string(), ": the runtime engine runs no encoder-decoder or vision model yet");
+    if (in.decoder_input_ids.defined()) fail_unimplemented(in_dir.string(), ": the runtime engine runs no encoder-decoder model yet");
     auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
-    models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
-    info.vocab_size = packed.vocab_size();
-    info.max_positions = packed.max_positions();
-    models::validate_inputs(info, in, in_dir.string());  // the errors name the array
+    if (!packed.vision) {
+      models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
+      info.vocab_size = packed.vocab_size();
+      info.max_positions = packed.max_positions();
+      models::validate_inputs(info, in, in_dir.string());  // the errors name the array
+    }
     out.tensors = runtime_forward(packed, in, a, in_dir);
   } else {
     auto loaded = quant::load_any_model(a.model_dir, [&] { models::LoadOptions o; o.head = a.head; return o; }());

@@ -31,6 +31,7 @@ struct GenerateArgs {
 std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
   if (a.options.sample || a.beams.num_beams > 1)
     fail_invalid("generate: --engine runtime decodes greedily; drop --sample/--num-beams or use --engine libtorch");
+  engine.require_text("generate");
   if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama)");
   const auto& decoder = *engine.decoder;
   const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));

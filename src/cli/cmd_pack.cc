@@ -23,7 +23,7 @@ struct PackArgs {
 // What the commands read besides the weights: the config (labels, special token ids) and the tokenizer.
 constexpr const char* kCopiedFiles[] = {"config.json",     "generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                         "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt",
-                                        "spiece.model",    "tokenizer.model"};
+                                        "spiece.model",    "tokenizer.model",        "preprocessor_config.json"};
 
 void run_pack(const PackArgs& a) {
   apply_threads(a.threads);
@@ -35,7 +35,7 @@ void run_pack(const PackArgs& a) {
   const double pack_s = seconds_since(t0);
   StagingDir staging(a.out, a.overwrite);
   runtime::RuntimeDirWriter writer;
-  auto manifest = engine.encoder ? engine.encoder->save(writer) : engine.decoder->save(writer);
+  auto manifest = engine.encoder ? engine.encoder->save(writer) : engine.decoder ? engine.decoder->save(writer) : engine.vision->save(writer);
   if (engine.bos_token_id) manifest["bos_token_id"] = *engine.bos_token_id;
   if (engine.eos_token_id) manifest["eos_token_id"] = *engine.eos_token_id;
   manifest["source"] = {{"model_dir", a.model_dir},

@@ -167,6 +167,7 @@ io::json bench_packed(const BenchOptions& o, runtime::Engine& engine) {
                     (o.task.empty() ? "; --task scores it on a split" : "; its --task score is the check");
   const int saved_threads = torch::get_num_threads();
   set_torch_threads(o.threads);
+  engine.require_text("bench");
   result = engine.decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
                           : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
   set_torch_threads(saved_threads);

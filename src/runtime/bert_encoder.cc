@@ -15,11 +15,6 @@ struct BertEncoder::Layer {
   std::vector<float> attn_gamma, attn_beta, ffn_gamma, ffn_beta;
 };
 
-namespace {
-
-
-}  // namespace
-
 BertEncoder::~BertEncoder() = default;
 
 BertEncoder::BertEncoder(const models::LoadedModel& loaded, const EngineOptions& options) : options_(options) {
@@ -189,66 +184,16 @@ EncoderOutputs BertEncoder::forward(const int64_t* ids, const int64_t* mask, con
     kernels::layer_norm_rows(x.data(), m, h, h, emb_gamma_.data(), emb_beta_.data(), eps_, x.data(), h);
   }
 
-  // Activations reused across forwards (per calling thread): fresh multi-MB vectors each call
-  // cost page faults and zero-fills. Plain references, so that the kernels' worker threads see
-  // the caller's buffers, not their own thread_local ones.
-  thread_local std::vector<float> scratch[4];
-  std::vector<float>& qkv = scratch[0];
-  std::vector<float>& ctx = scratch[1];
-  std::vector<float>& attn = scratch[2];
-  std::vector<float>& inner = scratch[3];
-  thread_local kernels::QuantizedRows inner_codes_scratch;  // the int8 FFN's inner rows (requantized)
-  kernels::QuantizedRows& inner_codes = inner_codes_scratch;
+  thread_local std::vector<float> attn_scratch;  // see encoder_self_attention
+  std::vector<float>& attn = attn_scratch;
   attn.resize(static_cast<size_t>(m * h));
-  const auto attend = options_.int8_attention ? attend_head_int8 : attend_head;
   for (const auto& layer : layers_) {
-    const BlockOps& ops = layer->ops;
-    if (ops.heads == 0) {
-      ScopedOpTimer timer(profile_, "attention output (no heads)");
-      for (int64_t t = 0; t < m; ++t)
-        for (int64_t d = 0; d < h; ++d) attn[t * h + d] = x[t * h + d] + ops.attn_bias_only[d];
-    } else {
-      const int64_t a = ops.heads * ops.head_dim, hd = ops.head_dim;
-      qkv.resize(static_cast<size_t>(m * 3 * a));
-      ctx.resize(static_cast<size_t>(m * a));
-      {
-        ScopedOpTimer t(profile_, "Q/K/V Linear");
-        ops.qkv.forward(x.data(), m, h, qkv.data(), 3 * a);
-      }
-      {
-        ScopedOpTimer t(profile_, "attention (softmax(QK^T)V)");
-        kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
-          for (int64_t task = begin; task < end; ++task) {
-            const int64_t b = task / ops.heads, head = task % ops.heads;
-            const float* q = qkv.data() + b * seq * 3 * a + head * hd;
-            attend(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
-                   ctx.data() + b * seq * a + head * hd, a);
-          }
-        });
-      }
-      ScopedOpTimer t(profile_, "attention output Linear + residual");
-      ops.attn_out.forward(ctx.data(), m, a, attn.data(), h, x.data(), h);
-    }
+    encoder_self_attention(layer->ops, x.data(), batch, seq, h, mask, options_.int8_attention, x.data(), attn.data(), profile_);
     {
       ScopedOpTimer t(profile_, "LayerNorm");
       kernels::layer_norm_rows(attn.data(), m, h, h, layer->attn_gamma.data(), layer->attn_beta.data(), eps_, attn.data(), h);
     }
-    const bool requantize = ops.ffn_requantizes();
-    if (!requantize) inner.resize(static_cast<size_t>(m * ops.ffn));
-    {
-      ScopedOpTimer t(profile_, "FFN input Linear + GELU");
-      if (requantize)
-        ops.ffn_in.forward_requantize(attn.data(), m, h, inner_codes, kernels::Activation::kGelu);
-      else
-        ops.ffn_in.forward(attn.data(), m, h, inner.data(), ops.ffn, nullptr, 0, kernels::Activation::kGelu);
-    }
-    {
-      ScopedOpTimer t(profile_, "FFN output Linear + residual");
-      if (requantize)
-        ops.ffn_out.forward_quantized(inner_codes, x.data(), h, attn.data(), h);
-      else
-        ops.ffn_out.forward(inner.data(), m, ops.ffn, x.data(), h, attn.data(), h);
-    }
+    encoder_ffn(layer->ops, attn.data(), m, h, kernels::Activation::kGelu, attn.data(), x.data(), profile_);
     ScopedOpTimer t(profile_, "LayerNorm");
     kernels::layer_norm_rows(x.data(), m, h, h, layer->ffn_gamma.data(), layer->ffn_beta.data(), eps_, x.data(), h);
   }

@@ -8,6 +8,7 @@
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
+#include "kernels/parallel.h"
 #include "kernels/quant_math.h"
 #include "kernels/quantize/quantize_rows.h"
 #include "runtime/runtime_dir.h"
@@ -185,6 +186,67 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
   kernels::softmax_rows(scores.data(), rows, keys, keys);
   kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
+}
+
+void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, int64_t seq, int64_t hidden, const int64_t* mask,
+                            bool int8_attention, const float* residual, float* y, OpProfile* profile) {
+  const int64_t m = batch * seq, h = hidden;
+  if (ops.heads == 0) {
+    ScopedOpTimer timer(profile, "attention output (no heads)");
+    for (int64_t t = 0; t < m; ++t)
+      for (int64_t d = 0; d < h; ++d) y[t * h + d] = residual[t * h + d] + ops.attn_bias_only[d];
+    return;
+  }
+  // Activations reused across forwards (per calling thread): fresh multi-MB vectors each call
+  // cost page faults and zero-fills. Plain references, so that the kernels' worker threads see
+  // the caller's buffers, not their own thread_local ones.
+  thread_local std::vector<float> qkv_scratch, ctx_scratch;
+  std::vector<float>& qkv = qkv_scratch;
+  std::vector<float>& ctx = ctx_scratch;
+  const int64_t a = ops.heads * ops.head_dim, hd = ops.head_dim;
+  qkv.resize(static_cast<size_t>(m * 3 * a));
+  ctx.resize(static_cast<size_t>(m * a));
+  {
+    ScopedOpTimer t(profile, "Q/K/V Linear");
+    ops.qkv.forward(x, m, h, qkv.data(), 3 * a);
+  }
+  {
+    ScopedOpTimer t(profile, "attention (softmax(QK^T)V)");
+    const auto attend = int8_attention ? attend_head_int8 : attend_head;
+    kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t b = task / ops.heads, head = task % ops.heads;
+        const float* q = qkv.data() + b * seq * 3 * a + head * hd;
+        attend(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
+               ctx.data() + b * seq * a + head * hd, a);
+      }
+    });
+  }
+  ScopedOpTimer t(profile, "attention output Linear + residual");
+  ops.attn_out.forward(ctx.data(), m, a, y, h, residual, h);
+}
+
+void encoder_ffn(const BlockOps& ops, const float* x, int64_t m, int64_t hidden, kernels::Activation activation, const float* residual,
+                 float* y, OpProfile* profile) {
+  thread_local std::vector<float> inner_scratch;
+  thread_local kernels::QuantizedRows inner_codes_scratch;  // the int8 FFN's inner rows (requantized)
+  std::vector<float>& inner = inner_scratch;
+  kernels::QuantizedRows& inner_codes = inner_codes_scratch;
+  const int64_t h = hidden;
+  const bool requantize = ops.ffn_requantizes();
+  if (!requantize) inner.resize(static_cast<size_t>(m * ops.ffn));
+  {
+    ScopedOpTimer t(profile, activation == kernels::Activation::kGelu ? "FFN input Linear + GELU" : "FFN input Linear + activation");
+    if (requantize)
+      ops.ffn_in.forward_requantize(x, m, h, inner_codes, activation);
+    else
+      ops.ffn_in.forward(x, m, h, inner.data(), ops.ffn, nullptr, 0, activation);
+  }
+  ScopedOpTimer t(profile, "FFN output Linear + residual");
+  if (requantize)
+    ops.ffn_out.forward_quantized(inner_codes, y, h, residual, h);
+  else
+    ops.ffn_out.forward(inner.data(), m, ops.ffn, y, h, residual, h);
 }
 
 }  // namespace sqz::runtime

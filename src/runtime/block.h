@@ -7,6 +7,7 @@
 
 #include "models/model.h"
 #include "runtime/linear_op.h"
+#include "runtime/op_profile.h"
 
 namespace sqz::runtime {
 
@@ -60,5 +61,15 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
 // softmax stays fp32. EngineOptions::int8_attention selects it.
 void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
                       int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
+
+// The two halves of an encoder block, for post-LN (BERT) and pre-LN (ViT) engines alike; x and
+// residual are [batch * seq, hidden], y must not alias x. Each op's time goes to `profile`.
+// y = attention(x) + residual: the fused Q/K/V GEMM, every (sequence, head) pair in parallel
+// (mask: [batch, seq], 0 = padding, nullable), then the output Linear with the residual added.
+void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, int64_t seq, int64_t hidden, const int64_t* mask,
+                            bool int8_attention, const float* residual, float* y, OpProfile* profile);
+// y = ffn_out(act(ffn_in(x))) + residual; int8 FFNs pass the inner rows as u8 codes.
+void encoder_ffn(const BlockOps& ops, const float* x, int64_t m, int64_t hidden, kernels::Activation activation, const float* residual,
+                 float* y, OpProfile* profile);
 
 }  // namespace sqz::runtime

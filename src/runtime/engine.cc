@@ -9,6 +9,20 @@ std::string Engine::name() const {
   return std::string("runtime ") + precision_name(precision()) + (options().int8_attention ? " + int8 attention" : "");
 }
 
+void Engine::require_text(const std::string& who) const {
+  if (vision) fail_unimplemented(who, ": the runtime's ViT engine runs in sqz forward and sqz pack; this command takes text models");
+}
+
+int64_t Engine::vocab_size() const {
+  require_text("vocab_size");
+  return encoder ? encoder->vocab_size() : decoder->vocab_size();
+}
+
+int64_t Engine::max_positions() const {
+  require_text("max_positions");
+  return encoder ? encoder->max_positions() : decoder->max_positions();
+}
+
 Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads, bool int8_attention) {
   EngineOptions options{resolve_precision(precision, loaded.config.value()), threads};
   options.int8_attention = int8_attention;
@@ -17,6 +31,8 @@ Engine build_engine(const models::LoadedModel& loaded, const std::string& precis
   e.eos_token_id = loaded.model->info().eos_token_id;
   if (loaded.model->info().is_decoder)
     e.decoder = std::make_unique<Decoder>(loaded, options);
+  else if (loaded.model->info().model_type == "vit")
+    e.vision = std::make_unique<VitEncoder>(loaded, options);
   else
     e.encoder = std::make_unique<BertEncoder>(loaded, options);
   return e;
@@ -38,8 +54,10 @@ Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int t
     e.decoder = std::make_unique<Decoder>(reader, options);
   else if (kind == "bert-encoder")
     e.encoder = std::make_unique<BertEncoder>(reader, options);
+  else if (kind == "vit-encoder")
+    e.vision = std::make_unique<VitEncoder>(reader, options);
   else
-    reader.manifest().fail_field("engine", "'bert-encoder' or 'decoder'");
+    reader.manifest().fail_field("engine", "'bert-encoder', 'decoder' or 'vit-encoder'");
   return e;
 }
 

@@ -1,5 +1,5 @@
 // Which engine runs a model: the encoder for BERT-family classifiers and encoders, the decoder for
-// causal LMs. One place builds either from a model dir (packing its weights now) or loads it from
+// causal LMs, the ViT encoder for images. One place builds either from a model dir (packing its weights now) or loads it from
 // a runtime dir (as `sqz pack` packed it), for the commands that take --engine runtime.
 #pragma once
 #include <memory>
@@ -7,19 +7,23 @@
 
 #include "runtime/bert_encoder.h"
 #include "runtime/decoder.h"
+#include "runtime/vit_encoder.h"
 
 namespace sqz::runtime {
 
 struct Engine {
-  std::unique_ptr<BertEncoder> encoder;  // exactly one of the two is set
+  std::unique_ptr<BertEncoder> encoder;  // exactly one of the three is set
   std::unique_ptr<Decoder> decoder;
+  std::unique_ptr<VitEncoder> vision;
   std::optional<int64_t> bos_token_id, eos_token_id;  // as the model's family reads its config
-  const EngineOptions& options() const { return encoder ? encoder->options() : decoder->options(); }
+  const EngineOptions& options() const { return encoder ? encoder->options() : decoder ? decoder->options() : vision->options(); }
   Precision precision() const { return options().precision; }
   // How reports name it: "runtime int8", "runtime int8 + int8 attention".
   std::string name() const;
-  int64_t vocab_size() const { return encoder ? encoder->vocab_size() : decoder->vocab_size(); }
-  int64_t max_positions() const { return encoder ? encoder->max_positions() : decoder->max_positions(); }
+  // Text engines only (a ViT engine is refused, naming `who`).
+  int64_t vocab_size() const;
+  int64_t max_positions() const;
+  void require_text(const std::string& who) const;
 };
 
 // From a loaded model dir: `precision` as --precision takes it (empty = what the dir declares).

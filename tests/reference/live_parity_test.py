@@ -325,13 +325,26 @@ def check_vision(tmp, seeds):
                 worst = max(worst, float(np.abs(outs["hidden_states"][i] - h.numpy()).max()))
             assert worst <= TOL, f"{name} (seed {seed}): max |sqz - transformers| = {worst:.3g} > {TOL}"
             lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g}")
+            if c.hidden_act == "gelu":  # the runtime's ViT engine (erf GELU), from the model dir and packed
+                packed = os.path.join(tmp, "vit-packed")
+                sqz("pack", d, "--precision", "fp32", "--out", packed, "--overwrite")
+                for where in (d, packed):
+                    got = sqz_forward(where, tmp, "--engine", "runtime", pixel_values=pixels)
+                    rt = 0.0
+                    for key in ("logits", "last_hidden_state"):
+                        if getattr(ref, key, None) is not None:
+                            want = getattr(ref, key).numpy()
+                            rt = max(rt, float(np.abs(got[key] - want).max() / np.abs(want).max()))
+                    assert rt <= TOL, f"{name} (seed {seed}): runtime engine ({where}) relative error {rt:.3g} > {TOL}"
+                lines.append(f"ok {name} (seed {seed}): runtime engine fp32 (model dir and packed) within {rt:.2g} relative")
     return lines
 
 
 def check_image_processor(tmp, seeds):
     """Raw uint8 images through `sqz forward` (images.npy + the dir's preprocessor_config.json): the
     pixel values must equal ViTImageProcessor's (Pillow's resize included) and the logits those of
-    the model on them. Also a ViT whose heads transformers pruned (config.pruned_heads)."""
+    the model on them, on libtorch and (bilinear) on the runtime engine. Also a ViT whose heads
+    transformers pruned (config.pruned_heads)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
     lines = []
     processors = [("bilinear 32x32, mean/std 0.5", dict(size={"height": 32, "width": 32})),
@@ -366,6 +379,10 @@ def check_image_processor(tmp, seeds):
                     ref = model(pixel_values=torch.from_numpy(want)).logits.numpy()
                 worst = float(np.abs(outs["logits"] - ref).max())
                 assert worst <= TOL, f"{name} {shape} (seed {seed}): max |logit diff| {worst:.3g} > {TOL}"
+                if name.startswith("bilinear"):  # the runtime's ViT engine on the same images, a head-pruned model
+                    rt = sqz_forward(d, tmp, "--engine", "runtime", images=images)["logits"]
+                    rt_err = float(np.abs(rt - ref).max() / np.abs(ref).max())
+                    assert rt_err <= TOL, f"{name} {shape} (seed {seed}): runtime engine relative logit error {rt_err:.3g} > {TOL}"
                 pixel_worst, logit_worst = max(pixel_worst, pixel_diff), max(logit_worst, worst)
             lines.append(f"ok image processor {name} (seed {seed}): max |pixel diff| {pixel_worst:.2g} to ViTImageProcessor, "
                          f"max |logit diff| {logit_worst:.2g} on a head-pruned ViT")

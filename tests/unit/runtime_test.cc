@@ -14,11 +14,15 @@
 #include "runtime/block.h"
 #include "runtime/engine.h"
 #include "runtime/runtime_dir.h"
+#include "unit/runtime_reference.h"
 #include "unit/test_util.h"
 #include "unit/tiny_models.h"
 
 namespace sqz {
 namespace {
+
+using testing::fake_quantize_like_engine;
+using testing::relative_error;
 
 // HF's init zeroes every bias, which would hide Qwen2's q/k/v biases if the engine dropped them:
 // a Qwen2 model gets random ones the first time it is loaded.
@@ -28,13 +32,6 @@ models::LoadedModel loaded(std::shared_ptr<models::TransformerModel> model, cons
     for (auto& p : model->named_parameters())
       if (p.key().find("_proj.bias") != std::string::npos && p.value().abs().max().item<double>() == 0.0) p.value().normal_(0.0, 0.05);
   return {std::move(model), io::JsonFields(config, "test config"), {}};
-}
-
-// max |a - b| / max |b|
-double relative_error(const std::vector<float>& got, const torch::Tensor& want) {
-  auto w = want.contiguous().to(torch::kFloat32);
-  auto g = torch::from_blob(const_cast<float*>(got.data()), w.sizes(), torch::kFloat32);
-  return ((g - w).abs().max() / w.abs().max()).item<double>();
 }
 
 struct Compared {
@@ -108,38 +105,6 @@ TEST(Runtime, PrunedLayersWithDifferentShapes) {
   auto r = compare(*model, engine, in);
   EXPECT_LT(r.hidden, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
-}
-
-// What the int8 (or bf16) engine computes, written with torch ops on the model's compression
-// sites: int8 quantizes weights symmetric per output channel and inputs asymmetric u8 per token;
-// bf16 rounds both to bf16 (torch rounds to nearest even, as the kernels do).
-void fake_quantize_like_engine(models::TransformerModel& model, runtime::Precision precision = runtime::Precision::kInt8) {
-  for (auto& block : model.structure().attention)
-    for (auto l : block.head_rows) l->site = std::make_shared<compress::Site>();
-  for (auto& block : model.structure().attention) block.head_cols->site = std::make_shared<compress::Site>();
-  for (auto& block : model.structure().ffn) {
-    for (auto l : block.neuron_rows) l->site = std::make_shared<compress::Site>();  // gate and up, when gated
-    block.neuron_cols->site = std::make_shared<compress::Site>();
-  }
-  auto weight = [](const torch::Tensor& w) {
-    auto s = (w.abs().amax(1, true) / 127.0).clamp_min(1e-30);
-    return torch::round(w / s).clamp(-127, 127) * s;
-  };
-  auto input = [](const torch::Tensor& x) {
-    auto lo = x.amin(-1, true).clamp_max(0), hi = x.amax(-1, true).clamp_min(0);
-    auto scale = (hi - lo) / 255.0;
-    auto zero = torch::round(-lo / scale).clamp(0, 255);
-    return (torch::clamp(torch::round(x / scale) + zero, 0, 255) - zero) * scale;
-  };
-  auto bf16 = [](const torch::Tensor& x) { return x.to(torch::kBFloat16).to(torch::kFloat32); };
-  const bool int8 = precision != runtime::Precision::kBf16;
-  for (auto& p : model.named_modules()) {
-    auto* lin = p.value()->as<nn::LinearImpl>();
-    if (!lin || !lin->site) continue;
-    auto site = std::static_pointer_cast<compress::Site>(lin->site);
-    site->add_weight_transform("test", int8 ? compress::Site::Transform(weight) : compress::Site::Transform(bf16));
-    site->add_input_transform("test", int8 ? compress::Site::Transform(input) : compress::Site::Transform(bf16));
-  }
 }
 
 TEST(Runtime, Int8EqualsFakeQuantizedLibtorch) {
@@ -566,7 +531,7 @@ TEST(Runtime, RuntimeDirRefusesWhatItsManifestDoesNotDescribe) {
     fresh(d);
     expect_error(open(d, "fp32"), {"manifest.json", "packed for precision int8-2:4", "sqz pack"});
     edit_manifest(d.path(), [](io::json& m) { m["engine"] = "t5-encoder-decoder"; });
-    expect_error(open(d), {"manifest.json", "'engine'", "'bert-encoder' or 'decoder'"});
+    expect_error(open(d), {"manifest.json", "'engine'", "'bert-encoder', 'decoder' or 'vit-encoder'"});
   }
   {  // not a runtime dir at all
     testing::ScratchDir d("rtdir");
