@@ -143,8 +143,13 @@ BenchTarget open_target(const BenchOptions& o) {
   if (o.preset.empty() && runtime::is_runtime_dir(o.model_dir)) {
     if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
     t.engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
+    t.engine->require_text("bench");
   } else {
     t.loaded = bench_model(o);
+    const auto& info = t.loaded->model->info();
+    if (info.is_encoder_decoder || info.image_size > 0)
+      fail_unimplemented("bench: ", o.model_dir, " is a ", info.model_type, " model (", info.head_class,
+                         "); sqz bench times text encoders and decoders (BERT; GPT-2, OPT, Llama, Qwen2) for now");
   }
   return t;
 }
@@ -167,7 +172,6 @@ io::json bench_packed(const BenchOptions& o, runtime::Engine& engine) {
                     (o.task.empty() ? "; --task scores it on a split" : "; its --task score is the check");
   const int saved_threads = torch::get_num_threads();
   set_torch_threads(o.threads);
-  engine.require_text("bench");
   result = engine.decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
                           : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
   set_torch_threads(saved_threads);
