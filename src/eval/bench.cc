@@ -21,7 +21,11 @@ io::json bench_preset_config(const std::string& preset) {
             {"num_attention_heads", 12}, {"intermediate_size", 3072}, {"max_position_embeddings", 512},
             {"type_vocab_size", 2}, {"hidden_act", "gelu"}, {"num_labels", 2},
             {"architectures", {"BertForSequenceClassification"}}};
-  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2");
+  if (preset == "vit-base")  // ViT-B/16 at 224 x 224, an ImageNet-1k classifier's shape
+    return {{"model_type", "vit"}, {"hidden_size", 768}, {"num_hidden_layers", 12}, {"num_attention_heads", 12},
+            {"intermediate_size", 3072}, {"image_size", 224}, {"patch_size", 16}, {"num_channels", 3}, {"hidden_act", "gelu"},
+            {"num_labels", 1000}, {"architectures", {"ViTForImageClassification"}}};
+  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2, vit-base");
 }
 
 namespace {
@@ -147,9 +151,9 @@ BenchTarget open_target(const BenchOptions& o) {
   } else {
     t.loaded = bench_model(o);
     const auto& info = t.loaded->model->info();
-    if (info.is_encoder_decoder || info.image_size > 0)
+    if (info.is_encoder_decoder)
       fail_unimplemented("bench: ", o.model_dir, " is a ", info.model_type, " model (", info.head_class,
-                         "); sqz bench times text encoders and decoders (BERT; GPT-2, OPT, Llama, Qwen2) for now");
+                         "); sqz bench times encoders (BERT, ViT) and decoders (GPT-2, OPT, Llama, Qwen2) for now");
   }
   return t;
 }
@@ -182,7 +186,10 @@ io::json bench_packed(const BenchOptions& o, runtime::Engine& engine) {
 io::json bench_target(const BenchOptions& o, BenchTarget& t) {
   if (t.engine) return bench_packed(o, *t.engine);
   const bool decoder = t.decoder();
-  io::json result = decoder ? run_decoder_bench(o, *t.loaded, model_name(o)) : run_encoder_bench(o, *t.loaded, model_name(o));
+  const bool vision = t.loaded->model->info().image_size > 0;
+  io::json result = decoder  ? run_decoder_bench(o, *t.loaded, model_name(o))
+                    : vision ? run_vision_bench(o, *t.loaded, model_name(o))
+                             : run_encoder_bench(o, *t.loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
   return result;
 }

@@ -289,4 +289,14 @@ void print_footer(const io::json& result, std::ostream& out) {
   for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
 }
 
+TimedFields encoder_timed_fields(int64_t batch, double gflop) {
+  return [batch, gflop](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+    const TimingStats& f = t.front();
+    row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
+                {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms}});
+    if (gflop > 0) row["gflop_per_s"] = gflop / (f.median_ms / 1000.0);
+    if (!base.empty()) row["speedup_vs_libtorch_fp32"] = base.front().median_ms / f.median_ms;
+  };
+}
+
 }  // namespace sqz::eval

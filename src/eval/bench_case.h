@@ -124,11 +124,16 @@ void print_footer(const io::json& result, std::ostream& out);
 // compares like with like.
 std::string packed_case_name(const runtime::EngineOptions& options);
 
-// The encoder and decoder benches (bench_encoder.cc, bench_decoder.cc). The packed ones time the
+// The timing fields of an encoder (or ViT) row: `gflop` per forward (0: unknown, no GFLOP/s), and
+// the ratio to libtorch fp32 when the baseline ran.
+TimedFields encoder_timed_fields(int64_t batch, double gflop);
+
+// The encoder, decoder and ViT benches (bench_encoder.cc, bench_decoder.cc, bench_vision.cc). The packed ones time the
 // engine a runtime dir holds, with no check (it holds no float model to compare with) and no peers;
 // `result` arrives with the header fields set.
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
 void print_encoder_table(const io::json& result, std::ostream& out);
+io::json run_vision_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
 void print_decoder_table(const io::json& result, std::ostream& out);
 io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEncoder& engine, const TaskScorer& scorer, io::json result);

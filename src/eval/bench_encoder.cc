@@ -136,18 +136,6 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, co
   }
 }
 
-// The timing fields of an encoder row: `gflop` per forward (0: unknown, no GFLOP/s), and the
-// ratio to libtorch fp32 when the baseline ran.
-TimedFields encoder_timed_fields(int64_t batch, double gflop) {
-  return [batch, gflop](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
-    const TimingStats& f = t.front();
-    row.update({{"median_ms", f.median_ms}, {"p10_ms", f.p10_ms}, {"p90_ms", f.p90_ms},
-                {"sequences_per_s", 1000.0 * static_cast<double>(batch) / f.median_ms}});
-    if (gflop > 0) row["gflop_per_s"] = gflop / (f.median_ms / 1000.0);
-    if (!base.empty()) row["speedup_vs_libtorch_fp32"] = base.front().median_ms / f.median_ms;
-  };
-}
-
 }  // namespace
 
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
