@@ -1,9 +1,13 @@
 #include "core/fs.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <random>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -91,27 +95,69 @@ void StagingDir::commit() {
   committed_ = true;
 }
 
+namespace {
+
+// st_dev and st_ino of a path (0, 0 when it cannot be read).
+std::pair<uint64_t, uint64_t> identity_of(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return {0, 0};
+  return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+constexpr const char* kLockFile = ".lock";
+
+}  // namespace
+
+bool ResumableDir::lock() {
+  lock_fd_ = ::open((work_ / kLockFile).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) fail_data((work_ / kLockFile).string(), ": cannot create the run's lock file");
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) return true;
+  unlock();
+  return false;
+}
+
+void ResumableDir::unlock() {
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+  lock_fd_ = -1;
+}
+
 ResumableDir::ResumableDir(fs::path final_path, bool overwrite, bool resume) : final_(std::move(final_path)), overwrite_(overwrite) {
   if (final_.filename().empty()) final_ = final_.parent_path();
   if (fs::exists(final_) && !overwrite_)
     fail_invalid(final_.string(), ": output directory already exists (pass --overwrite to replace it)");
   work_ = final_.parent_path() / (final_.filename().string() + ".partial");
   if (fs::exists(work_)) {
-    if (overwrite_) fs::remove_all(work_);
-    else if (resume) resumed_ = true;
-    else fail_invalid(work_.string(), ": an interrupted run's work directory is here; pass --resume to continue it or --overwrite to start over");
+    if (!lock())
+      fail_invalid(work_.string(), ": another sqz run is writing here (it holds ", kLockFile,
+                   "); wait for it to finish or stop it, then --resume or --overwrite");
+    if (overwrite_) {
+      unlock();
+      fs::remove_all(work_);
+    } else if (resume) {
+      resumed_ = true;
+    } else {
+      unlock();
+      fail_invalid(work_.string(), ": an interrupted run's work directory is here; pass --resume to continue it or --overwrite to start over");
+    }
   }
-  fs::create_directories(work_);
+  if (!resumed_) {
+    fs::create_directories(work_);
+    if (!lock()) fail_invalid(work_.string(), ": another sqz run started writing here at the same time");
+  }
+  std::tie(dev_, ino_) = identity_of(work_);
 }
 
 ResumableDir::~ResumableDir() {
-  if (!committed_ && !keep_) {
+  if (!committed_ && !keep_ && identity_of(work_) == std::make_pair(dev_, ino_)) {
     std::error_code ec;
     fs::remove_all(work_, ec);
   }
+  unlock();
 }
 
 void ResumableDir::commit() {
+  std::error_code ec;
+  fs::remove(work_ / kLockFile, ec);  // the lock stays held on the unlinked file until unlock()
   move_into_place(work_, final_);
   committed_ = true;
 }

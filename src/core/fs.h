@@ -38,6 +38,8 @@ class StagingDir {
 // An existing .partial is continued when `resume`, removed when `overwrite`, refused otherwise.
 class ResumableDir {
  public:
+  // Holds an exclusive lock (OUT.partial/.lock) for its life: a second run on the same OUT is
+  // refused by name, not left to delete the first one's work.
   ResumableDir(fs::path final_path, bool overwrite, bool resume);
   ~ResumableDir();
   ResumableDir(const ResumableDir&) = delete;
@@ -49,8 +51,15 @@ class ResumableDir {
   void commit();
 
  private:
+  // Locks work_/.lock (creating it); false when another process holds it.
+  bool lock();
+  void unlock();
   fs::path final_, work_;
   bool overwrite_, resumed_ = false, keep_ = false, committed_ = false;
+  int lock_fd_ = -1;
+  // The work directory this object created or continued: the destructor removes only that one,
+  // never a directory another run has since made at the same path.
+  uint64_t dev_ = 0, ino_ = 0;
 };
 
 }  // namespace sqz
