@@ -24,6 +24,15 @@ struct EvalArgs {
   bool int8_attention = false;
 };
 
+// The encoder-decoder engine's greedy decoding of a batch as a [batch, n] tensor.
+torch::Tensor runtime_greedy(const runtime::EncoderDecoder& engine, const data::Batch& b, int64_t room) {
+  auto ids = b.input_ids.to(torch::kLong).contiguous();
+  auto mask = b.attention_mask.to(torch::kLong).contiguous();
+  int64_t n = 0;
+  auto out = engine.generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), ids.size(0), ids.size(1), room, &n);
+  return torch::tensor(out, torch::kLong).view({ids.size(0), n});
+}
+
 void run_eval(const EvalArgs& a) {
   apply_threads(a.threads);
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
@@ -47,9 +56,16 @@ void run_eval(const EvalArgs& a) {
     const bool lm = data::find_task(a.task).kind == data::TaskKind::kLanguageModel;
     if (engine->encoder && !lm) o.classification_logits = [engine](const models::ModelInputs& in) { return engine->encoder->logits(in); };
     if (engine->decoder && lm) o.lm_logits = [engine](const data::Batch& b) { return runtime::prefill_logits(*engine->decoder, b.input_ids, b.attention_mask); };
-    if (!o.classification_logits && !o.lm_logits)
-      fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks and the decoder engine "
-                         "language modelling; task '", a.task, "' on this ", engine->encoder ? "encoder" : "decoder", " is neither");
+    if (engine->seq2seq && data::find_task(a.task).kind == data::TaskKind::kSeq2Seq) {
+      o.seq2seq_logits = [engine](const data::Batch& b) {
+        return runtime::seq2seq_logits(*engine->seq2seq, b.input_ids, b.attention_mask, b.decoder_input_ids);
+      };
+      o.seq2seq_greedy = [engine](const data::Batch& b, int64_t room) { return runtime_greedy(*engine->seq2seq, b, room); };
+    }
+    if (!o.classification_logits && !o.lm_logits && !o.seq2seq_logits)
+      fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks, the decoder engine "
+                         "language modelling and the encoder-decoder engine seq2seq tasks; task '", a.task, "' on this ",
+                         engine->encoder ? "encoder" : engine->decoder ? "decoder" : "encoder-decoder", " is none of them");
   }
   io::json result = data::evaluate_split(loaded ? loaded->model.get() : nullptr, *tok, config, a.task, a.split, a.max_length, o);
   result["task"] = a.task;

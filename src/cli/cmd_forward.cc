@@ -29,7 +29,30 @@ std::map<std::string, torch::Tensor> encoder_outputs(runtime::EncoderOutputs& r)
   return out;
 }
 
-// The runtime engine's outputs under HF names: BERT and ViT last_hidden_state (+ logits), decoder logits.
+// The encoder-decoder engine: logits [B, T, vocab] of the decoder inputs (input_ids shifted right
+// when not given, as HF's BART does) and encoder_last_hidden_state.
+std::map<std::string, torch::Tensor> seq2seq_forward(const runtime::EncoderDecoder& engine, const models::ModelInputs& in,
+                                                     const fs::path& in_dir) {
+  if (in.token_type_ids.defined()) fail_invalid((in_dir / "token_type_ids.npy").string(), ": BART takes no token_type_ids");
+  auto ids = in.input_ids.contiguous();
+  auto mask = in.attention_mask.defined() ? in.attention_mask.to(torch::kLong).contiguous() : torch::ones_like(ids);
+  auto dec = (in.decoder_input_ids.defined() ? in.decoder_input_ids
+                                             : models::shift_tokens_right(ids, engine.pad_token_id(), engine.decoder_start_token_id(),
+                                                                          (in_dir / "input_ids.npy").string()))
+                 .contiguous();
+  auto dec_mask = in.decoder_attention_mask.defined() ? in.decoder_attention_mask.to(torch::kLong).contiguous() : torch::Tensor();
+  const int64_t batch = ids.size(0), seq = ids.size(1), steps = dec.size(1);
+  auto memory = engine.encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), batch, seq);
+  auto cache = engine.new_cache(memory, mask.data_ptr<int64_t>(), batch, seq, steps);
+  auto logits = engine.decode(cache, dec.data_ptr<int64_t>(), steps, true, dec_mask.defined() ? dec_mask.data_ptr<int64_t>() : nullptr);
+  std::map<std::string, torch::Tensor> out;
+  out["logits"] = torch::from_blob(logits.data(), {batch, steps, engine.vocab_size()}, torch::kFloat32).clone();
+  out["encoder_last_hidden_state"] = torch::from_blob(memory.data(), {batch, seq, engine.hidden_size()}, torch::kFloat32).clone();
+  return out;
+}
+
+// The runtime engine's outputs under HF names: BERT and ViT last_hidden_state (+ logits), decoder
+// logits, encoder-decoder logits and encoder_last_hidden_state.
 std::map<std::string, torch::Tensor> runtime_forward(const runtime::Engine& engine, const models::ModelInputs& in,
                                                      const ForwardArgs& a, const fs::path& in_dir) {
   if (a.hidden_states || a.attentions) fail_invalid("forward: --engine runtime writes final outputs only (no --hidden-states/--attentions)");
@@ -43,6 +66,7 @@ std::map<std::string, torch::Tensor> runtime_forward(const runtime::Engine& engi
   auto ids = in.input_ids.contiguous();
   const int64_t batch = ids.size(0), seq = ids.size(1);
   std::map<std::string, torch::Tensor> out;
+  if (engine.seq2seq) return seq2seq_forward(*engine.seq2seq, in, in_dir);
   if (engine.decoder) {
     if (in.token_type_ids.defined())
       fail_invalid((in_dir / "token_type_ids.npy").string(), ": the runtime's decoders take no token_type_ids");
@@ -124,12 +148,12 @@ void run_forward(const ForwardArgs& a) {
   models::ModelOutputs out;
   if (runtime::is_runtime_dir(a.model_dir)) {
     if (!a.head.empty()) fail_invalid("forward: --head applies to model dirs; a runtime dir runs the head it was packed with");
-    if (in.decoder_input_ids.defined()) fail_unimplemented(in_dir.string(), ": the runtime engine runs no encoder-decoder model yet");
     auto packed = runtime::open_runtime_dir(a.model_dir, a.precision, a.threads, a.int8_attention);
     if (!packed.vision) {
       models::ModelInfo info;  // what validate_inputs checks: the vocabulary and the position table
       info.vocab_size = packed.vocab_size();
       info.max_positions = packed.max_positions();
+      info.is_encoder_decoder = packed.seq2seq != nullptr;
       models::validate_inputs(info, in, in_dir.string());  // the errors name the array
     }
     out.tensors = runtime_forward(packed, in, a, in_dir);

@@ -26,13 +26,36 @@ struct GenerateArgs {
   bool int8_attention = false;
 };
 
+// What HF's generate reads besides the flags: generation_config.json when the model dir has one
+// (HF reads that file first), else config.json.
+io::JsonFields generation_fields(const fs::path& dir) {
+  const fs::path gen = dir / "generation_config.json";
+  return io::JsonFields::from_file(fs::exists(gen) ? gen : dir / "config.json");
+}
+
+// The prompt encoded once, then greedy decoding from decoder_start_token_id up to EOS, as
+// models::generate does for encoder-decoders (forced BOS/EOS tokens are libtorch-only).
+std::vector<int64_t> runtime_generate_seq2seq(const runtime::EncoderDecoder& engine, const std::vector<int64_t>& prompt,
+                                              const GenerateArgs& a) {
+  const auto g = generation_fields(a.model_dir);
+  for (const char* key : {"forced_bos_token_id", "forced_eos_token_id"})
+    if (models::config_token_id(g, key))
+      fail_unimplemented(g.source(), ": field '", key, "' is set; the runtime engine decodes without forced tokens (use --engine libtorch)");
+  int64_t n = 0;
+  auto fresh = engine.generate_greedy(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), a.options.max_new_tokens, &n);
+  std::vector<int64_t> all = prompt;
+  all.insert(all.end(), fresh.begin(), fresh.end());
+  return all;
+}
+
 // The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
 // the first EOS.
 std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
   if (a.options.sample || a.beams.num_beams > 1)
     fail_invalid("generate: --engine runtime decodes greedily; drop --sample/--num-beams or use --engine libtorch");
   engine.require_text("generate");
-  if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama)");
+  if (engine.seq2seq) return runtime_generate_seq2seq(*engine.seq2seq, prompt, a);
+  if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama) and encoder-decoders (BART)");
   const auto& decoder = *engine.decoder;
   const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));
   auto all = decoder.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
@@ -43,12 +66,6 @@ std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::
   return all;
 }
 
-// What HF's generate reads besides the flags: generation_config.json when the model dir has one
-// (HF reads that file first), else config.json.
-io::JsonFields generation_fields(const models::LoadedModel& loaded) {
-  const fs::path gen = loaded.dir / "generation_config.json";
-  return fs::exists(gen) ? io::JsonFields::from_file(gen) : loaded.config;
-}
 
 // Beam search settings: the flags given, else the generation config's, else HF's defaults.
 models::BeamSearchOptions beam_options(const GenerateArgs& a, const io::JsonFields& g, const models::GenerationOptions& o) {
@@ -90,7 +107,7 @@ void run_generate(const GenerateArgs& a) {
     all = runtime_generate(*engine, enc.ids, a);
   } else {
     auto options = a.options;
-    const auto g = generation_fields(*loaded);
+    const auto g = generation_fields(loaded->dir);
     if (loaded->model->info().is_encoder_decoder) {
       options.forced_bos_token_id = models::config_token_id(g, "forced_bos_token_id");
       options.forced_eos_token_id = models::config_token_id(g, "forced_eos_token_id");
@@ -109,7 +126,8 @@ void run_generate(const GenerateArgs& a) {
   }
   std::vector<int64_t> fresh(all.begin() + static_cast<long>(enc.ids.size()), all.end());
   // An encoder-decoder's output is the new text alone; a decoder's continues the prompt.
-  const auto& shown = loaded && loaded->model->info().is_encoder_decoder ? fresh : all;
+  const bool seq2seq = engine ? engine->seq2seq != nullptr : loaded->model->info().is_encoder_decoder;
+  const auto& shown = seq2seq ? fresh : all;
   if (a.ids) {
     io::json j = {{"prompt_ids", enc.ids}, {"new_ids", fresh}, {"text", tok->decode(shown)}};
     std::cout << j.dump(-1, ' ', false, io::json::error_handler_t::replace) << "\n";

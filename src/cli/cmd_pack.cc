@@ -35,7 +35,10 @@ void run_pack(const PackArgs& a) {
   const double pack_s = seconds_since(t0);
   StagingDir staging(a.out, a.overwrite);
   runtime::RuntimeDirWriter writer;
-  auto manifest = engine.encoder ? engine.encoder->save(writer) : engine.decoder ? engine.decoder->save(writer) : engine.vision->save(writer);
+  auto manifest = engine.encoder   ? engine.encoder->save(writer)
+                  : engine.decoder ? engine.decoder->save(writer)
+                  : engine.seq2seq ? engine.seq2seq->save(writer)
+                                   : engine.vision->save(writer);
   if (engine.bos_token_id) manifest["bos_token_id"] = *engine.bos_token_id;
   if (engine.eos_token_id) manifest["eos_token_id"] = *engine.eos_token_id;
   manifest["source"] = {{"model_dir", a.model_dir},

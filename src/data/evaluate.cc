@@ -75,11 +75,14 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
   return out;
 }
 
-io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& tok, const Seq2SeqData& data, const EvalOptions& o) {
+io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& tok, const Seq2SeqData& data, const EvalOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  const bool was_training = model.is_training();
-  model.eval();
+  const bool engine = o.seq2seq_logits && o.seq2seq_greedy;
+  if (!engine && !model) fail_invalid("evaluate: seq2seq needs a model or an encoder-decoder engine");
+  if (engine && o.num_beams > 1) fail_unimplemented("evaluate: the runtime engine decodes greedily; beam search (--num-beams) runs on libtorch");
+  const bool was_training = model && model->is_training();
+  if (model) model->eval();
   auto words = [&](const torch::Tensor& row_in) {
     const auto row = row_in.contiguous();
     std::vector<int64_t> ids;
@@ -98,23 +101,25 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
     if (o.max_batches > 0 && batches >= o.max_batches) break;
     ++batches;
     auto batch = data.batch(i, i + o.batch_size);
-    auto r = compute_loss(model, batch, Objective::kSeq2Seq);
-    if (o.logits_out && batches <= kKeptLogitBatches) o.logits_out->push_back(r.outputs.at("logits"));
+    auto r = engine ? loss_from_logits(o.seq2seq_logits(batch), batch, Objective::kSeq2Seq) : compute_loss(*model, batch, Objective::kSeq2Seq);
+    if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
     // Room for every reference of the batch plus a few tokens: a longer guess is wrong anyway.
     const int64_t room = batch.labels.size(1) + 4;
     torch::Tensor hyp;
-    if (o.num_beams > 1) {
+    if (engine) {
+      hyp = o.seq2seq_greedy(batch, room);
+    } else if (o.num_beams > 1) {
       models::BeamSearchOptions beams;
       beams.num_beams = o.num_beams;
       beams.max_new_tokens = room;
-      auto rows = models::beam_search(model, batch.input_ids, batch.attention_mask, beams);
+      auto rows = models::beam_search(*model, batch.input_ids, batch.attention_mask, beams);
       hyp = torch::full({static_cast<int64_t>(rows.size()), room + 1}, int64_t{-1}, torch::kLong);
       for (size_t r = 0; r < rows.size(); ++r)
         for (size_t j = 0; j < rows[r].size(); ++j) hyp[static_cast<int64_t>(r)][static_cast<int64_t>(j)] = rows[r][j];
     } else {
-      hyp = models::generate_seq2seq_greedy(model, batch.input_ids, batch.attention_mask, room);
+      hyp = models::generate_seq2seq_greedy(*model, batch.input_ids, batch.attention_mask, room);
     }
     for (int64_t row = 0; row < hyp.size(0); ++row) {
       auto want = words(batch.labels[row]), got = words(hyp[row]);
@@ -125,7 +130,7 @@ io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& 
     }
     progress.update(batches, to_text("wer ", static_cast<double>(wrong) / static_cast<double>(examples)));
   }
-  model.train(was_training);
+  if (model) model->train(was_training);
   if (examples == 0) fail_invalid("evaluate: no seq2seq examples");
   return {{"wer", static_cast<double>(wrong) / static_cast<double>(examples)},
           {"per", static_cast<double>(edits) / static_cast<double>(std::max<int64_t>(reference_tokens, 1))},
@@ -158,10 +163,13 @@ io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& to
     if (objective == Objective::kMaskedLM) mlm = mlm_special_ids(tok, config.source());
     return evaluate_lm(model, data, objective, &mlm, o);
   }
-  if (!model || !model->info().is_encoder_decoder)
-    fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) run by libtorch (", config.source(), ")");
-  Seq2SeqData data(read_seq2seq_jsonl(split), tok, max_length, model->info().decoder_start_token_id.value_or(0), split.string());
-  return evaluate_seq2seq(*model, tok, data, o);
+  const bool engine = o.seq2seq_logits && o.seq2seq_greedy;
+  if (!engine && (!model || !model->info().is_encoder_decoder))
+    fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) (", config.source(), ")");
+  // Without a libtorch model the engine decodes from the config's start token.
+  const int64_t start = model ? model->info().decoder_start_token_id.value_or(0) : config.get_int("decoder_start_token_id");
+  Seq2SeqData data(read_seq2seq_jsonl(split), tok, max_length, start, split.string());
+  return evaluate_seq2seq(model, tok, data, o);
 }
 
 double primary_score(const io::json& r) {

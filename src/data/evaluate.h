@@ -23,6 +23,10 @@ struct EvalOptions {
   // Causal LM: where logits [batch, seq, vocab] come from; unset = the model's own forward.
   std::function<torch::Tensor(const Batch&)> lm_logits{};
   int64_t num_beams = 1;  // seq2seq: greedy (1) or beam search
+  // Seq2seq on an engine (both set, greedy only): teacher-forced logits [batch, target, vocab] of
+  // a batch, and its greedy decoding [batch, n] within `room` new tokens (pad after each EOS).
+  std::function<torch::Tensor(const Batch&)> seq2seq_logits{};
+  std::function<torch::Tensor(const Batch&, int64_t room)> seq2seq_greedy{};
 };
 constexpr int64_t kKeptLogitBatches = 8;
 
@@ -37,7 +41,8 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
 // Encoder-decoders on source/target pairs: teacher-forced perplexity of the targets, and greedy
 // decoding scored as word error rate (the whole token sequence must match) and token error rate
 // (edit distance over reference length; phonemes for g2p), both on the decoded, whitespace-split text.
-io::json evaluate_seq2seq(models::TransformerModel& model, const io::Tokenizer& tokenizer, const Seq2SeqData& data,
+// `model` may be null when options.seq2seq_logits and seq2seq_greedy are set.
+io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& tokenizer, const Seq2SeqData& data,
                           const EvalOptions& options);
 
 // What `sqz eval` reports for `model` on a task's split file (labels from config id2label).

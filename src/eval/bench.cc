@@ -148,6 +148,9 @@ BenchTarget open_target(const BenchOptions& o) {
     if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
     t.engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
     t.engine->require_text("bench");
+    if (t.engine->seq2seq)
+      fail_unimplemented("bench: ", o.model_dir, " holds the encoder-decoder engine; sqz bench times encoders and decoders for now "
+                         "(sqz eval --engine runtime scores it)");
   } else {
     t.loaded = bench_model(o);
     const auto& info = t.loaded->model->info();

@@ -27,6 +27,45 @@ const torch::Tensor& model_tensor(const std::map<std::string, torch::Tensor>& pa
   return it->second;
 }
 
+namespace {
+
+// Appends `rows` rows of the i-th head_rows Linear (from its row_offset) to w and b; Q's (i == 0)
+// are scaled by attention's 1/sqrt(head_dim) (see BlockOps).
+void append_head_rows(const models::AttentionBlock& attention, size_t i, int64_t rows, std::vector<float>& w, std::vector<float>& b) {
+  const auto& l = attention.head_rows[i];
+  const int64_t r0 = attention.row_offset(i);
+  auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + rows));
+  auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + rows)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
+  if (i == 0) {
+    const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
+    for (auto& v : lw) v *= q_scale;
+    for (auto& v : lb) v *= q_scale;
+  }
+  w.insert(w.end(), lw.begin(), lw.end());
+  b.insert(b.end(), lb.begin(), lb.end());
+}
+
+}  // namespace
+
+const char* activation_name(kernels::Activation a) {
+  switch (a) {
+    case kernels::Activation::kNone: return "none";
+    case kernels::Activation::kGelu: return "gelu";
+    case kernels::Activation::kGeluTanh: return "gelu_tanh";
+    case kernels::Activation::kRelu: return "relu";
+    case kernels::Activation::kSilu: return "silu";
+  }
+  return "?";
+}
+
+kernels::Activation parse_activation(const io::JsonFields& m, const std::string& key) {
+  const auto name = m.get_string(key);
+  for (auto a : {kernels::Activation::kNone, kernels::Activation::kGelu, kernels::Activation::kGeluTanh, kernels::Activation::kRelu,
+                 kernels::Activation::kSilu})
+    if (name == activation_name(a)) return a;
+  m.fail_field(key, "one of none, gelu, gelu_tanh, relu, silu");
+}
+
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
                         Precision precision, const std::string& prefix) {
   BlockOps ops;
@@ -38,19 +77,7 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
   auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
   if (width > 0) {
     std::vector<float> w, b;
-    for (size_t i = 0; i < attention.head_rows.size(); ++i) {
-      const auto& l = attention.head_rows[i];
-      const int64_t r0 = attention.row_offset(i), rows = i == 0 ? width : ops.kv_width();
-      auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + rows));
-      auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + rows)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
-      if (i == 0) {  // Q: fold attention's 1/sqrt(head_dim) in (see BlockOps)
-        const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
-        for (auto& v : lw) v *= q_scale;
-        for (auto& v : lb) v *= q_scale;
-      }
-      w.insert(w.end(), lw.begin(), lw.end());
-      b.insert(b.end(), lb.begin(), lb.end());
-    }
+    for (size_t i = 0; i < attention.head_rows.size(); ++i) append_head_rows(attention, i, i == 0 ? width : ops.kv_width(), w, b);
     ops.qkv = LinearOp(w.data(), ops.qkv_width(), hidden, b.data(), precision, prefix + " attention Q/K/V");
     ops.attn_out = LinearOp(out_w.data(), hidden, width, out_b.data(), precision, prefix + " attention output");
   } else {
@@ -70,6 +97,41 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
                         prefix + " FFN input");
   ops.ffn_out = LinearOp(dw.data(), hidden, ops.ffn, db.data(), precision, prefix + " FFN output");
   return ops;
+}
+
+CrossAttentionOps make_cross_attention_ops(const models::AttentionBlock& attention, int64_t hidden, Precision precision,
+                                           const std::string& prefix) {
+  if (attention.head_rows.size() != 3 || attention.grouped_query())
+    fail_unimplemented(prefix, ": the runtime's cross-attention takes separate Q, K and V Linears with as many K/V heads as Q heads");
+  CrossAttentionOps ops;
+  ops.heads = attention.num_heads;
+  ops.head_dim = attention.head_dim;
+  const auto& out = attention.head_cols;
+  auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
+  if (ops.width() == 0) {
+    ops.bias_only = out_b;
+    return ops;
+  }
+  std::vector<float> qw, qb, kvw, kvb;
+  append_head_rows(attention, 0, ops.width(), qw, qb);
+  append_head_rows(attention, 1, ops.width(), kvw, kvb);
+  append_head_rows(attention, 2, ops.width(), kvw, kvb);
+  ops.q = LinearOp(qw.data(), ops.width(), hidden, qb.data(), precision, prefix + " cross-attention Q");
+  ops.kv = LinearOp(kvw.data(), 2 * ops.width(), hidden, kvb.data(), precision, prefix + " cross-attention K/V");
+  ops.out = LinearOp(out_w.data(), hidden, ops.width(), out_b.data(), precision, prefix + " cross-attention output");
+  return ops;
+}
+
+nlohmann::json save_cross_attention_ops(const CrossAttentionOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden) {
+  nlohmann::json j = {{"heads", ops.heads}, {"head_dim", ops.head_dim}};
+  if (ops.heads == 0) {
+    out.add_floats(prefix + ".out.bias", ops.bias_only, {hidden});
+    return j;
+  }
+  j["q"] = ops.q.save(out, prefix + ".q");
+  j["kv"] = ops.kv.save(out, prefix + ".kv");
+  j["out"] = ops.out.save(out, prefix + ".out");
+  return j;
 }
 
 nlohmann::json save_block_ops(const BlockOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden) {
@@ -113,6 +175,30 @@ BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry,
   }
   ops.ffn_in = linear("ffn_in", (ops.gated ? 2 : 1) * ops.ffn, hidden);
   ops.ffn_out = linear("ffn_out", hidden, ops.ffn);
+  return ops;
+}
+
+CrossAttentionOps load_cross_attention_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
+                                           const std::string& prefix, int64_t hidden) {
+  CrossAttentionOps ops;
+  ops.heads = entry.get_int("heads");
+  ops.head_dim = entry.get_int("head_dim");
+  if (ops.heads < 0 || ops.head_dim <= 0)
+    fail_invalid(entry.source(), ": ", where, " has heads ", ops.heads, ", head_dim ", ops.head_dim, "; expected heads >= 0, head_dim > 0");
+  if (ops.heads == 0) {
+    ops.bias_only = in.floats(prefix + ".out.bias", {hidden});
+    return ops;
+  }
+  auto linear = [&](const char* key, int64_t out, int64_t inputs) {
+    auto op = LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key);
+    if (op.out_features() != out || op.in_features() != inputs)
+      fail_invalid(in.manifest().source(), ": ", where, ".", key, " is [", op.out_features(), ", ", op.in_features(),
+                   "]; heads and head_dim imply [", out, ", ", inputs, "]");
+    return op;
+  };
+  ops.q = linear("q", ops.width(), hidden);
+  ops.kv = linear("kv", 2 * ops.width(), hidden);
+  ops.out = linear("out", hidden, ops.width());
   return ops;
 }
 
@@ -186,6 +272,35 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
   kernels::softmax_rows(scores.data(), rows, keys, keys);
   kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
+}
+
+void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64_t steps, int64_t past, const KvCacheView& cache,
+                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx) {
+  const int64_t hd = ops.head_dim, qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;
+  auto head_cache = [&](float* kv, int64_t b, int64_t k) { return kv + (b * ops.kv_heads + k) * cache.capacity * hd; };
+  kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / ops.kv_heads, k = task % ops.kv_heads;
+      float *kh = head_cache(cache.keys, b, k), *vh = head_cache(cache.values, b, k);
+      for (int64_t s = 0; s < steps; ++s) {
+        const float* r = qkv + (b * steps + s) * row;
+        std::copy(r + qw + k * hd, r + qw + (k + 1) * hd, kh + (past + s) * hd);
+        std::copy(r + qw + kvw + k * hd, r + qw + kvw + (k + 1) * hd, vh + (past + s) * hd);
+        if (rotate) rotate(kh + (past + s) * hd, past + s);
+      }
+    }
+  });
+  const auto attend = int8_attention ? attend_head_int8 : attend_head;
+  kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / ops.heads, head = task % ops.heads;
+      float* q = qkv + b * steps * row + head * hd;
+      if (rotate)
+        for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
+      attend(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps, past + steps,
+             hd, cache.key_mask + b * cache.capacity, past, ctx + b * steps * qw + head * hd, qw);
+    }
+  });
 }
 
 void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, int64_t seq, int64_t hidden, const int64_t* mask,

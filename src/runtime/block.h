@@ -1,6 +1,7 @@
 // What the encoder and decoder engines share: the weights of one Transformer block's Linears
 // (Q, K and V stacked into one GEMM) and attention for one (sequence, head) pair.
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -34,12 +35,34 @@ struct BlockOps {
   int64_t qkv_width() const { return q_width() + 2 * kv_width(); }
 };
 
+// Cross-attention of an encoder-decoder: queries from the decoder's stream, keys and values from
+// the encoder output, projected once per source (K and V stacked into one GEMM, [K | V] rows).
+// Q is pre-scaled by 1/sqrt(head_dim) as in BlockOps.
+struct CrossAttentionOps {
+  int64_t heads = 0, head_dim = 0;
+  LinearOp q, kv, out;
+  std::vector<float> bias_only;  // heads == 0: the block adds its output bias alone
+  int64_t width() const { return heads * head_dim; }
+};
+
+// An FFN activation as runtime dirs name it ("gelu", "gelu_tanh", "relu", "silu", "none"), and
+// back (an unknown name fails naming `key` of `m`).
+const char* activation_name(kernels::Activation a);
+kernels::Activation parse_activation(const io::JsonFields& m, const std::string& key);
+
 // From the model's dependency groups: each head_rows entry contributes its rows
 // [row_offset, row_offset + heads * head_dim) to the stacked QKV weight (three Linears for BERT,
 // three slices of GPT-2's fused c_attn; K and V kv_heads * head_dim under grouped-query
 // attention); two FFN input Linears (gate, up) are stacked into one. `prefix` names the layer.
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
                         Precision precision, const std::string& prefix);
+
+// From a cross-attention group (head_rows q, k, v; head_cols the output Linear).
+CrossAttentionOps make_cross_attention_ops(const models::AttentionBlock& attention, int64_t hidden, Precision precision,
+                                           const std::string& prefix);
+nlohmann::json save_cross_attention_ops(const CrossAttentionOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden);
+CrossAttentionOps load_cross_attention_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
+                                           const std::string& prefix, int64_t hidden);
 
 // A block as a runtime dir stores it: the manifest entry (counts, each Linear's entry) returned,
 // tensors under `prefix` ("layers.3" -> "layers.3.qkv.weight", ...).
@@ -61,6 +84,23 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
 // softmax stays fp32. EngineOptions::int8_attention selects it.
 void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
                       int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
+
+// A decoder's per-layer self-attention cache: per sequence and K/V head, `capacity` rows of
+// head_dim ([batch, kv_heads, capacity, head_dim]); key_mask [batch, capacity], 0 hides a position.
+struct KvCacheView {
+  float* keys;
+  float* values;
+  const int64_t* key_mask;
+  int64_t capacity;
+};
+
+// Causal self-attention of `steps` new positions per sequence (qkv: [batch * steps, qkv_width],
+// what BlockOps::qkv wrote) against the cache: appends their K and V at position `past`, then
+// every query head attends to the first past + steps positions; ctx [batch * steps, q_width].
+// `rotate` (rotary models; may be empty) turns a head vector to its position before it is cached
+// or attends.
+void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64_t steps, int64_t past, const KvCacheView& cache,
+                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx);
 
 // The two halves of an encoder block, for post-LN (BERT) and pre-LN (ViT) engines alike; x and
 // residual are [batch * seq, hidden], y must not alias x. Each op's time goes to `profile`.

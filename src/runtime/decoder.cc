@@ -119,29 +119,6 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
   lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, head_precision, "lm_head");
 }
 
-namespace {
-
-const char* activation_name(kernels::Activation a) {
-  switch (a) {
-    case kernels::Activation::kNone: return "none";
-    case kernels::Activation::kGelu: return "gelu";
-    case kernels::Activation::kGeluTanh: return "gelu_tanh";
-    case kernels::Activation::kRelu: return "relu";
-    case kernels::Activation::kSilu: return "silu";
-  }
-  return "?";
-}
-
-kernels::Activation parse_activation(const io::JsonFields& m, const std::string& key) {
-  const auto name = m.get_string(key);
-  for (auto a : {kernels::Activation::kNone, kernels::Activation::kGelu, kernels::Activation::kGeluTanh, kernels::Activation::kRelu,
-                 kernels::Activation::kSilu})
-    if (name == activation_name(a)) return a;
-  m.fail_field(key, "one of none, gelu, gelu_tanh, relu, silu");
-}
-
-}  // namespace
-
 nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
   const int64_t h = hidden_;
   out.add_floats("embeddings.word", wte_, {vocab_, h});
@@ -283,8 +260,8 @@ void Decoder::embed(Cache& cache, const int64_t* ids, int64_t steps, float* x) c
 void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64_t steps, std::vector<float>& x,
                               std::vector<float>& next) const {
   const BlockOps& ops = layer.ops;
-  const int64_t batch = cache.batch, past = cache.length, m = batch * steps, h = hidden_, hd = ops.head_dim;
-  const int64_t qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;
+  const int64_t batch = cache.batch, past = cache.length, m = batch * steps, h = hidden_;
+  const int64_t qw = ops.q_width(), row = ops.qkv_width();
   std::vector<float> normed(x.size()), qkv(static_cast<size_t>(m * row)), ctx(static_cast<size_t>(m * qw));
   {
     ScopedOpTimer t(profile_, "norm");
@@ -296,32 +273,10 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
   }
   {
     ScopedOpTimer t(profile_, "KV cache append + attention");
-    auto head_cache = [&](std::vector<std::vector<float>>& kv, int64_t b, int64_t k) {
-      return kv[li].data() + (b * ops.kv_heads + k) * cache.capacity * hd;
-    };
-    kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / ops.kv_heads, k = task % ops.kv_heads;
-        float *kh = head_cache(cache.keys, b, k), *vh = head_cache(cache.values, b, k);
-        for (int64_t s = 0; s < steps; ++s) {
-          const float* r = qkv.data() + (b * steps + s) * row;
-          std::copy(r + qw + k * hd, r + qw + (k + 1) * hd, kh + (past + s) * hd);
-          std::copy(r + qw + kvw + k * hd, r + qw + kvw + (k + 1) * hd, vh + (past + s) * hd);
-          if (!inv_freq_.empty()) rotate(kh + (past + s) * hd, past + s);
-        }
-      }
-    });
-    kernels::parallel_for(batch * ops.heads, [&](int64_t begin, int64_t end) {
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / ops.heads, head = task % ops.heads;
-        float* q = qkv.data() + b * steps * row + head * hd;
-        if (!inv_freq_.empty())
-          for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
-        const auto attend = options_.int8_attention ? attend_head_int8 : attend_head;
-        attend(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps,
-               past + steps, hd, cache.key_mask.data() + b * cache.capacity, past, ctx.data() + b * steps * qw + head * hd, qw);
-      }
-    });
+    std::function<void(float*, int64_t)> rotary;
+    if (!inv_freq_.empty()) rotary = [this](float* v, int64_t position) { rotate(v, position); };
+    const KvCacheView view{cache.keys[li].data(), cache.values[li].data(), cache.key_mask.data(), cache.capacity};
+    cached_self_attention(ops, qkv.data(), batch, steps, past, view, options_.int8_attention, rotary, ctx.data());
   }
   ScopedOpTimer t(profile_, "attention output Linear + residual");
   ops.attn_out.forward(ctx.data(), m, qw, next.data(), h, x.data(), h);  // + residual, into a new buffer

@@ -15,12 +15,12 @@ void Engine::require_text(const std::string& who) const {
 
 int64_t Engine::vocab_size() const {
   require_text("vocab_size");
-  return encoder ? encoder->vocab_size() : decoder->vocab_size();
+  return encoder ? encoder->vocab_size() : decoder ? decoder->vocab_size() : seq2seq->vocab_size();
 }
 
 int64_t Engine::max_positions() const {
   require_text("max_positions");
-  return encoder ? encoder->max_positions() : decoder->max_positions();
+  return encoder ? encoder->max_positions() : decoder ? decoder->max_positions() : seq2seq->max_positions();
 }
 
 Engine build_engine(const models::LoadedModel& loaded, const std::string& precision, int threads, bool int8_attention) {
@@ -31,6 +31,8 @@ Engine build_engine(const models::LoadedModel& loaded, const std::string& precis
   e.eos_token_id = loaded.model->info().eos_token_id;
   if (loaded.model->info().is_decoder)
     e.decoder = std::make_unique<Decoder>(loaded, options);
+  else if (loaded.model->info().is_encoder_decoder)
+    e.seq2seq = std::make_unique<EncoderDecoder>(loaded, options);
   else if (loaded.model->info().model_type == "vit")
     e.vision = std::make_unique<VitEncoder>(loaded, options);
   else
@@ -54,10 +56,12 @@ Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int t
     e.decoder = std::make_unique<Decoder>(reader, options);
   else if (kind == "bert-encoder")
     e.encoder = std::make_unique<BertEncoder>(reader, options);
+  else if (kind == "encoder-decoder")
+    e.seq2seq = std::make_unique<EncoderDecoder>(reader, options);
   else if (kind == "vit-encoder")
     e.vision = std::make_unique<VitEncoder>(reader, options);
   else
-    reader.manifest().fail_field("engine", "'bert-encoder', 'decoder' or 'vit-encoder'");
+    reader.manifest().fail_field("engine", "'bert-encoder', 'decoder', 'encoder-decoder' or 'vit-encoder'");
   return e;
 }
 

@@ -239,7 +239,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   auto run_eval = [&]() {
     s.model->eval();
     io::json res = s.cls_dev   ? data::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
-                   : s.s2s_dev ? data::evaluate_seq2seq(*s.model, *s.tokenizer, *s.s2s_dev, eval_opts)
+                   : s.s2s_dev ? data::evaluate_seq2seq(&*s.model, *s.tokenizer, *s.s2s_dev, eval_opts)
                                : data::evaluate_lm(s.model.get(), *s.lm_dev, s.objective, &s.mlm, eval_opts);
     s.model->train();
     return res;

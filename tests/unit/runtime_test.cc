@@ -531,7 +531,7 @@ TEST(Runtime, RuntimeDirRefusesWhatItsManifestDoesNotDescribe) {
     fresh(d);
     expect_error(open(d, "fp32"), {"manifest.json", "packed for precision int8-2:4", "sqz pack"});
     edit_manifest(d.path(), [](io::json& m) { m["engine"] = "t5-encoder-decoder"; });
-    expect_error(open(d), {"manifest.json", "'engine'", "'bert-encoder', 'decoder' or 'vit-encoder'"});
+    expect_error(open(d), {"manifest.json", "'engine'", "'bert-encoder', 'decoder', 'encoder-decoder' or 'vit-encoder'"});
   }
   {  // not a runtime dir at all
     testing::ScratchDir d("rtdir");

@@ -1,0 +1,181 @@
+// The encoder-decoder runtime engine (BART) against libtorch: fp32 equals the eager model (1e-4
+// relative) on padded sources, including layers whose self- or cross-attention heads and FFN
+// neurons were pruned; step-by-step decoding equals one pass; greedy decoding picks the tokens
+// models::generate_seq2seq_greedy picks; int8 and bf16 equal the model fake-quantized (rounded)
+// as the engine quantizes; a packed runtime dir runs what the engine ran.
+#include <gtest/gtest.h>
+
+#include "models/generation.h"
+#include "runtime/encoder_decoder.h"
+#include "runtime/engine.h"
+#include "runtime/runtime_dir.h"
+#include "unit/runtime_reference.h"
+#include "unit/test_util.h"
+#include "unit/tiny_models.h"
+
+namespace sqz {
+namespace {
+
+using testing::relative_error;
+
+constexpr int64_t kVocab = 41;
+
+io::json bart_config() {
+  // Two heads of 16: the engine folds 1/sqrt(head_dim) into Q's weights before bf16 rounding,
+  // which equals rounding first only when that factor is a power of two.
+  return {{"model_type", "bart"},         {"vocab_size", kVocab},       {"d_model", 32},
+          {"encoder_layers", 2},          {"decoder_layers", 2},        {"encoder_attention_heads", 2},
+          {"decoder_attention_heads", 2}, {"encoder_ffn_dim", 48},      {"decoder_ffn_dim", 40},
+          {"max_position_embeddings", 24}, {"scale_embedding", true},    {"pad_token_id", 1},
+          {"bos_token_id", 0},            {"eos_token_id", 2},          {"decoder_start_token_id", 2},
+          {"architectures", {"BartForConditionalGeneration"}}};
+}
+
+// HF's init leaves biases at zero and norms at one, which would hide a dropped bias or a swapped
+// norm: every parameter (final_logits_bias too) gets noise.
+std::shared_ptr<models::TransformerModel> bart(const io::json& config) {
+  auto model = testing::tiny_model(config);
+  torch::NoGradGuard g;
+  torch::manual_seed(11);
+  for (auto& p : model->named_parameters()) p.value().add_(torch::randn_like(p.value()) * 0.05);
+  model->eval();
+  return model;
+}
+
+models::LoadedModel loaded(std::shared_ptr<models::TransformerModel> model, const io::json& config) {
+  return {std::move(model), io::JsonFields(config, "test config"), {}};
+}
+
+struct Inputs {
+  torch::Tensor ids, mask, decoder_ids;
+};
+
+// Row 1's source is padded at the end (BART pads right); decoder inputs start from the start token.
+Inputs inputs() {
+  torch::manual_seed(5);
+  Inputs in{torch::randint(3, kVocab, {2, 7}, torch::kLong), torch::ones({2, 7}, torch::kLong),
+            torch::randint(3, kVocab, {2, 5}, torch::kLong)};
+  in.mask.index_put_({1, torch::indexing::Slice(4)}, 0);
+  in.ids.index_put_({1, torch::indexing::Slice(4)}, 1);
+  in.decoder_ids.index_put_({torch::indexing::Slice(), 0}, 2);
+  return in;
+}
+
+struct Compared {
+  double memory, logits;
+};
+
+Compared compare(models::TransformerModel& reference, const runtime::EncoderDecoder& engine) {
+  torch::NoGradGuard g;
+  const auto in = inputs();
+  models::ModelInputs mi;
+  mi.input_ids = in.ids;
+  mi.attention_mask = in.mask;
+  mi.decoder_input_ids = in.decoder_ids;
+  auto want = reference.forward(mi);
+  auto ids = in.ids.contiguous(), mask = in.mask.contiguous(), dec = in.decoder_ids.contiguous();
+  auto memory = engine.encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
+  auto cache = engine.new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 5);
+  auto logits = engine.decode(cache, dec.data_ptr<int64_t>(), 5, true);
+  // Padded source positions' encoder states are not meaningful: compare the real ones.
+  auto real = in.mask.to(torch::kBool).unsqueeze(-1).expand({2, 7, 32});
+  auto got_memory = torch::from_blob(memory.data(), {2, 7, 32}, torch::kFloat32).masked_select(real).contiguous();
+  std::vector<float> got(got_memory.data_ptr<float>(), got_memory.data_ptr<float>() + got_memory.numel());
+  return {relative_error(got, want.at("encoder_last_hidden_state").masked_select(real)), relative_error(logits, want.at("logits"))};
+}
+
+TEST(Seq2SeqRuntime, Fp32EqualsLibtorch) {
+  auto model = bart(bart_config());
+  runtime::EncoderDecoder engine(loaded(model, bart_config()), {runtime::Precision::kFp32, 2});
+  auto r = compare(*model, engine);
+  EXPECT_LT(r.memory, 1e-4);
+  EXPECT_LT(r.logits, 1e-4);
+}
+
+// What SpeedUp leaves: one head in encoder layer 0 and decoder layer 1's self-attention, no
+// cross-attention heads in decoder layer 0 (its output bias alone), narrower FFNs; untied LM head.
+TEST(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
+  auto config = bart_config();
+  config["sqz_encoder_pruned_heads"] = {{"0", {1}}};
+  config["sqz_decoder_pruned_heads"] = {{"1", {0}}};
+  config["sqz_cross_pruned_heads"] = {{"0", {0, 1}}};
+  config["sqz_encoder_intermediate_sizes"] = {20, 48};
+  config["sqz_decoder_intermediate_sizes"] = {40, 12};
+  config["tie_word_embeddings"] = false;
+  config["activation_function"] = "relu";
+  auto model = bart(config);
+  runtime::EncoderDecoder engine(loaded(model, config), {runtime::Precision::kFp32, 1});
+  auto r = compare(*model, engine);
+  EXPECT_LT(r.memory, 1e-4);
+  EXPECT_LT(r.logits, 1e-4);
+}
+
+// The cache: five one-token steps give the logits of one five-token pass; greedy decoding of a
+// padded batch picks what libtorch's cached greedy decoding picks.
+TEST(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
+  auto model = bart(bart_config());
+  runtime::EncoderDecoder engine(loaded(model, bart_config()), {runtime::Precision::kFp32, 2});
+  const auto in = inputs();
+  auto ids = in.ids.contiguous(), mask = in.mask.contiguous(), dec = in.decoder_ids.contiguous();
+  auto memory = engine.encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
+  auto whole = engine.new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 5);
+  auto all = engine.decode(whole, dec.data_ptr<int64_t>(), 5, true);
+  auto stepped = engine.new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 5);
+  for (int64_t s = 0; s < 5; ++s) {
+    std::vector<int64_t> step{dec[0][s].item<int64_t>(), dec[1][s].item<int64_t>()};
+    auto logits = engine.decode(stepped, step.data(), 1, false);
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t v = 0; v < kVocab; ++v) EXPECT_NEAR(logits[b * kVocab + v], all[(b * 5 + s) * kVocab + v], 1e-4);
+  }
+  int64_t n = 0;
+  auto got = engine.generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7, 12, &n);
+  auto want = models::generate_seq2seq_greedy(*model, in.ids, in.mask, 12);
+  ASSERT_EQ(n, want.size(1));
+  EXPECT_EQ(got, std::vector<int64_t>(want.data_ptr<int64_t>(), want.data_ptr<int64_t>() + want.numel()));
+}
+
+TEST(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
+  for (auto precision : {runtime::Precision::kInt8, runtime::Precision::kBf16}) {
+    SCOPED_TRACE(runtime::precision_name(precision));
+    auto model = bart(bart_config());
+    runtime::EngineOptions options{precision, 2};
+    options.lm_head_follows_precision = false;  // the fake-quantized model's LM head is not a compression site
+    runtime::EncoderDecoder engine(loaded(model, bart_config()), options);
+    const auto unquantized = compare(*model, engine);
+    testing::fake_quantize_like_engine(*model, precision);
+    const auto r = compare(*model, engine);
+    // The comparison can tell: the engine is far closer to the quantized model than to the float one.
+    EXPECT_GT(unquantized.logits, 20 * r.logits);
+    EXPECT_LT(r.memory, 1e-5);
+    EXPECT_LT(r.logits, 1e-5);
+  }
+}
+
+// sqz pack's path: the engine saved as a runtime dir and opened again runs the same numbers.
+TEST(Seq2SeqRuntime, RuntimeDirRunsWhatTheEngineRan) {
+  auto model = bart(bart_config());
+  auto engine = runtime::build_engine(loaded(model, bart_config()), "int8", 2);
+  ASSERT_TRUE(engine.seq2seq);
+  testing::ScratchDir dir("seq2seq-pack");
+  runtime::RuntimeDirWriter writer;
+  writer.write(dir.path(), engine.seq2seq->save(writer));
+  auto opened = runtime::open_runtime_dir(dir.path(), "", 2);
+  ASSERT_TRUE(opened.seq2seq);
+  EXPECT_EQ(opened.precision(), runtime::Precision::kInt8);
+  EXPECT_EQ(opened.vocab_size(), kVocab);
+  const auto in = inputs();
+  auto ids = in.ids.contiguous(), mask = in.mask.contiguous();
+  int64_t n1 = 0, n2 = 0;
+  EXPECT_EQ(engine.seq2seq->generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7, 10, &n1),
+            opened.seq2seq->generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7, 10, &n2));
+  EXPECT_EQ(n1, n2);
+  auto a = runtime::seq2seq_logits(*engine.seq2seq, in.ids, in.mask, in.decoder_ids);
+  auto b = runtime::seq2seq_logits(*opened.seq2seq, in.ids, in.mask, in.decoder_ids);
+  EXPECT_TRUE(a.equal(b));
+  // A decoder position past the table is refused by name, not read out of bounds.
+  auto memory = opened.seq2seq->encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
+  EXPECT_THROW(opened.seq2seq->new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 25), std::exception);
+}
+
+}  // namespace
+}  // namespace sqz
