@@ -25,7 +25,12 @@ io::json bench_preset_config(const std::string& preset) {
     return {{"model_type", "vit"}, {"hidden_size", 768}, {"num_hidden_layers", 12}, {"num_attention_heads", 12},
             {"intermediate_size", 3072}, {"image_size", 224}, {"patch_size", 16}, {"num_channels", 3}, {"hidden_act", "gelu"},
             {"num_labels", 1000}, {"architectures", {"ViTForImageClassification"}}};
-  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2, vit-base");
+  if (preset == "bart-base")  // facebook/bart-base's shape
+    return {{"model_type", "bart"}, {"vocab_size", 50265}, {"d_model", 768}, {"encoder_layers", 6}, {"decoder_layers", 6},
+            {"encoder_attention_heads", 12}, {"decoder_attention_heads", 12}, {"encoder_ffn_dim", 3072}, {"decoder_ffn_dim", 3072},
+            {"max_position_embeddings", 1024}, {"activation_function", "gelu"}, {"scale_embedding", false},
+            {"architectures", {"BartForConditionalGeneration"}}};
+  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2, vit-base, bart-base");
 }
 
 namespace {
@@ -139,7 +144,12 @@ std::string model_name(const BenchOptions& o) {
 struct BenchTarget {
   std::optional<models::LoadedModel> loaded;
   std::optional<runtime::Engine> engine;
-  bool decoder() const { return engine ? engine->decoder != nullptr : loaded->model->info().is_decoder; }
+  // Generates (the prefill + per-token decode table): decoders and encoder-decoders.
+  bool decoder() const {
+    if (engine) return engine->decoder || engine->seq2seq;
+    return loaded->model->info().is_decoder || loaded->model->info().is_encoder_decoder;
+  }
+  bool seq2seq() const { return engine ? engine->seq2seq != nullptr : loaded->model->info().is_encoder_decoder; }
 };
 
 BenchTarget open_target(const BenchOptions& o) {
@@ -148,15 +158,13 @@ BenchTarget open_target(const BenchOptions& o) {
     if (o.peers_only) fail_invalid("--peers-only: ", o.model_dir, " is a runtime dir, which has no libtorch model");
     t.engine = runtime::open_runtime_dir(o.model_dir, "", o.threads);
     t.engine->require_text("bench");
-    if (t.engine->seq2seq)
-      fail_unimplemented("bench: ", o.model_dir, " holds the encoder-decoder engine; sqz bench times encoders and decoders for now "
-                         "(sqz eval --engine runtime scores it)");
   } else {
     t.loaded = bench_model(o);
     const auto& info = t.loaded->model->info();
-    if (info.is_encoder_decoder)
+    if (info.is_encoder_decoder && info.head_class != "BartForConditionalGeneration")
       fail_unimplemented("bench: ", o.model_dir, " is a ", info.model_type, " model (", info.head_class,
-                         "); sqz bench times encoders (BERT, ViT) and decoders (GPT-2, OPT, Llama, Qwen2) for now");
+                         "); sqz bench times BERT and ViT encoders, GPT-2 / OPT / Llama / Qwen2 decoders and "
+                         "BartForConditionalGeneration for now");
   }
   return t;
 }
@@ -179,8 +187,9 @@ io::json bench_packed(const BenchOptions& o, runtime::Engine& engine) {
                     (o.task.empty() ? "; --task scores it on a split" : "; its --task score is the check");
   const int saved_threads = torch::get_num_threads();
   set_torch_threads(o.threads);
-  result = engine.decoder ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
-                          : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
+  result = engine.decoder   ? run_packed_decoder_bench(o, *engine.decoder, scorer, std::move(result))
+           : engine.seq2seq ? run_packed_seq2seq_bench(o, *engine.seq2seq, std::move(result))
+                            : run_packed_encoder_bench(o, *engine.encoder, scorer, std::move(result));
   set_torch_threads(saved_threads);
   return result;
 }
@@ -190,9 +199,10 @@ io::json bench_target(const BenchOptions& o, BenchTarget& t) {
   if (t.engine) return bench_packed(o, *t.engine);
   const bool decoder = t.decoder();
   const bool vision = t.loaded->model->info().image_size > 0;
-  io::json result = decoder  ? run_decoder_bench(o, *t.loaded, model_name(o))
-                    : vision ? run_vision_bench(o, *t.loaded, model_name(o))
-                             : run_encoder_bench(o, *t.loaded, model_name(o));
+  io::json result = t.seq2seq() ? run_seq2seq_bench(o, *t.loaded, model_name(o))
+                    : decoder     ? run_decoder_bench(o, *t.loaded, model_name(o))
+                    : vision      ? run_vision_bench(o, *t.loaded, model_name(o))
+                                  : run_encoder_bench(o, *t.loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
   return result;
 }

@@ -289,6 +289,15 @@ void print_footer(const io::json& result, std::ostream& out) {
   for (const auto& r : result["rows"]) out << "  " << r["reproduce"].get<std::string>() << "\n";
 }
 
+TimedFields decoder_timed_fields(int64_t batch) {
+  return [batch](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
+    const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
+    row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm}});
+    if (!base.empty())
+      row.update({{"prefill_speedup_vs_libtorch_fp32", base.at(0).median_ms / pm}, {"decode_speedup_vs_libtorch_fp32", base.at(1).median_ms / dm}});
+  };
+}
+
 TimedFields encoder_timed_fields(int64_t batch, double gflop) {
   return [batch, gflop](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
     const TimingStats& f = t.front();

@@ -127,6 +127,9 @@ std::string packed_case_name(const runtime::EngineOptions& options);
 // The timing fields of an encoder (or ViT) row: `gflop` per forward (0: unknown, no GFLOP/s), and
 // the ratio to libtorch fp32 when the baseline ran.
 TimedFields encoder_timed_fields(int64_t batch, double gflop);
+// The timing fields of a decoder (or encoder-decoder) row: prefill and per-token decode, and their
+// ratios to libtorch fp32 when the baseline ran.
+TimedFields decoder_timed_fields(int64_t batch);
 
 // The encoder, decoder and ViT benches (bench_encoder.cc, bench_decoder.cc, bench_vision.cc). The packed ones time the
 // engine a runtime dir holds, with no check (it holds no float model to compare with) and no peers;
@@ -138,5 +141,9 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
 void print_decoder_table(const io::json& result, std::ostream& out);
 io::json run_packed_encoder_bench(const BenchOptions& o, const runtime::BertEncoder& engine, const TaskScorer& scorer, io::json result);
 io::json run_packed_decoder_bench(const BenchOptions& o, runtime::Decoder& decoder, const TaskScorer& scorer, io::json result);
+// Encoder-decoders (bench_seq2seq.cc): the decoders' table, prefill being the source's encoding
+// and the first decoder step.
+io::json run_seq2seq_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name);
+io::json run_packed_seq2seq_bench(const BenchOptions& o, runtime::EncoderDecoder& engine, io::json result);
 
 }  // namespace sqz::eval

@@ -160,17 +160,6 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, mo
   }
 }
 
-// The timing fields of a decoder row: prefill and per-token decode, and their ratios to libtorch
-// fp32 when the baseline ran.
-TimedFields decoder_timed_fields(int64_t batch) {
-  return [batch](io::json& row, const std::vector<TimingStats>& t, const std::vector<TimingStats>& base) {
-    const double pm = t.at(0).median_ms, dm = t.at(1).median_ms;
-    row.update({{"prefill_ms", pm}, {"decode_ms_per_token", dm}, {"decode_tokens_per_s", 1000.0 * static_cast<double>(batch) / dm}});
-    if (!base.empty())
-      row.update({{"prefill_speedup_vs_libtorch_fp32", base.at(0).median_ms / pm}, {"decode_speedup_vs_libtorch_fp32", base.at(1).median_ms / dm}});
-  };
-}
-
 }  // namespace
 
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -226,7 +215,9 @@ void print_decoder_table(const io::json& result, std::ostream& out) {
       << result["decode_steps"].get<int64_t>() << " greedy tokens, " << result["threads"].get<int>() << " threads, median of "
       << result["runs"].get<int>() << " runs after " << result["warmup"].get<int>() << " warm-up; sqz kernels: "
       << result["isa"].get<std::string>() << "; measured read bandwidth " << format_fixed(result["read_bandwidth_gbps"].get<double>(), 1)
-      << " GB/s\n\n";
+      << " GB/s\n";
+  if (result.contains("phases")) out << result["phases"].get<std::string>() << "\n";
+  out << "\n";
   const bool scored = has_scores(result);
   out << "| case | batch | prefill ms | decode ms/token | tokens/s | prefill vs libtorch | decode vs libtorch | decode / weight-stream time | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
   out << "|---|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
