@@ -33,16 +33,15 @@ io::JsonFields generation_fields(const fs::path& dir) {
   return io::JsonFields::from_file(fs::exists(gen) ? gen : dir / "config.json");
 }
 
-// The prompt encoded once, then greedy decoding from decoder_start_token_id up to EOS, as
-// models::generate does for encoder-decoders (forced BOS/EOS tokens are libtorch-only).
+// The prompt encoded once, then greedy decoding from decoder_start_token_id up to EOS with the
+// generation config's forced BOS/EOS, as models::generate does for encoder-decoders.
 std::vector<int64_t> runtime_generate_seq2seq(const runtime::EncoderDecoder& engine, const std::vector<int64_t>& prompt,
                                               const GenerateArgs& a) {
   const auto g = generation_fields(a.model_dir);
-  for (const char* key : {"forced_bos_token_id", "forced_eos_token_id"})
-    if (models::config_token_id(g, key))
-      fail_unimplemented(g.source(), ": field '", key, "' is set; the runtime engine decodes without forced tokens (use --engine libtorch)");
+  const runtime::EncoderDecoder::Forced forced{models::config_token_id(g, "forced_bos_token_id"),
+                                               models::config_token_id(g, "forced_eos_token_id")};
   int64_t n = 0;
-  auto fresh = engine.generate_greedy(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), a.options.max_new_tokens, &n);
+  auto fresh = engine.generate_greedy(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), a.options.max_new_tokens, &n, forced);
   std::vector<int64_t> all = prompt;
   all.insert(all.end(), fresh.begin(), fresh.end());
   return all;

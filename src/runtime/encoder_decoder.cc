@@ -380,7 +380,7 @@ std::vector<float> EncoderDecoder::decode(Cache& cache, const int64_t* ids, int6
 }
 
 std::vector<int64_t> EncoderDecoder::generate_greedy(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq,
-                                                     int64_t max_new_tokens, int64_t* generated) const {
+                                                     int64_t max_new_tokens, int64_t* generated, const Forced& forced) const {
   // As models::generate_seq2seq_greedy: at most max_positions - 1 steps.
   const int64_t limit = std::max<int64_t>(0, std::min(max_new_tokens, max_positions_ - 1));
   auto cache = new_cache(encode(ids, mask, batch, seq), mask, batch, seq, std::max<int64_t>(limit, 1));
@@ -392,7 +392,10 @@ std::vector<int64_t> EncoderDecoder::generate_greedy(const int64_t* ids, const i
     bool all_done = true;
     for (int64_t b = 0; b < batch; ++b) {
       const float* row = &logits[b * vocab_];
-      step[b] = done[b] ? pad_ : std::max_element(row, row + vocab_) - row;  // the first maximum, as argmax
+      step[b] = std::max_element(row, row + vocab_) - row;  // the first maximum, as argmax
+      if (n == 0 && forced.bos) step[b] = *forced.bos;
+      if (n == max_new_tokens - 1 && forced.eos) step[b] = *forced.eos;
+      if (done[b]) step[b] = pad_;
       done[b] = done[b] || step[b] == eos_;
       all_done = all_done && done[b];
     }

@@ -6,6 +6,7 @@
 // whatever structured pruning left, per layer and per stack, cross-attention included.
 #pragma once
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "models/registry.h"
@@ -43,9 +44,14 @@ class EncoderDecoder {
   std::vector<float> decode(Cache& cache, const int64_t* ids, int64_t steps, bool all_logits,
                             const int64_t* decoder_mask = nullptr) const;
   // Greedy decoding from decoder_start_token_id, as models::generate_seq2seq_greedy: [batch, n]
-  // tokens (n <= max_new_tokens), a finished row padded with pad_token_id after its EOS.
+  // tokens (n <= max_new_tokens), a finished row padded with pad_token_id after its EOS. Forced
+  // tokens, as models::generate applies them: the first new token, and the one max_new_tokens
+  // ends on.
+  struct Forced {
+    std::optional<int64_t> bos, eos;
+  };
   std::vector<int64_t> generate_greedy(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq, int64_t max_new_tokens,
-                                       int64_t* generated) const;
+                                       int64_t* generated, const Forced& forced = {}) const;
 
   int64_t weight_bytes() const;
   int64_t vocab_size() const { return vocab_; }

@@ -10,6 +10,8 @@ input_ids), saves them, and
   from decoder_start_token_id, with the generation config's forced BOS/EOS), and beam search the
   tokens of transformers' own generate(num_beams=...) over beam counts, length penalties and
   early stopping;
+- BART on the runtime's encoder-decoder engine (`--engine runtime`, from the model dir and packed by
+  `sqz pack`) must give the logits and encoder output within 1e-4 relative and the same greedy tokens;
 - a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
 and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
 ids and tokens on a corpus of hard strings, and SentencePiece models trained here by the real
@@ -195,6 +197,25 @@ def greedy_seq2seq(model, ids, n):
     return new
 
 
+def check_seq2seq_runtime(name, seed, model, d, tmp, arrays, greedy_ids):
+    """BART on the runtime's encoder-decoder engine (fp32), from the model dir and packed: logits and
+    encoder output at real positions within TOL relative of transformers, greedy tokens equal."""
+    packed = os.path.join(tmp, "bart-packed")
+    sqz("pack", d, "--precision", "fp32", "--out", packed, "--overwrite")
+    with torch.no_grad():
+        ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+    rt = 0.0
+    for where in (d, packed):
+        got = sqz_forward(where, tmp, "--engine", "runtime", **arrays)
+        for key, real in (("logits", arrays["decoder_attention_mask"]), ("encoder_last_hidden_state", arrays["attention_mask"])):
+            want = getattr(ref, key).numpy()
+            rt = max(rt, max_diff(got[key], want, real) / float(np.abs(want).max()))
+        out = json.loads(sqz("generate", where, "--engine", "runtime", "--prompt", "the old man and the sea", "--max-new-tokens", "8", "--ids"))
+        assert out["new_ids"] == greedy_ids, f"{name} (seed {seed}): runtime greedy ({where}) {out['new_ids']} transformers {greedy_ids}"
+    assert rt <= TOL, f"{name} (seed {seed}): runtime engine relative error {rt:.3g} > {TOL}"
+    return f"; runtime engine fp32 (model dir and packed) within {rt:.2g} relative, greedy tokens equal"
+
+
 def check_seq2seq(tmp, seeds):
     """Encoder-decoders: every output and both stacks' hidden states at real positions, with explicit
     (padded) decoder inputs and with the decoder inputs derived from input_ids (shifted right)."""
@@ -247,6 +268,8 @@ def check_seq2seq(tmp, seeds):
                 want = greedy_seq2seq(model, np.array([out["prompt_ids"]], dtype=np.int64), 8)
                 assert out["new_ids"] == want, f"{name} (seed {seed}): greedy sqz {out['new_ids']} transformers {want}"
                 gen = f", greedy {len(want)} tokens equal"
+                if cfg.model_type == "bart":
+                    gen += check_seq2seq_runtime(name, seed, model, d, tmp, explicit, want)
             lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} ({len(variants)} input set{'s' if len(variants) > 1 else ''}){gen}")
     return lines
 

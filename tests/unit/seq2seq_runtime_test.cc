@@ -132,6 +132,11 @@ TEST(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
   auto want = models::generate_seq2seq_greedy(*model, in.ids, in.mask, 12);
   ASSERT_EQ(n, want.size(1));
   EXPECT_EQ(got, std::vector<int64_t>(want.data_ptr<int64_t>(), want.data_ptr<int64_t>() + want.numel()));
+  // Forced tokens (BART's generation config): the first new token, and the one max_new_tokens ends on.
+  auto forced = engine.generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 1, 7, 3, &n, {7, 2});
+  ASSERT_EQ(n, 3);
+  EXPECT_EQ(forced.front(), 7);
+  EXPECT_EQ(forced.back(), 2);
 }
 
 TEST(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
