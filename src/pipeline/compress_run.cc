@@ -76,13 +76,14 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
 
   auto compressed = quant::load_any_model(saved.model_dir);
   m.compressed = measure(*compressed.model, run, compressed.config, "compressed", &m.final_logits);
+  // sqz bench times encoders, decoders and BART; other encoder-decoders (T5) have no runtime engine yet.
+  const auto& info = compressed.model->info();
+  const std::string unbenchable = info.is_encoder_decoder && info.head_class != "BartForConditionalGeneration" ? info.head_class : "";
   compressed.model.reset();
   stop_if_interrupted("while measuring the compressed model");
-  // sqz bench times encoders and decoders; seq2seq models have no runtime engine or bench case yet.
-  const bool benchable = data::find_task(r.train.task).kind != data::TaskKind::kSeq2Seq;
-  if (r.latency.enabled && benchable) m.bench = bench_stage(run, saved.model_dir, out / "model");
-  if (r.latency.enabled && !benchable)
-    log_info("bench: skipped, encoder-decoders are not benchmarked yet (latency.enabled: false silences this line)");
+  if (r.latency.enabled && unbenchable.empty()) m.bench = bench_stage(run, saved.model_dir, out / "model");
+  if (r.latency.enabled && !unbenchable.empty())
+    log_info("bench: skipped, ", unbenchable, " has no runtime engine yet (latency.enabled: false silences this line)");
   io::json report = assemble_report(run, result, saved, m, compressed.config.value());
   write_report(run, report);
   stop_if_interrupted("while benchmarking");

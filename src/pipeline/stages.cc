@@ -49,8 +49,11 @@ io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs
   o.runs = r.latency.runs;
   o.warmup = r.latency.warmup;
   o.cases = r.latency.cases;
-  o.task = r.train.task;
-  o.split = (fs::path(r.train.data) / data::find_task(r.train.task).dev_file).string();
+  // Seq2seq dev scores (WER, PER) are the report's own, from full decoding; bench times only.
+  if (data::find_task(r.train.task).kind != data::TaskKind::kSeq2Seq) {
+    o.task = r.train.task;
+    o.split = (fs::path(r.train.data) / data::find_task(r.train.task).dev_file).string();
+  }
   o.max_length = r.train.max_length;
   o.eval_batches = r.eval_batches;
   o.eval_batch_size = r.train.batch_size;  // the same examples as the report's dev scores
