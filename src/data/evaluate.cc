@@ -11,6 +11,20 @@
 
 namespace sqz::data {
 
+namespace {
+
+// Batches an evaluation of `count` examples (or blocks) runs under `o`.
+int64_t planned_batches(int64_t count, const EvalOptions& o) {
+  const int64_t all = (count + o.batch_size - 1) / o.batch_size;
+  return o.max_batches > 0 ? std::min(o.max_batches, all) : all;
+}
+
+void after_batch(const EvalOptions& o, int64_t done, int64_t count) {
+  if (o.after_batch) o.after_batch(done, planned_batches(count, o));
+}
+
+}  // namespace
+
 io::json evaluate_classification(models::TransformerModel* model, const ClassificationData& data,
                                  int64_t num_classes, const EvalOptions& o) {
   if (!model && !o.classification_logits) fail_invalid("evaluate: no model and no engine to take logits from");
@@ -35,6 +49,7 @@ io::json evaluate_classification(models::TransformerModel* model, const Classifi
       predicted.push_back(pred[r].item<int64_t>());
       gold.push_back(batch.labels[r].item<int64_t>());
     }
+    after_batch(o, batches, data.size());
   }
   if (model) model->train(was_training);
   return {{"accuracy", accuracy(predicted, gold)}, {"macro_f1", macro_f1(predicted, gold, num_classes)},
@@ -61,6 +76,7 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
     if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
     targets += r.targets;
+    after_batch(o, batches, data.num_blocks());
   }
   if (model) model->train(was_training);
   io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
@@ -95,8 +111,7 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
   };
   double nll = 0;
   int64_t targets = 0, batches = 0, examples = 0, wrong = 0, edits = 0, reference_tokens = 0;
-  Progress progress("eval", o.max_batches > 0 ? std::min(o.max_batches, (data.size() + o.batch_size - 1) / o.batch_size)
-                                              : (data.size() + o.batch_size - 1) / o.batch_size);
+  Progress progress("eval", planned_batches(data.size(), o));
   for (int64_t i = 0; i < data.size(); i += o.batch_size) {
     if (o.max_batches > 0 && batches >= o.max_batches) break;
     ++batches;
@@ -129,6 +144,7 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
       ++examples;
     }
     progress.update(batches, to_text("wer ", static_cast<double>(wrong) / static_cast<double>(examples)));
+    after_batch(o, batches, data.size());
   }
   if (model) model->train(was_training);
   if (examples == 0) fail_invalid("evaluate: no seq2seq examples");

@@ -22,6 +22,9 @@ struct EvalOptions {
   std::function<torch::Tensor(const models::ModelInputs&)> classification_logits{};
   // Causal LM: where logits [batch, seq, vocab] come from; unset = the model's own forward.
   std::function<torch::Tensor(const Batch&)> lm_logits{};
+  // Called after each batch with the batches done and the batches this evaluation runs; it may
+  // throw to stop (sqz compress stops a full-dev eval on Ctrl-C / SIGTERM this way).
+  std::function<void(int64_t done, int64_t total)> after_batch{};
   int64_t num_beams = 1;  // seq2seq: greedy (1) or beam search
   // Seq2seq on an engine (both set, greedy only): teacher-forced logits [batch, target, vocab] of
   // a batch, and its greedy decoding [batch, n] within `room` new tokens (pad after each EOS).

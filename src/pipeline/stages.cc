@@ -5,6 +5,7 @@
 
 #include "compress/quant/calibrate.h"
 #include "compress/selector.h"
+#include "core/interrupt.h"
 #include "core/log.h"
 #include "data/evaluate.h"
 #include "eval/bench.h"
@@ -24,6 +25,11 @@ Measured measure(models::TransformerModel& model, const CompressRun& run, const 
   const auto& r = run.recipe;
   const auto& task = data::find_task(r.train.task);
   data::EvalOptions o{r.train.batch_size, r.eval_batches, r.train.seed, r.train.mlm_probability, logits};
+  // A full-dev eval can take minutes: Ctrl-C / SIGTERM stops it at the next batch.
+  o.after_batch = [&what](int64_t done, int64_t total) {
+    if (interrupt_requested())
+      fail_invalid("compression interrupted while evaluating the ", what, " model (after ", done, " of ", total, " batches)");
+  };
   Measured m;
   log_info("evaluating the ", what, " model on ", task.dev_file);
   m.eval = data::evaluate_split(&model, *run.tokenizer, config, r.train.task, fs::path(r.train.data) / task.dev_file, r.train.max_length, o);

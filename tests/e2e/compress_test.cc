@@ -154,7 +154,8 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   EXPECT_NE(typo.output.find("--case 'sqz-int9' is not a bench case"), std::string::npos) << typo.output;
 }
 
-// Ctrl-C before training ends the run with a named error and leaves nothing. Ctrl-C in training
+// Ctrl-C before training ends the run with a named error and leaves nothing (during the dense
+// model's eval: at the next eval batch). Ctrl-C in training
 // stops after the current step with a checkpoint: OUT is not written, OUT.partial keeps the run's
 // state and the message points at --resume; a new run without --resume refuses to overwrite it.
 TEST(Compress, InterruptedRunKeepsItsStateForResume) {
@@ -163,7 +164,9 @@ TEST(Compress, InterruptedRunKeepsItsStateForResume) {
   const fs::path log = tmp / "log.txt", partial = tmp / "out.partial";
   for (const std::string marker : {"evaluating the dense model", "train ["}) {
     SCOPED_TRACE(marker);
-    const pid_t pid = testing::spawn_sqz({"compress", "--recipe", recipe.string(), "--set", "train.steps=400"}, log);
+    // The dense model's eval on the whole dev split (74 batches): the signal lands inside it.
+    const std::string evals = marker == "train [" ? "eval_batches=3" : "eval_batches=0";
+    const pid_t pid = testing::spawn_sqz({"compress", "--recipe", recipe.string(), "--set", "train.steps=400", "--set", evals}, log);
     ASSERT_GT(pid, 0);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
     while (read_text_file(log).find(marker) == std::string::npos && std::chrono::steady_clock::now() < deadline)
@@ -179,6 +182,9 @@ TEST(Compress, InterruptedRunKeepsItsStateForResume) {
     for (const auto& e : fs::directory_iterator(tmp.path()))
       EXPECT_EQ(e.path().filename().string().find(".out.tmp"), std::string::npos) << e.path();
     if (marker != "train [") {
+      // Stopped between eval batches, not after the whole split.
+      EXPECT_NE(out.find("while evaluating the dense model (after "), std::string::npos) << out;
+      EXPECT_EQ(out.find("(after 74 of 74 batches)"), std::string::npos) << out;
       EXPECT_EQ(out.find("--resume"), std::string::npos) << out;
       EXPECT_FALSE(fs::exists(partial));
       continue;
