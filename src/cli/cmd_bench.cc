@@ -1,4 +1,4 @@
-// sqz bench (--preset bert-base|gpt2|vit-base|bart-base | MODEL_DIR) [--batch B ...] [--seq S] [--threads T] [--runs N]
+// sqz bench (--preset bert-base|gpt2|vit-base|bart-base|t5-small | MODEL_DIR) [--batch B ...] [--seq S] [--threads T] [--runs N]
 // [--case NAME ...] [--json FILE]: checks, then times, the sqz runtime and its peers in one run.
 #include <iostream>
 
@@ -13,7 +13,7 @@ void add_bench_command(CLI::App& app) {
   auto o = std::make_shared<eval::BenchOptions>();
   auto json_path = std::make_shared<std::string>();
   auto* model = cmd->add_option("model_dir", o->model_dir, "model directory (or use --preset)");
-  cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base, gpt2, vit-base, bart-base")->excludes(model);
+  cmd->add_option("--preset", o->preset, "a random-weight shape instead of a model: bert-base, gpt2, vit-base, bart-base, t5-small")->excludes(model);
   cmd->add_option("--batch", o->batches, "batch sizes (repeatable)")->check(positive());
   cmd->add_option("--seq", o->seq, "sequence length (decoders: prompt length)")->check(positive());
   cmd->add_option("--decode-steps", o->decode_steps, "decoders: greedy tokens timed after the prompt")->check(non_negative());

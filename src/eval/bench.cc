@@ -30,7 +30,10 @@ io::json bench_preset_config(const std::string& preset) {
             {"encoder_attention_heads", 12}, {"decoder_attention_heads", 12}, {"encoder_ffn_dim", 3072}, {"decoder_ffn_dim", 3072},
             {"max_position_embeddings", 1024}, {"activation_function", "gelu"}, {"scale_embedding", false},
             {"architectures", {"BartForConditionalGeneration"}}};
-  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2, vit-base, bart-base");
+  if (preset == "t5-small")  // t5-small's shape (v1.0: ReLU, tied head)
+    return {{"model_type", "t5"}, {"vocab_size", 32128}, {"d_model", 512}, {"d_kv", 64}, {"d_ff", 2048}, {"num_layers", 6},
+            {"num_heads", 8}, {"feed_forward_proj", "relu"}, {"architectures", {"T5ForConditionalGeneration"}}};
+  fail_invalid("--preset '", preset, "' is not one of: bert-base, gpt2, vit-base, bart-base, t5-small");
 }
 
 namespace {
@@ -161,10 +164,10 @@ BenchTarget open_target(const BenchOptions& o) {
   } else {
     t.loaded = bench_model(o);
     const auto& info = t.loaded->model->info();
-    if (info.is_encoder_decoder && info.head_class != "BartForConditionalGeneration")
+    if (info.is_encoder_decoder && info.head_class != "BartForConditionalGeneration" && info.head_class != "T5ForConditionalGeneration")
       fail_unimplemented("bench: ", o.model_dir, " is a ", info.model_type, " model (", info.head_class,
                          "); sqz bench times BERT and ViT encoders, GPT-2 / OPT / Llama / Qwen2 decoders and "
-                         "BartForConditionalGeneration for now");
+                         "BART / T5 ForConditionalGeneration for now");
   }
   return t;
 }

@@ -1,4 +1,4 @@
-// `sqz bench` on encoder-decoders (BART): per run, encode a source of --seq tokens and take the
+// `sqz bench` on encoder-decoders (BART, T5): per run, encode a source of --seq tokens and take the
 // first decoder step (the "prefill" phase: what a request costs before its first token), then
 // --decode-steps greedy tokens against the self- and cross-attention caches (per-token decode).
 // The table is the decoders'; each case's first-step logits are checked against libtorch fp32.
@@ -107,7 +107,9 @@ torch::Tensor random_source(int64_t vocab, int64_t batch, int64_t seq, uint64_t 
   return torch::randint(std::min<int64_t>(4, vocab - 1), vocab, {batch, seq}, gen, torch::kLong);
 }
 
+// max_positions 0: no position table (T5), no limit.
 void check_lengths(const BenchOptions& o, int64_t max_positions) {
+  if (max_positions <= 0) return;
   if (o.seq > max_positions) fail_invalid("bench: --seq ", o.seq, " exceeds the model's max_position_embeddings (", max_positions, ")");
   if (o.decode_steps + 1 > max_positions)
     fail_invalid("bench: --decode-steps ", o.decode_steps, " plus the start token exceed the model's max_position_embeddings (",

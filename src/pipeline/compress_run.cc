@@ -76,9 +76,10 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
 
   auto compressed = quant::load_any_model(saved.model_dir);
   m.compressed = measure(*compressed.model, run, compressed.config, "compressed", &m.final_logits);
-  // sqz bench times encoders, decoders and BART; other encoder-decoders (T5) have no runtime engine yet.
+  // sqz bench times encoders, decoders and BART / T5 ForConditionalGeneration (the runtime's engines).
   const auto& info = compressed.model->info();
-  const std::string unbenchable = info.is_encoder_decoder && info.head_class != "BartForConditionalGeneration" ? info.head_class : "";
+  const bool engine = info.head_class == "BartForConditionalGeneration" || info.head_class == "T5ForConditionalGeneration";
+  const std::string unbenchable = info.is_encoder_decoder && !engine ? info.head_class : "";
   compressed.model.reset();
   stop_if_interrupted("while measuring the compressed model");
   if (r.latency.enabled && unbenchable.empty()) m.bench = bench_stage(run, saved.model_dir, out / "model");

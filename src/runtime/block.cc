@@ -30,13 +30,14 @@ const torch::Tensor& model_tensor(const std::map<std::string, torch::Tensor>& pa
 namespace {
 
 // Appends `rows` rows of the i-th head_rows Linear (from its row_offset) to w and b; Q's (i == 0)
-// are scaled by attention's 1/sqrt(head_dim) (see BlockOps).
-void append_head_rows(const models::AttentionBlock& attention, size_t i, int64_t rows, std::vector<float>& w, std::vector<float>& b) {
+// are scaled by attention's 1/sqrt(head_dim) (see BlockOps) when scale_queries.
+void append_head_rows(const models::AttentionBlock& attention, size_t i, int64_t rows, bool scale_queries, std::vector<float>& w,
+                      std::vector<float>& b) {
   const auto& l = attention.head_rows[i];
   const int64_t r0 = attention.row_offset(i);
   auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + rows));
   auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + rows)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
-  if (i == 0) {
+  if (i == 0 && scale_queries) {
     const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
     for (auto& v : lw) v *= q_scale;
     for (auto& v : lb) v *= q_scale;
@@ -67,7 +68,7 @@ kernels::Activation parse_activation(const io::JsonFields& m, const std::string&
 }
 
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
-                        Precision precision, const std::string& prefix) {
+                        Precision precision, const std::string& prefix, bool scale_queries) {
   BlockOps ops;
   ops.heads = attention.num_heads;
   ops.head_dim = attention.head_dim;
@@ -77,7 +78,7 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
   auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
   if (width > 0) {
     std::vector<float> w, b;
-    for (size_t i = 0; i < attention.head_rows.size(); ++i) append_head_rows(attention, i, i == 0 ? width : ops.kv_width(), w, b);
+    for (size_t i = 0; i < attention.head_rows.size(); ++i) append_head_rows(attention, i, i == 0 ? width : ops.kv_width(), scale_queries, w, b);
     ops.qkv = LinearOp(w.data(), ops.qkv_width(), hidden, b.data(), precision, prefix + " attention Q/K/V");
     ops.attn_out = LinearOp(out_w.data(), hidden, width, out_b.data(), precision, prefix + " attention output");
   } else {
@@ -100,7 +101,7 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
 }
 
 CrossAttentionOps make_cross_attention_ops(const models::AttentionBlock& attention, int64_t hidden, Precision precision,
-                                           const std::string& prefix) {
+                                           const std::string& prefix, bool scale_queries) {
   if (attention.head_rows.size() != 3 || attention.grouped_query())
     fail_unimplemented(prefix, ": the runtime's cross-attention takes separate Q, K and V Linears with as many K/V heads as Q heads");
   CrossAttentionOps ops;
@@ -113,9 +114,9 @@ CrossAttentionOps make_cross_attention_ops(const models::AttentionBlock& attenti
     return ops;
   }
   std::vector<float> qw, qb, kvw, kvb;
-  append_head_rows(attention, 0, ops.width(), qw, qb);
-  append_head_rows(attention, 1, ops.width(), kvw, kvb);
-  append_head_rows(attention, 2, ops.width(), kvw, kvb);
+  append_head_rows(attention, 0, ops.width(), scale_queries, qw, qb);
+  append_head_rows(attention, 1, ops.width(), scale_queries, kvw, kvb);
+  append_head_rows(attention, 2, ops.width(), scale_queries, kvw, kvb);
   ops.q = LinearOp(qw.data(), ops.width(), hidden, qb.data(), precision, prefix + " cross-attention Q");
   ops.kv = LinearOp(kvw.data(), 2 * ops.width(), hidden, kvb.data(), precision, prefix + " cross-attention K/V");
   ops.out = LinearOp(out_w.data(), hidden, ops.width(), out_b.data(), precision, prefix + " cross-attention output");
@@ -216,6 +217,11 @@ void mask_scores(float* scores, int64_t rows, int64_t keys, const int64_t* key_m
       for (int64_t j = causal_offset + i + 1; j < keys; ++j) scores[i * keys + j] = hidden_key;
 }
 
+void add_bias(float* scores, int64_t n, const float* bias) {
+  if (bias)
+    for (int64_t i = 0; i < n; ++i) scores[i] += bias[i];
+}
+
 // Symmetric s8 codes of an [n, k] matrix read as m[j * stride_n + kk * stride_k], one scale per j.
 void quantize_s8_rows(const float* m, int64_t n, int64_t k, int64_t stride_n, int64_t stride_k, int8_t* codes, float* scales) {
   for (int64_t j = 0; j < n; ++j) {
@@ -229,7 +235,8 @@ void quantize_s8_rows(const float* m, int64_t n, int64_t k, int64_t stride_n, in
 }  // namespace
 
 void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo) {
+                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo,
+                      const float* bias) {
   // Per-thread scratch, as in attend_head.
   thread_local std::vector<uint8_t> q_codes, p_codes;
   thread_local std::vector<kernels::AffineParams> q_params, p_params;
@@ -249,6 +256,7 @@ void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, 
   scores.resize(static_cast<size_t>(rows * keys));
   kernels::dequantize_rows({acc.data(), q_params.data(), kv_scales.data(), k_packed.column_sums.data()}, rows, keys,
                            scores.data(), keys);
+  add_bias(scores.data(), rows * keys, bias);
   mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
   kernels::softmax_rows(scores.data(), rows, keys, keys);
   p_codes.resize(static_cast<size_t>(rows * keys));
@@ -261,7 +269,8 @@ void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, 
 }
 
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo) {
+                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo,
+                 const float* bias) {
   // Per-thread scratch: attention runs one (sequence, head) task per call inside parallel_for.
   thread_local kernels::PackedF32Weights kp, vp;
   thread_local std::vector<float> scores;
@@ -269,13 +278,14 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   kernels::pack_f32_weights_into(k, keys, head_dim, ldk, 1, kp);
   kernels::pack_f32_weights_into(v, head_dim, keys, 1, ldv, vp);
   kernels::gemm_f32(q, rows, ldq, kp, scores.data(), keys);
+  add_bias(scores.data(), rows * keys, bias);
   mask_scores(scores.data(), rows, keys, key_mask, causal_offset);
   kernels::softmax_rows(scores.data(), rows, keys, keys);
   kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
 }
 
 void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64_t steps, int64_t past, const KvCacheView& cache,
-                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx) {
+                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx, const ScoreBias& bias) {
   const int64_t hd = ops.head_dim, qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;
   auto head_cache = [&](float* kv, int64_t b, int64_t k) { return kv + (b * ops.kv_heads + k) * cache.capacity * hd; };
   kernels::parallel_for(batch * ops.kv_heads, [&](int64_t begin, int64_t end) {  // append K (rotated) and V
@@ -298,13 +308,13 @@ void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64
       if (rotate)
         for (int64_t s = 0; s < steps; ++s) rotate(q + s * row, past + s);
       attend(q, row, head_cache(cache.keys, b, head / group), hd, head_cache(cache.values, b, head / group), hd, steps, past + steps,
-             hd, cache.key_mask + b * cache.capacity, past, ctx + b * steps * qw + head * hd, qw);
+             hd, cache.key_mask + b * cache.capacity, past, ctx + b * steps * qw + head * hd, qw, bias.head(head));
     }
   });
 }
 
 void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, int64_t seq, int64_t hidden, const int64_t* mask,
-                            bool int8_attention, const float* residual, float* y, OpProfile* profile) {
+                            bool int8_attention, const float* residual, float* y, OpProfile* profile, const ScoreBias& bias) {
   const int64_t m = batch * seq, h = hidden;
   if (ops.heads == 0) {
     ScopedOpTimer timer(profile, "attention output (no heads)");
@@ -333,7 +343,7 @@ void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, 
         const int64_t b = task / ops.heads, head = task % ops.heads;
         const float* q = qkv.data() + b * seq * 3 * a + head * hd;
         attend(q, 3 * a, q + a, 3 * a, q + 2 * a, 3 * a, seq, seq, hd, mask ? mask + b * seq : nullptr, -1,
-               ctx.data() + b * seq * a + head * hd, a);
+               ctx.data() + b * seq * a + head * hd, a, bias.head(head));
       }
     });
   }
@@ -348,6 +358,24 @@ void encoder_ffn(const BlockOps& ops, const float* x, int64_t m, int64_t hidden,
   std::vector<float>& inner = inner_scratch;
   kernels::QuantizedRows& inner_codes = inner_codes_scratch;
   const int64_t h = hidden;
+  if (ops.gated) {  // act(gate) * up over the stacked [gate | up] rows, then the output Linear on the gate half
+    const int64_t width = 2 * ops.ffn;
+    inner.resize(static_cast<size_t>(m * width));
+    {
+      ScopedOpTimer t(profile, "FFN gate/up Linear + activation * up");
+      ops.ffn_in.forward(x, m, h, inner.data(), width);
+      if (activation == kernels::Activation::kSilu) {
+        kernels::silu_mul_rows(inner.data(), width, inner.data() + ops.ffn, width, m, ops.ffn);
+      } else {
+        kernels::activate_rows(activation, inner.data(), m, ops.ffn, width);
+        for (int64_t r = 0; r < m; ++r)
+          for (int64_t j = 0; j < ops.ffn; ++j) inner[r * width + j] *= inner[r * width + ops.ffn + j];
+      }
+    }
+    ScopedOpTimer t(profile, "FFN output Linear + residual");
+    ops.ffn_out.forward(inner.data(), m, width, y, h, residual, h);
+    return;
+  }
   const bool requantize = ops.ffn_requantizes();
   if (!requantize) inner.resize(static_cast<size_t>(m * ops.ffn));
   {

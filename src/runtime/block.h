@@ -54,12 +54,13 @@ kernels::Activation parse_activation(const io::JsonFields& m, const std::string&
 // [row_offset, row_offset + heads * head_dim) to the stacked QKV weight (three Linears for BERT,
 // three slices of GPT-2's fused c_attn; K and V kv_heads * head_dim under grouped-query
 // attention); two FFN input Linears (gate, up) are stacked into one. `prefix` names the layer.
+// scale_queries false: scores are not scaled (T5), Q keeps its weights.
 BlockOps make_block_ops(const models::AttentionBlock& attention, const models::FfnBlock& ffn, int64_t hidden,
-                        Precision precision, const std::string& prefix);
+                        Precision precision, const std::string& prefix, bool scale_queries = true);
 
 // From a cross-attention group (head_rows q, k, v; head_cols the output Linear).
 CrossAttentionOps make_cross_attention_ops(const models::AttentionBlock& attention, int64_t hidden, Precision precision,
-                                           const std::string& prefix);
+                                           const std::string& prefix, bool scale_queries = true);
 nlohmann::json save_cross_attention_ops(const CrossAttentionOps& ops, RuntimeDirWriter& out, const std::string& prefix, int64_t hidden);
 CrossAttentionOps load_cross_attention_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
                                            const std::string& prefix, int64_t hidden);
@@ -71,19 +72,35 @@ nlohmann::json save_block_ops(const BlockOps& ops, RuntimeDirWriter& out, const 
 BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& where,
                         const std::string& prefix, int64_t hidden);
 
-// out [rows, head_dim] (row stride ldo) = softmax(q k^T) v for one sequence and head, q already
-// scaled (BlockOps::qkv):
+// An additive score bias per head (T5's relative positions): `values` holds [heads, rows, keys]
+// for the model's unpruned heads; `head_index` (may be null or empty) maps a block's head to its
+// slice there, as pruning left the block.
+struct ScoreBias {
+  const float* values = nullptr;
+  const std::vector<int64_t>* head_index = nullptr;
+  int64_t rows = 0, keys = 0;
+  const float* head(int64_t h) const {
+    if (!values) return nullptr;
+    const int64_t i = head_index && !head_index->empty() ? (*head_index)[static_cast<size_t>(h)] : h;
+    return values + i * rows * keys;
+  }
+};
+
+// out [rows, head_dim] (row stride ldo) = softmax(q k^T + bias) v for one sequence and head, q
+// already scaled (BlockOps::qkv), bias (nullable) [rows, keys]:
 // q [rows, head_dim], k and v [keys, head_dim], each with its row stride. key_mask (nullable,
 // [keys], 0 = padding) hides keys; causal_offset >= 0 lets query i see keys 0..causal_offset+i.
 void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
+                 int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo,
+                 const float* bias = nullptr);
 
 // The same with both products on the int8 GEMM, quantized as the int8 Linears are: Q rows and
 // softmax rows asymmetric u8 per row (softmax rows include 0, so their zero point is 0), K
 // symmetric s8 per key and V symmetric s8 per feature (the "output channels" of P·V); the masked
 // softmax stays fp32. EngineOptions::int8_attention selects it.
 void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
-                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo);
+                      int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo,
+                      const float* bias = nullptr);
 
 // A decoder's per-layer self-attention cache: per sequence and K/V head, `capacity` rows of
 // head_dim ([batch, kv_heads, capacity, head_dim]); key_mask [batch, capacity], 0 hides a position.
@@ -100,15 +117,17 @@ struct KvCacheView {
 // `rotate` (rotary models; may be empty) turns a head vector to its position before it is cached
 // or attends.
 void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64_t steps, int64_t past, const KvCacheView& cache,
-                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx);
+                           bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx,
+                           const ScoreBias& bias = {});
 
 // The two halves of an encoder block, for post-LN (BERT) and pre-LN (ViT) engines alike; x and
 // residual are [batch * seq, hidden], y must not alias x. Each op's time goes to `profile`.
 // y = attention(x) + residual: the fused Q/K/V GEMM, every (sequence, head) pair in parallel
 // (mask: [batch, seq], 0 = padding, nullable), then the output Linear with the residual added.
 void encoder_self_attention(const BlockOps& ops, const float* x, int64_t batch, int64_t seq, int64_t hidden, const int64_t* mask,
-                            bool int8_attention, const float* residual, float* y, OpProfile* profile);
-// y = ffn_out(act(ffn_in(x))) + residual; int8 FFNs pass the inner rows as u8 codes.
+                            bool int8_attention, const float* residual, float* y, OpProfile* profile, const ScoreBias& bias = {});
+// y = ffn_out(act(ffn_in(x))) + residual, or ffn_out(act(gate(x)) * up(x)) + residual when gated;
+// int8 FFNs (not gated) pass the inner rows as u8 codes.
 void encoder_ffn(const BlockOps& ops, const float* x, int64_t m, int64_t hidden, kernels::Activation activation, const float* residual,
                  float* y, OpProfile* profile);
 

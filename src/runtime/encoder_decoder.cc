@@ -5,149 +5,76 @@
 #include "core/error.h"
 #include "kernels/eltwise/eltwise.h"
 #include "kernels/parallel.h"
-#include "runtime/block.h"
 #include "runtime/runtime_dir.h"
 
 namespace sqz::runtime {
 
 namespace {
 constexpr int64_t kPositionOffset = 2;  // BART's learned position table starts two rows in (HF's offset)
-}
 
-struct EncoderDecoder::EncoderLayer {
-  BlockOps ops;  // self-attention and FFN
-  std::vector<float> attn_gamma, attn_beta, ffn_gamma, ffn_beta;
-};
-
-struct EncoderDecoder::DecoderLayer {
-  BlockOps ops;  // self-attention and FFN
-  CrossAttentionOps cross;
-  std::vector<float> self_gamma, self_beta, cross_gamma, cross_beta, ffn_gamma, ffn_beta;
-};
-
-EncoderDecoder::~EncoderDecoder() = default;
-
-namespace {
-
-kernels::Activation bart_activation(const io::JsonFields& config, const std::string& source) {
-  const std::string act = config.get_string("activation_function", "gelu");
-  if (act == "gelu") return kernels::Activation::kGelu;
-  if (act == "relu") return kernels::Activation::kRelu;
-  if (act == "gelu_new" || act == "gelu_pytorch_tanh") return kernels::Activation::kGeluTanh;
-  fail_unimplemented(source, ": field 'activation_function' = '", act, "'; the runtime runs BART with gelu, gelu_new or relu");
+// HF's T5 _relative_position_bucket in fp32 as torch computes it: exact buckets for small
+// distances, log-spaced ones up to max_distance; bidirectional stacks split the buckets between
+// the two directions.
+int64_t t5_bucket(int64_t relative, bool bidirectional, int64_t buckets, int64_t max_distance) {
+  int64_t out = 0, distance = 0;
+  if (bidirectional) {
+    buckets /= 2;
+    if (relative > 0) out += buckets;
+    distance = std::abs(relative);
+  } else {
+    distance = -std::min<int64_t>(relative, 0);
+  }
+  const int64_t max_exact = buckets / 2;
+  if (distance < max_exact) return out + distance;
+  const float scaled = std::log(static_cast<float>(distance) / static_cast<float>(max_exact)) /
+                       static_cast<float>(std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact))) *
+                       static_cast<float>(buckets - max_exact);
+  return out + std::min<int64_t>(max_exact + static_cast<int64_t>(scaled), buckets - 1);
 }
 
 }  // namespace
 
-EncoderDecoder::EncoderDecoder(const models::LoadedModel& loaded, const EngineOptions& options) : options_(options) {
-  auto& model = *loaded.model;
-  const auto& info = model.info();
-  const auto& config = loaded.config;
-  const std::string source = (loaded.dir / "config.json").string();
-  if (info.model_type != "bart" || info.head_class != "BartForConditionalGeneration")
-    fail_unimplemented(source, ": the runtime's encoder-decoder engine runs BartForConditionalGeneration; this model is ",
-                       info.model_type, " ", info.head_class, " — use the libtorch path (without --engine runtime)");
-  if (!info.decoder_start_token_id || !info.eos_token_id || !info.pad_token_id)
-    fail_invalid(source, ": decoding needs decoder_start_token_id, eos_token_id and pad_token_id");
-  decoder_start_ = *info.decoder_start_token_id;
-  eos_ = *info.eos_token_id;
-  pad_ = *info.pad_token_id;
-  activation_ = bart_activation(config, source);
-  // As models/bart.cc reads it: SpeedUp pins sqz_embed_scale when it cuts hidden dimensions.
-  embed_scale_ = static_cast<float>(config.has("sqz_embed_scale") ? config.get_float("sqz_embed_scale", 1.0)
-                                    : config.get_bool("scale_embedding", false) ? std::sqrt(static_cast<double>(info.hidden_size))
-                                                                                 : 1.0);
-
-  std::map<std::string, torch::Tensor> params;
-  for (const auto& p : model.named_parameters()) params[p.key()] = p.value();
-  auto get = [&](const std::string& name) { return to_vector(model_tensor(params, name)); };
-  const auto& shared = model_tensor(params, "model.shared.weight");
-  vocab_ = shared.size(0);
-  hidden_ = shared.size(1);
-  shared_ = to_vector(shared);
-  encoder_positions_ = get("model.encoder.embed_positions.weight");
-  decoder_positions_ = get("model.decoder.embed_positions.weight");
-  max_positions_ = static_cast<int64_t>(decoder_positions_.size()) / hidden_ - kPositionOffset;
-  if (static_cast<int64_t>(encoder_positions_.size()) != (max_positions_ + kPositionOffset) * hidden_)
-    fail_invalid(source, ": the encoder's and decoder's position tables differ in size");
-  encoder_norm_gamma_ = get("model.encoder.layernorm_embedding.weight");
-  encoder_norm_beta_ = get("model.encoder.layernorm_embedding.bias");
-  decoder_norm_gamma_ = get("model.decoder.layernorm_embedding.weight");
-  decoder_norm_beta_ = get("model.decoder.layernorm_embedding.bias");
-
-  const auto structure = model.structure();
-  auto ffn_of = [&](const std::string& stack, int64_t index) -> const models::FfnBlock& {
-    for (const auto& f : structure.ffn)
-      if (f.stack == stack && f.index_in_stack() == index) return f;
-    fail_invalid(source, ": no FFN for ", stack, " layer ", index);
-  };
-  for (const auto& a : structure.attention) {
-    const int64_t i = a.index_in_stack();
-    const std::string lp = "model." + std::string(a.stack == "encoder" ? "encoder" : "decoder") + ".layers." + std::to_string(i);
-    if (a.stack == "encoder") {
-      auto l = std::make_unique<EncoderLayer>();
-      l->ops = make_block_ops(a, ffn_of("encoder", i), hidden_, options.precision, lp);
-      l->attn_gamma = get(lp + ".self_attn_layer_norm.weight");
-      l->attn_beta = get(lp + ".self_attn_layer_norm.bias");
-      l->ffn_gamma = get(lp + ".final_layer_norm.weight");
-      l->ffn_beta = get(lp + ".final_layer_norm.bias");
-      encoder_.push_back(std::move(l));
-    } else if (a.stack == "decoder") {
-      auto l = std::make_unique<DecoderLayer>();
-      l->ops = make_block_ops(a, ffn_of("decoder", i), hidden_, options.precision, lp);
-      l->self_gamma = get(lp + ".self_attn_layer_norm.weight");
-      l->self_beta = get(lp + ".self_attn_layer_norm.bias");
-      l->cross_gamma = get(lp + ".encoder_attn_layer_norm.weight");
-      l->cross_beta = get(lp + ".encoder_attn_layer_norm.bias");
-      l->ffn_gamma = get(lp + ".final_layer_norm.weight");
-      l->ffn_beta = get(lp + ".final_layer_norm.bias");
-      decoder_.push_back(std::move(l));
-    } else {  // "cross": the decoder layer added just before it
-      if (decoder_.empty() || static_cast<int64_t>(decoder_.size()) != i + 1)
-        fail_invalid(source, ": cross-attention of decoder layer ", i, " comes before its self-attention");
-      decoder_.back()->cross = make_cross_attention_ops(a, hidden_, options.precision, lp);
-    }
-  }
-  auto head = params.count("lm_head.weight") ? get("lm_head.weight") : shared_;
-  auto bias = get("final_logits_bias");
-  const Precision head_precision = !options.lm_head_follows_precision ? Precision::kFp32
-                                   : is_int8(options.precision)       ? Precision::kInt8
-                                                                      : options.precision;
-  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, bias.data(), head_precision, "lm_head");
-}
+EncoderDecoder::~EncoderDecoder() = default;
 
 nlohmann::json EncoderDecoder::save(RuntimeDirWriter& out) const {
-  const int64_t h = hidden_, rows = max_positions_ + kPositionOffset;
+  const int64_t h = hidden_;
   out.add_floats("embeddings.shared", shared_, {vocab_, h});
-  out.add_floats("encoder.positions", encoder_positions_, {rows, h});
-  out.add_floats("decoder.positions", decoder_positions_, {rows, h});
-  out.add_floats("encoder.norm.weight", encoder_norm_gamma_, {h});
-  out.add_floats("encoder.norm.bias", encoder_norm_beta_, {h});
-  out.add_floats("decoder.norm.weight", decoder_norm_gamma_, {h});
-  out.add_floats("decoder.norm.bias", decoder_norm_beta_, {h});
-  auto norms = [&](const std::string& p, const char* name, const std::vector<float>& g, const std::vector<float>& b) {
-    out.add_floats(p + "." + name + ".weight", g, {h});
-    out.add_floats(p + "." + name + ".bias", b, {h});
+  auto vec = [&](const std::string& name, const std::vector<float>& v, std::vector<int64_t> shape) {
+    if (!v.empty()) out.add_floats(name, v, shape);
   };
+  auto norm = [&](const std::string& p, const char* name, const std::vector<float>& g, const std::vector<float>& b) {
+    vec(p + "." + name + ".weight", g, {h});
+    vec(p + "." + name + ".bias", b, {h});
+  };
+  for (auto [stack, name] : {std::pair{encoder_stack_.get(), std::string("encoder")}, {decoder_stack_.get(), std::string("decoder")}}) {
+    vec(name + ".positions", stack->positions, {max_positions_ + kPositionOffset, h});
+    norm(name, "norm", stack->norm_gamma, stack->norm_beta);
+    vec(name + ".final_norm.weight", stack->final_gamma, {h});
+    vec(name + ".position_bias", stack->bias_table, {buckets_, bias_heads_});
+  }
   nlohmann::json encoder = nlohmann::json::array(), decoder = nlohmann::json::array();
   for (size_t i = 0; i < encoder_.size(); ++i) {
     const auto& l = *encoder_[i];
     const std::string p = "encoder.layers." + std::to_string(i);
-    encoder.push_back(save_block_ops(l.ops, out, p, h));
-    norms(p, "attn_norm", l.attn_gamma, l.attn_beta);
-    norms(p, "ffn_norm", l.ffn_gamma, l.ffn_beta);
+    auto entry = save_block_ops(l.ops, out, p, h);
+    if (t5_) entry["bias_heads"] = l.bias_heads;
+    encoder.push_back(entry);
+    norm(p, "attn_norm", l.attn_gamma, l.attn_beta);
+    norm(p, "ffn_norm", l.ffn_gamma, l.ffn_beta);
   }
   for (size_t i = 0; i < decoder_.size(); ++i) {
     const auto& l = *decoder_[i];
     const std::string p = "decoder.layers." + std::to_string(i);
     auto entry = save_block_ops(l.ops, out, p, h);
     entry["cross"] = save_cross_attention_ops(l.cross, out, p + ".cross", h);
+    if (t5_) entry["bias_heads"] = l.bias_heads;
     decoder.push_back(entry);
-    norms(p, "self_norm", l.self_gamma, l.self_beta);
-    norms(p, "cross_norm", l.cross_gamma, l.cross_beta);
-    norms(p, "ffn_norm", l.ffn_gamma, l.ffn_beta);
+    norm(p, "self_norm", l.self_gamma, l.self_beta);
+    norm(p, "cross_norm", l.cross_gamma, l.cross_beta);
+    norm(p, "ffn_norm", l.ffn_gamma, l.ffn_beta);
   }
   return {{"engine", "encoder-decoder"},
+          {"family", t5_ ? "t5" : "bart"},
           {"precision", precision_name(options_.precision)},
           {"int8_attention", options_.int8_attention},
           {"hidden", h},
@@ -159,21 +86,29 @@ nlohmann::json EncoderDecoder::save(RuntimeDirWriter& out) const {
           {"embed_scale", embed_scale_},
           {"norm_eps", eps_},
           {"activation", activation_name(activation_)},
+          {"relative_buckets", buckets_},
+          {"relative_max_distance", max_distance_},
+          {"bias_heads", bias_heads_},
           {"encoder_layers", encoder},
           {"decoder_layers", decoder},
           {"lm_head", lm_head_->save(out, "lm_head")}};
 }
 
-EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
+EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions& options)
+    : options_(options), encoder_stack_(std::make_unique<Stack>()), decoder_stack_(std::make_unique<Stack>()) {
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "encoder-decoder") m.fail_field("engine", "'encoder-decoder' (this dir holds another engine)");
+  const std::string family = m.get_string("family", "bart");
+  if (family != "bart" && family != "t5") m.fail_field("family", "'bart' or 't5'");
+  t5_ = family == "t5";
   options_.precision = parse_precision(m.get_string("precision"));
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
-  for (const char* key : {"hidden", "vocab", "max_positions"})
+  for (const char* key : {"hidden", "vocab"})
     if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
   hidden_ = m.get_int("hidden");
   vocab_ = m.get_int("vocab");
   max_positions_ = m.get_int("max_positions");
+  if (t5_ ? max_positions_ != 0 : max_positions_ <= 0) m.fail_field("max_positions", t5_ ? "0 (T5 has no position table)" : "a count > 0");
   for (const char* key : {"decoder_start_token_id", "eos_token_id", "pad_token_id"})
     if (m.get_int(key) < 0 || m.get_int(key) >= vocab_) m.fail_field(key, "a token id below vocab");
   decoder_start_ = m.get_int("decoder_start_token_id");
@@ -182,28 +117,56 @@ EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions&
   embed_scale_ = static_cast<float>(m.get_float("embed_scale"));
   eps_ = static_cast<float>(m.get_float("norm_eps"));
   activation_ = parse_activation(m, "activation");
-  const int64_t h = hidden_, rows = max_positions_ + kPositionOffset;
+  if (t5_) {
+    buckets_ = m.get_int("relative_buckets");
+    max_distance_ = m.get_int("relative_max_distance");
+    bias_heads_ = m.get_int("bias_heads");
+    if (buckets_ < 4 || max_distance_ <= buckets_ / 2 || bias_heads_ <= 0)
+      m.fail_field("relative_buckets", "at least 4, relative_max_distance above half of it and bias_heads > 0");
+  }
+  const int64_t h = hidden_;
   shared_ = dir.floats("embeddings.shared", {vocab_, h});
-  encoder_positions_ = dir.floats("encoder.positions", {rows, h});
-  decoder_positions_ = dir.floats("decoder.positions", {rows, h});
-  encoder_norm_gamma_ = dir.floats("encoder.norm.weight", {h});
-  encoder_norm_beta_ = dir.floats("encoder.norm.bias", {h});
-  decoder_norm_gamma_ = dir.floats("decoder.norm.weight", {h});
-  decoder_norm_beta_ = dir.floats("decoder.norm.bias", {h});
+  decoder_stack_->bidirectional = false;
+  for (auto [stack, name] : {std::pair{encoder_stack_.get(), std::string("encoder")}, {decoder_stack_.get(), std::string("decoder")}}) {
+    if (t5_) {
+      stack->final_gamma = dir.floats(name + ".final_norm.weight", {h});
+      stack->bias_table = dir.floats(name + ".position_bias", {buckets_, bias_heads_});
+    } else {
+      stack->positions = dir.floats(name + ".positions", {max_positions_ + kPositionOffset, h});
+      stack->norm_gamma = dir.floats(name + ".norm.weight", {h});
+      stack->norm_beta = dir.floats(name + ".norm.bias", {h});
+    }
+  }
   auto layers = [&](const char* key) -> const nlohmann::json& {
     if (!m.value().contains(key) || !m.value()[key].is_array()) m.fail_field(key, "an array of blocks");
     return m.value()[key];
   };
-  auto norm = [&](const std::string& name) { return dir.floats(name, {h}); };
+  // A norm's gamma, and its beta for BART's LayerNorms.
+  auto norm = [&](const std::string& p, std::vector<float>& gamma, std::vector<float>& beta) {
+    gamma = dir.floats(p + ".weight", {h});
+    if (!t5_) beta = dir.floats(p + ".bias", {h});
+  };
+  // T5: the unpruned head each head reads its bias from, one per head, each below bias_heads.
+  auto bias_heads = [&](const io::JsonFields& entry, const std::string& where, int64_t heads) {
+    std::vector<int64_t> kept;
+    if (!t5_) return kept;
+    const auto& v = entry.value().contains("bias_heads") ? entry.value()["bias_heads"] : nlohmann::json();
+    if (v.is_array())
+      for (const auto& x : v)
+        if (x.is_number_integer() && x.get<int64_t>() >= 0 && x.get<int64_t>() < bias_heads_) kept.push_back(x.get<int64_t>());
+    if (!v.is_array() || static_cast<int64_t>(kept.size()) != heads || static_cast<int64_t>(v.size()) != heads)
+      fail_invalid(m.source(), ": ", where, ".bias_heads must list ", heads, " head indices below bias_heads (", bias_heads_, ")");
+    return kept;
+  };
   const auto& enc = layers("encoder_layers");
   for (size_t i = 0; i < enc.size(); ++i) {
     auto l = std::make_unique<EncoderLayer>();
     const std::string p = "encoder.layers." + std::to_string(i), where = "encoder_layers[" + std::to_string(i) + "]";
-    l->ops = load_block_ops(dir, dir.object(enc, i, where), where, p, h);
-    l->attn_gamma = norm(p + ".attn_norm.weight");
-    l->attn_beta = norm(p + ".attn_norm.bias");
-    l->ffn_gamma = norm(p + ".ffn_norm.weight");
-    l->ffn_beta = norm(p + ".ffn_norm.bias");
+    const auto entry = dir.object(enc, i, where);
+    l->ops = load_block_ops(dir, entry, where, p, h);
+    l->bias_heads = bias_heads(entry, where, l->ops.heads);
+    norm(p + ".attn_norm", l->attn_gamma, l->attn_beta);
+    norm(p + ".ffn_norm", l->ffn_gamma, l->ffn_beta);
     encoder_.push_back(std::move(l));
   }
   const auto& dec = layers("decoder_layers");
@@ -213,12 +176,10 @@ EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions&
     const auto entry = dir.object(dec, i, where);
     l->ops = load_block_ops(dir, entry, where, p, h);
     l->cross = load_cross_attention_ops(dir, dir.object(entry.value(), "cross", where + ".cross"), where + ".cross", p + ".cross", h);
-    l->self_gamma = norm(p + ".self_norm.weight");
-    l->self_beta = norm(p + ".self_norm.bias");
-    l->cross_gamma = norm(p + ".cross_norm.weight");
-    l->cross_beta = norm(p + ".cross_norm.bias");
-    l->ffn_gamma = norm(p + ".ffn_norm.weight");
-    l->ffn_beta = norm(p + ".ffn_norm.bias");
+    l->bias_heads = bias_heads(entry, where, l->ops.heads);
+    norm(p + ".self_norm", l->self_gamma, l->self_beta);
+    norm(p + ".cross_norm", l->cross_gamma, l->cross_beta);
+    norm(p + ".ffn_norm", l->ffn_gamma, l->ffn_beta);
     decoder_.push_back(std::move(l));
   }
   lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head"));
@@ -235,45 +196,72 @@ int64_t EncoderDecoder::weight_bytes() const {
   return bytes;
 }
 
-void EncoderDecoder::norm(float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta) const {
-  ScopedOpTimer t(profile_, "LayerNorm");
-  kernels::layer_norm_rows(x, m, hidden_, hidden_, gamma.data(), beta.data(), eps_, x, hidden_);
+void EncoderDecoder::norm(const float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta, float* y) const {
+  ScopedOpTimer t(profile_, t5_ ? "RMS norm" : "LayerNorm");
+  if (t5_) kernels::rms_norm_rows(x, m, hidden_, hidden_, gamma.data(), eps_, y, hidden_);
+  else kernels::layer_norm_rows(x, m, hidden_, hidden_, gamma.data(), beta.data(), eps_, y, hidden_);
 }
 
-// x = layernorm_embedding(shared[id] * embed_scale + positions[past + s + 2]).
-void EncoderDecoder::embed(const std::vector<float>& positions, const std::vector<float>& gamma, const std::vector<float>& beta,
-                           const int64_t* ids, int64_t batch, int64_t steps, int64_t past, float* x) const {
+// BART: x = layernorm_embedding(shared[id] * embed_scale + positions[past + s + 2]); T5: x = shared[id].
+void EncoderDecoder::embed(const Stack& stack, const int64_t* ids, int64_t batch, int64_t steps, int64_t past, float* x) const {
   ScopedOpTimer timer(profile_, "embeddings");
   const int64_t h = hidden_;
-  if (past + steps > max_positions_)
+  if (past + steps > position_limit())
     fail_invalid("runtime: ", past + steps, " positions exceed the model's max_position_embeddings (", max_positions_, ")");
   for (int64_t t = 0; t < batch * steps; ++t) {
     const int64_t id = ids[t];
     if (id < 0 || id >= vocab_) fail_invalid("runtime: token id ", id, " is outside the vocabulary (", vocab_, ")");
     const float* w = &shared_[id * h];
-    const float* p = &positions[(past + t % steps + kPositionOffset) * h];
+    if (stack.positions.empty()) {
+      std::copy(w, w + h, x + t * h);
+      continue;
+    }
+    const float* p = &stack.positions[(past + t % steps + kPositionOffset) * h];
     for (int64_t d = 0; d < h; ++d) x[t * h + d] = w[d] * embed_scale_ + p[d];
   }
-  kernels::layer_norm_rows(x, batch * steps, h, h, gamma.data(), beta.data(), eps_, x, h);
+  if (!stack.norm_gamma.empty())
+    kernels::layer_norm_rows(x, batch * steps, h, h, stack.norm_gamma.data(), stack.norm_beta.data(), eps_, x, h);
+}
+
+std::vector<float> EncoderDecoder::position_bias(const Stack& stack, int64_t past, int64_t rows, int64_t keys) const {
+  if (stack.bias_table.empty()) return {};
+  ScopedOpTimer t(profile_, "relative position bias");
+  std::vector<float> bias(static_cast<size_t>(bias_heads_ * rows * keys));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < keys; ++j) {
+      const int64_t bucket = t5_bucket(j - (past + i), stack.bidirectional, buckets_, max_distance_);
+      for (int64_t head = 0; head < bias_heads_; ++head) bias[(head * rows + i) * keys + j] = stack.bias_table[bucket * bias_heads_ + head];
+    }
+  return bias;
 }
 
 std::vector<float> EncoderDecoder::encode(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq) const {
   kernels::set_num_threads(options_.threads);
   const int64_t m = batch * seq, h = hidden_;
-  std::vector<float> x(static_cast<size_t>(m * h)), attn(x.size());
-  embed(encoder_positions_, encoder_norm_gamma_, encoder_norm_beta_, ids, batch, seq, 0, x.data());
-  for (const auto& l : encoder_) {  // post-LN, as BERT
-    encoder_self_attention(l->ops, x.data(), batch, seq, h, mask, options_.int8_attention, x.data(), attn.data(), profile_);
-    norm(attn.data(), m, l->attn_gamma, l->attn_beta);
-    encoder_ffn(l->ops, attn.data(), m, h, activation_, attn.data(), x.data(), profile_);
-    norm(x.data(), m, l->ffn_gamma, l->ffn_beta);
+  std::vector<float> x(static_cast<size_t>(m * h)), y(x.size()), normed(t5_ ? x.size() : 0);
+  embed(*encoder_stack_, ids, batch, seq, 0, x.data());
+  const auto bias_values = position_bias(*encoder_stack_, 0, seq, seq);
+  for (const auto& l : encoder_) {
+    const ScoreBias bias{bias_values.empty() ? nullptr : bias_values.data(), &l->bias_heads, seq, seq};
+    if (t5_) {  // pre-LN: x += attention(norm(x)); x += ffn(norm(x))
+      norm(x.data(), m, l->attn_gamma, l->attn_beta, normed.data());
+      encoder_self_attention(l->ops, normed.data(), batch, seq, h, mask, options_.int8_attention, x.data(), y.data(), profile_, bias);
+      norm(y.data(), m, l->ffn_gamma, l->ffn_beta, normed.data());
+      encoder_ffn(l->ops, normed.data(), m, h, activation_, y.data(), x.data(), profile_);
+    } else {  // post-LN, as BERT: x = norm(x + attention(x)); x = norm(x + ffn(x))
+      encoder_self_attention(l->ops, x.data(), batch, seq, h, mask, options_.int8_attention, x.data(), y.data(), profile_, bias);
+      norm(y.data(), m, l->attn_gamma, l->attn_beta, y.data());
+      encoder_ffn(l->ops, y.data(), m, h, activation_, y.data(), x.data(), profile_);
+      norm(x.data(), m, l->ffn_gamma, l->ffn_beta, x.data());
+    }
   }
+  if (!encoder_stack_->final_gamma.empty()) norm(x.data(), m, encoder_stack_->final_gamma, {}, x.data());
   return x;
 }
 
 EncoderDecoder::Cache EncoderDecoder::new_cache(const std::vector<float>& memory, const int64_t* mask, int64_t batch,
                                                 int64_t source_len, int64_t capacity) const {
-  if (capacity > max_positions_)
+  if (capacity > position_limit())
     fail_invalid("runtime: ", capacity, " positions exceed the model's max_position_embeddings (", max_positions_, ")");
   if (static_cast<int64_t>(memory.size()) != batch * source_len * hidden_)
     fail_invalid("runtime: the encoder output holds ", memory.size(), " values, not [", batch, ", ", source_len, ", ", hidden_, "]");
@@ -294,11 +282,22 @@ EncoderDecoder::Cache EncoderDecoder::new_cache(const std::vector<float>& memory
   return c;
 }
 
-// One post-LN decoder layer: x = norm(x + self(x)); x = norm(x + cross(x)); x = norm(x + ffn(x)).
-void EncoderDecoder::decoder_layer(const DecoderLayer& l, size_t li, Cache& cache, int64_t steps, std::vector<float>& x,
-                                   std::vector<float>& y) const {
+// One decoder layer, three sublayers (self-attention, cross-attention, FFN), each y = x + f(in):
+// pre-LN (T5) reads in = norm(x); post-LN (BART) reads x and normalizes the sum.
+void EncoderDecoder::decoder_layer(const DecoderLayer& l, size_t li, Cache& cache, int64_t steps, const std::vector<float>& bias_values,
+                                   std::vector<float>& x, std::vector<float>& y) const {
   const int64_t batch = cache.batch, m = batch * steps, h = hidden_;
+  std::vector<float> normed(t5_ ? x.size() : 0);
+  auto input = [&](const std::vector<float>& from, const std::vector<float>& gamma, const std::vector<float>& beta) {
+    if (!t5_) return from.data();
+    norm(from.data(), m, gamma, beta, normed.data());
+    return static_cast<const float*>(normed.data());
+  };
+  auto finish = [&](std::vector<float>& sum, const std::vector<float>& gamma, const std::vector<float>& beta) {
+    if (!t5_) norm(sum.data(), m, gamma, beta, sum.data());
+  };
   const BlockOps& ops = l.ops;
+  const float* in = input(x, l.self_gamma, l.self_beta);
   if (ops.heads == 0) {
     for (int64_t t = 0; t < m; ++t)
       for (int64_t d = 0; d < h; ++d) y[t * h + d] = x[t * h + d] + ops.attn_bias_only[d];
@@ -306,18 +305,20 @@ void EncoderDecoder::decoder_layer(const DecoderLayer& l, size_t li, Cache& cach
     std::vector<float> qkv(static_cast<size_t>(m * ops.qkv_width())), ctx(static_cast<size_t>(m * ops.q_width()));
     {
       ScopedOpTimer t(profile_, "Q/K/V Linear");
-      ops.qkv.forward(x.data(), m, h, qkv.data(), ops.qkv_width());
+      ops.qkv.forward(in, m, h, qkv.data(), ops.qkv_width());
     }
     {
       ScopedOpTimer t(profile_, "KV cache append + attention");
       const KvCacheView view{cache.keys[li].data(), cache.values[li].data(), cache.key_mask.data(), cache.capacity};
-      cached_self_attention(ops, qkv.data(), batch, steps, cache.length, view, options_.int8_attention, {}, ctx.data());
+      const ScoreBias bias{bias_values.empty() ? nullptr : bias_values.data(), &l.bias_heads, steps, cache.length + steps};
+      cached_self_attention(ops, qkv.data(), batch, steps, cache.length, view, options_.int8_attention, {}, ctx.data(), bias);
     }
     ScopedOpTimer t(profile_, "attention output Linear + residual");
     ops.attn_out.forward(ctx.data(), m, ops.q_width(), y.data(), h, x.data(), h);
   }
-  norm(y.data(), m, l.self_gamma, l.self_beta);
+  finish(y, l.self_gamma, l.self_beta);
   const CrossAttentionOps& c = l.cross;
+  in = input(y, l.cross_gamma, l.cross_beta);
   if (c.heads == 0) {
     for (int64_t t = 0; t < m; ++t)
       for (int64_t d = 0; d < h; ++d) x[t * h + d] = y[t * h + d] + c.bias_only[d];
@@ -326,7 +327,7 @@ void EncoderDecoder::decoder_layer(const DecoderLayer& l, size_t li, Cache& cach
     std::vector<float> q(static_cast<size_t>(m * w)), ctx(q.size());
     {
       ScopedOpTimer t(profile_, "cross-attention Q Linear");
-      c.q.forward(y.data(), m, h, q.data(), w);
+      c.q.forward(in, m, h, q.data(), w);
     }
     {
       ScopedOpTimer t(profile_, "cross-attention");
@@ -337,16 +338,16 @@ void EncoderDecoder::decoder_layer(const DecoderLayer& l, size_t li, Cache& cach
           const int64_t b = task / c.heads, head = task % c.heads;
           const float* k = kv + b * src * 2 * w + head * hd;
           attend(q.data() + b * steps * w + head * hd, w, k, 2 * w, k + w, 2 * w, steps, src, hd, cache.source_mask.data() + b * src, -1,
-                 ctx.data() + b * steps * w + head * hd, w);
+                 ctx.data() + b * steps * w + head * hd, w, nullptr);
         }
       });
     }
     ScopedOpTimer t(profile_, "cross-attention output Linear + residual");
     c.out.forward(ctx.data(), m, w, x.data(), h, y.data(), h);
   }
-  norm(x.data(), m, l.cross_gamma, l.cross_beta);
-  encoder_ffn(ops, x.data(), m, h, activation_, x.data(), y.data(), profile_);
-  norm(y.data(), m, l.ffn_gamma, l.ffn_beta);
+  finish(x, l.cross_gamma, l.cross_beta);
+  encoder_ffn(ops, input(x, l.ffn_gamma, l.ffn_beta), m, h, activation_, x.data(), y.data(), profile_);
+  finish(y, l.ffn_gamma, l.ffn_beta);
   std::swap(x, y);
 }
 
@@ -364,8 +365,9 @@ std::vector<float> EncoderDecoder::decode(Cache& cache, const int64_t* ids, int6
       }
   kernels::set_num_threads(options_.threads);
   std::vector<float> x(static_cast<size_t>(m * h)), y(x.size());
-  embed(decoder_positions_, decoder_norm_gamma_, decoder_norm_beta_, ids, batch, steps, past, x.data());
-  for (size_t li = 0; li < decoder_.size(); ++li) decoder_layer(*decoder_[li], li, cache, steps, x, y);
+  embed(*decoder_stack_, ids, batch, steps, past, x.data());
+  const auto bias = position_bias(*decoder_stack_, past, steps, past + steps);
+  for (size_t li = 0; li < decoder_.size(); ++li) decoder_layer(*decoder_[li], li, cache, steps, bias, x, y);
   cache.length += steps;
   ScopedOpTimer timer(profile_, "LM head");
   const int64_t rows = all_logits ? m : batch;
@@ -374,6 +376,7 @@ std::vector<float> EncoderDecoder::decode(Cache& cache, const int64_t* ids, int6
     const int64_t t = all_logits ? r : r * steps + steps - 1;
     std::copy(&x[t * h], &x[t * h] + h, &last[r * h]);
   }
+  if (!decoder_stack_->final_gamma.empty()) norm(last.data(), rows, decoder_stack_->final_gamma, {}, last.data());
   std::vector<float> logits(static_cast<size_t>(rows * vocab_));
   lm_head_->forward(last.data(), rows, h, logits.data(), vocab_);
   return logits;
@@ -381,8 +384,8 @@ std::vector<float> EncoderDecoder::decode(Cache& cache, const int64_t* ids, int6
 
 std::vector<int64_t> EncoderDecoder::generate_greedy(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq,
                                                      int64_t max_new_tokens, int64_t* generated, const Forced& forced) const {
-  // As models::generate_seq2seq_greedy: at most max_positions - 1 steps.
-  const int64_t limit = std::max<int64_t>(0, std::min(max_new_tokens, max_positions_ - 1));
+  // As models::generate_seq2seq_greedy: at most max_positions - 1 steps (T5: no limit).
+  const int64_t limit = std::max<int64_t>(0, max_positions_ > 0 ? std::min(max_new_tokens, max_positions_ - 1) : max_new_tokens);
   auto cache = new_cache(encode(ids, mask, batch, seq), mask, batch, seq, std::max<int64_t>(limit, 1));
   std::vector<int64_t> step(static_cast<size_t>(batch), decoder_start_), picked;
   std::vector<bool> done(static_cast<size_t>(batch), false);

@@ -1,16 +1,20 @@
-// sqz's inference engine for encoder-decoders: BART (BartForConditionalGeneration). The source is
-// encoded once (post-LN blocks, the BERT engine's block ops); each cache then holds the
-// cross-attention keys and values of that encoding, projected once, and the decoder's own
-// self-attention keys and values, appended step by step. Linears run at the engine's precision
-// like the other engines (the LM head too, unless told to stay fp32); heads and FFN widths follow
-// whatever structured pruning left, per layer and per stack, cross-attention included.
+// sqz's inference engine for encoder-decoders: BART (BartForConditionalGeneration, post-LN,
+// learned positions) and T5 (T5ForConditionalGeneration, pre-LN RMS norms, unscaled attention
+// with a bucketed relative position bias, ReLU or gated FFN). The source is encoded once on the
+// encoder engines' block ops; each cache then holds the cross-attention keys and values of that
+// encoding, projected once, and the decoder's own self-attention keys and values, appended step
+// by step. Linears run at the engine's precision like the other engines (the LM head too, unless
+// told to stay fp32); heads and FFN widths follow whatever structured pruning left, per layer and
+// per stack, cross-attention included.
 #pragma once
+#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
 
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
+#include "runtime/block.h"
 
 namespace sqz::runtime {
 
@@ -63,21 +67,45 @@ class EncoderDecoder {
   void set_profile(OpProfile* profile) { profile_ = profile; }
 
  private:
-  struct EncoderLayer;
-  struct DecoderLayer;
-  void embed(const std::vector<float>& positions, const std::vector<float>& gamma, const std::vector<float>& beta, const int64_t* ids,
-             int64_t batch, int64_t steps, int64_t past, float* x) const;
-  void norm(float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta) const;
-  void decoder_layer(const DecoderLayer& layer, size_t li, Cache& cache, int64_t steps, std::vector<float>& x, std::vector<float>& y) const;
+  // What one stack's embedding, position bias and final norm need.
+  struct Stack {
+    std::vector<float> positions;              // BART: [2 + max_positions, hidden] (HF's offset of 2); T5: none
+    std::vector<float> norm_gamma, norm_beta;  // BART: layernorm_embedding; T5: none
+    std::vector<float> final_gamma;            // T5: the stack's final RMS norm; BART: none
+    std::vector<float> bias_table;             // T5: [buckets, bias_heads] relative attention bias; BART: none
+    bool bidirectional = true;                 // T5's buckets: both directions (encoder) or the past only (decoder)
+  };
+  // Norms: gamma and beta (BART's LayerNorms) or gamma alone (T5's RMS norms).
+  struct EncoderLayer {
+    BlockOps ops;  // self-attention and FFN
+    std::vector<float> attn_gamma, attn_beta, ffn_gamma, ffn_beta;
+    std::vector<int64_t> bias_heads;  // T5: the unpruned head each head reads its position bias from
+  };
+  struct DecoderLayer {
+    BlockOps ops;
+    CrossAttentionOps cross;
+    std::vector<float> self_gamma, self_beta, cross_gamma, cross_beta, ffn_gamma, ffn_beta;
+    std::vector<int64_t> bias_heads;
+  };
+  void build_bart(const models::LoadedModel& loaded, const std::string& source);
+  void build_t5(const models::LoadedModel& loaded, const std::string& source);
+  void embed(const Stack& stack, const int64_t* ids, int64_t batch, int64_t steps, int64_t past, float* x) const;
+  void norm(const float* x, int64_t m, const std::vector<float>& gamma, const std::vector<float>& beta, float* y) const;
+  // T5: [heads, rows, keys] biases for queries at past.. over keys 0..keys-1 (empty for BART).
+  std::vector<float> position_bias(const Stack& stack, int64_t past, int64_t rows, int64_t keys) const;
+  void decoder_layer(const DecoderLayer& layer, size_t li, Cache& cache, int64_t steps, const std::vector<float>& bias,
+                     std::vector<float>& x, std::vector<float>& y) const;
+  int64_t position_limit() const { return max_positions_ > 0 ? max_positions_ : std::numeric_limits<int64_t>::max(); }
 
   EngineOptions options_;
-  int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
+  bool t5_ = false;  // pre-LN RMS norms, relative position bias, no learned positions; else BART
+  int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;  // max_positions_ 0: no limit (T5)
   int64_t decoder_start_ = 0, eos_ = 0, pad_ = 0;
   float embed_scale_ = 1.0f, eps_ = 1e-5f;
   kernels::Activation activation_ = kernels::Activation::kGelu;
   std::vector<float> shared_;  // token embedding of both stacks, [vocab, hidden]
-  std::vector<float> encoder_positions_, decoder_positions_;  // [2 + max_positions, hidden]: BART's offset of 2
-  std::vector<float> encoder_norm_gamma_, encoder_norm_beta_, decoder_norm_gamma_, decoder_norm_beta_;  // layernorm_embedding
+  int64_t buckets_ = 0, max_distance_ = 0, bias_heads_ = 0;  // T5's relative attention buckets, the unpruned head count
+  std::unique_ptr<Stack> encoder_stack_, decoder_stack_;
   std::vector<std::unique_ptr<EncoderLayer>> encoder_;
   std::vector<std::unique_ptr<DecoderLayer>> decoder_;
   std::unique_ptr<LinearOp> lm_head_;  // with final_logits_bias as its bias

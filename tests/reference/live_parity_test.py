@@ -10,8 +10,9 @@ input_ids), saves them, and
   from decoder_start_token_id, with the generation config's forced BOS/EOS), and beam search the
   tokens of transformers' own generate(num_beams=...) over beam counts, length penalties and
   early stopping;
-- BART on the runtime's encoder-decoder engine (`--engine runtime`, from the model dir and packed by
-  `sqz pack`) must give the logits and encoder output within 1e-4 relative and the same greedy tokens;
+- BART and T5 on the runtime's encoder-decoder engine (`--engine runtime`, from the model dir and
+  packed by `sqz pack`) must give the logits and encoder output within 1e-4 relative and the same
+  greedy tokens;
 - a config sqz does not implement (rope_scaling 'dynamic') must be refused by name;
 and the fixtures' WordPiece and byte-level BPE tokenizers must give transformers' fast tokenizers'
 ids and tokens on a corpus of hard strings, and SentencePiece models trained here by the real
@@ -198,9 +199,9 @@ def greedy_seq2seq(model, ids, n):
 
 
 def check_seq2seq_runtime(name, seed, model, d, tmp, arrays, greedy_ids):
-    """BART on the runtime's encoder-decoder engine (fp32), from the model dir and packed: logits and
-    encoder output at real positions within TOL relative of transformers, greedy tokens equal."""
-    packed = os.path.join(tmp, "bart-packed")
+    """BART and T5 on the runtime's encoder-decoder engine (fp32), from the model dir and packed: logits
+    and encoder output at real positions within TOL relative of transformers, greedy tokens equal."""
+    packed = os.path.join(tmp, "seq2seq-packed")
     sqz("pack", d, "--precision", "fp32", "--out", packed, "--overwrite")
     with torch.no_grad():
         ref = model(**{k: torch.from_numpy(v) for k, v in arrays.items()})
@@ -268,8 +269,7 @@ def check_seq2seq(tmp, seeds):
                 want = greedy_seq2seq(model, np.array([out["prompt_ids"]], dtype=np.int64), 8)
                 assert out["new_ids"] == want, f"{name} (seed {seed}): greedy sqz {out['new_ids']} transformers {want}"
                 gen = f", greedy {len(want)} tokens equal"
-                if cfg.model_type == "bart":
-                    gen += check_seq2seq_runtime(name, seed, model, d, tmp, explicit, want)
+                gen += check_seq2seq_runtime(name, seed, model, d, tmp, explicit, want)
             lines.append(f"ok {name} (seed {seed}): max |diff| {worst:.2g} ({len(variants)} input set{'s' if len(variants) > 1 else ''}){gen}")
     return lines
 

@@ -1,6 +1,7 @@
-// The encoder-decoder runtime engine (BART) against libtorch: fp32 equals the eager model (1e-4
-// relative) on padded sources, including layers whose self- or cross-attention heads and FFN
-// neurons were pruned; step-by-step decoding equals one pass; greedy decoding picks the tokens
+// The encoder-decoder runtime engine (BART and T5) against libtorch: fp32 equals the eager model
+// (1e-4 relative) on padded sources, including layers whose self- or cross-attention heads and FFN
+// neurons were pruned (T5: each kept head reads its own column of the relative position bias);
+// step-by-step decoding equals one pass; greedy decoding picks the tokens
 // models::generate_seq2seq_greedy picks; int8 and bf16 equal the model fake-quantized (rounded)
 // as the engine quantizes; a packed runtime dir runs what the engine ran.
 #include <gtest/gtest.h>
@@ -20,7 +21,11 @@ using testing::relative_error;
 
 constexpr int64_t kVocab = 41;
 
-io::json bart_config() {
+io::json config(const std::string& family) {
+  if (family == "t5")  // v1.0: ReLU, tied head rescaled by d_model^-0.5; 8 buckets up to distance 12
+    return {{"model_type", "t5"}, {"vocab_size", kVocab}, {"d_model", 32}, {"d_kv", 16}, {"d_ff", 40}, {"num_layers", 2},
+            {"num_heads", 2}, {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 12}, {"pad_token_id", 1},
+            {"eos_token_id", 2}, {"decoder_start_token_id", 2}, {"architectures", {"T5ForConditionalGeneration"}}};
   // Two heads of 16: the engine folds 1/sqrt(head_dim) into Q's weights before bf16 rounding,
   // which equals rounding first only when that factor is a power of two.
   return {{"model_type", "bart"},         {"vocab_size", kVocab},       {"d_model", 32},
@@ -33,7 +38,7 @@ io::json bart_config() {
 
 // HF's init leaves biases at zero and norms at one, which would hide a dropped bias or a swapped
 // norm: every parameter (final_logits_bias too) gets noise.
-std::shared_ptr<models::TransformerModel> bart(const io::json& config) {
+std::shared_ptr<models::TransformerModel> noisy_model(const io::json& config) {
   auto model = testing::tiny_model(config);
   torch::NoGradGuard g;
   torch::manual_seed(11);
@@ -84,27 +89,33 @@ Compared compare(models::TransformerModel& reference, const runtime::EncoderDeco
   return {relative_error(got, want.at("encoder_last_hidden_state").masked_select(real)), relative_error(logits, want.at("logits"))};
 }
 
-TEST(Seq2SeqRuntime, Fp32EqualsLibtorch) {
-  auto model = bart(bart_config());
-  runtime::EncoderDecoder engine(loaded(model, bart_config()), {runtime::Precision::kFp32, 2});
+class Seq2SeqRuntime : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Seq2SeqRuntime, Fp32EqualsLibtorch) {
+  const auto c = config(GetParam());
+  auto model = noisy_model(c);
+  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
   auto r = compare(*model, engine);
   EXPECT_LT(r.memory, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
 }
 
-// What SpeedUp leaves: one head in encoder layer 0 and decoder layer 1's self-attention, no
-// cross-attention heads in decoder layer 0 (its output bias alone), narrower FFNs; untied LM head.
-TEST(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
-  auto config = bart_config();
-  config["sqz_encoder_pruned_heads"] = {{"0", {1}}};
-  config["sqz_decoder_pruned_heads"] = {{"1", {0}}};
-  config["sqz_cross_pruned_heads"] = {{"0", {0, 1}}};
-  config["sqz_encoder_intermediate_sizes"] = {20, 48};
-  config["sqz_decoder_intermediate_sizes"] = {40, 12};
-  config["tie_word_embeddings"] = false;
-  config["activation_function"] = "relu";
-  auto model = bart(config);
-  runtime::EncoderDecoder engine(loaded(model, config), {runtime::Precision::kFp32, 1});
+// What SpeedUp leaves: one head in encoder layer 0 and in decoder layer 1's self-attention (T5:
+// the second, so it reads the bias table's second column), no cross-attention heads in decoder
+// layer 0 (its output bias alone), narrower FFNs; an untied LM head and another activation
+// (BART: relu; T5 v1.1: gated-gelu).
+TEST_P(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
+  auto c = config(GetParam());
+  c["sqz_encoder_pruned_heads"] = {{"0", {1}}};
+  c["sqz_decoder_pruned_heads"] = {{"1", {0}}};
+  c["sqz_cross_pruned_heads"] = {{"0", {0, 1}}};
+  c["sqz_encoder_intermediate_sizes"] = {20, 48};
+  c["sqz_decoder_intermediate_sizes"] = {40, 12};
+  c["tie_word_embeddings"] = false;
+  if (GetParam() == "t5") c["feed_forward_proj"] = "gated-gelu";
+  else c["activation_function"] = "relu";
+  auto model = noisy_model(c);
+  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 1});
   auto r = compare(*model, engine);
   EXPECT_LT(r.memory, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
@@ -112,9 +123,10 @@ TEST(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
 
 // The cache: five one-token steps give the logits of one five-token pass; greedy decoding of a
 // padded batch picks what libtorch's cached greedy decoding picks.
-TEST(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
-  auto model = bart(bart_config());
-  runtime::EncoderDecoder engine(loaded(model, bart_config()), {runtime::Precision::kFp32, 2});
+TEST_P(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
+  const auto c = config(GetParam());
+  auto model = noisy_model(c);
+  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
   const auto in = inputs();
   auto ids = in.ids.contiguous(), mask = in.mask.contiguous(), dec = in.decoder_ids.contiguous();
   auto memory = engine.encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
@@ -139,13 +151,14 @@ TEST(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
   EXPECT_EQ(forced.back(), 2);
 }
 
-TEST(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
+TEST_P(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
+  const auto c = config(GetParam());
   for (auto precision : {runtime::Precision::kInt8, runtime::Precision::kBf16}) {
     SCOPED_TRACE(runtime::precision_name(precision));
-    auto model = bart(bart_config());
+    auto model = noisy_model(c);
     runtime::EngineOptions options{precision, 2};
     options.lm_head_follows_precision = false;  // the fake-quantized model's LM head is not a compression site
-    runtime::EncoderDecoder engine(loaded(model, bart_config()), options);
+    runtime::EncoderDecoder engine(loaded(model, c), options);
     const auto unquantized = compare(*model, engine);
     testing::fake_quantize_like_engine(*model, precision);
     const auto r = compare(*model, engine);
@@ -157,9 +170,11 @@ TEST(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
 }
 
 // sqz pack's path: the engine saved as a runtime dir and opened again runs the same numbers.
-TEST(Seq2SeqRuntime, RuntimeDirRunsWhatTheEngineRan) {
-  auto model = bart(bart_config());
-  auto engine = runtime::build_engine(loaded(model, bart_config()), "int8", 2);
+TEST_P(Seq2SeqRuntime, RuntimeDirRunsWhatTheEngineRan) {
+  auto c = config(GetParam());
+  c["sqz_decoder_pruned_heads"] = {{"1", {0}}};  // T5: a kept head's bias column goes through the dir too
+  auto model = noisy_model(c);
+  auto engine = runtime::build_engine(loaded(model, c), "int8", 2);
   ASSERT_TRUE(engine.seq2seq);
   testing::ScratchDir dir("seq2seq-pack");
   runtime::RuntimeDirWriter writer;
@@ -177,10 +192,12 @@ TEST(Seq2SeqRuntime, RuntimeDirRunsWhatTheEngineRan) {
   auto a = runtime::seq2seq_logits(*engine.seq2seq, in.ids, in.mask, in.decoder_ids);
   auto b = runtime::seq2seq_logits(*opened.seq2seq, in.ids, in.mask, in.decoder_ids);
   EXPECT_TRUE(a.equal(b));
-  // A decoder position past the table is refused by name, not read out of bounds.
+  // A decoder position past BART's table is refused by name, not read out of bounds.
   auto memory = opened.seq2seq->encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
-  EXPECT_THROW(opened.seq2seq->new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 25), std::exception);
+  if (GetParam() == "bart") EXPECT_THROW(opened.seq2seq->new_cache(memory, mask.data_ptr<int64_t>(), 2, 7, 25), std::exception);
 }
+
+INSTANTIATE_TEST_SUITE_P(Families, Seq2SeqRuntime, ::testing::Values("bart", "t5"));
 
 }  // namespace
 }  // namespace sqz
