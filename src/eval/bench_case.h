@@ -3,6 +3,8 @@
 // the parts of the report both tables print.
 #pragma once
 #include <functional>
+#include <memory>
+#include <optional>
 #include <ostream>
 
 #include "data/evaluate.h"
@@ -101,6 +103,39 @@ bool any_selected(const BenchOptions& o, const std::vector<std::string>& names);
 
 // A case (or "sqz-*") not run, with the first line of the reason, in result["skipped"].
 void skip_case(io::json& result, const std::string& name, const std::string& why);
+
+// A sqz engine a bench times, and the libtorch model its check compares with (null: no check).
+template <class Engine>
+struct SqzEngineCase {
+  std::string name;
+  Engine* engine;
+  models::TransformerModel* reference;
+};
+
+// The sqz engines --case selects, each an `Engine` built from (a LoadedModel, EngineOptions):
+// fp32, bf16, int8, and int8-2:4 on `loaded`'s 2:4 copy (kept in `sparse`). One that cannot be
+// built, or cannot apply, is skipped with its reason.
+template <class Engine>
+void build_sqz_engines(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
+                       std::vector<std::unique_ptr<Engine>>& owned, std::vector<SqzEngineCase<Engine>>& engines, io::json& result) {
+  using runtime::Precision;
+  auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
+    if (!case_selected(o, name)) return;
+    try {
+      owned.push_back(std::make_unique<Engine>(m, runtime::EngineOptions{p, o.threads}));
+      engines.push_back({name, owned.back().get(), m.model.get()});
+    } catch (const std::exception& e) {
+      skip_case(result, name, e.what());
+    }
+  };
+  add("sqz-fp32", loaded, Precision::kFp32);
+  add("sqz-bf16", loaded, Precision::kBf16);
+  add("sqz-int8", loaded, Precision::kInt8);
+  if (!case_selected(o, "sqz-int8-2:4")) return;
+  if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
+  sparse = sparse_24_model(o, loaded);
+  add("sqz-int8-2:4", *sparse, Precision::kInt8Sparse24);
+}
 
 // ONNX Runtime ready for `loaded`, or null with the reason it is not in result["skipped"].
 std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded, io::json& result);

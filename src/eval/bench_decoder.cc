@@ -76,33 +76,7 @@ torch::Tensor sqz_generate(const runtime::Decoder& d, const torch::Tensor& promp
   return first;
 }
 
-struct SqzDecoder {
-  std::string name;
-  runtime::Decoder* decoder;
-  models::TransformerModel* reference;  // the libtorch model its check compares with (null: no check)
-};
-
-// The engines --case selects; one that cannot be built (or cannot apply) is skipped with its reason.
-void build_sqz_decoders(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
-                        std::vector<std::unique_ptr<runtime::Decoder>>& owned, std::vector<SqzDecoder>& engines, io::json& result) {
-  using runtime::Precision;
-  auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
-    if (!case_selected(o, name)) return;
-    try {
-      owned.push_back(std::make_unique<runtime::Decoder>(m, runtime::EngineOptions{p, o.threads}));
-      engines.push_back({name, owned.back().get(), m.model.get()});
-    } catch (const std::exception& e) {
-      skip_case(result, name, e.what());
-    }
-  };
-  add("sqz-fp32", loaded, Precision::kFp32);
-  add("sqz-bf16", loaded, Precision::kBf16);
-  add("sqz-int8", loaded, Precision::kInt8);
-  if (!case_selected(o, "sqz-int8-2:4")) return;
-  if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
-  sparse = sparse_24_model(o, loaded);
-  add("sqz-int8-2:4", *sparse, Precision::kInt8Sparse24);
-}
+using SqzDecoder = SqzEngineCase<runtime::Decoder>;
 
 // The checks' reference: `m`'s logits at the prompt's last position.
 std::function<torch::Tensor()> last_logits(models::TransformerModel* m, const torch::Tensor& prompt) {
@@ -127,7 +101,7 @@ void add_libtorch_cases(const BenchOptions& o, models::TransformerModel& model, 
 void add_sqz_cases(const BenchOptions& o, std::vector<SqzDecoder>& engines, const torch::Tensor& prompt, double bandwidth,
                    const TaskScorer& scorer, std::vector<BenchCase>& cases) {
   for (auto& e : engines) {
-    runtime::Decoder* d = e.decoder;
+    runtime::Decoder* d = e.engine;
     cases.push_back({.name = e.name, .tolerance = engine_tolerance(d->options().precision), .reference = e.reference ? last_logits(e.reference, prompt) : nullptr,
                      .run = [d, prompt, steps = o.decode_steps](std::vector<double>* ms) { return sqz_generate(*d, prompt, steps, ms); },
                      .on_timed = [&o, d, prompt, bandwidth](io::json& row) {
@@ -178,7 +152,7 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
   std::vector<std::unique_ptr<runtime::Decoder>> owned;
   std::vector<SqzDecoder> engines;
-  if (!o.peers_only) build_sqz_decoders(o, loaded, sparse, owned, engines, result);
+  if (!o.peers_only) build_sqz_engines(o, loaded, sparse, owned, engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
   if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) ort = onnxruntime_or_skip(loaded, result);
 

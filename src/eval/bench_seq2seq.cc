@@ -55,32 +55,7 @@ torch::Tensor sqz_seq2seq(const runtime::EncoderDecoder& e, const torch::Tensor&
   return first;
 }
 
-struct SqzSeq2Seq {
-  std::string name;
-  runtime::EncoderDecoder* engine;
-  models::TransformerModel* reference;  // the libtorch model its check compares with (null: no check)
-};
-
-void build_sqz_engines(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
-                       std::vector<std::unique_ptr<runtime::EncoderDecoder>>& owned, std::vector<SqzSeq2Seq>& engines, io::json& result) {
-  using runtime::Precision;
-  auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
-    if (!case_selected(o, name)) return;
-    try {
-      owned.push_back(std::make_unique<runtime::EncoderDecoder>(m, runtime::EngineOptions{p, o.threads}));
-      engines.push_back({name, owned.back().get(), m.model.get()});
-    } catch (const std::exception& e) {
-      skip_case(result, name, e.what());
-    }
-  };
-  add("sqz-fp32", loaded, Precision::kFp32);
-  add("sqz-bf16", loaded, Precision::kBf16);
-  add("sqz-int8", loaded, Precision::kInt8);
-  if (!case_selected(o, "sqz-int8-2:4")) return;
-  if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
-  sparse = sparse_24_model(o, loaded);
-  add("sqz-int8-2:4", *sparse, Precision::kInt8Sparse24);
-}
+using SqzSeq2Seq = SqzEngineCase<runtime::EncoderDecoder>;
 
 // The checks' reference: `m`'s logits at the first decoder step.
 std::function<torch::Tensor()> first_step_logits(models::TransformerModel* m, const torch::Tensor& source) {
