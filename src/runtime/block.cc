@@ -35,8 +35,10 @@ void append_head_rows(const models::AttentionBlock& attention, size_t i, int64_t
                       std::vector<float>& b) {
   const auto& l = attention.head_rows[i];
   const int64_t r0 = attention.row_offset(i);
-  auto lw = to_vector(l->logical_weight().slice(0, r0, r0 + rows));
-  auto lb = l->bias.defined() ? to_vector(l->bias.slice(0, r0, r0 + rows)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
+  // Heads side by side from the entry's offset, or (GPT-NeoX: each head's q, k and v adjacent) strided.
+  const auto idx = attention.row_stride > 0 ? attention.head_row_indices(i) : torch::arange(r0, r0 + rows, torch::kLong);
+  auto lw = to_vector(l->logical_weight().index_select(0, idx));
+  auto lb = l->bias.defined() ? to_vector(l->bias.index_select(0, idx)) : std::vector<float>(static_cast<size_t>(rows), 0.0f);
   if (i == 0 && scale_queries) {
     const float q_scale = 1.0f / std::sqrt(static_cast<float>(attention.head_dim));
     for (auto& v : lw) v *= q_scale;

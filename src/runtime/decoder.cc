@@ -22,7 +22,7 @@ namespace {
 
 // Where a family keeps what the engine reads, and how it is configured.
 struct DecoderNames {
-  std::string embed, positions, final_norm, layer_prefix, norm1, norm2;
+  std::string embed, positions, final_norm, layer_prefix, norm1, norm2, lm_head = "lm_head.weight";
 };
 
 DecoderNames gpt2_names() {
@@ -30,6 +30,10 @@ DecoderNames gpt2_names() {
 }
 DecoderNames llama_names() {
   return {"model.embed_tokens.weight", "", "model.norm", "model.layers.", "input_layernorm", "post_attention_layernorm"};
+}
+DecoderNames neox_names() {
+  return {"gpt_neox.embed_in.weight", "", "gpt_neox.final_layer_norm", "gpt_neox.layers.", "input_layernorm", "post_attention_layernorm",
+          "embed_out.weight"};
 }
 DecoderNames opt_names() {
   return {"model.decoder.embed_tokens.weight", "model.decoder.embed_positions.weight", "model.decoder.final_layer_norm",
@@ -78,9 +82,20 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
     auto inv_freq = model.rotary_inv_freq().to(torch::kFloat32).contiguous();
     inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
     max_positions_ = config.get_int("max_position_embeddings", 2048);
+  } else if (info.model_type == "gpt_neox" && info.head_class == "GPTNeoXForCausalLM") {
+    names = neox_names();
+    const std::string act = config.get_string("hidden_act", "gelu");
+    if (act != "gelu" && act != "gelu_new" && act != "gelu_pytorch_tanh" && act != "relu")
+      fail_unimplemented(source, ": field 'hidden_act' = '", act, "'; the runtime runs GPT-NeoX with gelu, gelu_new or relu");
+    activation_ = act == "gelu" ? kernels::Activation::kGelu : act == "relu" ? kernels::Activation::kRelu : kernels::Activation::kGeluTanh;
+    eps_ = static_cast<float>(config.get_float("layer_norm_eps", 1e-5));
+    parallel_residual_ = config.get_bool("use_parallel_residual", true);
+    auto inv_freq = model.rotary_inv_freq().to(torch::kFloat32).contiguous();
+    inv_freq_.assign(inv_freq.data_ptr<float>(), inv_freq.data_ptr<float>() + inv_freq.numel());
+    max_positions_ = config.get_int("max_position_embeddings", 2048);
   } else {
-    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel, OPTForCausalLM, LlamaForCausalLM and Qwen2ForCausalLM; this model is ",
-                       info.model_type, " ", info.head_class);
+    fail_unimplemented(source, ": the runtime's decoder engine runs GPT2LMHeadModel, OPTForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM ",
+                       "and GPTNeoXForCausalLM; this model is ", info.model_type, " ", info.head_class);
   }
 
   std::map<std::string, torch::Tensor> params;
@@ -112,7 +127,7 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
   }
   // The LM head is tied to the token embedding unless the checkpoint has its own (it is a quarter
   // of GPT-2 small's weights, so it follows the precision; 2:4 applies to the blocks only).
-  auto head = params.count("lm_head.weight") ? get("lm_head.weight") : wte_;
+  auto head = params.count(names.lm_head) ? get(names.lm_head) : wte_;
   const Precision head_precision = !options.lm_head_follows_precision ? Precision::kFp32
                                    : is_int8(options.precision)       ? Precision::kInt8
                                                                       : options.precision;
@@ -147,6 +162,7 @@ nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
           {"position_offset", position_offset_},
           {"positions_count_real", positions_count_real_},
           {"rms_norm", rms_norm_},
+          {"parallel_residual", parallel_residual_},
           {"norm_eps", eps_},
           {"activation", activation_name(activation_)},
           {"rotary_pairs", static_cast<int64_t>(inv_freq_.size())},
@@ -168,6 +184,7 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
   if (position_offset_ < 0) m.fail_field("position_offset", "an offset >= 0");
   positions_count_real_ = m.get_bool("positions_count_real");
   rms_norm_ = m.get_bool("rms_norm");
+  parallel_residual_ = m.get_bool("parallel_residual", false);
   eps_ = static_cast<float>(m.get_float("norm_eps"));
   activation_ = parse_activation(m, "activation");
   const int64_t h = hidden_;
@@ -185,9 +202,9 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
     auto layer = std::make_unique<Layer>();
     const std::string p = "layers." + std::to_string(i), where = "layers[" + std::to_string(i) + "]";
     layer->ops = load_block_ops(dir, dir.object(layers, i, where), where, p, h);
-    if (rotary_pairs > 0 && layer->ops.heads > 0 && layer->ops.head_dim != 2 * rotary_pairs)
-      fail_invalid(m.source(), ": ", where, ".head_dim = ", layer->ops.head_dim, "; rotary_pairs ", rotary_pairs, " implies ",
-                   2 * rotary_pairs);
+    if (rotary_pairs > 0 && layer->ops.heads > 0 && layer->ops.head_dim < 2 * rotary_pairs)
+      fail_invalid(m.source(), ": ", where, ".head_dim = ", layer->ops.head_dim, "; rotary_pairs ", rotary_pairs, " rotate ",
+                   2 * rotary_pairs, " dims of each head");
     layer->ln1_gamma = dir.floats(p + ".norm1.weight", {h});
     layer->ln2_gamma = dir.floats(p + ".norm2.weight", {h});
     if (!rms_norm_) {
@@ -284,7 +301,8 @@ void Decoder::attention_block(const Layer& layer, size_t li, Cache& cache, int64
 }
 
 // x += FFN(norm(x)): act(x W_in) W_out, or (silu(x W_gate) * x W_up) W_down when gated.
-void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next) const {
+void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next,
+                        const std::vector<float>* normed_from) const {
   const BlockOps& ops = layer.ops;
   const int64_t h = hidden_, width = ops.gated ? 2 * ops.ffn : ops.ffn;
   const bool requantize = ops.ffn_requantizes();
@@ -292,7 +310,7 @@ void Decoder::ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, st
   thread_local kernels::QuantizedRows inner_codes;  // reused across calls, as in the encoder
   {
     ScopedOpTimer t(profile_, "norm");
-    norm(x.data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
+    norm((normed_from ? *normed_from : x).data(), m, layer.ln2_gamma, layer.ln2_beta, normed.data());
   }
   {
     ScopedOpTimer t(profile_, ops.gated ? "FFN gate/up Linear + SiLU * up" : "FFN input Linear + activation");
@@ -332,8 +350,10 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
     ScopedOpTimer t(profile_, "embeddings");
     embed(cache, ids, steps, x.data());
   }
+  std::vector<float> block_input;  // a parallel residual's FFN reads the block input, not x + attention
   for (size_t li = 0; li < layers_.size(); ++li) {
     const auto& layer = *layers_[li];
+    if (parallel_residual_) block_input = x;
     if (layer.ops.heads == 0) {
       ScopedOpTimer timer(profile_, "attention output (no heads)");
       for (int64_t t = 0; t < m; ++t)
@@ -341,7 +361,7 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
     } else {
       attention_block(layer, li, cache, steps, x, next);
     }
-    ffn_block(layer, m, x, next);
+    ffn_block(layer, m, x, next, parallel_residual_ ? &block_input : nullptr);
   }
   cache.length += steps;
   ScopedOpTimer timer(profile_, "final norm + LM head");

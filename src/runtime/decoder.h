@@ -1,6 +1,7 @@
 // sqz's inference engine for pre-LN decoders: GPT-2 (GPT2LMHeadModel), OPT (OPTForCausalLM with
-// do_layer_norm_before and no embedding projection) and Llama (LlamaForCausalLM: RMSNorm, rotary
-// positions, SwiGLU, grouped-query attention). It prefills a prompt, then decodes one
+// do_layer_norm_before and no embedding projection), Llama (LlamaForCausalLM: RMSNorm, rotary
+// positions, SwiGLU, grouped-query attention; Qwen2 alike) and GPT-NeoX (GPTNeoXForCausalLM:
+// partial rotary, parallel or sequential residual). It prefills a prompt, then decodes one
 // token at a time against a KV cache the engine owns. Linears (and the tied LM head) run fp32 or
 // int8 like the encoder engine; per-layer head counts and FFN widths follow whatever structured
 // pruning left. Padded batches take an attention mask: padded positions are hidden from every
@@ -60,14 +61,17 @@ class Decoder {
   void rotate(float* v, int64_t position) const;
   void embed(Cache& cache, const int64_t* ids, int64_t steps, float* x) const;
   void attention_block(const Layer& layer, size_t li, Cache& cache, int64_t steps, std::vector<float>& x, std::vector<float>& next) const;
-  void ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next) const;
+  // `normed_from`: what the FFN's norm reads (the block input for a parallel residual); null = x.
+  void ffn_block(const Layer& layer, int64_t m, std::vector<float>& x, std::vector<float>& next,
+                 const std::vector<float>* normed_from = nullptr) const;
 
   EngineOptions options_;
   int64_t hidden_ = 0, vocab_ = 0, max_positions_ = 0;
   int64_t position_offset_ = 0;      // rows of the position table before position 0 (OPT: 2)
   bool positions_count_real_ = false;  // OPT: a token's position counts the real tokens before it
   bool rms_norm_ = false;              // Llama: RMSNorm (gamma only) instead of LayerNorm
-  std::vector<float> inv_freq_;        // rotary models: per-pair inverse frequencies; empty = learned positions
+  bool parallel_residual_ = false;     // GPT-NeoX: x + attention(norm1(x)) + ffn(norm2(x))
+  std::vector<float> inv_freq_;        // rotary models: per-pair inverse frequencies (GPT-NeoX: of the rotated first dims); empty = learned positions
   float eps_ = 1e-5f;
   kernels::Activation activation_ = kernels::Activation::kGeluTanh;  // of the FFN input Linear
   std::vector<float> wte_, wpe_, lnf_gamma_, lnf_beta_;

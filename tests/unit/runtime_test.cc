@@ -205,8 +205,16 @@ std::vector<std::pair<std::string, io::json>> decoder_configs() {
   auto qwen2 = testing::arch_config("qwen2");  // GQA 4/2 with q/k/v biases
   qwen2["num_key_value_heads"] = 2;
   qwen2["architectures"] = {"Qwen2ForCausalLM"};
+  // GPT-NeoX: per-head fused QKV, a quarter of each head rotated, parallel residual; and sequential
+  // with gelu_new. Two heads of 16 (the bf16 test folds 1/sqrt(head_dim) exactly only for powers of 4).
+  io::json neox = {{"model_type", "gpt_neox"}, {"vocab_size", 97}, {"hidden_size", 32}, {"intermediate_size", 48},
+                   {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"rotary_pct", 0.25}, {"max_position_embeddings", 40},
+                   {"architectures", {"GPTNeoXForCausalLM"}}};
+  auto neox_sequential = neox;
+  neox_sequential["use_parallel_residual"] = false;
+  neox_sequential["hidden_act"] = "gelu_new";
   return {{"gpt2", tiny_gpt2_lm_config()}, {"opt", tiny_opt_lm_config()}, {"llama", tiny_llama_lm_config(4)},
-          {"llama-gqa", tiny_llama_lm_config(2)}, {"qwen2-gqa", qwen2}};
+          {"llama-gqa", tiny_llama_lm_config(2)}, {"qwen2-gqa", qwen2}, {"gpt_neox", neox}, {"gpt_neox-sequential", neox_sequential}};
 }
 
 // Runs the decoder on ids [batch, steps] after what the cache holds; logits as [batch, steps, vocab].
