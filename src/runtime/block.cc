@@ -286,6 +286,22 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
   kernels::gemm_f32(scores.data(), rows, keys, vp, out, ldo);
 }
 
+Precision lm_head_precision(const EngineOptions& options) {
+  if (!options.lm_head_follows_precision) return Precision::kFp32;
+  return is_int8(options.precision) ? Precision::kInt8 : options.precision;
+}
+
+void record_key_mask(const int64_t* mask, int64_t batch, int64_t steps, int64_t past, int64_t capacity, int64_t* key_mask,
+                     const char* what) {
+  if (!mask) return;
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < steps; ++s) {
+      const int64_t v = mask[b * steps + s];
+      if (v != 0 && v != 1) fail_invalid("runtime: ", what, " holds ", v, "; expected 0 (padding) or 1");
+      key_mask[b * capacity + past + s] = v;
+    }
+}
+
 void cached_self_attention(const BlockOps& ops, float* qkv, int64_t batch, int64_t steps, int64_t past, const KvCacheView& cache,
                            bool int8_attention, const std::function<void(float*, int64_t)>& rotate, float* ctx, const ScoreBias& bias) {
   const int64_t hd = ops.head_dim, qw = ops.q_width(), kvw = ops.kv_width(), row = ops.qkv_width(), group = ops.heads / ops.kv_heads;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "models/model.h"
+#include "runtime/bert_encoder.h"
 #include "runtime/linear_op.h"
 #include "runtime/op_profile.h"
 
@@ -101,6 +102,15 @@ void attend_head(const float* q, int64_t ldq, const float* k, int64_t ldk, const
 void attend_head_int8(const float* q, int64_t ldq, const float* k, int64_t ldk, const float* v, int64_t ldv, int64_t rows,
                       int64_t keys, int64_t head_dim, const int64_t* key_mask, int64_t causal_offset, float* out, int64_t ldo,
                       const float* bias = nullptr);
+
+// The LM head's precision under `options`: fp32 when it does not follow the engine, int8 for both
+// int8 kinds (2:4 applies to the blocks only), else the engine's.
+Precision lm_head_precision(const EngineOptions& options);
+
+// Records a step's decoder mask ([batch, steps], 0 = padding; nullable) at positions past.. of a
+// cache's key_mask ([batch, capacity]); any value but 0 or 1 is refused, naming `what`.
+void record_key_mask(const int64_t* mask, int64_t batch, int64_t steps, int64_t past, int64_t capacity, int64_t* key_mask,
+                     const char* what);
 
 // A decoder's per-layer self-attention cache: per sequence and K/V head, `capacity` rows of
 // head_dim ([batch, kv_heads, capacity, head_dim]); key_mask [batch, capacity], 0 hides a position.

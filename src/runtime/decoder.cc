@@ -128,10 +128,7 @@ Decoder::Decoder(const models::LoadedModel& loaded, const EngineOptions& options
   // The LM head is tied to the token embedding unless the checkpoint has its own (it is a quarter
   // of GPT-2 small's weights, so it follows the precision; 2:4 applies to the blocks only).
   auto head = params.count(names.lm_head) ? get(names.lm_head) : wte_;
-  const Precision head_precision = !options.lm_head_follows_precision ? Precision::kFp32
-                                   : is_int8(options.precision)       ? Precision::kInt8
-                                                                      : options.precision;
-  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, head_precision, "lm_head");
+  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, lm_head_precision(options), "lm_head");
 }
 
 nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
@@ -334,13 +331,7 @@ std::vector<float> Decoder::forward(Cache& cache, const int64_t* ids, int64_t st
   const int64_t batch = cache.batch, past = cache.length, h = hidden_;
   if (past + steps > cache.capacity)
     fail_invalid("runtime: ", past + steps, " positions exceed the cache capacity (", cache.capacity, ")");
-  if (attention_mask)
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t v = attention_mask[b * steps + s];
-        if (v != 0 && v != 1) fail_invalid("runtime: attention_mask holds ", v, "; expected 0 (padding) or 1");
-        cache.key_mask[b * cache.capacity + past + s] = v;
-      }
+  record_key_mask(attention_mask, batch, steps, past, cache.capacity, cache.key_mask.data(), "attention_mask");
   kernels::set_num_threads(options_.threads);
   const int64_t m = batch * steps;
   // x is the residual stream; the output projections write the sum into `next` (a GEMM's output

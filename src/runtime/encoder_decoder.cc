@@ -356,13 +356,7 @@ std::vector<float> EncoderDecoder::decode(Cache& cache, const int64_t* ids, int6
   const int64_t batch = cache.batch, past = cache.length, h = hidden_, m = batch * steps;
   if (past + steps > cache.capacity)
     fail_invalid("runtime: ", past + steps, " positions exceed the cache capacity (", cache.capacity, ")");
-  if (decoder_mask)
-    for (int64_t b = 0; b < batch; ++b)
-      for (int64_t s = 0; s < steps; ++s) {
-        const int64_t v = decoder_mask[b * steps + s];
-        if (v != 0 && v != 1) fail_invalid("runtime: decoder_attention_mask holds ", v, "; expected 0 (padding) or 1");
-        cache.key_mask[b * cache.capacity + past + s] = v;
-      }
+  record_key_mask(decoder_mask, batch, steps, past, cache.capacity, cache.key_mask.data(), "decoder_attention_mask");
   kernels::set_num_threads(options_.threads);
   std::vector<float> x(static_cast<size_t>(m * h)), y(x.size());
   embed(*decoder_stack_, ids, batch, steps, past, x.data());

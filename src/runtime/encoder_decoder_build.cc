@@ -105,10 +105,7 @@ void EncoderDecoder::build_bart(const models::LoadedModel& loaded, const std::st
   }
   auto head = p.has("lm_head.weight") ? p.get("lm_head.weight") : shared_;
   auto bias = p.get("final_logits_bias");
-  const Precision head_precision = !options_.lm_head_follows_precision ? Precision::kFp32
-                                   : is_int8(options_.precision)        ? Precision::kInt8
-                                                                        : options_.precision;
-  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, bias.data(), head_precision, "lm_head");
+  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, bias.data(), lm_head_precision(options_), "lm_head");
 }
 
 void EncoderDecoder::build_t5(const models::LoadedModel& loaded, const std::string& source) {
@@ -165,10 +162,7 @@ void EncoderDecoder::build_t5(const models::LoadedModel& loaded, const std::stri
   if (p.has("lm_head.weight")) head = p.get("lm_head.weight");
   else
     for (auto& v : head) v *= static_cast<float>(std::pow(static_cast<double>(hidden_), -0.5));
-  const Precision head_precision = !options_.lm_head_follows_precision ? Precision::kFp32
-                                   : is_int8(options_.precision)        ? Precision::kInt8
-                                                                        : options_.precision;
-  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, head_precision, "lm_head");
+  lm_head_ = std::make_unique<LinearOp>(head.data(), vocab_, hidden_, nullptr, lm_head_precision(options_), "lm_head");
 }
 
 }  // namespace sqz::runtime
