@@ -1,6 +1,7 @@
-// Kernel micro-benchmarks (Google Benchmark): GOP/s of the int8 GEMM per ISA, and a measured
-// int8 peak (a register-only vpdpbusd loop) so results can be read as a fraction of the machine.
-// Single-threaded (SQZ kernels' pool set to 1 thread); run: build/bench/sqz_kernels_bench
+// Kernel micro-benchmarks (Google Benchmark): GOP/s of the GEMMs per ISA, each with `peak`, its
+// fraction of this machine's measured peak for the same threads (kernels/machine_peaks.h:
+// register-resident multiply-add loops), the peaks themselves and the DRAM triad bandwidth.
+// Single-threaded by default (SQZ_BENCH_THREADS=2: both cores); run: build/bench/sqz_kernels_bench
 #include <benchmark/benchmark.h>
 #include <immintrin.h>
 
@@ -8,11 +9,13 @@
 #include <random>
 
 #include "kernels/eltwise/eltwise.h"
+#include "kernels/gemm_block_sparse/gemm_block_sparse.h"
 #include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/gemm_f32/gemm_f32.h"
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 #include "kernels/gemm_u8s8/linear_int8.h"
+#include "kernels/machine_peaks.h"
 #include "kernels/parallel.h"
 
 namespace sqz::kernels {
@@ -25,10 +28,28 @@ bool skip_unsupported(benchmark::State& state, Isa isa) {
   return true;
 }
 
-// 2*m*n*k operations per iteration (dense-equivalent for 2:4), m, n, k = the case's arguments.
-void count_ops(benchmark::State& state, const char* unit) {
-  state.counters[unit] = benchmark::Counter(2.0 * state.range(0) * state.range(1) * state.range(2),
-                                            benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::OneK::kIs1000);
+enum class Peak { kInt8, kFp32, kBf16 };
+
+double peak_ops_per_second(Peak peak) {
+  const int threads = num_threads();
+  switch (peak) {
+    case Peak::kInt8: return int8_peak_gops(threads) * 1e9;
+    case Peak::kFp32: return fp32_peak_gflops(threads) * 1e9;
+    case Peak::kBf16: return bf16_peak_gflops(threads) * 1e9;
+  }
+  return 0;
+}
+
+// `ops` operations per iteration as a rate in `unit`, and as the fraction `peak` of the machine's
+// measured peak of that kind (omitted where the CPU lacks that peak's instructions).
+void count_ops(benchmark::State& state, double ops, const char* unit, Peak peak) {
+  state.counters[unit] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::OneK::kIs1000);
+  const double top = peak_ops_per_second(peak);
+  if (top > 0) state.counters["peak"] = benchmark::Counter(ops / top, benchmark::Counter::kIsIterationInvariantRate);
+}
+// 2*m*n*k operations (dense-equivalent for sparse kernels), m, n, k = the case's arguments.
+void count_gemm_ops(benchmark::State& state, const char* unit, Peak peak) {
+  count_ops(state, 2.0 * state.range(0) * state.range(1) * state.range(2), unit, peak);
 }
 
 // `copies` weight matrices used in turn: 1 keeps the weights in L2; 12 (a 12-layer model's
@@ -51,7 +72,7 @@ void BM_GemmU8S8(benchmark::State& state, Isa isa, int copies) {
     gemm_u8s8s32(a.data(), m, k, layers[next++ % layers.size()], c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_ops(state, "GOP/s");
+  count_gemm_ops(state, "GOP/s", Peak::kInt8);
 }
 
 // A whole int8 Linear as the runtime calls it (quantize the fp32 activations per row, GEMM,
@@ -73,7 +94,7 @@ void BM_Int8Linear(benchmark::State& state, Isa isa) {
     int8_linear_forward(layers[next++ % layers.size()], x.data(), m, k, y.data(), n, isa);
     benchmark::DoNotOptimize(y.data());
   }
-  count_ops(state, "GOP/s");
+  count_gemm_ops(state, "GOP/s", Peak::kInt8);
 }
 
 // BERT-base's int8 FFN (768 -> 3072 + GELU -> 768 + residual) on m rows: the inner activations
@@ -100,28 +121,56 @@ void BM_Int8Ffn(benchmark::State& state, Isa isa) {
     }
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["GOP/s"] = benchmark::Counter(4.0 * m * h * inner, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+  count_ops(state, 4.0 * m * h * inner, "GOP/s", Peak::kInt8);
 }
 
-__attribute__((target("avx512f,avx512vnni"))) void BM_VnniPeak(benchmark::State& state) {
-  if (cpu_max_isa() != Isa::kAvx512Vnni) {
-    state.SkipWithError("no AVX-512 VNNI");
+// The peaks as micro-benchmarks: the same inline-assembly loops kernels/machine_peaks.cc times.
+void BM_Peak(benchmark::State& state, double (*loop)(int64_t), bool supported, const char* unit) {
+  if (!supported) {
+    state.SkipWithError("instructions not supported by this CPU");
     return;
   }
-  constexpr int kChains = 12;  // independent accumulators hide the instruction latency
-  constexpr int kInner = 1000;
-  __m512i acc[kChains];
-  for (auto& x : acc) x = _mm512_setzero_si512();
-  __m512i a = _mm512_set1_epi32(0x01010101), b = _mm512_set1_epi32(0x01010101);
-  for (auto _ : state) {
-    for (int i = 0; i < kInner; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
-    for (auto& x : acc) benchmark::DoNotOptimize(x);
+  double ops = 0;
+  for (auto _ : state) ops = loop(100'000);
+  state.counters[unit] = benchmark::Counter(ops, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::OneK::kIs1000);
+}
+
+// STREAM triad over 3 x 256 MiB with range(0) threads (the figure is measured inside).
+void BM_TriadBandwidth(benchmark::State& state) {
+  double gbps = 0;
+  for (auto _ : state) gbps = triad_bandwidth_gbps(static_cast<int>(state.range(0)));
+  state.counters["GB/s"] = gbps;
+}
+
+// Block-sparse int8 (blocks of 4 outputs x 4 k, range(3)% of them kept at random): GOP/s counts
+// the dense-equivalent work, so the ratio to BM_GemmU8S8 is the speed-up; `copies` as above.
+void BM_GemmBlockSparse(benchmark::State& state, Isa isa, int copies) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const double density = static_cast<double>(state.range(3)) / 100.0;
+  if (skip_unsupported(state, isa)) return;
+  std::mt19937 rng(1);
+  std::bernoulli_distribution keep(density);
+  std::vector<uint8_t> a(m * k);
+  std::vector<int8_t> w(n * k);
+  for (auto& v : a) v = static_cast<uint8_t>(rng());
+  std::vector<PackedS8BlockSparse> layers;
+  for (int l = 0; l < copies; ++l) {
+    for (int64_t o = 0; o < n; o += 4)
+      for (int64_t g = 0; g < k; g += 4) {
+        const bool kept = keep(rng);
+        for (int64_t j = o; j < o + 4; ++j)
+          for (int64_t t = g; t < g + 4; ++t) w[j * k + t] = kept ? static_cast<int8_t>(rng() | 1) : int8_t{0};
+      }
+    layers.push_back(pack_s8_block_sparse(w.data(), n, k, k));
   }
-  // one vpdpbusd = 64 multiply-adds = 128 ops
-  state.counters["GOP/s"] = benchmark::Counter(128.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
-                                               benchmark::Counter::OneK::kIs1000);
+  std::vector<int32_t> c(m * n);
+  size_t next = 0;
+  for (auto _ : state) {
+    gemm_u8s8s32_block_sparse(a.data(), m, k, layers[next++ % layers.size()], c.data(), n, isa);
+    benchmark::DoNotOptimize(c.data());
+  }
+  count_gemm_ops(state, "GOP/s", Peak::kInt8);
+  state.counters["density"] = layers[0].density();
 }
 
 // The same shapes with 2:4 weights (the 2 largest-magnitude of each 4 kept): GOP/s counts the
@@ -144,7 +193,7 @@ void BM_GemmSparse24(benchmark::State& state, Isa isa) {
     gemm_u8s8s32_sparse24(a.data(), m, k, packed, c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_ops(state, "GOP/s");
+  count_gemm_ops(state, "GOP/s", Peak::kInt8);
 }
 
 // Row ops of a BERT-base layer at seq 128 (m x n floats): GELU on the FFN's 128 x 3072 output,
@@ -195,7 +244,7 @@ void BM_GemmF32(benchmark::State& state, Isa isa) {
     gemm_f32(a.data(), m, k, packed, c.data(), n, {}, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_ops(state, "GFLOP/s");
+  count_gemm_ops(state, "GFLOP/s", Peak::kFp32);
 }
 
 // The bf16 GEMM as the runtime calls it (activations rounded per call, fp32 out), GFLOP/s.
@@ -216,63 +265,7 @@ void BM_GemmBf16(benchmark::State& state, Isa isa) {
     gemm_bf16(a.data(), m, k, packed, c.data(), n, {}, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_ops(state, "GFLOP/s");
-}
-
-// bf16 dot-product peak of one core: vdpbf16ps does 2 multiply-adds per fp32 lane.
-__attribute__((target("avx512f,avx512bf16"))) void BM_Bf16DotPeak(benchmark::State& state) {
-  if (!cpu_has_avx512bf16()) {
-    state.SkipWithError("no AVX-512 BF16");
-    return;
-  }
-  constexpr int kChains = 12;
-  constexpr int kInner = 1000;
-  __m512 acc[kChains];
-  for (auto& x : acc) x = _mm512_setzero_ps();
-  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x2F802F80);
-  for (auto _ : state) {
-    for (int i = 0; i < kInner; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
-    for (auto& x : acc) benchmark::DoNotOptimize(x);
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(64.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::OneK::kIs1000);
-}
-
-// fp32 FMA peak of one core with zmm registers (the AVX-512 kernels' ceiling).
-__attribute__((target("avx512f"))) void BM_Fp32FmaPeakAvx512(benchmark::State& state) {
-  if (cpu_max_isa() != Isa::kAvx512Vnni) {
-    state.SkipWithError("no AVX-512");
-    return;
-  }
-  constexpr int kChains = 12;
-  constexpr int kInner = 1000;
-  __m512 acc[kChains];
-  for (auto& x : acc) x = _mm512_setzero_ps();
-  const __m512 a = _mm512_set1_ps(1e-9f), b = _mm512_set1_ps(1.0f);
-  for (auto _ : state) {
-    for (int i = 0; i < kInner; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(a, b, acc[c]);
-    for (auto& x : acc) benchmark::DoNotOptimize(x);
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(32.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::OneK::kIs1000);
-}
-
-// fp32 FMA peak of one core with ymm registers (the AVX2 kernels' ceiling).
-__attribute__((target("avx2,fma"))) void BM_Fp32FmaPeakAvx2(benchmark::State& state) {
-  constexpr int kChains = 12;
-  constexpr int kInner = 1000;
-  __m256 acc[kChains];
-  for (auto& x : acc) x = _mm256_setzero_ps();
-  const __m256 a = _mm256_set1_ps(1e-9f), b = _mm256_set1_ps(1.0f);
-  for (auto _ : state) {
-    for (int i = 0; i < kInner; ++i)
-      for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(a, b, acc[c]);
-    for (auto& x : acc) benchmark::DoNotOptimize(x);
-  }
-  state.counters["GFLOP/s"] = benchmark::Counter(16.0 * kChains * kInner, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::OneK::kIs1000);
+  count_gemm_ops(state, "GFLOP/s", isa == Isa::kAvx512Vnni ? Peak::kBf16 : Peak::kFp32);
 }
 
 #define GEMM_SHAPES ->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({128, 768, 768})->Args({1, 768, 768})
@@ -283,12 +276,16 @@ BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni, Isa::kAvx512Vnni, 1) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768})->Args({128, 768, 3072})->Args({1024, 3072, 768})->Args({1024, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Ffn, avx512vnni, Isa::kAvx512Vnni)->Args({128, 0})->Args({128, 1})->Args({1, 0})->Args({1, 1});
-BENCHMARK(BM_VnniPeak);
+BENCHMARK_CAPTURE(BM_Peak, int8_vpdpbusd, run_int8_peak_loop, cpu_max_isa() == Isa::kAvx512Vnni, "GOP/s");
+BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx512vnni_80pct, Isa::kAvx512Vnni, 1)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20})->Args({128, 768, 768, 20})->Args({1, 768, 768, 20});
+BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20})->Args({128, 3072, 768, 50})->Args({1024, 3072, 768, 20})->Args({1, 3072, 768, 20});
+BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx2_80pct, Isa::kAvx2, 1)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20});
+BENCHMARK_CAPTURE(BM_GemmBlockSparse, ref_80pct, Isa::kRef, 1)->Args({128, 768, 768, 20});
 BENCHMARK_CAPTURE(BM_GemmF32, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmBf16, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmBf16, avx512bf16, Isa::kAvx512Vnni) GEMM_SHAPES;
-BENCHMARK(BM_Bf16DotPeak);
+BENCHMARK_CAPTURE(BM_Peak, bf16_vdpbf16ps, run_bf16_peak_loop, cpu_has_avx512bf16(), "GFLOP/s");
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_Gelu, avx2, Isa::kAvx2)->Args({128, 3072});
@@ -297,8 +294,8 @@ BENCHMARK_CAPTURE(BM_LayerNorm, avx2, Isa::kAvx2)->Args({128, 768});
 BENCHMARK_CAPTURE(BM_LayerNorm, avx512, Isa::kAvx512Vnni)->Args({128, 768});
 BENCHMARK_CAPTURE(BM_Softmax, avx2, Isa::kAvx2)->Args({128, 128});
 BENCHMARK_CAPTURE(BM_Softmax, avx512, Isa::kAvx512Vnni)->Args({128, 128});
-BENCHMARK(BM_Fp32FmaPeakAvx2);
-BENCHMARK(BM_Fp32FmaPeakAvx512);
+BENCHMARK_CAPTURE(BM_Peak, fp32_fma, run_fp32_peak_loop, cpu_max_isa() != Isa::kRef, "GFLOP/s");
+BENCHMARK(BM_TriadBandwidth)->Arg(1)->Arg(2)->Iterations(1);
 
 }  // namespace
 }  // namespace sqz::kernels

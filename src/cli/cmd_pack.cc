@@ -64,7 +64,7 @@ void run_pack(const PackArgs& a) {
 }  // namespace
 
 void add_pack_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("pack", "Write a runtime dir: the model's weights as the runtime engine runs them (fp32, bf16, int8, int8-2:4)");
+  auto* cmd = app.add_subcommand("pack", "Write a runtime dir: the model's weights as the runtime engine runs them (fp32, bf16, int8, int8-2:4, int8-block)");
   auto a = std::make_shared<PackArgs>();
   cmd->add_option("model_dir", a->model_dir, "model directory (dense, SpeedUp-shrunk or a compressed-tensors export)")->required();
   cmd->add_option("--out", a->out, "the runtime dir to write")->required();

@@ -21,7 +21,7 @@ void add_import_gguf_command(CLI::App& app);
 
 // --threads N on a subcommand; applied before the command runs (0 = libtorch's default).
 void add_threads_option(CLI::App* cmd, int* threads);
-// --precision for --engine runtime (fp32, bf16, int8, int8-2:4); empty = what the checkpoint
+// --precision for --engine runtime (fp32, bf16, int8, int8-2:4, int8-block); empty = what the checkpoint
 // declares (runtime::resolve_precision). With `int8_attention`, also --int8-attention.
 void add_precision_option(CLI::App* cmd, std::string* precision, bool* int8_attention = nullptr);
 void apply_threads(int threads);

@@ -18,9 +18,9 @@ void add_precision_option(CLI::App* cmd, std::string* precision, bool* int8_atte
     cmd->add_flag("--int8-attention", *int8_attention,
                   "runtime: attention's QK^T and PV on the int8 GEMM too (per-row u8 Q and softmax, s8 K and V)");
   cmd->add_option("--precision", *precision,
-                  "runtime Linears: fp32, bf16, int8 or int8-2:4 (default: what an int8 export or a bfloat16 "
-                  "checkpoint declares, else fp32)")
-      ->check(CLI::IsMember({"fp32", "bf16", "int8", "int8-2:4"}));
+                  "runtime Linears: fp32, bf16, int8, int8-2:4 or int8-block (4x4 blocks that are all zero "
+                  "skipped) (default: what an int8 export or a bfloat16 checkpoint declares, else fp32)")
+      ->check(CLI::IsMember({"fp32", "bf16", "int8", "int8-2:4", "int8-block"}));
 }
 
 void apply_threads(int threads) {

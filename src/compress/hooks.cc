@@ -82,6 +82,11 @@ quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pr
     nm.n = p->spec().n, nm.m = p->spec().m;
     for (const auto& u : p->report()) nm.targets.push_back(u.name);
   }
+  if (nm.n > 0) return nm;
+  // No N:M: block pruners' targets are declared unstructured (see SparsityExport).
+  for (const auto& p : pruners)
+    if (p->spec().granularity == Granularity::kBlock)
+      for (const auto& u : p->report()) nm.targets.push_back(u.name);
   return nm;
 }
 

@@ -34,8 +34,9 @@ class CompressHooks : public train::TrainHooks {
   double lr_;
 };
 
-// The N:M structure the export declares and verifies: the targets of the N:M pruners. Two
-// different structures in one model are refused.
+// The sparsity the export declares: the N:M structure (verified) and the targets of the N:M
+// pruners, two different structures in one model refused; without N:M, the targets of the block
+// pruners, declared unstructured.
 quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pruners);
 
 }  // namespace sqz::compress

@@ -36,7 +36,7 @@ E parse_enum(const YAML::Node& n, const std::string& key, const std::map<std::st
 const std::map<std::string, Granularity> kGranularities = {
     {"element", Granularity::kElement}, {"nm", Granularity::kNM},       {"row", Granularity::kRow},
     {"column", Granularity::kColumn},   {"head", Granularity::kHead}, {"neuron", Granularity::kNeuron},
-    {"hidden", Granularity::kHidden}};
+    {"hidden", Granularity::kHidden},   {"block", Granularity::kBlock}};
 const std::map<std::string, Metric> kMetrics = {
     {"magnitude", Metric::kMagnitude}, {"l1", Metric::kMagnitude}, {"l2", Metric::kL2},
     {"taylor", Metric::kTaylor},       {"movement", Metric::kMovement}};
@@ -61,6 +61,17 @@ torch::Tensor group_sum(const std::vector<nn::Linear>& rows, const std::vector<t
   return total;
 }
 
+// A block mask ([out/4, in/4] rounded up) spread over the [out, in] weight it covers; the
+// gradient of each block's entry is the sum over its block.
+torch::Tensor expand_blocks(const torch::Tensor& blocks, int64_t out, int64_t in) {
+  const int64_t bo = blocks.size(0), bi = blocks.size(1);
+  return blocks.reshape({bo, 1, bi, 1})
+      .expand({bo, kBlockRows, bi, kBlockCols})
+      .reshape({bo * kBlockRows, bi * kBlockCols})
+      .slice(0, 0, out)
+      .slice(1, 0, in);
+}
+
 // Zeroes the `k` lowest-importance entries of each tensor's mask, ranking all of them together.
 void prune_lowest(std::vector<torch::Tensor*> masks, const std::vector<torch::Tensor>& importance, int64_t k) {
   std::vector<torch::Tensor> flat;
@@ -83,6 +94,20 @@ bool is_group(Granularity g) { return g == Granularity::kHead || g == Granularit
 torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m) {
   auto groups = importance.reshape({importance.size(0), importance.size(1) / m, m});
   return torch::zeros_like(groups).scatter_(2, std::get<1>(groups.topk(n, 2)), 1.0).reshape(importance.sizes());
+}
+
+torch::Tensor block_sums(const torch::Tensor& x) {
+  const int64_t out = x.size(0), in = x.size(1);
+  const int64_t bo = (out + kBlockRows - 1) / kBlockRows, bi = (in + kBlockCols - 1) / kBlockCols;
+  auto padded = torch::constant_pad_nd(x, {0, bi * kBlockCols - in, 0, bo * kBlockRows - out});
+  return padded.reshape({bo, kBlockRows, bi, kBlockCols}).sum(std::vector<int64_t>{1, 3});
+}
+
+torch::Tensor block_keep_mask(const torch::Tensor& importance, double sparsity) {
+  auto sums = block_sums(importance);
+  auto keep = torch::ones_like(sums);
+  prune_lowest({&keep}, {sums}, std::llround(sparsity * static_cast<double>(sums.numel())));
+  return expand_blocks(keep, importance.size(0), importance.size(1));
 }
 
 torch::Tensor hidden_group_importance(const models::HiddenGroup& group, int64_t width,
@@ -331,6 +356,13 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
           u->weight_importance = [weight, pow_of] { return pow_of(weight().detach()).sum(0); };
           site_of(*t.site, t.name).add_factor(spec_.name, [u, value_of] { return value_of(u).unsqueeze(0); });
           break;
+        case Granularity::kBlock: {
+          const int64_t out = w.size(0), in = w.size(1);
+          u = new_unit(t.name, t.layer, {(out + kBlockRows - 1) / kBlockRows, (in + kBlockCols - 1) / kBlockCols});
+          u->weight_importance = [weight, pow_of] { return block_sums(pow_of(weight().detach())); };
+          site_of(*t.site, t.name).add_factor(spec_.name, [u, value_of, out, in] { return expand_blocks(value_of(u), out, in); });
+          break;
+        }
         default:
           u = new_unit(t.name, t.layer, {w.size(0), w.size(1)});
           u->weight_importance = [weight, pow_of] { return pow_of(weight().detach()); };

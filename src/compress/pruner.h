@@ -1,5 +1,6 @@
 // A pruner is a metric (how important each weight or group is), a sparsity rule (which of them
-// to drop: element ratio per layer or global, N:M, rows/columns, attention heads, FFN neurons)
+// to drop: element ratio per layer or global, N:M, rows/columns, 4 x 4 blocks, attention heads,
+// FFN neurons)
 // and a schedule (one-shot, iterative, cubic AGP ramp). It never owns the training loop: the
 // trainer calls before_step / after_backward, and masks reach the weights through sites.
 #pragma once
@@ -13,7 +14,10 @@
 
 namespace sqz::compress {
 
-enum class Granularity { kElement, kNM, kRow, kColumn, kHead, kNeuron, kHidden };
+// kBlock: blocks of 4 outputs x 4 consecutive inputs (kBlockRows x kBlockCols), the shape the
+// runtime's int8-block kernel skips when a whole block is zero.
+enum class Granularity { kElement, kNM, kRow, kColumn, kHead, kNeuron, kHidden, kBlock };
+constexpr int64_t kBlockRows = 4, kBlockCols = 4;
 // Heads, neurons and hidden dimensions are dependency groups that SpeedUp can cut out.
 bool is_group(Granularity g);
 enum class Metric { kMagnitude, kL2, kTaylor, kMovement };
@@ -52,6 +56,11 @@ const char* granularity_name(Granularity g);
 // N:M: 1 at the n largest entries of `importance` ([out, in]) in every group of m along `in`
 // (in must be a multiple of m), 0 elsewhere.
 torch::Tensor nm_keep_mask(const torch::Tensor& importance, int64_t n, int64_t m);
+// Blocks: 1 on the 4 x 4 blocks of `importance` ([out, in]) with the largest sums, 0 on the
+// `sparsity` fraction with the smallest (ties by position), spread over [out, in].
+torch::Tensor block_keep_mask(const torch::Tensor& importance, double sparsity);
+// Sums of `x` ([out, in]) over its 4 x 4 blocks (edge blocks partial): [out/4, in/4] rounded up.
+torch::Tensor block_sums(const torch::Tensor& x);
 
 // Importance of each hidden dim: `elementwise` (|w| or w^2) summed over its group, the columns of
 // every embedding and reader and the rows of every writer. The hidden pruner ranks by it, and a

@@ -213,7 +213,7 @@ io::json bench_target(const BenchOptions& o, BenchTarget& t) {
 // --case names a case some bench has, or is refused (a typo would otherwise time nothing).
 void check_case_names(const BenchOptions& o) {
   static const std::vector<std::string> fixed{"libtorch-fp32", "sqz-fp32", "sqz-bf16", "sqz-int8", "sqz-int8-attn-int8",
-                                              "sqz-int8-2:4", "onnxruntime-fp32", "onnxruntime-int8"};
+                                              "sqz-int8-2:4", "sqz-int8-block", "onnxruntime-fp32", "onnxruntime-int8"};
   for (const auto& c : o.cases)
     if (std::find(fixed.begin(), fixed.end(), c) == fixed.end() && c.rfind("libtorch-int8-dynamic-", 0) != 0)
       fail_invalid("--case '", c, "' is not a bench case; the cases: ", join(fixed, ", "), ", libtorch-int8-dynamic-<engine>");

@@ -6,6 +6,7 @@
 #include "compress/pruner.h"
 #include "compress/quant/export.h"
 #include "core/format.h"
+#include "kernels/machine_peaks.h"
 #include "data/tasks.h"
 #include "io/tokenizers/tokenizer.h"
 
@@ -213,6 +214,24 @@ models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedM
   return sparse;
 }
 
+models::LoadedModel block_sparse_model(const BenchOptions& o, const models::LoadedModel& loaded) {
+  torch::NoGradGuard no_grad;
+  double zero = 0, total = 0;
+  for (auto& l : loaded.model->structure().block_linears()) {
+    auto per_block = compress::block_sums(l->logical_weight().abs());
+    zero += per_block.eq(0).sum().item<double>();
+    total += static_cast<double>(per_block.numel());
+  }
+  if (total > 0 && zero / total >= 0.5) return loaded;
+  models::LoadedModel copy = bench_model(o);
+  copy.model->eval();
+  for (auto& l : copy.model->structure().block_linears()) {
+    auto w = l->logical_weight();
+    w.mul_(compress::block_keep_mask(w.abs(), kBenchBlockSparsity));
+  }
+  return copy;
+}
+
 void skip_case(io::json& result, const std::string& name, const std::string& why) {
   const std::string reason = why.substr(0, why.find('\n'));
   // Cases of one engine family skipped for one reason are one line: "sqz-*: ...".
@@ -296,6 +315,21 @@ TimedFields decoder_timed_fields(int64_t batch) {
     if (!base.empty())
       row.update({{"prefill_speedup_vs_libtorch_fp32", base.at(0).median_ms / pm}, {"decode_speedup_vs_libtorch_fp32", base.at(1).median_ms / dm}});
   };
+}
+
+void add_peak_fractions(io::json& result, int threads) {
+  const io::json peaks = {{"int8_gops", kernels::int8_peak_gops(threads)},
+                          {"fp32_gflops", kernels::fp32_peak_gflops(threads)},
+                          {"bf16_gflops", kernels::bf16_peak_gflops(threads)},
+                          {"threads", threads}};
+  result["peaks"] = peaks;
+  for (auto& row : result["rows"]) {
+    if (!row.contains("gflop_per_s") || !row.contains("precision")) continue;
+    const std::string precision = row["precision"].get<std::string>();
+    const char* key = precision.rfind("int8", 0) == 0 ? "int8_gops" : precision.rfind("bf16", 0) == 0 ? "bf16_gflops"
+                    : precision.rfind("fp32", 0) == 0 ? "fp32_gflops" : nullptr;
+    if (key && peaks[key].get<double>() > 0) row["peak_fraction"] = row["gflop_per_s"].get<double>() / peaks[key].get<double>();
+  }
 }
 
 TimedFields encoder_timed_fields(int64_t batch, double gflop) {

@@ -98,6 +98,13 @@ std::string sparse_24_unfit(models::TransformerModel& model);
 // export), else a fresh copy with the 2 largest |w| of every 4 kept along each block Linear's input.
 models::LoadedModel sparse_24_model(const BenchOptions& o, const models::LoadedModel& loaded);
 
+// The block sparsity the int8-block case runs at when the model is not block-sparse already.
+constexpr double kBenchBlockSparsity = 0.8;
+// The model for the int8-block case: `loaded` itself when at least half of its block Linears'
+// 4 x 4 blocks are zero already (a block-pruned export), else a fresh copy with the
+// kBenchBlockSparsity fraction of each block Linear's blocks of smallest |w| zeroed.
+models::LoadedModel block_sparse_model(const BenchOptions& o, const models::LoadedModel& loaded);
+
 // Whether any of `names` is selected by --case.
 bool any_selected(const BenchOptions& o, const std::vector<std::string>& names);
 
@@ -113,11 +120,13 @@ struct SqzEngineCase {
 };
 
 // The sqz engines --case selects, each an `Engine` built from (a LoadedModel, EngineOptions):
-// fp32, bf16, int8, and int8-2:4 on `loaded`'s 2:4 copy (kept in `sparse`). One that cannot be
-// built, or cannot apply, is skipped with its reason.
+// fp32, bf16, int8, int8-2:4 on `loaded`'s 2:4 copy (kept in `sparse`) and int8-block on its
+// block-sparse copy (kept in `blocks`). One that cannot be built, or cannot apply, is skipped
+// with its reason.
 template <class Engine>
 void build_sqz_engines(const BenchOptions& o, models::LoadedModel& loaded, std::optional<models::LoadedModel>& sparse,
-                       std::vector<std::unique_ptr<Engine>>& owned, std::vector<SqzEngineCase<Engine>>& engines, io::json& result) {
+                       std::optional<models::LoadedModel>& blocks, std::vector<std::unique_ptr<Engine>>& owned,
+                       std::vector<SqzEngineCase<Engine>>& engines, io::json& result) {
   using runtime::Precision;
   auto add = [&](const std::string& name, const models::LoadedModel& m, Precision p) {
     if (!case_selected(o, name)) return;
@@ -131,6 +140,10 @@ void build_sqz_engines(const BenchOptions& o, models::LoadedModel& loaded, std::
   add("sqz-fp32", loaded, Precision::kFp32);
   add("sqz-bf16", loaded, Precision::kBf16);
   add("sqz-int8", loaded, Precision::kInt8);
+  if (case_selected(o, "sqz-int8-block")) {
+    blocks = block_sparse_model(o, loaded);
+    add("sqz-int8-block", *blocks, Precision::kInt8Blocks);
+  }
   if (!case_selected(o, "sqz-int8-2:4")) return;
   if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
   sparse = sparse_24_model(o, loaded);
@@ -162,6 +175,11 @@ std::string packed_case_name(const runtime::EngineOptions& options);
 // The timing fields of an encoder (or ViT) row: `gflop` per forward (0: unknown, no GFLOP/s), and
 // the ratio to libtorch fp32 when the baseline ran.
 TimedFields encoder_timed_fields(int64_t batch, double gflop);
+// This machine's measured multiply-add peaks for `threads` cores (kernels/machine_peaks.h), as
+// result["peaks"], and each row's `peak_fraction`: its GFLOP/s (dense-equivalent for sparse
+// rows, so it can exceed 1) over the peak of its precision (int8 rows: vpdpbusd; fp32: FMA;
+// bf16: vdpbf16ps). Rows without GFLOP/s, or on a CPU without that peak's instructions, get none.
+void add_peak_fractions(io::json& result, int threads);
 // The timing fields of a decoder (or encoder-decoder) row: prefill and per-token decode, and their
 // ratios to libtorch fp32 when the baseline ran.
 TimedFields decoder_timed_fields(int64_t batch);

@@ -150,9 +150,10 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                      {"rows", io::json::array()}, {"skipped", io::json::array()}};
   const TaskScorer scorer(o, loaded);
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs
+  std::optional<models::LoadedModel> blocks;  // what the int8-block engine runs
   std::vector<std::unique_ptr<runtime::Decoder>> owned;
   std::vector<SqzDecoder> engines;
-  if (!o.peers_only) build_sqz_engines(o, loaded, sparse, owned, engines, result);
+  if (!o.peers_only) build_sqz_engines(o, loaded, sparse, blocks, owned, engines, result);
   std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
   if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) ort = onnxruntime_or_skip(loaded, result);
 

@@ -1,4 +1,6 @@
 // `sqz bench` on encoders: one forward of [batch, seq] random ids per run, the logits checked.
+#include <thread>
+
 #include "core/format.h"
 #include "eval/bench_case.h"
 #include "eval/libtorch_int8_peer.h"
@@ -25,6 +27,7 @@ io::json profile_engine(runtime::BertEncoder& engine, const Forward& forward, in
 struct SqzEncoders {
   std::vector<std::pair<std::string, std::unique_ptr<runtime::BertEncoder>>> engines;
   std::optional<models::LoadedModel> sparse;  // what the 2:4 engine runs (its check compares with it in libtorch)
+  std::optional<models::LoadedModel> blocks;  // what the int8-block engine runs (likewise)
 };
 
 // The engines --case selects; one that cannot be built (or cannot apply) is skipped with its reason.
@@ -44,6 +47,10 @@ void build_sqz_encoders(const BenchOptions& o, models::LoadedModel& loaded, SqzE
   runtime::EngineOptions int8_attention{Precision::kInt8, o.threads};
   int8_attention.int8_attention = true;
   add("sqz-int8-attn-int8", loaded, int8_attention);
+  if (case_selected(o, "sqz-int8-block")) {
+    s.blocks = block_sparse_model(o, loaded);
+    add("sqz-int8-block", *s.blocks, {Precision::kInt8Blocks, o.threads});
+  }
   if (!case_selected(o, "sqz-int8-2:4")) return;
   if (auto why = sparse_24_unfit(*loaded.model); !why.empty()) return skip_case(result, "sqz-int8-2:4", why);
   s.sparse = sparse_24_model(o, loaded);
@@ -104,6 +111,8 @@ void add_sqz_cases(const BenchOptions& o, SqzEncoders& sqz_engines, const Encode
     std::function<torch::Tensor()> reference = in.libtorch_reference();
     if (e->options().precision == runtime::Precision::kInt8Sparse24)
       reference = [&in, &sqz_engines] { return sqz_engines.sparse->model->forward(in.inputs).at("logits"); };
+    if (e->options().precision == runtime::Precision::kInt8Blocks)
+      reference = [&in, &sqz_engines] { return sqz_engines.blocks->model->forward(in.inputs).at("logits"); };
     cases.push_back({.name = name, .engine = "sqz runtime", .precision = runtime::precision_name(e->options().precision),
                      .tolerance = engine_tolerance(e->options().precision), .reference = reference,
                      .run = timed_whole([forward, batch = in.batch] {
@@ -169,6 +178,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     if (ort) add_onnxruntime_cases(o, *ort, in, cases);
     run_cases(cases, o, batch, /*decoder=*/false, encoder_timed_fields(batch, forward_flops(model, batch, o.seq) / 1e9), result["rows"]);
   }
+  add_peak_fractions(result, o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
   set_torch_threads(saved_threads);
   return result;
 }
@@ -197,15 +207,22 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
       << result["warmup"].get<int>() << " warm-up; sqz kernels: " << result["isa"].get<std::string>() << "; input: "
       << result.value("input", std::string("random ids")) << "\n\n";
   const bool scored = has_scores(result);
-  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
-  out << "|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
+  if (result.contains("peaks")) {
+    const auto& p = result["peaks"];
+    out << "measured peaks (" << p["threads"].get<int>() << " threads): int8 " << format_fixed(p["int8_gops"].get<double>(), 0)
+        << " GOP/s, fp32 " << format_fixed(p["fp32_gflops"].get<double>(), 0) << " GFLOP/s, bf16 "
+        << format_fixed(p["bf16_gflops"].get<double>(), 0) << " GFLOP/s (of peak: GFLOP/s over the row precision's peak; "
+        << "sparse rows count dense-equivalent work)\n\n";
+  }
+  out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | of peak | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
+  out << "|---|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";
   for (const auto& r : result["rows"]) {
     auto num = [&](const char* key, int digits, const std::string& suffix = "") {
       return r.contains(key) ? format_fixed(r[key].get<double>(), digits) + suffix : std::string("-");
     };
     out << "| " << r["case"].get<std::string>() << " | " << r["batch"].get<int64_t>() << " | " << num("median_ms", 2) << " | "
         << (r.contains("p10_ms") ? num("p10_ms", 2) + "–" + num("p90_ms", 2) : "-") << " | " << num("sequences_per_s", 1) << " | "
-        << num("gflop_per_s", 1) << " | " << num("speedup_vs_libtorch_fp32", 2, "x") << " | " << num("max_rel_err", 6) << " | "
+        << num("gflop_per_s", 1) << " | " << num("peak_fraction", 2) << " | " << num("speedup_vs_libtorch_fp32", 2, "x") << " | " << num("max_rel_err", 6) << " | "
         << r.value("setting", std::string("-")) << " | " << (scored ? score_text(r) + " | " : "") << r["status"].get<std::string>() << " |\n";
   }
   print_profile_tables(result, out, "", "forward");

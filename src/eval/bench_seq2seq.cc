@@ -114,9 +114,10 @@ io::json run_seq2seq_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   kernels::set_num_threads(o.threads);
   io::json result = header(o, model_name, info.model_type);
   std::optional<models::LoadedModel> sparse;
+  std::optional<models::LoadedModel> blocks;  // what the int8-block engine runs
   std::vector<std::unique_ptr<runtime::EncoderDecoder>> owned;
   std::vector<SqzSeq2Seq> engines;
-  if (!o.peers_only) build_sqz_engines(o, loaded, sparse, owned, engines, result);
+  if (!o.peers_only) build_sqz_engines(o, loaded, sparse, blocks, owned, engines, result);
   if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"}))
     skip_case(result, "onnxruntime-*", "the ONNX exporters write BERT encoders and GPT-2 / OPT / Llama decoders, not encoder-decoders");
   for (int64_t batch : o.batches) {

@@ -14,6 +14,7 @@ const char* precision_name(Precision p) {
     case Precision::kInt8: return "int8";
     case Precision::kInt8Sparse24: return "int8-2:4";
     case Precision::kBf16: return "bf16";
+    case Precision::kInt8Blocks: return "int8-block";
   }
   return "?";
 }
@@ -23,15 +24,63 @@ Precision parse_precision(const std::string& name) {
   if (name == "int8") return Precision::kInt8;
   if (name == "int8-2:4") return Precision::kInt8Sparse24;
   if (name == "bf16") return Precision::kBf16;
-  fail_invalid("precision '", name, "' is not one of: fp32, bf16, int8, int8-2:4");
+  if (name == "int8-block") return Precision::kInt8Blocks;
+  fail_invalid("precision '", name, "' is not one of: fp32, bf16, int8, int8-2:4, int8-block");
 }
 
 namespace {
 
+kernels::Int8Packing int8_packing(Precision p) {
+  if (p == Precision::kInt8Sparse24) return kernels::Int8Packing::kSparse24;
+  if (p == Precision::kInt8Blocks) return kernels::Int8Packing::kBlocks4x4;
+  return kernels::Int8Packing::kDense;
+}
+
 std::string default_precision_name(const nlohmann::json& config) {
   if (!io::is_quantized_export(config)) return config.contains("torch_dtype") && config["torch_dtype"] == "bfloat16" ? "bf16" : "fp32";
   const auto& q = *io::compressed_tensors_config(config);
-  return q.contains("sparsity_config") && q["sparsity_config"].value("sparsity_structure", "") == "2:4" ? "int8-2:4" : "int8";
+  if (!q.contains("sparsity_config") || !q["sparsity_config"].is_object()) return "int8";
+  const auto& sc = q["sparsity_config"];
+  const std::string structure = sc.value("sparsity_structure", "");
+  if (structure == "2:4") return "int8-2:4";
+  // Unstructured (what sqz declares for block-pruned weights) and mostly zero: the kernel that
+  // skips zero 4 x 4 blocks.
+  const double sparsity = sc.contains("global_sparsity") && sc["global_sparsity"].is_number() ? sc["global_sparsity"].get<double>() : 0.0;
+  return structure == "unstructured" && sparsity >= 0.5 ? "int8-block" : "int8";
+}
+
+// The block-sparse packing as it runs: blocks' values [blocks, 16] (4 outputs x 4 inputs each),
+// their k groups [blocks] and each output group's first block [groups + 1].
+void save_blocks(RuntimeDirWriter& out, const std::string& name, const kernels::PackedS8BlockSparse& p) {
+  const int64_t blocks = p.blocks();
+  out.add(name + ".block_values", torch::from_blob(const_cast<int8_t*>(p.values.data()), {blocks, 16}, torch::kInt8).clone());
+  out.add(name + ".block_k", torch::from_blob(const_cast<int32_t*>(p.block_k.data()), {blocks}, torch::kInt32).clone());
+  out.add(name + ".group_start",
+          torch::from_blob(const_cast<int32_t*>(p.group_start.data()), {p.n_groups + 1}, torch::kInt32).clone());
+}
+
+// What save_blocks wrote, validated, as dense [out, in] codes (packed again by the caller).
+torch::Tensor load_blocks(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name, int64_t out,
+                          int64_t inputs) {
+  const int64_t blocks = entry.get_int("blocks");
+  if (blocks < 0) entry.fail_field("blocks", "a count >= 0");
+  kernels::PackedS8BlockSparse p;
+  p.n = out;
+  p.k = inputs;
+  p.n_groups = (out + kernels::kBlockOutputs - 1) / kernels::kBlockOutputs;
+  p.k_groups = (inputs + kernels::kBlockK - 1) / kernels::kBlockK;
+  if (blocks > p.n_groups * p.k_groups) entry.fail_field("blocks", "at most " + std::to_string(p.n_groups * p.k_groups) + " blocks");
+  auto values = in.tensor(name + ".block_values", torch::kInt8, {blocks, 16}).contiguous();
+  auto ks = in.tensor(name + ".block_k", torch::kInt32, {blocks}).contiguous();
+  auto starts = in.tensor(name + ".group_start", torch::kInt32, {p.n_groups + 1}).contiguous();
+  p.values.assign(values.data_ptr<int8_t>(), values.data_ptr<int8_t>() + blocks * 16);
+  p.block_k.assign(ks.data_ptr<int32_t>(), ks.data_ptr<int32_t>() + blocks);
+  p.group_start.assign(starts.data_ptr<int32_t>(), starts.data_ptr<int32_t>() + p.n_groups + 1);
+  p.column_sums.assign(static_cast<size_t>(p.n_groups * kernels::kBlockOutputs), 0);
+  if (auto why = kernels::validate_block_sparse(p); !why.empty()) fail_data(in.weights_path(), ": ", name, " blocks: ", why);
+  auto codes = torch::empty({out, inputs}, torch::kInt8);
+  kernels::unpack_s8_block_sparse(p, codes.data_ptr<int8_t>());
+  return codes;
 }
 
 }  // namespace
@@ -44,7 +93,7 @@ LinearOp::LinearOp(const float* w, int64_t out, int64_t in, const float* bias, P
     : out_(out), in_(in), precision_(precision) {
   if (is_int8(precision)) {
     try {
-      int8_ = kernels::make_int8_linear(w, out, in, bias, precision == Precision::kInt8Sparse24);
+      int8_ = kernels::make_int8_linear(w, out, in, bias, int8_packing(precision));
     } catch (const std::invalid_argument& e) {
       fail_invalid("runtime precision int8-2:4: weight of ", name.empty() ? "a Linear" : name, " is ", e.what(),
                    " (prune it 2:4 first, e.g. recipes/gpusq_*.yaml, or use --precision int8)");
@@ -85,9 +134,11 @@ void LinearOp::forward_quantized(const kernels::QuantizedRows& in, float* y, int
 int64_t LinearOp::weight_bytes() const {
   if (precision_ == Precision::kBf16) return static_cast<int64_t>(2 * bf16_.data.size() + 4 * bias_.size());
   if (is_int8(precision_)) {
-    // 2:4: the kept values plus one 2-bit position each, as the export stores them.
-    const int64_t w = int8_.sparse ? static_cast<int64_t>(int8_.sparse->values.size() * 5 / 4)
-                                   : static_cast<int64_t>(int8_.weights.data.size());
+    // 2:4: the kept values plus one 2-bit position each, as the export stores them; blocks: the
+    // stored blocks with their k groups and the group offsets.
+    int64_t w = static_cast<int64_t>(int8_.weights.data.size());
+    if (int8_.sparse) w = static_cast<int64_t>(int8_.sparse->values.size() * 5 / 4);
+    if (int8_.blocks) w = static_cast<int64_t>(int8_.blocks->values.size() + 4 * (int8_.blocks->block_k.size() + int8_.blocks->group_start.size()));
     return w + static_cast<int64_t>(4 * (int8_.w_scale.size() + int8_.bias.size()));
   }
   return static_cast<int64_t>(4 * (f32_.data.size() + bias_.size()));
@@ -99,11 +150,10 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
   if (is_int8(precision_)) {
     if (int8_.static_input) fail_unimplemented(name, ": a static input range cannot be stored in a runtime dir yet");
     auto codes = torch::empty(shape, torch::kInt8);
-    if (int8_.sparse)
-      kernels::unpack_s8_sparse24(*int8_.sparse, codes.data_ptr<int8_t>());
-    else
-      kernels::unpack_s8_weights(int8_.weights, codes.data_ptr<int8_t>());
-    if (int8_.sparse) {
+    kernels::unpack_int8_linear_codes(int8_, codes.data_ptr<int8_t>());
+    if (int8_.blocks) {
+      save_blocks(out, name, *int8_.blocks);
+    } else if (int8_.sparse) {
       if (in_ % 4 != 0) fail_unimplemented(name, ": 2:4 weights with ", in_, " inputs (not a multiple of 4) cannot be stored");
       auto parts = io::compress_24_bitmask(codes);
       out.add(name + ".compressed", parts[0]);
@@ -123,7 +173,9 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
     out.add_floats(name + ".weight", w, shape);
   }
   if (!bias.empty()) out.add_floats(name + ".bias", bias, {out_});
-  return {{"precision", precision_name(precision_)}, {"out", out_}, {"in", in_}, {"bias", !bias.empty()}};
+  nlohmann::json entry = {{"precision", precision_name(precision_)}, {"out", out_}, {"in", in_}, {"bias", !bias.empty()}};
+  if (int8_.blocks) entry["blocks"] = int8_.blocks->blocks();
+  return entry;
 }
 
 LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name) {
@@ -146,7 +198,9 @@ LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry,
     if (!std::isfinite(scales[j]) || scales[j] < 0)
       fail_data(in.weights_path(), ": tensor '", name, ".weight_scale' row ", j, " is ", scales[j], "; expected a finite scale >= 0");
   torch::Tensor codes;
-  if (sparse) {
+  if (precision == Precision::kInt8Blocks) {
+    codes = load_blocks(in, entry, name, out, inputs);
+  } else if (sparse) {
     const std::string where = in.weights_path() + ": " + name;
     codes = io::decompress_24_bitmask(in.tensor(name + ".compressed", torch::kInt8, {out, inputs / 2}),
                                          in.tensor(name + ".bitmask", torch::kUInt8, {out, (inputs + 7) / 8}),
@@ -160,7 +214,7 @@ LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry,
   op.out_ = out;
   op.in_ = inputs;
   op.precision_ = precision;
-  op.int8_ = kernels::make_int8_linear_from_codes(codes.contiguous().data_ptr<int8_t>(), scales.data(), out, inputs, b, sparse);
+  op.int8_ = kernels::make_int8_linear_from_codes(codes.contiguous().data_ptr<int8_t>(), scales.data(), out, inputs, b, int8_packing(precision));
   return op;
 }
 

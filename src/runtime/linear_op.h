@@ -18,13 +18,18 @@ class RuntimeDirWriter;
 class RuntimeDirReader;
 
 // int8-2:4: int8 weights that keep 2 of every 4 along the input, on the 2:4 sparse kernel.
+// int8-block: int8 weights stored as their non-zero blocks of 4 outputs x 4 inputs, on the
+// block-sparse kernel (which skips the zero blocks: pays from about half the blocks zero).
 // bf16: weights and activations rounded to bf16, products summed in fp32 (AVX-512 BF16).
-enum class Precision { kFp32, kInt8, kInt8Sparse24, kBf16 };
-inline bool is_int8(Precision p) { return p == Precision::kInt8 || p == Precision::kInt8Sparse24; }
+enum class Precision { kFp32, kInt8, kInt8Sparse24, kBf16, kInt8Blocks };
+inline bool is_int8(Precision p) {
+  return p == Precision::kInt8 || p == Precision::kInt8Sparse24 || p == Precision::kInt8Blocks;
+}
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name);
 // `requested` (a --precision value) or, when empty, what the model dir was exported for:
-// int8-2:4 for a compressed-tensors export whose sparsity config says 2:4, int8 for another
+// int8-2:4 for a compressed-tensors export whose sparsity config says 2:4, int8-block for one
+// that says unstructured with a global sparsity of at least 0.5, int8 for another
 // quantized export, bf16 for a checkpoint saved in bfloat16 (config torch_dtype), else fp32.
 Precision resolve_precision(const std::string& requested, const nlohmann::json& config);
 

@@ -154,6 +154,44 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   EXPECT_NE(typo.output.find("--case 'sqz-int9' is not a bench case"), std::string::npos) << typo.output;
 }
 
+// Block pruning (4 x 4) with int8 QAT: the export declares its sparsity unstructured with the
+// global sparsity, `sqz pack` then picks the int8-block kernel by default, and the packed model
+// scores what the dense int8 engine scores on the same weights (its sums are exact).
+TEST(Compress, BlockPrunedInt8ExportRunsOnTheBlockSparseKernel) {
+  testing::ScratchDir tmp("compress");
+  std::string text = spam_recipe(tmp / "out",
+      "quantize:\n  - {name: int8, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, mode: qat, start_step: 2,"
+      " weight: {bits: 8}, activation: {bits: 8, symmetric: false, observer: moving_average}}\nspeedup: false\n");
+  const auto a = text.find("prune:\n"), b = text.find("latency:");
+  text.replace(a, b - a,
+               "prune:\n  - {name: blocks, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, granularity: block, sparsity: 0.75, "
+               "metric: magnitude, schedule: {kind: agp, start: 0, end: 3, every: 1}}\n");
+  text.replace(text.find("cases: [sqz-int8]"), 17, "cases: [sqz-int8-block]");
+  auto r = testing::run_sqz("compress --recipe " + write(tmp / "r.yaml", text).string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto config = io::read_json_file(tmp / "out" / "model" / "config.json");
+  const auto& sparsity = config["quantization_config"]["sparsity_config"];
+  EXPECT_EQ(sparsity["sparsity_structure"], "unstructured") << config.dump();
+  EXPECT_GE(sparsity["global_sparsity"].get<double>(), 0.7) << config.dump();
+  EXPECT_EQ(sparsity["targets"].size(), 24u);  // 4 layers x 6 roles of the spam teacher
+  const std::string model = (tmp / "out" / "model").string(), packed = (tmp / "packed").string();
+  auto p = testing::run_sqz("pack " + model + " --out " + packed);
+  ASSERT_EQ(p.code, 0) << p.output;
+  EXPECT_EQ(io::read_json_file(tmp / "packed" / "manifest.json")["precision"], "int8-block");
+  const std::string split = (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string();
+  auto blocks = testing::run_sqz("eval " + packed + " --task spam --split " + split + " --max-length 32 --engine runtime");
+  auto dense = testing::run_sqz("eval " + model + " --task spam --split " + split + " --max-length 32 --engine runtime --precision int8");
+  ASSERT_EQ(blocks.code, 0) << blocks.output;
+  ASSERT_EQ(dense.code, 0) << dense.output;
+  auto score = [](const std::string& out) { return io::json::parse(out.substr(out.rfind('{')))["accuracy"].get<double>(); };
+  EXPECT_EQ(score(blocks.output), score(dense.output));
+  // The report's bench timed the pruned model on the block-sparse kernel.
+  const auto report = io::read_json_file(tmp / "out" / "report.json");
+  bool timed = false;
+  for (const auto& row : report["bench"]["compressed"]["rows"]) timed |= row["case"] == "sqz-int8-block" && row["status"] == "ok";
+  EXPECT_TRUE(timed) << report["bench"].dump();
+}
+
 // Ctrl-C before training ends the run with a named error and leaves nothing (during the dense
 // model's eval: at the next eval batch). Ctrl-C in training
 // stops after the current step with a checkpoint: OUT is not written, OUT.partial keeps the run's

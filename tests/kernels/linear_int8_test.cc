@@ -13,7 +13,22 @@ namespace {
 struct LinearCase {
   int64_t m, n, k;
   bool sparse24, residual;
+  bool blocks = false;  // 4 x 4 block-sparse packing (of weights with whole blocks zeroed)
 };
+
+Int8Packing packing_of(bool sparse24, bool blocks) {
+  return blocks ? Int8Packing::kBlocks4x4 : sparse24 ? Int8Packing::kSparse24 : Int8Packing::kDense;
+}
+
+// Zeroes about `fraction` of w's 4 x 4 blocks ([n, k]), deterministically.
+void zero_blocks(std::vector<float>& w, int64_t n, int64_t k, double fraction, std::mt19937& rng) {
+  std::bernoulli_distribution drop(fraction);
+  for (int64_t o = 0; o < n; o += 4)
+    for (int64_t g = 0; g < k; g += 4)
+      if (drop(rng))
+        for (int64_t j = o; j < std::min(n, o + 4); ++j)
+          for (int64_t kk = g; kk < std::min(k, g + 4); ++kk) w[j * k + kk] = 0.0f;
+}
 
 // k = 600 spans several of the AVX-512 kernels' k blocks (256), so partial sums go through c
 // before the fused dequantize; m = 13 mixes full and tail row tiles.
@@ -21,7 +36,9 @@ TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
   for (const LinearCase& s : {LinearCase{5, 37, 70, false, false}, LinearCase{13, 70, 600, false, true},
                               LinearCase{5, 37, 70, true, false}, LinearCase{13, 70, 600, true, true}, LinearCase{1, 40, 600, true, true},
                               // n = 150: column blocks split across threads, and a 6-column tail
-                              LinearCase{20, 150, 100, false, true}, LinearCase{20, 150, 100, true, false}}) {
+                              LinearCase{20, 150, 100, false, true}, LinearCase{20, 150, 100, true, false},
+                              LinearCase{1, 37, 70, false, true, true}, LinearCase{13, 70, 600, false, false, true},
+                              LinearCase{70, 150, 100, false, true, true}}) {
     const int64_t m = s.m, n = s.n, k = s.k;
     std::mt19937 rng(3);
     std::normal_distribution<float> nd(0.0f, 1.0f);
@@ -35,8 +52,13 @@ TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
         for (int64_t kk = 0; kk < k; kk += 4)
           for (int64_t t : {1, 2})
             if (kk + t < k) w[j * k + kk + t] = 0.0f;
+    if (s.blocks) zero_blocks(w, n, k, 0.7, rng);
     x[3] = 0.0f;  // padding-like zeros must stay exact
-    auto layer = make_int8_linear(w.data(), n, k, b.data(), s.sparse24);
+    auto layer = make_int8_linear(w.data(), n, k, b.data(), packing_of(s.sparse24, s.blocks));
+    if (s.blocks) {
+      ASSERT_TRUE(layer.blocks);
+      EXPECT_LT(layer.blocks->density(), 0.45);
+    }
     std::vector<uint8_t> q(m * k);
     std::vector<AffineParams> p(m);
     quantize_rows_u8(x.data(), m, k, k, q.data(), p.data());
@@ -55,7 +77,7 @@ TEST(Int8Linear, MatchesDequantizedMathOnEveryIsa) {
           }
           const double add = b[j] + (s.residual ? r[i * n + j] : 0.0);
           const std::string where = std::string(isa_name(isa)) + " m=" + std::to_string(m) + " k=" + std::to_string(k) +
-                                    (s.sparse24 ? " 2:4" : "") + " at " + std::to_string(i) + "," + std::to_string(j);
+                                    (s.sparse24 ? " 2:4" : "") + (s.blocks ? " blocks" : "") + " at " + std::to_string(i) + "," + std::to_string(j);
           ASSERT_NEAR(y[i * n + j], deq + add, 1e-4 * (1 + std::fabs(deq))) << where;
           // int8 rounding error bound: half a step on each operand, summed over k.
           double bound = 0;
@@ -83,10 +105,10 @@ TEST(Int8Linear, ActivationEpilogueEqualsActivationAfterwards) {
     for (int64_t i = 0; i < m * n; ++i) y[i] += r[i];
   };
   for (bool residual : {false, true})
-    for (bool sparse : {false, true})
+    for (Int8Packing packing : {Int8Packing::kDense, Int8Packing::kSparse24, Int8Packing::kBlocks4x4})
       for (Activation act : {Activation::kGelu, Activation::kGeluTanh})
         for (Isa isa : runnable_isas()) {
-          auto layer = make_int8_linear(w.data(), n, k, b.data(), sparse);
+          auto layer = make_int8_linear(w.data(), n, k, b.data(), packing);
           std::vector<float> want(m * n), got(m * n);
           int8_linear_forward(layer, x.data(), m, k, want.data(), n, isa);
           activate_rows(act, want.data(), m, n, n, Isa::kRef);
@@ -117,8 +139,9 @@ TEST(Int8Linear, RequantizingEpilogueEqualsDequantizeThenQuantize) {
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (Isa isa : runnable_isas())
-    for (bool sparse24 : {false, true})
+    for (Int8Packing packing : {Int8Packing::kDense, Int8Packing::kSparse24, Int8Packing::kBlocks4x4})
       for (int64_t m : {1, 7, 20}) {
+        const bool sparse24 = packing == Int8Packing::kSparse24;
         const int64_t k = 64, inner = 150;
         std::vector<float> x(m * k), w1(inner * k), b1(inner), w2(k * inner), b2(k), r(m * k);
         for (auto* v : {&x, &w1, &b1, &w2, &b2, &r})
@@ -127,8 +150,12 @@ TEST(Int8Linear, RequantizingEpilogueEqualsDequantizeThenQuantize) {
           for (auto* w : {&w1, &w2})
             for (size_t i = 0; i < w->size(); ++i)
               if (i % 4 == 1 || i % 4 == 2) (*w)[i] = 0.0f;
-        auto first = make_int8_linear(w1.data(), inner, k, b1.data(), sparse24);
-        auto second = make_int8_linear(w2.data(), k, inner, b2.data(), sparse24);
+        if (packing == Int8Packing::kBlocks4x4) {
+          zero_blocks(w1, inner, k, 0.6, rng);
+          zero_blocks(w2, k, inner, 0.6, rng);
+        }
+        auto first = make_int8_linear(w1.data(), inner, k, b1.data(), packing);
+        auto second = make_int8_linear(w2.data(), k, inner, b2.data(), packing);
         std::vector<float> mid(m * inner), want(m * k), got(m * k);
         int8_linear_forward(first, x.data(), m, k, mid.data(), inner, isa, nullptr, 0, Activation::kGelu);
         int8_linear_forward(second, mid.data(), m, inner, want.data(), k, isa, r.data(), k);
@@ -137,7 +164,7 @@ TEST(Int8Linear, RequantizingEpilogueEqualsDequantizeThenQuantize) {
         ASSERT_EQ(codes.m, m);
         ASSERT_EQ(codes.k, inner);
         int8_linear_forward_quantized(second, codes, got.data(), k, isa, r.data(), k);
-        EXPECT_EQ(got, want) << isa_name(isa) << " sparse " << sparse24 << " m " << m;
+        EXPECT_EQ(got, want) << isa_name(isa) << " packing " << int(packing) << " m " << m;
       }
 }
 

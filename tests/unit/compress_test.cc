@@ -9,6 +9,7 @@
 #include "compress/site.h"
 #include "core/error.h"
 #include "io/tokenizers/tokenizer.h"
+#include "kernels/gemm_block_sparse/gemm_block_sparse.h"
 #include "models/registry.h"
 #include "pipeline/stages.h"
 #include "speedup/speedup.h"
@@ -86,6 +87,19 @@ TEST_P(PrunerTest, MaskShapeAndRatio) {
       auto eff = site->effective_weight(w).detach();
       auto nonzero = eff.ne(0).reshape({w.size(0), w.size(1) / s.m, s.m}).sum(2);
       EXPECT_TRUE(nonzero.eq(s.n).all().item<bool>()) << t.name;
+    }
+  }
+  if (s.granularity == compress::Granularity::kBlock) {
+    // The pruned 4 x 4 blocks are whole zero blocks of the effective weight: what the runtime's
+    // int8-block kernel skips.
+    for (const auto& t : compress::list_layers(*m)) {
+      auto* site = dynamic_cast<compress::Site*>(t.site->get());
+      if (!site) continue;
+      auto eff = site->effective_weight(t.weight()).detach().contiguous();
+      auto codes = eff.ne(0).to(torch::kInt8).contiguous();
+      const double zero_blocks = kernels::block_sparsity(codes.data_ptr<int8_t>(), eff.size(0), eff.size(1), eff.size(1));
+      const double blocks = static_cast<double>(((eff.size(0) + 3) / 4) * ((eff.size(1) + 3) / 4));
+      EXPECT_GE(zero_blocks + 1e-9, std::llround(s.sparsity * blocks) / blocks) << t.name;
     }
   }
   if (s.granularity == compress::Granularity::kHead)

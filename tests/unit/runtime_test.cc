@@ -155,6 +155,19 @@ TEST(Runtime, PrecisionDefaultsToWhatTheCheckpointDeclares) {
   EXPECT_EQ(runtime::resolve_precision("int8", bf16), runtime::Precision::kInt8);
   EXPECT_EQ(runtime::resolve_precision("fp32", bf16), runtime::Precision::kFp32);
   EXPECT_THROW(runtime::resolve_precision("fp16", none), Error);
+  // A quantized export: int8, or the sparse kernel its sparsity config names (block-pruned
+  // weights are declared unstructured; int8-block from half of them zero).
+  auto export_with = [](const io::json& sparsity) {
+    io::json c = {{"quantization_config", {{"quant_method", "compressed-tensors"}, {"config_groups", io::json::object()}}}};
+    if (!sparsity.is_null()) c["quantization_config"]["sparsity_config"] = sparsity;
+    return c;
+  };
+  EXPECT_EQ(runtime::resolve_precision("", export_with(nullptr)), runtime::Precision::kInt8);
+  EXPECT_EQ(runtime::resolve_precision("", export_with({{"sparsity_structure", "2:4"}})), runtime::Precision::kInt8Sparse24);
+  EXPECT_EQ(runtime::resolve_precision("", export_with({{"sparsity_structure", "unstructured"}, {"global_sparsity", 0.8}})),
+            runtime::Precision::kInt8Blocks);
+  EXPECT_EQ(runtime::resolve_precision("", export_with({{"sparsity_structure", "unstructured"}, {"global_sparsity", 0.3}})),
+            runtime::Precision::kInt8);
 }
 
 TEST(Runtime, RefusesWhatItCannotRun) {
@@ -408,6 +421,24 @@ void prune_blocks_2_4(models::TransformerModel& model) {
   }
 }
 
+// Zeroes the 4 x 4 blocks (4 outputs x 4 inputs) of smallest |w| sum, `fraction` of each block
+// Linear's blocks (for int8-block).
+void prune_blocks_4x4(models::TransformerModel& model, double fraction) {
+  torch::NoGradGuard no_grad;
+  auto prune = [fraction](const nn::Linear& l) {
+    auto w = l->logical_weight();
+    w.mul_(compress::block_keep_mask(w.abs(), fraction));
+  };
+  for (auto& block : model.structure().attention) {
+    for (auto& l : block.head_rows) prune(l);
+    prune(block.head_cols);
+  }
+  for (auto& block : model.structure().ffn) {
+    for (auto& l : block.neuron_rows) prune(l);
+    prune(block.neuron_cols);
+  }
+}
+
 template <typename EngineT>
 void save_engine(const EngineT& engine, const fs::path& dir) {
   runtime::RuntimeDirWriter writer;
@@ -416,7 +447,40 @@ void save_engine(const EngineT& engine, const fs::path& dir) {
 }
 
 const runtime::Precision kAllPrecisions[] = {runtime::Precision::kFp32, runtime::Precision::kBf16, runtime::Precision::kInt8,
-                                             runtime::Precision::kInt8Sparse24};
+                                             runtime::Precision::kInt8Sparse24, runtime::Precision::kInt8Blocks};
+
+// int8-block runs the block-sparse kernel on the same int8 codes: its integer sums are exact, so
+// encoder and decoder outputs equal dense int8's bit for bit, and the weights it ships shrink
+// with the zero blocks.
+TEST(Runtime, Int8BlockEqualsDenseInt8AndShipsFewerBytes) {
+  auto config = testing::tiny_bert_config();
+  auto model = testing::tiny_bert(config);
+  prune_blocks_4x4(*model, 0.75);
+  auto in = testing::inputs();
+  auto ids = in.input_ids.contiguous(), mask = in.attention_mask.contiguous();
+  runtime::BertEncoder dense(loaded(model, config), {runtime::Precision::kInt8, 2});
+  runtime::BertEncoder blocks(loaded(model, config), {runtime::Precision::kInt8Blocks, 2});
+  auto want = dense.forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, 3, 12);
+  auto got = blocks.forward(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), nullptr, 3, 12);
+  EXPECT_EQ(got.last_hidden_state, want.last_hidden_state);
+  EXPECT_EQ(got.logits, want.logits);
+  // 3/4 of the blocks gone, a 4-byte index per kept 16-byte block: at least half the int8 code
+  // bytes of the block Linears saved (embeddings and norms are the same in both).
+  int64_t code_bytes = 0;
+  for (auto& l : model->structure().block_linears()) code_bytes += l->in_features() * l->out_features();
+  EXPECT_LT(blocks.weight_bytes(), dense.weight_bytes() - code_bytes / 2);
+  for (const auto& [arch, dconfig] : decoder_configs()) {
+    SCOPED_TRACE(arch);
+    auto decoder = testing::tiny_model(dconfig);
+    prune_blocks_4x4(*decoder, 0.6);
+    torch::manual_seed(4);
+    auto prompt = torch::randint(0, 97, {2, 6}, torch::kLong);
+    runtime::Decoder d8(loaded(decoder, dconfig), {runtime::Precision::kInt8, 2});
+    runtime::Decoder db(loaded(decoder, dconfig), {runtime::Precision::kInt8Blocks, 2});
+    auto c1 = d8.new_cache(2, 9), c2 = db.new_cache(2, 9);
+    EXPECT_TRUE(decoder_logits(d8, c1, prompt).equal(decoder_logits(db, c2, prompt)));
+  }
+}
 
 // The engine loaded from the dir computes bit for bit what the engine it was saved from computes.
 TEST(Runtime, RuntimeDirReloadsTheSameEncoder) {
@@ -526,6 +590,19 @@ TEST(Runtime, RuntimeDirRefusesWhatItsManifestDoesNotDescribe) {
     bitmask[2][0] = static_cast<uint8_t>(0x07 | (bitmask[2][0].item<int>() & 0xF0));
     replace_tensor(d.path(), "layers.1.qkv.bitmask", bitmask);
     expect_error(open(d), {"weights.safetensors", "layers.1.qkv", "row 2, group 0", "keeps 3"});
+  }
+  {  // a block-sparse weight whose k groups run past its inputs
+    testing::ScratchDir d("rtdir");
+    runtime::BertEncoder blocks(loaded(model, config), {runtime::Precision::kInt8Blocks, 2});
+    save_engine(blocks, d.path());
+    torch::Tensor ks;
+    {
+      io::SafetensorsFile file(d / runtime::kRuntimeWeightsFile);
+      ks = file.tensor("layers.0.ffn_out.block_k").clone();
+    }
+    ks[0] = 1000;
+    replace_tensor(d.path(), "layers.0.ffn_out.block_k", ks);
+    expect_error(open(d), {"weights.safetensors", "layers.0.ffn_out", "k group out of range"});
   }
   {  // a truncated weights file
     testing::ScratchDir d("rtdir");

@@ -150,7 +150,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
     if (t.type == "linear" && !by_name.count(name)) ignore.push_back(name);
   c["quantization_config"] = {{"quant_method", io::kQuantMethod}, {"format", all_int8 ? "int-quantized" : "pack-quantized"},
                               {"quantization_status", "compressed"}, {"config_groups", groups}, {"ignore", ignore}};
-  if (sparsity.n > 0) {
+  if (sparsity.declared()) {
     int64_t zeros = 0, total = 0;
     for (const auto& name : sparsity.targets) {
       auto w = targets.at(name).weight();
@@ -158,7 +158,7 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
       total += w.numel();
     }
     c["quantization_config"]["sparsity_config"] = {
-        {"format", sparsity.format}, {"sparsity_structure", std::to_string(sparsity.n) + ":" + std::to_string(sparsity.m)},
+        {"format", sparsity.format}, {"sparsity_structure", sparsity.structure()},
         {"targets", sparsity.targets}, {"ignore", io::json::array()},
         {"global_sparsity", total ? static_cast<double>(zeros) / static_cast<double>(total) : 0.0}};
   }

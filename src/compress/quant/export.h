@@ -16,6 +16,11 @@ namespace sqz::quant {
 struct SparsityExport {
   int64_t n = 0, m = 0;                // N:M structure to verify and declare (0 = none)
   std::vector<std::string> targets;    // HF module names whose weights must satisfy it
+  // n = 0 with targets: block-pruned weights (4 x 4 blocks), declared as compressed-tensors'
+  // "unstructured" sparsity (its structures are N:M or unstructured) with their global sparsity;
+  // a runtime reading the export picks its int8-block kernel from it.
+  bool declared() const { return n > 0 || !targets.empty(); }
+  std::string structure() const { return n > 0 ? std::to_string(n) + ":" + std::to_string(m) : "unstructured"; }
   // "dense": weights stored whole, zeros included; "sparse-24-bitmask" (2:4 only): per target
   // `<module>.compressed` [out, in/2] (the two kept values of every group of four, in order),
   // `<module>.bitmask` uint8 [out, ceil(in/8)] (bit j%8 of byte j/8 = position j kept) and

@@ -10,6 +10,13 @@
 
 namespace sqz::kernels {
 
+// acc + the bf16 pair products of a and b: vdpbf16ps in inline assembly, for the reason given at
+// avx512::dpbusd (GCC 12 copies the accumulators after every intrinsic call).
+inline __m512 dpbf16(__m512 acc, __m512bh a, __m512bh b) {
+  asm("vdpbf16ps %[b], %[a], %[acc]" : [acc] "+v"(acc) : [a] "v"(a), [b] "v"(b));
+  return acc;
+}
+
 namespace {
 
 constexpr int64_t kKc = 128;  // pairs
@@ -33,7 +40,7 @@ void tile(const uint32_t* a, int64_t lda, const uint16_t* panels, int64_t panel_
     for (int r = 0; r < MR; ++r) {
       const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[r * lda + q]));
 #pragma GCC unroll 3
-      for (int p = 0; p < NP; ++p) acc[r][p] = _mm512_dpbf16_ps(acc[r][p], av, b[p]);
+      for (int p = 0; p < NP; ++p) acc[r][p] = dpbf16(acc[r][p], av, b[p]);
     }
   }
 #pragma GCC unroll 3

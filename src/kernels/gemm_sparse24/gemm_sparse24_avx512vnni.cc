@@ -54,7 +54,7 @@ __attribute__((noinline)) void tile(const uint8_t* a, int64_t lda, const PackedS
     for (int r = 0; r < MR; ++r) {
       const __m512i av = load_window(a + r * lda + win * kSparseWindow, valid);
 #pragma GCC unroll 4
-      for (int i = 0; i < NB; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], _mm512_shuffle_epi8(av, s[i]), b[i]);
+      for (int i = 0; i < NB; ++i) acc[r][i] = avx512::dpbusd(acc[r][i], _mm512_shuffle_epi8(av, s[i]), b[i]);
     }
   }
 #pragma GCC unroll 4
@@ -103,7 +103,7 @@ __attribute__((target("avx512vbmi"))) void row_from_bits(const uint8_t* a, const
       const __m512i fields = _mm512_and_si512(_mm512_multishift_epi64_epi8(offsets, _mm512_cvtepu16_epi64(packed)), three);
       const __m512i s = _mm512_add_epi8(fields, group_base);
       const __m512i b = _mm512_loadu_si512(values + i * block_stride + win * 64);
-      acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_shuffle_epi8(av, s), b);
+      acc[i] = avx512::dpbusd(acc[i], _mm512_shuffle_epi8(av, s), b);
     }
   }
 #pragma GCC unroll 4

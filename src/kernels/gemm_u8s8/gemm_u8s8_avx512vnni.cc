@@ -49,7 +49,7 @@ void tile(const uint8_t* a, int64_t lda, const PackedS8Weights& w, int64_t nb0, 
       else a4 = load4(row, w.k - g * kPackK);
       const __m512i av = _mm512_set1_epi32(a4);
 #pragma GCC unroll 4
-      for (int i = 0; i < NB; ++i) acc[r][i] = _mm512_dpbusd_epi32(acc[r][i], av, b[i]);
+      for (int i = 0; i < NB; ++i) acc[r][i] = avx512::dpbusd(acc[r][i], av, b[i]);
     }
   };
   // The last group may be partial (k not a multiple of 4): its own loop keeps the main one

@@ -8,9 +8,10 @@
 namespace sqz::kernels {
 
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
-                                       bool sparse24) {
+                                       Int8Packing packing) {
+  if (packing == Int8Packing::kBlocks4x4) return make_int8_linear_from_blocks(pack_s8_block_sparse(q, n, k, k), scales, bias);
   Int8Linear layer;
-  if (sparse24) {
+  if (packing == Int8Packing::kSparse24) {
     layer.sparse = pack_s8_sparse24(q, n, k, k);
     layer.weights.n = n;
     layer.weights.k = k;
@@ -23,7 +24,25 @@ Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int
   return layer;
 }
 
-Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias, bool sparse24) {
+Int8Linear make_int8_linear_from_blocks(PackedS8BlockSparse blocks, const float* scales, const float* bias) {
+  Int8Linear layer;
+  const int64_t n = blocks.n;
+  layer.weights.n = n;
+  layer.weights.k = blocks.k;
+  layer.weights.column_sums = blocks.column_sums;
+  layer.blocks = std::move(blocks);
+  layer.w_scale.assign(scales, scales + n);
+  if (bias) layer.bias.assign(bias, bias + n);
+  return layer;
+}
+
+void unpack_int8_linear_codes(const Int8Linear& layer, int8_t* codes) {
+  if (layer.blocks) return unpack_s8_block_sparse(*layer.blocks, codes);
+  if (layer.sparse) return unpack_s8_sparse24(*layer.sparse, codes);
+  unpack_s8_weights(layer.weights, codes);
+}
+
+Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias, Int8Packing packing) {
   std::vector<int8_t> q(static_cast<size_t>(n * k));
   std::vector<float> scales(static_cast<size_t>(n));
   for (int64_t j = 0; j < n; ++j) {
@@ -32,7 +51,7 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
     scales[j] = symmetric_s8_scale(absmax);
     for (int64_t kk = 0; kk < k; ++kk) q[j * k + kk] = quantize_s8(w[j * k + kk], scales[j]);
   }
-  return make_int8_linear_from_codes(q.data(), scales.data(), n, k, bias, sparse24);
+  return make_int8_linear_from_codes(q.data(), scales.data(), n, k, bias, packing);
 }
 
 namespace {
@@ -59,12 +78,13 @@ void quantize_input(const Int8Linear& layer, const float* x, int64_t m, int64_t 
   parallel_for(m, [&](int64_t r0, int64_t r1) { quantize_rows_u8(x + r0 * ldx, r1 - r0, k, ldx, qd + r0 * k, pd + r0, fixed, isa); });
 }
 
-// acc [m, n] = codes W^T on the dense or the 2:4 kernel.
+// acc [m, n] = codes W^T on the kernel of the layer's packing.
 const int32_t* int8_gemm(const Int8Linear& layer, const QuantizedRows& in, std::vector<int32_t>& acc, Isa isa) {
   const auto& w = layer.weights;
   if (in.k != w.k) throw std::invalid_argument("int8 Linear: input rows of " + std::to_string(in.k) + ", weights of " + std::to_string(w.k));
   acc.resize(static_cast<size_t>(in.m * w.n));
-  if (layer.sparse) gemm_u8s8s32_sparse24(in.codes.data(), in.m, w.k, *layer.sparse, acc.data(), w.n, isa);
+  if (layer.blocks) gemm_u8s8s32_block_sparse(in.codes.data(), in.m, w.k, *layer.blocks, acc.data(), w.n, isa);
+  else if (layer.sparse) gemm_u8s8s32_sparse24(in.codes.data(), in.m, w.k, *layer.sparse, acc.data(), w.n, isa);
   else gemm_u8s8s32(in.codes.data(), in.m, w.k, w, acc.data(), w.n, isa);
   return acc.data();
 }

@@ -7,6 +7,7 @@
 #include <optional>
 #include <vector>
 
+#include "kernels/gemm_block_sparse/gemm_block_sparse.h"
 #include "kernels/gemm_sparse24/gemm_sparse24.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 #include "kernels/quant_math.h"
@@ -14,21 +15,31 @@
 
 namespace sqz::kernels {
 
+// How the weight codes are packed, which picks the kernel: dense VNNI blocks, 2:4 (at most 2
+// non-zeros in every 4 consecutive inputs), or 4 x 4 block-sparse (only non-zero blocks stored).
+enum class Int8Packing { kDense, kSparse24, kBlocks4x4 };
+
 struct Int8Linear {
-  PackedS8Weights weights;                  // dense packing (its column_sums serve both)
+  PackedS8Weights weights;                  // dense packing (n, k and column_sums serve every packing)
   std::optional<PackedS8Sparse24> sparse;   // set: the 2:4 kernel runs instead of the dense one
+  std::optional<PackedS8BlockSparse> blocks;  // set: the block-sparse kernel runs
   std::vector<float> w_scale;               // per output channel
   std::vector<float> bias;                  // empty = none
   std::optional<AffineParams> static_input;  // unset = dynamic per-row ranges
 };
 
 // w: float [n, k] row-major (nn.Linear layout), quantized here (round to nearest, absmax/127).
-// sparse24: pack for the 2:4 kernel (throws std::invalid_argument naming row and group when the
-// quantized weight is not 2:4).
-Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias, bool sparse24 = false);
+// kSparse24 throws std::invalid_argument naming row and group when the quantized weight is not
+// 2:4; kBlocks4x4 takes any weight (it stores the blocks that hold a non-zero).
+Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* bias,
+                            Int8Packing packing = Int8Packing::kDense);
 // Already-quantized codes (e.g. a compressed-tensors export) with their per-channel scales.
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
-                                       bool sparse24 = false);
+                                       Int8Packing packing = Int8Packing::kDense);
+// A block-sparse packing read from a file (validated by the caller) with its scales.
+Int8Linear make_int8_linear_from_blocks(PackedS8BlockSparse blocks, const float* scales, const float* bias);
+// The [n, k] weight codes back, whatever the packing.
+void unpack_int8_linear_codes(const Int8Linear& layer, int8_t* codes);
 
 // u8 activation rows with their per-row parameters: an int8 Linear's input quantized ahead of
 // it, by the previous int8 Linear's requantizing epilogue.
