@@ -28,12 +28,15 @@ bool skip_unsupported(benchmark::State& state, Isa isa) {
   return true;
 }
 
-enum class Peak { kInt8, kFp32, kBf16 };
+// kInt8: the peak of the kernel the dense int8 GEMM runs (AMX tiles where amx_int8_enabled(),
+// else vpdpbusd); kVnni: vpdpbusd (the sparse kernels').
+enum class Peak { kInt8, kVnni, kFp32, kBf16 };
 
 double peak_ops_per_second(Peak peak) {
   const int threads = num_threads();
   switch (peak) {
-    case Peak::kInt8: return int8_peak_gops(threads) * 1e9;
+    case Peak::kInt8: return (amx_int8_enabled() ? amx_int8_peak_gops(threads) : int8_peak_gops(threads)) * 1e9;
+    case Peak::kVnni: return int8_peak_gops(threads) * 1e9;
     case Peak::kFp32: return fp32_peak_gflops(threads) * 1e9;
     case Peak::kBf16: return bf16_peak_gflops(threads) * 1e9;
   }
@@ -169,7 +172,7 @@ void BM_GemmBlockSparse(benchmark::State& state, Isa isa, int copies) {
     gemm_u8s8s32_block_sparse(a.data(), m, k, layers[next++ % layers.size()], c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_gemm_ops(state, "GOP/s", Peak::kInt8);
+  count_gemm_ops(state, "GOP/s", Peak::kVnni);
   state.counters["density"] = layers[0].density();
 }
 
@@ -193,7 +196,7 @@ void BM_GemmSparse24(benchmark::State& state, Isa isa) {
     gemm_u8s8s32_sparse24(a.data(), m, k, packed, c.data(), n, isa);
     benchmark::DoNotOptimize(c.data());
   }
-  count_gemm_ops(state, "GOP/s", Peak::kInt8);
+  count_gemm_ops(state, "GOP/s", Peak::kVnni);
 }
 
 // Row ops of a BERT-base layer at seq 128 (m x n floats): GELU on the FFN's 128 x 3072 output,
@@ -277,6 +280,7 @@ BENCHMARK_CAPTURE(BM_GemmU8S8, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128
 BENCHMARK_CAPTURE(BM_Int8Linear, avx512vnni, Isa::kAvx512Vnni)->Args({128, 3072, 768})->Args({128, 768, 3072});
 BENCHMARK_CAPTURE(BM_Int8Ffn, avx512vnni, Isa::kAvx512Vnni)->Args({128, 0})->Args({128, 1})->Args({1, 0})->Args({1, 1});
 BENCHMARK_CAPTURE(BM_Peak, int8_vpdpbusd, run_int8_peak_loop, cpu_max_isa() == Isa::kAvx512Vnni, "GOP/s");
+BENCHMARK_CAPTURE(BM_Peak, int8_amx_tdpbusd, run_amx_int8_peak_loop, amx_int8_enabled(), "GOP/s");
 BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx512vnni_80pct, Isa::kAvx512Vnni, 1)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20})->Args({128, 768, 768, 20})->Args({1, 768, 768, 20});
 BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx512vnni_cold, Isa::kAvx512Vnni, 12)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20})->Args({128, 3072, 768, 50})->Args({1024, 3072, 768, 20})->Args({1, 3072, 768, 20});
 BENCHMARK_CAPTURE(BM_GemmBlockSparse, avx2_80pct, Isa::kAvx2, 1)->Args({128, 3072, 768, 20})->Args({128, 768, 3072, 20});

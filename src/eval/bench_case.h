@@ -177,8 +177,8 @@ std::string packed_case_name(const runtime::EngineOptions& options);
 TimedFields encoder_timed_fields(int64_t batch, double gflop);
 // This machine's measured multiply-add peaks for `threads` cores (kernels/machine_peaks.h), as
 // result["peaks"], and each row's `peak_fraction`: its GFLOP/s (dense-equivalent for sparse
-// rows, so it can exceed 1) over the peak of its precision (int8 rows: vpdpbusd; fp32: FMA;
-// bf16: vdpbf16ps). Rows without GFLOP/s, or on a CPU without that peak's instructions, get none.
+// rows, so it can exceed 1) over the peak of its precision (dense int8 rows: AMX tiles where the
+// CPU has them, else vpdpbusd; 2:4 and block rows: vpdpbusd; fp32: FMA; bf16: vdpbf16ps). Rows without GFLOP/s, or on a CPU without that peak's instructions, get none.
 void add_peak_fractions(io::json& result, int threads);
 // The timing fields of a decoder (or encoder-decoder) row: prefill and per-token decode, and their
 // ratios to libtorch fp32 when the baseline ran.

@@ -210,9 +210,11 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
   if (result.contains("peaks")) {
     const auto& p = result["peaks"];
     out << "measured peaks (" << p["threads"].get<int>() << " threads): int8 " << format_fixed(p["int8_gops"].get<double>(), 0)
-        << " GOP/s, fp32 " << format_fixed(p["fp32_gflops"].get<double>(), 0) << " GFLOP/s, bf16 "
-        << format_fixed(p["bf16_gflops"].get<double>(), 0) << " GFLOP/s (of peak: GFLOP/s over the row precision's peak; "
-        << "sparse rows count dense-equivalent work)\n\n";
+        << " GOP/s (vpdpbusd)";
+    if (p.value("amx_int8_gops", 0.0) > 0) out << ", " << format_fixed(p["amx_int8_gops"].get<double>(), 0) << " GOP/s (AMX tiles)";
+    out << ", fp32 " << format_fixed(p["fp32_gflops"].get<double>(), 0) << " GFLOP/s, bf16 "
+        << format_fixed(p["bf16_gflops"].get<double>(), 0) << " GFLOP/s (of peak: GFLOP/s over the peak of the row's precision, dense int8 against AMX where "
+        << "the CPU has it; sparse rows count dense-equivalent work against vpdpbusd)\n\n";
   }
   out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | of peak | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";
   out << "|---|---|---|---|---|---|---|---|---|---|" << (scored ? "---|" : "") << "---|\n";

@@ -1,5 +1,9 @@
 #include "kernels/cpu_isa.h"
 
+#include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,6 +45,26 @@ bool cpu_has_avx512bf16() {
     return __builtin_cpu_supports("avx512bf16") != 0;
   }();
   return has;
+}
+
+bool amx_int8_enabled() {
+  static const bool enabled = [] {
+    if (active_isa() != Isa::kAvx512Vnni) return false;
+    const char* env = std::getenv("SQZ_AMX");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+    const bool tile = (edx >> 24) & 1, int8 = (edx >> 25) & 1;
+    if (!tile || !int8) return false;
+#ifdef SYS_arch_prctl
+    // Linux hands out the 8 KiB tile state only on request: ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA.
+    constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXtileData) == 0;
+#else
+    return false;
+#endif
+  }();
+  return enabled;
 }
 
 Isa active_isa() {

@@ -20,6 +20,11 @@ bool cpu_has_avx512vbmi();
 // AVX-512 BF16 (vdpbf16ps, vcvtneps2bf16): Cooper Lake, Sapphire Rapids, Zen 4 and later; the
 // bf16 GEMM uses it on top of kAvx512Vnni and its AVX2 version otherwise.
 bool cpu_has_avx512bf16();
+// AMX-INT8 tiles (Sapphire Rapids and later Xeons): the CPU has them, the OS lets this process
+// use them (arch_prctl XTILEDATA permission, requested once) and SQZ_AMX is not "0". The int8
+// GEMM then runs on tiles within the kAvx512Vnni tier; no other kernel uses AMX.
+bool amx_int8_enabled();
+
 // Every ISA this CPU can run, reference first (for tests and benchmarks).
 std::vector<Isa> runnable_isas();
 

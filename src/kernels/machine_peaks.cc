@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "kernels/cpu_isa.h"
+#include "kernels/gemm_u8s8/amx_tiles.h"
 #include "kernels/parallel.h"
 
 namespace sqz::kernels {
@@ -50,6 +51,25 @@ __attribute__((target("avx2,fma"))) void fp32_loop_avx2(int64_t iterations) {
   for (int64_t i = 0; i < iterations; ++i) SQZ_TWELVE("vfmadd231ps");
 }
 #undef SQZ_TWELVE
+
+// 4 accumulator tiles updated from the same 2 operand tiles: the tile unit's throughput with no
+// loads (the tiles stay in the tile registers).
+__attribute__((target("amx-tile,amx-int8"))) void amx_int8_loop(int64_t iterations) {
+  amx::configure_16x64_tiles(6);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_zero(4);
+  _tile_zero(5);
+  for (int64_t i = 0; i < iterations; ++i) {
+    _tile_dpbusd(0, 4, 5);
+    _tile_dpbusd(1, 4, 5);
+    _tile_dpbusd(2, 4, 5);
+    _tile_dpbusd(3, 4, 5);
+  }
+  _tile_release();
+}
 
 double seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -94,6 +114,12 @@ constexpr int64_t kPeakRounds = 2'000'000;  // ~5 ms per run at 1 TOP/s
 
 }  // namespace
 
+double run_amx_int8_peak_loop(int64_t iterations) {
+  if (!amx_int8_enabled()) return 0;
+  amx_int8_loop(iterations);
+  return 4.0 * 2.0 * 16 * 16 * 64 * static_cast<double>(iterations);
+}
+
 double run_int8_peak_loop(int64_t iterations) {
   int8_loop(iterations);
   return 12.0 * 128.0 * static_cast<double>(iterations);
@@ -114,6 +140,11 @@ double run_fp32_peak_loop(int64_t iterations) {
 double int8_peak_gops(int threads) {
   if (cpu_max_isa() != Isa::kAvx512Vnni) return 0;
   return cached(0, threads, [](int t) { return best_rate(t, [] { return run_int8_peak_loop(kPeakRounds); }) / 1e9; });
+}
+
+double amx_int8_peak_gops(int threads) {
+  if (!amx_int8_enabled()) return 0;
+  return cached(4, threads, [](int t) { return best_rate(t, [] { return run_amx_int8_peak_loop(kPeakRounds / 16); }) / 1e9; });
 }
 
 double fp32_peak_gflops(int threads) {

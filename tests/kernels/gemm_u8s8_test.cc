@@ -21,6 +21,12 @@ std::vector<Shape> shapes() {
         out.push_back({m, n, k});
   out.push_back({128, 768, 768});
   out.push_back({7, 3072, 771});
+  // AMX tiles (within the avx512vnni tier where amx_int8_enabled()): 32 x 32 tiles over k in
+  // steps of 64, with row tails, odd column blocks and k that tiles do not take left to VNNI.
+  for (int64_t m : {32, 47, 64, 100})
+    for (int64_t n : {32, 48, 80, 130})
+      for (int64_t k : {64, 192, 200})
+        out.push_back({m, n, k});
   return out;
 }
 
@@ -54,6 +60,24 @@ TEST(GemmU8S8, EveryIsaMatchesReferenceExactly) {
         ASSERT_EQ(got, want) << isa_name(isa) << " m=" << s.m << " n=" << s.n << " k=" << s.k << " fill=" << int(f);
       }
   }
+}
+
+// The AMX entry point itself, on shapes its tiles cover whole and in part (skipped without AMX).
+TEST(GemmU8S8, AmxTilesMatchReferenceExactly) {
+  if (!amx_int8_enabled()) GTEST_SKIP() << "no AMX-INT8 on this CPU (or SQZ_AMX=0)";
+  std::mt19937 rng(7);
+  for (const Shape s : {Shape{32, 32, 64}, Shape{64, 96, 768}, Shape{33, 64, 128}, Shape{128, 3072, 64}})
+    for (Fill f : {Fill::kRandom, Fill::kMax, Fill::kMin}) {
+      const int64_t lda = s.k + 64, ldc = s.n + 16;
+      std::vector<uint8_t> a(static_cast<size_t>(s.m * lda));
+      std::vector<int8_t> w(static_cast<size_t>(s.n * s.k));
+      fill(a, w, f, rng);
+      const auto packed = pack_s8_weights(w.data(), s.n, s.k, s.k);
+      std::vector<int32_t> want(static_cast<size_t>(s.m * ldc), -7), got(want);
+      gemm_u8s8s32_ref(a.data(), s.m, lda, packed, 0, packed.n_blocks, want.data(), ldc);
+      gemm_u8s8s32_amx(a.data(), s.m, lda, packed, 0, packed.n_blocks, got.data(), ldc);
+      ASSERT_EQ(got, want) << "m=" << s.m << " n=" << s.n << " k=" << s.k << " fill=" << int(f);
+    }
 }
 
 TEST(GemmU8S8, UnpackReturnsThePackedCodes) {

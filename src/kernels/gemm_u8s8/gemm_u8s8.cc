@@ -38,7 +38,9 @@ void gemm_u8s8s32(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weight
   if (m <= 0 || w.n <= 0) return;
   parallel_for(w.n_blocks, [&](int64_t nb0, int64_t nb1) {
     switch (isa) {
-      case Isa::kAvx512Vnni: return gemm_u8s8s32_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
+      case Isa::kAvx512Vnni:
+        if (amx_int8_enabled()) return gemm_u8s8s32_amx(a, m, lda, w, nb0, nb1, c, ldc);
+        return gemm_u8s8s32_avx512vnni(a, m, lda, w, nb0, nb1, c, ldc);
       case Isa::kAvx2: return gemm_u8s8s32_avx2(a, m, lda, w, nb0, nb1, c, ldc);
       case Isa::kRef: return gemm_u8s8s32_ref(a, m, lda, w, nb0, nb1, c, ldc);
     }

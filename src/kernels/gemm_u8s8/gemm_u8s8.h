@@ -39,5 +39,9 @@ void gemm_u8s8s32_avx2(const uint8_t* a, int64_t m, int64_t lda, const PackedS8W
                        int32_t* c, int64_t ldc);
 void gemm_u8s8s32_avx512vnni(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1,
                              int32_t* c, int64_t ldc);
+// AMX-INT8 tiles where they fit (amx_int8_enabled(); gemm_u8s8s32 picks it within kAvx512Vnni),
+// the VNNI kernel for the rest; call only where amx_int8_enabled() holds.
+void gemm_u8s8s32_amx(const uint8_t* a, int64_t m, int64_t lda, const PackedS8Weights& w, int64_t nb0, int64_t nb1, int32_t* c,
+                      int64_t ldc);
 
 }  // namespace sqz::kernels
