@@ -404,39 +404,24 @@ TEST(Runtime, DecoderRefusesPostLnAndProjectedOpt) {
 namespace sqz {
 namespace {
 
+// Multiplies every block Linear's weight by keep(|w|).
+void mask_block_linears(models::TransformerModel& model, const std::function<torch::Tensor(const torch::Tensor&)>& keep) {
+  torch::NoGradGuard no_grad;
+  for (auto& l : model.structure().block_linears()) {
+    auto w = l->logical_weight();
+    w.mul_(keep(w.abs()));
+  }
+}
+
 // Keeps the 2 largest |w| of every 4 along the input of every block Linear (for int8-2:4).
 void prune_blocks_2_4(models::TransformerModel& model) {
-  torch::NoGradGuard no_grad;
-  auto prune = [](const nn::Linear& l) {
-    auto w = l->logical_weight();
-    w.mul_(compress::nm_keep_mask(w.abs(), 2, 4));
-  };
-  for (auto& block : model.structure().attention) {
-    for (auto& l : block.head_rows) prune(l);
-    prune(block.head_cols);
-  }
-  for (auto& block : model.structure().ffn) {
-    for (auto& l : block.neuron_rows) prune(l);
-    prune(block.neuron_cols);
-  }
+  mask_block_linears(model, [](const torch::Tensor& a) { return compress::nm_keep_mask(a, 2, 4); });
 }
 
 // Zeroes the 4 x 4 blocks (4 outputs x 4 inputs) of smallest |w| sum, `fraction` of each block
 // Linear's blocks (for int8-block).
 void prune_blocks_4x4(models::TransformerModel& model, double fraction) {
-  torch::NoGradGuard no_grad;
-  auto prune = [fraction](const nn::Linear& l) {
-    auto w = l->logical_weight();
-    w.mul_(compress::block_keep_mask(w.abs(), fraction));
-  };
-  for (auto& block : model.structure().attention) {
-    for (auto& l : block.head_rows) prune(l);
-    prune(block.head_cols);
-  }
-  for (auto& block : model.structure().ffn) {
-    for (auto& l : block.neuron_rows) prune(l);
-    prune(block.neuron_cols);
-  }
+  mask_block_linears(model, [fraction](const torch::Tensor& a) { return compress::block_keep_mask(a, fraction); });
 }
 
 template <typename EngineT>
