@@ -149,18 +149,20 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
   const auto& bias = is_int8(precision_) ? int8_.bias : bias_;
   if (is_int8(precision_)) {
     if (int8_.static_input) fail_unimplemented(name, ": a static input range cannot be stored in a runtime dir yet");
-    auto codes = torch::empty(shape, torch::kInt8);
-    kernels::unpack_int8_linear_codes(int8_, codes.data_ptr<int8_t>());
     if (int8_.blocks) {
       save_blocks(out, name, *int8_.blocks);
-    } else if (int8_.sparse) {
-      if (in_ % 4 != 0) fail_unimplemented(name, ": 2:4 weights with ", in_, " inputs (not a multiple of 4) cannot be stored");
-      auto parts = io::compress_24_bitmask(codes);
-      out.add(name + ".compressed", parts[0]);
-      out.add(name + ".bitmask", parts[1]);
-      out.add(name + ".shape", parts[2]);
     } else {
-      out.add(name + ".weight", codes);
+      auto codes = torch::empty(shape, torch::kInt8);
+      kernels::unpack_int8_linear_codes(int8_, codes.data_ptr<int8_t>());
+      if (int8_.sparse) {
+        if (in_ % 4 != 0) fail_unimplemented(name, ": 2:4 weights with ", in_, " inputs (not a multiple of 4) cannot be stored");
+        auto parts = io::compress_24_bitmask(codes);
+        out.add(name + ".compressed", parts[0]);
+        out.add(name + ".bitmask", parts[1]);
+        out.add(name + ".shape", parts[2]);
+      } else {
+        out.add(name + ".weight", codes);
+      }
     }
     out.add_floats(name + ".weight_scale", int8_.w_scale, {out_});
   } else if (precision_ == Precision::kBf16) {
