@@ -94,7 +94,7 @@ void few_rows(const uint8_t* at, int64_t m, const PackedS8BlockSparse& w, int64_
 void gemm_u8s8s32_block_sparse_avx2(const uint8_t* at, int64_t m, const PackedS8BlockSparse& w, int64_t o0, int64_t o1,
                                     int32_t* c, int64_t ldc) {
   const int64_t m_pad = block_sparse_rows_padded(m);
-  if (m_pad == m && m <= 4) return few_rows(at, m, w, o0, o1, c, ldc);
+  if (m <= 4) return few_rows(at, m, w, o0, o1, c, ldc);
   for (int64_t r0 = 0; r0 < m; r0 += kMaxVectors * 8) {
     const int64_t rows = std::min<int64_t>(kMaxVectors * 8, m - r0);
     for (int64_t o = o0; o < o1; ++o) {

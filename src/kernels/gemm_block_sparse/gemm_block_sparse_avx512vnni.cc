@@ -132,7 +132,7 @@ void pack_block_sparse_activations_avx512(const uint8_t* a, int64_t m, int64_t l
 void gemm_u8s8s32_block_sparse_avx512vnni(const uint8_t* at, int64_t m, const PackedS8BlockSparse& w, int64_t o0,
                                           int64_t o1, int32_t* c, int64_t ldc) {
   const int64_t m_pad = block_sparse_rows_padded(m);
-  if (m_pad == m && m <= 4) return few_rows(at, m, w, o0, o1, c, ldc);
+  if (m <= 4) return few_rows(at, m, w, o0, o1, c, ldc);
   alignas(64) int32_t staging[16][kPanelRows];
   for (int64_t r0 = 0; r0 < m; r0 += kPanelRows) {
     const int64_t rows = std::min<int64_t>(kPanelRows, m - r0);

@@ -9,28 +9,17 @@ namespace sqz::kernels {
 
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
                                        Int8Packing packing) {
-  if (packing == Int8Packing::kBlocks4x4) return make_int8_linear_from_blocks(pack_s8_block_sparse(q, n, k, k), scales, bias);
   Int8Linear layer;
-  if (packing == Int8Packing::kSparse24) {
-    layer.sparse = pack_s8_sparse24(q, n, k, k);
+  if (packing == Int8Packing::kDense) {
+    layer.weights = pack_s8_weights(q, n, k, k);
+  } else {
+    // The sparse packings keep the dense one's n, k and column sums only.
+    if (packing == Int8Packing::kSparse24) layer.sparse = pack_s8_sparse24(q, n, k, k);
+    else layer.blocks = pack_s8_block_sparse(q, n, k, k);
     layer.weights.n = n;
     layer.weights.k = k;
-    layer.weights.column_sums = layer.sparse->column_sums;
-  } else {
-    layer.weights = pack_s8_weights(q, n, k, k);
+    layer.weights.column_sums = layer.sparse ? layer.sparse->column_sums : layer.blocks->column_sums;
   }
-  layer.w_scale.assign(scales, scales + n);
-  if (bias) layer.bias.assign(bias, bias + n);
-  return layer;
-}
-
-Int8Linear make_int8_linear_from_blocks(PackedS8BlockSparse blocks, const float* scales, const float* bias) {
-  Int8Linear layer;
-  const int64_t n = blocks.n;
-  layer.weights.n = n;
-  layer.weights.k = blocks.k;
-  layer.weights.column_sums = blocks.column_sums;
-  layer.blocks = std::move(blocks);
   layer.w_scale.assign(scales, scales + n);
   if (bias) layer.bias.assign(bias, bias + n);
   return layer;

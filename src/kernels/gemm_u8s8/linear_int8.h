@@ -36,8 +36,6 @@ Int8Linear make_int8_linear(const float* w, int64_t n, int64_t k, const float* b
 // Already-quantized codes (e.g. a compressed-tensors export) with their per-channel scales.
 Int8Linear make_int8_linear_from_codes(const int8_t* q, const float* scales, int64_t n, int64_t k, const float* bias,
                                        Int8Packing packing = Int8Packing::kDense);
-// A block-sparse packing read from a file (validated by the caller) with its scales.
-Int8Linear make_int8_linear_from_blocks(PackedS8BlockSparse blocks, const float* scales, const float* bias);
 // The [n, k] weight codes back, whatever the packing.
 void unpack_int8_linear_codes(const Int8Linear& layer, int8_t* codes);
 
