@@ -7,6 +7,8 @@
 
 #include <random>
 
+#include "int8_reference.h"
+
 namespace sqz::kernels {
 namespace {
 
@@ -41,20 +43,12 @@ TEST(GemmSparse24, EveryIsaMatchesDenseProductExactly) {
             auto w = sparse_weights(n, k, f, rng);
             auto packed = pack_s8_sparse24(w.data(), n, k, k);
             ASSERT_EQ(validate_sparse24(packed), "");
-            std::vector<int32_t> want(static_cast<size_t>(m * ldc), -7), got(want);
-            for (int64_t i = 0; i < m; ++i)
-              for (int64_t j = 0; j < n; ++j) {
-                int32_t acc = 0;
-                for (int64_t kk = 0; kk < k; ++kk) acc += int32_t(a[i * lda + kk]) * int32_t(w[j * k + kk]);
-                want[i * ldc + j] = acc;
-              }
+            const auto want = reference_s32_product(a, m, lda, w, n, k, ldc);
+            std::vector<int32_t> got(want.size(), -7);
             gemm_u8s8s32_sparse24(a.data(), m, lda, packed, got.data(), ldc, isa);
             ASSERT_EQ(got, want) << isa_name(isa) << " m=" << m << " n=" << n << " k=" << k << " fill=" << int(f);
-            for (int64_t j = 0; j < n; ++j) {
-              int32_t sum = 0;
-              for (int64_t kk = 0; kk < k; ++kk) sum += w[j * k + kk];
-              ASSERT_EQ(packed.column_sums[j], sum);
-            }
+            ASSERT_EQ(std::vector<int32_t>(packed.column_sums.begin(), packed.column_sums.begin() + n),
+                      reference_column_sums(w, n, k));
           }
 }
 

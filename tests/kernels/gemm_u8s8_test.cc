@@ -6,6 +6,8 @@
 
 #include <random>
 
+#include "int8_reference.h"
+
 namespace sqz::kernels {
 namespace {
 
@@ -48,14 +50,8 @@ TEST(GemmU8S8, EveryIsaMatchesReferenceExactly) {
         std::vector<int8_t> w(static_cast<size_t>(s.n * s.k));
         fill(a, w, f, rng);
         auto packed = pack_s8_weights(w.data(), s.n, s.k, s.k);
-        std::vector<int32_t> want(static_cast<size_t>(s.m * ldc), -7), got(want);
-        // The reference on the unpacked weights too, so the packing itself is checked.
-        for (int64_t i = 0; i < s.m; ++i)
-          for (int64_t j = 0; j < s.n; ++j) {
-            int32_t acc = 0;
-            for (int64_t kk = 0; kk < s.k; ++kk) acc += int32_t(a[i * lda + kk]) * int32_t(w[j * s.k + kk]);
-            want[i * ldc + j] = acc;
-          }
+        const auto want = reference_s32_product(a, s.m, lda, w, s.n, s.k, ldc);
+        std::vector<int32_t> got(want.size(), -7);
         gemm_u8s8s32(a.data(), s.m, lda, packed, got.data(), ldc, isa);
         ASSERT_EQ(got, want) << isa_name(isa) << " m=" << s.m << " n=" << s.n << " k=" << s.k << " fill=" << int(f);
       }
