@@ -14,6 +14,7 @@ LAYERS = [
     "core",      # errors, files, progress, processes; no torch
     "kernels",   # raw-pointer CPU kernels per ISA; no torch
     "io",        # file formats: safetensors, npy, JSON, GGUF, compressed-tensors codecs, tokenizers
+    "dist",      # data-parallel groups on c10d (Gloo), their store and the local launcher
     "nn",        # libtorch modules with compression sites
     "models",    # HF families, registry, load/save, family surgery, generation
     "data",      # tasks, readers, objectives, metrics, dev-set evaluation
@@ -27,7 +28,7 @@ LAYERS = [
 ]
 # Lower layers a layer still may not include: the runtime deploys a model without the training
 # stack, so it reads formats through io and nothing of data, train, compress or speedup.
-NOT_BELOW = {"runtime": {"data", "train", "compress", "speedup"}}
+NOT_BELOW = {"runtime": {"data", "train", "compress", "speedup", "dist"}}
 # Separate executables that include nothing of sqz's.
 STANDALONE = {"tools"}
 NO_TORCH = {"core", "kernels"}

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-pthread
+  # c10d's ProcessGroupGloo headers include Gloo's (data-parallel training, src/dist/)
+  libgloo-dev
   nlohmann-json3-dev libcli11-dev libyaml-cpp-dev libutf8proc-dev libpcre2-dev
   libsentencepiece-dev libgtest-dev libbenchmark-dev
   python3-onnx python3-numpy python3-torch python3-venv python3-yaml python3-psutil

@@ -1,10 +1,12 @@
 // sqz eval MODEL_DIR --task NAME --split FILE: one JSON object with the task's dev metrics.
 #include <iostream>
 #include <optional>
+#include <thread>
 
 #include "compress/quant/export.h"
 #include "cli/commands.h"
 #include "data/evaluate.h"
+#include "dist/launch.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "runtime/decoder.h"
@@ -22,6 +24,7 @@ struct EvalArgs {
   int threads = 0;
   std::string engine, precision;
   bool int8_attention = false;
+  DistArgs dist;
 };
 
 // The encoder-decoder engine's greedy decoding of a batch as a [batch, n] tensor.
@@ -34,7 +37,8 @@ torch::Tensor runtime_greedy(const runtime::EncoderDecoder& engine, const data::
 }
 
 void run_eval(const EvalArgs& a) {
-  apply_threads(a.threads);
+  auto group = join_group(a.dist);
+  apply_threads(a.threads > 0 || !group->distributed() ? a.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist::local_world_size()));
   const std::string engine_name = resolve_engine(a.engine, a.model_dir);
   refuse_runtime_options_on_libtorch(engine_name, a.precision, a.int8_attention);
   // A runtime dir has no libtorch model: the engine alone gives the logits.
@@ -45,6 +49,7 @@ void run_eval(const EvalArgs& a) {
   auto tok = io::load_tokenizer(a.model_dir);
   data::EvalOptions o{a.batch_size, a.max_batches, 0, 0.15};
   o.num_beams = a.num_beams;
+  o.group = group.get();
   if (a.num_beams > 1 && data::find_task(a.task).kind != data::TaskKind::kSeq2Seq)
     fail_invalid("eval: --num-beams applies to seq2seq tasks; '", a.task, "' is ", data::task_kind_name(data::find_task(a.task).kind));
   std::shared_ptr<runtime::Engine> engine;
@@ -72,7 +77,8 @@ void run_eval(const EvalArgs& a) {
   result["split"] = a.split;
   result["model"] = a.model_dir;
   result["engine"] = engine ? engine->name() : "libtorch";
-  std::cout << result.dump() << std::endl;
+  if (group->distributed()) result["ranks"] = group->size();
+  if (group->is_root()) std::cout << result.dump() << std::endl;
 }
 
 }  // namespace
@@ -90,6 +96,7 @@ void add_eval_command(CLI::App& app) {
   add_engine_option(cmd, &a->engine);
   add_precision_option(cmd, &a->precision, &a->int8_attention);
   add_threads_option(cmd, &a->threads);
+  add_dist_options(cmd, &a->dist);
   cmd->callback([a] { run_eval(*a); });
 }
 

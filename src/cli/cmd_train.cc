@@ -13,14 +13,19 @@ struct TrainArgs {
   std::string recipe;
   std::vector<std::string> sets;
   train::TrainOptions options;
+  DistArgs dist;
 };
 
 void run_train(const TrainArgs& a) {
+  auto group = join_group(a.dist);
   auto recipe = train::TrainRecipe::load(a.recipe, a.sets);
-  auto result = train::run_training(recipe, a.options);
+  train::TrainOptions options = a.options;
+  options.group = group.get();
+  auto result = train::run_training(recipe, options);
   io::json summary = {{"steps", result.steps_done}, {"wall_s", result.wall_s}, {"best_dev", result.best_eval},
                       {"interrupted", result.interrupted}, {"out", recipe.out}};
-  std::cout << summary.dump() << std::endl;
+  if (group->distributed()) summary["ranks"] = group->size();
+  if (group->is_root()) std::cout << summary.dump() << std::endl;
   if (result.interrupted) throw Error(ErrorKind::kInvalidArgument, "training interrupted; the last checkpoint is intact");
 }
 
@@ -33,6 +38,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--set", a->sets, "override a recipe key: --set steps=100 (repeatable)");
   cmd->add_flag("--overwrite", a->options.overwrite, "replace an existing output directory");
   cmd->add_flag("--resume", a->options.resume, "continue from OUT/checkpoint");
+  add_dist_options(cmd, &a->dist);
   cmd->callback([a] { run_train(*a); });
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include "dist/group.h"
+
 namespace sqz::cli {
 
 void add_info_command(CLI::App& app);
@@ -32,6 +34,19 @@ std::string resolve_engine(const std::string& requested, const std::string& mode
 // --precision and --int8-attention configure the runtime engine: on libtorch they are refused,
 // not ignored.
 void refuse_runtime_options_on_libtorch(const std::string& engine, const std::string& precision, bool int8_attention);
+
+// Data parallelism on train, compress and eval: --nproc N (N local ranks), or one rank per host
+// with --rank, --world-size, --master ADDR:PORT; --dist-timeout for a silent rank.
+struct DistArgs {
+  int nproc = 1;
+  dist::GroupSpec spec;
+};
+void add_dist_options(CLI::App* cmd, DistArgs* a);
+// With --nproc N > 1, runs this command line as N local ranks and exits with their status (never
+// returns). Otherwise joins the group --world-size asks for (a group of one without it); ranks
+// other than 0 stay quiet but for their warnings and errors.
+std::unique_ptr<dist::Group> join_group(const DistArgs& a);
+void set_command_line(int argc, char** argv);  // main's argv, for the launcher
 
 // Range checks on numeric flags whose refusal says what was expected: "--batch-size: expected a
 // number > 0, got 0" (CLI11's own print the whole double range).

@@ -4,6 +4,8 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/log.h"
+#include "dist/launch.h"
 #include "nn/threads.h"
 #include "runtime/runtime_dir.h"
 
@@ -42,6 +44,8 @@ std::string resolve_engine(const std::string& requested, const std::string& mode
 
 namespace {
 
+std::vector<std::string> g_command_line;
+
 CLI::Validator number_check(std::function<bool(double)> ok, const std::string& expected) {
   return CLI::Validator(
       [ok, expected](std::string& text) -> std::string {
@@ -53,6 +57,29 @@ CLI::Validator number_check(std::function<bool(double)> ok, const std::string& e
 }
 
 }  // namespace
+
+void set_command_line(int argc, char** argv) { g_command_line.assign(argv + 1, argv + argc); }
+
+void add_dist_options(CLI::App* cmd, DistArgs* a) {
+  cmd->add_option("--nproc", a->nproc, "run as N local data-parallel ranks (each on cores / N threads unless the recipe sets threads)")
+      ->check(CLI::Range(1, 64));
+  cmd->add_option("--rank", a->spec.rank, "this process's rank in a multi-host group (0 = the one at --master)")->check(non_negative());
+  cmd->add_option("--world-size", a->spec.world_size, "ranks in the group, one per host (with --rank and --master)")->check(CLI::Range(1, 4096));
+  cmd->add_option("--master", a->spec.master, "ADDR:PORT where rank 0 listens for the group (only that address is bound)");
+  cmd->add_option("--dist-timeout", a->spec.timeout_s, "seconds a rank waits for a silent one before stopping with an error")
+      ->check(CLI::Range(1, 86400));
+}
+
+std::unique_ptr<dist::Group> join_group(const DistArgs& a) {
+  if (a.nproc > 1) {
+    if (a.spec.world_size > 1) fail_invalid("--nproc starts its own local ranks: pass it without --rank/--world-size/--master");
+    std::cout.flush();
+    std::exit(dist::launch_local_ranks(dist::without_nproc(g_command_line), a.nproc, a.spec.timeout_s));
+  }
+  a.spec.validate();
+  set_rank_diagnostics(a.spec.rank);
+  return std::make_unique<dist::Group>(a.spec);
+}
 
 const CLI::Validator& positive() {
   static const CLI::Validator v = number_check([](double x) { return x > 0; }, "a number > 0");
@@ -78,6 +105,7 @@ void refuse_runtime_options_on_libtorch(const std::string& engine, const std::st
 int main(int argc, char** argv) {
   // Training commands run libtorch (and OpenBLAS) on every core: see nn/threads.h.
   if (argc > 1 && (std::string(argv[1]) == "train" || std::string(argv[1]) == "compress")) sqz::reexec_with_passive_openmp(argv);
+  sqz::cli::set_command_line(argc, argv);
   CLI::App app{"sqz: prune, quantize, distill and speed up Transformer models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "sqz 0.1.0");
@@ -101,13 +129,13 @@ int main(int argc, char** argv) {
     // --help and --version exit 0; every usage error exits 2, as other refused input does.
     return app.exit(e) == 0 ? 0 : 2;
   } catch (const sqz::Error& e) {
-    std::cerr << "sqz: error (" << sqz::error_kind_name(e.kind()) << "): " << e.what() << "\n";
+    std::cerr << sqz::diagnostics_prefix() << "error (" << sqz::error_kind_name(e.kind()) << "): " << e.what() << "\n";
     return 2;
   } catch (const c10::Error& e) {
-    std::cerr << "sqz: error (libtorch): " << e.what_without_backtrace() << "\n";
+    std::cerr << sqz::diagnostics_prefix() << "error (libtorch): " << e.what_without_backtrace() << "\n";
     return 3;
   } catch (const std::exception& e) {
-    std::cerr << "sqz: error: " << e.what() << "\n";
+    std::cerr << sqz::diagnostics_prefix() << "error: " << e.what() << "\n";
     return 3;
   }
   return 0;

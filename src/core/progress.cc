@@ -5,13 +5,23 @@
 #include <cstdio>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace sqz {
 
 namespace {
 constexpr int kBarWidth = 24;
 constexpr int kLogEveryPercent = 5;
+bool g_quiet = false;
+std::string g_prefix = "sqz: ";
 }  // namespace
+
+void set_rank_diagnostics(int rank) {
+  g_quiet = rank != 0;
+  g_prefix = rank == 0 ? "sqz: " : "sqz: rank " + std::to_string(rank) + ": ";
+}
+bool diagnostics_quiet() { return g_quiet; }
+const std::string& diagnostics_prefix() { return g_prefix; }
 
 std::string format_duration(double s) {
   if (s < 0 || s > 1e7) return "?";
@@ -26,6 +36,7 @@ Progress::Progress(std::string label, int64_t total)
       start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
 
 void Progress::update(int64_t done, const std::string& status) {
+  if (g_quiet) return;
   auto now = std::chrono::steady_clock::now();
   int percent = static_cast<int>(100 * done / total_);
   if (tty_) {
@@ -48,7 +59,7 @@ void Progress::update(int64_t done, const std::string& status) {
 
 void Progress::finish(const std::string& status) {
   update(total_, status);
-  if (tty_) std::fprintf(stderr, "\n");
+  if (tty_ && !g_quiet) std::fprintf(stderr, "\n");
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

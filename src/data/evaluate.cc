@@ -23,6 +23,26 @@ void after_batch(const EvalOptions& o, int64_t done, int64_t count) {
   if (o.after_batch) o.after_batch(done, planned_batches(count, o));
 }
 
+// Whether this rank scores batch `index` (0-based) of the plan.
+bool mine(const EvalOptions& o, int64_t index) { return !o.group || index % o.group->size() == o.group->rank(); }
+
+// Sums counters over the group, in place (exact for counts below 2^53).
+void sum_over_group(const EvalOptions& o, std::initializer_list<double*> values) {
+  if (!o.group || !o.group->distributed()) return;
+  std::vector<double> v;
+  for (double* p : values) v.push_back(*p);
+  auto t = torch::tensor(v, torch::kDouble);
+  o.group->sum({t});
+  size_t i = 0;
+  for (double* p : values) *p = t[static_cast<int64_t>(i++)].item<double>();
+}
+
+std::vector<int64_t> gather_over_group(const EvalOptions& o, const std::vector<int64_t>& v) {
+  if (!o.group || !o.group->distributed()) return v;
+  auto all = o.group->gather_all(torch::tensor(v, torch::kLong)).contiguous();
+  return {all.data_ptr<int64_t>(), all.data_ptr<int64_t>() + all.numel()};
+}
+
 }  // namespace
 
 io::json evaluate_classification(models::TransformerModel* model, const ClassificationData& data,
@@ -36,7 +56,7 @@ io::json evaluate_classification(models::TransformerModel* model, const Classifi
   int64_t batches = 0;
   for (int64_t i = 0; i < data.size(); i += o.batch_size) {
     if (o.max_batches > 0 && batches >= o.max_batches) break;
-    ++batches;
+    if (!mine(o, batches++)) continue;
     auto batch = data.batch(i, i + o.batch_size);
     models::ModelInputs in;
     in.input_ids = batch.input_ids;
@@ -52,6 +72,8 @@ io::json evaluate_classification(models::TransformerModel* model, const Classifi
     after_batch(o, batches, data.size());
   }
   if (model) model->train(was_training);
+  predicted = gather_over_group(o, predicted);
+  gold = gather_over_group(o, gold);
   return {{"accuracy", accuracy(predicted, gold)}, {"macro_f1", macro_f1(predicted, gold, num_classes)},
           {"examples", gold.size()}, {"elapsed_s", seconds_since(t0)}};
 }
@@ -69,9 +91,10 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
   int64_t targets = 0, batches = 0;
   for (int64_t i = 0; i < data.num_blocks(); i += o.batch_size) {
     if (o.max_batches > 0 && batches >= o.max_batches) break;
-    ++batches;
     auto batch = data.batch(i, i + o.batch_size);
+    // Every rank draws every batch's mask, so that its own batches get the masks a lone process gives them.
     if (objective == Objective::kMaskedLM) batch.labels = mask_tokens(batch.input_ids, batch.attention_mask, *mlm, o.mlm_probability, gen);
+    if (!mine(o, batches++)) continue;
     auto r = engine ? loss_from_logits(o.lm_logits(batch), batch, objective) : compute_loss(*model, batch, objective);
     if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
     nll += r.loss.item<double>() * static_cast<double>(r.targets);
@@ -79,6 +102,9 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
     after_batch(o, batches, data.num_blocks());
   }
   if (model) model->train(was_training);
+  double all_targets = static_cast<double>(targets);
+  sum_over_group(o, {&nll, &all_targets});
+  targets = static_cast<int64_t>(all_targets);
   io::json out = {{"perplexity", perplexity(nll, targets)}, {"tokens", targets}, {"elapsed_s", seconds_since(t0)}};
   if (objective == Objective::kCausalLM) {
     // Blocks do not overlap and the first token of each is not predicted: the bytes counted are
@@ -114,7 +140,7 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
   Progress progress("eval", planned_batches(data.size(), o));
   for (int64_t i = 0; i < data.size(); i += o.batch_size) {
     if (o.max_batches > 0 && batches >= o.max_batches) break;
-    ++batches;
+    if (!mine(o, batches++)) continue;
     auto batch = data.batch(i, i + o.batch_size);
     auto r = engine ? loss_from_logits(o.seq2seq_logits(batch), batch, Objective::kSeq2Seq) : compute_loss(*model, batch, Objective::kSeq2Seq);
     if (o.logits_out && batches <= kKeptLogitBatches && !engine) o.logits_out->push_back(r.outputs.at("logits"));
@@ -147,6 +173,11 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
     after_batch(o, batches, data.size());
   }
   if (model) model->train(was_training);
+  double counts[] = {static_cast<double>(targets), static_cast<double>(examples), static_cast<double>(wrong), static_cast<double>(edits),
+                     static_cast<double>(reference_tokens)};
+  sum_over_group(o, {&nll, &counts[0], &counts[1], &counts[2], &counts[3], &counts[4]});
+  targets = static_cast<int64_t>(counts[0]), examples = static_cast<int64_t>(counts[1]), wrong = static_cast<int64_t>(counts[2]);
+  edits = static_cast<int64_t>(counts[3]), reference_tokens = static_cast<int64_t>(counts[4]);
   if (examples == 0) fail_invalid("evaluate: no seq2seq examples");
   return {{"wer", static_cast<double>(wrong) / static_cast<double>(examples)},
           {"per", static_cast<double>(edits) / static_cast<double>(std::max<int64_t>(reference_tokens, 1))},

@@ -7,6 +7,7 @@
 #include "models/model.h"
 #include "data/tasks.h"
 #include "data/objectives.h"
+#include "dist/group.h"
 
 namespace sqz::data {
 
@@ -26,6 +27,9 @@ struct EvalOptions {
   // throw to stop (sqz compress stops a full-dev eval on Ctrl-C / SIGTERM this way).
   std::function<void(int64_t done, int64_t total)> after_batch{};
   int64_t num_beams = 1;  // seq2seq: greedy (1) or beam search
+  // Data parallelism: each rank scores batches rank, rank + size, ... of the same plan and the
+  // result is the whole split's, on every rank (null = this process scores every batch).
+  dist::Group* group = nullptr;
   // Seq2seq on an engine (both set, greedy only): teacher-forced logits [batch, target, vocab] of
   // a batch, and its greedy decoding [batch, n] within `room` new tokens (pad after each EOS).
   std::function<torch::Tensor(const Batch&)> seq2seq_logits{};

@@ -24,6 +24,7 @@ class StateDict {
   // references, see it); fails naming the key when it is missing or its shape differs.
   void copy_into(const std::string& key, const torch::Tensor& dst) const;
   const io::json& value(const std::string& key) const;  // fails naming the key when missing
+  const std::map<std::string, torch::Tensor>& tensors() const { return tensors_; }
 
   void save(const fs::path& path) const;  // atomically
   static StateDict load(const fs::path& path);

@@ -3,12 +3,15 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <thread>
 #include <iostream>
 
 #include "core/interrupt.h"
 #include "core/log.h"
 #include "core/progress.h"
 #include "nn/threads.h"
+#include "dist/launch.h"
+#include "train/data_parallel.h"
 #include "data/evaluate.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
@@ -196,21 +199,31 @@ double linear_schedule(int64_t step, int64_t warmup, int64_t total) {
 
 TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
+  dist::Group alone;
+  dist::Group& group = options.group ? *options.group : alone;
+  const bool root = group.is_root();  // rank 0 alone writes
   fs::path out(r.out);
   fs::path ckpt_dir = out / "checkpoint", best_dir = out / "best";
   bool resuming = options.resume && fs::exists(ckpt_dir / "trainer_state.json");
-  if (fs::exists(out) && !resuming) {
+  group.agree("resume decision", resuming ? "resume from " + ckpt_dir.string() : "fresh start");
+  if (fs::exists(out) && !resuming && root) {
     if (!options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite or --resume)");
     fs::remove_all(out);
   }
+  if (r.batch_size % group.size() != 0)
+    fail_invalid("recipe: batch_size ", r.batch_size, " is the global batch and must split evenly over the ", group.size(), " ranks");
   if (r.threads > 0) set_torch_threads(static_cast<int>(r.threads));
+  else if (group.distributed()) set_torch_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist::local_world_size()));
   if (resuming && !options.checkpoints) fail_invalid("this run cannot resume: it keeps no checkpoints");
   Setup s = prepare(r, resuming ? ckpt_dir : fs::path());
   TrainHooks no_hooks;
   TrainHooks& hooks = options.hooks ? *options.hooks : no_hooks;
   hooks.on_start(*s.model, *s.tokenizer, s.config);
-  fs::create_directories(out);
-  write_file_atomic(out / "recipe.yaml", r.to_yaml());
+  agree_on_the_run(group, r, *s.model, s.config);
+  if (root) {
+    fs::create_directories(out);
+    write_file_atomic(out / "recipe.yaml", r.to_yaml());
+  }
 
   auto groups = param_groups(*s.model, r.weight_decay);
   std::vector<double> lr_scales(groups.size(), 1.0);
@@ -236,6 +249,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   auto mask_gen = at::detail::createCPUGenerator(r.seed * 7919);
   if (resuming) load_checkpoint_state(ckpt_dir, hooks, mask_gen);
   data::EvalOptions eval_opts{r.batch_size, r.eval_batches, r.seed, r.mlm_probability};
+  eval_opts.group = &group;  // each rank scores its share of the dev batches
   auto run_eval = [&]() {
     s.model->eval();
     io::json res = s.cls_dev   ? data::evaluate_classification(s.model.get(), *s.cls_dev, s.labels.size(), eval_opts)
@@ -246,24 +260,32 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   };
 
   InterruptGuard interrupt_guard;  // Ctrl-C stops after the current step, with a checkpoint
-  std::ofstream log(out / "train_log.jsonl", std::ios::app);
+  std::ofstream log;
+  if (root) log.open(out / "train_log.jsonl", std::ios::app);
+  std::vector<torch::Tensor> trained;
+  for (auto& g : opt.param_groups())
+    for (auto& p : g.params()) trained.push_back(p);
   Progress progress("train", r.steps);
   s.model->train();
   double loss_avg = 0;
   int64_t tokens = 0;
   auto t_start = std::chrono::steady_clock::now();
   TrainResult result;
-  while (step < r.steps && !interrupt_requested()) {
+  bool stop = false;  // the group's decision: any rank interrupted
+  while (step < r.steps && !stop) {
     hooks.before_step(step);
     double step_loss = 0;
+    int64_t step_tokens = 0;
     for (int64_t micro = 0; micro < r.grad_accum; ++micro) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
       if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
       int64_t begin = pos % n_train;
-      data::Batch batch = s.train->batch(begin, begin + r.batch_size);
+      const LocalShare share = local_share(group, std::min(r.batch_size, n_train - begin));
+      if (share.begin == share.end) continue;  // the epoch's short last batch has no rows for this rank
+      data::Batch batch = s.train->batch(begin + share.begin, begin + share.end);
       if (s.objective == data::Objective::kMaskedLM)
         batch.labels = data::mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
-      tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
+      step_tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
       auto task = data::compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
                                hooks.wants_all_logits());
       auto loss = hooks.total_loss(batch, task, step);
@@ -272,9 +294,16 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
         fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), culprit.empty() ? "" : " (" + culprit + ")",
                   options.checkpoints ? " (last good checkpoint: " + ckpt_dir.string() + ")" : std::string(" (nothing was written)"));
       }
-      (loss / static_cast<double>(r.grad_accum)).backward();
-      step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
+      (loss * (share.loss_weight / static_cast<double>(r.grad_accum))).backward();
+      step_loss += loss.item<double>() * share.loss_weight / static_cast<double>(r.grad_accum * group.size());
     }
+    // One exchange per step: gradients, then the loss, tokens and whether any rank was interrupted.
+    average_gradients(group, trained);
+    auto totals = torch::tensor({step_loss, static_cast<double>(step_tokens), interrupt_requested() ? 1.0 : 0.0}, torch::kDouble);
+    group.sum({totals});
+    step_loss = totals[0].item<double>();
+    tokens += static_cast<int64_t>(totals[1].item<double>());
+    stop = totals[2].item<double>() > 0;
     hooks.after_backward(step);
     if (r.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(s.model->parameters(), r.max_grad_norm);
     double lr = r.lr * linear_schedule(step, r.warmup_steps, r.steps);
@@ -282,6 +311,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[g].options()).lr(lr * lr_scales[g]);
     opt.step();
     opt.zero_grad();
+    hooks.synchronize(group);
     ++step;
     loss_avg = step == 1 ? step_loss : 0.95 * loss_avg + 0.05 * step_loss;
     double since_start_s = seconds_since(t_start);
@@ -293,8 +323,8 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       res["step"] = step;
       res["train_loss"] = loss_avg;
       res["lr"] = lr;
-      std::cout << res.dump() << std::endl;
-      log << res.dump() << "\n" << std::flush;
+      if (root) std::cout << res.dump() << std::endl;
+      if (root) log << res.dump() << "\n" << std::flush;
       result.last_eval = res;
       state["last_eval"] = res;
       double score = data::primary_score(res);
@@ -304,22 +334,23 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
         state["best_score"] = score;
         state["best_eval"] = res;
         state["evals_without_improvement"] = 0;
-        save_best(s, best_dir);
+        if (root) save_best(s, best_dir);
       } else {
         state["evals_without_improvement"] = state["evals_without_improvement"].get<int64_t>() + 1;
       }
     }
-    if (options.checkpoints && (step % r.save_every == 0 || last || interrupt_requested())) {
+    if (options.checkpoints && (step % r.save_every == 0 || last || stop)) {
+      check_ranks_agree(group, *s.model, hooks);
       state["step"] = step;
       state["wall_s"] = wall_before_s + seconds_since(t0);
-      save_checkpoint(s, opt, ckpt_dir, state, hooks, mask_gen);
+      if (root) save_checkpoint(s, opt, ckpt_dir, state, hooks, mask_gen);
     }
     if (r.early_stop_patience > 0 && state["evals_without_improvement"].get<int64_t>() >= r.early_stop_patience) {
       log_info("early stop at step ", step, ": no dev improvement in ", r.early_stop_patience, " evals");
       break;
     }
   }
-  const bool stopped = interrupt_requested() && step < r.steps;  // a signal after the last step stops nothing here
+  const bool stopped = stop && step < r.steps;  // a signal after the last step stops nothing here
   result.interrupted = stopped;
   const bool has_checkpoint = options.checkpoints && fs::exists(ckpt_dir / "trainer_state.json");
   if (stopped && has_checkpoint) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");

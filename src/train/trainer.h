@@ -4,6 +4,7 @@
 #pragma once
 #include "data/objectives.h"
 #include "data/tasks.h"
+#include "dist/group.h"
 #include "io/json_file.h"
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
@@ -39,6 +40,10 @@ class TrainHooks {
   // on_start when resuming. Trainable tensors are restored in place: the optimizer holds them.
   virtual void save_state(StateDict& /*state*/) const {}
   virtual void load_state(const StateDict& /*state*/) {}
+  // Data parallelism: after every optimizer step, make what each rank learned from its own shard
+  // (observers' ranges, contrastive memories) the group's. Gradients are already averaged before
+  // after_backward, so importance scores and masks agree without this.
+  virtual void synchronize(dist::Group& /*group*/) {}
 };
 
 struct TrainOptions {
@@ -49,6 +54,9 @@ struct TrainOptions {
   // A copy of the best model on dev in out/best. Compression runs turn it off: their result is
   // the final (masked) model, not an earlier one.
   bool keep_best = true;
+  // Data-parallel group (null = this process alone). Each rank trains on its share of every global
+  // batch (batch_size is the global batch); rank 0 alone writes.
+  dist::Group* group = nullptr;
 };
 
 struct TrainResult {
