@@ -8,6 +8,7 @@ const char* error_kind_name(ErrorKind kind) {
     case ErrorKind::kDataLoss: return "bad data";
     case ErrorKind::kNotFound: return "not found";
     case ErrorKind::kUnimplemented: return "unsupported";
+    case ErrorKind::kUnavailable: return "peer lost";
     case ErrorKind::kInternal: return "internal error";
   }
   return "error";

@@ -7,7 +7,7 @@
 
 namespace sqz {
 
-enum class ErrorKind { kInvalidArgument, kDataLoss, kNotFound, kUnimplemented, kInternal };
+enum class ErrorKind { kInvalidArgument, kDataLoss, kNotFound, kUnimplemented, kUnavailable, kInternal };
 
 const char* error_kind_name(ErrorKind kind);
 

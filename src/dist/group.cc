@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <sstream>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 
@@ -86,9 +87,27 @@ void Group::fail_lost(const std::string& what, const std::exception& e) const {
   std::string why = e.what();
   if (auto* c = dynamic_cast<const c10::Error*>(&e)) why = c->what_without_backtrace();
   if (why.size() > 300) why = why.substr(0, 300) + "...";
-  fail_invalid("rank ", rank_, " of ", size_, ": another rank stopped or stopped answering while ", what, " (timeout ",
+  fail(ErrorKind::kUnavailable, "rank ", rank_, " of ", size_, ": another rank stopped or stopped answering while ", what, " (timeout ",
                timeout_.count(), " s): ", why);
 }
+
+namespace {
+
+// The first line where two multi-line values differ, each side named by its rank (whole values
+// when they are one line each).
+std::string first_difference(int rank_a, const std::string& a, int rank_b, const std::string& b) {
+  std::istringstream in_a(a), in_b(b);
+  std::string line_a, line_b;
+  for (int line = 1;; ++line) {
+    const bool more_a = static_cast<bool>(std::getline(in_a, line_a)), more_b = static_cast<bool>(std::getline(in_b, line_b));
+    if (!more_a) line_a = "<end>";
+    if (!more_b) line_b = "<end>";
+    if (line_a != line_b || (!more_a && !more_b))
+      return to_text("rank ", rank_a, ": '", line_a, "'; rank ", rank_b, ": '", line_b, "'");
+  }
+}
+
+}  // namespace
 
 void Group::agree(const std::string& what, const std::string& value) {
   if (size_ == 1) return;
@@ -99,8 +118,8 @@ void Group::agree(const std::string& what, const std::string& value) {
     auto got = store_->get("agree/" + what + "/" + std::to_string(r));
     std::string theirs(got.begin(), got.end());
     if (theirs != value)
-      fail_invalid("rank ", std::max(r, rank_), " runs another ", what, " than rank 0 (rank ", rank_, ": ", value, "; rank ", r, ": ",
-                   theirs, "): every rank must run the same ", what);
+      fail_invalid("rank ", std::max(r, rank_), " runs another ", what, " than rank 0 (", first_difference(rank_, value, r, theirs),
+                   "): every rank must run the same ", what);
   }
 }
 

@@ -54,7 +54,7 @@ void agree_on_the_run(dist::Group& group, const TrainRecipe& recipe, models::Tra
   TrainRecipe same = recipe;
   same.out.clear();  // each host may write (rank 0) or not write somewhere else
   const std::string yaml = same.to_yaml();
-  group.agree("recipe", "hash " + hex(fnv1a(yaml.data(), yaml.size())));
+  group.agree("recipe", yaml);
   uint64_t h = fnv1a(config.dump().data(), config.dump().size());
   for (const auto& p : model.named_parameters()) h = tensor_hash(p.value(), fnv1a(p.key().data(), p.key().size(), h));
   group.agree("model", "config and weights hash " + hex(h));

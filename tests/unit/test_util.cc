@@ -23,9 +23,8 @@ RunResult run_sqz(const std::string& args) {
   return {WEXITSTATUS(status), out};
 }
 
-int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) {
-  std::vector<std::string> all{SQZ_BINARY};
-  all.insert(all.end(), args.begin(), args.end());
+int spawn_process(const std::vector<std::string>& argv_in, const fs::path& stderr_log) {
+  std::vector<std::string> all = argv_in;
   std::vector<char*> argv;
   for (auto& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -34,9 +33,15 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   posix_spawn_file_actions_addopen(&fa, 2, stderr_log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
   pid_t pid = -1;
-  const int rc = posix_spawn(&pid, all[0].c_str(), &fa, nullptr, argv.data(), environ);
+  const int rc = posix_spawnp(&pid, all[0].c_str(), &fa, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
   return rc == 0 ? pid : -1;
+}
+
+int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) {
+  std::vector<std::string> all{SQZ_BINARY};
+  all.insert(all.end(), args.begin(), args.end());
+  return spawn_process(all, stderr_log);
 }
 
 ::testing::AssertionResult all_close(const torch::Tensor& actual_in, const torch::Tensor& expected_in, double atol, double rtol) {

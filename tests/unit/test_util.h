@@ -22,6 +22,8 @@ RunResult run_sqz(const std::string& args);
 // Starts the sqz binary with `args` in the background, its stderr into `stderr_log` (truncated),
 // stdout discarded; returns its pid (-1 when it could not start), for tests that signal it.
 int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log);
+// The same for any program (argv[0] looked up on PATH).
+int spawn_process(const std::vector<std::string>& argv, const fs::path& stderr_log);
 
 // configs/t5-g2p.json shrunk to d_model 64 and 2+2 layers (seconds to train), written as
 // dir/config.json; returns that path.
