@@ -18,10 +18,14 @@ struct CompressArgs {
   std::vector<std::string> sweeps;
   std::vector<std::string> sets;
   bool overwrite = false, resume = false;
+  DistArgs dist;
 };
 
 void run_compress_cmd(const CompressArgs& a) {
-  pipeline::CompressOptions o{a.overwrite, a.resume};
+  if (!a.sweeps.empty() && (a.dist.nproc > 1 || a.dist.spec.world_size > 1))
+    fail_invalid("--sweep runs its points one after another in one process; run each point with --nproc instead (--set KEY=VALUE)");
+  auto group = join_group(a.dist);
+  pipeline::CompressOptions o{a.overwrite, a.resume, group.get()};
   if (!a.sweeps.empty()) {
     std::vector<pipeline::Sweep> sweeps;
     for (const auto& s : a.sweeps) sweeps.push_back(pipeline::Sweep::parse(s));
@@ -29,8 +33,10 @@ void run_compress_cmd(const CompressArgs& a) {
     return;
   }
   auto report = pipeline::run_compress(compress::CompressRecipe::load(a.recipe, a.sets), o);
+  if (!group->is_root()) return;
   io::json summary = {{"dense", report["dense"]["eval"]}, {"compressed", report["compressed"]["eval"]},
                       {"params_removed", report["params_removed"]}, {"encoder_params_removed", report["encoder_params_removed"]}};
+  if (group->distributed()) summary["ranks"] = group->size();
   std::cout << summary.dump() << std::endl;
 }
 
@@ -62,6 +68,7 @@ void add_compress_command(CLI::App& app) {
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing output directory (and discard an interrupted run's OUT.partial)");
   cmd->add_flag("--resume", a->resume,
                 "continue the interrupted run in OUT.partial from its last checkpoint (same recipe); starts it when there is none");
+  add_dist_options(cmd, &a->dist);
   cmd->callback([a] { run_compress_cmd(*a); });
 
   auto* sp = app.add_subcommand("speedup", "Cut heads/FFN neurons that are zero in a model's weights out of its matrices");

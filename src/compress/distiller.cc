@@ -251,6 +251,7 @@ torch::Tensor Distiller::contrastive(const data::Batch& batch, const torch::Tens
     memory_ = torch::where(hit.unsqueeze(1),
                            torch::nn::functional::normalize(updated, torch::nn::functional::NormalizeFuncOptions().dim(-1)), memory_);
     memory_seen_ = memory_seen_ | hit;
+    memory_hit_ = memory_hit_.defined() ? memory_hit_ | hit : hit;
   }
   // scores[b, i, j]: student token i against key j; the diagonal key is the teacher's own token i.
   auto scores = torch::matmul(z, keys.transpose(1, 2));
@@ -292,6 +293,20 @@ void Distiller::load_state(const std::string& prefix, const train::StateDict& st
     }
   memory_ = state.get(prefix + "memory");
   memory_seen_ = state.get(prefix + "memory_seen");
+}
+
+void Distiller::synchronize(dist::Group& group) {
+  if (!memory_.defined()) return;
+  torch::NoGradGuard no_grad;
+  auto hit = memory_hit_.defined() ? memory_hit_.to(torch::kFloat) : torch::zeros({memory_.size(0)});
+  group.max(hit);  // the rows some rank updated: one index list on every rank
+  auto rows = hit.nonzero().reshape({-1});
+  memory_hit_ = torch::Tensor();
+  if (rows.numel() == 0) return;
+  auto mine = memory_.index_select(0, rows);
+  group.mean({mine});
+  memory_.index_copy_(0, rows, torch::nn::functional::normalize(mine, torch::nn::functional::NormalizeFuncOptions().dim(-1)));
+  memory_seen_.index_fill_(0, rows, true);
 }
 
 std::string Distiller::status() const {

@@ -10,6 +10,7 @@
 #include "nn/layers.h"
 #include "data/tasks.h"
 #include "data/objectives.h"
+#include "dist/group.h"
 #include "train/state_dict.h"
 
 namespace sqz::compress {
@@ -53,6 +54,9 @@ class Distiller {
   // The learned projections and the contrastive memory, under `prefix`.
   void save_state(const std::string& prefix, train::StateDict& state) const;
   void load_state(const std::string& prefix, const train::StateDict& state);
+  // Data parallelism, after each step: the contrastive memory rows any rank updated since the last
+  // call become the mean of the ranks' rows (renormalised), so every rank holds one memory.
+  void synchronize(dist::Group& group);
   // The last batch's terms, for the progress bar and the log.
   std::string status() const;
   const DistillSpec& spec() const { return spec_; }
@@ -66,6 +70,7 @@ class Distiller {
   nn::LayerNorm student_norm_{nullptr};
   torch::Tensor contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher);
   torch::Tensor memory_, memory_seen_;  // [vocab, width] normalised teacher token representations
+  torch::Tensor memory_hit_;             // [vocab] rows updated since the last synchronize
   double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0, last_contrastive_ = 0;
 };
 

@@ -72,6 +72,19 @@ void CompressHooks::load_state(const train::StateDict& state) {
   if (distiller) distiller->load_state("distiller.", state);
 }
 
+void CompressHooks::synchronize(dist::Group& group) {
+  if (!group.distributed()) return;
+  for (auto& q : quantizers) q->synchronize(group);
+  if (distiller) distiller->synchronize(group);
+}
+
+std::vector<torch::Tensor> CompressHooks::averaged_gradients() {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : pruners)
+    for (auto& g : p->gates()) out.push_back(g);
+  return out;
+}
+
 quant::SparsityExport nm_sparsity(const std::vector<std::unique_ptr<Pruner>>& pruners) {
   quant::SparsityExport nm;
   for (const auto& p : pruners) {

@@ -457,6 +457,13 @@ std::vector<torch::Tensor> Pruner::trainable() const {
   return out;
 }
 
+std::vector<torch::Tensor> Pruner::gates() const {
+  std::vector<torch::Tensor> out;
+  if (spec_.metric == Metric::kTaylor)
+    for (const auto& u : units_) out.push_back(u->gate);
+  return out;
+}
+
 std::vector<Pruner::UnitReport> Pruner::report() const {
   std::vector<UnitReport> out;
   for (const auto& u : units_)

@@ -80,6 +80,8 @@ class Pruner {
   void after_backward();
   torch::Tensor regularizer() const;  // undefined when the pruner adds none
   std::vector<torch::Tensor> trainable() const;
+  // The gates whose gradients after_backward reads (Taylor); empty for the other metrics.
+  std::vector<torch::Tensor> gates() const;
   double score_lr_scale() const { return score_lr_scale_; }
 
   struct UnitReport {

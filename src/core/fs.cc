@@ -5,6 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <tuple>
@@ -121,11 +124,27 @@ void ResumableDir::unlock() {
   lock_fd_ = -1;
 }
 
+TempDir::TempDir(const std::string& tag) {
+  std::string pattern = (fs::temp_directory_path() / ("sqz-" + tag + "-XXXXXX")).string();
+  if (!::mkdtemp(pattern.data())) fail_invalid(pattern, ": cannot create a temporary directory (", std::strerror(errno), ")");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+fs::path ResumableDir::work_path(fs::path final_path) {
+  if (final_path.filename().empty()) final_path = final_path.parent_path();
+  return final_path.parent_path() / (final_path.filename().string() + ".partial");
+}
+
 ResumableDir::ResumableDir(fs::path final_path, bool overwrite, bool resume) : final_(std::move(final_path)), overwrite_(overwrite) {
   if (final_.filename().empty()) final_ = final_.parent_path();
   if (fs::exists(final_) && !overwrite_)
     fail_invalid(final_.string(), ": output directory already exists (pass --overwrite to replace it)");
-  work_ = final_.parent_path() / (final_.filename().string() + ".partial");
+  work_ = work_path(final_);
   if (fs::exists(work_)) {
     if (!lock())
       fail_invalid(work_.string(), ": another sqz run is writing here (it holds ", kLockFile,

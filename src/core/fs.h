@@ -32,6 +32,20 @@ class StagingDir {
   bool committed_ = false;
 };
 
+// A private directory under the system's temp dir (mkdtemp), removed with its contents at
+// destruction: scratch space a process needs for its own run only.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
 // The work directory of a long job that can continue after it was killed: `final_path` with
 // ".partial" appended, next to it. commit() moves it to `final_path`; destruction without commit
 // removes it unless keep() was called (a SIGKILL leaves it, which is the point).
@@ -46,6 +60,8 @@ class ResumableDir {
   ResumableDir& operator=(const ResumableDir&) = delete;
 
   const fs::path& path() const { return work_; }
+  // Where the work directory of `final_path` is, for processes that read it without owning it.
+  static fs::path work_path(fs::path final_path);
   bool resumed() const { return resumed_; }  // an earlier run's directory is being continued
   void keep() { keep_ = true; }
   void commit();

@@ -48,12 +48,16 @@ Measured measure_dense(const CompressRun& run) {
   return m;
 }
 
-io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, const fs::path& out) {
+// How long the other ranks wait while rank 0 alone measures the dense model before training (a
+// rank 0 that dies closes its connections and ends the wait at once).
+constexpr std::chrono::hours kRootAlone{6};
+
+io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, const fs::path& out, dist::Group* group) {
   InterruptGuard interrupt_guard;  // Ctrl-C stops at the next stage boundary (or training step)
   auto stop_if_interrupted = [&](const char* when) {
     if (interrupt_requested()) fail_invalid("compression interrupted ", when, "; nothing was written to ", out.string());
   };
-  CompressRun run{r, dir, r.train, nullptr};
+  CompressRun run{r, dir, r.train, nullptr, group};
   run.train.out = (run.dir / "train").string();
   if (!r.student.empty()) run.train.model = make_student(r, run.dir / "student_init").string();
   run.tokenizer = io::load_tokenizer(r.train.model);
@@ -62,6 +66,7 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
   Measurements m;
   m.dense = measure_dense(run);
   stop_if_interrupted("while measuring the dense model");
+  if (group) group->barrier(kRootAlone);  // the other ranks start training with rank 0
 
   compress::CompressHooks hooks(r);
   train::TrainResult result = train_with_hooks(run, hooks);
@@ -91,9 +96,26 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
   return report;
 }
 
+// Ranks other than 0: their share of training and nothing else. They read rank 0's work
+// directory only to resume from its checkpoint (a shared path on several hosts); a student is
+// built in private scratch space (deterministic: the ranks compare its weights).
+io::json train_with_root(const compress::CompressRecipe& r, const CompressOptions& options) {
+  check_recipe(r);
+  TempDir scratch("rank" + std::to_string(options.group->rank()));
+  CompressRun run{r, ResumableDir::work_path(r.out), r.train, nullptr, options.group};
+  run.train.out = (run.dir / "train").string();
+  if (!r.student.empty()) run.train.model = make_student(r, scratch.path() / "student_init").string();
+  options.group->barrier(kRootAlone);
+  if (r.train_steps_zero) return io::json::object();
+  compress::CompressHooks hooks(r);
+  train_with_hooks(run, hooks);
+  return io::json::object();
+}
+
 }  // namespace
 
 io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& options) {
+  if (options.group && !options.group->is_root()) return train_with_root(r, options);
   fs::path out(r.out);
   if (fs::exists(out) && !options.overwrite) fail_invalid(out.string(), ": output directory already exists (pass --overwrite)");
   check_recipe(r);
@@ -108,7 +130,7 @@ io::json run_compress(const compress::CompressRecipe& r, const CompressOptions& 
       log_info("nothing to resume at ", work.path().string(), "; starting the run");
     }
     write_file_atomic(work.path() / "recipe.yaml", r.to_yaml());
-    report = compress_in(r, work.path(), out);
+    report = compress_in(r, work.path(), out, options.group);
   } catch (...) {
     // Once training has a checkpoint, the run can continue from it: keep the work directory.
     if (fs::exists(checkpoint)) {

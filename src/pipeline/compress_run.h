@@ -4,6 +4,7 @@
 // are in stages.h.
 #pragma once
 #include "compress/recipe.h"
+#include "dist/group.h"
 
 namespace sqz::pipeline {
 
@@ -13,6 +14,9 @@ struct CompressOptions {
   // from its last checkpoint (model, optimizer, masks, scores, observers, schedules, generators);
   // the stages after training run again from the trained state. The recipe must be the same.
   bool resume = false;
+  // Data parallelism: every rank trains on its share of each global batch; rank 0 alone measures,
+  // bakes, runs SpeedUp and writes OUT, the others return an empty report once training ends.
+  dist::Group* group = nullptr;
 };
 
 // Returns the report (also written to OUT/report.json). The run works in OUT.partial and renames

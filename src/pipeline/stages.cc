@@ -84,6 +84,7 @@ train::TrainResult train_with_hooks(const CompressRun& run, compress::CompressHo
   topts.resume = true;  // the work dir is new, or the user asked to continue it
   topts.hooks = &hooks;
   topts.keep_best = false;
+  topts.group = run.group;
   result = train::run_training(run.train, topts);
   if (result.interrupted)
     fail_invalid("compression interrupted at step ", result.steps_done, " of ", run.train.steps, "; nothing was written to ", run.recipe.out,

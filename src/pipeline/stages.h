@@ -28,6 +28,7 @@ struct CompressRun {
   fs::path dir;
   train::TrainRecipe train;
   std::unique_ptr<io::Tokenizer> tokenizer;
+  dist::Group* group = nullptr;  // data-parallel training (nullptr: one process)
 };
 
 // Stage "student": FastFormers' shallower student (the recipe's student.layers of the teacher,

@@ -262,7 +262,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   InterruptGuard interrupt_guard;  // Ctrl-C stops after the current step, with a checkpoint
   std::ofstream log;
   if (root) log.open(out / "train_log.jsonl", std::ios::app);
-  std::vector<torch::Tensor> trained;
+  std::vector<torch::Tensor> trained = hooks.averaged_gradients();  // gradients averaged over ranks
   for (auto& g : opt.param_groups())
     for (auto& p : g.params()) trained.push_back(p);
   Progress progress("train", r.steps);

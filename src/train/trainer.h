@@ -42,8 +42,11 @@ class TrainHooks {
   virtual void load_state(const StateDict& /*state*/) {}
   // Data parallelism: after every optimizer step, make what each rank learned from its own shard
   // (observers' ranges, contrastive memories) the group's. Gradients are already averaged before
-  // after_backward, so importance scores and masks agree without this.
+  // after_backward, so gradient-based importance scores and masks agree without this.
   virtual void synchronize(dist::Group& /*group*/) {}
+  // Tensors outside the optimizer whose gradients a hook reads (Taylor pruners' gates): their
+  // gradients are averaged over the ranks with the parameters', before after_backward.
+  virtual std::vector<torch::Tensor> averaged_gradients() { return {}; }
 };
 
 struct TrainOptions {

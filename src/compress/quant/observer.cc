@@ -81,6 +81,24 @@ void Observer::load_state(const std::string& prefix, const train::StateDict& sta
   batches_ = state.value(prefix + "batches").get<int64_t>();
   lo_ = state.get(prefix + "lo"), hi_ = state.get(prefix + "hi");
   channel_absmax_ = state.get(prefix + "channel_absmax"), sample_ = state.get(prefix + "sample");
+  sample_synchronized_ = sample_.defined() ? sample_.numel() : 0;  // checkpoints hold the group's state
+}
+
+void Observer::synchronize(dist::Group& group) {
+  if (batches_ == 0) return;
+  torch::NoGradGuard no_grad;
+  if (spec_.kind == ObserverKind::kMovingAverage || spec_.kind == ObserverKind::kPercentile) {
+    group.mean({lo_, hi_});
+  } else {
+    group.min(lo_);
+    group.max(hi_);
+  }
+  group.max(channel_absmax_);
+  if (sample_.defined()) {
+    auto fresh = group.gather_all(sample_.slice(0, sample_synchronized_).contiguous());
+    sample_ = torch::cat({sample_.slice(0, 0, sample_synchronized_), fresh});
+    sample_synchronized_ = sample_.numel();
+  }
 }
 
 QParams Observer::qparams() const {

@@ -4,6 +4,7 @@
 // Each also records the per-input-channel |x| maximum that SmoothQuant needs.
 #pragma once
 #include "compress/quant/qmath.h"
+#include "dist/group.h"
 #include "train/state_dict.h"
 
 namespace sqz::quant {
@@ -31,6 +32,11 @@ class Observer {
   // What it has seen so far (ranges, channel maxima, the clip search's sample), under `prefix`.
   void save_state(const std::string& prefix, train::StateDict& state) const;
   void load_state(const std::string& prefix, const train::StateDict& state);
+  // Data parallelism: what every rank saw since the last call, merged on every rank. Min-max and
+  // channel maxima over the group equal one process's over the global batch; moving averages and
+  // percentiles become the mean of the ranks' (per-shard statistics, not the global batch's); the
+  // clip searches' samples gather the ranks' new values in rank order.
+  void synchronize(dist::Group& group);
 
  private:
   ObserverSpec spec_;
@@ -38,6 +44,7 @@ class Observer {
   std::string source_;
   int64_t batches_ = 0;
   torch::Tensor lo_, hi_, channel_absmax_, sample_;
+  int64_t sample_synchronized_ = 0;  // sample_'s leading values that are already the group's
 };
 
 // The clip range in [0.3, 1] x (each slice's min-max) whose fake-quantization error on `x`

@@ -441,6 +441,17 @@ void Quantizer::load_state(const std::string& prefix, const train::StateDict& st
   }
 }
 
+void Quantizer::synchronize(dist::Group& group) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> learned;
+  for (auto& l : layers_) {
+    for (auto* t : {&l->w_param, &l->a_param, &l->a_zero})
+      if (t->defined()) learned.push_back(*t);
+    if (l->observer && !l->a_frozen) l->observer->synchronize(group);
+  }
+  group.mean(learned);
+}
+
 std::vector<QuantizedLayer> Quantizer::snapshot() const {
   torch::NoGradGuard no_grad;
   std::vector<QuantizedLayer> out;

@@ -83,6 +83,10 @@ class Quantizer {
   // initialised, the static observers' ranges.
   void save_state(const std::string& prefix, train::StateDict& state) const;
   void load_state(const std::string& prefix, const train::StateDict& state);
+  // Data parallelism, after each optimizer step: the static observers' ranges become the group's
+  // and learned scales the group's mean (they differ only until their first-batch initialisation,
+  // which each rank makes from its own shard; averaged gradients keep them equal after that).
+  void synchronize(dist::Group& group);
   // Codes and parameters of every layer, as the forward pass uses them now.
   std::vector<QuantizedLayer> snapshot() const;
   // A loaded export: fixed input parameters per layer name (weights are already on their grid);
