@@ -459,8 +459,7 @@ std::vector<torch::Tensor> Pruner::trainable() const {
 
 std::vector<torch::Tensor> Pruner::gates() const {
   std::vector<torch::Tensor> out;
-  if (spec_.metric == Metric::kTaylor)
-    for (const auto& u : units_) out.push_back(u->gate);
+  for (const auto& u : units_) if (spec_.metric == Metric::kTaylor) out.push_back(u->gate);
   return out;
 }
 
