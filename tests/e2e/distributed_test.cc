@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "io/json_file.h"
+#include "io/safetensors.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -264,6 +265,45 @@ TEST(Distributed, BadGroupFlagsAreRefused) {
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find(held), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(tmp / "run"));
+}
+
+// sqz compress on 2 ranks: movement heads on an AGP schedule, Taylor FFN neurons, distillation
+// (bert-spam with dropout off): the same curve, the same heads and neurons kept, the same weights.
+TEST(Distributed, TwoRanksCompressLikeOneProcess) {
+  testing::ScratchDir tmp("dist");
+  fs::copy(fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam", tmp / "m", fs::copy_options::recursive);
+  auto config = io::read_json_object(tmp / "m" / "config.json");
+  for (const char* key : {"hidden_dropout_prob", "attention_probs_dropout_prob"}) config[key] = 0.0;
+  io::write_json_file_atomic(tmp / "m" / "config.json", config);
+  write_file_atomic(tmp / "r.yaml",
+                    "train:\n  model: " + (tmp / "m").string() + "\n  task: spam\n  data: " + (testing::shared_dir() / "data" / "spam").string() +
+                        "\n  max_length: 48\n  steps: 8\n  batch_size: 8\n  lr: 1.0e-4\n  warmup_steps: 1\n  threads: 1\n  eval_every: 4\n"
+                        "  eval_batches: 2\ndistill: {temperature: 2.0, logits_weight: 1.0, labels_weight: 0.5, hidden_weight: 1.0}\nprune:\n"
+                        "  - {name: heads, granularity: head, metric: movement, sparsity: 0.5, schedule: {kind: agp, start: 0, end: 4, every: 1}}\n"
+                        "  - {name: ffn, granularity: neuron, metric: taylor, sparsity: 0.5, scope: global, schedule: {kind: oneshot, start: 3}}\n"
+                        "latency: {enabled: false}\neval_batches: 3\nout: " + (tmp / "one").string() + "\n");
+  const std::string cmd = "compress --recipe " + (tmp / "r.yaml").string();
+  auto one = testing::run_sqz(cmd);
+  ASSERT_EQ(one.code, 0) << one.output;
+  auto two = testing::run_sqz(cmd + " --set out=" + (tmp / "two").string() + " --nproc 2");
+  ASSERT_EQ(two.code, 0) << two.output;
+  EXPECT_NE(two.output.find("\"ranks\":2"), std::string::npos) << two.output;
+  auto log1 = read_log(tmp / "one" / "train" / "train_log.jsonl"), log2 = read_log(tmp / "two" / "train" / "train_log.jsonl");
+  ASSERT_EQ(log1.size(), 2u);
+  ASSERT_EQ(log2.size(), 2u);
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_NEAR(log2[i]["train_loss"].get<double>(), log1[i]["train_loss"].get<double>(), 1e-5 * log1[i]["train_loss"].get<double>());
+  io::SafetensorsFile a(tmp / "one" / "model" / "model.safetensors"), b(tmp / "two" / "model" / "model.safetensors");
+  ASSERT_EQ(a.entries().size(), b.entries().size());
+  double max_diff = 0;
+  for (const auto& [name, entry] : a.entries()) {
+    ASSERT_TRUE(b.contains(name)) << name;
+    auto x = a.tensor(name).to(torch::kFloat64), y = b.tensor(name).to(torch::kFloat64);
+    ASSERT_EQ(x.sizes(), y.sizes()) << name << ": the ranks kept other heads or neurons";
+    max_diff = std::max(max_diff, (x - y).abs().max().item<double>());
+  }
+  EXPECT_LE(max_diff, 1e-4);
+  std::printf("compress 1 vs 2 ranks: max |weight difference| %g\n", max_diff);
 }
 
 // Local addresses ("a.b.c.d:port") of the TCP sockets `pid` listens on, from /proc.
