@@ -166,32 +166,21 @@ void Group::mean(std::vector<torch::Tensor> tensors) {
   for (auto& t : tensors) t.div_(size_);
 }
 
-namespace {
-void reduce_one(c10d::ProcessGroup& pg, torch::Tensor t, c10d::ReduceOp op) {
-  std::vector<torch::Tensor> one{t};
-  c10d::AllreduceOptions o;
-  o.reduceOp = op;
-  pg.allreduce(one, o)->wait();
-}
-}  // namespace
-
-void Group::max(torch::Tensor t) {
+void Group::reduce(torch::Tensor t, const c10d::ReduceOp& op, const char* what) {
   if (size_ == 1) return;
   try {
-    reduce_one(*pg_, t, c10d::ReduceOp::MAX);
+    std::vector<torch::Tensor> one{t};
+    c10d::AllreduceOptions o;
+    o.reduceOp = op;
+    pg_->allreduce(one, o)->wait();
   } catch (const std::exception& e) {
-    fail_lost("taking a maximum", e);
+    fail_lost(what, e);
   }
 }
 
-void Group::min(torch::Tensor t) {
-  if (size_ == 1) return;
-  try {
-    reduce_one(*pg_, t, c10d::ReduceOp::MIN);
-  } catch (const std::exception& e) {
-    fail_lost("taking a minimum", e);
-  }
-}
+void Group::max(torch::Tensor t) { reduce(t, c10d::ReduceOp::MAX, "taking a maximum"); }
+
+void Group::min(torch::Tensor t) { reduce(t, c10d::ReduceOp::MIN, "taking a minimum"); }
 
 void Group::broadcast_from_root(std::vector<torch::Tensor> tensors) {
   if (size_ == 1 || tensors.empty()) return;

@@ -13,6 +13,7 @@
 namespace c10d {
 class ProcessGroup;
 class Store;
+struct ReduceOp;
 }  // namespace c10d
 
 namespace sqz::dist {
@@ -56,6 +57,7 @@ class Group {
   void barrier(std::chrono::seconds timeout = std::chrono::seconds(0));
 
  private:
+  void reduce(torch::Tensor t, const c10d::ReduceOp& op, const char* what);  // in place, naming `what` when a rank is lost
   [[noreturn]] void fail_lost(const std::string& what, const std::exception& e) const;
 
   int rank_ = 0, size_ = 1;
