@@ -223,6 +223,20 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
   return total;
 }
 
+void Distiller::update_memory(const torch::Tensor& flat_ids, const torch::Tensor& positives, const torch::Tensor& real) {
+  auto sums = torch::zeros_like(memory_).index_add_(0, flat_ids, positives.reshape({-1, positives.size(-1)}) *
+                                                                     real.reshape({-1, 1}).to(positives.scalar_type()));
+  auto counts = torch::zeros({memory_.size(0)}).index_add_(0, flat_ids, real.reshape({-1}).to(torch::kFloat));
+  auto hit = counts > 0;
+  auto mean = sums / counts.clamp_min(1).unsqueeze(1);
+  const double m = spec_.contrastive_momentum;
+  auto updated = torch::where(memory_seen_.unsqueeze(1), m * memory_ + (1 - m) * mean, mean);
+  memory_ = torch::where(hit.unsqueeze(1),
+                         torch::nn::functional::normalize(updated, torch::nn::functional::NormalizeFuncOptions().dim(-1)), memory_);
+  memory_seen_ = memory_seen_ | hit;
+  memory_hit_ = memory_hit_.defined() ? memory_hit_ | hit : hit;
+}
+
 torch::Tensor Distiller::contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher) {
   const auto ids = position_tokens(batch);  // [B, L]
   const auto real = real_positions(batch);
@@ -240,18 +254,8 @@ torch::Tensor Distiller::contrastive(const data::Batch& batch, const torch::Tens
     auto remembered = memory_.index_select(0, flat_ids).reshape(positives.sizes());
     auto seen = memory_seen_.index_select(0, flat_ids).reshape(ids.sizes()).unsqueeze(-1);
     keys = torch::where(seen, remembered, positives);
-    // Momentum update with the batch mean of each token's teacher states.
-    auto sums = torch::zeros_like(memory_).index_add_(0, flat_ids, positives.reshape({-1, positives.size(-1)}) *
-                                                                       real.reshape({-1, 1}).to(positives.scalar_type()));
-    auto counts = torch::zeros({memory_.size(0)}).index_add_(0, flat_ids, real.reshape({-1}).to(torch::kFloat));
-    auto hit = counts > 0;
-    auto mean = sums / counts.clamp_min(1).unsqueeze(1);
-    const double m = spec_.contrastive_momentum;
-    auto updated = torch::where(memory_seen_.unsqueeze(1), m * memory_ + (1 - m) * mean, mean);
-    memory_ = torch::where(hit.unsqueeze(1),
-                           torch::nn::functional::normalize(updated, torch::nn::functional::NormalizeFuncOptions().dim(-1)), memory_);
-    memory_seen_ = memory_seen_ | hit;
-    memory_hit_ = memory_hit_.defined() ? memory_hit_ | hit : hit;
+    // Momentum update with the batch mean of each token's teacher states (a stand-in's are not the batch's).
+    if (!stand_in_) update_memory(flat_ids, positives, real);
   }
   // scores[b, i, j]: student token i against key j; the diagonal key is the teacher's own token i.
   auto scores = torch::matmul(z, keys.transpose(1, 2));

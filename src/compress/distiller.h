@@ -57,6 +57,8 @@ class Distiller {
   // Data parallelism, after each step: the contrastive memory rows any rank updated since the last
   // call become the mean of the ranks' rows (renormalised), so every rank holds one memory.
   void synchronize(dist::Group& group);
+  // A data-parallel stand-in row (see train::TrainHooks::stand_in) leaves the memory as it is.
+  void set_stand_in(bool on) { stand_in_ = on; }
   // The last batch's terms, for the progress bar and the log.
   std::string status() const;
   const DistillSpec& spec() const { return spec_; }
@@ -71,6 +73,8 @@ class Distiller {
   torch::Tensor contrastive(const data::Batch& batch, const torch::Tensor& student, const torch::Tensor& teacher);
   torch::Tensor memory_, memory_seen_;  // [vocab, width] normalised teacher token representations
   torch::Tensor memory_hit_;             // [vocab] rows updated since the last synchronize
+  bool stand_in_ = false;
+  void update_memory(const torch::Tensor& flat_ids, const torch::Tensor& positives, const torch::Tensor& real);
   double last_kl_ = 0, last_hidden_ = 0, last_attention_ = 0, last_contrastive_ = 0;
 };
 

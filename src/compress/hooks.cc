@@ -72,10 +72,17 @@ void CompressHooks::load_state(const train::StateDict& state) {
   if (distiller) distiller->load_state("distiller.", state);
 }
 
+void CompressHooks::join(dist::Group& group) {
+  for (auto& q : quantizers) q->join(&group);
+}
+
+void CompressHooks::stand_in(bool on) {
+  for (auto& q : quantizers) q->set_stand_in(on);
+  if (distiller) distiller->set_stand_in(on);
+}
+
 void CompressHooks::synchronize(dist::Group& group) {
-  if (!group.distributed()) return;
-  for (auto& q : quantizers) q->synchronize(group);
-  if (distiller) distiller->synchronize(group);
+  if (group.distributed() && distiller) distiller->synchronize(group);
 }
 
 std::vector<torch::Tensor> CompressHooks::averaged_gradients() {

@@ -25,6 +25,8 @@ class CompressHooks : public train::TrainHooks {
   std::string describe_nonfinite() const override;
   void save_state(train::StateDict& state) const override;
   void load_state(const train::StateDict& state) override;
+  void join(dist::Group& group) override;
+  void stand_in(bool on) override;
   void synchronize(dist::Group& group) override;
   std::vector<torch::Tensor> averaged_gradients() override;
 

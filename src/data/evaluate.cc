@@ -186,17 +186,31 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
           {"elapsed_s", seconds_since(t0)}};
 }
 
-io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,
-                        const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
+namespace {
+
+// A split file read for `model` (null: an engine) as the task reads it.
+struct SplitData {
+  std::unique_ptr<ClassificationData> cls;
+  std::unique_ptr<LmData> lm;
+  std::unique_ptr<Seq2SeqData> s2s;
+  int64_t num_labels = 0;
+  Objective objective = Objective::kClassification;
+  MlmSpecialIds mlm{};
+  const TrainingData& any() const { return cls ? static_cast<const TrainingData&>(*cls) : lm ? static_cast<const TrainingData&>(*lm) : *s2s; }
+};
+
+SplitData read_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config, const std::string& task_name,
+                     const fs::path& split, int64_t max_length, const EvalOptions& o) {
   const auto& task = find_task(task_name);
+  SplitData d;
   if (task.kind == TaskKind::kClassification) {
     if (!config.has("id2label")) fail_invalid(config.source(), ": no id2label, so the labels are unknown");
     std::vector<std::string> names(config.value()["id2label"].size());
     for (auto& [id, name] : config.value()["id2label"].items()) names.at(std::stoul(id)) = name.get<std::string>();
     LabelSet labels(names);
-    auto examples = read_classification_jsonl(split);
-    ClassificationData data(examples, tok, labels, max_length, split.string());
-    return evaluate_classification(model, data, labels.size(), o);
+    d.cls = std::make_unique<ClassificationData>(read_classification_jsonl(split), tok, labels, max_length, split.string());
+    d.num_labels = labels.size();
+    return d;
   }
   if (task.kind == TaskKind::kLanguageModel) {
     // Without a libtorch model the logits come from a decoder engine (o.lm_logits): causal LM.
@@ -204,19 +218,56 @@ io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& to
     if (model && model->info().max_positions > 0 && max_length > model->info().max_positions)
       fail_invalid("evaluate: blocks of --max-length ", max_length, " exceed the model's ", model->info().max_positions, " positions (",
                    config.source(), ")");
-    LmData data(read_lm_text(split), tok, max_length);
-    auto objective = !model || model->info().is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
-    MlmSpecialIds mlm{};
-    if (objective == Objective::kMaskedLM) mlm = mlm_special_ids(tok, config.source());
-    return evaluate_lm(model, data, objective, &mlm, o);
+    d.lm = std::make_unique<LmData>(read_lm_text(split), tok, max_length);
+    d.objective = !model || model->info().is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
+    if (d.objective == Objective::kMaskedLM) d.mlm = mlm_special_ids(tok, config.source());
+    return d;
   }
   const bool engine = o.seq2seq_logits && o.seq2seq_greedy;
   if (!engine && (!model || !model->info().is_encoder_decoder))
     fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) (", config.source(), ")");
   // Without a libtorch model the engine decodes from the config's start token.
   const int64_t start = model ? model->info().decoder_start_token_id.value_or(0) : config.get_int("decoder_start_token_id");
-  Seq2SeqData data(read_seq2seq_jsonl(split), tok, max_length, start, split.string());
-  return evaluate_seq2seq(model, tok, data, o);
+  d.s2s = std::make_unique<Seq2SeqData>(read_seq2seq_jsonl(split), tok, max_length, start, split.string());
+  d.objective = Objective::kSeq2Seq;
+  return d;
+}
+
+}  // namespace
+
+io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tok, const io::JsonFields& config,
+                        const std::string& task_name, const fs::path& split, int64_t max_length, const EvalOptions& o) {
+  SplitData d = read_split(model, tok, config, task_name, split, max_length, o);
+  if (d.cls) return evaluate_classification(model, *d.cls, d.num_labels, o);
+  if (d.lm) return evaluate_lm(model, *d.lm, d.objective, &d.mlm, o);
+  return evaluate_seq2seq(model, tok, *d.s2s, o);
+}
+
+int64_t forward_split(models::TransformerModel& model, const io::Tokenizer& tok, const io::JsonFields& config, const std::string& task_name,
+                      const fs::path& split, int64_t max_length, const EvalOptions& o, const std::function<void(bool)>& stand_in) {
+  torch::NoGradGuard no_grad;
+  SplitData d = read_split(&model, tok, config, task_name, split, max_length, o);
+  const TrainingData& data = d.any();
+  const bool was_training = model.is_training();
+  model.eval();
+  auto gen = at::detail::createCPUGenerator(o.seed);
+  const int64_t total = planned_batches(data.size(), o);
+  int64_t batches = 0;
+  Progress progress("forward", total);
+  for (int64_t i = 0; i < data.size() && batches < total; i += o.batch_size) {
+    auto whole = data.batch(i, i + o.batch_size);
+    if (d.objective == Objective::kMaskedLM) whole.labels = mask_tokens(whole.input_ids, whole.attention_mask, d.mlm, o.mlm_probability, gen);
+    const int64_t rows = whole.input_ids.size(0);
+    auto [begin, end] = o.group ? dist::shard(rows, o.group->rank(), o.group->size()) : std::pair<int64_t, int64_t>{0, rows};
+    const bool stand_in_row = begin == end;  // this rank has no rows of the batch: its first row meets the reductions
+    if (stand_in) stand_in(stand_in_row);
+    compute_loss(model, batch_rows(whole, stand_in_row ? 0 : begin, stand_in_row ? 1 : end), d.objective);
+    if (stand_in) stand_in(false);
+    progress.update(++batches);
+    after_batch(o, batches, data.size());
+  }
+  model.train(was_training);
+  return batches;
 }
 
 double primary_score(const io::json& r) {

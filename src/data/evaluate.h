@@ -56,6 +56,14 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
 io::json evaluate_split(models::TransformerModel* model, const io::Tokenizer& tokenizer, const io::JsonFields& config,
                         const std::string& task, const fs::path& split, int64_t max_length, const EvalOptions& options);
 
+// The model's forward pass (the task's loss, nothing scored) on the first `options.max_batches`
+// batches of a split in file order: calibration. With options.group every rank runs every batch on
+// its contiguous share of the rows, padded as the whole batch (MLM masks drawn for the whole
+// batch), so that reductions inside the forward pass see what one process sees; a rank without
+// rows runs the batch's first row between stand_in(true) and stand_in(false). Returns the batches run.
+int64_t forward_split(models::TransformerModel& model, const io::Tokenizer& tokenizer, const io::JsonFields& config, const std::string& task,
+                      const fs::path& split, int64_t max_length, const EvalOptions& options, const std::function<void(bool)>& stand_in);
+
 // The headline number of an eval result, larger is better (accuracy, -WER, or -perplexity).
 double primary_score(const io::json& result);
 

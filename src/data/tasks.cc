@@ -170,6 +170,11 @@ Batch ClassificationData::batch(int64_t begin, int64_t end) const {
   return out;
 }
 
+Batch batch_rows(const Batch& b, int64_t begin, int64_t end) {
+  auto rows = [&](const torch::Tensor& t) { return t.defined() ? t.slice(0, begin, end) : t; };
+  return {rows(b.input_ids), rows(b.attention_mask), rows(b.token_type_ids), rows(b.labels), rows(b.decoder_input_ids)};
+}
+
 LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size) : block_(block_size) {
   if (block_size < 2) fail_invalid("language modelling needs a block size of at least 2, got ", block_size);
   bytes_ = static_cast<int64_t>(text.size());

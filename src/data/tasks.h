@@ -57,6 +57,10 @@ struct Batch {
   torch::Tensor decoder_input_ids;  // seq2seq: the labels shifted right from decoder_start_token_id
 };
 
+// Rows [begin, end) of a batch, padded as the whole batch is: a data-parallel rank's share computes
+// at the padded positions exactly what one process computes there (activation ranges see them).
+Batch batch_rows(const Batch& batch, int64_t begin, int64_t end);
+
 // What the training loop reads, whatever the task: examples (or blocks) batched in the current
 // order, reshuffled per epoch by a seeded generator.
 class TrainingData {

@@ -77,6 +77,7 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
                      hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &m.reference_logits);
   Saved saved = bake_and_save(run, hooks, result);
   result.model.reset();
+  if (group && has_post_training_quantization(r)) group->barrier(kRootAlone);  // the other ranks calibrate with rank 0
   m.fake_quantized = post_training_stage(run, saved, &m.reference_logits);
 
   auto compressed = quant::load_any_model(saved.model_dir);
@@ -96,9 +97,10 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
   return report;
 }
 
-// Ranks other than 0: their share of training and nothing else. They read rank 0's work
-// directory only to resume from its checkpoint (a shared path on several hosts); a student is
-// built in private scratch space (deterministic: the ranks compare its weights).
+// Ranks other than 0: their share of training and of PTQ calibration, nothing else. They read
+// rank 0's work directory only to resume from its checkpoint (a shared path on several hosts);
+// a student and the baked model they calibrate are built in private scratch space (deterministic:
+// the ranks compare the student's weights, the calibration the baked model's activations).
 io::json train_with_root(const compress::CompressRecipe& r, const CompressOptions& options) {
   check_recipe(r);
   TempDir scratch("rank" + std::to_string(options.group->rank()));
@@ -106,9 +108,17 @@ io::json train_with_root(const compress::CompressRecipe& r, const CompressOption
   run.train.out = (run.dir / "train").string();
   if (!r.student.empty()) run.train.model = make_student(r, scratch.path() / "student_init").string();
   options.group->barrier(kRootAlone);
-  if (r.train_steps_zero) return io::json::object();
+  const bool ptq = has_post_training_quantization(r);
+  if (r.train_steps_zero && !ptq) return io::json::object();
+  if (r.train_steps_zero) run.dir = scratch.path();  // nothing to resume; the start model is loaded as is
   compress::CompressHooks hooks(r);
-  train_with_hooks(run, hooks);
+  train::TrainResult result = train_with_hooks(run, hooks);
+  if (!ptq) return io::json::object();
+  run.tokenizer = io::load_tokenizer(r.train.model);
+  run.dir = scratch.path();
+  result.model->eval();
+  options.group->barrier(kRootAlone);  // rank 0 measures the trained model alone
+  calibrate_with_root(run, hooks, result);
   return io::json::object();
 }
 

@@ -127,17 +127,28 @@ Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, trai
   return saved;
 }
 
+bool has_post_training_quantization(const compress::CompressRecipe& r) {
+  for (const auto& q : r.quantize)
+    if (!q.qat) return true;
+  return false;
+}
+
 std::optional<Measured> post_training_stage(const CompressRun& run, Saved& saved, std::vector<torch::Tensor>* reference_logits) {
-  bool has_ptq = false;
-  for (const auto& q : run.recipe.quantize) has_ptq = has_ptq || !q.qat;
-  if (!has_ptq) return std::nullopt;
+  if (!has_post_training_quantization(run.recipe)) return std::nullopt;
   // Post-training quantization of the model as saved (pruned, shrunk).
   reference_logits->clear();
   auto model = models::load_model(saved.model_dir);
-  saved.quantized = quant::post_training_quantize(run.recipe, *model.model, *run.tokenizer, model.config);
+  saved.quantized = quant::post_training_quantize(run.recipe, *model.model, *run.tokenizer, model.config, run.group);
   Measured fake_quant = measure(*model.model, run, model.config, "fake-quantized", reference_logits);
   quant::export_compressed_tensors(*model.model, model.config.value(), saved.quantized, saved.nm, saved.model_dir);
   return fake_quant;
+}
+
+void calibrate_with_root(const CompressRun& run, compress::CompressHooks& hooks, train::TrainResult& result) {
+  Saved saved = bake_and_save(run, hooks, result);
+  result.model.reset();
+  auto model = models::load_model(saved.model_dir);
+  quant::post_training_quantize(run.recipe, *model.model, *run.tokenizer, model.config, run.group);
 }
 
 }  // namespace sqz::pipeline

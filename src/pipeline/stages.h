@@ -70,8 +70,13 @@ Saved bake_and_save(const CompressRun& run, compress::CompressHooks& hooks, trai
 
 // Stage "quantize": post-training quantization of the saved model, calibrated, measured
 // fake-quantized (its logits into `reference_logits`) and exported over dir/model. nullopt when
-// the recipe has no PTQ quantizer.
+// the recipe has no PTQ quantizer. With run.group, every rank calibrates on its share of each
+// batch: rank 0 here, the others through calibrate_with_root.
+bool has_post_training_quantization(const compress::CompressRecipe& r);
 std::optional<Measured> post_training_stage(const CompressRun& run, Saved& saved, std::vector<torch::Tensor>* reference_logits);
+// Ranks other than 0: the same model as rank 0's (baked into run.dir, their private scratch) and
+// their share of its calibration; nothing is measured or kept.
+void calibrate_with_root(const CompressRun& run, compress::CompressHooks& hooks, train::TrainResult& result);
 
 // Stage "report": report.json, report.md, recipe.yaml and the plots, into the run's dir.
 struct Measurements {

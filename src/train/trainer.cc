@@ -220,6 +220,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   TrainHooks& hooks = options.hooks ? *options.hooks : no_hooks;
   hooks.on_start(*s.model, *s.tokenizer, s.config);
   agree_on_the_run(group, r, *s.model, s.config);
+  if (group.distributed()) hooks.join(group);
   if (root) {
     fs::create_directories(out);
     write_file_atomic(out / "recipe.yaml", r.to_yaml());
@@ -280,22 +281,29 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
       if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
       int64_t begin = pos % n_train;
-      const LocalShare share = local_share(group, std::min(r.batch_size, n_train - begin));
-      if (share.begin == share.end) continue;  // the epoch's short last batch has no rows for this rank
-      data::Batch batch = s.train->batch(begin + share.begin, begin + share.end);
+      // Every rank builds the whole batch (padding, MLM masks) and takes its rows of it.
+      const int64_t rows = std::min(r.batch_size, n_train - begin);
+      data::Batch whole = s.train->batch(begin, begin + rows);
       if (s.objective == data::Objective::kMaskedLM)
-        batch.labels = data::mask_tokens(batch.input_ids, batch.attention_mask, s.mlm, r.mlm_probability, mask_gen);
-      step_tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
+        whole.labels = data::mask_tokens(whole.input_ids, whole.attention_mask, s.mlm, r.mlm_probability, mask_gen);
+      const LocalShare share = local_share(group, rows);
+      const bool stand_in = share.begin == share.end;
+      data::Batch batch = stand_in ? data::batch_rows(whole, 0, 1) : data::batch_rows(whole, share.begin, share.end);
+      hooks.stand_in(stand_in);
+      if (!stand_in)
+        step_tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
       auto task = data::compute_loss(*s.model, batch, s.objective, hooks.wants_hidden_states(), hooks.wants_attentions(),
                                hooks.wants_all_logits());
       auto loss = hooks.total_loss(batch, task, step);
+      hooks.stand_in(false);
       if (!std::isfinite(loss.item<double>())) {
         std::string culprit = hooks.describe_nonfinite();
         fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), culprit.empty() ? "" : " (" + culprit + ")",
                   options.checkpoints ? " (last good checkpoint: " + ckpt_dir.string() + ")" : std::string(" (nothing was written)"));
       }
-      (loss * (share.loss_weight / static_cast<double>(r.grad_accum))).backward();
-      step_loss += loss.item<double>() * share.loss_weight / static_cast<double>(r.grad_accum * group.size());
+      const double weight = stand_in ? 0.0 : share.loss_weight;
+      (loss * (weight / static_cast<double>(r.grad_accum))).backward();
+      step_loss += loss.item<double>() * weight / static_cast<double>(r.grad_accum * group.size());
     }
     // One exchange per step: gradients, then the loss, tokens and whether any rank was interrupted.
     average_gradients(group, trained);

@@ -40,9 +40,16 @@ class TrainHooks {
   // on_start when resuming. Trainable tensors are restored in place: the optimizer holds them.
   virtual void save_state(StateDict& /*state*/) const {}
   virtual void load_state(const StateDict& /*state*/) {}
+  // Data parallelism, once before the first step: from then on every rank runs every batch of
+  // the loop on its share of the rows (padded as the whole batch), so compressors may reduce a
+  // batch's statistics inside the forward pass (activation ranges) and hold what one process holds.
+  virtual void join(dist::Group& /*group*/) {}
+  // A rank whose share of a batch is empty (the epoch's last, short batch) runs the batch's first
+  // row with loss weight 0, so that it meets every reduction; while `on`, nothing it sees counts.
+  virtual void stand_in(bool /*on*/) {}
   // Data parallelism: after every optimizer step, make what each rank learned from its own shard
-  // (observers' ranges, contrastive memories) the group's. Gradients are already averaged before
-  // after_backward, so gradient-based importance scores and masks agree without this.
+  // outside the reductions (contrastive memories) the group's. Gradients are already averaged
+  // before after_backward, so gradient-based importance scores and masks agree without this.
   virtual void synchronize(dist::Group& /*group*/) {}
   // Tensors outside the optimizer whose gradients a hook reads (Taylor pruners' gates): their
   // gradients are averaged over the ranks with the parameters', before after_backward.

@@ -309,16 +309,11 @@ TEST_P(CompressResume, KilledTwiceEndsWithTheUninterruptedModel) {
   // The same recipe uninterrupted.
   auto ref = testing::run_sqz(cmd + " --set out=" + (tmp / "ref").string());
   ASSERT_EQ(ref.code, 0) << ref.output;
-  io::SafetensorsFile resumed(tmp / "out" / "model" / "model.safetensors"), uninterrupted(tmp / "ref" / "model" / "model.safetensors");
-  ASSERT_EQ(resumed.entries().size(), uninterrupted.entries().size());
-  double max_diff = 0;
-  for (const auto& [name, entry] : uninterrupted.entries()) {
-    ASSERT_TRUE(resumed.contains(name)) << name;
-    auto a = resumed.tensor(name).to(torch::kFloat64), b = uninterrupted.tensor(name).to(torch::kFloat64);
-    ASSERT_EQ(a.sizes(), b.sizes()) << name;
-    max_diff = std::max(max_diff, (a - b).abs().max().item<double>());
-  }
-  EXPECT_LE(max_diff, 1e-6) << "largest weight difference between the resumed and the uninterrupted model";
+  testing::ModelDifference diff;
+  ASSERT_TRUE(testing::compare_saved_models(tmp / "out" / "model", tmp / "ref" / "model", &diff));
+  EXPECT_EQ(diff.codes_differing, 0) << "of " << diff.codes << " integer codes";
+  const double max_diff = diff.max_float;
+  EXPECT_LE(max_diff, 1e-6) << "largest weight difference between the resumed and the uninterrupted model (" << diff.worst << ")";
   auto rep = io::read_json_file(tmp / "out" / "report.json"), ref_rep = io::read_json_file(tmp / "ref" / "report.json");
   for (const char* k : {"accuracy", "macro_f1", "examples"}) EXPECT_EQ(rep["compressed"]["eval"][k], ref_rep["compressed"]["eval"][k]) << k;
   EXPECT_EQ(rep["train"]["last_eval"]["accuracy"], ref_rep["train"]["last_eval"]["accuracy"]);

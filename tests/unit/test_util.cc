@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "io/json_file.h"
+#include "io/safetensors.h"
 
 extern char** environ;
 
@@ -42,6 +43,28 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   std::vector<std::string> all{SQZ_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   return spawn_process(all, stderr_log);
+}
+
+::testing::AssertionResult compare_saved_models(const fs::path& a_dir, const fs::path& b_dir, ModelDifference* out) {
+  io::SafetensorsFile a(a_dir / "model.safetensors"), b(b_dir / "model.safetensors");
+  if (a.entries().size() != b.entries().size())
+    return ::testing::AssertionFailure() << a.entries().size() << " tensors against " << b.entries().size();
+  *out = ModelDifference{};
+  for (const auto& [name, entry] : a.entries()) {
+    if (!b.contains(name)) return ::testing::AssertionFailure() << "'" << name << "' only in " << a_dir;
+    auto x = a.tensor(name), y = b.tensor(name);
+    if (x.sizes() != y.sizes() || x.scalar_type() != y.scalar_type())
+      return ::testing::AssertionFailure() << "'" << name << "': " << x.sizes() << " " << x.scalar_type() << " against " << y.sizes() << " "
+                                           << y.scalar_type();
+    if (x.is_floating_point()) {
+      const double d = x.numel() ? (x.to(torch::kFloat64) - y.to(torch::kFloat64)).abs().max().item<double>() : 0.0;
+      if (out->worst.empty() || d > out->max_float) out->max_float = d, out->worst = name;
+    } else {
+      out->codes += x.numel();
+      out->codes_differing += x.ne(y).sum().item<int64_t>();
+    }
+  }
+  return ::testing::AssertionSuccess();
 }
 
 ::testing::AssertionResult all_close(const torch::Tensor& actual_in, const torch::Tensor& expected_in, double atol, double rtol) {

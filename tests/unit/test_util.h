@@ -29,6 +29,16 @@ int spawn_process(const std::vector<std::string>& argv, const fs::path& stderr_l
 // dir/config.json; returns that path.
 fs::path write_small_g2p_t5_config(const fs::path& dir);
 
+// How far the model.safetensors of two model dirs are apart: the largest |difference| over the
+// floating-point tensors (and which), and how many integer codes (int8 weights, packed nibbles)
+// differ. Fails when the two do not hold the same tensor names, shapes and dtypes.
+struct ModelDifference {
+  double max_float = 0;
+  std::string worst;
+  int64_t codes = 0, codes_differing = 0;
+};
+::testing::AssertionResult compare_saved_models(const fs::path& a, const fs::path& b, ModelDifference* out);
+
 // numpy.allclose semantics; on failure says where the worst element is.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected, double atol, double rtol);
 

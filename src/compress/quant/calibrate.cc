@@ -6,18 +6,24 @@
 namespace sqz::quant {
 
 std::vector<QuantizedLayer> post_training_quantize(const compress::CompressRecipe& r, models::TransformerModel& model,
-                                                   const io::Tokenizer& tok, const io::JsonFields& config) {
+                                                   const io::Tokenizer& tok, const io::JsonFields& config, dist::Group* group) {
   std::vector<std::unique_ptr<Quantizer>> ptq;
   for (const auto& q : r.quantize)
     if (!q.qat) {
       ptq.push_back(std::make_unique<Quantizer>(q));
       ptq.back()->attach(model);
+      if (group) ptq.back()->join(group);
     }
   const auto& task = data::find_task(r.train.task);
   data::EvalOptions o{r.train.batch_size, r.calibration_batches, r.train.seed, r.train.mlm_probability, nullptr};
+  o.group = group;
+  auto stand_in = [&](bool on) {
+    for (auto& q : ptq) q->set_stand_in(on);
+  };
   auto calibration_pass = [&](const std::string& what) {
-    log_info(what, " on ", r.calibration_batches, " batches of ", task.train_file);
-    data::evaluate_split(&model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o);
+    log_info(what, " on ", r.calibration_batches, " batches of ", task.train_file,
+             group && group->distributed() ? to_text(", each split over ", group->size(), " ranks") : std::string());
+    data::forward_split(model, tok, config, r.train.task, fs::path(r.train.data) / task.train_file, r.train.max_length, o, stand_in);
   };
   // SmoothQuant first: its per-channel ranges come from a pass of their own, and every later
   // range is measured on the smoothed model.

@@ -12,6 +12,14 @@ void HessianAccumulator::add(const torch::Tensor& x_in) {
   rows_ += x.size(0);
 }
 
+void HessianAccumulator::all_reduce(dist::Group& group, int64_t in) {
+  if (!group.distributed()) return;
+  if (!sum_.defined()) sum_ = torch::zeros({in, in}, torch::kFloat64);
+  auto rows = torch::tensor({static_cast<double>(rows_)}, torch::kFloat64);
+  group.sum({sum_, rows});
+  rows_ = static_cast<int64_t>(rows.item<double>());
+}
+
 torch::Tensor HessianAccumulator::hessian() const { return (2.0 / static_cast<double>(std::max<int64_t>(rows_, 1))) * sum_; }
 
 GptqResult gptq_quantize(const torch::Tensor& weight, const torch::Tensor& hessian, const QuantSpec& spec, double damp,

@@ -3,6 +3,7 @@
 // by the inverse Hessian of the layer's reconstruction error, H = 2 X^T X / n from calibration.
 #pragma once
 #include "compress/quant/qmath.h"
+#include "dist/group.h"
 
 namespace sqz::quant {
 
@@ -12,6 +13,9 @@ class HessianAccumulator {
   void add(const torch::Tensor& x);  // x: [..., in]
   int64_t rows() const { return rows_; }
   torch::Tensor hessian() const;  // 2 X^T X / n, [in, in]
+  // Data parallelism: X^T X and n summed over the ranks, on every rank (a rank that saw no rows
+  // adds zeros of width `in`).
+  void all_reduce(dist::Group& group, int64_t in);
 
  private:
   torch::Tensor sum_;

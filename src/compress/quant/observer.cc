@@ -34,14 +34,26 @@ Observer::Observer(ObserverSpec spec, QuantSpec quant, std::string source)
   if (spec_.momentum < 0 || spec_.momentum >= 1) fail_invalid(source_, ": momentum must be in [0, 1), got ", spec_.momentum);
 }
 
-void Observer::observe(const torch::Tensor& x_in) {
+void Observer::observe(const torch::Tensor& x_in, bool counts) {
   torch::NoGradGuard no_grad;
-  auto x = x_in.detach().to(torch::kFloat32).reshape({-1, x_in.size(-1)});
+  const int64_t channels = x_in.size(-1);
+  auto x = x_in.detach().to(torch::kFloat32).reshape({-1, channels});
+  if (!counts) x = x.slice(0, 0, 0);
+  const bool shared = group_ && group_->distributed();
+  const bool needs_values = spec_.kind == ObserverKind::kPercentile || spec_.kind == ObserverKind::kMse || spec_.kind == ObserverKind::kKl;
   auto flat = x.reshape({-1});
-  if (flat.numel() == 0) return;
-  auto absmax = std::get<0>(x.abs().max(0));
+  // The ranks' shares are consecutive rows of one batch: gathered in rank order they are its values in order.
+  if (shared && needs_values) flat = group_->gather_all(flat.contiguous());
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  torch::Tensor lo = flat.numel() ? flat.min() : torch::tensor(kInf), hi = flat.numel() ? flat.max() : torch::tensor(-kInf);
+  auto absmax = x.size(0) ? std::get<0>(x.abs().max(0)) : torch::zeros({channels});
+  if (shared) {  // one reduction: the minimum over ranks of [lo, -hi, -max|x| per channel]
+    auto packed = torch::cat({lo.reshape({1}), -hi.reshape({1}), -absmax});
+    group_->min(packed);
+    lo = packed[0], hi = -packed[1], absmax = -packed.slice(0, 2);
+  }
+  if (lo.item<float>() == kInf) return;  // nothing observed (on any rank)
   channel_absmax_ = channel_absmax_.defined() ? torch::maximum(channel_absmax_, absmax) : absmax;
-  torch::Tensor lo = flat.min(), hi = flat.max();
   if (spec_.kind == ObserverKind::kPercentile) {
     const double p = spec_.percentile / 100.0;
     auto k_hi = std::clamp<int64_t>(static_cast<int64_t>(std::ceil(p * flat.numel())), 1, flat.numel());
@@ -81,24 +93,6 @@ void Observer::load_state(const std::string& prefix, const train::StateDict& sta
   batches_ = state.value(prefix + "batches").get<int64_t>();
   lo_ = state.get(prefix + "lo"), hi_ = state.get(prefix + "hi");
   channel_absmax_ = state.get(prefix + "channel_absmax"), sample_ = state.get(prefix + "sample");
-  sample_synchronized_ = sample_.defined() ? sample_.numel() : 0;  // checkpoints hold the group's state
-}
-
-void Observer::synchronize(dist::Group& group) {
-  if (batches_ == 0) return;
-  torch::NoGradGuard no_grad;
-  if (spec_.kind == ObserverKind::kMovingAverage || spec_.kind == ObserverKind::kPercentile) {
-    group.mean({lo_, hi_});
-  } else {
-    group.min(lo_);
-    group.max(hi_);
-  }
-  group.max(channel_absmax_);
-  if (sample_.defined()) {
-    auto fresh = group.gather_all(sample_.slice(0, sample_synchronized_).contiguous());
-    sample_ = torch::cat({sample_.slice(0, 0, sample_synchronized_), fresh});
-    sample_synchronized_ = sample_.numel();
-  }
 }
 
 QParams Observer::qparams() const {

@@ -24,7 +24,9 @@ struct ObserverSpec {
 class Observer {
  public:
   Observer(ObserverSpec spec, QuantSpec quant, std::string source);
-  void observe(const torch::Tensor& x);  // x: [..., channels]
+  // x: [..., channels]. `counts` false: a data-parallel stand-in row (see join) that only meets
+  // the group's reduction.
+  void observe(const torch::Tensor& x, bool counts = true);
   int64_t batches() const { return batches_; }
   // Errors (naming the layer) when nothing was observed; constant inputs get a defined scale.
   QParams qparams() const;
@@ -32,11 +34,12 @@ class Observer {
   // What it has seen so far (ranges, channel maxima, the clip search's sample), under `prefix`.
   void save_state(const std::string& prefix, train::StateDict& state) const;
   void load_state(const std::string& prefix, const train::StateDict& state);
-  // Data parallelism: what every rank saw since the last call, merged on every rank. Min-max and
-  // channel maxima over the group equal one process's over the global batch; moving averages and
-  // percentiles become the mean of the ranks' (per-shard statistics, not the global batch's); the
-  // clip searches' samples gather the ranks' new values in rank order.
-  void synchronize(dist::Group& group);
+  // Data parallelism: from now on each observe() is one rank's share of a batch whose other rows
+  // the other ranks hold, and every rank calls it for every batch. The batch's statistics are
+  // reduced inside observe() (range and channel maxima: one min-reduction; percentile, MSE and
+  // KL: the whole batch's values gathered in row order), so every rank's observer is what one
+  // process observing the whole batch holds. Null: this process alone.
+  void join(dist::Group* group) { group_ = group; }
 
  private:
   ObserverSpec spec_;
@@ -44,7 +47,7 @@ class Observer {
   std::string source_;
   int64_t batches_ = 0;
   torch::Tensor lo_, hi_, channel_absmax_, sample_;
-  int64_t sample_synchronized_ = 0;  // sample_'s leading values that are already the group's
+  dist::Group* group_ = nullptr;
 };
 
 // The clip range in [0.3, 1] x (each slice's min-max) whose fake-quantization error on `x`

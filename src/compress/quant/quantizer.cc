@@ -1,5 +1,6 @@
 #include "compress/quant/quantizer.h"
 
+#include <limits>
 #include <map>
 
 #include "compress/quant/fake_quant.h"
@@ -27,10 +28,27 @@ struct Quantizer::Layer {
   torch::Tensor input_absmax;           // SmoothQuant's first pass: max |x| per input channel
   bool calibrating = false, active = false, smoothing_pass = false;
   std::string source;
+  // Data parallelism (see Quantizer::join): every rank runs every batch on its share of the rows;
+  // a stand-in's rows only meet the reductions.
+  dist::Group* group = nullptr;
+  bool stand_in = false;
 
   void reset_calibration() {
-    if (observer) observer = std::make_unique<Observer>(aq->observer, aq->spec, source + " (" + name + ")");
+    if (observer) observer = std::make_unique<Observer>(aq->observer, aq->spec, source + " (" + name + ")"), observer->join(group);
     if (hessian) hessian = std::make_unique<HessianAccumulator>();
+  }
+
+  bool shared() const { return group && group->distributed(); }
+
+  // The batch's [min, max] of x over the group (a stand-in contributes nothing): what one process
+  // sees in the whole batch. Reduced only in training, where every rank runs every batch.
+  std::pair<torch::Tensor, torch::Tensor> batch_range(const torch::Tensor& x, const QuantSpec& s) {
+    auto [lo, hi] = min_max(x, s);
+    if (!shared() || !linear->is_training()) return {lo, hi};
+    constexpr float kInf = std::numeric_limits<float>::infinity();
+    auto packed = torch::cat({stand_in ? torch::full_like(lo, kInf) : lo, stand_in ? torch::full_like(hi, kInf) : -hi}).contiguous();
+    group->min(packed);
+    return {packed.slice(0, 0, lo.size(0)).reshape(lo.sizes()), -packed.slice(0, lo.size(0)).reshape(hi.sizes())};
   }
 
   torch::Tensor masked_weight() const { return site->masked_weight(linear->logical_weight()); }
@@ -100,19 +118,21 @@ struct Quantizer::Layer {
     if (smoothing_pass) {
       torch::NoGradGuard no_grad;
       auto m = std::get<0>(x.detach().abs().reshape({-1, x.size(-1)}).max(0));
+      if (stand_in) m.zero_();
+      if (shared()) group->max(m);
       input_absmax = input_absmax.defined() ? torch::maximum(input_absmax, m) : m;
       return x;
     }
     if (calibrating) {
-      if (observer) observer->observe(x);
-      if (hessian) hessian->add(x);
+      if (observer) observer->observe(x, !stand_in);
+      if (hessian && !stand_in) hessian->add(x);
       return x;
     }
     if (!active || !aq) return x;
     const auto& s = aq->spec;
     switch (aq->method) {
       case ActivationMethod::kStatic: {
-        if (linear->is_training() && !a_frozen) observer->observe(x);
+        if (linear->is_training() && !a_frozen) observer->observe(x, !stand_in);
         return fake_quantize_ste(x, input_qparams(), s);
       }
       case ActivationMethod::kDynamic: return fake_quantize_ste(x, dynamic_qparams(x, s), s);
@@ -120,9 +140,10 @@ struct Quantizer::Layer {
       case ActivationMethod::kPact: {
         if (!a_initialised) {
           torch::NoGradGuard no_grad;
-          auto p = dynamic_qparams(x, s);
+          auto [lo, hi] = batch_range(x, s);
+          auto p = qparams_from_range(lo, hi, s);
           if (aq->method == ActivationMethod::kLsq) a_param.copy_(p.scale.reshape({1, 1})), a_zero.copy_(p.zero_point.reshape({1, 1}));
-          else a_param.copy_(x.detach().abs().max().clamp_min(1e-8).reshape({1, 1}));
+          else a_param.copy_(torch::maximum(lo.abs(), hi.abs()).max().clamp_min(1e-8).reshape({1, 1}));
           a_initialised = true;
         }
         if (aq->method == ActivationMethod::kLsq) return lsq_fake_quantize(x, a_param, a_zero, s, lsq_grad_factor(x, s));
@@ -245,6 +266,7 @@ void Quantizer::end_calibration() {
     l->calibrating = false;
     if (l->observer) l->a_frozen = l->observer->qparams();
     if (l->hessian) {
+      if (l->group) l->hessian->all_reduce(*l->group, l->linear->in_features());
       auto w = l->masked_weight();
       if (l->hessian->rows() == 0) fail_invalid(spec_.source, " (", l->name, "): GPTQ saw no calibration inputs");
       auto r = gptq_quantize(w, l->hessian->hessian(), l->wq->spec, l->wq->damp, spec_.source + " (" + l->name + ")");
@@ -304,15 +326,15 @@ void Quantizer::load_state(const std::string& prefix, const train::StateDict& st
   }
 }
 
-void Quantizer::synchronize(dist::Group& group) {
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> learned;
+void Quantizer::join(dist::Group* group) {
   for (auto& l : layers_) {
-    for (auto* t : {&l->w_param, &l->a_param, &l->a_zero})
-      if (t->defined()) learned.push_back(*t);
-    if (l->observer && !l->a_frozen) l->observer->synchronize(group);
+    l->group = group;
+    if (l->observer) l->observer->join(group);
   }
-  group.mean(learned);
+}
+
+void Quantizer::set_stand_in(bool on) {
+  for (auto& l : layers_) l->stand_in = on;
 }
 
 std::vector<QuantizedLayer> Quantizer::snapshot() const {

@@ -83,10 +83,15 @@ class Quantizer {
   // initialised, the static observers' ranges.
   void save_state(const std::string& prefix, train::StateDict& state) const;
   void load_state(const std::string& prefix, const train::StateDict& state);
-  // Data parallelism, after each optimizer step: the static observers' ranges become the group's
-  // and learned scales the group's mean (they differ only until their first-batch initialisation,
-  // which each rank makes from its own shard; averaged gradients keep them equal after that).
-  void synchronize(dist::Group& group);
+  // Data parallelism: from now on every rank runs every batch (training or calibration) on its
+  // share of the rows, and the batch's statistics are reduced inside the forward pass (observers'
+  // ranges, LSQ / PACT initial scales, SmoothQuant's channel maxima) or at end_calibration (GPTQ's
+  // Hessians): every rank holds what one process seeing the whole batch would, the same grid.
+  // Null: this process alone.
+  void join(dist::Group* group);
+  // A rank whose share of a batch is empty runs a stand-in row that meets the reductions and
+  // contributes nothing to them.
+  void set_stand_in(bool on);
   // Codes and parameters of every layer, as the forward pass uses them now.
   std::vector<QuantizedLayer> snapshot() const;
   // A loaded export: fixed input parameters per layer name (weights are already on their grid);
