@@ -17,7 +17,6 @@
 #include <thread>
 
 #include "io/json_file.h"
-#include "io/safetensors.h"
 #include "unit/test_util.h"
 
 namespace sqz {
@@ -57,13 +56,6 @@ fs::path write_recipe(const testing::ScratchDir& tmp, const std::string& extra =
   return tmp / "r.yaml";
 }
 
-std::vector<io::json> read_log(const fs::path& p) {
-  std::vector<io::json> out;
-  std::ifstream in(p);
-  for (std::string line; std::getline(in, line);) out.push_back(io::json::parse(line));
-  return out;
-}
-
 std::vector<std::string> rank_args(int rank, int port, int timeout_s) {
   return {"--rank", std::to_string(rank), "--world-size", "2", "--master", "127.0.0.1:" + std::to_string(port), "--dist-timeout",
           std::to_string(timeout_s)};
@@ -91,6 +83,41 @@ bool wait_for_file(const fs::path& p, double seconds) {
   return fs::exists(p);
 }
 
+// Two manual ranks (as on two hosts) on a free loopback port, each with its own arguments, its
+// stderr in dir/r0.log and dir/r1.log. A rank still running when the test ends is killed.
+class TwoRanks {
+ public:
+  TwoRanks(const fs::path& dir, const std::vector<std::string>& args0, const std::vector<std::string>& args1, int timeout_s)
+      : dir_(dir), port_(free_port()) {
+    pid_[0] = testing::spawn_sqz(cat(args0, rank_args(0, port_, timeout_s)), dir / "r0.log");
+    pid_[1] = testing::spawn_sqz(cat(args1, rank_args(1, port_, timeout_s)), dir / "r1.log");
+  }
+  ~TwoRanks() {
+    for (int r : {0, 1}) signal(r, SIGKILL), wait(r, 10);
+  }
+  bool started() const { return pid_[0] > 0 && pid_[1] > 0; }
+  pid_t pid(int rank) const { return pid_[rank]; }
+  int port() const { return port_; }
+  void signal(int rank, int sig) const {
+    if (pid_[rank] > 0 && !ended_[rank]) kill(pid_[rank], sig);
+  }
+  // Rank `rank`'s exit status once it ends, or -1 when it still runs after `seconds`.
+  int wait(int rank, double seconds) {
+    if (ended_[rank] || pid_[rank] <= 0) return status_[rank];
+    status_[rank] = wait_for_exit(pid_[rank], seconds);
+    ended_[rank] = status_[rank] != -1;
+    return status_[rank];
+  }
+  std::string log(int rank) const { return read_text_file(dir_ / ("r" + std::to_string(rank) + ".log")); }
+
+ private:
+  fs::path dir_;
+  int port_;
+  pid_t pid_[2] = {-1, -1};
+  int status_[2] = {-1, -1};
+  bool ended_[2] = {false, false};
+};
+
 void expect_same_curve(const std::vector<io::json>& one, const std::vector<io::json>& two, double rel) {
   ASSERT_EQ(one.size(), two.size());
   for (size_t i = 0; i < one.size(); ++i) {
@@ -114,7 +141,7 @@ TEST(Distributed, TwoLocalRanksTrainLikeOneProcess) {
   EXPECT_EQ(two.output.find("rank 1"), std::string::npos) << two.output;
   EXPECT_NE(two.output.find("\"ranks\":2"), std::string::npos) << two.output;
   // The same global batch of 8 (4 per rank) and seed: float sums in another order, nothing more.
-  expect_same_curve(read_log(tmp / "one" / "train_log.jsonl"), read_log(tmp / "two" / "train_log.jsonl"), 1e-5);
+  expect_same_curve(testing::read_json_lines(tmp / "one" / "train_log.jsonl"), testing::read_json_lines(tmp / "two" / "train_log.jsonl"), 1e-5);
   // A batch that does not split over the ranks is refused before training.
   auto odd = testing::run_sqz("train --recipe " + recipe.string() + " --set out=" + (tmp / "odd").string() + " --set batch_size=7 --nproc 2");
   EXPECT_NE(odd.code, 0);
@@ -151,28 +178,21 @@ TEST(Distributed, EvalSplitsTheDevSetAndGathersOneResult) {
 TEST(Distributed, KilledRankStopsTheOtherAndTheRunResumes) {
   testing::ScratchDir tmp("dist");
   const fs::path recipe = write_recipe(tmp);
-  const int port = free_port();
   const std::vector<std::string> train{"train", "--recipe", recipe.string(), "--set", "steps=100000", "--set", "eval_every=100000"};
-  const pid_t r0 = testing::spawn_sqz(cat(train, rank_args(0, port, 20)), tmp / "r0.log");
-  const pid_t r1 = testing::spawn_sqz(cat(train, rank_args(1, port, 20)), tmp / "r1.log");
-  ASSERT_GT(r0, 0);
-  ASSERT_GT(r1, 0);
+  TwoRanks ranks(tmp.path(), train, train, 20);
+  ASSERT_TRUE(ranks.started());
   const fs::path state = tmp / "run" / "checkpoint" / "trainer_state.json";
   const bool saved = wait_for_file(state, 120);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  kill(r1, SIGKILL);
+  ranks.signal(1, SIGKILL);
   const auto killed = Clock::now();
-  waitpid(r1, nullptr, 0);
-  int status = wait_for_exit(r0, 40);
+  ranks.wait(1, 10);
+  const int status = ranks.wait(0, 40);
   const double stopped_after = std::chrono::duration<double>(Clock::now() - killed).count();
-  if (status == -1) {
-    kill(r0, SIGKILL);
-    waitpid(r0, nullptr, 0);
-  }
-  ASSERT_TRUE(saved) << read_text_file(tmp / "r0.log");
+  ASSERT_TRUE(saved) << ranks.log(0);
   ASSERT_NE(status, -1) << "rank 0 still runs 40 s after rank 1 was killed";
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0);
-  const std::string log = read_text_file(tmp / "r0.log");
+  const std::string log = ranks.log(0);
   EXPECT_NE(log.find("rank 0 of 2: another rank stopped or stopped answering"), std::string::npos) << log;
   EXPECT_LT(stopped_after, 20.0) << log;
   std::printf("rank 0 stopped %.2f s after rank 1 was killed\n", stopped_after);
@@ -188,24 +208,17 @@ TEST(Distributed, KilledRankStopsTheOtherAndTheRunResumes) {
 TEST(Distributed, FrozenRankEndsTheRunAtTheTimeout) {
   testing::ScratchDir tmp("dist");
   const fs::path recipe = write_recipe(tmp);
-  const int port = free_port();
   const std::vector<std::string> train{"train", "--recipe", recipe.string(), "--set", "steps=100000", "--set", "eval_every=100000"};
-  const pid_t r0 = testing::spawn_sqz(cat(train, rank_args(0, port, 5)), tmp / "r0.log");
-  const pid_t r1 = testing::spawn_sqz(cat(train, rank_args(1, port, 5)), tmp / "r1.log");
+  TwoRanks ranks(tmp.path(), train, train, 5);
+  ASSERT_TRUE(ranks.started());
   const bool saved = wait_for_file(tmp / "run" / "checkpoint" / "trainer_state.json", 120);
-  kill(r1, SIGSTOP);
+  ranks.signal(1, SIGSTOP);
   const auto frozen = Clock::now();
-  const int status = wait_for_exit(r0, 40);
+  const int status = ranks.wait(0, 40);
   const double stopped_after = std::chrono::duration<double>(Clock::now() - frozen).count();
-  kill(r1, SIGKILL);
-  waitpid(r1, nullptr, 0);
-  if (status == -1) {
-    kill(r0, SIGKILL);
-    waitpid(r0, nullptr, 0);
-  }
-  ASSERT_TRUE(saved) << read_text_file(tmp / "r0.log");
+  ASSERT_TRUE(saved) << ranks.log(0);
   ASSERT_NE(status, -1) << "rank 0 still runs 40 s after rank 1 froze";
-  const std::string log = read_text_file(tmp / "r0.log");
+  const std::string log = ranks.log(0);
   EXPECT_NE(log.find("(timeout 5 s)"), std::string::npos) << log;
   EXPECT_GE(stopped_after, 4.0) << log;
   EXPECT_LT(stopped_after, 20.0) << log;
@@ -214,17 +227,15 @@ TEST(Distributed, FrozenRankEndsTheRunAtTheTimeout) {
 
 TEST(Distributed, RanksThatDifferAreRefusedByName) {
   testing::ScratchDir tmp("dist");
-  const fs::path recipe = write_recipe(tmp);
-  const int port = free_port();
-  const std::vector<std::string> train{"train", "--recipe", recipe.string()};
-  const pid_t r0 = testing::spawn_sqz(cat(train, rank_args(0, port, 20)), tmp / "r0.log");
-  const pid_t r1 = testing::spawn_sqz(cat(cat(train, {"--set", "lr=0.01"}), rank_args(1, port, 20)), tmp / "r1.log");
-  const int s0 = wait_for_exit(r0, 60), s1 = wait_for_exit(r1, 60);
+  const std::vector<std::string> train{"train", "--recipe", write_recipe(tmp).string()};
+  TwoRanks ranks(tmp.path(), train, cat(train, {"--set", "lr=0.01"}), 20);
+  ASSERT_TRUE(ranks.started());
+  const int s0 = ranks.wait(0, 60), s1 = ranks.wait(1, 60);
   ASSERT_NE(s0, -1);
   ASSERT_NE(s1, -1);
   EXPECT_EQ(WEXITSTATUS(s0), 2);
   EXPECT_EQ(WEXITSTATUS(s1), 2);
-  const std::string log0 = read_text_file(tmp / "r0.log"), log1 = read_text_file(tmp / "r1.log");
+  const std::string log0 = ranks.log(0), log1 = ranks.log(1);
   EXPECT_NE(log0.find("rank 1 runs another recipe than rank 0"), std::string::npos) << log0;
   EXPECT_NE(log0.find("rank 1: 'lr: 0.01'"), std::string::npos) << log0;
   EXPECT_NE(log1.find("sqz: rank 1: error"), std::string::npos) << log1;
@@ -269,116 +280,6 @@ TEST(Distributed, BadGroupFlagsAreRefused) {
 
 // sqz compress on 2 ranks: movement heads on an AGP schedule, Taylor FFN neurons, distillation
 // (bert-spam with dropout off): the same curve, the same heads and neurons kept, the same weights.
-// The bert-spam teacher with dropout off (see dropout_free_gpt2).
-fs::path dropout_free_bert(const fs::path& dir) {
-  fs::copy(fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam", dir, fs::copy_options::recursive);
-  auto config = io::read_json_object(dir / "config.json");
-  for (const char* key : {"hidden_dropout_prob", "attention_probs_dropout_prob"}) config[key] = 0.0;
-  io::write_json_file_atomic(dir / "config.json", config);
-  return dir;
-}
-
-// `train` examples of spam's train split and `dev` of its dev split, as a task data dir: the first
-// ones of each label, alternating (the label set comes from the train split).
-fs::path small_spam(const fs::path& dir, int train, int dev) {
-  fs::create_directories(dir);
-  for (auto [file, n] : {std::pair<const char*, int>{"train.jsonl", train}, {"dev.jsonl", dev}}) {
-    std::ifstream in(testing::shared_dir() / "data" / "spam" / file);
-    std::vector<std::string> by_label[2];
-    for (std::string line; std::getline(in, line);) by_label[line.find("\"label\": \"spam\"") != std::string::npos].push_back(line);
-    std::ofstream out(dir / file);
-    for (int i = 0; i < n; ++i) out << by_label[i % 2].at(static_cast<size_t>(i / 2)) << "\n";
-  }
-  return dir;
-}
-
-// `sqz compress` of one recipe in one process (into tmp/one) and on 2 local ranks (tmp/two); the
-// two compressed models must hold the same tensors, within `max_float` and with at most
-// `max_codes_differing` of their integer codes different. Returns both training logs.
-std::pair<std::vector<io::json>, std::vector<io::json>> compress_one_and_two(const testing::ScratchDir& tmp, const std::string& recipe,
-                                                                             double max_float, double max_codes_differing) {
-  write_file_atomic(tmp / "r.yaml", recipe + "out: " + (tmp / "one").string() + "\n");
-  const std::string cmd = "compress --recipe " + (tmp / "r.yaml").string();
-  auto one = testing::run_sqz(cmd);
-  EXPECT_EQ(one.code, 0) << one.output;
-  auto two = testing::run_sqz(cmd + " --set out=" + (tmp / "two").string() + " --nproc 2");
-  EXPECT_EQ(two.code, 0) << two.output;
-  EXPECT_NE(two.output.find("\"ranks\":2"), std::string::npos) << two.output;
-  testing::ModelDifference d;
-  EXPECT_TRUE(testing::compare_saved_models(tmp / "one" / "model", tmp / "two" / "model", &d)) << "the ranks kept other heads or neurons";
-  EXPECT_LE(d.max_float, max_float) << d.worst;
-  EXPECT_LE(static_cast<double>(d.codes_differing), max_codes_differing * static_cast<double>(d.codes));
-  std::printf("compress 1 vs 2 ranks: max |float difference| %g (%s), %lld of %lld integer codes differ\n", d.max_float, d.worst.c_str(),
-              static_cast<long long>(d.codes_differing), static_cast<long long>(d.codes));
-  const fs::path log = fs::path("train") / "train_log.jsonl";
-  return {fs::exists(tmp / "one" / log) ? read_log(tmp / "one" / log) : std::vector<io::json>{},
-          fs::exists(tmp / "two" / log) ? read_log(tmp / "two" / log) : std::vector<io::json>{}};
-}
-
-void expect_same_losses(const std::vector<io::json>& one, const std::vector<io::json>& two, size_t evals, double rel) {
-  ASSERT_EQ(one.size(), evals);
-  ASSERT_EQ(two.size(), evals);
-  for (size_t i = 0; i < evals; ++i) {
-    const double a = one[i]["train_loss"].get<double>(), b = two[i]["train_loss"].get<double>();
-    EXPECT_NEAR(b, a, rel * a) << "train_loss at step " << one[i]["step"];
-    std::printf("train_loss at step %d: 1 process %.9f, 2 ranks %.9f\n", one[i]["step"].get<int>(), a, b);
-  }
-}
-
-TEST(Distributed, TwoRanksCompressLikeOneProcess) {
-  testing::ScratchDir tmp("dist");
-  const fs::path model = dropout_free_bert(tmp / "m");
-  auto [one, two] = compress_one_and_two(
-      tmp,
-      "train:\n  model: " + model.string() + "\n  task: spam\n  data: " + (testing::shared_dir() / "data" / "spam").string() +
-          "\n  max_length: 48\n  steps: 8\n  batch_size: 8\n  lr: 1.0e-4\n  warmup_steps: 1\n  threads: 1\n  eval_every: 4\n"
-          "  eval_batches: 2\ndistill: {temperature: 2.0, logits_weight: 1.0, labels_weight: 0.5, hidden_weight: 1.0}\nprune:\n"
-          "  - {name: heads, granularity: head, metric: movement, sparsity: 0.5, schedule: {kind: agp, start: 0, end: 4, every: 1}}\n"
-          "  - {name: ffn, granularity: neuron, metric: taylor, sparsity: 0.5, scope: global, schedule: {kind: oneshot, start: 3}}\n"
-          "latency: {enabled: false}\neval_batches: 3\n",
-      1e-4, 0);
-  expect_same_losses(one, two, 2, 1e-5);
-}
-
-// QAT with static activation ranges (moving average; percentile, whose values are gathered) on
-// 2:4 weights: each batch's ranges are reduced inside the forward pass, so the ranks quantize on
-// the grid one process uses. 9 examples in batches of 2: the epoch's last batch has one row, and
-// rank 1 runs a stand-in.
-TEST(Distributed, TwoRanksQuantizeAwareLikeOneProcess) {
-  testing::ScratchDir tmp("dist");
-  const fs::path model = dropout_free_bert(tmp / "m"), data = small_spam(tmp / "data", 9, 24);
-  auto [one, two] = compress_one_and_two(
-      tmp,
-      "train:\n  model: " + model.string() + "\n  task: spam\n  data: " + data.string() +
-          "\n  max_length: 48\n  steps: 8\n  batch_size: 2\n  lr: 1.0e-4\n  warmup_steps: 1\n  threads: 1\n  eval_every: 4\n"
-          "  eval_batches: 2\ndistill: {temperature: 2.0, logits_weight: 1.0, labels_weight: 0.5, hidden_weight: 1.0}\nprune:\n"
-          "  - {name: s24, targets: {roles: [q, k, v, o, ffn_in, ffn_out]}, granularity: nm, n: 2, m: 4, metric: magnitude,"
-          " schedule: {kind: oneshot, start: 0}}\nquantize:\n"
-          "  - {name: att, targets: {roles: [q, k, v, o]}, mode: qat, start_step: 1, weight: {bits: 8, method: minmax},"
-          " activation: {bits: 8, symmetric: false, method: static, observer: moving_average}}\n"
-          "  - {name: ffn, targets: {roles: [ffn_in, ffn_out]}, mode: qat, start_step: 1, weight: {bits: 8, method: minmax},"
-          " activation: {bits: 8, symmetric: false, method: static, observer: percentile, percentile: 99.9}}\n"
-          "speedup: false\nlatency: {enabled: false}\neval_batches: 2\n",
-      2e-4, 1e-4);
-  // Float sums in another order, which Adam's first steps (updates of about lr x sign) amplify in
-  // weights whose gradient is near zero; per-rank ranges gave 6e-3 and 15% of the codes.
-  expect_same_losses(one, two, 2, 5e-5);
-}
-
-// PTQ: GPTQ weights (Hessians summed over the ranks) and MSE-clipped static inputs (values
-// gathered); 3 calibration batches of 4, 4 and 1 example (rank 1 stands in for the last).
-TEST(Distributed, TwoRanksCalibrateLikeOneProcess) {
-  testing::ScratchDir tmp("dist");
-  const fs::path data = small_spam(tmp / "data", 9, 24);
-  compress_one_and_two(tmp,
-                       "train:\n  model: " + (fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam").string() + "\n  task: spam\n  data: " +
-                           data.string() + "\n  max_length: 48\n  steps: 0\n  batch_size: 4\n  threads: 1\nquantize:\n"
-                           "  - {name: w8a8, targets: {types: [linear]}, mode: ptq, weight: {bits: 8, granularity: channel, method: gptq},"
-                           " activation: {bits: 8, symmetric: false, method: static, observer: mse}}\n"
-                           "calibration: {batches: 3}\nlatency: {enabled: false}\neval_batches: 2\n",
-                       1e-5, 1e-4);
-}
-
 // Local addresses ("a.b.c.d:port") of the TCP sockets `pid` listens on, from /proc.
 std::vector<std::string> listening_addresses(pid_t pid) {
   std::set<std::string> inodes;
@@ -413,18 +314,14 @@ std::vector<std::string> listening_addresses(pid_t pid) {
 
 TEST(Distributed, GroupListensOnlyOnTheAddressGiven) {
   testing::ScratchDir tmp("dist");
-  const fs::path recipe = write_recipe(tmp);
-  const int port = free_port();
-  const std::vector<std::string> train{"train", "--recipe", recipe.string(), "--set", "steps=100000", "--set", "eval_every=100000"};
-  const pid_t r0 = testing::spawn_sqz(cat(train, rank_args(0, port, 20)), tmp / "r0.log");
-  const pid_t r1 = testing::spawn_sqz(cat(train, rank_args(1, port, 20)), tmp / "r1.log");
+  const std::vector<std::string> train{"train", "--recipe", write_recipe(tmp).string(), "--set", "steps=100000", "--set", "eval_every=100000"};
+  TwoRanks ranks(tmp.path(), train, train, 20);
+  ASSERT_TRUE(ranks.started());
   const bool training = wait_for_file(tmp / "run" / "checkpoint" / "trainer_state.json", 120);
-  const auto at0 = listening_addresses(r0), at1 = listening_addresses(r1);
-  for (pid_t pid : {r0, r1}) kill(pid, SIGKILL);
-  for (pid_t pid : {r0, r1}) waitpid(pid, nullptr, 0);
-  ASSERT_TRUE(training) << read_text_file(tmp / "r0.log");
+  const auto at0 = listening_addresses(ranks.pid(0)), at1 = listening_addresses(ranks.pid(1));
+  ASSERT_TRUE(training) << ranks.log(0);
   bool store_found = false;
-  for (const auto& a : at0) store_found |= a == "127.0.0.1:" + std::to_string(port);
+  for (const auto& a : at0) store_found |= a == "127.0.0.1:" + std::to_string(ranks.port());
   EXPECT_TRUE(store_found) << "rank 0 does not listen on the store's address";
   for (const auto* at : {&at0, &at1})
     for (const auto& a : *at) EXPECT_EQ(a.rfind("127.0.0.1:", 0), 0u) << "a socket listens on " << a;
@@ -478,7 +375,7 @@ TEST(Distributed, TwoHostsInNetworkNamespacesTrainLikeOneProcess) {
   }
   EXPECT_NE(read_text_file(tmp / "r0.log").find("joined the group at 10.213.0.1:29500"), std::string::npos);
   EXPECT_FALSE(fs::exists(tmp / "host1"));
-  expect_same_curve(read_log(tmp / "one" / "train_log.jsonl"), read_log(tmp / "host0" / "train_log.jsonl"), 1e-5);
+  expect_same_curve(testing::read_json_lines(tmp / "one" / "train_log.jsonl"), testing::read_json_lines(tmp / "host0" / "train_log.jsonl"), 1e-5);
 }
 
 }  // namespace

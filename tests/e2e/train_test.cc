@@ -25,20 +25,12 @@ std::string gpt2_recipe(const fs::path& out) {
          "\nmax_length: 32\nbatch_size: 8\nlr: 0.003\nwarmup_steps: 2\nthreads: 1\neval_batches: 2\nout: " + out.string() + "\n";
 }
 
-std::vector<io::json> read_log(const fs::path& p) {
-  std::vector<io::json> out;
-  std::ifstream in(p);
-  std::string line;
-  while (std::getline(in, line)) out.push_back(io::json::parse(line));
-  return out;
-}
-
 TEST(Train, LossFallsOnRealText) {
   testing::ScratchDir tmp("train");
   write_file_atomic(tmp / "r.yaml", gpt2_recipe(tmp / "run"));
   std::string out;
   ASSERT_EQ(run_quiet("train --recipe " + (tmp / "r.yaml").string() + " --set steps=40 --set eval_every=20", &out), 0) << out;
-  auto log = read_log(tmp / "run" / "train_log.jsonl");
+  auto log = testing::read_json_lines(tmp / "run" / "train_log.jsonl");
   ASSERT_EQ(log.size(), 2u) << out;
   EXPECT_LT(log[1]["perplexity"].get<double>(), log[0]["perplexity"].get<double>()) << out;
   EXPECT_LT(log[1]["train_loss"].get<double>(), log[0]["train_loss"].get<double>()) << out;
@@ -64,7 +56,7 @@ TEST(Train, Seq2SeqOnG2p) {
   std::ofstream(tmp / "r.yaml") << recipe;
   std::string out;
   ASSERT_EQ(run_quiet("train --recipe " + (tmp / "r.yaml").string(), &out), 0) << out;
-  auto log = read_log(tmp / "run" / "train_log.jsonl");
+  auto log = testing::read_json_lines(tmp / "run" / "train_log.jsonl");
   ASSERT_EQ(log.size(), 2u) << out;
   EXPECT_LT(log[1]["perplexity"].get<double>(), log[0]["perplexity"].get<double>()) << out;
   EXPECT_LT(log[1]["train_loss"].get<double>(), log[0]["train_loss"].get<double>()) << out;
@@ -103,7 +95,7 @@ TEST(Train, SameSeedSameModel) {
   std::vector<std::string> logs;
   for (const char* out : {"a", "b"}) {
     ASSERT_EQ(run_quiet("train --recipe " + (tmp / "r.yaml").string() + " --set out=" + (tmp / out).string()), 0);
-    auto log = read_log(tmp / out / "train_log.jsonl");
+    auto log = testing::read_json_lines(tmp / out / "train_log.jsonl");
     ASSERT_FALSE(log.empty());
     logs.push_back(std::to_string(log.back()["train_loss"].get<double>()));
   }

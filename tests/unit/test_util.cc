@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <fstream>
 
 #include "io/json_file.h"
 #include "io/safetensors.h"
@@ -43,6 +44,13 @@ int spawn_sqz(const std::vector<std::string>& args, const fs::path& stderr_log) 
   std::vector<std::string> all{SQZ_BINARY};
   all.insert(all.end(), args.begin(), args.end());
   return spawn_process(all, stderr_log);
+}
+
+std::vector<io::json> read_json_lines(const fs::path& path) {
+  std::vector<io::json> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) out.push_back(io::json::parse(line));
+  return out;
 }
 
 ::testing::AssertionResult compare_saved_models(const fs::path& a_dir, const fs::path& b_dir, ModelDifference* out) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "io/json_file.h"
 #include "unit/test_paths.h"
 
 namespace sqz::testing {
@@ -28,6 +29,9 @@ int spawn_process(const std::vector<std::string>& argv, const fs::path& stderr_l
 // configs/t5-g2p.json shrunk to d_model 64 and 2+2 layers (seconds to train), written as
 // dir/config.json; returns that path.
 fs::path write_small_g2p_t5_config(const fs::path& dir);
+
+// One JSON value per line (train_log.jsonl and the like).
+std::vector<io::json> read_json_lines(const fs::path& path);
 
 // How far the model.safetensors of two model dirs are apart: the largest |difference| over the
 // floating-point tensors (and which), and how many integer codes (int8 weights, packed nibbles)
