@@ -6,6 +6,7 @@
 #include "core/format.h"
 #include "core/process.h"
 #include "eval/bench_case.h"
+#include "eval/python_peers.h"
 #include "kernels/cpu_isa.h"
 #include "nn/threads.h"
 #include "runtime/runtime_dir.h"
@@ -212,8 +213,12 @@ io::json bench_target(const BenchOptions& o, BenchTarget& t) {
 
 // --case names a case some bench has, or is refused (a typo would otherwise time nothing).
 void check_case_names(const BenchOptions& o) {
-  static const std::vector<std::string> fixed{"libtorch-fp32", "sqz-fp32", "sqz-bf16", "sqz-int8", "sqz-int8-attn-int8",
-                                              "sqz-int8-2:4", "sqz-int8-block", "onnxruntime-fp32", "onnxruntime-int8"};
+  static const std::vector<std::string> fixed = [] {
+    std::vector<std::string> names{"libtorch-fp32", "sqz-fp32",         "sqz-bf16",       "sqz-int8",        "sqz-int8-attn-int8",
+                                   "sqz-int8-2:4",  "sqz-int8-block",   "onnxruntime-fp32", "onnxruntime-int8"};
+    for (const auto& c : python_peer_cases()) names.push_back(c);
+    return names;
+  }();
   for (const auto& c : o.cases)
     if (std::find(fixed.begin(), fixed.end(), c) == fixed.end() && c.rfind("libtorch-int8-dynamic-", 0) != 0)
       fail_invalid("--case '", c, "' is not a bench case; the cases: ", join(fixed, ", "), ", libtorch-int8-dynamic-<engine>");

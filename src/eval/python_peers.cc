@@ -1,0 +1,85 @@
+#include "eval/python_peers.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "build_paths.h"
+#include "core/error.h"
+#include "core/process.h"
+#include "io/json_file.h"
+#include "kernels/cpu_isa.h"
+
+namespace sqz::eval {
+
+namespace {
+
+const fs::path kSourceDir = SQZ_SOURCE_DIR;
+
+std::string python() {
+  if (const char* env = std::getenv("SQZ_PYTHON"); env && *env) return env;
+  return (kSourceDir / "third_party" / "venv" / "bin" / "python").string();
+}
+
+std::string module_of(const std::string& engine) { return engine == "ctranslate2" ? "ctranslate2" : "openvino"; }
+
+}  // namespace
+
+std::string PythonPeer::description() const {
+  return (engine == "ctranslate2" ? "CTranslate2 " : "OpenVINO ") + version + " (PyPI, CPU)";
+}
+
+std::string PythonPeer::precision(const std::string& variant) const {
+  if (variant == "int8") return engine == "ctranslate2" ? "int8" : "int8 dyn (ONNX graph)";
+  return variant;
+}
+
+double PythonPeer::tolerance(const std::string& variant) const { return variant == "fp32" ? 1e-4 : variant == "bf16" ? 0.05 : 0.2; }
+
+std::vector<std::string> python_peer_cases() {
+  return {"ctranslate2-fp32", "ctranslate2-int8", "openvino-fp32", "openvino-bf16", "openvino-int8"};
+}
+
+std::optional<PythonPeer> find_python_peer(const std::string& engine, std::string* why) {
+  const std::string py = python();
+  if (!fs::exists(py)) {
+    *why = "the project's Python venv is not at " + py + " (bash scripts/install_deps.sh makes it)";
+    return std::nullopt;
+  }
+  const fs::path log = fs::temp_directory_path() / ("sqz-peer-probe-" + std::to_string(getpid()) + ".log");
+  const std::string module = module_of(engine);
+  const int rc = run_process({py, "-c", "import " + module + " as m; print(m.__version__.split('-')[0])"}, {}, log);
+  const std::string out = read_text_file(log);
+  std::error_code ec;
+  fs::remove(log, ec);
+  if (rc != 0) {
+    *why = "the venv's Python cannot import " + module + " (python/requirements.txt pins it; bash scripts/install_deps.sh)";
+    return std::nullopt;
+  }
+  PythonPeer peer{engine, out.substr(0, out.find_first_of("\r\n")), {"fp32", "int8"}};
+  if (engine == "openvino" && kernels::cpu_has_avx512bf16()) peer.variants = {"fp32", "bf16", "int8"};
+  return peer;
+}
+
+OnnxRuntimeRun run_python_peer(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant, const int64_t* ids,
+                               const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup, int threads) {
+  const size_t n = static_cast<size_t>(batch * seq);
+  const io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(ids, ids + n)},
+                       {"attention_mask", std::vector<int64_t>(mask, mask + n)},
+                       {"token_type_ids", types ? std::vector<int64_t>(types, types + n) : std::vector<int64_t>(n, 0)}};
+  const fs::path inputs = files.work_dir / "inputs.json", out = files.work_dir / "out.json", log = files.work_dir / "peer.log";
+  write_file_atomic(inputs, in.dump());
+  const std::vector<std::string> argv{python(), (kSourceDir / "scripts" / "peer_encoder.py").string(), peer.engine, variant,
+                                      (files.work_dir / "model").string(), files.work_dir.string(), files.work_dir.string(),
+                                      inputs.string(), out.string(), std::to_string(runs), std::to_string(warmup), std::to_string(threads)};
+  if (const int rc = run_process(argv, {}, log); rc != 0)
+    fail_data(peer.description(), " (scripts/peer_encoder.py ", peer.engine, " ", variant, ") failed with exit ", rc, ": ", log_tail(log));
+  const io::json r = io::read_json_file(out);
+  OnnxRuntimeRun run;
+  run.output = r.at("values").get<std::vector<float>>();
+  run.timing = timing_stats(r.at("times_ms").get<std::vector<double>>());
+  run.version = r.at("version").get<std::string>();
+  return run;
+}
+
+}  // namespace sqz::eval

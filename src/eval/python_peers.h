@@ -1,0 +1,38 @@
+// CTranslate2 and OpenVINO as `sqz bench` peers of BERT sequence classifiers. Each case is one run
+// of scripts/peer_encoder.py in the project's Python venv (third_party/venv, made by
+// scripts/install_deps.sh from python/requirements.txt; SQZ_PYTHON names another interpreter), in
+// its own process with the engine's own threads, as ONNX Runtime's cases are. CTranslate2
+// converts the saved model with its own Transformers converter (float32, or int8 weights with
+// int8 GEMMs); OpenVINO compiles the ONNX graphs sqz's exporter wrote for ONNX Runtime (fp32 at
+// f32 and at bf16 inference precision, and the dynamic-int8 graph).
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "eval/onnxruntime_peer.h"
+
+namespace sqz::eval {
+
+struct PythonPeer {
+  std::string engine;                 // "ctranslate2", "openvino"
+  std::string version;                // the installed package's
+  std::vector<std::string> variants;  // ctranslate2: fp32, int8; openvino: fp32, bf16 (CPUs with AVX-512 BF16), int8
+  std::string case_name(const std::string& variant) const { return engine + "-" + variant; }
+  std::string description() const;                        // "CTranslate2 4.5.0 (PyPI, CPU)"
+  std::string precision(const std::string& variant) const;  // as the table shows it
+  double tolerance(const std::string& variant) const;       // max relative error against libtorch fp32
+};
+
+// Every case name a Python peer can have (for --case).
+std::vector<std::string> python_peer_cases();
+
+// The peer when the venv's Python imports it; otherwise nullopt and *why says what is missing.
+std::optional<PythonPeer> find_python_peer(const std::string& engine, std::string* why);
+
+// One checked run (its logits) and `runs` timed ones of `variant`, on the saved model and the
+// ONNX graphs in `files` (prepare_onnxruntime's work dir). ids / mask / types: [batch, seq].
+OnnxRuntimeRun run_python_peer(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant, const int64_t* ids,
+                               const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup, int threads);
+
+}  // namespace sqz::eval
