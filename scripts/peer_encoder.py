@@ -27,15 +27,27 @@ def load_inputs(path):
 
 
 def ensure_vocabulary(model_dir):
-    """The converter copies the tokenizer's vocabulary into its model; a model saved without one
-    (a `sqz bench --preset`) gets placeholder tokens, one per id: the bench feeds ids, not text."""
-    if any(os.path.exists(f"{model_dir}/{f}") for f in ("vocab.txt", "tokenizer.json")):
+    """CTranslate2's converter copies the tokenizer's vocabulary into its model; a model saved
+    without a tokenizer (the bench's saved copy, a `--preset`) gets a placeholder one, a token per
+    id (the bench feeds ids, not text): vocab.txt for BERT, a word-level tokenizer.json otherwise."""
+    if any(os.path.exists(f"{model_dir}/{f}") for f in ("vocab.txt", "tokenizer.json", "vocab.json", "tokenizer.model")):
         return
-    size = json.load(open(f"{model_dir}/config.json"))["vocab_size"]
+    config = json.load(open(f"{model_dir}/config.json"))
+    size = config["vocab_size"]
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     tokens = special[:size] + [f"[id{i}]" for i in range(len(special), size)]
-    with open(f"{model_dir}/vocab.txt", "w") as f:
-        f.write("\n".join(tokens) + "\n")
+    if config.get("model_type") == "bert":
+        with open(f"{model_dir}/vocab.txt", "w") as f:
+            f.write("\n".join(tokens) + "\n")
+        return
+    tokenizer = {"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {"type": "Whitespace"},
+                 "post_processor": None, "decoder": None,
+                 "model": {"type": "WordLevel", "vocab": {t: i for i, t in enumerate(tokens)}, "unk_token": "[UNK]"}}
+    json.dump(tokenizer, open(f"{model_dir}/tokenizer.json", "w"))
+    # The generic fast tokenizer: a family's own class would add its default special tokens.
+    settings = {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "bos_token": "[CLS]", "eos_token": "[SEP]",
+                "pad_token": "[PAD]"}
+    json.dump(settings, open(f"{model_dir}/tokenizer_config.json", "w"))
 
 
 def ctranslate2_runner(variant, model_dir, work_dir, threads):

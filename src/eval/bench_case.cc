@@ -257,6 +257,47 @@ std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded
   }
 }
 
+namespace {
+
+// The Python peers whose cases are selected and whose packages import; a skip line for the others.
+std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& result) {
+  std::vector<PythonPeer> peers;
+  for (const std::string engine : {"ctranslate2", "openvino"}) {
+    std::vector<std::string> names;
+    for (const auto& c : python_peer_cases())
+      if (c.rfind(engine + "-", 0) == 0) names.push_back(c);
+    if (!any_selected(o, names)) continue;
+    std::string why;
+    if (auto peer = find_python_peer(engine, &why)) peers.push_back(*peer);
+    else skip_case(result, engine + "-*", why);
+  }
+  return peers;
+}
+
+}  // namespace
+
+ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, const std::string& unsupported, io::json& result) {
+  ProcessPeers p;
+  const bool want_ort = any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"}), want_python = any_selected(o, python_peer_cases());
+  if (o.peers_only || !(want_ort || want_python)) return p;
+  if (!unsupported.empty()) {
+    if (want_ort) skip_case(result, "onnxruntime-*", unsupported);
+    if (want_python) skip_case(result, "ctranslate2-*, openvino-*", unsupported);
+    return p;
+  }
+  if (want_ort) p.ort = onnxruntime_or_skip(loaded, result);
+  if (want_python) p.python = python_peers_or_skip(o, result);
+  if (!p.python.empty() && !p.ort) {
+    try {
+      p.files = prepare_onnxruntime(loaded);
+    } catch (const std::exception& e) {
+      skip_case(result, "ctranslate2-*, openvino-*", e.what());
+      p.python.clear();
+    }
+  }
+  return p;
+}
+
 io::json profile_rows(const runtime::OpProfile& profile, int64_t per) {
   io::json rows = io::json::array();
   for (const auto& r : profile.rows())

@@ -11,6 +11,7 @@
 #include "eval/bench.h"
 #include "eval/latency.h"
 #include "eval/onnxruntime_peer.h"
+#include "eval/python_peers.h"
 #include "models/registry.h"
 #include "runtime/engine.h"
 #include "runtime/linear_op.h"
@@ -152,6 +153,16 @@ void build_sqz_engines(const BenchOptions& o, models::LoadedModel& loaded, std::
 
 // ONNX Runtime ready for `loaded`, or null with the reason it is not in result["skipped"].
 std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded, io::json& result);
+
+// The peers that run in their own processes: ONNX Runtime and the Python peers (CTranslate2,
+// OpenVINO) whose cases are selected, all reading one saved copy of the model and its ONNX graphs.
+// Each that cannot run is a skip line; `unsupported` says why none can for this model ("" = they can).
+struct ProcessPeers {
+  std::unique_ptr<OnnxRuntimePeer> ort, files;  // files: the copy when ONNX Runtime does not run
+  std::vector<PythonPeer> python;
+  const OnnxRuntimePeer* shared_files() const { return ort ? ort.get() : files.get(); }
+};
+ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, const std::string& unsupported, io::json& result);
 
 // A profile as rows [{op, ms, calls, share}], ms and calls per one of `per` (forwards, tokens).
 io::json profile_rows(const runtime::OpProfile& profile, int64_t per);

@@ -134,6 +134,25 @@ void add_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, mo
   }
 }
 
+// CTranslate2 and OpenVINO: one Python process per case checks and times it, as ONNX Runtime's.
+void add_python_peer_cases(const BenchOptions& o, const std::vector<PythonPeer>& peers, const OnnxRuntimePeer& files,
+                           models::TransformerModel& model, const torch::Tensor& prompt, std::vector<BenchCase>& cases) {
+  for (const auto& peer : peers)
+    for (const auto& variant : peer.variants) {
+      if (!case_selected(o, peer.case_name(variant))) continue;
+      auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
+      auto run = [&o, &peer, &files, &model, variant, timed, prompt](std::vector<double>*) {
+        *timed = run_python_peer_decoder(peer, files, variant, model, prompt, o.decode_steps, o.runs, o.warmup, o.threads);
+        return torch::tensor(timed->first_logits).reshape({prompt.size(0), -1});
+      };
+      cases.push_back({.name = peer.case_name(variant), .engine = peer.description(), .precision = peer.precision(variant),
+                       .tolerance = peer.tolerance(variant), .reference = last_logits(&model, prompt), .run = run,
+                       .own_timings = [timed] {
+                         return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
+                       }});
+    }
+}
+
 }  // namespace
 
 io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -154,8 +173,11 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   std::vector<std::unique_ptr<runtime::Decoder>> owned;
   std::vector<SqzDecoder> engines;
   if (!o.peers_only) build_sqz_engines(o, loaded, sparse, blocks, owned, engines, result);
-  std::unique_ptr<OnnxRuntimePeer> ort;  // its own processes: timed in the parent only
-  if (!o.peers_only && any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) ort = onnxruntime_or_skip(loaded, result);
+  // Peers in their own processes, timed in the parent only.
+  const std::string type = model.info().model_type;
+  ProcessPeers peers = process_peers_or_skip(
+      o, loaded, onnx_exporter_for(type).empty() ? "the peers' exporters and runners take GPT-2, OPT and Llama decoders; this model is " + type : "",
+      result);
 
   for (int64_t batch : o.batches) {
     auto gen = at::detail::createCPUGenerator(o.seed + 1);
@@ -163,7 +185,8 @@ io::json run_decoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     std::vector<BenchCase> cases;
     add_libtorch_cases(o, model, prompt, scorer, cases);
     add_sqz_cases(o, engines, prompt, bandwidth, scorer, cases);
-    if (ort) add_onnxruntime_cases(o, *ort, model, prompt, cases);
+    if (peers.ort) add_onnxruntime_cases(o, *peers.ort, model, prompt, cases);
+    if (peers.shared_files()) add_python_peer_cases(o, peers.python, *peers.shared_files(), model, prompt, cases);
     run_cases(cases, o, batch, /*decoder=*/true, decoder_timed_fields(batch), result["rows"]);
   }
   set_torch_threads(saved_threads);

@@ -5,7 +5,6 @@
 #include "eval/bench_case.h"
 #include "eval/libtorch_int8_peer.h"
 #include "eval/onnxruntime_peer.h"
-#include "eval/python_peers.h"
 #include "kernels/cpu_isa.h"
 #include "nn/threads.h"
 #include "runtime/bert_encoder.h"
@@ -166,21 +165,6 @@ void add_python_peer_cases(const BenchOptions& o, const std::vector<PythonPeer>&
     }
 }
 
-// The Python peers whose cases are selected and whose packages import; a skip line for the others.
-std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& result) {
-  std::vector<PythonPeer> peers;
-  for (const std::string engine : {"ctranslate2", "openvino"}) {
-    std::vector<std::string> names;
-    for (const auto& c : python_peer_cases())
-      if (c.rfind(engine + "-", 0) == 0) names.push_back(c);
-    if (!any_selected(o, names)) continue;
-    std::string why;
-    if (auto peer = find_python_peer(engine, &why)) peers.push_back(*peer);
-    else skip_case(result, engine + "-*", why);
-  }
-  return peers;
-}
-
 }  // namespace
 
 io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, const std::string& model_name) {
@@ -197,40 +181,21 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   result["input"] = input_description(o, scorer);
   SqzEncoders sqz_engines;
   if (!o.peers_only) build_sqz_encoders(o, loaded, sqz_engines, result);
-  // Peers in their own processes (timed in the parent only): ONNX Runtime, CTranslate2 and OpenVINO
-  // read one saved copy of the model and its ONNX graphs.
-  std::unique_ptr<OnnxRuntimePeer> ort, files;
-  std::vector<PythonPeer> python_peers;
-  std::vector<std::string> python_cases = python_peer_cases();
-  const bool want_ort = any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"}), want_python = any_selected(o, python_cases);
-  if (!o.peers_only && (want_ort || want_python)) {
-    if (model.info().model_type != "bert" || model.info().head_class != "BertForSequenceClassification") {
-      const std::string why = "the ONNX exporter (scripts/onnx_bert.py) and the peers' runner (scripts/peer_encoder.py) take BERT sequence "
-                              "classifiers; this model is " + model.info().head_class;
-      if (want_ort) skip_case(result, "onnxruntime-*", why);
-      if (want_python) skip_case(result, "ctranslate2-*, openvino-*", why);
-    } else {
-      if (want_ort) ort = onnxruntime_or_skip(loaded, result);
-      if (want_python) python_peers = python_peers_or_skip(o, result);
-      if (!python_peers.empty() && !ort) {
-        try {
-          files = prepare_onnxruntime(loaded);
-        } catch (const std::exception& e) {
-          skip_case(result, "ctranslate2-*, openvino-*", e.what());
-          python_peers.clear();
-        }
-      }
-    }
-  }
-  const OnnxRuntimePeer* peer_files = ort ? ort.get() : files.get();
+  // Peers in their own processes, timed in the parent only.
+  const bool classifier = model.info().model_type == "bert" && model.info().head_class == "BertForSequenceClassification";
+  ProcessPeers peers = process_peers_or_skip(
+      o, loaded,
+      classifier ? "" : "the ONNX exporter (scripts/onnx_bert.py) and the peers' runner (scripts/peer_encoder.py) take BERT sequence classifiers; "
+                        "this model is " + model.info().head_class,
+      result);
 
   for (int64_t batch : o.batches) {
     EncoderBatch in(model, o, scorer, batch);
     std::vector<BenchCase> cases;
     add_libtorch_cases(model, in, scorer, cases);
     add_sqz_cases(o, sqz_engines, in, scorer, cases);
-    if (ort) add_onnxruntime_cases(o, *ort, in, cases);
-    if (peer_files) add_python_peer_cases(o, python_peers, *peer_files, in, cases);
+    if (peers.ort) add_onnxruntime_cases(o, *peers.ort, in, cases);
+    if (peers.shared_files()) add_python_peer_cases(o, peers.python, *peers.shared_files(), in, cases);
     run_cases(cases, o, batch, /*decoder=*/false, encoder_timed_fields(batch, forward_flops(model, batch, o.seq) / 1e9), result["rows"]);
   }
   add_peak_fractions(result, o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));

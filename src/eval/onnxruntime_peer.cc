@@ -106,17 +106,19 @@ OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& v
   return run;
 }
 
-OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,
-                                             const torch::Tensor& prompt, int64_t decode_steps, int runs, int warmup, int threads) {
-  const auto block = model.structure().attention.at(0);  // the exporter writes every layer alike
+io::json decoder_peer_inputs(models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps) {
+  const auto block = model.structure().attention.at(0);  // the exporters write every layer alike
   // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
   const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
   const torch::Tensor ids = prompt.contiguous();
   const int64_t* p = ids.data_ptr<int64_t>();
-  const io::json in = {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
-                       {"decode_steps", decode_steps}, {"layers", model.info().num_layers}, {"heads", kv_heads},
-                       {"head_dim", block.head_dim}};
-  const io::json r = run_node_script(peer, "ort_decode.js", variant, in, runs, warmup, threads);
+  return {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
+          {"decode_steps", decode_steps}, {"layers", model.info().num_layers}, {"heads", kv_heads}, {"head_dim", block.head_dim}};
+}
+
+OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,
+                                             const torch::Tensor& prompt, int64_t decode_steps, int runs, int warmup, int threads) {
+  const io::json r = run_node_script(peer, "ort_decode.js", variant, decoder_peer_inputs(model, prompt, decode_steps), runs, warmup, threads);
   return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }

@@ -63,6 +63,9 @@ struct OnnxRuntimeDecodeRun {
   std::vector<double> prefill_ms, decode_ms_per_token;  // one per timed run
   std::string version;
 };
+// What a decoder peer's runner reads (scripts/ort_decode.js, scripts/peer_decoder.py): the prompt
+// [batch, seq], decode_steps, and the KV-cache shape (layers, K/V heads, head size) of `model`.
+io::json decoder_peer_inputs(models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps);
 // `model` exported by scripts/onnx_decoder.py: prefill `prompt` [batch, seq], then `decode_steps`
 // greedy tokens, once checked, `warmup` times, then `runs` timed times. The KV-cache inputs are
 // shaped from the model (layers, KV heads, head size).

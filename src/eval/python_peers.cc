@@ -61,25 +61,44 @@ std::optional<PythonPeer> find_python_peer(const std::string& engine, std::strin
   return peer;
 }
 
+namespace {
+
+// Runs scripts/SCRIPT for `variant` with `in` as its inputs file; returns its OUT.json.
+io::json run_peer_script(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& script, const std::string& variant,
+                         const io::json& in, int runs, int warmup, int threads) {
+  const fs::path inputs = files.work_dir / "inputs.json", out = files.work_dir / "out.json", log = files.work_dir / "peer.log";
+  write_file_atomic(inputs, in.dump());
+  const std::vector<std::string> argv{python(), (kSourceDir / "scripts" / script).string(), peer.engine, variant,
+                                      (files.work_dir / "model").string(), files.work_dir.string(), files.work_dir.string(),
+                                      inputs.string(), out.string(), std::to_string(runs), std::to_string(warmup), std::to_string(threads)};
+  if (const int rc = run_process(argv, {}, log); rc != 0)
+    fail_data(peer.description(), " (scripts/", script, " ", peer.engine, " ", variant, ") failed with exit ", rc, ": ", log_tail(log));
+  return io::read_json_file(out);
+}
+
+}  // namespace
+
 OnnxRuntimeRun run_python_peer(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant, const int64_t* ids,
                                const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup, int threads) {
   const size_t n = static_cast<size_t>(batch * seq);
   const io::json in = {{"batch", batch}, {"seq", seq}, {"input_ids", std::vector<int64_t>(ids, ids + n)},
                        {"attention_mask", std::vector<int64_t>(mask, mask + n)},
                        {"token_type_ids", types ? std::vector<int64_t>(types, types + n) : std::vector<int64_t>(n, 0)}};
-  const fs::path inputs = files.work_dir / "inputs.json", out = files.work_dir / "out.json", log = files.work_dir / "peer.log";
-  write_file_atomic(inputs, in.dump());
-  const std::vector<std::string> argv{python(), (kSourceDir / "scripts" / "peer_encoder.py").string(), peer.engine, variant,
-                                      (files.work_dir / "model").string(), files.work_dir.string(), files.work_dir.string(),
-                                      inputs.string(), out.string(), std::to_string(runs), std::to_string(warmup), std::to_string(threads)};
-  if (const int rc = run_process(argv, {}, log); rc != 0)
-    fail_data(peer.description(), " (scripts/peer_encoder.py ", peer.engine, " ", variant, ") failed with exit ", rc, ": ", log_tail(log));
-  const io::json r = io::read_json_file(out);
+  const io::json r = run_peer_script(peer, files, "peer_encoder.py", variant, in, runs, warmup, threads);
   OnnxRuntimeRun run;
   run.output = r.at("values").get<std::vector<float>>();
   run.timing = timing_stats(r.at("times_ms").get<std::vector<double>>());
   run.version = r.at("version").get<std::string>();
   return run;
+}
+
+OnnxRuntimeDecodeRun run_python_peer_decoder(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant,
+                                             models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps, int runs,
+                                             int warmup, int threads) {
+  const io::json r =
+      run_peer_script(peer, files, "peer_decoder.py", variant, decoder_peer_inputs(model, prompt, decode_steps), runs, warmup, threads);
+  return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
+          r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }
 
 }  // namespace sqz::eval

@@ -1,5 +1,5 @@
-// CTranslate2 and OpenVINO as `sqz bench` peers of BERT sequence classifiers. Each case is one run
-// of scripts/peer_encoder.py in the project's Python venv (third_party/venv, made by
+// CTranslate2 and OpenVINO as `sqz bench` peers of BERT sequence classifiers and of GPT-2, OPT and
+// Llama decoders. Each case is one run of scripts/peer_encoder.py or scripts/peer_decoder.py in the project's Python venv (third_party/venv, made by
 // scripts/install_deps.sh from python/requirements.txt; SQZ_PYTHON names another interpreter), in
 // its own process with the engine's own threads, as ONNX Runtime's cases are. CTranslate2
 // converts the saved model with its own Transformers converter (float32, or int8 weights with
@@ -30,9 +30,16 @@ std::vector<std::string> python_peer_cases();
 // The peer when the venv's Python imports it; otherwise nullopt and *why says what is missing.
 std::optional<PythonPeer> find_python_peer(const std::string& engine, std::string* why);
 
-// One checked run (its logits) and `runs` timed ones of `variant`, on the saved model and the
-// ONNX graphs in `files` (prepare_onnxruntime's work dir). ids / mask / types: [batch, seq].
+// One checked run (its logits) and `runs` timed ones of `variant` by scripts/peer_encoder.py, on
+// the saved model and the ONNX graphs in `files` (prepare_onnxruntime's work dir). ids / mask /
+// types: [batch, seq].
 OnnxRuntimeRun run_python_peer(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant, const int64_t* ids,
                                const int64_t* mask, const int64_t* types, int64_t batch, int64_t seq, int runs, int warmup, int threads);
+
+// Decoders (GPT-2, OPT, Llama), by scripts/peer_decoder.py: prefill `prompt` [batch, seq], then
+// `decode_steps` greedy tokens, once checked (the prompt's last logits), then `runs` timed.
+OnnxRuntimeDecodeRun run_python_peer_decoder(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant,
+                                             models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps, int runs,
+                                             int warmup, int threads);
 
 }  // namespace sqz::eval

@@ -1,8 +1,8 @@
 // The engines users would pick instead of sqz, installed from PyPI into the project's venv:
 // CTranslate2 (its own Transformers converter; float32 and int8) and OpenVINO (sqz's ONNX graphs;
-// f32, bf16 where the CPU has it, and the dynamic-int8 graph) in one `sqz bench` run — each case
-// checked against libtorch fp32 before it is timed, or skipped with the reason when the venv
-// lacks the package.
+// f32, bf16 where the CPU has it, and the dynamic-int8 graph) in one `sqz bench` run, on a BERT
+// classifier and on a GPT-2 decoder (prefill, then greedy decode) — each case checked against
+// libtorch fp32 before it is timed, or skipped with the reason when the venv lacks the package.
 #include <set>
 
 #include "core/process.h"
@@ -19,12 +19,13 @@ bool venv_imports(const std::string& module) {
   return fs::exists(python) && run_process({python.string(), "-c", "import " + module}, {}, tmp / "log") == 0;
 }
 
-TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimed) {
+// Runs `sqz bench MODEL ARGS` with every Python peer's case and checks each row it should have.
+void expect_checked_peer_rows(const fs::path& model, const std::string& args, bool decoder) {
   testing::ScratchDir tmp("peers");
   const std::string cases = " --case libtorch-fp32 --case ctranslate2-fp32 --case ctranslate2-int8 --case openvino-fp32 --case openvino-bf16"
                             " --case openvino-int8";
-  auto r = testing::run_sqz("bench " + (testing::fixtures_dir() / "bert-seqcls" / "model").string() + " --batch 2 --seq 16 --runs 2" +
-                            " --warmup 0 --threads 2" + cases + " --json " + (tmp / "bench.json").string());
+  auto r = testing::run_sqz("bench " + model.string() + args + " --runs 2 --warmup 0 --threads 2" + cases + " --json " +
+                            (tmp / "bench.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   const auto j = io::read_json_file(tmp / "bench.json");
   std::map<std::string, io::json> rows;
@@ -41,17 +42,26 @@ TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimed) {
       ASSERT_TRUE(rows.count(name)) << name << " did not run: " << j.dump();
       const auto& row = rows[name];
       EXPECT_EQ(row["status"], "ok") << row.dump();
-      EXPECT_GT(row["median_ms"].get<double>(), 0.0) << row.dump();
+      EXPECT_GT(row[decoder ? "prefill_ms" : "median_ms"].get<double>(), 0.0) << row.dump();
+      if (decoder) EXPECT_TRUE(row.contains("decode_ms_per_token")) << row.dump();
       EXPECT_NE(row["engine"].get<std::string>().find("(PyPI, CPU)"), std::string::npos) << row.dump();  // with its version
       // fp32 computes what libtorch computes; bf16 and int8 within the check's tolerance.
       EXPECT_LT(row["max_rel_err"].get<double>(), v == "fp32" ? 1e-4 : v == "bf16" ? 0.05 : 0.2) << row.dump();
     }
   }
+}
+
+TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnAnEncoder) {
+  expect_checked_peer_rows(testing::fixtures_dir() / "bert-seqcls" / "model", " --batch 2 --seq 16", /*decoder=*/false);
   // A model the runner does not take is a named skip, not a failure.
   auto lm = testing::run_sqz("bench " + (testing::fixtures_dir() / "bert-mlm" / "model").string() +
                              " --batch 1 --seq 16 --runs 1 --warmup 0 --case libtorch-fp32 --case ctranslate2-int8");
   ASSERT_EQ(lm.code, 0) << lm.output;
   EXPECT_NE(lm.output.find("skipped ctranslate2-*, openvino-*: the ONNX exporter"), std::string::npos) << lm.output;
+}
+
+TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnADecoder) {
+  expect_checked_peer_rows(testing::fixtures_dir() / "gpt2-lm" / "model", " --batch 1 --batch 2 --seq 8 --decode-steps 4", /*decoder=*/true);
 }
 
 }  // namespace

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""CTranslate2 and OpenVINO as `sqz bench` peers of decoders (src/eval/python_peers.cc).
+
+    peer_decoder.py ENGINE VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
+
+Each run prefills the prompt and then greedily decodes INPUTS' decode_steps tokens, as
+scripts/ort_decode.js does for ONNX Runtime. ENGINE ctranslate2: MODEL_DIR (an HF GPT-2, OPT or
+Llama causal LM) converted by CTranslate2's Transformers converter (fp32: float32, int8: int8);
+the check reads the prompt's last logits from Generator.forward_batch; each timed run is two
+Generator.generate_batch calls, one token (the prefill) and decode_steps + 1 tokens; decode per
+token is the latter past the median prefill, over decode_steps. ENGINE openvino: ONNX_DIR/model-VARIANT.onnx (scripts/onnx_decoder.py,
+KV cache as explicit inputs) compiled for the CPU at f32 (or bf16 for VARIANT bf16, on the fp32
+graph), each step's presents fed back as the next past.
+INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (K/V heads), head_dim.
+OUT.json: values (the prompt's last logits, first run), tokens, prefill_ms, decode_ms_per_token, version.
+"""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from peer_encoder import ensure_vocabulary
+
+
+def ctranslate2_runner(variant, model_dir, work_dir, threads, x):
+    import ctranslate2
+
+    out = f"{work_dir}/ct2-{variant}"
+    if not os.path.exists(out):
+        ensure_vocabulary(model_dir)
+        ctranslate2.converters.TransformersConverter(model_dir).convert(out, quantization="int8" if variant == "int8" else "float32")
+    gen = ctranslate2.Generator(out, device="cpu", compute_type="int8" if variant == "int8" else "float32", intra_threads=threads)
+    b, seq = x["batch"], x["seq"]
+    prompts = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, seq).tolist()
+    vocabulary = json.load(open(f"{out}/vocabulary.json"))
+    words = [[vocabulary[i] for i in row] for row in prompts]
+
+    def generate(n):  # the prompt and n greedy tokens, never stopping early; returns (tokens, wall ms)
+        t0 = time.perf_counter()
+        r = gen.generate_batch(words, max_length=n, min_length=n, sampling_topk=1, end_token=[], include_prompt_in_result=False)
+        return [h.sequences_ids[0] for h in r], (time.perf_counter() - t0) * 1e3
+
+    def run():
+        first = np.asarray(gen.forward_batch(prompts))[:, -1]
+        _, prefill = generate(1)  # the prefill and the first token, which ONNX Runtime's prefill also yields
+        tokens, whole = generate(x["decode_steps"] + 1)
+        return first, tokens, prefill, whole
+
+    return run, ctranslate2.__version__
+
+
+def decode_per_token(prefill, whole, steps):
+    """CTranslate2's runs time whole generations: a run's decode per token is its generation past
+    the median prefill, over the steps (a run's own prefill would add its noise twice)."""
+    return [(w - float(np.median(prefill))) / max(steps, 1) for w in whole]
+
+
+    return run, ctranslate2.__version__
+
+
+def openvino_runner(variant, onnx_dir, threads, x):
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+    config["INFERENCE_PRECISION_HINT"] = "bf16" if variant == "bf16" else "f32"
+    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}.onnx"
+    compiled = core.compile_model(core.read_model(graph), "CPU", config)
+    request = compiled.create_infer_request()
+    b, layers, heads, hd = x["batch"], x["layers"], x["heads"], x["head_dim"]
+    ids = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, x["seq"])
+    kinds = [f"{kind}_{i}" for i in range(layers) for kind in ("key", "value")]
+
+    def run():
+        feeds = {"input_ids": ids}
+        feeds.update({f"past_{k}": np.zeros((b, heads, 0, hd), dtype=np.float32) for k in kinds})
+        t0 = time.perf_counter()
+        out = request.infer(feeds)
+        t1 = time.perf_counter()
+        logits = np.array(out[compiled.output("logits")])
+        first, tokens = logits.copy(), []
+        for _ in range(x["decode_steps"]):
+            nxt = logits.argmax(-1).astype(np.int64).reshape(b, 1)
+            tokens.append(nxt[:, 0].tolist())
+            step = {"input_ids": nxt}
+            step.update({f"past_{k}": np.array(out[compiled.output(f"present_{k}")]) for k in kinds})
+            out = request.infer(step)
+            logits = np.array(out[compiled.output("logits")])
+        t2 = time.perf_counter()
+        return first, tokens, (t1 - t0) * 1e3, (t2 - t1) * 1e3 / max(x["decode_steps"], 1)
+
+    return run, ov.__version__.split("-")[0]
+
+
+def main():
+    engine, variant, model_dir, onnx_dir, work_dir, inputs, out = sys.argv[1:8]
+    runs, warmup, threads = (int(a) for a in sys.argv[8:11])
+    x = json.load(open(inputs))
+    if engine == "ctranslate2":
+        run, version = ctranslate2_runner(variant, model_dir, work_dir, threads, x)
+    elif engine == "openvino":
+        run, version = openvino_runner(variant, onnx_dir, threads, x)
+    else:
+        sys.exit(f"peer_decoder.py: unknown engine {engine!r} (ctranslate2, openvino)")
+    first, tokens, _, _ = run()
+    for _ in range(warmup):
+        run()
+    prefill, decode = [], []
+    for _ in range(runs):
+        _, _, p, d = run()
+        prefill.append(p)
+        decode.append(d)
+    if engine == "ctranslate2":
+        decode = decode_per_token(prefill, decode, x["decode_steps"])
+    json.dump({"values": np.asarray(first, dtype=np.float32).reshape(-1).tolist(), "tokens": tokens, "prefill_ms": prefill,
+               "decode_ms_per_token": decode, "version": version}, open(out, "w"))
+
+
+if __name__ == "__main__":
+    main()
