@@ -23,11 +23,8 @@ std::vector<std::pair<int64_t, int64_t>> parse_map(const YAML::Node& n, const st
   return out;
 }
 
-// Where the distilled outputs (logits, last states) live: the decoder's positions in a seq2seq batch
-// (labels not -100), else the input's real tokens; and the token at each of them.
-torch::Tensor real_positions(const data::Batch& b) {
-  return b.decoder_input_ids.defined() ? b.labels.ne(-100) : b.attention_mask.to(torch::kBool);
-}
+// The token at each position the distilled outputs (logits, last states) live at (data::real_positions).
+using data::real_positions;
 torch::Tensor position_tokens(const data::Batch& b) { return b.decoder_input_ids.defined() ? b.decoder_input_ids : b.input_ids; }
 
 // Real-token mask [B, T, 1] for averaging per-token losses (all ones without padding).
@@ -158,6 +155,10 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
 
 torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& task) {
   torch::Tensor total = task.loss * spec_.labels_weight;
+  // A data-parallel share's means are its part of the whole batch's (data::Batch::whole).
+  const int64_t positions = real_positions(batch).sum().item<int64_t>(), rows = batch.input_ids.size(0);
+  const double of_positions = batch.share_of_mean(positions, batch.whole ? batch.whole->positions : 0);
+  const double of_rows = batch.share_of_mean(rows, batch.whole ? batch.whole->rows : 0);
   models::ModelOutputs t;
   {
     torch::NoGradGuard no_grad;
@@ -175,9 +176,9 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
     torch::Tensor mean;
     if (kl.dim() == 2) {  // per token: average over real tokens
       auto w = real_positions(batch).to(torch::kFloat);
-      mean = (kl * w).sum() / w.sum().clamp_min(1.0);
+      mean = (kl * w).sum() / w.sum().clamp_min(1.0) * of_positions;
     } else {
-      mean = kl.mean();
+      mean = kl.mean() * of_rows;
     }
     auto term = mean * (T * T);
     last_kl_ = term.item<double>();
@@ -201,12 +202,12 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
       }
       sum = sum.defined() ? sum + mse : mse;
     }
-    sum = sum / static_cast<double>(spec_.hidden_map.size());
+    sum = sum * (of_positions / static_cast<double>(spec_.hidden_map.size()));
     last_hidden_ = sum.item<double>();
     total = total + spec_.hidden_weight * sum;
   }
   if (spec_.contrastive_weight > 0) {
-    auto term = contrastive(batch, s.hidden_states.back(), t.hidden_states.back());
+    auto term = contrastive(batch, s.hidden_states.back(), t.hidden_states.back()) * of_positions;
     last_contrastive_ = term.item<double>();
     total = total + spec_.contrastive_weight * term;
   }
@@ -216,7 +217,7 @@ torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& 
       auto mse = torch::mse_loss(s.attentions.at(si - 1), t.attentions.at(ti - 1));
       sum = sum.defined() ? sum + mse : mse;
     }
-    sum = sum / static_cast<double>(spec_.attention_map.size());
+    sum = sum * (of_rows / static_cast<double>(spec_.attention_map.size()));  // padded as the whole batch: equal elements per row
     last_attention_ = sum.item<double>();
     total = total + spec_.attention_weight * sum;
   }

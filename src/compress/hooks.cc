@@ -31,8 +31,10 @@ std::vector<train::TrainHooks::ParamGroup> CompressHooks::extra_parameters() {
 
 torch::Tensor CompressHooks::total_loss(const data::Batch& batch, const data::LossResult& task, int64_t) {
   torch::Tensor loss = distiller ? distiller->loss(batch, task) : task.loss;
+  // Terms that do not depend on the data count once per whole batch: a share adds its rows' part.
+  const double of_rows = batch.share_of_mean(batch.input_ids.size(0), batch.whole ? batch.whole->rows : 0);
   for (auto& p : pruners)
-    if (auto reg = p->regularizer(); reg.defined()) loss = loss + reg;
+    if (auto reg = p->regularizer(); reg.defined()) loss = loss + reg * of_rows;
   return loss;
 }
 

@@ -62,19 +62,33 @@ models::ModelInputs batch_inputs(const models::TransformerModel& model, const Ba
   return in;
 }
 
+int64_t target_count(const Batch& batch, Objective objective) {
+  switch (objective) {
+    case Objective::kClassification: return batch.labels.size(0);
+    case Objective::kSeq2Seq:
+    case Objective::kMaskedLM: return batch.labels.ne(kIgnoreIndex).sum().item<int64_t>();
+    case Objective::kCausalLM: return batch.attention_mask.slice(1, 1).ne(0).sum().item<int64_t>();
+  }
+  return 0;
+}
+
+Batch share_of(const Batch& whole, int64_t begin, int64_t end, Objective objective) {
+  Batch share = batch_rows(whole, begin, end);
+  share.whole = BatchCounts{whole.input_ids.size(0), target_count(whole, objective), real_positions(whole).sum().item<int64_t>()};
+  return share;
+}
+
 LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Objective objective) {
   namespace F = torch::nn::functional;
   LossResult r;
   switch (objective) {
     case Objective::kClassification:
       r.loss = F::cross_entropy(logits, batch.labels);
-      r.targets = batch.labels.size(0);
       break;
     case Objective::kSeq2Seq:  // labels [B, Tt] aligned with the decoder's positions, -100 at padding
     case Objective::kMaskedLM: {
       auto flat_labels = batch.labels.reshape({-1});
       if (logits.dim() == 2) flat_labels = flat_labels.masked_select(flat_labels.ne(kIgnoreIndex));  // scored rows only
-      r.targets = flat_labels.ne(kIgnoreIndex).sum().item<int64_t>();
       r.loss = F::cross_entropy(logits.reshape({-1, logits.size(-1)}), flat_labels,
                                 F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
       break;
@@ -82,11 +96,15 @@ LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Obj
     case Objective::kCausalLM: {
       auto targets = batch.input_ids.slice(1, 1).masked_fill(batch.attention_mask.slice(1, 1).eq(0), kIgnoreIndex);
       auto pred = logits.slice(1, 0, -1);
-      r.targets = targets.ne(kIgnoreIndex).sum().item<int64_t>();
       r.loss = F::cross_entropy(pred.reshape({-1, pred.size(-1)}), targets.reshape({-1}),
                                 F::CrossEntropyFuncOptions().ignore_index(kIgnoreIndex));
       break;
     }
+  }
+  r.targets = target_count(batch, objective);
+  if (batch.whole) {
+    // A share without targets (MLM masked none of its tokens) adds nothing; the mean over none is NaN.
+    r.loss = r.targets == 0 ? logits.sum() * 0.0 : r.loss * batch.share_of_mean(r.targets, batch.whole->targets);
   }
   return r;
 }

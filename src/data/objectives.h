@@ -35,6 +35,14 @@ struct LossResult {
 // The model inputs of a batch (token types only for families that use them).
 models::ModelInputs batch_inputs(const models::TransformerModel& model, const Batch& batch);
 
+// How many targets `objective` has in `batch` (classification: rows; LMs and seq2seq: the tokens
+// the loss scores).
+int64_t target_count(const Batch& batch, Objective objective);
+
+// Rows [begin, end) of `whole` (batch_rows) that know the whole batch's counts (Batch::whole): a
+// data-parallel rank's share, whose loss is its part of the whole batch's.
+Batch share_of(const Batch& whole, int64_t begin, int64_t end, Objective objective);
+
 // The loss of `objective` on logits already computed for `batch` (by the model, or by the
 // runtime engine): the mean, and the number of targets; `outputs` is left empty.
 // Masked-LM logits may be [B, T, V] or, scored at the labelled positions only, [N, V].

@@ -172,7 +172,11 @@ Batch ClassificationData::batch(int64_t begin, int64_t end) const {
 
 Batch batch_rows(const Batch& b, int64_t begin, int64_t end) {
   auto rows = [&](const torch::Tensor& t) { return t.defined() ? t.slice(0, begin, end) : t; };
-  return {rows(b.input_ids), rows(b.attention_mask), rows(b.token_type_ids), rows(b.labels), rows(b.decoder_input_ids)};
+  return {rows(b.input_ids), rows(b.attention_mask), rows(b.token_type_ids), rows(b.labels), rows(b.decoder_input_ids), b.whole};
+}
+
+torch::Tensor real_positions(const Batch& b) {
+  return b.decoder_input_ids.defined() ? b.labels.ne(-100) : b.attention_mask.to(torch::kBool);
 }
 
 LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size) : block_(block_size) {

@@ -2,6 +2,7 @@
 // modelling, JSONL with text/label (or text_a/text_b/label) for classification, source/target
 // for seq2seq. `--task NAME --data DIR` is all a user types.
 #pragma once
+#include <optional>
 #include <torch/torch.h>
 
 #include <map>
@@ -52,14 +53,33 @@ struct Seq2SeqExample {
 };
 std::vector<Seq2SeqExample> read_seq2seq_jsonl(const fs::path& path);
 
+// The counts a whole global batch's means divide by: rows, targets (as the objective counts them),
+// real positions (see real_positions).
+struct BatchCounts {
+  int64_t rows = 0, targets = 0, positions = 0;
+};
+
 struct Batch {
   torch::Tensor input_ids, attention_mask, token_type_ids, labels;
   torch::Tensor decoder_input_ids;  // seq2seq: the labels shifted right from decoder_start_token_id
+  // Set on a data-parallel rank's share (data::share_of): the whole batch's counts. Each mean the
+  // loss takes over the share divides by the whole batch's count instead of its own, so the ranks'
+  // losses add up to the whole batch's mean however rows, tokens and targets split.
+  std::optional<BatchCounts> whole;
+  // The factor that turns a mean over this batch's `local` items into its part of the whole
+  // batch's mean over `whole_count` items: 1 for a whole batch.
+  double share_of_mean(int64_t local, int64_t whole_count) const {
+    return whole && whole_count > 0 ? static_cast<double>(local) / static_cast<double>(whole_count) : 1.0;
+  }
 };
 
 // Rows [begin, end) of a batch, padded as the whole batch is: a data-parallel rank's share computes
 // at the padded positions exactly what one process computes there (activation ranges see them).
 Batch batch_rows(const Batch& batch, int64_t begin, int64_t end);
+
+// The positions whose outputs count: the target positions of seq2seq (labels != -100), else the
+// attention mask. [B, T] bool.
+torch::Tensor real_positions(const Batch& batch);
 
 // What the training loop reads, whatever the task: examples (or blocks) batched in the current
 // order, reshuffled per epoch by a seeded generator.

@@ -98,11 +98,4 @@ void check_ranks_agree(dist::Group& group, models::TransformerModel& model, cons
   }
 }
 
-LocalShare local_share(const dist::Group& group, int64_t n) {
-  auto [begin, end] = dist::shard(n, group.rank(), group.size());
-  LocalShare s{begin, end, 1.0};
-  if (n > 0) s.loss_weight = static_cast<double>(end - begin) * group.size() / static_cast<double>(n);
-  return s;
-}
-
 }  // namespace sqz::train

@@ -21,12 +21,4 @@ void average_gradients(dist::Group& group, const std::vector<torch::Tensor>& par
 // value differs between ranks: they must move in lockstep.
 void check_ranks_agree(dist::Group& group, models::TransformerModel& model, const TrainHooks& hooks);
 
-// Each rank's part [begin, end) of a global batch of `n` examples, and the weight its loss gets so
-// that the group's averaged gradient equals the gradient of the whole batch's mean loss.
-struct LocalShare {
-  int64_t begin = 0, end = 0;
-  double loss_weight = 1.0;
-};
-LocalShare local_share(const dist::Group& group, int64_t n);
-
 }  // namespace sqz::train

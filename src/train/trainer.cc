@@ -281,14 +281,16 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       int64_t pos = (step * examples_per_step + micro * r.batch_size);
       if (pos / n_train != epoch) shuffle(epoch = pos / n_train);
       int64_t begin = pos % n_train;
-      // Every rank builds the whole batch (padding, MLM masks) and takes its rows of it.
+      // Every rank builds the whole batch (padding, MLM masks) and takes its rows of it; the
+      // share's loss is its part of the whole batch's mean (data::Batch::whole), so the ranks'
+      // gradients, averaged, are the whole batch's.
       const int64_t rows = std::min(r.batch_size, n_train - begin);
       data::Batch whole = s.train->batch(begin, begin + rows);
       if (s.objective == data::Objective::kMaskedLM)
         whole.labels = data::mask_tokens(whole.input_ids, whole.attention_mask, s.mlm, r.mlm_probability, mask_gen);
-      const LocalShare share = local_share(group, rows);
-      const bool stand_in = share.begin == share.end;
-      data::Batch batch = stand_in ? data::batch_rows(whole, 0, 1) : data::batch_rows(whole, share.begin, share.end);
+      const auto [first, last] = dist::shard(rows, group.rank(), group.size());
+      const bool stand_in = first == last;
+      data::Batch batch = data::share_of(whole, stand_in ? 0 : first, stand_in ? 1 : last, s.objective);
       hooks.stand_in(stand_in);
       if (!stand_in)
         step_tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
@@ -301,9 +303,10 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
         fail_data("training diverged at step ", step + 1, ": loss is ", loss.item<double>(), culprit.empty() ? "" : " (" + culprit + ")",
                   options.checkpoints ? " (last good checkpoint: " + ckpt_dir.string() + ")" : std::string(" (nothing was written)"));
       }
-      const double weight = stand_in ? 0.0 : share.loss_weight;
+      // The gradient average divides by the group's size: each share's part counts whole.
+      const double weight = stand_in ? 0.0 : static_cast<double>(group.size());
       (loss * (weight / static_cast<double>(r.grad_accum))).backward();
-      step_loss += loss.item<double>() * weight / static_cast<double>(r.grad_accum * group.size());
+      if (!stand_in) step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
     }
     // One exchange per step: gradients, then the loss, tokens and whether any rank was interrupted.
     average_gradients(group, trained);

@@ -149,6 +149,26 @@ TEST(Distributed, TwoLocalRanksTrainLikeOneProcess) {
   EXPECT_FALSE(fs::exists(tmp / "odd" / "train_log.jsonl"));
 }
 
+// Masked LM: the ranks' shares hold different numbers of masked targets (and padded rows of one
+// batch different numbers of real tokens), so each share's mean divides by the whole batch's count.
+TEST(Distributed, TwoLocalRanksTrainAMaskedLmLikeOneProcess) {
+  testing::ScratchDir tmp("dist");
+  fs::copy(testing::fixtures_dir() / "bert-mlm" / "model", tmp / "bert", fs::copy_options::recursive);
+  auto config = io::read_json_object(tmp / "bert" / "config.json");
+  for (const char* key : {"hidden_dropout_prob", "attention_probs_dropout_prob"}) config[key] = 0.0;
+  io::write_json_file_atomic(tmp / "bert" / "config.json", config);
+  write_file_atomic(tmp / "r.yaml", "model: " + (tmp / "bert").string() + "\ntask: lm-books\ndata: " +
+                                        (testing::shared_dir() / "data" / "lm-books").string() +
+                                        "\nobjective: mlm\nmax_length: 32\nbatch_size: 8\nsteps: 6\neval_every: 3\nsave_every: 3\nlr: 0.003\n"
+                                        "warmup_steps: 2\nthreads: 1\neval_batches: 4\n");
+  const std::string train = "train --recipe " + (tmp / "r.yaml").string();
+  auto one = testing::run_sqz(train + " --set out=" + (tmp / "one").string());
+  ASSERT_EQ(one.code, 0) << one.output;
+  auto two = testing::run_sqz(train + " --set out=" + (tmp / "two").string() + " --nproc 2");
+  ASSERT_EQ(two.code, 0) << two.output;
+  expect_same_curve(testing::read_json_lines(tmp / "one" / "train_log.jsonl"), testing::read_json_lines(tmp / "two" / "train_log.jsonl"), 1e-5);
+}
+
 TEST(Distributed, EvalSplitsTheDevSetAndGathersOneResult) {
   const std::string base = "eval " + (fs::path(SQZ_SOURCE_DIR) / "models" / "bert-spam").string() + " --task spam --split " +
                            (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string() + " --batch-size 16";
