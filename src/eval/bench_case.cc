@@ -339,6 +339,11 @@ void print_footer(const io::json& result, std::ostream& out) {
   if (result.contains("check")) out << "check: " << result["check"].get<std::string>() << "\n";
   for (const auto& s : result["skipped"])
     out << "skipped " << s["case"].get<std::string>() << ": " << s["reason"].get<std::string>() << "\n";
+  std::vector<std::string> engines;  // the peers' libraries and versions, as they reported them
+  for (const auto& r : result["rows"])
+    if (r.contains("engine") && std::find(engines.begin(), engines.end(), r["engine"].get<std::string>()) == engines.end())
+      engines.push_back(r["engine"].get<std::string>());
+  if (!engines.empty()) out << "engines: " << join(engines, "; ") << "\n";
   for (const auto& r : result["rows"])
     if (r.contains("setting")) {
       out << "setting: libtorch rows were timed in this process (default) and again in a child process with\n"
