@@ -278,6 +278,10 @@ std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& re
 
 ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, const std::string& unsupported, io::json& result) {
   ProcessPeers p;
+  if (!o.peers_only && o.cases.empty())
+    skip_case(result, "pytorch2-* (eager fp32, dynamic int8, torch.compile)",
+              "not installed: PyPI's torch 2.x wheels pull gigabytes of CUDA libraries, and the venv runs on Debian's torch 1.13 "
+              "(the libtorch sqz links; libtorch-* rows)");
   const bool want_ort = any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"}), want_python = any_selected(o, python_peer_cases());
   if (o.peers_only || !(want_ort || want_python)) return p;
   if (!unsupported.empty()) {
