@@ -15,23 +15,19 @@ INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (K/V heads), hea
 OUT.json: values (the prompt's last logits, first run), tokens, prefill_ms, decode_ms_per_token, version.
 """
 import json
-import os
 import sys
 import time
 
 import numpy as np
 
-from peer_encoder import ensure_vocabulary
+from peer_encoder import ctranslate2_model, openvino_compiled
 
 
 def ctranslate2_runner(variant, model_dir, work_dir, threads, x):
     import ctranslate2
 
-    out = f"{work_dir}/ct2-{variant}"
-    if not os.path.exists(out):
-        ensure_vocabulary(model_dir)
-        ctranslate2.converters.TransformersConverter(model_dir).convert(out, quantization="int8" if variant == "int8" else "float32")
-    gen = ctranslate2.Generator(out, device="cpu", compute_type="int8" if variant == "int8" else "float32", intra_threads=threads)
+    out, compute = ctranslate2_model(variant, model_dir, work_dir)
+    gen = ctranslate2.Generator(out, device="cpu", compute_type=compute, intra_threads=threads)
     b, seq = x["batch"], x["seq"]
     prompts = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, seq).tolist()
     vocabulary = json.load(open(f"{out}/vocabulary.json"))
@@ -63,11 +59,7 @@ def decode_per_token(prefill, whole, steps):
 def openvino_runner(variant, onnx_dir, threads, x):
     import openvino as ov
 
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
-    config["INFERENCE_PRECISION_HINT"] = "bf16" if variant == "bf16" else "f32"
-    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}.onnx"
-    compiled = core.compile_model(core.read_model(graph), "CPU", config)
+    compiled = openvino_compiled(variant, onnx_dir, threads)
     request = compiled.create_infer_request()
     b, layers, heads, hd = x["batch"], x["layers"], x["heads"], x["head_dim"]
     ids = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, x["seq"])

@@ -50,15 +50,36 @@ def ensure_vocabulary(model_dir):
     json.dump(settings, open(f"{model_dir}/tokenizer_config.json", "w"))
 
 
+def ctranslate2_model(variant, model_dir, work_dir):
+    """MODEL_DIR converted by CTranslate2's Transformers converter for VARIANT (once per bench run):
+    its directory and the compute type to load it with."""
+    import ctranslate2
+
+    compute = "int8" if variant == "int8" else "float32"
+    out = f"{work_dir}/ct2-{variant}"
+    if not os.path.exists(out):
+        ensure_vocabulary(model_dir)
+        ctranslate2.converters.TransformersConverter(model_dir).convert(out, quantization=compute)
+    return out, compute
+
+
+def openvino_compiled(variant, onnx_dir, threads):
+    """The ONNX graph VARIANT runs, compiled for the CPU with `threads` threads."""
+    import openvino as ov
+
+    config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
+    # Left alone, OpenVINO runs f32 graphs in bf16 on CPUs that have it: fp32 and int8 ask for f32.
+    config["INFERENCE_PRECISION_HINT"] = "bf16" if variant == "bf16" else "f32"
+    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}.onnx"
+    core = ov.Core()
+    return core.compile_model(core.read_model(graph), "CPU", config)
+
+
 def ctranslate2_runner(variant, model_dir, work_dir, threads):
     import ctranslate2
     from safetensors.numpy import load_file
 
-    out = f"{work_dir}/ct2-{variant}"
-    if not os.path.exists(out):
-        ensure_vocabulary(model_dir)
-        ctranslate2.converters.TransformersConverter(model_dir).convert(out, quantization="int8" if variant == "int8" else "float32")
-    compute = "int8" if variant == "int8" else "float32"
+    out, compute = ctranslate2_model(variant, model_dir, work_dir)
     encoder = ctranslate2.Encoder(out, device="cpu", compute_type=compute, intra_threads=threads)
     weights = load_file(f"{model_dir}/model.safetensors")
     w, b = weights["classifier.weight"].astype(np.float32), weights["classifier.bias"].astype(np.float32)
@@ -76,12 +97,7 @@ def ctranslate2_runner(variant, model_dir, work_dir, threads):
 def openvino_runner(variant, onnx_dir, threads):
     import openvino as ov
 
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
-    # Left alone, OpenVINO runs f32 graphs in bf16 on CPUs that have it: fp32 and int8 ask for f32.
-    config["INFERENCE_PRECISION_HINT"] = "bf16" if variant == "bf16" else "f32"
-    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}.onnx"
-    compiled = core.compile_model(core.read_model(graph), "CPU", config)
+    compiled = openvino_compiled(variant, onnx_dir, threads)
     names = {p.get_any_name() for p in compiled.inputs}
     request = compiled.create_infer_request()
 

@@ -156,9 +156,11 @@ void Distiller::attach(models::TransformerModel& student, const io::Tokenizer& s
 torch::Tensor Distiller::loss(const data::Batch& batch, const data::LossResult& task) {
   torch::Tensor total = task.loss * spec_.labels_weight;
   // A data-parallel share's means are its part of the whole batch's (data::Batch::whole).
-  const int64_t positions = real_positions(batch).sum().item<int64_t>(), rows = batch.input_ids.size(0);
-  const double of_positions = batch.share_of_mean(positions, batch.whole ? batch.whole->positions : 0);
-  const double of_rows = batch.share_of_mean(rows, batch.whole ? batch.whole->rows : 0);
+  double of_positions = 1.0, of_rows = 1.0;
+  if (batch.whole) {
+    of_positions = batch.share_of_mean(real_positions(batch).sum().item<int64_t>(), batch.whole->positions);
+    of_rows = batch.share_of_mean(batch.input_ids.size(0), batch.whole->rows);
+  }
   models::ModelOutputs t;
   {
     torch::NoGradGuard no_grad;

@@ -257,11 +257,9 @@ int64_t forward_split(models::TransformerModel& model, const io::Tokenizer& tok,
   for (int64_t i = 0; i < data.size() && batches < total; i += o.batch_size) {
     auto whole = data.batch(i, i + o.batch_size);
     if (d.objective == Objective::kMaskedLM) whole.labels = mask_tokens(whole.input_ids, whole.attention_mask, d.mlm, o.mlm_probability, gen);
-    const int64_t rows = whole.input_ids.size(0);
-    auto [begin, end] = o.group ? dist::shard(rows, o.group->rank(), o.group->size()) : std::pair<int64_t, int64_t>{0, rows};
-    const bool stand_in_row = begin == end;  // this rank has no rows of the batch: its first row meets the reductions
-    if (stand_in) stand_in(stand_in_row);
-    compute_loss(model, batch_rows(whole, stand_in_row ? 0 : begin, stand_in_row ? 1 : end), d.objective);
+    const RankShare share = rank_share(whole, d.objective, o.group);
+    if (stand_in) stand_in(share.stand_in);
+    compute_loss(model, share.batch, d.objective);
     if (stand_in) stand_in(false);
     progress.update(++batches);
     after_batch(o, batches, data.size());

@@ -78,6 +78,13 @@ Batch share_of(const Batch& whole, int64_t begin, int64_t end, Objective objecti
   return share;
 }
 
+RankShare rank_share(const Batch& whole, Objective objective, const dist::Group* group) {
+  const int64_t rows = whole.input_ids.size(0);
+  const auto [begin, end] = group ? dist::shard(rows, group->rank(), group->size()) : std::pair<int64_t, int64_t>{0, rows};
+  const bool stand_in = begin == end;
+  return {share_of(whole, stand_in ? 0 : begin, stand_in ? 1 : end, objective), stand_in};
+}
+
 LossResult loss_from_logits(const torch::Tensor& logits, const Batch& batch, Objective objective) {
   namespace F = torch::nn::functional;
   LossResult r;

@@ -4,6 +4,7 @@
 #include "io/tokenizers/tokenizer.h"
 #include "models/model.h"
 #include "data/tasks.h"
+#include "dist/group.h"
 
 namespace sqz::data {
 
@@ -42,6 +43,15 @@ int64_t target_count(const Batch& batch, Objective objective);
 // Rows [begin, end) of `whole` (batch_rows) that know the whole batch's counts (Batch::whole): a
 // data-parallel rank's share, whose loss is its part of the whole batch's.
 Batch share_of(const Batch& whole, int64_t begin, int64_t end, Objective objective);
+
+// This rank's contiguous share of `whole` (all of it without a group). A rank the batch has no
+// rows for gets the batch's first row as a stand-in: it meets every reduction inside the forward
+// pass and must count nowhere.
+struct RankShare {
+  Batch batch;
+  bool stand_in = false;
+};
+RankShare rank_share(const Batch& whole, Objective objective, const dist::Group* group);
 
 // The loss of `objective` on logits already computed for `batch` (by the model, or by the
 // runtime engine): the mean, and the number of targets; `outputs` is left empty.

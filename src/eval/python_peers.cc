@@ -21,8 +21,6 @@ std::string python() {
   return (kSourceDir / "third_party" / "venv" / "bin" / "python").string();
 }
 
-std::string module_of(const std::string& engine) { return engine == "ctranslate2" ? "ctranslate2" : "openvino"; }
-
 }  // namespace
 
 std::string PythonPeer::description() const {
@@ -47,13 +45,12 @@ std::optional<PythonPeer> find_python_peer(const std::string& engine, std::strin
     return std::nullopt;
   }
   const fs::path log = fs::temp_directory_path() / ("sqz-peer-probe-" + std::to_string(getpid()) + ".log");
-  const std::string module = module_of(engine);
-  const int rc = run_process({py, "-c", "import " + module + " as m; print(m.__version__.split('-')[0])"}, {}, log);
+  const int rc = run_process({py, "-c", "import " + engine + " as m; print(m.__version__.split('-')[0])"}, {}, log);
   const std::string out = read_text_file(log);
   std::error_code ec;
   fs::remove(log, ec);
   if (rc != 0) {
-    *why = "the venv's Python cannot import " + module + " (python/requirements.txt pins it; bash scripts/install_deps.sh)";
+    *why = "the venv's Python cannot import " + engine + " (python/requirements.txt pins it; bash scripts/install_deps.sh)";
     return std::nullopt;
   }
   PythonPeer peer{engine, out.substr(0, out.find_first_of("\r\n")), {"fp32", "int8"}};

@@ -288,9 +288,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       data::Batch whole = s.train->batch(begin, begin + rows);
       if (s.objective == data::Objective::kMaskedLM)
         whole.labels = data::mask_tokens(whole.input_ids, whole.attention_mask, s.mlm, r.mlm_probability, mask_gen);
-      const auto [first, last] = dist::shard(rows, group.rank(), group.size());
-      const bool stand_in = first == last;
-      data::Batch batch = data::share_of(whole, stand_in ? 0 : first, stand_in ? 1 : last, s.objective);
+      auto [batch, stand_in] = data::rank_share(whole, s.objective, &group);
       hooks.stand_in(stand_in);
       if (!stand_in)
         step_tokens += batch.attention_mask.sum().item<int64_t>() + (batch.decoder_input_ids.defined() ? batch.labels.ne(-100).sum().item<int64_t>() : 0);
