@@ -29,7 +29,8 @@ bool skip_unsupported(benchmark::State& state, Isa isa) {
 }
 
 // kInt8: the peak of the kernel the dense int8 GEMM runs (AMX tiles where amx_int8_enabled(),
-// else vpdpbusd); kVnni: vpdpbusd (the sparse kernels').
+// else vpdpbusd); kVnni: vpdpbusd (the sparse kernels'); kBf16: AMX-BF16 tiles where
+// amx_bf16_enabled(), else vdpbf16ps.
 enum class Peak { kInt8, kVnni, kFp32, kBf16 };
 
 double peak_ops_per_second(Peak peak) {
@@ -38,7 +39,7 @@ double peak_ops_per_second(Peak peak) {
     case Peak::kInt8: return (amx_int8_enabled() ? amx_int8_peak_gops(threads) : int8_peak_gops(threads)) * 1e9;
     case Peak::kVnni: return int8_peak_gops(threads) * 1e9;
     case Peak::kFp32: return fp32_peak_gflops(threads) * 1e9;
-    case Peak::kBf16: return bf16_peak_gflops(threads) * 1e9;
+    case Peak::kBf16: return (amx_bf16_enabled() ? amx_bf16_peak_gflops(threads) : bf16_peak_gflops(threads)) * 1e9;
   }
   return 0;
 }
@@ -290,6 +291,7 @@ BENCHMARK_CAPTURE(BM_GemmF32, avx512, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmBf16, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmBf16, avx512bf16, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_Peak, bf16_vdpbf16ps, run_bf16_peak_loop, cpu_has_avx512bf16(), "GFLOP/s");
+BENCHMARK_CAPTURE(BM_Peak, bf16_amx_tdpbf16ps, run_amx_bf16_peak_loop, amx_bf16_enabled(), "GFLOP/s");
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx2, Isa::kAvx2) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_GemmSparse24, avx512vnni, Isa::kAvx512Vnni) GEMM_SHAPES;
 BENCHMARK_CAPTURE(BM_Gelu, avx2, Isa::kAvx2)->Args({128, 3072});

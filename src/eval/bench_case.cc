@@ -369,18 +369,19 @@ TimedFields decoder_timed_fields(int64_t batch) {
 
 void add_peak_fractions(io::json& result, int threads) {
   const double vnni = kernels::int8_peak_gops(threads), amx = kernels::amx_int8_peak_gops(threads);
+  const double bf16 = kernels::bf16_peak_gflops(threads), amx_bf16 = kernels::amx_bf16_peak_gflops(threads);
   const io::json peaks = {{"int8_gops", vnni}, {"amx_int8_gops", amx}, {"fp32_gflops", kernels::fp32_peak_gflops(threads)},
-                          {"bf16_gflops", kernels::bf16_peak_gflops(threads)}, {"threads", threads}};
+                          {"bf16_gflops", bf16}, {"amx_bf16_gflops", amx_bf16}, {"threads", threads}};
   result["peaks"] = peaks;
   for (auto& row : result["rows"]) {
     if (!row.contains("gflop_per_s") || !row.contains("precision")) continue;
     const std::string precision = row["precision"].get<std::string>();
     double peak = 0;
-    // Dense int8 GEMMs run on AMX tiles where the CPU has them (sqz's and the peers' alike); the
-    // sparse kernels on vpdpbusd.
+    // Dense int8 and bf16 GEMMs run on AMX tiles where the CPU has them (sqz's and the peers'
+    // alike); the sparse kernels on vpdpbusd.
     if (precision == "int8-2:4" || precision == "int8-block") peak = vnni;
     else if (precision.rfind("int8", 0) == 0) peak = amx > 0 ? amx : vnni;
-    else if (precision.rfind("bf16", 0) == 0) peak = peaks["bf16_gflops"].get<double>();
+    else if (precision.rfind("bf16", 0) == 0) peak = amx_bf16 > 0 ? amx_bf16 : bf16;
     else if (precision.rfind("fp32", 0) == 0) peak = peaks["fp32_gflops"].get<double>();
     if (peak > 0) row["peak_fraction"] = row["gflop_per_s"].get<double>() / peak;
   }

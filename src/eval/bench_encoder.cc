@@ -233,7 +233,9 @@ void print_encoder_table(const io::json& result, std::ostream& out) {
         << " GOP/s (vpdpbusd)";
     if (p.value("amx_int8_gops", 0.0) > 0) out << ", " << format_fixed(p["amx_int8_gops"].get<double>(), 0) << " GOP/s (AMX tiles)";
     out << ", fp32 " << format_fixed(p["fp32_gflops"].get<double>(), 0) << " GFLOP/s, bf16 "
-        << format_fixed(p["bf16_gflops"].get<double>(), 0) << " GFLOP/s (of peak: GFLOP/s over the peak of the row's precision, dense int8 against AMX where "
+        << format_fixed(p["bf16_gflops"].get<double>(), 0) << " GFLOP/s (vdpbf16ps)";
+    if (p.value("amx_bf16_gflops", 0.0) > 0) out << ", " << format_fixed(p["amx_bf16_gflops"].get<double>(), 0) << " GFLOP/s (AMX bf16 tiles)";
+    out << " (of peak: GFLOP/s over the peak of the row's precision, dense int8 and bf16 against AMX where "
         << "the CPU has it; sparse rows count dense-equivalent work against vpdpbusd)\n\n";
   }
   out << "| case | batch | median ms | p10–p90 ms | seq/s | GFLOP/s | of peak | vs libtorch fp32 | max rel err | setting |" << (scored ? " dev score |" : "") << " status |\n";

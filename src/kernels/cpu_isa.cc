@@ -47,15 +47,23 @@ bool cpu_has_avx512bf16() {
   return has;
 }
 
-bool amx_int8_enabled() {
-  static const bool enabled = [] {
+namespace {
+
+// CPUID leaf 7 EDX bit `bit` (AMX-BF16 22, AMX-TILE 24, AMX-INT8 25).
+bool cpuid7_edx_bit(int bit) {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
+  return (edx >> bit) & 1;
+}
+
+// The tile unit may be used: kAvx512Vnni tier, AMX-TILE, SQZ_AMX not "0", and the OS granted
+// the tile state to this process (asked once; the grant is process-wide).
+bool amx_tiles_usable() {
+  static const bool usable = [] {
     if (active_isa() != Isa::kAvx512Vnni) return false;
     const char* env = std::getenv("SQZ_AMX");
     if (env && std::strcmp(env, "0") == 0) return false;
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return false;
-    const bool tile = (edx >> 24) & 1, int8 = (edx >> 25) & 1;
-    if (!tile || !int8) return false;
+    if (!cpuid7_edx_bit(24)) return false;
 #ifdef SYS_arch_prctl
     // Linux hands out the 8 KiB tile state only on request: ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA.
     constexpr long kReqXcompPerm = 0x1023, kXtileData = 18;
@@ -64,6 +72,18 @@ bool amx_int8_enabled() {
     return false;
 #endif
   }();
+  return usable;
+}
+
+}  // namespace
+
+bool amx_int8_enabled() {
+  static const bool enabled = amx_tiles_usable() && cpuid7_edx_bit(25);
+  return enabled;
+}
+
+bool amx_bf16_enabled() {
+  static const bool enabled = amx_tiles_usable() && cpuid7_edx_bit(22) && cpu_has_avx512bf16();
   return enabled;
 }
 

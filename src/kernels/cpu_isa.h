@@ -22,8 +22,11 @@ bool cpu_has_avx512vbmi();
 bool cpu_has_avx512bf16();
 // AMX-INT8 tiles (Sapphire Rapids and later Xeons): the CPU has them, the OS lets this process
 // use them (arch_prctl XTILEDATA permission, requested once) and SQZ_AMX is not "0". The int8
-// GEMM then runs on tiles within the kAvx512Vnni tier; no other kernel uses AMX.
+// GEMM then runs on tiles within the kAvx512Vnni tier.
 bool amx_int8_enabled();
+// AMX-BF16 tiles (tdpbf16ps), on the same conditions plus AVX-512 BF16: the bf16 GEMM runs on
+// tiles within the kAvx512Vnni tier.
+bool amx_bf16_enabled();
 
 // Every ISA this CPU can run, reference first (for tests and benchmarks).
 std::vector<Isa> runnable_isas();

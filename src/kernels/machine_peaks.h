@@ -15,6 +15,9 @@ double int8_peak_gops(int threads = 1);
 // AMX-INT8 tile multiply-adds (tdpbusd on 4 accumulator tiles), GOP/s; 0 where
 // amx_int8_enabled() is false.
 double amx_int8_peak_gops(int threads = 1);
+// AMX-BF16 tile multiply-adds (tdpbf16ps on 4 accumulator tiles), GFLOP/s; 0 where
+// amx_bf16_enabled() is false.
+double amx_bf16_peak_gflops(int threads = 1);
 // fp32 FMA at the widest vector the fp32 kernels use (zmm with AVX-512, else ymm), GFLOP/s.
 double fp32_peak_gflops(int threads = 1);
 // bf16 dot products (vdpbf16ps zmm), GFLOP/s; 0 without AVX-512 BF16.
@@ -29,5 +32,6 @@ double run_int8_peak_loop(int64_t iterations);
 double run_fp32_peak_loop(int64_t iterations);
 double run_bf16_peak_loop(int64_t iterations);
 double run_amx_int8_peak_loop(int64_t iterations);  // 4 tdpbusd (16 x 16 x 64 each) per iteration
+double run_amx_bf16_peak_loop(int64_t iterations);  // 4 tdpbf16ps (16 x 16 x 32 each) per iteration
 
 }  // namespace sqz::kernels

@@ -1,11 +1,13 @@
 // The bf16 GEMM: rounding against hand-computed bit patterns, the AVX-512 BF16 conversion against
 // the scalar one (bit for bit), and every ISA this CPU runs against a double-precision product
 // of the bf16-rounded matrices: m, n, k below/at/above the tiles and the 256-k block, odd k,
-// strided inputs, every epilogue term.
+// strided inputs, every epilogue term; the AMX-BF16 tiles (where the CPU has them) on shapes they
+// cover whole and in part, and on any split of the panels.
 #include "kernels/gemm_bf16/gemm_bf16.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -105,9 +107,45 @@ TEST(GemmBf16, EveryIsaMatchesProductOfRoundedMatrices) {
         cases.push_back({m, n, k});
   cases.push_back({128, 768, 64});
   cases.push_back({31, 100, 600});
+  for (int64_t m : {16, 32, 45, 64})  // AMX tiles (where enabled): whole, lone 16-row block, row tail
+    for (int64_t n : {16, 48, 100}) cases.push_back({m, n, 96});
   for (Isa isa : runnable_isas())
     for (const auto& s : cases)
       for (bool epilogue : {false, true}) check(isa, s, epilogue, rng);
+}
+
+// The AMX entry point on panel ranges as threads split them: each panel's sums do not depend on
+// the split (bit for bit), and every output is the product of the rounded matrices.
+TEST(GemmBf16, AmxTilesGiveEveryPanelTheSameSumsOnAnySplit) {
+  if (!amx_bf16_enabled()) GTEST_SKIP() << "no AMX-BF16 on this CPU (or SQZ_AMX=0)";
+  std::mt19937 rng(11);
+  std::normal_distribution<float> d;
+  for (const Case& s : {Case{48, 120, 256}, Case{35, 96, 64}, Case{16, 16, 32}, Case{64, 64, 80}}) {
+    const int64_t pairs = (s.k + 1) / 2, ldc = s.n + 3;
+    std::vector<float> a(static_cast<size_t>(s.m * s.k)), w(static_cast<size_t>(s.n * s.k));
+    for (auto* v : {&a, &w})
+      for (auto& x : *v) x = d(rng);
+    const auto packed = pack_bf16_weights(w.data(), s.n, s.k, s.k);
+    std::vector<uint32_t> rounded(static_cast<size_t>(s.m * pairs));
+    round_rows_to_bf16_ref(a.data(), s.m, s.k, s.k, rounded.data());
+    std::vector<float> whole(static_cast<size_t>(s.m * ldc), 99.0f), split(whole);
+    gemm_bf16_panels_amx(rounded.data(), s.m, pairs, packed, 0, packed.panels, whole.data(), ldc);
+    for (int64_t p0 = 0; p0 < packed.panels; p0 += 3)  // odd ranges: pairs of panels fall apart
+      gemm_bf16_panels_amx(rounded.data(), s.m, pairs, packed, p0, std::min(packed.panels, p0 + 3), split.data(), ldc);
+    EXPECT_EQ(whole, split) << s.m << "x" << s.n << "x" << s.k;
+    auto r = [](float x) { return double(bf16_to_float(float_to_bf16(x))); };
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = 0; j < s.n; ++j) {
+        double want = 0, mag = 0;
+        for (int64_t kk = 0; kk < s.k; ++kk) {
+          want += r(a[i * s.k + kk]) * r(w[j * s.k + kk]);
+          mag += std::fabs(r(a[i * s.k + kk]) * r(w[j * s.k + kk]));
+        }
+        ASSERT_NEAR(whole[i * ldc + j], want, 1e-6 * (mag + 1.0)) << s.m << "x" << s.n << "x" << s.k << " at " << i << "," << j;
+      }
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(whole[i * ldc + j], 99.0f);
+  }
 }
 
 TEST(GemmBf16, UnpackReturnsTheRoundedMatrix) {

@@ -57,7 +57,9 @@ void gemm_bf16(const float* a, int64_t m, int64_t lda, const PackedBf16Weights& 
   round_rows(a, m, w.k, lda, rounded.data(), isa);
   const uint32_t* ab = rounded.data();
   parallel_for(w.panels, [&](int64_t p0, int64_t p1) {
-    if (use_avx512bf16(isa))
+    if (use_avx512bf16(isa) && amx_bf16_enabled())
+      gemm_bf16_panels_amx(ab, m, w.k_pairs, w, p0, p1, c, ldc);
+    else if (use_avx512bf16(isa))
       gemm_bf16_panels_avx512bf16(ab, m, w.k_pairs, w, p0, p1, c, ldc);
     else if (isa != Isa::kRef)
       gemm_bf16_panels_avx2(ab, m, w.k_pairs, w, p0, p1, c, ldc);

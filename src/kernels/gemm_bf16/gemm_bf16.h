@@ -44,6 +44,11 @@ void gemm_bf16_panels_avx2(const uint32_t* a, int64_t m, int64_t lda_pairs, cons
                            int64_t p1, float* c, int64_t ldc);
 void gemm_bf16_panels_avx512bf16(const uint32_t* a, int64_t m, int64_t lda_pairs, const PackedBf16Weights& w,
                                  int64_t p0, int64_t p1, float* c, int64_t ldc);
+// AMX-BF16 tiles where they fit, the AVX-512 BF16 kernel for the rest; call only where
+// amx_bf16_enabled() holds (gemm_bf16 picks it within kAvx512Vnni). Sums in another order than
+// the vector kernels (within the same fp32 error bound).
+void gemm_bf16_panels_amx(const uint32_t* a, int64_t m, int64_t lda_pairs, const PackedBf16Weights& w, int64_t p0,
+                          int64_t p1, float* c, int64_t ldc);
 
 // Rows of fp32 activations [m, k] (row stride lda) to bf16 pairs [m, ceil(k/2)] (odd k padded
 // with zero). The AVX-512 BF16 version converts 32 values per instruction; same results.

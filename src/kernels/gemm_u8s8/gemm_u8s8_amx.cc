@@ -7,7 +7,7 @@
 // column block) runs on the AVX-512 VNNI kernel, so results are exact and equal either way.
 #include <immintrin.h>
 
-#include "kernels/gemm_u8s8/amx_tiles.h"
+#include "kernels/amx_tiles.h"
 #include "kernels/gemm_u8s8/gemm_u8s8.h"
 
 namespace sqz::kernels {

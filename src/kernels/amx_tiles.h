@@ -1,4 +1,5 @@
-// Shared by the AMX code (include only from code compiled for amx-tile): the tile configuration.
+// Shared by the AMX kernels (int8, bf16) and the peak loops; include only from code compiled for
+// amx-tile: the tile configuration.
 #pragma once
 #include <cstdint>
 
