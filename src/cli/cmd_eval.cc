@@ -8,6 +8,7 @@
 #include "data/evaluate.h"
 #include "dist/launch.h"
 #include "io/tokenizers/tokenizer.h"
+#include "models/beam_search.h"
 #include "models/registry.h"
 #include "runtime/decoder.h"
 #include "runtime/engine.h"
@@ -27,10 +28,18 @@ struct EvalArgs {
   DistArgs dist;
 };
 
-// The encoder-decoder engine's greedy decoding of a batch as a [batch, n] tensor.
-torch::Tensor runtime_greedy(const runtime::EncoderDecoder& engine, const data::Batch& b, int64_t room) {
+// The encoder-decoder engine's decoding of a batch as a [batch, n] tensor: greedy, or beam
+// search with num_beams > 1 (-1 past each row's end).
+torch::Tensor runtime_decode(const runtime::EncoderDecoder& engine, const data::Batch& b, int64_t room, int64_t num_beams) {
   auto ids = b.input_ids.to(torch::kLong).contiguous();
   auto mask = b.attention_mask.to(torch::kLong).contiguous();
+  if (num_beams > 1) {
+    models::BeamSearchOptions beams;
+    beams.num_beams = num_beams;
+    beams.max_new_tokens = room;
+    auto rows = engine.generate_beam(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), ids.size(0), ids.size(1), beams);
+    return models::padded_token_rows(rows, room + 1);
+  }
   int64_t n = 0;
   auto out = engine.generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), ids.size(0), ids.size(1), room, &n);
   return torch::tensor(out, torch::kLong).view({ids.size(0), n});
@@ -65,7 +74,9 @@ void run_eval(const EvalArgs& a) {
       o.seq2seq_logits = [engine](const data::Batch& b) {
         return runtime::seq2seq_logits(*engine->seq2seq, b.input_ids, b.attention_mask, b.decoder_input_ids);
       };
-      o.seq2seq_greedy = [engine](const data::Batch& b, int64_t room) { return runtime_greedy(*engine->seq2seq, b, room); };
+      o.seq2seq_decode = [engine, beams = a.num_beams](const data::Batch& b, int64_t room) {
+        return runtime_decode(*engine->seq2seq, b, room, beams);
+      };
     }
     if (!o.classification_logits && !o.lm_logits && !o.seq2seq_logits)
       fail_unimplemented("eval --engine runtime: the encoder engine evaluates classification tasks, the decoder engine "

@@ -33,39 +33,6 @@ io::JsonFields generation_fields(const fs::path& dir) {
   return io::JsonFields::from_file(fs::exists(gen) ? gen : dir / "config.json");
 }
 
-// The prompt encoded once, then greedy decoding from decoder_start_token_id up to EOS with the
-// generation config's forced BOS/EOS, as models::generate does for encoder-decoders.
-std::vector<int64_t> runtime_generate_seq2seq(const runtime::EncoderDecoder& engine, const std::vector<int64_t>& prompt,
-                                              const GenerateArgs& a) {
-  const auto g = generation_fields(a.model_dir);
-  const runtime::EncoderDecoder::Forced forced{models::config_token_id(g, "forced_bos_token_id"),
-                                               models::config_token_id(g, "forced_eos_token_id")};
-  int64_t n = 0;
-  auto fresh = engine.generate_greedy(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), a.options.max_new_tokens, &n, forced);
-  std::vector<int64_t> all = prompt;
-  all.insert(all.end(), fresh.begin(), fresh.end());
-  return all;
-}
-
-// The runtime engine's greedy continuation, cut like models::generate: at n_positions and after
-// the first EOS.
-std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
-  if (a.options.sample || a.beams.num_beams > 1)
-    fail_invalid("generate: --engine runtime decodes greedily; drop --sample/--num-beams or use --engine libtorch");
-  engine.require_text("generate");
-  if (engine.seq2seq) return runtime_generate_seq2seq(*engine.seq2seq, prompt, a);
-  if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama) and encoder-decoders (BART)");
-  const auto& decoder = *engine.decoder;
-  const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));
-  auto all = decoder.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
-  if (a.options.stop_at_eos && engine.eos_token_id) {
-    auto it = std::find(all.begin() + static_cast<long>(prompt.size()), all.end(), *engine.eos_token_id);
-    if (it != all.end()) all.erase(it + 1, all.end());
-  }
-  return all;
-}
-
-
 // Beam search settings: the flags given, else the generation config's, else HF's defaults.
 models::BeamSearchOptions beam_options(const GenerateArgs& a, const io::JsonFields& g, const models::GenerationOptions& o) {
   models::BeamSearchOptions b = a.beams;
@@ -81,6 +48,50 @@ models::BeamSearchOptions beam_options(const GenerateArgs& a, const io::JsonFiel
   }
   return b;
 }
+
+// The prompt encoded once, then greedy decoding (or beam search: the flags', else the generation
+// config's num_beams) from decoder_start_token_id up to EOS with the generation config's forced
+// BOS/EOS, as models::generate and models::beam_search do for encoder-decoders.
+std::vector<int64_t> runtime_generate_seq2seq(const runtime::EncoderDecoder& engine, const std::vector<int64_t>& prompt,
+                                              const GenerateArgs& a) {
+  const auto g = generation_fields(a.model_dir);
+  auto options = a.options;
+  options.forced_bos_token_id = models::config_token_id(g, "forced_bos_token_id");
+  options.forced_eos_token_id = models::config_token_id(g, "forced_eos_token_id");
+  const auto beams = beam_options(a, g, options);
+  std::vector<int64_t> all = prompt, fresh;
+  if (beams.num_beams > 1) {
+    fresh = engine.generate_beam(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), beams).front();
+  } else {
+    int64_t n = 0;
+    fresh = engine.generate_greedy(prompt.data(), nullptr, 1, static_cast<int64_t>(prompt.size()), options.max_new_tokens, &n,
+                                   {options.forced_bos_token_id, options.forced_eos_token_id});
+  }
+  all.insert(all.end(), fresh.begin(), fresh.end());
+  return all;
+}
+
+// The runtime engine's continuation (greedy; encoder-decoders also beam search), cut like models::generate: at n_positions and after
+// the first EOS.
+std::vector<int64_t> runtime_generate(const runtime::Engine& engine, const std::vector<int64_t>& prompt, const GenerateArgs& a) {
+  if (a.options.sample) fail_invalid("generate: --engine runtime does not sample; drop --sample or use --engine libtorch");
+  engine.require_text("generate");
+  if (engine.seq2seq) return runtime_generate_seq2seq(*engine.seq2seq, prompt, a);
+  if (a.beams.num_beams > 1)
+    fail_invalid("generate: the runtime's decoder engine decodes greedily (beam search runs there for encoder-decoders); "
+                 "drop --num-beams or use --engine libtorch");
+  if (!engine.decoder) fail_invalid("generate: ", a.model_dir, " is an encoder; generate runs decoders (GPT-2, OPT, Llama) and encoder-decoders (BART)");
+  const auto& decoder = *engine.decoder;
+  const int64_t room = std::max<int64_t>(0, decoder.max_positions() - static_cast<int64_t>(prompt.size()));
+  auto all = decoder.generate_greedy(prompt.data(), 1, static_cast<int64_t>(prompt.size()), std::min(a.options.max_new_tokens, room));
+  if (a.options.stop_at_eos && engine.eos_token_id) {
+    auto it = std::find(all.begin() + static_cast<long>(prompt.size()), all.end(), *engine.eos_token_id);
+    if (it != all.end()) all.erase(it + 1, all.end());
+  }
+  return all;
+}
+
+
 
 void run_generate(const GenerateArgs& a) {
   apply_threads(a.threads);

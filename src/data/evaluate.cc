@@ -120,9 +120,8 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
 io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& tok, const Seq2SeqData& data, const EvalOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   torch::NoGradGuard no_grad;
-  const bool engine = o.seq2seq_logits && o.seq2seq_greedy;
+  const bool engine = o.seq2seq_logits && o.seq2seq_decode;
   if (!engine && !model) fail_invalid("evaluate: seq2seq needs a model or an encoder-decoder engine");
-  if (engine && o.num_beams > 1) fail_unimplemented("evaluate: the runtime engine decodes greedily; beam search (--num-beams) runs on libtorch");
   const bool was_training = model && model->is_training();
   if (model) model->eval();
   auto words = [&](const torch::Tensor& row_in) {
@@ -150,15 +149,12 @@ io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& 
     const int64_t room = batch.labels.size(1) + 4;
     torch::Tensor hyp;
     if (engine) {
-      hyp = o.seq2seq_greedy(batch, room);
+      hyp = o.seq2seq_decode(batch, room);
     } else if (o.num_beams > 1) {
       models::BeamSearchOptions beams;
       beams.num_beams = o.num_beams;
       beams.max_new_tokens = room;
-      auto rows = models::beam_search(*model, batch.input_ids, batch.attention_mask, beams);
-      hyp = torch::full({static_cast<int64_t>(rows.size()), room + 1}, int64_t{-1}, torch::kLong);
-      for (size_t r = 0; r < rows.size(); ++r)
-        for (size_t j = 0; j < rows[r].size(); ++j) hyp[static_cast<int64_t>(r)][static_cast<int64_t>(j)] = rows[r][j];
+      hyp = models::padded_token_rows(models::beam_search(*model, batch.input_ids, batch.attention_mask, beams), room + 1);
     } else {
       hyp = models::generate_seq2seq_greedy(*model, batch.input_ids, batch.attention_mask, room);
     }
@@ -223,7 +219,7 @@ SplitData read_split(models::TransformerModel* model, const io::Tokenizer& tok, 
     if (d.objective == Objective::kMaskedLM) d.mlm = mlm_special_ids(tok, config.source());
     return d;
   }
-  const bool engine = o.seq2seq_logits && o.seq2seq_greedy;
+  const bool engine = o.seq2seq_logits && o.seq2seq_decode;
   if (!engine && (!model || !model->info().is_encoder_decoder))
     fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) (", config.source(), ")");
   // Without a libtorch model the engine decodes from the config's start token.

@@ -30,10 +30,11 @@ struct EvalOptions {
   // Data parallelism: each rank scores batches rank, rank + size, ... of the same plan and the
   // result is the whole split's, on every rank (null = this process scores every batch).
   dist::Group* group = nullptr;
-  // Seq2seq on an engine (both set, greedy only): teacher-forced logits [batch, target, vocab] of
-  // a batch, and its greedy decoding [batch, n] within `room` new tokens (pad after each EOS).
+  // Seq2seq on an engine (both set): teacher-forced logits [batch, target, vocab] of a batch, and
+  // its decoding [batch, n] within `room` new tokens (greedy, or beam search with num_beams;
+  // pad, or -1, after each row's end).
   std::function<torch::Tensor(const Batch&)> seq2seq_logits{};
-  std::function<torch::Tensor(const Batch&, int64_t room)> seq2seq_greedy{};
+  std::function<torch::Tensor(const Batch&, int64_t room)> seq2seq_decode{};
 };
 constexpr int64_t kKeptLogitBatches = 8;
 
@@ -46,9 +47,9 @@ io::json evaluate_lm(models::TransformerModel* model, const LmData& data, Object
                      const MlmSpecialIds* mlm, const EvalOptions& options);
 
 // Encoder-decoders on source/target pairs: teacher-forced perplexity of the targets, and greedy
-// decoding scored as word error rate (the whole token sequence must match) and token error rate
+// (or beam search) decoding scored as word error rate (the whole token sequence must match) and token error rate
 // (edit distance over reference length; phonemes for g2p), both on the decoded, whitespace-split text.
-// `model` may be null when options.seq2seq_logits and seq2seq_greedy are set.
+// `model` may be null when options.seq2seq_logits and seq2seq_decode are set.
 io::json evaluate_seq2seq(models::TransformerModel* model, const io::Tokenizer& tokenizer, const Seq2SeqData& data,
                           const EvalOptions& options);
 

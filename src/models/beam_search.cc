@@ -72,11 +72,22 @@ std::vector<int64_t> row_of(const torch::Tensor& seqs, int64_t row) {
   return {r.data_ptr<int64_t>(), r.data_ptr<int64_t>() + r.numel()};
 }
 
-void reorder(KVCache& cache, const torch::Tensor& rows) {
-  for (auto* list : {&cache.keys, &cache.values, &cache.cross_keys, &cache.cross_values})
-    for (auto& t : *list)
-      if (t.defined()) t = t.index_select(0, rows);
-}
+// libtorch's model, one cached step at a time.
+class ModelBeamSteps final : public BeamSteps {
+ public:
+  ModelBeamSteps(TransformerModel& model, torch::Tensor source, torch::Tensor source_mask)
+      : steps_(model, std::move(source), std::move(source_mask), "beam search") {}
+  torch::Tensor next_logits(const torch::Tensor& newest) override { return steps_.next_logits(newest); }
+  void reorder(const torch::Tensor& rows) override {
+    KVCache& cache = steps_.cache();
+    for (auto* list : {&cache.keys, &cache.values, &cache.cross_keys, &cache.cross_values})
+      for (auto& t : *list)
+        if (t.defined()) t = t.index_select(0, rows);
+  }
+
+ private:
+  DecodingSteps steps_;
+};
 
 // HF's ForcedBOS (first decoder position) and ForcedEOS (last step max_length allows) processors.
 void force_tokens(torch::Tensor& scores, int64_t decoder_len, int64_t max_length, const BeamSearchOptions& o) {
@@ -94,27 +105,36 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
                                               const BeamSearchOptions& o) {
   const ModelInfo& info = model.info();
   if (!info.is_decoder && !info.is_encoder_decoder) fail_invalid(info.head_class, " cannot generate: no language-model head");
-  if (o.num_beams < 1) fail_invalid("--num-beams must be >= 1, got ", o.num_beams);
-  if (o.max_new_tokens < 1) fail_invalid("beam search: --max-new-tokens must be >= 1, got ", o.max_new_tokens);
   if (!info.eos_token_id || (!info.pad_token_id && input_ids.size(0) > 1))
     fail_invalid("config.json: beam search needs eos_token_id (and pad_token_id for a batch)");
   const bool seq2seq = info.is_encoder_decoder;
   if (!seq2seq && input_ids.size(0) != 1) fail_invalid("beam search: a decoder takes one prompt [1, T], got ", input_ids.sizes());
   if (seq2seq && !info.decoder_start_token_id) fail_invalid("config.json: decoder_start_token_id is not set");
   torch::NoGradGuard no_grad;
-  const int64_t batch = input_ids.size(0), k = o.num_beams, eos = *info.eos_token_id, pad = info.pad_token_id.value_or(eos);
+  const int64_t batch = input_ids.size(0), k = std::max<int64_t>(1, o.num_beams);
   auto source = input_ids.repeat_interleave(k, 0);
   auto source_mask = attention_mask.defined() ? attention_mask.repeat_interleave(k, 0) : torch::Tensor();
-  auto seqs = seq2seq ? torch::full({batch * k, 1}, *info.decoder_start_token_id, torch::kLong) : source.clone();
+  auto start = seq2seq ? torch::full({batch * k, 1}, *info.decoder_start_token_id, torch::kLong) : source.clone();
+  ModelBeamSteps steps(model, source, source_mask);
+  const BeamTokens tokens{*info.eos_token_id, info.pad_token_id.value_or(*info.eos_token_id), info.max_positions};
+  return beam_search(steps, start, batch, tokens, o);
+}
+
+std::vector<std::vector<int64_t>> beam_search(BeamSteps& steps, const torch::Tensor& start, int64_t batch, const BeamTokens& tokens,
+                                              const BeamSearchOptions& o) {
+  if (o.num_beams < 1) fail_invalid("--num-beams must be >= 1, got ", o.num_beams);
+  if (o.max_new_tokens < 1) fail_invalid("beam search: --max-new-tokens must be >= 1, got ", o.max_new_tokens);
+  torch::NoGradGuard no_grad;
+  const int64_t k = o.num_beams, eos = tokens.eos, pad = tokens.pad;
+  auto seqs = start.to(torch::kLong);
   const int64_t prompt_len = seqs.size(1);
   int64_t max_length = prompt_len + o.max_new_tokens;
-  if (info.max_positions > 0) max_length = std::min(max_length, info.max_positions);
+  if (tokens.max_positions > 0) max_length = std::min(max_length, tokens.max_positions);
   auto beam_scores = torch::zeros({batch, k}, torch::kFloat32);
   beam_scores.slice(1, 1).fill_(-1e9);  // the beams start equal: only the first may expand at step one
   beam_scores = beam_scores.view({-1});
   std::vector<Hypotheses> hyps(static_cast<size_t>(batch), Hypotheses(k, o.length_penalty, o.early_stopping));
   std::vector<bool> done(static_cast<size_t>(batch), false);
-  DecodingSteps steps(model, source, source_mask, "beam search");
   torch::Tensor step = seqs;
   for (int64_t cur_len = prompt_len; cur_len < max_length; ++cur_len) {
     auto scores = torch::log_softmax(steps.next_logits(step).to(torch::kFloat32), -1);
@@ -145,7 +165,7 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
     beam_scores = next_scores.view({-1});
     auto rows = next_rows.view({-1});
     seqs = torch::cat({seqs.index_select(0, rows), next_tokens.view({-1, 1})}, 1);
-    reorder(steps.cache(), rows);
+    steps.reorder(rows);
     step = next_tokens.view({-1, 1});
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
   }
@@ -159,6 +179,16 @@ std::vector<std::vector<int64_t>> beam_search(TransformerModel& model, const tor
     result.emplace_back(best.begin() + prompt_len, best.end());
   }
   return result;
+}
+
+torch::Tensor padded_token_rows(const std::vector<std::vector<int64_t>>& rows, int64_t width, int64_t fill) {
+  auto out = torch::full({static_cast<int64_t>(rows.size()), width}, fill, torch::kLong);
+  auto a = out.accessor<int64_t, 2>();
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (static_cast<int64_t>(rows[r].size()) > width) fail_invalid("beam search: a row of ", rows[r].size(), " tokens exceeds ", width);
+    for (size_t j = 0; j < rows[r].size(); ++j) a[static_cast<int64_t>(r)][static_cast<int64_t>(j)] = rows[r][j];
+  }
+  return out;
 }
 
 }  // namespace sqz::models

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "models/beam_search.h"
 #include "models/registry.h"
 #include "runtime/bert_encoder.h"
 #include "runtime/block.h"
@@ -56,6 +57,14 @@ class EncoderDecoder {
   };
   std::vector<int64_t> generate_greedy(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq, int64_t max_new_tokens,
                                        int64_t* generated, const Forced& forced = {}) const;
+
+  // Beam rows follow the search: row r of `cache` becomes its row rows[r].
+  void reorder(Cache& cache, const std::vector<int64_t>& rows) const;
+  // Beam search as models::beam_search runs it on libtorch (HF's num_beams, length_penalty,
+  // early_stopping, forced BOS/EOS): each source encoded once, decoded on num_beams cache rows.
+  // Returns every source's new tokens (ending with EOS unless max_new_tokens cut it).
+  std::vector<std::vector<int64_t>> generate_beam(const int64_t* ids, const int64_t* mask, int64_t batch, int64_t seq,
+                                                  const models::BeamSearchOptions& options) const;
 
   int64_t weight_bytes() const;
   int64_t vocab_size() const { return vocab_; }

@@ -1,7 +1,8 @@
 // The shipped BART g2p model through the commands a user runs on the encoder-decoder runtime
 // engine: eval on the dev split (the same WER, PER and perplexity as libtorch), forward and
 // generate (the same numbers and text), pack to an int8 runtime dir and eval / bench that, and
-// bench on the model dir (every case checked against libtorch fp32, then timed).
+// bench on the model dir (every case checked against libtorch fp32, then timed); beam search on
+// the engine against libtorch's.
 #include <set>
 
 #include "io/json_file.h"
@@ -80,11 +81,23 @@ TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
   r = run("bench " + (tmp / "packed").string() + " --batch 1 --seq 8 --decode-steps 4 --runs 1 --warmup 0");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("| sqz-int8 | 1 |"), std::string::npos) << r.output;
-  // Beam search stays on libtorch: refused by name on the engine.
-  const auto split = (testing::shared_dir() / "data" / "cmudict-g2p" / "dev.jsonl").string();
-  r = run("eval " + kModel + " --task cmudict-g2p --split " + split + " --engine runtime --num-beams 2 --max-batches 1");
-  EXPECT_NE(r.code, 0);
-  EXPECT_NE(r.output.find("beam search"), std::string::npos) << r.output;
+}
+
+// Beam search on the engine scores what libtorch's beam search scores, and generates its text.
+TEST(Seq2SeqCli, BeamSearchOnTheRuntimeEngineEqualsLibtorch) {
+  const auto torch_beam = eval(kModel, " --num-beams 3");
+  const auto engine_beam = eval(kModel, " --engine runtime --num-beams 3");
+  ASSERT_TRUE(engine_beam.contains("wer"));
+  EXPECT_EQ(engine_beam["decoding"], "beam 3");
+  EXPECT_EQ(engine_beam["examples"], 96);
+  EXPECT_EQ(engine_beam["wer"], torch_beam["wer"]);
+  EXPECT_EQ(engine_beam["per"], torch_beam["per"]);
+  for (const char* word : {"squeeze", "transformer", "quantization"}) {
+    auto gen_torch = run(std::string("generate ") + kModel + " --num-beams 4 --prompt " + word);
+    auto gen_rt = run(std::string("generate ") + kModel + " --num-beams 4 --engine runtime --prompt " + word);
+    ASSERT_EQ(gen_rt.code, 0) << gen_rt.output;
+    EXPECT_EQ(gen_rt.output, gen_torch.output) << word;
+  }
 }
 
 }  // namespace

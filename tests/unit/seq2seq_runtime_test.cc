@@ -2,10 +2,11 @@
 // (1e-4 relative) on padded sources, including layers whose self- or cross-attention heads and FFN
 // neurons were pruned (T5: each kept head reads its own column of the relative position bias);
 // step-by-step decoding equals one pass; greedy decoding picks the tokens
-// models::generate_seq2seq_greedy picks; int8 and bf16 equal the model fake-quantized (rounded)
+// models::generate_seq2seq_greedy picks and beam search what models::beam_search picks; int8 and bf16 equal the model fake-quantized (rounded)
 // as the engine quantizes; a packed runtime dir runs what the engine ran.
 #include <gtest/gtest.h>
 
+#include "models/beam_search.h"
 #include "models/generation.h"
 #include "runtime/encoder_decoder.h"
 #include "runtime/engine.h"
@@ -149,6 +150,33 @@ TEST_P(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
   ASSERT_EQ(n, 3);
   EXPECT_EQ(forced.front(), 7);
   EXPECT_EQ(forced.back(), 2);
+}
+
+// Beam search on the engine (each source encoded once, its beams' cache rows reordered every
+// step) returns what models::beam_search returns on libtorch, for several settings.
+TEST_P(Seq2SeqRuntime, BeamSearchEqualsLibtorch) {
+  const auto c = config(GetParam());
+  auto model = noisy_model(c);
+  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
+  const auto in = inputs();
+  auto ids = in.ids.contiguous(), mask = in.mask.contiguous();
+  std::vector<models::BeamSearchOptions> settings(4);
+  settings[0].num_beams = 3, settings[0].max_new_tokens = 10;
+  settings[1].num_beams = 4, settings[1].max_new_tokens = 12, settings[1].length_penalty = 0.5, settings[1].early_stopping = true;
+  settings[2].num_beams = 2, settings[2].max_new_tokens = 6, settings[2].forced_bos_token_id = 7, settings[2].forced_eos_token_id = 2;
+  settings[3].num_beams = 5, settings[3].max_new_tokens = 30, settings[3].length_penalty = 2.0;  // BART: up to its 24 positions
+  bool differs_from_greedy = false;
+  for (const auto& o : settings) {
+    auto want = models::beam_search(*model, in.ids, in.mask, o);
+    auto got = engine.generate_beam(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7, o);
+    EXPECT_EQ(got, want) << "num_beams " << o.num_beams;
+    int64_t n = 0;
+    auto greedy = engine.generate_greedy(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7, o.max_new_tokens, &n);
+    for (int64_t b = 0; b < 2; ++b)
+      differs_from_greedy |= !std::equal(got[b].begin(), got[b].end(), greedy.begin() + b * n,
+                                         greedy.begin() + b * n + std::min<int64_t>(n, static_cast<int64_t>(got[b].size())));
+  }
+  EXPECT_TRUE(differs_from_greedy) << "no setting made beam search pick other tokens than greedy: the test would not see a bad reorder";
 }
 
 TEST_P(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
