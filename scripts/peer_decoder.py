@@ -53,9 +53,6 @@ def decode_per_token(prefill, whole, steps):
     return [(w - float(np.median(prefill))) / max(steps, 1) for w in whole]
 
 
-    return run, ctranslate2.__version__
-
-
 def openvino_runner(variant, onnx_dir, threads, x):
     import openvino as ov
 

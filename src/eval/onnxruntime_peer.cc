@@ -53,16 +53,21 @@ std::string OnnxRuntimePeer::int8_precision() const {
   return int8_weight_bits == 8 ? "int8 dyn" : "int8 dyn, 7-bit weights (no VNNI)";
 }
 
-std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded, const std::vector<std::string>& variants) {
-  const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
-  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
+std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded) {
   auto peer = std::make_unique<OnnxRuntimePeer>();
-  peer->module_dir = module_dir();
-  peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
-  peer->int8_weight_bits = kernels::cpu_max_isa() >= kernels::Isa::kAvx512Vnni ? 8 : 7;
   peer->work_dir = fs::temp_directory_path() / ("sqz-bench-ort-" + std::to_string(getpid()));
   fs::create_directories(peer->work_dir / "model");
   models::save_model(*loaded.model, loaded.config.value(), peer->work_dir / "model");
+  return peer;
+}
+
+std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded, const std::vector<std::string>& variants) {
+  const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
+  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
+  auto peer = save_peer_copy(loaded);
+  peer->module_dir = module_dir();
+  peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
+  peer->int8_weight_bits = kernels::cpu_max_isa() >= kernels::Isa::kAvx512Vnni ? 8 : 7;
   for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};

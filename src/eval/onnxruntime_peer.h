@@ -36,6 +36,10 @@ std::string onnxruntime_missing();
 // The exporter script for this model_type ("bert", "gpt2"), or "" when there is none.
 std::string onnx_exporter_for(const std::string& model_type);
 
+// The peers' work dir with the model saved in it (WORK_DIR/model) and no ONNX graph: what
+// CTranslate2 converts for itself.
+std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded);
+
 // Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8") into the
 // peer's work dir; throws naming the exporter's error.
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded,

@@ -98,4 +98,15 @@ OnnxRuntimeDecodeRun run_python_peer_decoder(const PythonPeer& peer, const OnnxR
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }
 
+OnnxRuntimeDecodeRun run_python_peer_seq2seq(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant,
+                                             const torch::Tensor& source, int64_t decode_steps, int runs, int warmup, int threads) {
+  const torch::Tensor ids = source.to(torch::kLong).contiguous();
+  const int64_t* p = ids.data_ptr<int64_t>();
+  const io::json in = {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
+                       {"decode_steps", decode_steps}};
+  const io::json r = run_peer_script(peer, files, "peer_seq2seq.py", variant, in, runs, warmup, threads);
+  return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
+          r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
+}
+
 }  // namespace sqz::eval

@@ -1,7 +1,8 @@
 // The engines users would pick instead of sqz, installed from PyPI into the project's venv:
 // CTranslate2 (its own Transformers converter; float32 and int8) and OpenVINO (sqz's ONNX graphs;
 // f32, bf16 where the CPU has it, and the dynamic-int8 graph) in one `sqz bench` run, on a BERT
-// classifier and on a GPT-2 decoder (prefill, then greedy decode) — each case checked against
+// classifier and on a GPT-2 decoder (prefill, then greedy decode), CTranslate2 also on BART and T5
+// (encode + first step, then greedy decode) — each case checked against
 // libtorch fp32 before it is timed, or skipped with the reason when the venv lacks the package.
 #include <set>
 
@@ -19,8 +20,10 @@ bool venv_imports(const std::string& module) {
   return fs::exists(python) && run_process({python.string(), "-c", "import " + module}, {}, tmp / "log") == 0;
 }
 
-// Runs `sqz bench MODEL ARGS` with every Python peer's case and checks each row it should have.
-void expect_checked_peer_rows(const fs::path& model, const std::string& args, bool decoder) {
+// Runs `sqz bench MODEL ARGS` with every Python peer's case and checks each row it should have:
+// every variant of `engines`, and a skip line for the others.
+void expect_checked_peer_rows(const fs::path& model, const std::string& args, bool decoder,
+                              const std::set<std::string>& engines = {"ctranslate2", "openvino"}) {
   testing::ScratchDir tmp("peers");
   const std::string cases = " --case libtorch-fp32 --case ctranslate2-fp32 --case ctranslate2-int8 --case openvino-fp32 --case openvino-bf16"
                             " --case openvino-int8";
@@ -31,7 +34,7 @@ void expect_checked_peer_rows(const fs::path& model, const std::string& args, bo
   std::map<std::string, io::json> rows;
   for (const auto& row : j["rows"]) rows[row["case"].get<std::string>()] = row;
   for (const std::string engine : {"ctranslate2", "openvino"}) {
-    if (!venv_imports(engine)) {
+    if (!venv_imports(engine) || !engines.count(engine)) {
       EXPECT_NE(r.output.find("skipped " + engine + "-*: "), std::string::npos) << r.output;
       continue;
     }
@@ -62,6 +65,22 @@ TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnAnEncoder) {
 
 TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnADecoder) {
   expect_checked_peer_rows(testing::fixtures_dir() / "gpt2-lm" / "model", " --batch 1 --batch 2 --seq 8 --decode-steps 4", /*decoder=*/true);
+}
+
+// Encoder-decoders: CTranslate2 converts BART and T5 itself; OpenVINO (sqz's ONNX graphs) is a
+// named skip. BART: the shipped g2p model; T5: a small random v1.1 one (gated GELU, untied head).
+TEST(BenchPeers, CTranslate2IsCheckedThenTimedOnBartAndT5) {
+  expect_checked_peer_rows(fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p", " --batch 2 --seq 12 --decode-steps 4", /*decoder=*/true,
+                           {"ctranslate2"});
+  testing::ScratchDir tmp("peers-t5");
+  const io::json t5 = {{"model_type", "t5"}, {"vocab_size", 96}, {"d_model", 32}, {"d_kv", 8}, {"d_ff", 48}, {"num_layers", 2},
+                       {"num_decoder_layers", 1}, {"num_heads", 4}, {"feed_forward_proj", "gated-gelu"},
+                       {"tie_word_embeddings", false}, {"pad_token_id", 0}, {"eos_token_id", 1}, {"decoder_start_token_id", 0},
+                       {"architectures", {"T5ForConditionalGeneration"}}};
+  write_file_atomic(tmp / "t5.json", t5.dump());
+  auto r = testing::run_sqz("init " + (tmp / "t5.json").string() + " --out " + (tmp / "t5").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  expect_checked_peer_rows(tmp / "t5", " --batch 1 --seq 10 --decode-steps 3", /*decoder=*/true, {"ctranslate2"});
 }
 
 }  // namespace
