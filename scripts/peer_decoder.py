@@ -6,9 +6,9 @@
 Each run prefills the prompt and then greedily decodes INPUTS' decode_steps tokens, as
 scripts/ort_decode.js does for ONNX Runtime. ENGINE ctranslate2: MODEL_DIR (an HF GPT-2, OPT or
 Llama causal LM) converted by CTranslate2's Transformers converter (fp32: float32, int8: int8);
-the check reads the prompt's last logits from Generator.forward_batch; each timed run is two
-Generator.generate_batch calls, one token (the prefill) and decode_steps + 1 tokens; decode per
-token is the latter past the median prefill, over decode_steps. ENGINE openvino: ONNX_DIR/model-VARIANT.onnx (scripts/onnx_decoder.py,
+the check reads the prompt's last logits from Generator.forward_batch; each timed run is one
+Generator.generate_batch call of decode_steps + 1 tokens, split by its per-token callback: the
+prefill until the first token, decode per token after it. ENGINE openvino: ONNX_DIR/model-VARIANT.onnx (scripts/onnx_decoder.py,
 KV cache as explicit inputs) compiled for the CPU at f32 (or bf16 for VARIANT bf16, on the fp32
 graph), each step's presents fed back as the next past.
 INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (K/V heads), head_dim.
@@ -28,29 +28,34 @@ def ctranslate2_runner(variant, model_dir, work_dir, threads, x):
 
     out, compute = ctranslate2_model(variant, model_dir, work_dir)
     gen = ctranslate2.Generator(out, device="cpu", compute_type=compute, intra_threads=threads)
-    b, seq = x["batch"], x["seq"]
+    b, seq, steps = x["batch"], x["seq"], x["decode_steps"]
     prompts = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, seq).tolist()
     vocabulary = json.load(open(f"{out}/vocabulary.json"))
     words = [[vocabulary[i] for i in row] for row in prompts]
 
-    def generate(n):  # the prompt and n greedy tokens, never stopping early; returns (tokens, wall ms)
-        t0 = time.perf_counter()
-        r = gen.generate_batch(words, max_length=n, min_length=n, sampling_topk=1, end_token=[], include_prompt_in_result=False)
-        return [h.sequences_ids[0] for h in r], (time.perf_counter() - t0) * 1e3
-
     def run():
         first = np.asarray(gen.forward_batch(prompts))[:, -1]
-        _, prefill = generate(1)  # the prefill and the first token, which ONNX Runtime's prefill also yields
-        tokens, whole = generate(x["decode_steps"] + 1)
-        return first, tokens, prefill, whole
+        # The prompt and steps + 1 greedy tokens, never stopping early: the first is the prefill's.
+        prefill, decode = timed_tokens(lambda on_token: gen.generate_batch(
+            words, max_length=steps + 1, min_length=steps + 1, sampling_topk=1, end_token=[], include_prompt_in_result=False,
+            callback=on_token), steps)
+        return first, [], prefill, decode
 
     return run, ctranslate2.__version__
 
 
-def decode_per_token(prefill, whole, steps):
-    """CTranslate2's runs time whole generations: a run's decode per token is its generation past
-    the median prefill, over the steps (a run's own prefill would add its noise twice)."""
-    return [(w - float(np.median(prefill))) / max(steps, 1) for w in whole]
+def timed_tokens(call, steps):
+    """One CTranslate2 greedy call timed by phase through its per-token callback: ms until the
+    first token (the prefill) and ms per token after it, over `steps` (both from the same run)."""
+    stamps = []
+
+    def on_token(_result):
+        stamps.append(time.perf_counter())
+        return False  # go on
+
+    t0 = time.perf_counter()
+    call(on_token)
+    return (stamps[0] - t0) * 1e3, (stamps[-1] - stamps[0]) * 1e3 / max(steps, 1)
 
 
 def openvino_runner(variant, onnx_dir, threads, x):
@@ -101,8 +106,6 @@ def main():
         _, _, p, d = run()
         prefill.append(p)
         decode.append(d)
-    if engine == "ctranslate2":
-        decode = decode_per_token(prefill, decode, x["decode_steps"])
     json.dump({"values": np.asarray(first, dtype=np.float32).reshape(-1).tolist(), "tokens": tokens, "prefill_ms": prefill,
                "decode_ms_per_token": decode, "version": version}, open(out, "w"))
 

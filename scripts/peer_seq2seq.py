@@ -7,10 +7,10 @@ MODEL_DIR (an HF BartForConditionalGeneration or T5ForConditionalGeneration dir)
 CTranslate2's Transformers converter (VARIANT fp32: float32, int8: its int8 weights and GEMMs),
 run by its Translator, greedy, never stopping early. The check reads the first decoder step's
 logits (return_logits_vocab, with min_decoding_length 0 so that EOS is not masked). Each timed
-run is two translate_batch calls, as peer_decoder.py times CTranslate2's Generator: one token
-(encode the source + the first step, the bench's "prefill") and decode_steps + 1 tokens; decode
-per token is the latter past the median prefill, over decode_steps. ONNX_DIR is unused (no ONNX
-graph of an encoder-decoder is written).
+run is one translate_batch call of decode_steps + 1 tokens split by its per-token callback, as
+peer_decoder.py times CTranslate2's Generator: until the first token (encode the source + the
+first step, the bench's "prefill"), then per token. ONNX_DIR is unused (no ONNX graph of an
+encoder-decoder is written).
 INPUTS.json: batch, seq, input_ids (the sources), decode_steps.
 OUT.json: values (the first step's logits, first run), prefill_ms, decode_ms_per_token, version.
 """
@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from peer_decoder import decode_per_token
+from peer_decoder import timed_tokens
 from peer_encoder import ctranslate2_model
 
 
@@ -48,17 +48,16 @@ def ctranslate2_runner(variant, model_dir, work_dir, threads, x):
     ids = np.asarray(x["input_ids"], dtype=np.int64).reshape(x["batch"], x["seq"]).tolist()
     sources = [[vocabulary[i] for i in row] for row in ids]
 
-    def translate(n, **extra):  # n greedy tokens, never stopping early; returns (results, wall ms)
-        t0 = time.perf_counter()
-        r = translator.translate_batch(sources, beam_size=1, max_decoding_length=n, min_decoding_length=n, end_token=[], **extra)
-        return r, (time.perf_counter() - t0) * 1e3
+    def translate(n, **extra):  # n greedy tokens, never stopping early
+        return translator.translate_batch(sources, beam_size=1, max_decoding_length=n, min_decoding_length=n, end_token=[], **extra)
 
     def run():
-        checked, _ = translate(1, return_logits_vocab=True)
+        checked = translator.translate_batch(sources, beam_size=1, max_decoding_length=1, min_decoding_length=0,
+                                             return_logits_vocab=True)
         first = np.stack([np.asarray(r.logits[0][0]).reshape(-1) for r in checked])
-        _, prefill = translate(1)
-        _, whole = translate(x["decode_steps"] + 1)
-        return first, prefill, whole
+        steps = x["decode_steps"]
+        prefill, decode = timed_tokens(lambda on_token: translate(steps + 1, callback=on_token), steps)
+        return first, prefill, decode
 
     return run, ctranslate2.__version__
 
@@ -73,13 +72,13 @@ def main():
     first, _, _ = run()
     for _ in range(warmup):
         run()
-    prefill, whole = [], []
+    prefill, decode = [], []
     for _ in range(runs):
-        _, p, w = run()
+        _, p, d = run()
         prefill.append(p)
-        whole.append(w)
+        decode.append(d)
     json.dump({"values": np.asarray(first, dtype=np.float32).reshape(-1).tolist(), "prefill_ms": prefill,
-               "decode_ms_per_token": decode_per_token(prefill, whole, x["decode_steps"]), "version": version}, open(out, "w"))
+               "decode_ms_per_token": decode, "version": version}, open(out, "w"))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ Group::Group(const GroupSpec& spec) : rank_(spec.rank), size_(spec.world_size), 
 Group::Group() = default;
 
 Group::~Group() {
+  pending_.clear();
   pg_.reset();
   store_.reset();
   server_.reset();
@@ -157,6 +158,27 @@ void Group::sum(std::vector<torch::Tensor> tensors, int64_t bucket_bytes) {
       t.copy_(flats[i].narrow(0, at, t.numel()).view_as(t));
       at += t.numel();
     }
+  }
+}
+
+void Group::start_sum(torch::Tensor flat) {
+  if (size_ == 1) return;
+  try {
+    std::vector<torch::Tensor> one{std::move(flat)};
+    pending_.push_back(pg_->allreduce(one));
+  } catch (const std::exception& e) {
+    pending_.clear();
+    fail_lost("starting a sum", e);
+  }
+}
+
+void Group::wait_sums(const std::string& what) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  try {
+    for (auto& w : pending) w->wait();
+  } catch (const std::exception& e) {
+    fail_lost(what, e);
   }
 }
 

@@ -13,6 +13,7 @@
 namespace c10d {
 class ProcessGroup;
 class Store;
+class Work;
 struct ReduceOp;
 }  // namespace c10d
 
@@ -48,6 +49,10 @@ class Group {
   // Sums in place, bucketed (tensors of one dtype in flat buffers of `bucket_bytes`).
   void sum(std::vector<torch::Tensor> tensors, int64_t bucket_bytes = 16 << 20);
   void mean(std::vector<torch::Tensor> tensors);  // sum / size
+  // Starts summing one flat tensor in place and returns at once (gradient buckets while backward
+  // runs); wait_sums() finishes every sum started. Ranks pair their sums in the order started.
+  void start_sum(torch::Tensor flat);
+  void wait_sums(const std::string& what);
   void max(torch::Tensor t);
   void min(torch::Tensor t);
   void broadcast_from_root(std::vector<torch::Tensor> tensors);
@@ -66,6 +71,7 @@ class Group {
   std::unique_ptr<StoreServer> server_;
   c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::ProcessGroup> pg_;
+  std::vector<c10::intrusive_ptr<c10d::Work>> pending_;  // start_sum's, until wait_sums
 };
 
 // Splits [0, n) into `size` contiguous parts; part `rank` is [begin, end).

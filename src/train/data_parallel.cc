@@ -1,6 +1,9 @@
 #include "train/data_parallel.h"
 
 #include <fstream>
+#include <set>
+
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 
 #include "core/error.h"
 
@@ -64,19 +67,90 @@ void agree_on_the_run(dist::Group& group, const TrainRecipe& recipe, models::Tra
   group.broadcast_from_root(state);
 }
 
-void average_gradients(dist::Group& group, const std::vector<torch::Tensor>& params) {
+GradientBuckets::GradientBuckets(dist::Group& group, const std::vector<torch::Tensor>& params, int64_t bucket_bytes) : group_(group) {
   if (!group.distributed()) return;
-  auto has = torch::zeros({static_cast<int64_t>(params.size())}, torch::kFloat);
-  for (size_t i = 0; i < params.size(); ++i) has[static_cast<int64_t>(i)] = params[i].grad().defined() ? 1.f : 0.f;
-  group.max(has);
-  std::vector<torch::Tensor> grads;
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (has[static_cast<int64_t>(i)].item<float>() == 0.f) continue;
-    auto p = params[i];
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad());
+  std::set<const void*> seen;  // a tensor listed twice (tied, or both a parameter and a hook's) counts once
+  for (auto it = params.rbegin(); it != params.rend(); ++it)
+    if (seen.insert(it->unsafeGetTensorImpl()).second) params_.push_back(*it);
+  bucket_of_.resize(params_.size());
+  ready_.assign(params_.size(), false);
+  int64_t bytes = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const auto& p = params_[i];
+    const int64_t size = p.numel() * static_cast<int64_t>(p.element_size());
+    if (buckets_.empty() || bytes + size > bucket_bytes || params_[buckets_.back().params.front()].scalar_type() != p.scalar_type()) {
+      buckets_.emplace_back();
+      bytes = 0;
+    }
+    buckets_.back().params.push_back(i);
+    buckets_.back().numel += p.numel();
+    bucket_of_[i] = buckets_.size() - 1;
+    bytes += size;
+    // Parameters without an accumulator (no grad required) are sent by finish().
+    if (auto acc = p.requires_grad() && p.is_leaf() ? torch::autograd::impl::grad_accumulator(p) : nullptr) {
+      const uintptr_t key = acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [this, i](const torch::autograd::variable_list& out, const torch::autograd::variable_list&) {
+            mark_ready(i);
+            return out;
+          }));
+      hooks_.emplace_back(std::move(acc), key);
+    }
   }
-  group.mean(grads);
+  for (auto& b : buckets_)
+    b.flat = torch::zeros({b.numel + static_cast<int64_t>(b.params.size())}, params_[b.params.front()].options().requires_grad(false));
+}
+
+GradientBuckets::~GradientBuckets() {
+  for (auto& [acc, key] : hooks_) acc->del_post_hook(key);
+}
+
+void GradientBuckets::arm() { armed_ = group_.distributed(); }
+
+void GradientBuckets::mark_ready(size_t param) {
+  if (!armed_ || ready_[param]) return;
+  ready_[param] = true;
+  ++buckets_[bucket_of_[param]].ready;
+  for (; next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].params.size(); ++next_) {
+    start(buckets_[next_]);
+    ++sent_during_backward_;
+  }
+}
+
+void GradientBuckets::start(Bucket& b) {
+  torch::NoGradGuard no_grad;
+  int64_t at = 0;
+  for (size_t j = 0; j < b.params.size(); ++j) {
+    const auto& p = params_[b.params[j]];
+    const auto& g = p.grad();
+    if (g.defined()) b.flat.narrow(0, at, p.numel()).copy_(g.reshape({-1}));
+    else b.flat.narrow(0, at, p.numel()).zero_();
+    b.flat[b.numel + static_cast<int64_t>(j)] = g.defined() ? 1 : 0;
+    at += p.numel();
+  }
+  group_.start_sum(b.flat);
+  ++sent_;
+}
+
+void GradientBuckets::finish() {
+  if (!group_.distributed()) return;
+  armed_ = false;
+  for (; next_ < buckets_.size(); ++next_) start(buckets_[next_]);
+  group_.wait_sums("summing gradients");
+  torch::NoGradGuard no_grad;
+  for (auto& b : buckets_) {
+    int64_t at = 0;
+    for (size_t j = 0; j < b.params.size(); ++j) {
+      auto p = params_[b.params[j]];
+      if (b.flat[b.numel + static_cast<int64_t>(j)].item<double>() > 0) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        p.mutable_grad().copy_(b.flat.narrow(0, at, p.numel()).view_as(p)).div_(group_.size());
+      }
+      at += p.numel();
+    }
+    b.ready = 0;
+  }
+  ready_.assign(ready_.size(), false);
+  next_ = 0;
 }
 
 void check_ranks_agree(dist::Group& group, models::TransformerModel& model, const TrainHooks& hooks) {

@@ -266,6 +266,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   std::vector<torch::Tensor> trained = hooks.averaged_gradients();  // gradients averaged over ranks
   for (auto& g : opt.param_groups())
     for (auto& p : g.params()) trained.push_back(p);
+  GradientBuckets gradients(group, trained);
   Progress progress("train", r.steps);
   s.model->train();
   double loss_avg = 0;
@@ -303,11 +304,13 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
       }
       // The gradient average divides by the group's size: each share's part counts whole.
       const double weight = stand_in ? 0.0 : static_cast<double>(group.size());
+      if (micro == r.grad_accum - 1) gradients.arm();  // the step's gradients are final as this backward reaches them
       (loss * (weight / static_cast<double>(r.grad_accum))).backward();
       if (!stand_in) step_loss += loss.item<double>() / static_cast<double>(r.grad_accum);
     }
-    // One exchange per step: gradients, then the loss, tokens and whether any rank was interrupted.
-    average_gradients(group, trained);
+    // One exchange per step: the gradients (mostly sent while backward ran), then the loss, tokens
+    // and whether any rank was interrupted.
+    gradients.finish();
     auto totals = torch::tensor({step_loss, static_cast<double>(step_tokens), interrupt_requested() ? 1.0 : 0.0}, torch::kDouble);
     group.sum({totals});
     step_loss = totals[0].item<double>();
@@ -364,6 +367,9 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   const bool has_checkpoint = options.checkpoints && fs::exists(ckpt_dir / "trainer_state.json");
   if (stopped && has_checkpoint) log_info("interrupted at step ", step, "; resume with --resume (checkpoint: ", ckpt_dir.string(), ")");
   else if (stopped) log_info("interrupted at step ", step, " before any checkpoint: a new run starts from the beginning");
+  if (root && gradients.sent() > 0)
+    log_info("gradients: ", gradients.buckets(), " buckets per step; ", gradients.sent_during_backward(), " of ", gradients.sent(),
+             " bucket sums started while backward still ran");
   result.steps_done = step;
   result.best_eval = state["best_eval"];
   if (result.last_eval.is_null()) result.last_eval = state["last_eval"];  // a resumed run that had nothing left to train

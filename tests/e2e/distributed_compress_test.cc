@@ -101,9 +101,11 @@ TEST(Distributed, TwoRanksQuantizeAwareLikeOneProcess) {
           "  - {name: ffn, targets: {roles: [ffn_in, ffn_out]}, mode: qat, start_step: 1, weight: {bits: 8, method: minmax},"
           " activation: {bits: 8, symmetric: false, method: static, observer: percentile, percentile: 99.9}}\n"
           "speedup: false\nlatency: {enabled: false}\neval_batches: 2\n",
-      2e-4, 1e-4);
+      1e-3, 1e-3);
   // Float sums in another order, which Adam's first steps (updates of about lr x sign) amplify in
-  // weights whose gradient is near zero; per-rank ranges gave 6e-3 and 15% of the codes.
+  // weights whose gradient is near zero: how much depends on the CPU's kernels (6.0e-5 and 165
+  // codes on one AMX Xeon, 2.7e-4 and 461 of 3.15 M on another); per-rank ranges gave 6e-3 and
+  // 15% of the codes.
   expect_same_losses(one, two, 2, 5e-5);
 }
 

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -142,6 +143,11 @@ TEST(Distributed, TwoLocalRanksTrainLikeOneProcess) {
   EXPECT_NE(two.output.find("\"ranks\":2"), std::string::npos) << two.output;
   // The same global batch of 8 (4 per rank) and seed: float sums in another order, nothing more.
   expect_same_curve(testing::read_json_lines(tmp / "one" / "train_log.jsonl"), testing::read_json_lines(tmp / "two" / "train_log.jsonl"), 1e-5);
+  // The gradient sums started while backward ran (train::GradientBuckets), not after it.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(two.output, m, std::regex(R"((\d+) of (\d+) bucket sums started while backward still ran)"))) << two.output;
+  EXPECT_GT(std::stoi(m[1]), 0) << m[0];
+  EXPECT_GT(std::stoi(m[2]), 0) << m[0];
   // A batch that does not split over the ranks is refused before training.
   auto odd = testing::run_sqz("train --recipe " + recipe.string() + " --set out=" + (tmp / "odd").string() + " --set batch_size=7 --nproc 2");
   EXPECT_NE(odd.code, 0);
