@@ -28,14 +28,20 @@ io::json eval(const std::string& model, const std::string& flags) {
   return r.code == 0 ? last_json(r) : io::json();
 }
 
+// The engine's eval of the 3 dev batches scores exactly what libtorch's scores.
+void expect_same_scores(const io::json& engine, const io::json& torch) {
+  ASSERT_TRUE(engine.contains("wer")) << engine.dump();
+  EXPECT_EQ(engine["engine"], "runtime fp32");
+  EXPECT_EQ(engine["examples"], 96);
+  EXPECT_EQ(engine["decoding"], torch["decoding"]);
+  EXPECT_EQ(engine["wer"], torch["wer"]);
+  EXPECT_EQ(engine["per"], torch["per"]);
+}
+
 TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
   const auto torch_eval = eval(kModel, "");
   const auto fp32 = eval(kModel, " --engine runtime");
-  ASSERT_TRUE(fp32.contains("wer"));
-  EXPECT_EQ(fp32["engine"], "runtime fp32");
-  EXPECT_EQ(fp32["examples"], 96);
-  EXPECT_EQ(fp32["wer"], torch_eval["wer"]);
-  EXPECT_EQ(fp32["per"], torch_eval["per"]);
+  expect_same_scores(fp32, torch_eval);
   EXPECT_NEAR(fp32["perplexity"].get<double>(), torch_eval["perplexity"].get<double>(), 1e-5);
 
   testing::ScratchDir tmp("seq2seq-cli");
@@ -85,13 +91,9 @@ TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
 
 // Beam search on the engine scores what libtorch's beam search scores, and generates its text.
 TEST(Seq2SeqCli, BeamSearchOnTheRuntimeEngineEqualsLibtorch) {
-  const auto torch_beam = eval(kModel, " --num-beams 3");
   const auto engine_beam = eval(kModel, " --engine runtime --num-beams 3");
-  ASSERT_TRUE(engine_beam.contains("wer"));
   EXPECT_EQ(engine_beam["decoding"], "beam 3");
-  EXPECT_EQ(engine_beam["examples"], 96);
-  EXPECT_EQ(engine_beam["wer"], torch_beam["wer"]);
-  EXPECT_EQ(engine_beam["per"], torch_beam["per"]);
+  expect_same_scores(engine_beam, eval(kModel, " --num-beams 3"));
   for (const char* word : {"squeeze", "transformer", "quantization"}) {
     auto gen_torch = run(std::string("generate ") + kModel + " --num-beams 4 --prompt " + word);
     auto gen_rt = run(std::string("generate ") + kModel + " --num-beams 4 --engine runtime --prompt " + word);
