@@ -51,10 +51,10 @@ struct BartConfig {
     c.embed_scale = j.has("sqz_embed_scale") ? j.get_float("sqz_embed_scale", 1.0)
                                              : (c.scale_embedding ? std::sqrt(static_cast<double>(c.d_model)) : 1.0);
     c.tie = j.get_bool("tie_word_embeddings", true);
-    c.pad = config_token_id(j, "pad_token_id").value_or(1);
+    c.pad = config_input_token_id(j, "pad_token_id", 1, c.vocab_size);
     c.bos = config_token_id(j, "bos_token_id").value_or(0);
     c.eos = config_token_id(j, "eos_token_id").value_or(2);
-    c.decoder_start = config_token_id(j, "decoder_start_token_id").value_or(2);
+    c.decoder_start = config_input_token_id(j, "decoder_start_token_id", 2, c.vocab_size);
     c.num_labels = config_num_labels(j);
     return c;
   }
@@ -342,7 +342,9 @@ ArchSpec bart_arch() {
           },
           // Layer surgery keeps decoder layers (distilbart's shrink-and-fine-tune students).
           .layers_module = "decoder.layers",
-          .layer_count_key = "decoder_layers"};
+          .layer_count_key = "decoder_layers",
+          .encoder_layers_module = "encoder.layers",
+          .encoder_layer_count_key = "encoder_layers"};
 }
 
 }  // namespace sqz::models

@@ -81,6 +81,12 @@ std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::
   return config.get_int(key);
 }
 
+int64_t config_input_token_id(const io::JsonFields& config, const std::string& key, int64_t fallback, int64_t vocab_size) {
+  const int64_t id = config_token_id(config, key).value_or(fallback);
+  if (id < 0 || id >= vocab_size) config.fail_field(key, to_text("a token id in [0, ", vocab_size, ") (vocab_size)"));
+  return id;
+}
+
 std::string stack_config_key(ShapeKey key, const std::string& stack) {
   if (stack.empty()) return key == ShapeKey::kPrunedHeads ? "pruned_heads" : "sqz_intermediate_sizes";
   return "sqz_" + stack + (key == ShapeKey::kPrunedHeads ? "_pruned_heads" : "_intermediate_sizes");
@@ -88,6 +94,11 @@ std::string stack_config_key(ShapeKey key, const std::string& stack) {
 
 LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int64_t num_heads, int64_t ffn_width,
                                const std::string& stack) {
+  // Each layer lists its kept heads: 2^31 heads would take 16 GB per layer before any size check.
+  constexpr int64_t kMaxHeads = int64_t{1} << 16;
+  if (num_heads > kMaxHeads)
+    fail_invalid(j.source(), ": ", num_heads, " attention heads per layer", stack.empty() ? "" : " (" + stack + ")", "; expected at most ",
+                 kMaxHeads);
   LayerShapes c;
   c.heads.assign(num_layers, num_heads);
   c.ffn.assign(num_layers, ffn_width);
@@ -140,7 +151,7 @@ int64_t config_head_dim(const io::JsonFields& j, const std::string& hidden_key, 
 
 int64_t config_num_labels(const io::JsonFields& config) {
   if (config.has("id2label") && config.value()["id2label"].is_object()) return config.value()["id2label"].size();
-  return config.get_int("num_labels", 2);
+  return config.get_positive_int("num_labels", 2);
 }
 
 torch::Tensor pool_last_token(const torch::Tensor& scores, const torch::Tensor& ids, std::optional<int64_t> pad) {

@@ -170,6 +170,9 @@ std::string hf_name(const ModelInfo& info, const std::string& name);
 
 // A special token id field; HF allows a list (several EOS ids): the first is taken.
 std::optional<int64_t> config_token_id(const io::JsonFields& config, const std::string& key);
+// A token id the model feeds itself (an encoder-decoder's decoder start, or the pad that replaces
+// ignored labels): `fallback` when absent, refused by name unless it is below `vocab_size`.
+int64_t config_input_token_id(const io::JsonFields& config, const std::string& key, int64_t fallback, int64_t vocab_size);
 
 // Per-layer shapes after structured pruning: heads kept (HF's config.pruned_heads, original
 // numbering) and FFN width (sqz_intermediate_sizes; HF configs hold one width for all layers).

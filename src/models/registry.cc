@@ -1,6 +1,10 @@
 #include "models/registry.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "core/log.h"
+#include "models/build_budget.h"
 #include "io/safetensors.h"
 #include "nn/layers.h"
 
@@ -82,6 +86,50 @@ void init_parameter(const std::string& name, torch::Tensor& p, double std) {
     p.normal_(0.0, std);
 }
 
+// The blocks the tensors `names` hold in `module` ("encoder.layer" for "bert.encoder.layer.5.output..."):
+// one more than the highest index found.
+int64_t checkpoint_layers(const std::vector<std::string>& names, const std::string& module) {
+  int64_t count = 0;
+  for (const auto& name : names) {
+    const auto at = name.find(module + ".");
+    if (at == std::string::npos || (at > 0 && name[at - 1] != '.')) continue;
+    size_t digits = at + module.size() + 1, end = digits;
+    while (end < name.size() && std::isdigit(static_cast<unsigned char>(name[end]))) ++end;
+    if (end > digits && end - digits < 10) count = std::max<int64_t>(count, std::stoll(name.substr(digits, end - digits)) + 1);
+  }
+  return count;
+}
+
+// A config that counts more blocks than the checkpoint holds would build every one (a tree of
+// modules each) before the first missing tensor is noticed: 100000 tiny BERT layers took 24 GB.
+void check_layer_counts(const io::JsonFields& config, const io::Checkpoint& ckpt, const LoadOptions& options) {
+  auto names = ckpt.names();
+  for (const auto& [name, t] : options.tensors) names.push_back(name);
+  const ArchSpec& arch = find_architecture(config.get_string("model_type"), config.source());
+  for (const auto& [module, key] : {std::pair{arch.layers_module, arch.layer_count_key},
+                                    std::pair{arch.encoder_layers_module, arch.encoder_layer_count_key}}) {
+    if (module.empty() || !config.has(key)) continue;
+    const int64_t held = checkpoint_layers(names, module);
+    if (config.get_int(key) > held)
+      config.fail_field(key, to_text("at most ", held, ", the blocks under '", module, "' its checkpoint holds"));
+  }
+}
+
+// Builds the model config.json describes, refusing one that needs far more tensor memory than the
+// checkpoint holds: a model is at most 8x its checkpoint (4-bit packed weights as fp32), plus
+// what `options` brings and room for buffers (causal masks, rotary tables).
+std::shared_ptr<TransformerModel> build_from_checkpoint_config(const io::JsonFields& config, const LoadOptions& options,
+                                                               const io::Checkpoint& ckpt) {
+  uint64_t given = 0;
+  for (const auto& [name, t] : options.tensors) given += t.nbytes();
+  const uint64_t budget = 8 * ckpt.total_bytes() + given + (uint64_t{512} << 20);
+  auto refusal = [&](const std::string& why) {
+    return to_text(config.source(), ": the model it describes ", why, " (its checkpoint holds ", ckpt.total_bytes() >> 10,
+                   " KiB); check its sizes (layer counts, hidden and intermediate sizes, vocab_size, num_labels, max_position_embeddings)");
+  };
+  return build_within_budget([&] { return build_model(config, options.head); }, budget, refusal);
+}
+
 }  // namespace
 
 void init_weights(TransformerModel& model) {
@@ -98,8 +146,9 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) fail_not_found(dir.string(), ": model directory not found");
   LoadedModel out{nullptr, io::JsonFields::from_file(dir / "config.json"), dir};
   if (!options.config_overrides.empty()) out.config.value().update(options.config_overrides);
-  out.model = build_model(out.config, options.head);
   io::Checkpoint ckpt(dir);
+  if (!options.init_missing) check_layer_counts(out.config, ckpt, options);
+  out.model = build_from_checkpoint_config(out.config, options, ckpt);
   const ModelInfo& info = out.model->info();
   std::set<std::string> used;
   std::vector<std::string> missing;

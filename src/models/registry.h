@@ -50,6 +50,9 @@ struct ArchSpec {
   std::string gguf_architecture = "";  // general.architecture of the GGUF files this family reads
   std::function<GgufConversion(const io::GgufFile&)> from_gguf = nullptr;
   std::function<GgufExportPlan(const io::JsonFields& config)> to_gguf = nullptr;
+  // Encoder-decoders: the encoder's blocks, as layers_module and layer_count_key above.
+  std::string encoder_layers_module = "";
+  std::string encoder_layer_count_key = "";
 };
 
 const std::vector<ArchSpec>& architectures();

@@ -46,9 +46,9 @@ struct T5Config {
       j.fail_field("feed_forward_proj", "'ACT' or 'gated-ACT' (e.g. 'relu', 'gated-gelu')");
     if (proj == "gated-gelu") c.act = "gelu_new";
     c.tie = j.get_bool("tie_word_embeddings", true);
-    c.pad = config_token_id(j, "pad_token_id").value_or(0);
+    c.pad = config_input_token_id(j, "pad_token_id", 0, c.vocab_size);
     c.eos = config_token_id(j, "eos_token_id").value_or(1);
-    c.decoder_start = config_token_id(j, "decoder_start_token_id").value_or(*c.pad);
+    c.decoder_start = config_input_token_id(j, "decoder_start_token_id", *c.pad, c.vocab_size);
     c.encoder = parse_layer_shapes(j, c.encoder_layers, c.num_heads, c.d_ff, "encoder");
     c.decoder = parse_layer_shapes(j, c.decoder_layers, c.num_heads, c.d_ff, "decoder");
     c.cross = parse_layer_shapes(j, c.decoder_layers, c.num_heads, c.d_ff, "cross");
@@ -354,7 +354,9 @@ ArchSpec t5_arch() {
             return std::make_shared<T5Model>(T5Config::parse(j), head, h);
           },
           .layers_module = "decoder.block",
-          .layer_count_key = "num_decoder_layers"};
+          .layer_count_key = "num_decoder_layers",
+          .encoder_layers_module = "encoder.block",
+          .encoder_layer_count_key = "num_layers"};
 }
 
 }  // namespace sqz::models

@@ -102,7 +102,7 @@ nlohmann::json BertEncoder::save(RuntimeDirWriter& out) const {
 BertEncoder::BertEncoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "bert-encoder") m.fail_field("engine", "'bert-encoder' (this dir holds another engine)");
-  options_.precision = parse_precision(m.get_string("precision"));
+  options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   hidden_ = m.get_int("hidden");
   vocab_ = m.get_int("vocab");
@@ -130,12 +130,11 @@ BertEncoder::BertEncoder(const RuntimeDirReader& dir, const EngineOptions& optio
     layers_.push_back(std::move(layer));
   }
   if (m.has("pooler")) {
-    pooler_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "pooler", "pooler"), "pooler"));
-    if (pooler_->out_features() != h || pooler_->in_features() != h) m.fail_field("pooler", "a [hidden, hidden] Linear");
+    pooler_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "pooler", "pooler"), "pooler", h, h));
   }
   if (m.has("classifier")) {
-    classifier_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "classifier", "classifier"), "classifier"));
-    if (classifier_->in_features() != h) m.fail_field("classifier", "a Linear with hidden inputs");
+    classifier_ = std::make_unique<LinearOp>(
+        LinearOp::load(dir, dir.object(m.value(), "classifier", "classifier"), "classifier", std::nullopt, h));
     num_labels_ = classifier_->out_features();
   }
 }

@@ -158,17 +158,16 @@ BlockOps load_block_ops(const RuntimeDirReader& in, const io::JsonFields& entry,
   ops.kv_heads = entry.get_int("kv_heads");
   ops.ffn = entry.get_int("ffn");
   ops.gated = entry.get_bool("gated");
+  // Counts past 2^24 are no block's, and their widths ((heads + 2 kv_heads) * head_dim) would overflow.
+  constexpr int64_t kMaxCount = int64_t{1} << 24;
   if (ops.heads < 0 || ops.kv_heads < 0 || ops.ffn < 0 || ops.head_dim <= 0 ||
-      (ops.heads > 0 && (ops.kv_heads == 0 || ops.heads % ops.kv_heads != 0)))
+      (ops.heads > 0 && (ops.kv_heads == 0 || ops.heads % ops.kv_heads != 0)) ||
+      std::max({ops.heads, ops.kv_heads, ops.ffn, ops.head_dim}) > kMaxCount)
     fail_invalid(entry.source(), ": heads ", ops.heads, ", kv_heads ", ops.kv_heads, ", head_dim ", ops.head_dim, ", ffn ",
-                 ops.ffn, " do not describe a block (heads a multiple of kv_heads, head_dim > 0)");
+                 ops.ffn, " do not describe a block (heads a multiple of kv_heads, head_dim > 0, each at most 2^24)");
   // Each Linear's shape must be the one the counts imply, or the engine would read past its buffers.
   auto linear = [&](const char* key, int64_t out, int64_t inputs) {
-    auto op = LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key);
-    if (op.out_features() != out || op.in_features() != inputs)
-      fail_invalid(in.manifest().source(), ": ", where, ".", key, " is [", op.out_features(), ", ", op.in_features(),
-                   "]; heads, head_dim, kv_heads and ffn imply [", out, ", ", inputs, "]");
-    return op;
+    return LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key, out, inputs);
   };
   if (ops.heads > 0) {
     ops.qkv = linear("qkv", ops.qkv_width(), hidden);
@@ -186,18 +185,15 @@ CrossAttentionOps load_cross_attention_ops(const RuntimeDirReader& in, const io:
   CrossAttentionOps ops;
   ops.heads = entry.get_int("heads");
   ops.head_dim = entry.get_int("head_dim");
-  if (ops.heads < 0 || ops.head_dim <= 0)
-    fail_invalid(entry.source(), ": ", where, " has heads ", ops.heads, ", head_dim ", ops.head_dim, "; expected heads >= 0, head_dim > 0");
+  if (ops.heads < 0 || ops.head_dim <= 0 || std::max(ops.heads, ops.head_dim) > (int64_t{1} << 24))
+    fail_invalid(entry.source(), ": ", where, " has heads ", ops.heads, ", head_dim ", ops.head_dim,
+                 "; expected heads >= 0, head_dim > 0, each at most 2^24");
   if (ops.heads == 0) {
     ops.bias_only = in.floats(prefix + ".out.bias", {hidden});
     return ops;
   }
   auto linear = [&](const char* key, int64_t out, int64_t inputs) {
-    auto op = LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key);
-    if (op.out_features() != out || op.in_features() != inputs)
-      fail_invalid(in.manifest().source(), ": ", where, ".", key, " is [", op.out_features(), ", ", op.in_features(),
-                   "]; heads and head_dim imply [", out, ", ", inputs, "]");
-    return op;
+    return LinearOp::load(in, in.object(entry.value(), key, where + "." + key), prefix + "." + key, out, inputs);
   };
   ops.q = linear("q", ops.width(), hidden);
   ops.kv = linear("kv", 2 * ops.width(), hidden);

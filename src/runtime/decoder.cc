@@ -170,7 +170,7 @@ nlohmann::json Decoder::save(RuntimeDirWriter& out) const {
 Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "decoder") m.fail_field("engine", "'decoder' (this dir holds another engine)");
-  options_.precision = parse_precision(m.get_string("precision"));
+  options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   hidden_ = m.get_int("hidden");
   vocab_ = m.get_int("vocab");
@@ -210,8 +210,7 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
     }
     layers_.push_back(std::move(layer));
   }
-  lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head"));
-  if (lm_head_->out_features() != vocab_ || lm_head_->in_features() != h) m.fail_field("lm_head", "a [vocab, hidden] Linear");
+  lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head", vocab_, h));
 }
 
 int64_t Decoder::weight_bytes() const {

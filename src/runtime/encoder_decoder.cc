@@ -101,7 +101,7 @@ EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions&
   const std::string family = m.get_string("family", "bart");
   if (family != "bart" && family != "t5") m.fail_field("family", "'bart' or 't5'");
   t5_ = family == "t5";
-  options_.precision = parse_precision(m.get_string("precision"));
+  options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   for (const char* key : {"hidden", "vocab"})
     if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
@@ -182,8 +182,7 @@ EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions&
     norm(p + ".ffn_norm", l->ffn_gamma, l->ffn_beta);
     decoder_.push_back(std::move(l));
   }
-  lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head"));
-  if (lm_head_->out_features() != vocab_ || lm_head_->in_features() != h) m.fail_field("lm_head", "a [vocab, hidden] Linear");
+  lm_head_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "lm_head", "lm_head"), "lm_head", vocab_, h));
 }
 
 int64_t EncoderDecoder::weight_bytes() const {

@@ -42,11 +42,12 @@ Engine build_engine(const models::LoadedModel& loaded, const std::string& precis
 
 Engine open_runtime_dir(const fs::path& dir, const std::string& precision, int threads, bool int8_attention) {
   RuntimeDirReader reader(dir);
+  const Precision packed_precision = precision_field(reader.manifest());
   const auto packed = reader.manifest().get_string("precision");
-  if (!precision.empty() && parse_precision(precision) != parse_precision(packed))
+  if (!precision.empty() && parse_precision(precision) != packed_precision)
     fail_invalid(reader.manifest().source(), ": this runtime dir was packed for precision ", packed, ", not ", precision,
                  "; pack the model dir again (sqz pack MODEL_DIR --precision ", precision, " --out DIR)");
-  EngineOptions options{parse_precision(packed), threads};
+  EngineOptions options{packed_precision, threads};
   options.int8_attention = int8_attention;
   const auto kind = reader.manifest().get_string("engine");
   Engine e;

@@ -28,6 +28,13 @@ Precision parse_precision(const std::string& name) {
   fail_invalid("precision '", name, "' is not one of: fp32, bf16, int8, int8-2:4, int8-block");
 }
 
+Precision precision_field(const io::JsonFields& fields) {
+  const auto name = fields.get_string("precision");
+  for (auto p : {Precision::kFp32, Precision::kBf16, Precision::kInt8, Precision::kInt8Sparse24, Precision::kInt8Blocks})
+    if (name == precision_name(p)) return p;
+  fields.fail_field("precision", "one of fp32, bf16, int8, int8-2:4, int8-block");
+}
+
 namespace {
 
 kernels::Int8Packing int8_packing(Precision p) {
@@ -180,11 +187,13 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
   return entry;
 }
 
-LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name) {
-  const Precision precision = parse_precision(entry.get_string("precision"));
+LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name,
+                        std::optional<int64_t> expected_out, int64_t expected_in) {
+  const Precision precision = precision_field(entry);
   const int64_t out = entry.get_int("out"), inputs = entry.get_int("in");
   if (out < 0) entry.fail_field("out", "a count >= 0");
-  if (inputs < 0) entry.fail_field("in", "a count >= 0");
+  if (expected_out && out != *expected_out) entry.fail_field("out", to_text(*expected_out, ", as the model's structure implies"));
+  if (inputs != expected_in) entry.fail_field("in", to_text(expected_in, ", as the model's structure implies"));
   const std::vector<int64_t> shape{out, inputs};
   std::vector<float> bias;
   if (entry.get_bool("bias")) bias = in.floats(name + ".bias", {out});

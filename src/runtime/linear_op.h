@@ -3,6 +3,7 @@
 // pointers only.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,8 @@ inline bool is_int8(Precision p) {
 }
 const char* precision_name(Precision p);
 Precision parse_precision(const std::string& name);
+// A manifest's "precision" field (the engine's or one Linear's); another name is refused naming it.
+Precision precision_field(const io::JsonFields& fields);
 // `requested` (a --precision value) or, when empty, what the model dir was exported for:
 // int8-2:4 for a compressed-tensors export whose sparsity config says 2:4, int8-block for one
 // that says unstructured with a global sparsity of at least 0.5, int8 for another
@@ -58,8 +61,11 @@ class LinearOp {
   // Stores the weights as they run (runtime_dir.h) under `name` ("<name>.weight", ...) and
   // returns the manifest's entry for them: precision, out, in, bias.
   nlohmann::json save(RuntimeDirWriter& out, const std::string& name) const;
-  // What save wrote, checked against `entry` and packed for this CPU.
-  static LinearOp load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name);
+  // What save wrote, checked against `entry` and packed for this CPU. The shape the caller's
+  // structure implies ([out, in]; out unset where the Linear decides it, e.g. a classifier's labels)
+  // is checked before any weight is read: a block-sparse Linear's dense shape is the manifest's word.
+  static LinearOp load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name,
+                       std::optional<int64_t> expected_out, int64_t expected_in);
 
  private:
   int64_t out_ = 0, in_ = 0;

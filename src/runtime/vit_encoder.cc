@@ -89,7 +89,7 @@ nlohmann::json VitEncoder::save(RuntimeDirWriter& out) const {
 VitEncoder::VitEncoder(const RuntimeDirReader& dir, const EngineOptions& options) : options_(options) {
   const auto& m = dir.manifest();
   if (m.get_string("engine") != "vit-encoder") m.fail_field("engine", "'vit-encoder' (this dir holds another engine)");
-  options_.precision = parse_precision(m.get_string("precision"));
+  options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
   for (const char* key : {"hidden", "image_size", "patch_size", "channels"})
     if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
@@ -100,9 +100,8 @@ VitEncoder::VitEncoder(const RuntimeDirReader& dir, const EngineOptions& options
   if (image_size_ % patch_size_ != 0) m.fail_field("image_size", "a multiple of patch_size");
   eps_ = static_cast<float>(m.get_float("layer_norm_eps"));
   const int64_t h = hidden_;
-  patch_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "patch", "patch"), "embeddings.patch"));
-  if (patch_->out_features() != h || patch_->in_features() != channels_ * patch_size_ * patch_size_)
-    m.fail_field("patch", "a [hidden, channels * patch_size^2] Linear");
+  patch_ = std::make_unique<LinearOp>(
+      LinearOp::load(dir, dir.object(m.value(), "patch", "patch"), "embeddings.patch", h, channels_ * patch_size_ * patch_size_));
   cls_ = dir.floats("embeddings.cls", {h});
   position_ = dir.floats("embeddings.position", {tokens(), h});
   final_gamma_ = dir.floats("final_norm.weight", {h});
@@ -120,8 +119,8 @@ VitEncoder::VitEncoder(const RuntimeDirReader& dir, const EngineOptions& options
     layers_.push_back(std::move(layer));
   }
   if (m.has("classifier")) {
-    classifier_ = std::make_unique<LinearOp>(LinearOp::load(dir, dir.object(m.value(), "classifier", "classifier"), "classifier"));
-    if (classifier_->in_features() != h) m.fail_field("classifier", "a Linear with hidden inputs");
+    classifier_ = std::make_unique<LinearOp>(
+        LinearOp::load(dir, dir.object(m.value(), "classifier", "classifier"), "classifier", std::nullopt, h));
     num_labels_ = classifier_->out_features();
   }
 }

@@ -22,20 +22,7 @@ using testing::relative_error;
 
 constexpr int64_t kVocab = 41;
 
-io::json config(const std::string& family) {
-  if (family == "t5")  // v1.0: ReLU, tied head rescaled by d_model^-0.5; 8 buckets up to distance 12
-    return {{"model_type", "t5"}, {"vocab_size", kVocab}, {"d_model", 32}, {"d_kv", 16}, {"d_ff", 40}, {"num_layers", 2},
-            {"num_heads", 2}, {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 12}, {"pad_token_id", 1},
-            {"eos_token_id", 2}, {"decoder_start_token_id", 2}, {"architectures", {"T5ForConditionalGeneration"}}};
-  // Two heads of 16: the engine folds 1/sqrt(head_dim) into Q's weights before bf16 rounding,
-  // which equals rounding first only when that factor is a power of two.
-  return {{"model_type", "bart"},         {"vocab_size", kVocab},       {"d_model", 32},
-          {"encoder_layers", 2},          {"decoder_layers", 2},        {"encoder_attention_heads", 2},
-          {"decoder_attention_heads", 2}, {"encoder_ffn_dim", 48},      {"decoder_ffn_dim", 40},
-          {"max_position_embeddings", 24}, {"scale_embedding", true},    {"pad_token_id", 1},
-          {"bos_token_id", 0},            {"eos_token_id", 2},          {"decoder_start_token_id", 2},
-          {"architectures", {"BartForConditionalGeneration"}}};
-}
+io::json config(const std::string& family) { return family == "t5" ? testing::tiny_t5_config() : testing::tiny_bart_config(); }
 
 // HF's init leaves biases at zero and norms at one, which would hide a dropped bias or a swapped
 // norm: every parameter (final_logits_bias too) gets noise.

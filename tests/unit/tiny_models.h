@@ -1,5 +1,5 @@
-// Tiny randomly initialised BERT, GPT-2, OPT and Llama classifiers and a padded input batch, shared by the
-// compression and quantization unit tests.
+// Tiny randomly initialised models of every family (BERT, GPT-2, OPT and Llama classifiers; T5, BART,
+// ViT) and a padded input batch, shared by the unit tests.
 #pragma once
 #include "io/json_file.h"
 #include "models/registry.h"
@@ -29,6 +29,31 @@ inline io::json tiny_llama_config(int64_t kv_heads = 4) {
   return {{"model_type", "llama"}, {"vocab_size", 97}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
           {"num_key_value_heads", kv_heads}, {"intermediate_size", 48}, {"max_position_embeddings", 40}, {"pad_token_id", 0},
           {"num_labels", 3}, {"architectures", {"LlamaForSequenceClassification"}}};
+}
+
+// Encoder-decoders (vocab 41). T5 v1.0: ReLU, tied head rescaled by d_model^-0.5; 8 buckets up to
+// distance 12. BART with two heads of 16: the runtime folds 1/sqrt(head_dim) into Q's weights
+// before bf16 rounding, which equals rounding first only when that factor is a power of two.
+inline io::json tiny_t5_config() {
+  return {{"model_type", "t5"}, {"vocab_size", 41}, {"d_model", 32}, {"d_kv", 16}, {"d_ff", 40}, {"num_layers", 2},
+          {"num_heads", 2}, {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 12}, {"pad_token_id", 1},
+          {"eos_token_id", 2}, {"decoder_start_token_id", 2}, {"architectures", {"T5ForConditionalGeneration"}}};
+}
+
+inline io::json tiny_bart_config() {
+  return {{"model_type", "bart"},         {"vocab_size", 41},           {"d_model", 32},
+          {"encoder_layers", 2},          {"decoder_layers", 2},        {"encoder_attention_heads", 2},
+          {"decoder_attention_heads", 2}, {"encoder_ffn_dim", 48},      {"decoder_ffn_dim", 40},
+          {"max_position_embeddings", 24}, {"scale_embedding", true},    {"pad_token_id", 1},
+          {"bos_token_id", 0},            {"eos_token_id", 2},          {"decoder_start_token_id", 2},
+          {"architectures", {"BartForConditionalGeneration"}}};
+}
+
+// ViT on 16 x 16 images in 4 x 4 patches; two heads of 16 (see BART above).
+inline io::json tiny_vit_config() {
+  return {{"model_type", "vit"}, {"hidden_size", 32},       {"num_hidden_layers", 2}, {"num_attention_heads", 2},
+          {"intermediate_size", 48}, {"image_size", 16},     {"patch_size", 4},        {"num_labels", 3},
+          {"architectures", {"ViTForImageClassification"}}};
 }
 
 inline std::shared_ptr<models::TransformerModel> tiny_model(const io::json& config, uint64_t seed = 3) {

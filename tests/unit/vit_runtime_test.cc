@@ -15,13 +15,7 @@ namespace {
 
 using testing::relative_error;
 
-io::json vit_config() {
-  // Two heads of 16: the engine folds 1/sqrt(head_dim) into Q's weights before bf16 rounding,
-  // which equals rounding first only when that factor is a power of two.
-  return {{"model_type", "vit"}, {"hidden_size", 32},       {"num_hidden_layers", 2}, {"num_attention_heads", 2},
-          {"intermediate_size", 48}, {"image_size", 16},     {"patch_size", 4},        {"num_labels", 3},
-          {"architectures", {"ViTForImageClassification"}}};
-}
+io::json vit_config() { return testing::tiny_vit_config(); }
 
 // HF's init leaves biases at zero and norms at one, which would hide a dropped bias or a swapped
 // norm: every parameter gets noise.
