@@ -21,7 +21,7 @@ BertConfig BertConfig::parse(const io::JsonFields& j, int64_t default_pad, int64
   c.attention_dropout = j.get_float("attention_probs_dropout_prob", 0.1);
   if (j.has("classifier_dropout")) c.classifier_dropout = j.get_float("classifier_dropout");
   c.hidden_act = j.get_string("hidden_act", "gelu");
-  c.pad_token_id = j.get_int("pad_token_id", default_pad);
+  c.pad_token_id = config_input_token_id(j, "pad_token_id", default_pad, c.vocab_size);
   c.initializer_range = j.get_float("initializer_range", 0.02);
   c.num_labels = config_num_labels(j);
   c.head_dim = config_head_dim(j, "hidden_size", c.hidden_size, "num_attention_heads", c.num_heads);
@@ -281,6 +281,8 @@ std::shared_ptr<TransformerModel> build_family(const io::JsonFields& j, const st
   const std::string p = roberta ? "Roberta" : "Bert";
   BertConfig c = BertConfig::parse(j, roberta ? 1 : 0, roberta ? 1 : 2);
   c.roberta_positions = roberta;
+  if (roberta && c.max_positions <= c.pad_token_id + 1)  // real tokens' positions start at pad_token_id + 1
+    j.fail_field("max_position_embeddings", to_text("more than pad_token_id + 1 (", c.pad_token_id + 1, ")"));
   H h = head == p + "ForSequenceClassification" ? H::kSequenceClassification
         : head == p + "ForMaskedLM"            ? H::kMaskedLM
         : head == p + "ForTokenClassification" ? H::kTokenClassification

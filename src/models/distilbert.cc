@@ -27,7 +27,7 @@ struct DistilConfig {
     c.heads = j.get_positive_int("n_heads", 12);
     c.hidden_dim = j.get_positive_int("hidden_dim", 3072);
     c.max_positions = j.get_positive_int("max_position_embeddings", 512);
-    c.pad = j.get_int("pad_token_id", 0);
+    c.pad = config_input_token_id(j, "pad_token_id", 0, c.vocab_size);
     c.dropout = j.get_float("dropout", 0.1);
     c.attention_dropout = j.get_float("attention_dropout", 0.1);
     c.qa_dropout = j.get_float("qa_dropout", 0.1);

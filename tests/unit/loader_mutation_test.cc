@@ -103,10 +103,20 @@ void expect_loads_or_refuses(const std::function<Loaded()>& load, const std::fun
   }
 }
 
+// RoBERTa: padding-aware positions start after pad_token_id.
+io::json roberta_config() {
+  auto c = testing::tiny_bert_config();
+  c["model_type"] = "roberta";
+  c["pad_token_id"] = 1;
+  c["architectures"] = {"RobertaForSequenceClassification"};
+  return c;
+}
+
 // The seed configs: one small model of each family the registry builds.
 std::vector<std::pair<std::string, io::json>> seed_configs() {
   std::vector<std::pair<std::string, io::json>> seeds;
   for (const char* arch : {"bert", "gpt2", "opt", "qwen2", "gpt_neox", "distilbert"}) seeds.emplace_back(arch, testing::arch_config(arch));
+  seeds.emplace_back("roberta", roberta_config());
   seeds.emplace_back("llama-gqa", testing::tiny_llama_config(2));
   seeds.emplace_back("t5", testing::tiny_t5_config());
   seeds.emplace_back("bart", testing::tiny_bart_config());
@@ -201,8 +211,8 @@ TEST(LoaderMutations, EveryRuntimeManifestOpensOrIsRefusedByName) {
 
 // What the mutations found, each refused by name now: a layer count the checkpoint does not hold
 // (100000 tiny BERT layers took 24 GB before the first missing tensor was noticed), a size past
-// int64 storage, a decoder start token outside the vocabulary (an index error in the first
-// forward), a block-sparse Linear whose manifest widens its dense shape to 2^40 inputs, a Linear
+// int64 storage, a decoder start token or a pad outside the vocabulary (an index error in the
+// first forward; RoBERTa's positions start at its pad), a block-sparse Linear whose manifest widens its dense shape to 2^40 inputs, a Linear
 // precision no engine has.
 TEST(LoaderMutations, WhatTheyFoundIsRefusedByName) {
   auto refusal = [](const io::json& config, const std::string& key, const io::json& value) {
@@ -221,6 +231,8 @@ TEST(LoaderMutations, WhatTheyFoundIsRefusedByName) {
   expect_names(refusal(testing::tiny_bart_config(), "decoder_start_token_id", int64_t{1} << 40),
                {"config.json", "decoder_start_token_id", "[0, 41)"});
   expect_names(refusal(testing::tiny_t5_config(), "num_layers", 3), {"config.json", "num_layers", "at most 2"});
+  expect_names(refusal(roberta_config(), "pad_token_id", INT64_MIN), {"config.json", "pad_token_id", "[0, 97)"});
+  expect_names(refusal(roberta_config(), "max_position_embeddings", 2), {"config.json", "max_position_embeddings", "more than pad_token_id + 1"});
 
   auto manifest_refusal = [](const std::string& precision, const std::function<void(io::json&)>& edit) {
     testing::ScratchDir dir("found-manifest");
