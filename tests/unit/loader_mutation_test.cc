@@ -1,16 +1,21 @@
 // Structure-aware fuzzing of the loaders that link torch (issue 23). The libFuzzer build is
 // torch-free because clang cannot compile Debian's libtorch 1.13 headers in C++20, so
-// config.json -> model (every family) and manifest.json -> runtime engine are fuzzed here:
+// config.json -> model (every family), manifest.json -> runtime engine and the compress recipes
+// are fuzzed here:
 // seeded mutations of a valid file's fields (removed; zero, negative, huge, fractional; another
 // type; another field's value), each of which must load and run or be refused with an sqz::Error
 // that names the file. Any other outcome (another exception type, a crash) fails the test and
 // prints the mutations that caused it. SQZ_MUTATIONS sets the count per seed file (default 300);
 // SQZ_MUTATION_SEED picks another sequence.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <random>
 
+#include <yaml-cpp/yaml.h>
+
+#include "compress/recipe.h"
 #include "runtime/engine.h"
 #include "runtime/runtime_dir.h"
 #include "unit/test_util.h"
@@ -204,6 +209,49 @@ TEST(LoaderMutations, EveryRuntimeManifestOpensOrIsRefusedByName) {
       io::write_json_file_atomic(dir / runtime::kManifestFile, doc);
       expect_loads_or_refuses<runtime::Engine>([&] { return runtime::open_runtime_dir(dir.path(), "", 1); }, run_engine,
                                                dir / runtime::kManifestFile, done);
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+// A YAML document as JSON (scalars as strings), which is YAML again when dumped: the recipe
+// mutations reuse the JSON ones.
+io::json yaml_as_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    io::json out = io::json::object();
+    for (const auto& kv : node) out[kv.first.as<std::string>()] = yaml_as_json(kv.second);
+    return out;
+  }
+  if (node.IsSequence()) {
+    io::json out = io::json::array();
+    for (const auto& item : node) out.push_back(yaml_as_json(item));
+    return out;
+  }
+  return node.IsScalar() ? io::json(node.as<std::string>()) : io::json();
+}
+
+// Every shipped compress recipe, mutated: it parses and writes itself back out, or is refused naming
+// the recipe file.
+TEST(LoaderMutations, EveryCompressRecipeParsesOrIsRefusedByName) {
+  const int64_t mutations = env_int("SQZ_MUTATIONS", 300);
+  std::mt19937_64 rng(static_cast<uint64_t>(env_int("SQZ_MUTATION_SEED", 1)));
+  std::vector<fs::path> recipes;
+  for (const auto& e : fs::recursive_directory_iterator(fs::path(SQZ_SOURCE_DIR) / "recipes"))
+    if (e.path().extension() == ".yaml" && e.path().parent_path().filename() != "teachers") recipes.push_back(e.path());
+  std::sort(recipes.begin(), recipes.end());
+  ASSERT_GE(recipes.size(), 10u);
+  testing::ScratchDir dir("mutated-recipe");
+  const fs::path file = dir / "recipe.yaml";
+  for (const auto& recipe : recipes) {
+    SCOPED_TRACE(recipe.filename().string());
+    const auto valid = yaml_as_json(YAML::LoadFile(recipe.string()));
+    for (int64_t i = 0; i < mutations; ++i) {
+      io::json doc = valid;
+      const std::string done = mutate(doc, rng);
+      expect_loads_or_refuses<compress::CompressRecipe>(
+          [&] { return compress::CompressRecipe::from_yaml_text(doc.dump(), file.string(), {}); },
+          [&](compress::CompressRecipe& r) { compress::CompressRecipe::from_yaml_text(r.to_yaml(), file.string(), {}); }, file,
+          done);
       if (::testing::Test::HasFailure()) return;
     }
   }
