@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "core/log.h"
 #include "models/build_budget.h"
@@ -121,12 +122,12 @@ void check_layer_counts(const io::JsonFields& config, const io::Checkpoint& ckpt
 // checkpoint holds: a model is at most 8x its checkpoint (4-bit packed weights as fp32), plus
 // what `options` brings and room for buffers (causal masks, rotary tables).
 std::shared_ptr<TransformerModel> build_from_checkpoint_config(const io::JsonFields& config, const LoadOptions& options,
-                                                               const io::Checkpoint& ckpt) {
+                                                               uint64_t checkpoint_bytes) {
   uint64_t given = 0;
   for (const auto& [name, t] : options.tensors) given += t.nbytes();
-  const uint64_t budget = 8 * ckpt.total_bytes() + given + (uint64_t{512} << 20);
+  const uint64_t budget = 8 * checkpoint_bytes + given + (uint64_t{512} << 20);
   auto refusal = [&](const std::string& why) {
-    return to_text(config.source(), ": the model it describes ", why, " (its checkpoint holds ", ckpt.total_bytes() >> 10,
+    return to_text(config.source(), ": the model it describes ", why, " (its checkpoint holds ", checkpoint_bytes >> 10,
                    " KiB); check its sizes (layer counts, hidden and intermediate sizes, vocab_size, num_labels, max_position_embeddings)");
   };
   return build_within_budget([&] { return build_model(config, options.head); }, budget, refusal);
@@ -148,9 +149,14 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   if (!fs::is_directory(dir)) fail_not_found(dir.string(), ": model directory not found");
   LoadedModel out{nullptr, io::JsonFields::from_file(dir / "config.json"), dir};
   if (!options.config_overrides.empty()) out.config.value().update(options.config_overrides);
-  io::Checkpoint ckpt(dir);
-  if (!options.init_missing) check_layer_counts(out.config, ckpt, options);
-  out.model = build_from_checkpoint_config(out.config, options, ckpt);
+  // The checkpoint's layer counts and size bound what config.json may build; without one, the
+  // config's own errors still come first, then the missing checkpoint is named.
+  std::optional<io::Checkpoint> opened;
+  if (fs::exists(dir / "model.safetensors") || fs::exists(dir / "model.safetensors.index.json")) opened.emplace(dir);
+  if (opened && !options.init_missing) check_layer_counts(out.config, *opened, options);
+  out.model = build_from_checkpoint_config(out.config, options, opened ? opened->total_bytes() : 0);
+  if (!opened) opened.emplace(dir);
+  const io::Checkpoint& ckpt = *opened;
   const ModelInfo& info = out.model->info();
   std::set<std::string> used;
   std::vector<std::string> missing;
