@@ -5,7 +5,8 @@
 # size, findings) and exits 1 when any target found a crash, leak, timeout or OOM; the inputs are
 # left in build-san/fuzz/findings/<target>/ (add them to tests/fuzz/regressions/<target>/).
 # Usage: scripts/fuzz.sh SECONDS [TARGET...]   (targets default to all; SQZ_FUZZ_RUNS=N stops a
-# target after N executions when that comes first; SQZ_FUZZ_REPORT names the report file)
+# target after N executions when that comes first; SQZ_FUZZ_REPORT names the report file;
+# SQZ_FUZZ_JOBS targets at a time, one per core by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:?usage: scripts/fuzz.sh SECONDS [TARGET...]}"
@@ -27,13 +28,24 @@ runs=()
 [ -n "${SQZ_FUZZ_RUNS:-}" ] && runs=(-runs="$SQZ_FUZZ_RUNS")
 mkdir -p "$work"
 printf '| target | seconds | executions | exec/s | corpus | findings |\n|---|---|---|---|---|---|\n' >"$report"
-failed=0
-for t in "${targets[@]}"; do
-  corpus="$work/corpus/$t" findings="$work/findings/$t" log="$work/$t.log"
+# One target's run; its log holds libFuzzer's final stats.
+fuzz_one() {
+  local t="$1" corpus="$work/corpus/$1" findings="$work/findings/$1"
   rm -rf "$findings"
   mkdir -p "$corpus" "$findings" "$work/seeds/$t"
   build-san/tests/fuzz/"$t" "$corpus" "$work/seeds/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-    -max_len=65536 -artifact_prefix="$findings/" -print_final_stats=1 "${runs[@]}" >"$log" 2>&1 || true
+    -max_len=65536 -artifact_prefix="$findings/" -print_final_stats=1 "${runs[@]}" >"$work/$t.log" 2>&1 || true
+}
+# Targets run SQZ_FUZZ_JOBS at a time (default: one per core), each on one core.
+jobs="${SQZ_FUZZ_JOBS:-$(nproc)}"
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+failed=0
+for t in "${targets[@]}"; do
+  corpus="$work/corpus/$t" findings="$work/findings/$t" log="$work/$t.log"
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   found=$(find "$findings" -type f | wc -l)
