@@ -54,9 +54,18 @@ int64_t JsonFields::get_int(const std::string& key, std::optional<int64_t> fallb
   fail_field(key, "an integer");
 }
 
+// Sizes and counts stay below 2^31 (no model a machine holds has a dimension near it), so that the
+// products of two of them that the loaders compute cannot overflow int64.
 int64_t JsonFields::get_positive_int(const std::string& key, std::optional<int64_t> fallback) const {
   const int64_t v = get_int(key, fallback);
   if (v <= 0) fail_field(key, "a positive integer");
+  if (v > INT32_MAX) fail_field(key, "a positive integer below 2^31");
+  return v;
+}
+
+int64_t JsonFields::get_int_in(const std::string& key, int64_t lo, int64_t hi) const {
+  const int64_t v = get_int(key);
+  if (v < lo || v > hi) fail_field(key, to_text("an integer from ", lo, " to ", hi));
   return v;
 }
 

@@ -31,8 +31,10 @@ class JsonFields {
   bool get_bool(const std::string& key, std::optional<bool> fallback = std::nullopt) const;
   std::string get_string(const std::string& key, std::optional<std::string> fallback = std::nullopt) const;
   std::optional<int64_t> get_optional_int(const std::string& key) const;
-  // An integer >= 1 (sizes, counts); anything else fails naming the field.
+  // An integer in [1, 2^31) (sizes, counts); anything else fails naming the field.
   int64_t get_positive_int(const std::string& key, std::optional<int64_t> fallback = std::nullopt) const;
+  // An integer in [lo, hi] (offsets, ids, counts that may be 0); anything else fails naming the field and the range.
+  int64_t get_int_in(const std::string& key, int64_t lo, int64_t hi) const;
 
   [[noreturn]] void fail_field(const std::string& key, const std::string& expected) const;
 

@@ -38,7 +38,8 @@ torch::Tensor read_npy(const fs::path& path) {
   const std::string bytes = read_text_file(path);
   const NpyHeader h = parse_npy_header(bytes, path.string());
   auto tensor = torch::empty(h.shape, torch::TensorOptions().dtype(dtype_from_descr(h.descr)));
-  std::memcpy(tensor.data_ptr(), bytes.data() + h.data_offset, h.data_bytes);
+  // An empty tensor has no storage (data_ptr() is null), and memcpy to null is undefined even for 0 bytes.
+  if (h.data_bytes > 0) std::memcpy(tensor.data_ptr(), bytes.data() + h.data_offset, h.data_bytes);
   return tensor;
 }
 

@@ -104,13 +104,11 @@ BertEncoder::BertEncoder(const RuntimeDirReader& dir, const EngineOptions& optio
   if (m.get_string("engine") != "bert-encoder") m.fail_field("engine", "'bert-encoder' (this dir holds another engine)");
   options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
-  hidden_ = m.get_int("hidden");
-  vocab_ = m.get_int("vocab");
-  max_positions_ = m.get_int("max_positions");
-  type_vocab_ = m.get_int("type_vocab");
+  hidden_ = m.get_positive_int("hidden");
+  vocab_ = m.get_positive_int("vocab");
+  max_positions_ = m.get_positive_int("max_positions");
+  type_vocab_ = m.get_positive_int("type_vocab");
   eps_ = static_cast<float>(m.get_float("layer_norm_eps"));
-  for (const char* key : {"hidden", "vocab", "max_positions", "type_vocab"})
-    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
   const int64_t h = hidden_;
   word_ = dir.floats("embeddings.word", {vocab_, h});
   position_ = dir.floats("embeddings.position", {max_positions_, h});

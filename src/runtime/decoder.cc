@@ -172,13 +172,10 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
   if (m.get_string("engine") != "decoder") m.fail_field("engine", "'decoder' (this dir holds another engine)");
   options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
-  hidden_ = m.get_int("hidden");
-  vocab_ = m.get_int("vocab");
-  max_positions_ = m.get_int("max_positions");
-  position_offset_ = m.get_int("position_offset");
-  for (const char* key : {"hidden", "vocab", "max_positions"})
-    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
-  if (position_offset_ < 0) m.fail_field("position_offset", "an offset >= 0");
+  hidden_ = m.get_positive_int("hidden");
+  vocab_ = m.get_positive_int("vocab");
+  max_positions_ = m.get_positive_int("max_positions");
+  position_offset_ = m.get_int_in("position_offset", 0, INT32_MAX);
   positions_count_real_ = m.get_bool("positions_count_real");
   rms_norm_ = m.get_bool("rms_norm");
   parallel_residual_ = m.get_bool("parallel_residual", false);
@@ -187,7 +184,7 @@ Decoder::Decoder(const RuntimeDirReader& dir, const EngineOptions& options) : op
   const int64_t h = hidden_;
   wte_ = dir.floats("embeddings.word", {vocab_, h});
   if (dir.has_tensor("embeddings.position")) wpe_ = dir.floats("embeddings.position", {max_positions_ + position_offset_, h});
-  const int64_t rotary_pairs = m.get_int("rotary_pairs");
+  const int64_t rotary_pairs = m.get_int_in("rotary_pairs", 0, INT32_MAX);
   if (rotary_pairs > 0) inv_freq_ = dir.floats("rotary.inv_freq", {rotary_pairs});
   if ((rotary_pairs > 0) == !wpe_.empty())
     m.fail_field("rotary_pairs", "> 0 exactly when the dir has no learned position table (embeddings.position)");

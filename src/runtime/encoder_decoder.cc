@@ -103,17 +103,12 @@ EncoderDecoder::EncoderDecoder(const RuntimeDirReader& dir, const EngineOptions&
   t5_ = family == "t5";
   options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
-  for (const char* key : {"hidden", "vocab"})
-    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
-  hidden_ = m.get_int("hidden");
-  vocab_ = m.get_int("vocab");
-  max_positions_ = m.get_int("max_positions");
-  if (t5_ ? max_positions_ != 0 : max_positions_ <= 0) m.fail_field("max_positions", t5_ ? "0 (T5 has no position table)" : "a count > 0");
-  for (const char* key : {"decoder_start_token_id", "eos_token_id", "pad_token_id"})
-    if (m.get_int(key) < 0 || m.get_int(key) >= vocab_) m.fail_field(key, "a token id below vocab");
-  decoder_start_ = m.get_int("decoder_start_token_id");
-  eos_ = m.get_int("eos_token_id");
-  pad_ = m.get_int("pad_token_id");
+  hidden_ = m.get_positive_int("hidden");
+  vocab_ = m.get_positive_int("vocab");
+  max_positions_ = t5_ ? m.get_int_in("max_positions", 0, 0) : m.get_positive_int("max_positions");  // T5: no position table
+  decoder_start_ = m.get_int_in("decoder_start_token_id", 0, vocab_ - 1);
+  eos_ = m.get_int_in("eos_token_id", 0, vocab_ - 1);
+  pad_ = m.get_int_in("pad_token_id", 0, vocab_ - 1);
   embed_scale_ = static_cast<float>(m.get_float("embed_scale"));
   eps_ = static_cast<float>(m.get_float("norm_eps"));
   activation_ = parse_activation(m, "activation");

@@ -69,8 +69,7 @@ void save_blocks(RuntimeDirWriter& out, const std::string& name, const kernels::
 // What save_blocks wrote, validated, as dense [out, in] codes (packed again by the caller).
 torch::Tensor load_blocks(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name, int64_t out,
                           int64_t inputs) {
-  const int64_t blocks = entry.get_int("blocks");
-  if (blocks < 0) entry.fail_field("blocks", "a count >= 0");
+  const int64_t blocks = entry.get_int_in("blocks", 0, INT32_MAX);
   kernels::PackedS8BlockSparse p;
   p.n = out;
   p.k = inputs;
@@ -190,8 +189,7 @@ nlohmann::json LinearOp::save(RuntimeDirWriter& out, const std::string& name) co
 LinearOp LinearOp::load(const RuntimeDirReader& in, const io::JsonFields& entry, const std::string& name,
                         std::optional<int64_t> expected_out, int64_t expected_in) {
   const Precision precision = precision_field(entry);
-  const int64_t out = entry.get_int("out"), inputs = entry.get_int("in");
-  if (out < 0) entry.fail_field("out", "a count >= 0");
+  const int64_t out = entry.get_int_in("out", 0, INT32_MAX), inputs = entry.get_int("in");
   if (expected_out && out != *expected_out) entry.fail_field("out", to_text(*expected_out, ", as the model's structure implies"));
   if (inputs != expected_in) entry.fail_field("in", to_text(expected_in, ", as the model's structure implies"));
   const std::vector<int64_t> shape{out, inputs};

@@ -91,12 +91,10 @@ VitEncoder::VitEncoder(const RuntimeDirReader& dir, const EngineOptions& options
   if (m.get_string("engine") != "vit-encoder") m.fail_field("engine", "'vit-encoder' (this dir holds another engine)");
   options_.precision = precision_field(m);
   options_.int8_attention = options.int8_attention || m.get_bool("int8_attention", false);
-  for (const char* key : {"hidden", "image_size", "patch_size", "channels"})
-    if (m.get_int(key) <= 0) m.fail_field(key, "a count > 0");
-  hidden_ = m.get_int("hidden");
-  image_size_ = m.get_int("image_size");
-  patch_size_ = m.get_int("patch_size");
-  channels_ = m.get_int("channels");
+  hidden_ = m.get_positive_int("hidden");
+  image_size_ = m.get_positive_int("image_size");
+  patch_size_ = m.get_positive_int("patch_size");
+  channels_ = m.get_positive_int("channels");
   if (image_size_ % patch_size_ != 0) m.fail_field("image_size", "a multiple of patch_size");
   eps_ = static_cast<float>(m.get_float("layer_norm_eps"));
   const int64_t h = hidden_;

@@ -7,6 +7,7 @@
 #include "core/fs.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
+#include "io/json_file.h"
 #include "io/npy_header.h"
 #include "io/safetensors_header.h"
 #include "train/recipe.h"
@@ -198,6 +199,21 @@ TEST(TrainRecipe, OutOfRangeFieldsAreRefusedByName) {
   });
   EXPECT_NE(err.find("r.yaml"), std::string::npos) << err;
   EXPECT_NE(err.find("batch_size"), std::string::npos) << err;
+}
+
+// Sizes stay below 2^31 so that a loader's product of two cannot overflow int64 (UBSan found
+// `4 * n_embd` with n_embd = INT64_MAX in GPT-2's default n_inner); ranged fields name their range.
+TEST(JsonFields, CountsAndRangesAreRefusedByName) {
+  const io::JsonFields f(io::json::parse(R"({"a": 2147483647, "b": 2147483648, "c": 0, "d": 7, "e": 1e30, "f": 3.5})"), "m.json");
+  EXPECT_EQ(f.get_positive_int("a"), 2147483647);
+  EXPECT_EQ(f.get_int_in("d", 0, 7), 7);
+  const auto refusal = [&](auto read) { return testing::error_of([&] { read(); }); };
+  EXPECT_NE(refusal([&] { f.get_positive_int("b"); }).find("m.json: field 'b' expected a positive integer below 2^31, got 2147483648"),
+            std::string::npos);
+  EXPECT_NE(refusal([&] { f.get_positive_int("c"); }).find("m.json: field 'c' expected a positive integer, got 0"), std::string::npos);
+  EXPECT_NE(refusal([&] { f.get_int_in("d", 0, 6); }).find("m.json: field 'd' expected an integer from 0 to 6, got 7"), std::string::npos);
+  EXPECT_NE(refusal([&] { f.get_int_in("e", 0, 6); }).find("field 'e' expected an integer within int64's range"), std::string::npos);
+  EXPECT_NE(refusal([&] { f.get_int_in("f", 0, 6); }).find("field 'f' expected an integer, got 3.5"), std::string::npos);
 }
 
 }  // namespace

@@ -275,7 +275,11 @@ TEST(LoaderMutations, WhatTheyFoundIsRefusedByName) {
     for (const char* p : parts) EXPECT_NE(error.find(p), std::string::npos) << "'" << p << "' not in: " << error;
   };
   expect_names(refusal(testing::tiny_bert_config(), "num_hidden_layers", 100000), {"config.json", "num_hidden_layers", "at most 2"});
-  expect_names(refusal(testing::tiny_bert_config(), "vocab_size", INT64_MAX), {"config.json", "could not be built"});
+  // Sizes are refused past 2^31 (4 * n_embd overflowed int64 in GPT-2's defaults; UBSan found it),
+  // and one within it still has to fit the tensor budget.
+  expect_names(refusal(testing::tiny_bert_config(), "vocab_size", INT64_MAX), {"config.json", "vocab_size", "below 2^31"});
+  expect_names(refusal(testing::tiny_gpt2_config(), "n_embd", INT64_MAX), {"config.json", "n_embd", "below 2^31"});
+  expect_names(refusal(testing::tiny_bert_config(), "vocab_size", INT32_MAX), {"config.json", "past the budget"});
   expect_names(refusal(testing::tiny_bart_config(), "decoder_start_token_id", int64_t{1} << 40),
                {"config.json", "decoder_start_token_id", "[0, 41)"});
   expect_names(refusal(testing::tiny_t5_config(), "num_layers", 3), {"config.json", "num_layers", "at most 2"});

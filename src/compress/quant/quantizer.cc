@@ -14,7 +14,9 @@ namespace sqz::quant {
 // One quantized Linear: its learned parameters, observer and frozen parameters.
 struct Quantizer::Layer {
   std::string name;
-  nn::Linear linear{nullptr};
+  // Not owning: the Linear's site owns this layer (its transforms capture it), so a shared handle
+  // here would be a cycle that keeps every quantized model alive (LeakSanitizer found it).
+  nn::LinearImpl* linear = nullptr;
   compress::Site* site = nullptr;
   std::optional<WeightQuant> wq;
   std::optional<ActivationQuant> aq;
@@ -163,7 +165,7 @@ void Quantizer::attach(models::TransformerModel& model) {
     if (t.type != "linear") fail_invalid(spec_.source, ": '", t.name, "' is an ", t.type, "; quantizers target linear layers");
     auto layer = std::make_shared<Layer>();
     layer->name = t.name;
-    layer->linear = t.linear;
+    layer->linear = t.linear.get();
     layer->wq = spec_.weight;
     layer->aq = spec_.activation;
     layer->source = spec_.source;
@@ -199,7 +201,7 @@ void Quantizer::attach(models::TransformerModel& model) {
 // SmoothQuant needs at least one norm whose readers are all targets (and none only partly).
 void Quantizer::check_smoothable(models::TransformerModel& model) const {
   std::map<const nn::LinearImpl*, const Layer*> targeted;
-  for (const auto& l : layers_) targeted[l->linear.get()] = l.get();
+  for (const auto& l : layers_) targeted[l->linear] = l.get();
   int complete = 0;
   for (const auto& group : model.structure().smoothable) {
     size_t hit = 0;
@@ -226,7 +228,7 @@ int Quantizer::smooth(models::TransformerModel& model) {
   if (!spec_.smooth_alpha) fail_invalid(spec_.source, ": smooth() without smoothquant in the spec");
   const double alpha = *spec_.smooth_alpha;
   std::map<const nn::LinearImpl*, Layer*> targeted;
-  for (auto& l : layers_) targeted[l->linear.get()] = l.get();
+  for (auto& l : layers_) targeted[l->linear] = l.get();
   int smoothed = 0;
   for (auto& group : model.structure().smoothable) {
     std::vector<Layer*> readers;
