@@ -96,9 +96,17 @@ void write_safetensors(const fs::path& path, const std::vector<std::pair<std::st
   write_file_atomic(path, out);
 }
 
+namespace {
+fs::path single_file(const fs::path& model_dir) { return model_dir / "model.safetensors"; }
+fs::path index_file(const fs::path& model_dir) { return model_dir / "model.safetensors.index.json"; }
+}  // namespace
+
+bool Checkpoint::present_in(const fs::path& model_dir) {
+  return fs::exists(single_file(model_dir)) || fs::exists(index_file(model_dir));
+}
+
 Checkpoint::Checkpoint(const fs::path& model_dir) {
-  fs::path single = model_dir / "model.safetensors";
-  fs::path index = model_dir / "model.safetensors.index.json";
+  const fs::path single = single_file(model_dir), index = index_file(model_dir);
   if (fs::exists(single)) {
     files_.push_back(std::make_unique<SafetensorsFile>(single));
   } else if (fs::exists(index)) {

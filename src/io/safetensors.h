@@ -46,6 +46,8 @@ torch::ScalarType safetensors_dtype(const TensorEntry& e);
 class Checkpoint {
  public:
   explicit Checkpoint(const fs::path& model_dir);
+  // Whether model_dir holds one (either file), without opening it.
+  static bool present_in(const fs::path& model_dir);
   bool contains(const std::string& name) const { return where_.count(name) > 0; }
   const TensorEntry& entry(const std::string& name) const;
   torch::Tensor tensor(const std::string& name) const;

@@ -152,7 +152,7 @@ LoadedModel load_model(const fs::path& dir, const LoadOptions& options) {
   // The checkpoint's layer counts and size bound what config.json may build; without one, the
   // config's own errors still come first, then the missing checkpoint is named.
   std::optional<io::Checkpoint> opened;
-  if (fs::exists(dir / "model.safetensors") || fs::exists(dir / "model.safetensors.index.json")) opened.emplace(dir);
+  if (io::Checkpoint::present_in(dir)) opened.emplace(dir);
   if (opened && !options.init_missing) check_layer_counts(out.config, *opened, options);
   out.model = build_from_checkpoint_config(out.config, options, opened ? opened->total_bytes() : 0);
   if (!opened) opened.emplace(dir);
