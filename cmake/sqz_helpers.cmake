@@ -8,6 +8,8 @@ function(sqz_add_test)
   add_executable(${T_NAME} ${T_SOURCES})
   target_link_libraries(${T_NAME} PRIVATE sqz_lib GTest::gtest GTest::gtest_main)
   target_precompile_headers(${T_NAME} REUSE_FROM sqz_lib)
+  target_compile_options(${T_NAME} PRIVATE ${SQZ_GLUE_OPT})
+  set_target_properties(${T_NAME} PROPERTIES UNITY_BUILD ${SQZ_UNITY} UNITY_BUILD_BATCH_SIZE 4)
   target_include_directories(${T_NAME} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
   target_compile_definitions(${T_NAME} PRIVATE
     SQZ_SHARED_DIR="${SQZ_SHARED_DIR}"

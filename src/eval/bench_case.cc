@@ -22,11 +22,15 @@ bool blocks_are_2_4(models::TransformerModel& model) {
 
 }  // namespace
 
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
 std::function<torch::Tensor(std::vector<double>*)> timed_whole(std::function<torch::Tensor()> fn) {
   return [fn = std::move(fn)](std::vector<double>* ms) {
     auto t0 = std::chrono::steady_clock::now();
     auto out = fn();
-    ms->assign(1, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    ms->assign(1, ms_between(t0, std::chrono::steady_clock::now()));
     return out;
   };
 }

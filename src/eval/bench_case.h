@@ -2,6 +2,7 @@
 // a case against its reference and then times it, the model under test (and its 2:4 copy), and
 // the parts of the report both tables print.
 #pragma once
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -60,6 +61,9 @@ class TaskScorer {
   const models::LoadedModel& loaded_;
   std::unique_ptr<io::Tokenizer> tokenizer_;
 };
+
+// Milliseconds from a to b on the steady clock.
+double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b);
 
 // A run whose one phase is the whole call.
 std::function<torch::Tensor(std::vector<double>*)> timed_whole(std::function<torch::Tensor()> fn);

@@ -38,10 +38,6 @@ io::json profile_decoder(runtime::Decoder& decoder, const torch::Tensor& prompt,
   return {{"prefill", profile_rows(prefill, runs)}, {"decode", profile_rows(decode, runs * std::max<int64_t>(decode_steps, 1))}};
 }
 
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // One generation on libtorch: the prompt's last logits; phases {prefill ms, decode ms per token}.
 torch::Tensor libtorch_generate(models::TransformerModel& m, const torch::Tensor& prompt, int64_t steps, std::vector<double>* ms) {
   models::KVCache cache;

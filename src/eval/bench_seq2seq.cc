@@ -19,10 +19,6 @@ namespace sqz::eval {
 
 namespace {
 
-double ms_between(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
 // One request on libtorch: the first step's logits [batch, vocab]; phases {encode + first step ms,
 // decode ms per token}.
 torch::Tensor libtorch_seq2seq(models::TransformerModel& m, const torch::Tensor& source, int64_t steps, std::vector<double>* ms) {

@@ -60,18 +60,16 @@ struct BartConfig {
   }
 };
 
-nn::Linear linear(int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out, true}); }
-
 // Multi-head attention over keys and values projected from any source: the block's own input
 // (self-attention) or the encoder output (cross-attention).
 class BartAttentionImpl : public torch::nn::Module {
  public:
   BartAttentionImpl(int64_t d_model, int64_t heads, int64_t head_dim, double dropout)
       : num_heads(heads), head_dim(head_dim), dropout_(dropout) {
-    k_proj = register_module("k_proj", linear(d_model, heads * head_dim));
-    v_proj = register_module("v_proj", linear(d_model, heads * head_dim));
-    q_proj = register_module("q_proj", linear(d_model, heads * head_dim));
-    out_proj = register_module("out_proj", linear(heads * head_dim, d_model));
+    k_proj = register_module("k_proj", nn::make_linear(d_model, heads * head_dim));
+    v_proj = register_module("v_proj", nn::make_linear(d_model, heads * head_dim));
+    q_proj = register_module("q_proj", nn::make_linear(d_model, heads * head_dim));
+    out_proj = register_module("out_proj", nn::make_linear(heads * head_dim, d_model));
   }
   std::pair<torch::Tensor, torch::Tensor> keys_values(const torch::Tensor& source) {
     return {nn::split_heads(k_proj(source), num_heads), nn::split_heads(v_proj(source), num_heads)};
@@ -104,8 +102,8 @@ class BartLayerImpl : public torch::nn::Module {
       encoder_attn = register_module("encoder_attn", BartAttention(c.d_model, stack.cross.heads[index], stack.head_dim, c.attention_dropout));
       encoder_attn_layer_norm = register_module("encoder_attn_layer_norm", nn::LayerNorm(c.d_model, 1e-5));
     }
-    fc1 = register_module("fc1", linear(c.d_model, stack.shapes.ffn[index]));
-    fc2 = register_module("fc2", linear(stack.shapes.ffn[index], c.d_model));
+    fc1 = register_module("fc1", nn::make_linear(c.d_model, stack.shapes.ffn[index]));
+    fc2 = register_module("fc2", nn::make_linear(stack.shapes.ffn[index], c.d_model));
     final_layer_norm = register_module("final_layer_norm", nn::LayerNorm(c.d_model, 1e-5));
     act_ = nn::activation_by_name(c.act, "config.json activation_function");
   }
@@ -169,14 +167,14 @@ class BartModel : public TransformerModel {
     if (head == Head::kConditionalGeneration) {
       // A buffer in HF (never trained): a parameter here so that it loads and saves with the rest.
       final_logits_bias = register_parameter("final_logits_bias", torch::zeros({1, c.vocab_size}), /*requires_grad=*/false);
-      if (!c.tie) lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.d_model, c.vocab_size, false}));
+      if (!c.tie) lm_head = register_module("lm_head", nn::make_linear(c.d_model, c.vocab_size, false));
     }
     if (head == Head::kSequenceClassification) {
       auto h = register_module("classification_head", std::make_shared<torch::nn::Module>());
-      cls_dense = h->register_module("dense", linear(c.d_model, c.d_model));
-      cls_out = h->register_module("out_proj", linear(c.d_model, c.num_labels));
+      cls_dense = h->register_module("dense", nn::make_linear(c.d_model, c.d_model));
+      cls_out = h->register_module("out_proj", nn::make_linear(c.d_model, c.num_labels));
     }
-    if (head == Head::kQuestionAnswering) qa_outputs = register_module("qa_outputs", linear(c.d_model, 2));
+    if (head == Head::kQuestionAnswering) qa_outputs = register_module("qa_outputs", nn::make_linear(c.d_model, 2));
   }
 
   // Encoder layer i is layer i, decoder layer j is layer E + j; a decoder layer has two attention

@@ -61,7 +61,7 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, torch::Tenso
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c, int64_t index)
     : num_heads(c.layer_heads[index]), head_dim(c.head_dim), c_(c) {
-  auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
+  auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
   const int64_t attn = num_heads * head_dim, ffn = c.layer_intermediate[index];
   auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
   auto self = attention->register_module("self", std::make_shared<torch::nn::Module>());
@@ -108,7 +108,7 @@ BertBackboneImpl::BertBackboneImpl(const BertConfig& c, bool with_pooler) {
   }
   if (with_pooler) {
     auto p = register_module("pooler", std::make_shared<torch::nn::Module>());
-    pooler = p->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden_size, c.hidden_size}));
+    pooler = p->register_module("dense", nn::make_linear(c.hidden_size, c.hidden_size));
   }
 }
 
@@ -129,8 +129,6 @@ ModelOutputs BertBackboneImpl::forward(const ModelInputs& in) {
 }
 
 namespace {
-
-nn::Linear linear(int64_t in, int64_t out, bool bias = true) { return nn::Linear(nn::LinearOptions{in, out, bias}); }
 
 ModelInfo bert_info(const BertConfig& c, const std::string& type, const std::string& head, const std::string& prefix) {
   ModelInfo i;
@@ -166,31 +164,31 @@ class BertFamilyModel : public TransformerModel {
         dropout_ = cls_dropout;
         if (roberta) {
           auto cls = register_module("classifier", std::make_shared<torch::nn::Module>());
-          cls_dense_ = cls->register_module("dense", linear(c.hidden_size, c.hidden_size));
-          classifier_ = cls->register_module("out_proj", linear(c.hidden_size, c.num_labels));
+          cls_dense_ = cls->register_module("dense", nn::make_linear(c.hidden_size, c.hidden_size));
+          classifier_ = cls->register_module("out_proj", nn::make_linear(c.hidden_size, c.num_labels));
         } else {
-          classifier_ = register_module("classifier", linear(c.hidden_size, c.num_labels));
+          classifier_ = register_module("classifier", nn::make_linear(c.hidden_size, c.num_labels));
         }
         break;
       case Head::kTokenClassification:
         dropout_ = cls_dropout;
-        classifier_ = register_module("classifier", linear(c.hidden_size, c.num_labels));
+        classifier_ = register_module("classifier", nn::make_linear(c.hidden_size, c.num_labels));
         break;
       case Head::kQuestionAnswering:
-        classifier_ = register_module("qa_outputs", linear(c.hidden_size, c.num_labels));
+        classifier_ = register_module("qa_outputs", nn::make_linear(c.hidden_size, c.num_labels));
         break;
       case Head::kMaskedLM: {
         std::shared_ptr<torch::nn::Module> holder;
         if (roberta) {
           holder = register_module("lm_head", std::make_shared<torch::nn::Module>());
-          cls_dense_ = holder->register_module("dense", linear(c.hidden_size, c.hidden_size));
+          cls_dense_ = holder->register_module("dense", nn::make_linear(c.hidden_size, c.hidden_size));
           mlm_norm_ = holder->register_module("layer_norm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
           mlm_act_ = nn::activation_by_name("gelu", "");
         } else {
           auto cls = register_module("cls", std::make_shared<torch::nn::Module>());
           holder = cls->register_module("predictions", std::make_shared<torch::nn::Module>());
           auto transform = holder->register_module("transform", std::make_shared<torch::nn::Module>());
-          cls_dense_ = transform->register_module("dense", linear(c.hidden_size, c.hidden_size));
+          cls_dense_ = transform->register_module("dense", nn::make_linear(c.hidden_size, c.hidden_size));
           mlm_norm_ = transform->register_module("LayerNorm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
           mlm_act_ = nn::activation_by_name(c.hidden_act, "config.json hidden_act");
         }

@@ -45,7 +45,7 @@ struct DistilConfig {
 class DistilLayerImpl : public torch::nn::Module {
  public:
   DistilLayerImpl(const DistilConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c) {
-    auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
+    auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
     const int64_t attn_width = num_heads * c.head_dim, ffn_width = c.shapes.ffn[index];
     auto attn = register_module("attention", std::make_shared<torch::nn::Module>());
     q_lin = attn->register_module("q_lin", lin(c.dim, attn_width));
@@ -96,7 +96,7 @@ class DistilBertModel : public TransformerModel {
 
   DistilBertModel(const DistilConfig& c, const std::string& head_class, Head head)
       : TransformerModel(make_info(c, head_class, head)), c_(c), head_(head) {
-    auto lin = [](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out}); };
+    auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
     auto base = register_module("distilbert", std::make_shared<torch::nn::Module>());
     auto emb = base->register_module("embeddings", std::make_shared<torch::nn::Module>());
     word_embeddings = emb->register_module("word_embeddings", nn::Embedding(c.vocab_size, c.dim, c.pad));

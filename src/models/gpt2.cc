@@ -107,9 +107,9 @@ class Gpt2Model : public TransformerModel {
     }
     ln_f = t->register_module("ln_f", nn::LayerNorm(c.n_embd, c.eps));
     if (head == Head::kLM && !c.tie)
-      lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.n_embd, c.vocab_size, false}));
+      lm_head = register_module("lm_head", nn::make_linear(c.n_embd, c.vocab_size, false));
     if (head == Head::kSequenceClassification)
-      score = register_module("score", nn::Linear(nn::LinearOptions{c.n_embd, c.num_labels, false}));
+      score = register_module("score", nn::make_linear(c.n_embd, c.num_labels, false));
   }
 
   ModelStructure structure() override {

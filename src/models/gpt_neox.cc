@@ -63,11 +63,11 @@ class NeoxLayerImpl : public torch::nn::Module {
     input_layernorm = register_module("input_layernorm", nn::LayerNorm(c.hidden, c.eps));
     post_attention_layernorm = register_module("post_attention_layernorm", nn::LayerNorm(c.hidden, c.eps));
     auto attn = register_module("attention", std::make_shared<torch::nn::Module>());
-    query_key_value = attn->register_module("query_key_value", nn::Linear(nn::LinearOptions{c.hidden, 3 * width, c.bias}));
-    dense = attn->register_module("dense", nn::Linear(nn::LinearOptions{width, c.hidden, c.bias}));
+    query_key_value = attn->register_module("query_key_value", nn::make_linear(c.hidden, 3 * width, c.bias));
+    dense = attn->register_module("dense", nn::make_linear(width, c.hidden, c.bias));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    dense_h_to_4h = mlp->register_module("dense_h_to_4h", nn::Linear(nn::LinearOptions{c.hidden, ffn, true}));
-    dense_4h_to_h = mlp->register_module("dense_4h_to_h", nn::Linear(nn::LinearOptions{ffn, c.hidden, true}));
+    dense_h_to_4h = mlp->register_module("dense_h_to_4h", nn::make_linear(c.hidden, ffn, true));
+    dense_4h_to_h = mlp->register_module("dense_4h_to_h", nn::make_linear(ffn, c.hidden, true));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
   }
 
@@ -125,9 +125,9 @@ class NeoxModel : public TransformerModel {
     }
     final_layer_norm = base->register_module("final_layer_norm", nn::LayerNorm(c.hidden, c.eps));
     if (head == Head::kLM && !c.tie)
-      embed_out = register_module("embed_out", nn::Linear(nn::LinearOptions{c.hidden, c.vocab_size, false}));
+      embed_out = register_module("embed_out", nn::make_linear(c.hidden, c.vocab_size, false));
     if (head == Head::kSequenceClassification)
-      score = register_module("score", nn::Linear(nn::LinearOptions{c.hidden, c.num_labels, false}));
+      score = register_module("score", nn::make_linear(c.hidden, c.num_labels, false));
   }
 
   torch::Tensor rotary_inv_freq() const override { return c_.inv_freq; }

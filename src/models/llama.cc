@@ -93,7 +93,7 @@ class LlamaLayerImpl : public torch::nn::Module {
         c_(c),
         index_(index) {
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
-    auto lin = [](int64_t in, int64_t out, bool bias) { return nn::Linear(nn::LinearOptions{in, out, bias}); };
+    auto lin = [](int64_t in, int64_t out, bool bias) { return nn::make_linear(in, out, bias); };
     const int64_t ffn = c.shapes.ffn[index];
     q_proj = attn->register_module("q_proj", lin(c.hidden, num_heads * c.head_dim, c.qkv_bias));
     k_proj = attn->register_module("k_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
@@ -161,9 +161,9 @@ class LlamaModel : public TransformerModel {
     }
     norm = model->register_module("norm", nn::RMSNorm(c.hidden, c.eps));
     if (head == Head::kLM && !c.tie)
-      lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.hidden, c.vocab_size, false}));
+      lm_head = register_module("lm_head", nn::make_linear(c.hidden, c.vocab_size, false));
     if (head == Head::kSequenceClassification)
-      score = register_module("score", nn::Linear(nn::LinearOptions{c.hidden, c.num_labels, false}));
+      score = register_module("score", nn::make_linear(c.hidden, c.num_labels, false));
   }
 
   // Heads (when every query head has its own K/V; grouped-query blocks are listed but keep their

@@ -52,7 +52,7 @@ struct OptConfig {
 class OptLayerImpl : public torch::nn::Module {
  public:
   OptLayerImpl(const OptConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c), index_(index) {
-    auto lin = [&](int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out, c.bias}); };
+    auto lin = [&](int64_t in, int64_t out) { return nn::make_linear(in, out, c.bias); };
     const int64_t attn_width = num_heads * c.head_dim, ffn = c.shapes.ffn[index];
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
     q_proj = attn->register_module("q_proj", lin(c.hidden, attn_width));
@@ -113,8 +113,8 @@ class OptModel : public TransformerModel {
     embed_tokens = dec->register_module("embed_tokens", nn::Embedding(c.vocab_size, c.word_embed_proj_dim, c.pad));
     embed_positions = dec->register_module("embed_positions", nn::Embedding(c.max_positions + kOptPositionOffset, c.hidden));
     if (c.word_embed_proj_dim != c.hidden) {
-      project_out = dec->register_module("project_out", nn::Linear(nn::LinearOptions{c.hidden, c.word_embed_proj_dim, false}));
-      project_in = dec->register_module("project_in", nn::Linear(nn::LinearOptions{c.word_embed_proj_dim, c.hidden, false}));
+      project_out = dec->register_module("project_out", nn::make_linear(c.hidden, c.word_embed_proj_dim, false));
+      project_in = dec->register_module("project_in", nn::make_linear(c.word_embed_proj_dim, c.hidden, false));
     }
     if (c.pre_ln && !c.remove_final_ln)
       final_norm = dec->register_module("final_layer_norm", nn::LayerNorm(c.hidden, 1e-5, c.ln_affine));
@@ -124,9 +124,9 @@ class OptModel : public TransformerModel {
       list->push_back(layers.back());
     }
     if (head == Head::kLM && !c.tie)
-      lm_head = register_module("lm_head", nn::Linear(nn::LinearOptions{c.word_embed_proj_dim, c.vocab_size, false}));
+      lm_head = register_module("lm_head", nn::make_linear(c.word_embed_proj_dim, c.vocab_size, false));
     if (head == Head::kSequenceClassification)
-      score = register_module("score", nn::Linear(nn::LinearOptions{c.word_embed_proj_dim, c.num_labels, false}));
+      score = register_module("score", nn::make_linear(c.word_embed_proj_dim, c.num_labels, false));
   }
 
   // Heads, FFN neurons and (when there is no projection between the embedding width and the

@@ -56,8 +56,6 @@ struct T5Config {
   }
 };
 
-nn::Linear linear(int64_t in, int64_t out) { return nn::Linear(nn::LinearOptions{in, out, false}); }
-
 // HF's _relative_position_bucket (Mesh TensorFlow): exact buckets for small distances, log-spaced
 // ones up to max_distance; bidirectional stacks split the buckets between the two directions.
 torch::Tensor relative_position_bucket(const torch::Tensor& relative, bool bidirectional, int64_t buckets, int64_t max_distance) {
@@ -87,10 +85,10 @@ class T5AttentionImpl : public torch::nn::Module {
       : num_heads(static_cast<int64_t>(kept.size())), dropout_(c.dropout) {
     const int64_t inner = num_heads * c.d_kv;
     if (num_heads < c.num_heads) bias_heads_ = torch::tensor(kept, torch::kLong);
-    q = register_module("q", linear(c.d_model, inner));
-    k = register_module("k", linear(c.d_model, inner));
-    v = register_module("v", linear(c.d_model, inner));
-    o = register_module("o", linear(inner, c.d_model));
+    q = register_module("q", nn::make_linear(c.d_model, inner, false));
+    k = register_module("k", nn::make_linear(c.d_model, inner, false));
+    v = register_module("v", nn::make_linear(c.d_model, inner, false));
+    o = register_module("o", nn::make_linear(inner, c.d_model, false));
     if (relative_bias) relative_attention_bias = register_module("relative_attention_bias", nn::Embedding(c.buckets, c.num_heads));
   }
   std::pair<torch::Tensor, torch::Tensor> keys_values(const torch::Tensor& source) {
@@ -143,12 +141,12 @@ class T5BlockImpl : public torch::nn::Module {
     auto ff = std::make_shared<torch::nn::Module>();
     auto dense = ff->register_module("DenseReluDense", std::make_shared<torch::nn::Module>());
     if (c.gated) {
-      wi_0 = dense->register_module("wi_0", linear(c.d_model, d_ff));
-      wi_1 = dense->register_module("wi_1", linear(c.d_model, d_ff));
+      wi_0 = dense->register_module("wi_0", nn::make_linear(c.d_model, d_ff, false));
+      wi_1 = dense->register_module("wi_1", nn::make_linear(c.d_model, d_ff, false));
     } else {
-      wi = dense->register_module("wi", linear(c.d_model, d_ff));
+      wi = dense->register_module("wi", nn::make_linear(c.d_model, d_ff, false));
     }
-    wo = dense->register_module("wo", linear(d_ff, c.d_model));
+    wo = dense->register_module("wo", nn::make_linear(d_ff, c.d_model, false));
     ff_norm = ff->register_module("layer_norm", nn::RMSNorm(c.d_model, c.eps));
     list->push_back(ff);
     act_ = nn::activation_by_name(c.act, "config.json feed_forward_proj");
@@ -208,7 +206,7 @@ class T5Model : public TransformerModel {
     encoder_ = std::make_unique<T5Stack>(*register_module("encoder", std::make_shared<torch::nn::Module>()), c, c.encoder_layers, false);
     if (head != Head::kEncoder)
       decoder_ = std::make_unique<T5Stack>(*register_module("decoder", std::make_shared<torch::nn::Module>()), c, c.decoder_layers, true);
-    if (head == Head::kConditionalGeneration && !c.tie) lm_head = register_module("lm_head", linear(c.d_model, c.vocab_size));
+    if (head == Head::kConditionalGeneration && !c.tie) lm_head = register_module("lm_head", nn::make_linear(c.d_model, c.vocab_size, false));
   }
 
   // Encoder block i is layer i, decoder block j layer E + j with two attention blocks (self, then

@@ -51,15 +51,15 @@ class VitLayerImpl : public torch::nn::Module {
     const int64_t width = num_heads * c.head_dim, ffn = c.shapes.ffn[index];
     auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
     auto self = attention->register_module("attention", std::make_shared<torch::nn::Module>());
-    query = self->register_module("query", nn::Linear(nn::LinearOptions{c.hidden, width, c.qkv_bias}));
-    key = self->register_module("key", nn::Linear(nn::LinearOptions{c.hidden, width, c.qkv_bias}));
-    value = self->register_module("value", nn::Linear(nn::LinearOptions{c.hidden, width, c.qkv_bias}));
+    query = self->register_module("query", nn::make_linear(c.hidden, width, c.qkv_bias));
+    key = self->register_module("key", nn::make_linear(c.hidden, width, c.qkv_bias));
+    value = self->register_module("value", nn::make_linear(c.hidden, width, c.qkv_bias));
     auto attention_output = attention->register_module("output", std::make_shared<torch::nn::Module>());
-    attention_out = attention_output->register_module("dense", nn::Linear(nn::LinearOptions{width, c.hidden}));
+    attention_out = attention_output->register_module("dense", nn::make_linear(width, c.hidden));
     auto intermediate = register_module("intermediate", std::make_shared<torch::nn::Module>());
-    ffn_in = intermediate->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden, ffn}));
+    ffn_in = intermediate->register_module("dense", nn::make_linear(c.hidden, ffn));
     auto output = register_module("output", std::make_shared<torch::nn::Module>());
-    ffn_out = output->register_module("dense", nn::Linear(nn::LinearOptions{ffn, c.hidden}));
+    ffn_out = output->register_module("dense", nn::make_linear(ffn, c.hidden));
     layernorm_before = register_module("layernorm_before", nn::LayerNorm(c.hidden, c.eps));
     layernorm_after = register_module("layernorm_after", nn::LayerNorm(c.hidden, c.eps));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
@@ -108,10 +108,10 @@ class VitModel : public TransformerModel {
     layernorm = vit->register_module("layernorm", nn::LayerNorm(c.hidden, c.eps));
     if (head == Head::kBase) {  // HF's ViTModel adds the pooler; the classifier reads the CLS state directly
       auto pooler = vit->register_module("pooler", std::make_shared<torch::nn::Module>());
-      pooler_dense = pooler->register_module("dense", nn::Linear(nn::LinearOptions{c.hidden, c.hidden}));
+      pooler_dense = pooler->register_module("dense", nn::make_linear(c.hidden, c.hidden));
     }
     if (head == Head::kImageClassification)
-      classifier = register_module("classifier", nn::Linear(nn::LinearOptions{c.hidden, c.num_labels}));
+      classifier = register_module("classifier", nn::make_linear(c.hidden, c.num_labels));
   }
 
   // Pre-LN blocks: each LayerNorm feeds only its block's Linears (smoothable). The residual stream

@@ -40,6 +40,9 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// An HF-layout Linear ([out, in]), with a bias unless `bias` is false.
+inline Linear make_linear(int64_t in, int64_t out, bool bias = true) { return Linear(LinearOptions{in, out, bias}); }
+
 class EmbeddingImpl : public torch::nn::Module {
  public:
   EmbeddingImpl(int64_t num_embeddings, int64_t dim, std::optional<int64_t> padding_idx = std::nullopt);

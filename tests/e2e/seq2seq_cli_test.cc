@@ -14,8 +14,6 @@ namespace {
 
 using testing::RunResult;
 
-RunResult run(const std::string& args) { return testing::run_sqz(args); }
-
 const std::string kModel = (fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p").string();
 
 // The JSON result a command prints last (eval's and pack's are flat objects).
@@ -23,7 +21,7 @@ io::json last_json(const RunResult& r) { return io::json::parse(r.output.substr(
 
 io::json eval(const std::string& model, const std::string& flags) {
   const auto split = (testing::shared_dir() / "data" / "cmudict-g2p" / "dev.jsonl").string();
-  auto r = run("eval " + model + " --task cmudict-g2p --split " + split + " --batch-size 32 --max-batches 3 --threads 2" + flags);
+  auto r = testing::run_sqz("eval " + model + " --task cmudict-g2p --split " + split + " --batch-size 32 --max-batches 3 --threads 2" + flags);
   EXPECT_EQ(r.code, 0) << r.output;
   return r.code == 0 ? last_json(r) : io::json();
 }
@@ -49,7 +47,7 @@ TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
   io::write_npy(tmp / "in" / "input_ids.npy", torch::tensor({5, 10, 11, 12, 3, 0, 7, 8, 9, 20, 21, 3}, torch::kLong).view({2, 6}));
   io::write_npy(tmp / "in" / "attention_mask.npy", torch::tensor({1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1}, torch::kLong).view({2, 6}));
   auto forward = [&](const std::string& flags, const std::string& out) {
-    auto f = run("forward " + kModel + " --inputs " + (tmp / "in").string() + " --out " + (tmp / out).string() + flags);
+    auto f = testing::run_sqz("forward " + kModel + " --inputs " + (tmp / "in").string() + " --out " + (tmp / out).string() + flags);
     EXPECT_EQ(f.code, 0) << f.output;
     return io::read_npy(tmp / out / "logits.npy");
   };
@@ -57,22 +55,22 @@ TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
   ASSERT_EQ(got.sizes(), want.sizes());
   EXPECT_LT(((got - want).abs().max() / want.abs().max()).item<double>(), 1e-4);
 
-  auto gen_torch = run("generate " + kModel + " --prompt squeeze");
-  auto gen_rt = run("generate " + kModel + " --prompt squeeze --engine runtime");
+  auto gen_torch = testing::run_sqz("generate " + kModel + " --prompt squeeze");
+  auto gen_rt = testing::run_sqz("generate " + kModel + " --prompt squeeze --engine runtime");
   ASSERT_EQ(gen_rt.code, 0) << gen_rt.output;
   EXPECT_EQ(gen_rt.output, gen_torch.output);
 
-  auto r = run("pack " + kModel + " --precision int8 --out " + (tmp / "packed").string());
+  auto r = testing::run_sqz("pack " + kModel + " --precision int8 --out " + (tmp / "packed").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(last_json(r)["engine"], "encoder-decoder");
   const auto int8 = eval((tmp / "packed").string(), "");
   EXPECT_EQ(int8["engine"], "runtime int8");
   EXPECT_NEAR(int8["wer"].get<double>(), torch_eval["wer"].get<double>(), 0.05);  // 96 words: a few may flip
   EXPECT_NEAR(int8["per"].get<double>(), torch_eval["per"].get<double>(), 0.02);
-  auto gen_packed = run("generate " + (tmp / "packed").string() + " --prompt squeeze");
+  auto gen_packed = testing::run_sqz("generate " + (tmp / "packed").string() + " --prompt squeeze");
   EXPECT_EQ(gen_packed.code, 0) << gen_packed.output;
 
-  r = run("bench " + kModel + " --batch 2 --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " + (tmp / "bench.json").string());
+  r = testing::run_sqz("bench " + kModel + " --batch 2 --seq 8 --decode-steps 4 --runs 1 --warmup 0 --json " + (tmp / "bench.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   std::set<std::string> seen;
   const io::json bench = io::read_json_file(tmp / "bench.json");
@@ -84,7 +82,7 @@ TEST(Seq2SeqCli, EvalForwardGenerateAndPackOnTheRuntimeEngine) {
     EXPECT_GT(row["decode_ms_per_token"].get<double>(), 0) << row.dump();
   }
   for (const char* c : {"libtorch-fp32", "sqz-fp32", "sqz-bf16", "sqz-int8", "sqz-int8-2:4"}) EXPECT_TRUE(seen.count(c)) << c;
-  r = run("bench " + (tmp / "packed").string() + " --batch 1 --seq 8 --decode-steps 4 --runs 1 --warmup 0");
+  r = testing::run_sqz("bench " + (tmp / "packed").string() + " --batch 1 --seq 8 --decode-steps 4 --runs 1 --warmup 0");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("| sqz-int8 | 1 |"), std::string::npos) << r.output;
 }
@@ -95,8 +93,8 @@ TEST(Seq2SeqCli, BeamSearchOnTheRuntimeEngineEqualsLibtorch) {
   EXPECT_EQ(engine_beam["decoding"], "beam 3");
   expect_same_scores(engine_beam, eval(kModel, " --num-beams 3"));
   for (const char* word : {"squeeze", "transformer", "quantization"}) {
-    auto gen_torch = run(std::string("generate ") + kModel + " --num-beams 4 --prompt " + word);
-    auto gen_rt = run(std::string("generate ") + kModel + " --num-beams 4 --engine runtime --prompt " + word);
+    auto gen_torch = testing::run_sqz(std::string("generate ") + kModel + " --num-beams 4 --prompt " + word);
+    auto gen_rt = testing::run_sqz(std::string("generate ") + kModel + " --num-beams 4 --engine runtime --prompt " + word);
     ASSERT_EQ(gen_rt.code, 0) << gen_rt.output;
     EXPECT_EQ(gen_rt.output, gen_torch.output) << word;
   }

@@ -11,9 +11,6 @@
 namespace sqz {
 namespace {
 
-using testing::RunResult;
-
-RunResult run(const std::string& args) { return testing::run_sqz(args); }
 
 TEST(VisionCli, PackForwardAndBenchOnTheRuntimeEngine) {
   testing::ScratchDir tmp("vision-cli");
@@ -21,13 +18,13 @@ TEST(VisionCli, PackForwardAndBenchOnTheRuntimeEngine) {
                            {"intermediate_size", 64}, {"image_size", 16}, {"patch_size", 4}, {"num_labels", 3},
                            {"architectures", {"ViTForImageClassification"}}};
   std::ofstream(tmp / "config.json") << config.dump();
-  auto r = run("init " + (tmp / "config.json").string() + " --seed 3 --out " + (tmp / "m").string());
+  auto r = testing::run_sqz("init " + (tmp / "config.json").string() + " --seed 3 --out " + (tmp / "m").string());
   ASSERT_EQ(r.code, 0) << r.output;
   fs::create_directories(tmp / "in");
   torch::manual_seed(5);
   io::write_npy(tmp / "in" / "pixel_values.npy", torch::randn({2, 3, 16, 16}));
   auto forward = [&](const std::string& model, const std::string& flags, const std::string& out) {
-    auto f = run("forward " + model + " --inputs " + (tmp / "in").string() + " --out " + (tmp / out).string() + flags);
+    auto f = testing::run_sqz("forward " + model + " --inputs " + (tmp / "in").string() + " --out " + (tmp / out).string() + flags);
     EXPECT_EQ(f.code, 0) << f.output;
     return io::read_npy(tmp / out / "logits.npy");
   };
@@ -35,14 +32,14 @@ TEST(VisionCli, PackForwardAndBenchOnTheRuntimeEngine) {
   const auto fp32 = forward((tmp / "m").string(), " --engine runtime", "rt");
   EXPECT_EQ(fp32.sizes(), want.sizes());
   EXPECT_LT(((fp32 - want).abs().max() / want.abs().max()).item<double>(), 1e-4);
-  r = run("pack " + (tmp / "m").string() + " --precision int8 --out " + (tmp / "packed").string());
+  r = testing::run_sqz("pack " + (tmp / "m").string() + " --precision int8 --out " + (tmp / "packed").string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\"engine\":\"vit-encoder\""), std::string::npos) << r.output;
   const auto int8 = forward((tmp / "packed").string(), "", "packed-out");
   const double int8_err = ((int8 - want).abs().max() / want.abs().max()).item<double>();
   EXPECT_GT(int8_err, 0.0);  // quantized: not the fp32 numbers
   EXPECT_LT(int8_err, 0.1);
-  r = run("bench " + (tmp / "m").string() + " --batch 2 --runs 1 --warmup 0 --json " + (tmp / "bench.json").string());
+  r = testing::run_sqz("bench " + (tmp / "m").string() + " --batch 2 --runs 1 --warmup 0 --json " + (tmp / "bench.json").string());
   ASSERT_EQ(r.code, 0) << r.output;
   std::set<std::string> seen;
   const io::json bench = io::read_json_file(tmp / "bench.json");
@@ -54,7 +51,7 @@ TEST(VisionCli, PackForwardAndBenchOnTheRuntimeEngine) {
   }
   for (const char* c : {"libtorch-fp32", "sqz-fp32", "sqz-bf16", "sqz-int8", "sqz-int8-2:4"}) EXPECT_TRUE(seen.count(c)) << c;
   // A runtime dir of a ViT is refused by the text-only commands, by name.
-  r = run("bench " + (tmp / "packed").string());
+  r = testing::run_sqz("bench " + (tmp / "packed").string());
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("ViT engine"), std::string::npos) << r.output;
 }

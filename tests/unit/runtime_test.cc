@@ -31,7 +31,7 @@ models::LoadedModel loaded(std::shared_ptr<models::TransformerModel> model, cons
   if (model->info().model_type == "qwen2")
     for (auto& p : model->named_parameters())
       if (p.key().find("_proj.bias") != std::string::npos && p.value().abs().max().item<double>() == 0.0) p.value().normal_(0.0, 0.05);
-  return {std::move(model), io::JsonFields(config, "test config"), {}};
+  return testing::loaded_model(std::move(model), config);
 }
 
 struct Compared {

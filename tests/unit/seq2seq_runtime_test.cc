@@ -35,10 +35,6 @@ std::shared_ptr<models::TransformerModel> noisy_model(const io::json& config) {
   return model;
 }
 
-models::LoadedModel loaded(std::shared_ptr<models::TransformerModel> model, const io::json& config) {
-  return {std::move(model), io::JsonFields(config, "test config"), {}};
-}
-
 struct Inputs {
   torch::Tensor ids, mask, decoder_ids;
 };
@@ -54,11 +50,11 @@ Inputs inputs() {
   return in;
 }
 
-struct Compared {
+struct Seq2SeqCompared {
   double memory, logits;
 };
 
-Compared compare(models::TransformerModel& reference, const runtime::EncoderDecoder& engine) {
+Seq2SeqCompared compare(models::TransformerModel& reference, const runtime::EncoderDecoder& engine) {
   torch::NoGradGuard g;
   const auto in = inputs();
   models::ModelInputs mi;
@@ -82,7 +78,7 @@ class Seq2SeqRuntime : public ::testing::TestWithParam<std::string> {};
 TEST_P(Seq2SeqRuntime, Fp32EqualsLibtorch) {
   const auto c = config(GetParam());
   auto model = noisy_model(c);
-  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
+  runtime::EncoderDecoder engine(testing::loaded_model(model, c), {runtime::Precision::kFp32, 2});
   auto r = compare(*model, engine);
   EXPECT_LT(r.memory, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
@@ -103,7 +99,7 @@ TEST_P(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
   if (GetParam() == "t5") c["feed_forward_proj"] = "gated-gelu";
   else c["activation_function"] = "relu";
   auto model = noisy_model(c);
-  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 1});
+  runtime::EncoderDecoder engine(testing::loaded_model(model, c), {runtime::Precision::kFp32, 1});
   auto r = compare(*model, engine);
   EXPECT_LT(r.memory, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
@@ -114,7 +110,7 @@ TEST_P(Seq2SeqRuntime, PrunedLayersEqualLibtorch) {
 TEST_P(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
   const auto c = config(GetParam());
   auto model = noisy_model(c);
-  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
+  runtime::EncoderDecoder engine(testing::loaded_model(model, c), {runtime::Precision::kFp32, 2});
   const auto in = inputs();
   auto ids = in.ids.contiguous(), mask = in.mask.contiguous(), dec = in.decoder_ids.contiguous();
   auto memory = engine.encode(ids.data_ptr<int64_t>(), mask.data_ptr<int64_t>(), 2, 7);
@@ -144,7 +140,7 @@ TEST_P(Seq2SeqRuntime, CachedStepsAndGreedyEqualLibtorch) {
 TEST_P(Seq2SeqRuntime, BeamSearchEqualsLibtorch) {
   const auto c = config(GetParam());
   auto model = noisy_model(c);
-  runtime::EncoderDecoder engine(loaded(model, c), {runtime::Precision::kFp32, 2});
+  runtime::EncoderDecoder engine(testing::loaded_model(model, c), {runtime::Precision::kFp32, 2});
   const auto in = inputs();
   auto ids = in.ids.contiguous(), mask = in.mask.contiguous();
   std::vector<models::BeamSearchOptions> settings(4);
@@ -173,7 +169,7 @@ TEST_P(Seq2SeqRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
     auto model = noisy_model(c);
     runtime::EngineOptions options{precision, 2};
     options.lm_head_follows_precision = false;  // the fake-quantized model's LM head is not a compression site
-    runtime::EncoderDecoder engine(loaded(model, c), options);
+    runtime::EncoderDecoder engine(testing::loaded_model(model, c), options);
     const auto unquantized = compare(*model, engine);
     testing::fake_quantize_like_engine(*model, precision);
     const auto r = compare(*model, engine);
@@ -189,7 +185,7 @@ TEST_P(Seq2SeqRuntime, RuntimeDirRunsWhatTheEngineRan) {
   auto c = config(GetParam());
   c["sqz_decoder_pruned_heads"] = {{"1", {0}}};  // T5: a kept head's bias column goes through the dir too
   auto model = noisy_model(c);
-  auto engine = runtime::build_engine(loaded(model, c), "int8", 2);
+  auto engine = runtime::build_engine(testing::loaded_model(model, c), "int8", 2);
   ASSERT_TRUE(engine.seq2seq);
   testing::ScratchDir dir("seq2seq-pack");
   runtime::RuntimeDirWriter writer;

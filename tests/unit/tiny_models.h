@@ -64,6 +64,11 @@ inline std::shared_ptr<models::TransformerModel> tiny_model(const io::json& conf
   return m;
 }
 
+// `model` with its config as the runtime engines take it (no tokenizer).
+inline models::LoadedModel loaded_model(std::shared_ptr<models::TransformerModel> model, const io::json& config) {
+  return {std::move(model), io::JsonFields(config, "test config"), {}};
+}
+
 inline std::shared_ptr<models::TransformerModel> tiny_bert(const io::json& config = tiny_bert_config(), uint64_t seed = 3) {
   return tiny_model(config, seed);
 }

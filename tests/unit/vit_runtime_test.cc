@@ -28,20 +28,16 @@ std::shared_ptr<models::TransformerModel> vit(const io::json& config) {
   return model;
 }
 
-models::LoadedModel loaded(std::shared_ptr<models::TransformerModel> model, const io::json& config) {
-  return {std::move(model), io::JsonFields(config, "test config"), {}};
-}
-
 torch::Tensor pixels() {
   torch::manual_seed(7);
   return torch::randn({3, 3, 16, 16});
 }
 
-struct Compared {
+struct VitCompared {
   double hidden, logits;
 };
 
-Compared compare(models::TransformerModel& reference, const runtime::VitEncoder& engine) {
+VitCompared compare(models::TransformerModel& reference, const runtime::VitEncoder& engine) {
   torch::NoGradGuard g;
   models::ModelInputs in;
   in.pixel_values = pixels();
@@ -53,7 +49,7 @@ Compared compare(models::TransformerModel& reference, const runtime::VitEncoder&
 
 TEST(VitRuntime, Fp32EqualsLibtorch) {
   auto model = vit(vit_config());
-  runtime::VitEncoder engine(loaded(model, vit_config()), {runtime::Precision::kFp32, 2});
+  runtime::VitEncoder engine(testing::loaded_model(model, vit_config()), {runtime::Precision::kFp32, 2});
   auto r = compare(*model, engine);
   EXPECT_LT(r.hidden, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
@@ -66,7 +62,7 @@ TEST(VitRuntime, PrunedLayersEqualLibtorch) {
   config["intermediate_size"] = 20;
   auto model = vit(config);
   ASSERT_EQ(model->structure().attention[0].num_heads, 1);
-  runtime::VitEncoder engine(loaded(model, config), {runtime::Precision::kFp32, 1});
+  runtime::VitEncoder engine(testing::loaded_model(model, config), {runtime::Precision::kFp32, 1});
   auto r = compare(*model, engine);
   EXPECT_LT(r.hidden, 1e-4);
   EXPECT_LT(r.logits, 1e-4);
@@ -76,7 +72,7 @@ TEST(VitRuntime, Int8AndBf16EqualTheModelQuantizedAsTheEngineDoes) {
   for (auto precision : {runtime::Precision::kInt8, runtime::Precision::kBf16}) {
     SCOPED_TRACE(runtime::precision_name(precision));
     auto model = vit(vit_config());
-    runtime::VitEncoder engine(loaded(model, vit_config()), {precision, 2});
+    runtime::VitEncoder engine(testing::loaded_model(model, vit_config()), {precision, 2});
     const auto unquantized = compare(*model, engine);
     testing::fake_quantize_like_engine(*model, precision);
     const auto r = compare(*model, engine);
@@ -99,7 +95,7 @@ TEST(VitRuntime, Int8Sparse24EqualsThePrunedQuantizedModel) {
       w.copy_(torch::zeros_like(w).scatter(-1, keep, w.gather(-1, keep)));
     }
   }
-  runtime::VitEncoder engine(loaded(model, vit_config()), {runtime::Precision::kInt8Sparse24, 2});
+  runtime::VitEncoder engine(testing::loaded_model(model, vit_config()), {runtime::Precision::kInt8Sparse24, 2});
   testing::fake_quantize_like_engine(*model, runtime::Precision::kInt8);
   const auto r = compare(*model, engine);
   EXPECT_LT(r.hidden, 1e-5);
@@ -110,7 +106,7 @@ TEST(VitRuntime, Int8Sparse24EqualsThePrunedQuantizedModel) {
 // the text-only commands refuse it by name.
 TEST(VitRuntime, RuntimeDirRunsWhatTheEngineRan) {
   auto model = vit(vit_config());
-  auto engine = runtime::build_engine(loaded(model, vit_config()), "int8", 2);
+  auto engine = runtime::build_engine(testing::loaded_model(model, vit_config()), "int8", 2);
   ASSERT_TRUE(engine.vision);
   testing::ScratchDir dir("vit-pack");
   runtime::RuntimeDirWriter writer;
