@@ -61,20 +61,19 @@ torch::Tensor BertEmbeddingsImpl::forward(const torch::Tensor& ids, torch::Tenso
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c, int64_t index)
     : num_heads(c.layer_heads[index]), head_dim(c.head_dim), c_(c) {
-  auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
   const int64_t attn = num_heads * head_dim, ffn = c.layer_intermediate[index];
   auto attention = register_module("attention", std::make_shared<torch::nn::Module>());
   auto self = attention->register_module("self", std::make_shared<torch::nn::Module>());
-  query = self->register_module("query", lin(c.hidden_size, attn));
-  key = self->register_module("key", lin(c.hidden_size, attn));
-  value = self->register_module("value", lin(c.hidden_size, attn));
+  query = self->register_module("query", nn::make_linear(c.hidden_size, attn));
+  key = self->register_module("key", nn::make_linear(c.hidden_size, attn));
+  value = self->register_module("value", nn::make_linear(c.hidden_size, attn));
   auto attn_output = attention->register_module("output", std::make_shared<torch::nn::Module>());
-  attn_out = attn_output->register_module("dense", lin(attn, c.hidden_size));
+  attn_out = attn_output->register_module("dense", nn::make_linear(attn, c.hidden_size));
   attn_norm = attn_output->register_module("LayerNorm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
   auto intermediate = register_module("intermediate", std::make_shared<torch::nn::Module>());
-  ffn_in = intermediate->register_module("dense", lin(c.hidden_size, ffn));
+  ffn_in = intermediate->register_module("dense", nn::make_linear(c.hidden_size, ffn));
   auto output = register_module("output", std::make_shared<torch::nn::Module>());
-  ffn_out = output->register_module("dense", lin(ffn, c.hidden_size));
+  ffn_out = output->register_module("dense", nn::make_linear(ffn, c.hidden_size));
   ffn_norm = output->register_module("LayerNorm", nn::LayerNorm(c.hidden_size, c.layer_norm_eps));
   act_ = nn::activation_by_name(c.hidden_act, "config.json hidden_act");
 }

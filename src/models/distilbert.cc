@@ -45,17 +45,16 @@ struct DistilConfig {
 class DistilLayerImpl : public torch::nn::Module {
  public:
   DistilLayerImpl(const DistilConfig& c, int64_t index) : num_heads(c.shapes.heads[index]), c_(c) {
-    auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
     const int64_t attn_width = num_heads * c.head_dim, ffn_width = c.shapes.ffn[index];
     auto attn = register_module("attention", std::make_shared<torch::nn::Module>());
-    q_lin = attn->register_module("q_lin", lin(c.dim, attn_width));
-    k_lin = attn->register_module("k_lin", lin(c.dim, attn_width));
-    v_lin = attn->register_module("v_lin", lin(c.dim, attn_width));
-    out_lin = attn->register_module("out_lin", lin(attn_width, c.dim));
+    q_lin = attn->register_module("q_lin", nn::make_linear(c.dim, attn_width));
+    k_lin = attn->register_module("k_lin", nn::make_linear(c.dim, attn_width));
+    v_lin = attn->register_module("v_lin", nn::make_linear(c.dim, attn_width));
+    out_lin = attn->register_module("out_lin", nn::make_linear(attn_width, c.dim));
     sa_layer_norm = register_module("sa_layer_norm", nn::LayerNorm(c.dim, kDistilLayerNormEps));
     auto ffn = register_module("ffn", std::make_shared<torch::nn::Module>());
-    lin1 = ffn->register_module("lin1", lin(c.dim, ffn_width));
-    lin2 = ffn->register_module("lin2", lin(ffn_width, c.dim));
+    lin1 = ffn->register_module("lin1", nn::make_linear(c.dim, ffn_width));
+    lin2 = ffn->register_module("lin2", nn::make_linear(ffn_width, c.dim));
     output_layer_norm = register_module("output_layer_norm", nn::LayerNorm(c.dim, kDistilLayerNormEps));
     act_ = nn::activation_by_name(c.act, "config.json activation");
   }
@@ -96,7 +95,6 @@ class DistilBertModel : public TransformerModel {
 
   DistilBertModel(const DistilConfig& c, const std::string& head_class, Head head)
       : TransformerModel(make_info(c, head_class, head)), c_(c), head_(head) {
-    auto lin = [](int64_t in, int64_t out) { return nn::make_linear(in, out); };
     auto base = register_module("distilbert", std::make_shared<torch::nn::Module>());
     auto emb = base->register_module("embeddings", std::make_shared<torch::nn::Module>());
     word_embeddings = emb->register_module("word_embeddings", nn::Embedding(c.vocab_size, c.dim, c.pad));
@@ -111,13 +109,13 @@ class DistilBertModel : public TransformerModel {
     switch (head) {
       case Head::kBase: break;
       case Head::kSequenceClassification:
-        pre_classifier = register_module("pre_classifier", lin(c.dim, c.dim));
-        classifier = register_module("classifier", lin(c.dim, c.num_labels));
+        pre_classifier = register_module("pre_classifier", nn::make_linear(c.dim, c.dim));
+        classifier = register_module("classifier", nn::make_linear(c.dim, c.num_labels));
         break;
-      case Head::kTokenClassification: classifier = register_module("classifier", lin(c.dim, c.num_labels)); break;
-      case Head::kQuestionAnswering: classifier = register_module("qa_outputs", lin(c.dim, c.num_labels)); break;
+      case Head::kTokenClassification: classifier = register_module("classifier", nn::make_linear(c.dim, c.num_labels)); break;
+      case Head::kQuestionAnswering: classifier = register_module("qa_outputs", nn::make_linear(c.dim, c.num_labels)); break;
       case Head::kMaskedLM:
-        vocab_transform = register_module("vocab_transform", lin(c.dim, c.dim));
+        vocab_transform = register_module("vocab_transform", nn::make_linear(c.dim, c.dim));
         vocab_layer_norm = register_module("vocab_layer_norm", nn::LayerNorm(c.dim, kDistilLayerNormEps));
         auto projector = register_module("vocab_projector", std::make_shared<torch::nn::Module>());
         vocab_bias = projector->register_parameter("bias", torch::zeros({c.vocab_size}));

@@ -93,16 +93,15 @@ class LlamaLayerImpl : public torch::nn::Module {
         c_(c),
         index_(index) {
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
-    auto lin = [](int64_t in, int64_t out, bool bias) { return nn::make_linear(in, out, bias); };
     const int64_t ffn = c.shapes.ffn[index];
-    q_proj = attn->register_module("q_proj", lin(c.hidden, num_heads * c.head_dim, c.qkv_bias));
-    k_proj = attn->register_module("k_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
-    v_proj = attn->register_module("v_proj", lin(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
-    o_proj = attn->register_module("o_proj", lin(num_heads * c.head_dim, c.hidden, c.o_bias));
+    q_proj = attn->register_module("q_proj", nn::make_linear(c.hidden, num_heads * c.head_dim, c.qkv_bias));
+    k_proj = attn->register_module("k_proj", nn::make_linear(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
+    v_proj = attn->register_module("v_proj", nn::make_linear(c.hidden, num_kv_heads * c.head_dim, c.qkv_bias));
+    o_proj = attn->register_module("o_proj", nn::make_linear(num_heads * c.head_dim, c.hidden, c.o_bias));
     auto mlp = register_module("mlp", std::make_shared<torch::nn::Module>());
-    gate_proj = mlp->register_module("gate_proj", lin(c.hidden, ffn, c.mlp_bias));
-    up_proj = mlp->register_module("up_proj", lin(c.hidden, ffn, c.mlp_bias));
-    down_proj = mlp->register_module("down_proj", lin(ffn, c.hidden, c.mlp_bias));
+    gate_proj = mlp->register_module("gate_proj", nn::make_linear(c.hidden, ffn, c.mlp_bias));
+    up_proj = mlp->register_module("up_proj", nn::make_linear(c.hidden, ffn, c.mlp_bias));
+    down_proj = mlp->register_module("down_proj", nn::make_linear(ffn, c.hidden, c.mlp_bias));
     input_layernorm = register_module("input_layernorm", nn::RMSNorm(c.hidden, c.eps));
     post_attention_layernorm = register_module("post_attention_layernorm", nn::RMSNorm(c.hidden, c.eps));
     act_ = nn::activation_by_name(c.act, "config.json hidden_act");
