@@ -371,6 +371,14 @@ TimedFields decoder_timed_fields(int64_t batch) {
   };
 }
 
+void measure_peaks(int threads) {
+  kernels::int8_peak_gops(threads);
+  kernels::amx_int8_peak_gops(threads);
+  kernels::bf16_peak_gflops(threads);
+  kernels::amx_bf16_peak_gflops(threads);
+  kernels::fp32_peak_gflops(threads);
+}
+
 void add_peak_fractions(io::json& result, int threads) {
   const double vnni = kernels::int8_peak_gops(threads), amx = kernels::amx_int8_peak_gops(threads);
   const double bf16 = kernels::bf16_peak_gflops(threads), amx_bf16 = kernels::amx_bf16_peak_gflops(threads);

@@ -195,6 +195,9 @@ TimedFields encoder_timed_fields(int64_t batch, double gflop);
 // rows, so it can exceed 1) over the peak of its precision (dense int8 rows: AMX tiles where the
 // CPU has them, else vpdpbusd; 2:4 and block rows: vpdpbusd; fp32: FMA; bf16: vdpbf16ps). Rows without GFLOP/s, or on a CPU without that peak's instructions, get none.
 void add_peak_fractions(io::json& result, int threads);
+// Measures (and caches) those peaks now: called before any peer process starts, because a peer's
+// idle threads can still spin at the end of the bench (seen: the two-thread peak read as one core's).
+void measure_peaks(int threads);
 // The timing fields of a decoder (or encoder-decoder) row: prefill and per-token decode, and their
 // ratios to libtorch fp32 when the baseline ran.
 TimedFields decoder_timed_fields(int64_t batch);

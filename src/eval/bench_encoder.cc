@@ -181,6 +181,8 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   result["input"] = input_description(o, scorer);
   SqzEncoders sqz_engines;
   if (!o.peers_only) build_sqz_encoders(o, loaded, sqz_engines, result);
+  const int peak_threads = o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency());
+  measure_peaks(peak_threads);
   // Peers in their own processes, timed in the parent only.
   const bool classifier = model.info().model_type == "bert" && model.info().head_class == "BertForSequenceClassification";
   ProcessPeers peers = process_peers_or_skip(
@@ -198,7 +200,7 @@ io::json run_encoder_bench(const BenchOptions& o, models::LoadedModel& loaded, c
     if (peers.shared_files()) add_python_peer_cases(o, peers.python, *peers.shared_files(), in, cases);
     run_cases(cases, o, batch, /*decoder=*/false, encoder_timed_fields(batch, forward_flops(model, batch, o.seq) / 1e9), result["rows"]);
   }
-  add_peak_fractions(result, o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()));
+  add_peak_fractions(result, peak_threads);
   set_torch_threads(saved_threads);
   return result;
 }
