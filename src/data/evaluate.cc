@@ -204,7 +204,7 @@ SplitData read_split(models::TransformerModel* model, const io::Tokenizer& tok, 
     std::vector<std::string> names(config.value()["id2label"].size());
     for (auto& [id, name] : config.value()["id2label"].items()) names.at(std::stoul(id)) = name.get<std::string>();
     LabelSet labels(names);
-    d.cls = std::make_unique<ClassificationData>(read_classification_jsonl(split), tok, labels, max_length, split.string());
+    d.cls = std::make_unique<ClassificationData>(read_classification_jsonl(split), tok, labels, max_length, split.string(), o.group);
     d.num_labels = labels.size();
     return d;
   }
@@ -214,7 +214,7 @@ SplitData read_split(models::TransformerModel* model, const io::Tokenizer& tok, 
     if (model && model->info().max_positions > 0 && max_length > model->info().max_positions)
       fail_invalid("evaluate: blocks of --max-length ", max_length, " exceed the model's ", model->info().max_positions, " positions (",
                    config.source(), ")");
-    d.lm = std::make_unique<LmData>(read_lm_text(split), tok, max_length);
+    d.lm = std::make_unique<LmData>(read_lm_text(split), tok, max_length, o.group);
     d.objective = !model || model->info().is_decoder ? Objective::kCausalLM : Objective::kMaskedLM;
     if (d.objective == Objective::kMaskedLM) d.mlm = mlm_special_ids(tok, config.source());
     return d;
@@ -224,7 +224,7 @@ SplitData read_split(models::TransformerModel* model, const io::Tokenizer& tok, 
     fail_invalid("evaluate: task '", task_name, "' needs an encoder-decoder (BART, T5) (", config.source(), ")");
   // Without a libtorch model the engine decodes from the config's start token.
   const int64_t start = model ? model->info().decoder_start_token_id.value_or(0) : config.get_int("decoder_start_token_id");
-  d.s2s = std::make_unique<Seq2SeqData>(read_seq2seq_jsonl(split), tok, max_length, start, split.string());
+  d.s2s = std::make_unique<Seq2SeqData>(read_seq2seq_jsonl(split), tok, max_length, start, split.string(), o.group);
   d.objective = Objective::kSeq2Seq;
   return d;
 }

@@ -1,12 +1,16 @@
 #include "data/tasks.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <numeric>
 #include <random>
+#include <string_view>
 
 #include "core/error.h"
+#include "core/format.h"
+#include "core/log.h"
 #include "io/json_file.h"
 
 namespace sqz::data {
@@ -123,19 +127,65 @@ int64_t LabelSet::id(const std::string& label, const std::string& where) const {
 }
 
 ClassificationData::ClassificationData(const std::vector<TextExample>& examples, const io::Tokenizer& tok,
-                                       const LabelSet& labels, int64_t max_length, const std::string& source) {
+                                       const LabelSet& labels, int64_t max_length, const std::string& source,
+                                       dist::Group* group) {
   auto pad = tok.special_id("pad");
   if (!pad) pad = tok.special_id("eos");
   pad_id_ = pad.value_or(0);
-  for (size_t i = 0; i < examples.size(); ++i) {
-    const auto& e = examples[i];
-    auto enc = tok.encode(e.text, e.text_b.empty() ? nullptr : &e.text_b, max_length);
-    ids_.push_back(std::move(enc.ids));
-    types_.push_back(std::move(enc.type_ids));
-    labels_.push_back(labels.id(e.label, source + ": example " + std::to_string(i + 1)));
+  for (size_t i = 0; i < examples.size(); ++i)
+    labels_.push_back(labels.id(examples[i].label, source + ": example " + std::to_string(i + 1)));
+  // A record: the ids' length, the ids, the token types.
+  auto records = encode_sharded(
+      static_cast<int64_t>(examples.size()),
+      [&](int64_t i) {
+        const auto& e = examples[static_cast<size_t>(i)];
+        auto enc = tok.encode(e.text, e.text_b.empty() ? nullptr : &e.text_b, max_length);
+        Record r{static_cast<int64_t>(enc.ids.size())};
+        r.insert(r.end(), enc.ids.begin(), enc.ids.end());
+        r.insert(r.end(), enc.type_ids.begin(), enc.type_ids.end());
+        return r;
+      },
+      group, source);
+  for (const auto& r : records) {
+    const auto ids_end = r.begin() + 1 + r[0];
+    ids_.emplace_back(r.begin() + 1, ids_end);
+    types_.emplace_back(ids_end, r.end());
   }
   order_.resize(ids_.size());
   std::iota(order_.begin(), order_.end(), 0);
+}
+
+std::vector<Record> encode_sharded(int64_t n, const std::function<Record(int64_t)>& encode, dist::Group* group,
+                                   const std::string& what) {
+  std::vector<Record> records(static_cast<size_t>(n));
+  const int size = group ? group->size() : 1, rank = group ? group->rank() : 0;
+  const auto [begin, end] = dist::shard(n, rank, size);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = begin; i < end; ++i) records[static_cast<size_t>(i)] = encode(i);
+  if (size == 1) return records;
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // This rank's part as one flat tensor: its records' lengths, then their ids.
+  std::vector<int64_t> flat;
+  for (int64_t i = begin; i < end; ++i) flat.push_back(static_cast<int64_t>(records[static_cast<size_t>(i)].size()));
+  for (int64_t i = begin; i < end; ++i) flat.insert(flat.end(), records[static_cast<size_t>(i)].begin(), records[static_cast<size_t>(i)].end());
+  log_info(what, ": tokenized units [", begin, ", ", end, ") of ", n, " on this rank (", format_fixed(seconds, 2),
+           " s), the rest on the other ", size - 1, size == 2 ? " rank" : " ranks", ", gathered");
+  const torch::Tensor all =
+      group->gather_all(torch::from_blob(flat.data(), {static_cast<int64_t>(flat.size())}, torch::kLong).clone());
+  const int64_t* v = all.data_ptr<int64_t>();
+  int64_t at = 0;
+  for (int q = 0; q < size; ++q) {
+    const auto [b, e] = dist::shard(n, q, size);
+    const int64_t* lengths = v + at;
+    at += e - b;
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t len = lengths[i - b];
+      if (q != rank) records[static_cast<size_t>(i)].assign(v + at, v + at + len);
+      at += len;
+    }
+  }
+  if (at != all.numel()) fail_data("encode_sharded: the ranks' parts of ", what, " hold ", all.numel(), " values, expected ", at);
+  return records;
 }
 
 std::vector<Seq2SeqExample> read_seq2seq_jsonl(const fs::path& path) {
@@ -179,23 +229,30 @@ torch::Tensor real_positions(const Batch& b) {
   return b.decoder_input_ids.defined() ? b.labels.ne(-100) : b.attention_mask.to(torch::kBool);
 }
 
-LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size) : block_(block_size) {
+LmData::LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size, dist::Group* group) : block_(block_size) {
   if (block_size < 2) fail_invalid("language modelling needs a block size of at least 2, got ", block_size);
   bytes_ = static_cast<int64_t>(text.size());
   // Documents are separated by blank lines; each is tokenized with the tokenizer's own special
   // tokens (e.g. [CLS] .. [SEP] for BERT), then streamed.
+  std::vector<std::string_view> docs;
   size_t start = 0;
   while (start < text.size()) {
     size_t end = text.find("\n\n", start);
     if (end == std::string::npos) end = text.size();
-    std::string doc = text.substr(start, end - start);
-    if (doc.find_first_not_of(" \t\r\n") != std::string::npos) {
-      auto ids = tok.encode(doc).ids;
-      stream_.insert(stream_.end(), ids.begin(), ids.end());
-      if (auto eos = tok.special_id("eos"); eos && (ids.empty() || ids.back() != *eos)) stream_.push_back(*eos);
-    }
+    std::string_view doc(text.data() + start, end - start);
+    if (doc.find_first_not_of(" \t\r\n") != std::string_view::npos) docs.push_back(doc);
     start = end + 2;
   }
+  const auto eos = tok.special_id("eos");
+  auto records = encode_sharded(
+      static_cast<int64_t>(docs.size()),
+      [&](int64_t i) {
+        Record ids = tok.encode(std::string(docs[static_cast<size_t>(i)])).ids;
+        if (eos && (ids.empty() || ids.back() != *eos)) ids.push_back(*eos);
+        return ids;
+      },
+      group, "language-modelling text");
+  for (const auto& ids : records) stream_.insert(stream_.end(), ids.begin(), ids.end());
   int64_t n = num_tokens() / block_;
   if (n == 0) fail_data("language-modelling text has ", num_tokens(), " tokens, fewer than one block of ", block_);
   order_.resize(n);
@@ -214,14 +271,28 @@ Batch LmData::batch(int64_t begin, int64_t end) const {
 }
 
 Seq2SeqData::Seq2SeqData(const std::vector<Seq2SeqExample>& examples, const io::Tokenizer& tok, int64_t max_length,
-                         int64_t decoder_start_token_id, const std::string& source)
+                         int64_t decoder_start_token_id, const std::string& source, dist::Group* group)
     : decoder_start_(decoder_start_token_id) {
   auto pad = tok.special_id("pad");
   if (!pad) fail_invalid(source, ": seq2seq batches need the tokenizer's pad token");
   pad_id_ = *pad;
-  for (size_t i = 0; i < examples.size(); ++i) {
-    sources_.push_back(tok.encode(examples[i].source, nullptr, max_length).ids);
-    targets_.push_back(tok.encode(examples[i].target, nullptr, max_length).ids);
+  // A record: the source's length, the source's ids, the target's.
+  auto records = encode_sharded(
+      static_cast<int64_t>(examples.size()),
+      [&](int64_t i) {
+        const auto& e = examples[static_cast<size_t>(i)];
+        auto src = tok.encode(e.source, nullptr, max_length).ids, tgt = tok.encode(e.target, nullptr, max_length).ids;
+        Record r{static_cast<int64_t>(src.size())};
+        r.insert(r.end(), src.begin(), src.end());
+        r.insert(r.end(), tgt.begin(), tgt.end());
+        return r;
+      },
+      group, source);
+  for (size_t i = 0; i < records.size(); ++i) {
+    const auto& r = records[i];
+    const auto src_end = r.begin() + 1 + r[0];
+    sources_.emplace_back(r.begin() + 1, src_end);
+    targets_.emplace_back(src_end, r.end());
     if (sources_.back().empty() || targets_.back().empty())
       fail_data(source, ": example ", i + 1, " has an empty source or target after tokenization");
   }

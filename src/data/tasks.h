@@ -5,9 +5,11 @@
 #include <optional>
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 
 #include "core/fs.h"
+#include "dist/group.h"
 #include "io/tokenizers/tokenizer.h"
 
 namespace sqz::data {
@@ -81,6 +83,14 @@ Batch batch_rows(const Batch& batch, int64_t begin, int64_t end);
 // attention mask. [B, T] bool.
 torch::Tensor real_positions(const Batch& batch);
 
+// The records `encode(i)` makes of units [0, n) (examples, documents), in order. In a distributed
+// group each rank encodes only its contiguous part (dist::shard) and the parts are exchanged, so
+// every rank ends up holding what one process would, for 1/size of the tokenizing. `what` names
+// the data in the log line each rank writes.
+using Record = std::vector<int64_t>;
+std::vector<Record> encode_sharded(int64_t n, const std::function<Record(int64_t)>& encode, dist::Group* group,
+                                   const std::string& what);
+
 // What the training loop reads, whatever the task: examples (or blocks) batched in the current
 // order, reshuffled per epoch by a seeded generator.
 class TrainingData {
@@ -94,8 +104,9 @@ class TrainingData {
 // Tokenized classification data, batched in order or shuffled by a seeded generator.
 class ClassificationData : public TrainingData {
  public:
+  // `group`: tokenize this rank's share of the examples and gather the rest (encode_sharded).
   ClassificationData(const std::vector<TextExample>& examples, const io::Tokenizer& tok, const LabelSet& labels,
-                     int64_t max_length, const std::string& source);
+                     int64_t max_length, const std::string& source, dist::Group* group = nullptr);
   int64_t size() const override { return static_cast<int64_t>(ids_.size()); }
   // Examples [begin, end) of the current order, padded to the longest.
   Batch batch(int64_t begin, int64_t end) const override;
@@ -110,7 +121,8 @@ class ClassificationData : public TrainingData {
 // One token stream cut into fixed blocks for language modelling.
 class LmData : public TrainingData {
  public:
-  LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size);
+  // Documents (separated by blank lines) are the units a `group` shares out (encode_sharded).
+  LmData(const std::string& text, const io::Tokenizer& tok, int64_t block_size, dist::Group* group = nullptr);
   int64_t size() const override { return num_blocks(); }
   int64_t num_blocks() const { return static_cast<int64_t>(order_.size()); }
   int64_t num_tokens() const { return static_cast<int64_t>(stream_.size()); }
@@ -129,7 +141,7 @@ class LmData : public TrainingData {
 class Seq2SeqData : public TrainingData {
  public:
   Seq2SeqData(const std::vector<Seq2SeqExample>& examples, const io::Tokenizer& tok, int64_t max_length,
-              int64_t decoder_start_token_id, const std::string& source);
+              int64_t decoder_start_token_id, const std::string& source, dist::Group* group = nullptr);
   int64_t size() const override { return static_cast<int64_t>(sources_.size()); }
   Batch batch(int64_t begin, int64_t end) const override;
   void shuffle(uint64_t seed) override;

@@ -50,7 +50,7 @@ std::string head_for(const std::string& model_type, data::Objective o) {
   fail_unimplemented(model_type, " has no head for the ", data::objective_name(o), " objective");
 }
 
-Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
+Setup prepare(const TrainRecipe& r, const fs::path& resume_from, dist::Group& group) {
   Setup s;
   const data::TaskSpec& task = data::find_task(r.task);
   fs::path data_dir(r.data);
@@ -79,20 +79,20 @@ Setup prepare(const TrainRecipe& r, const fs::path& resume_from) {
       label2id[s.labels.names()[i]] = i;
     }
     overrides = {{"id2label", id2label}, {"label2id", label2id}, {"num_labels", s.labels.size()}};
-    s.cls_train = std::make_unique<data::ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data_dir / task.train_file).string());
-    s.cls_dev = std::make_unique<data::ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data_dir / task.dev_file).string());
+    s.cls_train = std::make_unique<data::ClassificationData>(train, *s.tokenizer, s.labels, r.max_length, (data_dir / task.train_file).string(), &group);
+    s.cls_dev = std::make_unique<data::ClassificationData>(dev, *s.tokenizer, s.labels, r.max_length, (data_dir / task.dev_file).string(), &group);
     // A fixed order so that evals limited to a few batches still see every label.
     s.cls_dev->shuffle(kDevOrderSeed);
   } else if (kind == data::TaskKind::kLanguageModel) {
-    s.lm_train = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.train_file), *s.tokenizer, r.max_length);
-    s.lm_dev = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.dev_file), *s.tokenizer, r.max_length);
+    s.lm_train = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.train_file), *s.tokenizer, r.max_length, &group);
+    s.lm_dev = std::make_unique<data::LmData>(data::read_lm_text(data_dir / task.dev_file), *s.tokenizer, r.max_length, &group);
   } else {
     const int64_t start = models::config_token_id(start_config, "decoder_start_token_id")
                               .value_or(models::config_token_id(start_config, "pad_token_id").value_or(0));
     s.s2s_train = std::make_unique<data::Seq2SeqData>(data::read_seq2seq_jsonl(data_dir / task.train_file), *s.tokenizer,
-                                                      r.max_length, start, (data_dir / task.train_file).string());
+                                                      r.max_length, start, (data_dir / task.train_file).string(), &group);
     s.s2s_dev = std::make_unique<data::Seq2SeqData>(data::read_seq2seq_jsonl(data_dir / task.dev_file), *s.tokenizer, r.max_length,
-                                                    start, (data_dir / task.dev_file).string());
+                                                    start, (data_dir / task.dev_file).string(), &group);
     s.s2s_dev->shuffle(kDevOrderSeed);  // evals limited to a few batches see a sample of the whole dev set
   }
   s.train = s.cls_train ? static_cast<data::TrainingData*>(s.cls_train.get())
@@ -215,7 +215,7 @@ TrainResult run_training(const TrainRecipe& r, const TrainOptions& options) {
   if (r.threads > 0) set_torch_threads(static_cast<int>(r.threads));
   else if (group.distributed()) set_torch_threads(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / dist::local_world_size()));
   if (resuming && !options.checkpoints) fail_invalid("this run cannot resume: it keeps no checkpoints");
-  Setup s = prepare(r, resuming ? ckpt_dir : fs::path());
+  Setup s = prepare(r, resuming ? ckpt_dir : fs::path(), group);
   TrainHooks no_hooks;
   TrainHooks& hooks = options.hooks ? *options.hooks : no_hooks;
   hooks.on_start(*s.model, *s.tokenizer, s.config);

@@ -148,6 +148,11 @@ TEST(Distributed, TwoLocalRanksTrainLikeOneProcess) {
   ASSERT_TRUE(std::regex_search(two.output, m, std::regex(R"((\d+) of (\d+) bucket sums started while backward still ran)"))) << two.output;
   EXPECT_GT(std::stoi(m[1]), 0) << m[0];
   EXPECT_GT(std::stoi(m[2]), 0) << m[0];
+  // Each rank tokenized its half of the training text's documents (rank 0 speaks: [0, n/2)) and
+  // gathered the other half; the curve above shows the gathered data is one process's.
+  ASSERT_TRUE(std::regex_search(two.output, m, std::regex(R"(language-modelling text: tokenized units \[0, (\d+)\) of (\d+) on this rank \([0-9.]+ s\), the rest on the other 1 rank)")))
+      << two.output;
+  EXPECT_EQ(std::stoi(m[1]), std::stoi(m[2]) / 2) << m[0];
   // A batch that does not split over the ranks is refused before training.
   auto odd = testing::run_sqz("train --recipe " + recipe.string() + " --set out=" + (tmp / "odd").string() + " --set batch_size=7 --nproc 2");
   EXPECT_NE(odd.code, 0);
