@@ -202,6 +202,18 @@ TEST(Distributed, EvalSplitsTheDevSetAndGathersOneResult) {
   const double p1 = io::json::parse(one.output.substr(one.output.rfind('{')))["perplexity"].get<double>();
   const double p2 = io::json::parse(two.output.substr(two.output.rfind('{')))["perplexity"].get<double>();
   EXPECT_NEAR(p2, p1, 1e-9 * p1);
+  // Seq2seq: each rank tokenized half of the sources and targets; greedy decoding of its share.
+  auto g2p = "eval " + (fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p").string() + " --task cmudict-g2p --split " +
+             (testing::shared_dir() / "data" / "cmudict-g2p" / "dev.jsonl").string() + " --batch-size 32 --max-batches 3";
+  auto s1 = testing::run_sqz(g2p), s2 = testing::run_sqz(g2p + " --nproc 2");
+  ASSERT_EQ(s1.code, 0) << s1.output;
+  ASSERT_EQ(s2.code, 0) << s2.output;
+  const auto a = io::json::parse(s1.output.substr(s1.output.rfind('{'))), b = io::json::parse(s2.output.substr(s2.output.rfind('{')));
+  EXPECT_EQ(a["examples"], b["examples"]);
+  EXPECT_EQ(a["wer"], b["wer"]);
+  EXPECT_EQ(a["per"], b["per"]);
+  EXPECT_NEAR(b["perplexity"].get<double>(), a["perplexity"].get<double>(), 1e-9 * a["perplexity"].get<double>());
+  EXPECT_NE(s2.output.find("dev.jsonl: tokenized units [0, "), std::string::npos) << s2.output;
 }
 
 // Rank 1 is SIGKILLed mid-training (as the OOM killer would): rank 0 stops at once with a named
