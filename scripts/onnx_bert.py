@@ -2,11 +2,15 @@
 """Writes a Hugging Face BERT encoder (BertModel or BertForSequenceClassification: config.json +
 model.safetensors) as an ONNX graph for ONNX Runtime, the peer `sqz bench` measures against.
 
-  /usr/bin/python3 scripts/onnx_bert.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]]
+  /usr/bin/python3 scripts/onnx_bert.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7] [--int8-form qdq]]
 
 --int8 writes what ONNX Runtime's dynamic quantization produces for Linear layers: activations
 quantized per call (DynamicQuantizeLinear, u8), weights int8 symmetric per output channel,
 MatMulInteger, then the scales; everything else stays fp32 — the same scheme as sqz's int8.
+--int8-form qdq writes the same arithmetic in the QDQ form deployment tools exchange:
+DynamicQuantizeLinear -> DequantizeLinear on the activations, int8 weights -> DequantizeLinear
+(per output channel, axis 1), then a float MatMul; ONNX Runtime fuses the pattern back into
+integer kernels.
 --weight-bits 7 keeps weights in [-63, 63] (ONNX Runtime's reduce_range): on x86 CPUs without
 VNNI its u8 x s8 kernels add pairs of products in int16 (vpmaddubsw), which saturates at 8 bits.
 Uses Debian's python3-onnx and python3-numpy (opset 17, which has LayerNormalization).
@@ -49,8 +53,8 @@ def read_safetensors(path):
 
 
 class Graph:
-    def __init__(self, weights, int8, weight_bits=8):
-        self.w, self.int8 = weights, int8
+    def __init__(self, weights, int8, weight_bits=8, int8_form="dynamic"):
+        self.w, self.int8, self.qdq = weights, int8, int8 and int8_form == "qdq"
         self.qmax = float(2 ** (weight_bits - 1) - 1)
         self.nodes, self.inits, self.count = [], [], 0
 
@@ -77,13 +81,19 @@ class Graph:
             scale = np.maximum(np.abs(w).max(axis=1), 1e-30) / self.qmax
             q = np.clip(np.rint(w / scale[:, None]), -self.qmax, self.qmax).astype(np.int8)
             xq, xs, xz = self.op("DynamicQuantizeLinear", [x], outputs=3)
+            if self.qdq:
+                xd = self.op("DequantizeLinear", [xq, xs, xz])
+                wd = self.op("DequantizeLinear", [self.const(q.T.copy(), "wq"), self.const(scale.astype(np.float32), "ws"),
+                                                  self.const(np.zeros(w.shape[0], np.int8), "wz")], axis=1)
+                y = self.op("MatMul", [xd, wd])
+                return self.op("Add", [y, self.const(b, "b")]) if b is not None else y
             acc = self.op("MatMulInteger", [xq, self.const(q.T.copy(), "wq"), xz, self.const(np.zeros(w.shape[0], np.int8), "wz")])
             y = self.op("Mul", [self.op("Cast", [acc], to=TensorProto.FLOAT), self.op("Mul", [xs, self.const(scale.astype(np.float32), "ws")])])
         return self.op("Add", [y, self.const(b, "b")]) if b is not None else y
 
     def save(self, name, inputs, outputs, path):
         """Checks the graph as an opset-17 model and writes it atomically (temporary file, rename)."""
-        graph = helper.make_graph(self.nodes, name + ("_int8" if self.int8 else ""), inputs, outputs, self.inits)
+        graph = helper.make_graph(self.nodes, name + ("_int8_qdq" if self.qdq else "_int8" if self.int8 else ""), inputs, outputs, self.inits)
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="sqz")
         onnx.checker.check_model(model)
         onnx.save(model, path + ".tmp")
@@ -100,13 +110,17 @@ def gelu(g, x):  # erf GELU, HF's "gelu"
 
 
 def parse_exporter_args(doc, model_types):
-    """MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]] and the model's config.json, refused unless its model_type is one of `model_types`."""
+    """MODEL_DIR OUT.onnx [--int8 [--weight-bits 7] [--int8-form qdq]] and the model's config.json, refused unless its model_type is one of `model_types`."""
     p = argparse.ArgumentParser(description=doc.split("\n")[0])
     p.add_argument("model_dir")
     p.add_argument("out")
     p.add_argument("--int8", action="store_true")
     p.add_argument("--weight-bits", type=int, choices=(7, 8), default=8, help="int8 weights' range: 8 (±127) or 7 (±63)")
+    p.add_argument("--int8-form", choices=("dynamic", "qdq"), default="dynamic",
+                   help="dynamic: MatMulInteger as ONNX Runtime's dynamic quantization writes it; qdq: QuantizeLinear/DequantizeLinear pairs")
     a = p.parse_args()
+    if a.int8_form == "qdq" and not a.int8:
+        p.error("--int8-form qdq needs --int8")
     cfg = json.load(open(f"{a.model_dir}/config.json"))
     if cfg.get("model_type") not in model_types:
         sys.exit(f"{a.model_dir}/config.json: field 'model_type' is '{cfg.get('model_type')}'; this exporter writes "
@@ -124,7 +138,7 @@ def main():
     # Pruned models (sqz compress, SpeedUp): heads per layer follow the query rows, FFN widths the
     # weights; a narrowed hidden size keeps the head size in sqz_attention_head_size.
     hd = cfg.get("sqz_attention_head_size") or hidden // heads
-    g = Graph(w, a.int8, a.weight_bits)
+    g = Graph(w, a.int8, a.weight_bits, a.int8_form)
 
     ids, mask, types = "input_ids", "attention_mask", "token_type_ids"
     seq_len = g.op("Gather", [g.op("Shape", [ids]), g.const(np.array([1], np.int64))])

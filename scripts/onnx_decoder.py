@@ -2,7 +2,7 @@
 """Writes a Hugging Face decoder (GPT-2, OPT or Llama causal LM: config.json + model.safetensors)
 as an ONNX graph with a KV cache for ONNX Runtime, the peer `sqz bench` measures decoders against.
 
-  /usr/bin/python3 scripts/onnx_decoder.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7]]
+  /usr/bin/python3 scripts/onnx_decoder.py MODEL_DIR OUT.onnx [--int8 [--weight-bits 7] [--int8-form qdq]]
 
 Inputs: input_ids [batch, new] and, per layer i, past_key_i / past_value_i [batch, kv_heads, past,
 head_dim] (past = 0 for a prompt). Outputs: logits [batch, vocab] of the last new position (what
@@ -12,7 +12,8 @@ Families as their HF modules compute them: GPT-2 (Conv1D weights, gelu_new), pre
 positions offset by 2, relu, Q scaled after its bias), Llama (RMSNorm, rotary positions with
 default / linear / llama3 scaling, grouped-query attention, SwiGLU).
 --int8 quantizes every Linear and the LM head as onnx_bert.py does (ONNX Runtime's dynamic
-quantization: DynamicQuantizeLinear u8 activations, int8 weights per output channel).
+quantization: DynamicQuantizeLinear u8 activations, int8 weights per output channel); with
+--int8-form qdq in the QDQ form (DequantizeLinear pairs before a float MatMul), as onnx_bert.py.
 """
 import math
 import os
@@ -119,7 +120,7 @@ def main():
     a, cfg = parse_exporter_args(__doc__, ("gpt2", "opt", "llama"))
     w = read_safetensors(f"{a.model_dir}/model.safetensors")
     f = Family(cfg, w, a.model_dir)
-    g = Graph(w, a.int8, a.weight_bits)
+    g = Graph(w, a.int8, a.weight_bits, a.int8_form)
     hd, rep = f.head_dim, f.heads // f.kv_heads
 
     ids = "input_ids"

@@ -1,4 +1,4 @@
-// sqz export MODEL_DIR --format onnx --out FILE.onnx [--int8]: the model as an ONNX graph that ONNX
+// sqz export MODEL_DIR --format onnx --out FILE.onnx [--int8 [--int8-form qdq|dynamic]]: the model as an ONNX graph that ONNX
 // Runtime runs (BERT encoders; GPT-2, OPT and Llama decoders with a KV cache), checked by ONNX
 // Runtime itself before it is written (eval/onnxruntime_peer.h).
 // sqz export MODEL_DIR --format gguf --type f16|q8_0|q4_k --out FILE.gguf: a Llama for llama.cpp
@@ -16,8 +16,8 @@ namespace sqz::cli {
 namespace {
 
 struct ExportArgs {
-  std::string model_dir, format = "onnx", out, type = "q8_0";
-  bool int8 = false, overwrite = false;
+  std::string model_dir, format = "onnx", out, type = "q8_0", int8_form = "qdq";
+  bool int8 = false, overwrite = false, int8_given = false;
   int threads = 2;
 };
 
@@ -28,13 +28,15 @@ void run_export(const ExportArgs& a) {
   if (fs::path(a.out).has_parent_path() && !fs::is_directory(fs::path(a.out).parent_path()))
     fail_not_found(a.out, ": its directory does not exist");
   auto loaded = quant::load_any_model(a.model_dir);
+  if (a.int8_given && !a.int8) fail_invalid("--int8-form: needs --int8");
   if (a.format == "gguf") {
     std::cout << models::export_gguf(loaded, a.model_dir, a.type, a.out).dump() << std::endl;
     return;
   }
   if (eval::onnx_exporter_for(loaded.model->info().model_type).empty())
     fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
-  std::cout << eval::export_onnx(loaded, a.out, a.int8, a.threads).dump() << std::endl;
+  const std::string variant = !a.int8 ? "fp32" : a.int8_form == "qdq" ? "int8-qdq" : "int8";
+  std::cout << eval::export_onnx(loaded, a.out, variant, a.threads).dump() << std::endl;
 }
 
 }  // namespace
@@ -49,7 +51,12 @@ void add_export_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx, model.gguf)")->required();
   cmd->add_option("--type", a->type, "gguf: the matrices' type, f16, q8_0 or q4_k (norms stay f32)")
       ->check(CLI::IsMember({"f16", "q8_0", "q4_k"}));
-  cmd->add_flag("--int8", a->int8, "int8 Linears as ONNX Runtime's dynamic quantization writes them (u8 activations, s8 weights per channel)");
+  cmd->add_flag("--int8", a->int8, "int8 Linears (u8 activations quantized per call, s8 weights per output channel)");
+  cmd->add_option("--int8-form", a->int8_form,
+                  "qdq (default: QuantizeLinear/DequantizeLinear pairs before float MatMuls) or dynamic (MatMulInteger, as "
+                  "ONNX Runtime's dynamic quantization writes it)")
+      ->check(CLI::IsMember({"qdq", "dynamic"}))
+      ->each([a](const std::string&) { a->int8_given = true; });
   cmd->add_flag("--overwrite", a->overwrite, "replace an existing file");
   cmd->add_option("--threads", a->threads, "ONNX Runtime threads for the check")->check(positive());
   cmd->callback([a] { run_export(*a); });

@@ -71,7 +71,8 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
   for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};
-    if (variant == "int8") argv.insert(argv.end(), {"--int8", "--weight-bits", std::to_string(peer->int8_weight_bits)});
+    if (variant != "fp32") argv.insert(argv.end(), {"--int8", "--weight-bits", std::to_string(peer->int8_weight_bits)});
+    if (variant == "int8-qdq") argv.insert(argv.end(), {"--int8-form", "qdq"});
     const fs::path log = peer->work_dir / "export.log";
     if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/", exporter, ") failed: ", log_tail(log));
   }
@@ -132,9 +133,11 @@ double max_rel_err(const torch::Tensor& got, const torch::Tensor& want) {
   return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
 }
 
-io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8, int threads) {
+io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std::string& variant, int threads) {
   if (auto why = onnxruntime_missing(); !why.empty()) fail_not_found("export --format onnx: ", why);
-  const std::string variant = int8 ? "int8" : "fp32";
+  if (variant != "fp32" && variant != "int8" && variant != "int8-qdq")
+    fail_invalid("export --format onnx: variant '", variant, "' (expected fp32, int8-qdq or int8)");
+  const bool int8 = variant != "fp32";
   auto& model = *loaded.model;
   model.eval();
   torch::NoGradGuard no_grad;
@@ -166,13 +169,15 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8
   const double err = max_rel_err(got, reference);
   if (!int8 && !(err <= 1e-4))
     fail_data("export --format onnx: ONNX Runtime's logits differ from libtorch's by ", err, " (relative; expected <= 1e-4); nothing written");
+  std::string precision = int8 ? peer->int8_precision() : "fp32";  // "int8 dyn[, 7-bit weights ...]"
+  if (variant == "int8-qdq") precision.replace(precision.find("dyn"), 3, "QDQ");
   const fs::path graph = peer->work_dir / ("model-" + variant + ".onnx");
   const fs::path tmp = out.string() + ".tmp";
   fs::copy_file(graph, tmp, fs::copy_options::overwrite_existing);
   fs::rename(tmp, out);
   return {{"out", out.string()}, {"variant", variant}, {"bytes", fs::file_size(out)}, {"onnxruntime", version},
           {"checked_on", "random ids [2, " + std::to_string(seq) + "]"}, {"max_rel_err", err},
-          {"precision", int8 ? peer->int8_precision() : "fp32"}};
+          {"precision", precision}};
 }
 
 }  // namespace sqz::eval

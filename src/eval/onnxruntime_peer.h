@@ -40,17 +40,20 @@ std::string onnx_exporter_for(const std::string& model_type);
 // CTranslate2 converts for itself.
 std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded);
 
-// Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8") into the
-// peer's work dir; throws naming the exporter's error.
+// Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8", "int8-qdq";
+// see export_onnx) into the peer's work dir; throws naming the exporter's error.
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded,
                                                      const std::vector<std::string>& variants = {"fp32", "int8"});
 
-// `sqz export --format onnx`: `loaded` as one ONNX graph (fp32, or int8 the way ONNX Runtime's
-// dynamic quantization writes Linears) at `out` (temp, then rename), after ONNX Runtime ran it on
-// a [2, 16] batch of random ids: {"out", "variant", "bytes", "onnxruntime", "max_rel_err"} against
-// libtorch fp32 (encoders: the logits; decoders: the prompt's last logits). An fp32 graph whose
-// error exceeds 1e-4 is refused and nothing is written; int8's error is reported.
-io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, bool int8, int threads);
+// `sqz export --format onnx`: `loaded` as one ONNX graph at `out` (temp, then rename): `variant`
+// "fp32", "int8-qdq" (QDQ: DequantizeLinear pairs before float MatMuls, the form deployment tools
+// exchange) or "int8" (MatMulInteger, as ONNX Runtime's dynamic quantization writes Linears; both
+// int8 forms compute the same: u8 activations quantized per call, s8 weights per output channel),
+// after ONNX Runtime ran it on a [2, 16] batch of random ids: {"out", "variant", "bytes",
+// "onnxruntime", "max_rel_err"} against libtorch fp32 (encoders: the logits; decoders: the
+// prompt's last logits). An fp32 graph whose error exceeds 1e-4 is refused and nothing is
+// written; int8's error is reported.
+io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std::string& variant, int threads);
 
 struct OnnxRuntimeRun {
   std::vector<float> output;  // the first run's first output (logits)

@@ -78,20 +78,34 @@ TEST(Cli, ExportOnnxIsCheckedByOnnxRuntime) {
   const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
   if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
   testing::ScratchDir tmp("export");
+  // --int8 writes the QDQ form by default, --int8-form dynamic ONNX Runtime's MatMulInteger form;
+  // both compute the same quantized products, so ONNX Runtime gives both the same logits.
   for (const std::string name : {"bert-seqcls", "gpt2-lm"}) {
-    for (const std::string flag : {"", " --int8"}) {
+    std::map<std::string, double> errors;
+    for (const auto& [flag, variant] : std::vector<std::pair<std::string, std::string>>{
+             {"", "fp32"}, {" --int8", "int8-qdq"}, {" --int8 --int8-form dynamic", "int8"}}) {
       SCOPED_TRACE(name + flag);
-      const fs::path out = tmp / (name + (flag.empty() ? "" : "-int8") + ".onnx");
+      const fs::path out = tmp / (name + "-" + variant + ".onnx");
       auto r = run("export " + (fixture(name) / "model").string() + " --format onnx --out " + out.string() + flag);
       ASSERT_EQ(r.code, 0) << r.output;
       auto j = io::json::parse(r.output.substr(r.output.rfind('{')));
-      EXPECT_EQ(j["variant"], flag.empty() ? "fp32" : "int8");
+      EXPECT_EQ(j["variant"], variant);
       EXPECT_GT(fs::file_size(out), 10000u);
       EXPECT_EQ(j["bytes"], fs::file_size(out));
       EXPECT_LE(j["max_rel_err"].get<double>(), flag.empty() ? 1e-4 : 0.2) << j.dump();
+      errors[variant] = j["max_rel_err"].get<double>();
+      // Op types are plain strings in the protobuf.
+      const std::string graph = read_text_file(out);
+      EXPECT_EQ(graph.find("DequantizeLinear") != std::string::npos, variant == "int8-qdq");
+      EXPECT_EQ(graph.find("MatMulInteger") != std::string::npos, variant == "int8");
     }
+    EXPECT_NEAR(errors["int8-qdq"], errors["int8"], 1e-3) << name;
   }
-  auto again = run("export " + (fixture("gpt2-lm") / "model").string() + " --out " + (tmp / "gpt2-lm.onnx").string());
+  auto form_alone = run("export " + (fixture("gpt2-lm") / "model").string() + " --int8-form qdq --out " + (tmp / "f.onnx").string());
+  EXPECT_EQ(form_alone.code, 2) << form_alone.output;
+  EXPECT_NE(form_alone.output.find("--int8-form: needs --int8"), std::string::npos) << form_alone.output;
+  EXPECT_FALSE(fs::exists(tmp / "f.onnx"));
+  auto again = run("export " + (fixture("gpt2-lm") / "model").string() + " --out " + (tmp / "gpt2-lm-fp32.onnx").string());
   EXPECT_EQ(again.code, 2) << again.output;
   EXPECT_NE(again.output.find("already exists (pass --overwrite)"), std::string::npos) << again.output;
   auto nowhere = run("export " + (fixture("gpt2-lm") / "model").string() + " --out " + (tmp / "no" / "m.onnx").string());
