@@ -8,7 +8,7 @@ own Transformers converter (VARIANT fp32: float32, int8: its int8 weights and in
 encoder returns the pooled output and the model's classifier (numpy, timed with it) gives the
 logits. ENGINE openvino: ONNX_DIR/model-fp32.onnx (sqz's ONNX exporter, scripts/onnx_bert.py)
 compiled for the CPU with inference precision f32 (VARIANT fp32) or bf16 (VARIANT bf16), or
-ONNX_DIR/model-int8.onnx (VARIANT int8: the graph ONNX Runtime's dynamic quantization writes).
+ONNX_DIR/model-int8.onnx (VARIANT int8: the exporter's int8 QDQ graph).
 INPUTS.json holds batch, seq, input_ids, attention_mask, token_type_ids (row-major lists);
 OUT.json gets the first run's logits (`values`), the wall ms of each timed run and the version.
 """

@@ -35,7 +35,7 @@ void run_export(const ExportArgs& a) {
   }
   if (eval::onnx_exporter_for(loaded.model->info().model_type).empty())
     fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
-  const std::string variant = !a.int8 ? "fp32" : a.int8_form == "qdq" ? "int8-qdq" : "int8";
+  const std::string variant = !a.int8 ? "fp32" : a.int8_form == "qdq" ? "int8" : "int8-matmulinteger";
   std::cout << eval::export_onnx(loaded, a.out, variant, a.threads).dump() << std::endl;
 }
 

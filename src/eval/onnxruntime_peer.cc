@@ -49,8 +49,9 @@ std::string onnx_exporter_for(const std::string& model_type) {
   return "";
 }
 
-std::string OnnxRuntimePeer::int8_precision() const {
-  return int8_weight_bits == 8 ? "int8 dyn" : "int8 dyn, 7-bit weights (no VNNI)";
+std::string OnnxRuntimePeer::int8_precision(const std::string& variant) const {
+  const std::string form = variant == "int8-matmulinteger" ? "int8 MatMulInteger" : "int8 QDQ";
+  return int8_weight_bits == 8 ? form : form + ", 7-bit weights (no VNNI)";
 }
 
 std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded) {
@@ -71,8 +72,10 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
   for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
                                   (peer->work_dir / ("model-" + variant + ".onnx")).string()};
+    // "int8": the QDQ form, which ONNX Runtime and OpenVINO both run faster than the MatMulInteger
+    // form (fused into their int8 GEMMs; docs/runtime.md).
     if (variant != "fp32") argv.insert(argv.end(), {"--int8", "--weight-bits", std::to_string(peer->int8_weight_bits)});
-    if (variant == "int8-qdq") argv.insert(argv.end(), {"--int8-form", "qdq"});
+    if (variant == "int8") argv.insert(argv.end(), {"--int8-form", "qdq"});
     const fs::path log = peer->work_dir / "export.log";
     if (run_process(argv, {}, log) != 0) fail_data("ONNX export (scripts/", exporter, ") failed: ", log_tail(log));
   }
@@ -135,8 +138,8 @@ double max_rel_err(const torch::Tensor& got, const torch::Tensor& want) {
 
 io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std::string& variant, int threads) {
   if (auto why = onnxruntime_missing(); !why.empty()) fail_not_found("export --format onnx: ", why);
-  if (variant != "fp32" && variant != "int8" && variant != "int8-qdq")
-    fail_invalid("export --format onnx: variant '", variant, "' (expected fp32, int8-qdq or int8)");
+  if (variant != "fp32" && variant != "int8" && variant != "int8-matmulinteger")
+    fail_invalid("export --format onnx: variant '", variant, "' (expected fp32, int8 or int8-matmulinteger)");
   const bool int8 = variant != "fp32";
   auto& model = *loaded.model;
   model.eval();
@@ -169,8 +172,7 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std
   const double err = max_rel_err(got, reference);
   if (!int8 && !(err <= 1e-4))
     fail_data("export --format onnx: ONNX Runtime's logits differ from libtorch's by ", err, " (relative; expected <= 1e-4); nothing written");
-  std::string precision = int8 ? peer->int8_precision() : "fp32";  // "int8 dyn[, 7-bit weights ...]"
-  if (variant == "int8-qdq") precision.replace(precision.find("dyn"), 3, "QDQ");
+  const std::string precision = int8 ? peer->int8_precision(variant) : "fp32";
   const fs::path graph = peer->work_dir / ("model-" + variant + ".onnx");
   const fs::path tmp = out.string() + ".tmp";
   fs::copy_file(graph, tmp, fs::copy_options::overwrite_existing);

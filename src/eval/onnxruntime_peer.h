@@ -24,8 +24,9 @@ struct OnnxRuntimePeer {
   // int8 weights' range: 8 bits, or 7 on x86 CPUs without VNNI, where ONNX Runtime's u8 x s8
   // kernels (vpmaddubsw) add pairs of products in saturating int16 — its reduce_range.
   int int8_weight_bits = 8;
-  // "int8 dyn", with the weight range when it is 7 bits.
-  std::string int8_precision() const;
+  // "int8 QDQ" (the "int8" graph) or "int8 MatMulInteger" ("int8-matmulinteger"), with the
+  // weight range when it is 7 bits.
+  std::string int8_precision(const std::string& variant = "int8") const;
   ~OnnxRuntimePeer();
 };
 
@@ -40,19 +41,20 @@ std::string onnx_exporter_for(const std::string& model_type);
 // CTranslate2 converts for itself.
 std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded);
 
-// Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8", "int8-qdq";
-// see export_onnx) into the peer's work dir; throws naming the exporter's error.
+// Saves the model and writes model-VARIANT.onnx for each of `variants` ("fp32", "int8",
+// "int8-matmulinteger"; see export_onnx) into the peer's work dir; throws naming the exporter's
+// error.
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded,
                                                      const std::vector<std::string>& variants = {"fp32", "int8"});
 
 // `sqz export --format onnx`: `loaded` as one ONNX graph at `out` (temp, then rename): `variant`
-// "fp32", "int8-qdq" (QDQ: DequantizeLinear pairs before float MatMuls, the form deployment tools
-// exchange) or "int8" (MatMulInteger, as ONNX Runtime's dynamic quantization writes Linears; both
-// int8 forms compute the same: u8 activations quantized per call, s8 weights per output channel),
-// after ONNX Runtime ran it on a [2, 16] batch of random ids: {"out", "variant", "bytes",
-// "onnxruntime", "max_rel_err"} against libtorch fp32 (encoders: the logits; decoders: the
-// prompt's last logits). An fp32 graph whose error exceeds 1e-4 is refused and nothing is
-// written; int8's error is reported.
+// "fp32", "int8" (QDQ: DequantizeLinear pairs before float MatMuls, the form deployment tools
+// exchange; ONNX Runtime and OpenVINO fuse it into their int8 kernels) or "int8-matmulinteger"
+// (as ONNX Runtime's dynamic quantization writes Linears). Both int8 forms compute the same: u8
+// activations quantized per call, s8 weights per output channel. Checked by ONNX Runtime on a
+// [2, 16] batch of random ids first: {"out", "variant", "bytes", "onnxruntime", "max_rel_err"}
+// against libtorch fp32 (encoders: the logits; decoders: the prompt's last logits). An fp32
+// graph whose error exceeds 1e-4 is refused and nothing is written; int8's error is reported.
 io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std::string& variant, int threads);
 
 struct OnnxRuntimeRun {

@@ -28,7 +28,7 @@ std::string PythonPeer::description() const {
 }
 
 std::string PythonPeer::precision(const std::string& variant) const {
-  if (variant == "int8") return engine == "ctranslate2" ? "int8" : "int8 dyn (ONNX graph)";
+  if (variant == "int8") return engine == "ctranslate2" ? "int8" : "int8 QDQ (ONNX graph)";
   return variant;
 }
 
