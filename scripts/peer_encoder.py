@@ -63,14 +63,15 @@ def ctranslate2_model(variant, model_dir, work_dir):
     return out, compute
 
 
-def openvino_compiled(variant, onnx_dir, threads):
-    """The ONNX graph VARIANT runs, compiled for the CPU with `threads` threads."""
+def openvino_compiled(variant, onnx_dir, threads, part=None):
+    """The ONNX graph VARIANT runs, compiled for the CPU with `threads` threads; `part` names one
+    graph of an encoder-decoder's directory (encoder_model.onnx, decoder_model.onnx)."""
     import openvino as ov
 
     config = {"INFERENCE_NUM_THREADS": threads} if threads > 0 else {}
     # Left alone, OpenVINO runs f32 graphs in bf16 on CPUs that have it: fp32 and int8 ask for f32.
     config["INFERENCE_PRECISION_HINT"] = "bf16" if variant == "bf16" else "f32"
-    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}.onnx"
+    graph = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}" + (f"/{part}" if part else ".onnx")
     core = ov.Core()
     return core.compile_model(core.read_model(graph), "CPU", config)
 

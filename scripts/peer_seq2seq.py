@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""CTranslate2 as a `sqz bench` peer of encoder-decoders (BART, T5; src/eval/python_peers.cc).
+"""CTranslate2 and OpenVINO as `sqz bench` peers of encoder-decoders (BART, T5; src/eval/python_peers.cc).
 
-    peer_seq2seq.py ctranslate2 VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
+    peer_seq2seq.py ENGINE VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
 
-MODEL_DIR (an HF BartForConditionalGeneration or T5ForConditionalGeneration dir) converted by
+ENGINE ctranslate2: MODEL_DIR (an HF BartForConditionalGeneration or T5ForConditionalGeneration dir) converted by
 CTranslate2's Transformers converter (VARIANT fp32: float32, int8: its int8 weights and GEMMs),
 run by its Translator, greedy, never stopping early. The check reads the first decoder step's
 logits (return_logits_vocab, with min_decoding_length 0 so that EOS is not masked). Each timed
 run is one translate_batch call of decode_steps + 1 tokens split by its per-token callback, as
 peer_decoder.py times CTranslate2's Generator: until the first token (encode the source + the
-first step, the bench's "prefill"), then per token. ONNX_DIR is unused (no ONNX graph of an
-encoder-decoder is written).
+first step, the bench's "prefill"), then per token. ENGINE openvino: the graphs of
+scripts/onnx_seq2seq.py in ONNX_DIR/model-VARIANT (fp32 for VARIANT bf16, at bf16 inference
+precision) compiled for the CPU; each run encodes the sources and takes the first decoder step
+(the prefill), then feeds each step's presents back as the next past, as scripts/ort_seq2seq.js.
 INPUTS.json: batch, seq, input_ids (the sources), decode_steps.
 OUT.json: values (the first step's logits, first run), prefill_ms, decode_ms_per_token, version.
 """
@@ -21,7 +23,7 @@ import time
 import numpy as np
 
 from peer_decoder import timed_tokens
-from peer_encoder import ctranslate2_model
+from peer_encoder import ctranslate2_model, openvino_compiled
 
 
 def converter_config_keys(model_dir):
@@ -62,13 +64,53 @@ def ctranslate2_runner(variant, model_dir, work_dir, threads, x):
     return run, ctranslate2.__version__
 
 
+def openvino_runner(variant, onnx_dir, threads, x):
+    import openvino as ov
+
+    encoder = openvino_compiled(variant, onnx_dir, threads, "encoder_model.onnx")
+    decoder = openvino_compiled(variant, onnx_dir, threads, "decoder_model.onnx")
+    graphs = f"{onnx_dir}/model-{'int8' if variant == 'int8' else 'fp32'}"
+    shapes = json.load(open(f"{graphs}/cache_shapes.json"))
+    encode, step = encoder.create_infer_request(), decoder.create_infer_request()
+    b, layers = x["batch"], shapes["layers"]
+    ids = np.asarray(x["input_ids"], dtype=np.int64).reshape(b, x["seq"])
+    mask = np.ones_like(ids)
+
+    def run():
+        t0 = time.perf_counter()
+        encoded = encode.infer({"input_ids": ids, "attention_mask": mask})
+        feeds = {"decoder_input_ids": np.full((b, 1), shapes["decoder_start_token_id"], np.int64), "encoder_attention_mask": mask}
+        for i in range(layers):
+            for kind in ("key", "value"):
+                feeds[f"past_{kind}_{i}"] = np.zeros((b, shapes["heads"][i], 0, shapes["head_dim"]), np.float32)
+                feeds[f"cross_{kind}_{i}"] = np.array(encoded[encoder.output(f"cross_{kind}_{i}")])
+        out = step.infer(feeds)
+        t1 = time.perf_counter()
+        logits = np.array(out[decoder.output("logits")])
+        first = logits.copy()
+        for _ in range(x["decode_steps"]):
+            feeds["decoder_input_ids"] = logits.argmax(-1).astype(np.int64).reshape(b, 1)
+            for i in range(layers):
+                for kind in ("key", "value"):
+                    feeds[f"past_{kind}_{i}"] = np.array(out[decoder.output(f"present_{kind}_{i}")])
+            out = step.infer(feeds)
+            logits = np.array(out[decoder.output("logits")])
+        t2 = time.perf_counter()
+        return first, (t1 - t0) * 1e3, (t2 - t1) * 1e3 / max(x["decode_steps"], 1)
+
+    return run, ov.__version__.split("-")[0]
+
+
 def main():
-    engine, variant, model_dir, _onnx_dir, work_dir, inputs, out = sys.argv[1:8]
+    engine, variant, model_dir, onnx_dir, work_dir, inputs, out = sys.argv[1:8]
     runs, warmup, threads = (int(a) for a in sys.argv[8:11])
-    if engine != "ctranslate2":
-        sys.exit(f"peer_seq2seq.py: unknown engine {engine!r} (ctranslate2)")
     x = json.load(open(inputs))
-    run, version = ctranslate2_runner(variant, model_dir, work_dir, threads, x)
+    if engine == "ctranslate2":
+        run, version = ctranslate2_runner(variant, model_dir, work_dir, threads, x)
+    elif engine == "openvino":
+        run, version = openvino_runner(variant, onnx_dir, threads, x)
+    else:
+        sys.exit(f"peer_seq2seq.py: unknown engine {engine!r} (ctranslate2, openvino)")
     first, _, _ = run()
     for _ in range(warmup):
         run()

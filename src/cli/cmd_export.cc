@@ -1,6 +1,7 @@
 // sqz export MODEL_DIR --format onnx --out FILE.onnx [--int8 [--int8-form qdq|dynamic]]: the model as an ONNX graph that ONNX
-// Runtime runs (BERT encoders; GPT-2, OPT and Llama decoders with a KV cache), checked by ONNX
-// Runtime itself before it is written (eval/onnxruntime_peer.h).
+// Runtime runs (BERT encoders; GPT-2, OPT and Llama decoders with a KV cache; BART and T5 as a
+// directory with an encoder graph and a decoder graph with a KV cache), checked by ONNX Runtime
+// itself before it is written (eval/onnxruntime_peer.h).
 // sqz export MODEL_DIR --format gguf --type f16|q8_0|q4_k --out FILE.gguf: a Llama for llama.cpp
 // (models/gguf_export.h), imported back and compared before the command returns.
 #include <iostream>
@@ -34,7 +35,8 @@ void run_export(const ExportArgs& a) {
     return;
   }
   if (eval::onnx_exporter_for(loaded.model->info().model_type).empty())
-    fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
+    fail_unimplemented(a.model_dir, ": no ONNX exporter for model_type '", loaded.model->info().model_type,
+                       "' (bert, gpt2, opt, llama, bart, t5)");
   const std::string variant = !a.int8 ? "fp32" : a.int8_form == "qdq" ? "int8" : "int8-matmulinteger";
   std::cout << eval::export_onnx(loaded, a.out, variant, a.threads).dump() << std::endl;
 }
@@ -46,9 +48,9 @@ void add_export_command(CLI::App& app) {
   auto a = std::make_shared<ExportArgs>();
   cmd->add_option("model_dir", a->model_dir, "model directory (dense, SpeedUp-shrunk, or a compressed-tensors export, dequantized)")
       ->required();
-  cmd->add_option("--format", a->format, "onnx (BERT, GPT-2, OPT, Llama) or gguf (Llama, for llama.cpp)")
+  cmd->add_option("--format", a->format, "onnx (BERT, GPT-2, OPT, Llama, BART, T5) or gguf (Llama, for llama.cpp)")
       ->check(CLI::IsMember({"onnx", "gguf"}));
-  cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx, model.gguf)")->required();
+  cmd->add_option("--out", a->out, "the file to write (e.g. model.onnx, model.gguf); for BART and T5 a directory (encoder_model.onnx, decoder_model.onnx, cache_shapes.json)")->required();
   cmd->add_option("--type", a->type, "gguf: the matrices' type, f16, q8_0 or q4_k (norms stay f32)")
       ->check(CLI::IsMember({"f16", "q8_0", "q4_k"}));
   cmd->add_flag("--int8", a->int8, "int8 Linears (u8 activations quantized per call, s8 weights per output channel)");

@@ -2,7 +2,8 @@
 // first decoder step (the "prefill" phase: what a request costs before its first token), then
 // --decode-steps greedy tokens against the self- and cross-attention caches (per-token decode).
 // The table is the decoders'; each case's first-step logits are checked against libtorch fp32.
-// Peers: libtorch's dynamic int8 and CTranslate2 (fp32, int8).
+// Peers: libtorch's dynamic int8, ONNX Runtime and OpenVINO on scripts/onnx_seq2seq.py's graphs
+// (fp32, int8), CTranslate2 (fp32, int8).
 #include <chrono>
 
 #include "core/error.h"
@@ -73,46 +74,42 @@ void add_sqz_cases(const BenchOptions& o, const std::vector<SqzSeq2Seq>& engines
   }
 }
 
-// CTranslate2 converts BART and T5 itself (its Transformers converter); ONNX Runtime and OpenVINO
-// run sqz's ONNX graphs, and no exporter writes encoder-decoders yet.
-struct Seq2SeqPeers {
-  std::optional<PythonPeer> ctranslate2;
-  std::unique_ptr<OnnxRuntimePeer> files;  // the saved model CTranslate2 converts
-};
-
-Seq2SeqPeers peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, io::json& result) {
-  Seq2SeqPeers p;
-  if (o.peers_only) return p;
-  const std::string no_graph = "the ONNX exporters write BERT encoders and GPT-2 / OPT / Llama decoders, not encoder-decoders";
-  if (any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"})) skip_case(result, "onnxruntime-*", no_graph);
-  if (any_selected(o, {"openvino-fp32", "openvino-bf16", "openvino-int8"})) skip_case(result, "openvino-*", "it runs sqz's ONNX graphs; " + no_graph);
-  if (!any_selected(o, {"ctranslate2-fp32", "ctranslate2-int8"})) return p;
-  std::string why;
-  p.ctranslate2 = find_python_peer("ctranslate2", &why);
-  if (!p.ctranslate2) {
-    skip_case(result, "ctranslate2-*", why);
-    return p;
-  }
-  p.files = save_peer_copy(loaded);
-  return p;
-}
-
-// One Python process per case checks and times it, as for the decoders' peers.
-void add_ctranslate2_cases(const BenchOptions& o, const PythonPeer& peer, const OnnxRuntimePeer& files, models::TransformerModel& model,
-                           const torch::Tensor& source, std::vector<BenchCase>& cases) {
-  for (const auto& variant : peer.variants) {
-    if (!case_selected(o, peer.case_name(variant))) continue;
+// fp32 and int8 graphs of scripts/onnx_seq2seq.py: one node process per case checks and times it.
+void add_seq2seq_onnxruntime_cases(const BenchOptions& o, const OnnxRuntimePeer& ort, models::TransformerModel& model, const torch::Tensor& source,
+                           std::vector<BenchCase>& cases) {
+  for (const std::string variant : {"fp32", "int8"}) {
+    if (!case_selected(o, "onnxruntime-" + variant)) continue;
     auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
-    auto run = [&o, &peer, &files, variant, timed, source](std::vector<double>*) {
-      *timed = run_python_peer_seq2seq(peer, files, variant, source, o.decode_steps, o.runs, o.warmup, o.threads);
+    auto run = [&o, &ort, variant, timed, source](std::vector<double>*) {
+      *timed = run_onnxruntime_seq2seq(ort, variant, source, o.decode_steps, o.runs, o.warmup, o.threads);
       return torch::tensor(timed->first_logits).reshape({source.size(0), -1});
     };
-    cases.push_back({.name = peer.case_name(variant), .engine = peer.description(), .precision = peer.precision(variant),
-                     .tolerance = peer.tolerance(variant), .reference = first_step_logits(&model, source), .run = run,
-                     .own_timings = [timed] {
+    cases.push_back({.name = "onnxruntime-" + variant, .engine = "ONNX Runtime " + ort.version + " (onnxruntime-node, CPU)",
+                     .precision = variant == "fp32" ? "fp32" : ort.int8_precision(), .tolerance = variant == "fp32" ? 1e-4 : 0.2,
+                     .reference = first_step_logits(&model, source), .run = run, .own_timings = [timed] {
                        return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
                      }});
   }
+}
+
+// CTranslate2 (its own Transformers converter) and OpenVINO (the ONNX graphs): one Python process
+// per case checks and times it.
+void add_seq2seq_python_peer_cases(const BenchOptions& o, const std::vector<PythonPeer>& peers, const OnnxRuntimePeer& files,
+                           models::TransformerModel& model, const torch::Tensor& source, std::vector<BenchCase>& cases) {
+  for (const auto& peer : peers)
+    for (const auto& variant : peer.variants) {
+      if (!case_selected(o, peer.case_name(variant))) continue;
+      auto timed = std::make_shared<OnnxRuntimeDecodeRun>();
+      auto run = [&o, &peer, &files, variant, timed, source](std::vector<double>*) {
+        *timed = run_python_peer_seq2seq(peer, files, variant, source, o.decode_steps, o.runs, o.warmup, o.threads);
+        return torch::tensor(timed->first_logits).reshape({source.size(0), -1});
+      };
+      cases.push_back({.name = peer.case_name(variant), .engine = peer.description(), .precision = peer.precision(variant),
+                       .tolerance = peer.tolerance(variant), .reference = first_step_logits(&model, source), .run = run,
+                       .own_timings = [timed] {
+                         return std::vector<TimingStats>{timing_stats(timed->prefill_ms), timing_stats(timed->decode_ms_per_token)};
+                       }});
+    }
 }
 
 // Random source ids, specials aside (ids below 4 are BART's and most tokenizers' special tokens).
@@ -157,7 +154,8 @@ io::json run_seq2seq_bench(const BenchOptions& o, models::LoadedModel& loaded, c
   std::vector<std::unique_ptr<runtime::EncoderDecoder>> owned;
   std::vector<SqzSeq2Seq> engines;
   if (!o.peers_only) build_sqz_engines(o, loaded, sparse, blocks, owned, engines, result);
-  const Seq2SeqPeers peers = peers_or_skip(o, loaded, result);
+  // Peers in their own processes, timed in the parent only.
+  const ProcessPeers peers = process_peers_or_skip(o, loaded, "", result);
   for (int64_t batch : o.batches) {
     const torch::Tensor source = random_source(info.vocab_size, batch, o.seq, o.seed);
     auto generate = [&model, source, steps = o.decode_steps](std::vector<double>* ms) { return libtorch_seq2seq(model, source, steps, ms); };
@@ -169,7 +167,8 @@ io::json run_seq2seq_bench(const BenchOptions& o, models::LoadedModel& loaded, c
                        .tolerance = 0.2, .reference = first_step_logits(&model, source), .run = generate, .attach = peer.attach,
                        .detach = peer.detach});
     add_sqz_cases(o, engines, source, cases);
-    if (peers.ctranslate2) add_ctranslate2_cases(o, *peers.ctranslate2, *peers.files, model, source, cases);
+    if (peers.ort) add_seq2seq_onnxruntime_cases(o, *peers.ort, model, source, cases);
+    if (peers.shared_files()) add_seq2seq_python_peer_cases(o, peers.python, *peers.shared_files(), model, source, cases);
     run_cases(cases, o, batch, /*decoder=*/true, decoder_timed_fields(batch), result["rows"]);
   }
   set_torch_threads(saved_threads);

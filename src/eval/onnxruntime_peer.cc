@@ -9,6 +9,7 @@
 #include "core/process.h"
 #include "io/json_file.h"
 #include "kernels/cpu_isa.h"
+#include "models/generation.h"
 
 namespace sqz::eval {
 
@@ -46,7 +47,12 @@ std::string onnxruntime_missing() {
 std::string onnx_exporter_for(const std::string& model_type) {
   if (model_type == "bert") return "onnx_bert.py";
   if (model_type == "gpt2" || model_type == "opt" || model_type == "llama") return "onnx_decoder.py";
+  if (model_type == "bart" || model_type == "t5") return "onnx_seq2seq.py";
   return "";
+}
+
+fs::path OnnxRuntimePeer::graph(const std::string& variant) const {
+  return work_dir / ("model-" + variant + (seq2seq ? "" : ".onnx"));
 }
 
 std::string OnnxRuntimePeer::int8_precision(const std::string& variant) const {
@@ -64,14 +70,16 @@ std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded) {
 
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded, const std::vector<std::string>& variants) {
   const std::string exporter = onnx_exporter_for(loaded.model->info().model_type);
-  if (exporter.empty()) fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama)");
+  if (exporter.empty())
+    fail_invalid("no ONNX exporter for model_type '", loaded.model->info().model_type, "' (bert, gpt2, opt, llama, bart, t5)");
   auto peer = save_peer_copy(loaded);
+  peer->seq2seq = loaded.model->info().is_encoder_decoder;
   peer->module_dir = module_dir();
   peer->version = io::read_json_file(peer->module_dir / "package.json").value("version", std::string("?"));
   peer->int8_weight_bits = kernels::cpu_max_isa() >= kernels::Isa::kAvx512Vnni ? 8 : 7;
   for (const std::string& variant : variants) {
     std::vector<std::string> argv{kPython, (kSourceDir / "scripts" / exporter).string(), (peer->work_dir / "model").string(),
-                                  (peer->work_dir / ("model-" + variant + ".onnx")).string()};
+                                  peer->graph(variant).string()};
     // "int8": the QDQ form, which ONNX Runtime and OpenVINO both run faster than the MatMulInteger
     // form (fused into their int8 GEMMs; docs/runtime.md).
     if (variant != "fp32") argv.insert(argv.end(), {"--int8", "--weight-bits", std::to_string(peer->int8_weight_bits)});
@@ -84,14 +92,14 @@ std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded
 
 namespace {
 
-// Runs scripts/SCRIPT (ort_run.js or ort_decode.js) on the peer's model-VARIANT.onnx with `in` as
-// its inputs file; returns its OUT.json.
+// Runs scripts/SCRIPT (ort_run.js, ort_decode.js or ort_seq2seq.js) on the peer's graph of
+// `variant` with `in` as its inputs file; returns its OUT.json.
 io::json run_node_script(const OnnxRuntimePeer& peer, const std::string& script, const std::string& variant,
                          const io::json& in, int runs, int warmup, int threads) {
   const fs::path inputs = peer.work_dir / "inputs.json", out = peer.work_dir / "out.json", log = peer.work_dir / "run.log";
   write_file_atomic(inputs, in.dump());
   const int rc = run_process({"node", (kSourceDir / "scripts" / script).string(), peer.module_dir.string(),
-                              (peer.work_dir / ("model-" + variant + ".onnx")).string(), inputs.string(), out.string(),
+                              peer.graph(variant).string(), inputs.string(), out.string(),
                               std::to_string(runs), std::to_string(warmup), std::to_string(threads)},
                              {}, log);
   if (rc != 0) fail_data("ONNX Runtime (scripts/", script, ") failed with exit ", rc, ": ", log_tail(log));
@@ -132,6 +140,17 @@ OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const 
           r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
 }
 
+OnnxRuntimeDecodeRun run_onnxruntime_seq2seq(const OnnxRuntimePeer& peer, const std::string& variant, const torch::Tensor& source,
+                                             int64_t decode_steps, int runs, int warmup, int threads) {
+  const torch::Tensor ids = source.to(torch::kLong).contiguous();
+  const int64_t* p = ids.data_ptr<int64_t>();
+  const io::json in = {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
+                       {"decode_steps", decode_steps}};
+  const io::json r = run_node_script(peer, "ort_seq2seq.js", variant, in, runs, warmup, threads);
+  return {r.at("values").get<std::vector<float>>(), r.at("prefill_ms").get<std::vector<double>>(),
+          r.at("decode_ms_per_token").get<std::vector<double>>(), r.at("version").get<std::string>()};
+}
+
 double max_rel_err(const torch::Tensor& got, const torch::Tensor& want) {
   return ((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item<double>();
 }
@@ -146,14 +165,23 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std
   torch::NoGradGuard no_grad;
   auto peer = prepare_onnxruntime(loaded, {variant});
   // The check: ONNX Runtime and libtorch on one batch of random ids.
-  const int64_t batch = 2, seq = std::min<int64_t>(16, model.info().max_positions);
+  const int64_t max_positions = model.info().max_positions;  // 0: no position table (T5)
+  const int64_t batch = 2, seq = max_positions > 0 ? std::min<int64_t>(16, max_positions) : 16;
   auto gen = at::detail::createCPUGenerator(1);
   const torch::Tensor ids = torch::randint(model.info().vocab_size, {batch, seq}, gen, torch::kLong);
   models::ModelInputs in;
   in.input_ids = ids;
   torch::Tensor reference, got;
   std::string version;
-  if (model.info().is_decoder) {
+  if (model.info().is_encoder_decoder) {
+    if (!model.info().decoder_start_token_id) fail_invalid(loaded.config.source(), ": decoder_start_token_id is not set; decoding cannot start");
+    const torch::Tensor source = ids.clamp_min(std::min<int64_t>(4, model.info().vocab_size - 1));  // no special tokens
+    models::DecodingSteps decoding(model, source, torch::ones_like(source), "export");
+    reference = decoding.next_logits(torch::full({batch, 1}, *model.info().decoder_start_token_id, torch::kLong));
+    auto r = run_onnxruntime_seq2seq(*peer, variant, source, 1, 1, 0, threads);
+    got = torch::tensor(r.first_logits).reshape({batch, -1});
+    version = r.version;
+  } else if (model.info().is_decoder) {
     reference = model.forward(in).at("logits").select(1, -1);
     auto r = run_onnxruntime_decoder(*peer, variant, model, ids, 1, 1, 0, threads);
     got = torch::tensor(r.first_logits).reshape({batch, -1});
@@ -173,11 +201,19 @@ io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std
   if (!int8 && !(err <= 1e-4))
     fail_data("export --format onnx: ONNX Runtime's logits differ from libtorch's by ", err, " (relative; expected <= 1e-4); nothing written");
   const std::string precision = int8 ? peer->int8_precision(variant) : "fp32";
-  const fs::path graph = peer->work_dir / ("model-" + variant + ".onnx");
-  const fs::path tmp = out.string() + ".tmp";
-  fs::copy_file(graph, tmp, fs::copy_options::overwrite_existing);
+  // Copied beside `out` first, then renamed over it: a reader never sees half a graph.
+  const fs::path graph = peer->graph(variant), tmp = out.string() + ".tmp";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  fs::copy(graph, tmp, fs::copy_options::recursive);
+  if (peer->seq2seq) fs::remove_all(out, ec);  // a directory is not replaced by rename
   fs::rename(tmp, out);
-  return {{"out", out.string()}, {"variant", variant}, {"bytes", fs::file_size(out)}, {"onnxruntime", version},
+  uintmax_t bytes = 0;
+  if (peer->seq2seq)
+    for (const auto& e : fs::directory_iterator(out)) bytes += e.file_size();
+  else
+    bytes = fs::file_size(out);
+  return {{"out", out.string()}, {"variant", variant}, {"bytes", bytes}, {"onnxruntime", version},
           {"checked_on", "random ids [2, " + std::to_string(seq) + "]"}, {"max_rel_err", err},
           {"precision", precision}};
 }

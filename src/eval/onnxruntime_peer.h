@@ -1,7 +1,9 @@
 // ONNX Runtime as a `sqz bench` peer: the benchmarked model is written to ONNX by
-// scripts/onnx_bert.py (BERT encoders) or scripts/onnx_decoder.py (GPT-2, OPT and Llama decoders with a KV cache)
-// — fp32, and int8 the way ONNX Runtime's dynamic quantization writes Linears — then checked and
-// timed by scripts/ort_run.js (encoders) or scripts/ort_decode.js (prefill + greedy decode) under
+// scripts/onnx_bert.py (BERT encoders), scripts/onnx_decoder.py (GPT-2, OPT and Llama decoders with a
+// KV cache) or scripts/onnx_seq2seq.py (BART and T5: an encoder graph and a decoder graph with a KV
+// cache, in one directory) — fp32, and int8 in the QDQ or MatMulInteger form — then checked and
+// timed by scripts/ort_run.js (encoders), scripts/ort_decode.js (prefill + greedy decode) or
+// scripts/ort_seq2seq.js (encode + first step, then greedy decode) under
 // Node.js with the npm package
 // onnxruntime-node, which scripts/install_deps.sh installs into third_party/onnxruntime
 // (SQZ_ONNXRUNTIME_NODE=DIR points elsewhere). Each run is its own process with ONNX Runtime's
@@ -27,6 +29,9 @@ struct OnnxRuntimePeer {
   // "int8 QDQ" (the "int8" graph) or "int8 MatMulInteger" ("int8-matmulinteger"), with the
   // weight range when it is 7 bits.
   std::string int8_precision(const std::string& variant = "int8") const;
+  bool seq2seq = false;  // the exporter writes a directory (encoder and decoder graphs)
+  // What the exporter writes for `variant`: model-VARIANT.onnx, or the directory model-VARIANT.
+  fs::path graph(const std::string& variant) const;
   ~OnnxRuntimePeer();
 };
 
@@ -34,7 +39,7 @@ struct OnnxRuntimePeer {
 // is missing and how to get it.
 std::string onnxruntime_missing();
 
-// The exporter script for this model_type ("bert", "gpt2"), or "" when there is none.
+// The exporter script for this model_type ("bert", "gpt2", "bart"), or "" when there is none.
 std::string onnx_exporter_for(const std::string& model_type);
 
 // The peers' work dir with the model saved in it (WORK_DIR/model) and no ONNX graph: what
@@ -47,13 +52,15 @@ std::unique_ptr<OnnxRuntimePeer> save_peer_copy(models::LoadedModel& loaded);
 std::unique_ptr<OnnxRuntimePeer> prepare_onnxruntime(models::LoadedModel& loaded,
                                                      const std::vector<std::string>& variants = {"fp32", "int8"});
 
-// `sqz export --format onnx`: `loaded` as one ONNX graph at `out` (temp, then rename): `variant`
+// `sqz export --format onnx`: `loaded` as one ONNX graph at `out` (encoder-decoders: a directory
+// with encoder_model.onnx, decoder_model.onnx and cache_shapes.json; temp, then rename): `variant`
 // "fp32", "int8" (QDQ: DequantizeLinear pairs before float MatMuls, the form deployment tools
 // exchange; ONNX Runtime and OpenVINO fuse it into their int8 kernels) or "int8-matmulinteger"
 // (as ONNX Runtime's dynamic quantization writes Linears). Both int8 forms compute the same: u8
 // activations quantized per call, s8 weights per output channel. Checked by ONNX Runtime on a
 // [2, 16] batch of random ids first: {"out", "variant", "bytes", "onnxruntime", "max_rel_err"}
-// against libtorch fp32 (encoders: the logits; decoders: the prompt's last logits). An fp32
+// against libtorch fp32 (encoders: the logits; decoders: the prompt's last logits; encoder-decoders:
+// the first decoder step's logits). An fp32
 // graph whose error exceeds 1e-4 is refused and nothing is written; int8's error is reported.
 io::json export_onnx(models::LoadedModel& loaded, const fs::path& out, const std::string& variant, int threads);
 
@@ -80,6 +87,12 @@ io::json decoder_peer_inputs(models::TransformerModel& model, const torch::Tenso
 // shaped from the model (layers, KV heads, head size).
 OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,
                                              const torch::Tensor& prompt, int64_t decode_steps, int runs, int warmup, int threads);
+
+// `model` exported by scripts/onnx_seq2seq.py: encode `source` [batch, seq] and take the first decoder
+// step (its logits are checked), then `decode_steps` greedy tokens; once checked, `warmup` times,
+// then `runs` timed times.
+OnnxRuntimeDecodeRun run_onnxruntime_seq2seq(const OnnxRuntimePeer& peer, const std::string& variant, const torch::Tensor& source,
+                                             int64_t decode_steps, int runs, int warmup, int threads);
 
 // max |got - want| / max |want|: how every engine's output is checked against libtorch fp32.
 double max_rel_err(const torch::Tensor& got, const torch::Tensor& want);

@@ -1,5 +1,5 @@
 // CTranslate2 and OpenVINO as `sqz bench` peers of BERT sequence classifiers and of GPT-2, OPT and
-// Llama decoders; CTranslate2 also of BART and T5. Each case is one run of scripts/peer_encoder.py or scripts/peer_decoder.py in the project's Python venv (third_party/venv, made by
+// Llama decoders, and of BART and T5. Each case is one run of scripts/peer_encoder.py or scripts/peer_decoder.py in the project's Python venv (third_party/venv, made by
 // scripts/install_deps.sh from python/requirements.txt; SQZ_PYTHON names another interpreter), in
 // its own process with the engine's own threads, as ONNX Runtime's cases are. CTranslate2
 // converts the saved model with its own Transformers converter (float32, or int8 weights with
@@ -42,9 +42,9 @@ OnnxRuntimeDecodeRun run_python_peer_decoder(const PythonPeer& peer, const OnnxR
                                              models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps, int runs,
                                              int warmup, int threads);
 
-// Encoder-decoders (BART, T5), CTranslate2 only, by scripts/peer_seq2seq.py: encode `source`
-// [batch, seq] and take the first decoder step (checked: its logits), then `decode_steps` greedy
-// tokens; `runs` timed. `files` needs only the saved model (save_peer_copy).
+// Encoder-decoders (BART, T5), by scripts/peer_seq2seq.py: encode `source` [batch, seq] and take
+// the first decoder step (checked: its logits), then `decode_steps` greedy tokens; `runs` timed.
+// CTranslate2 reads the saved model, OpenVINO the graphs of scripts/onnx_seq2seq.py in `files`.
 OnnxRuntimeDecodeRun run_python_peer_seq2seq(const PythonPeer& peer, const OnnxRuntimePeer& files, const std::string& variant,
                                              const torch::Tensor& source, int64_t decode_steps, int runs, int warmup, int threads);
 

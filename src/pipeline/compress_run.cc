@@ -37,12 +37,25 @@ Measured measured_from_json(const io::json& j) {
   return m;
 }
 
+// The bench stage's lengths against the model's positions, before any work: a run must not spend
+// its training and evaluations to fail at its last stage.
+void check_latency_lengths(const compress::LatencySpec& l, const models::ModelInfo& info, const std::string& model_dir) {
+  if (!l.enabled || info.max_positions <= 0) return;
+  const int64_t need = info.is_encoder_decoder ? std::max(l.seq, l.decode_steps + 1) : info.is_decoder ? l.seq + l.decode_steps : l.seq;
+  if (need > info.max_positions)
+    fail_invalid("recipe: latency.seq ", l.seq, info.is_encoder_decoder || info.is_decoder ? to_text(" and latency.decode_steps ", l.decode_steps) : "",
+                 " need ", need, " positions; ", model_dir, " has max_position_embeddings ", info.max_positions,
+                 " (expected latency.seq", info.is_decoder ? " + latency.decode_steps" : info.is_encoder_decoder ? " and latency.decode_steps + 1" : "",
+                 " <= ", info.max_positions, ")");
+}
+
 // The dense model as the user gave it: the reference for every number in the report. Measured
 // once per run; a resumed run reads what the first one measured.
 Measured measure_dense(const CompressRun& run) {
   const fs::path cached = run.dir / "dense.json";
   if (fs::exists(cached)) return measured_from_json(io::read_json_file(cached));
   auto dense = models::load_model(run.recipe.train.model);
+  check_latency_lengths(run.recipe.latency, dense.model->info(), run.recipe.train.model);
   Measured m = measure(*dense.model, run, dense.config, "dense", nullptr);
   io::write_json_file_atomic(cached, measured_to_json(m));
   return m;

@@ -1,8 +1,8 @@
 // The engines users would pick instead of sqz, installed from PyPI into the project's venv:
 // CTranslate2 (its own Transformers converter; float32 and int8) and OpenVINO (sqz's ONNX graphs;
 // f32, bf16 where the CPU has it, and the dynamic-int8 graph) in one `sqz bench` run, on a BERT
-// classifier and on a GPT-2 decoder (prefill, then greedy decode), CTranslate2 also on BART and T5
-// (encode + first step, then greedy decode) — each case checked against
+// classifier, on a GPT-2 decoder (prefill, then greedy decode) and on BART and T5 (encode + first
+// step, then greedy decode) — each case checked against
 // libtorch fp32 before it is timed, or skipped with the reason when the venv lacks the package.
 #include <set>
 
@@ -67,11 +67,11 @@ TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnADecoder) {
   expect_checked_peer_rows(testing::fixtures_dir() / "gpt2-lm" / "model", " --batch 1 --batch 2 --seq 8 --decode-steps 4", /*decoder=*/true);
 }
 
-// Encoder-decoders: CTranslate2 converts BART and T5 itself; OpenVINO (sqz's ONNX graphs) is a
-// named skip. BART: the shipped g2p model; T5: a small random v1.1 one (gated GELU, untied head).
-TEST(BenchPeers, CTranslate2IsCheckedThenTimedOnBartAndT5) {
-  expect_checked_peer_rows(fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p", " --batch 2 --seq 12 --decode-steps 4", /*decoder=*/true,
-                           {"ctranslate2"});
+// Encoder-decoders: CTranslate2 converts BART and T5 itself; OpenVINO runs sqz's two ONNX graphs
+// (scripts/onnx_seq2seq.py). BART: the shipped g2p model; T5: a small random v1.1 one (gated
+// GELU, untied head).
+TEST(BenchPeers, CTranslate2AndOpenVinoAreCheckedThenTimedOnBartAndT5) {
+  expect_checked_peer_rows(fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p", " --batch 2 --seq 12 --decode-steps 4", /*decoder=*/true);
   testing::ScratchDir tmp("peers-t5");
   const io::json t5 = {{"model_type", "t5"}, {"vocab_size", 96}, {"d_model", 32}, {"d_kv", 8}, {"d_ff", 48}, {"num_layers", 2},
                        {"num_decoder_layers", 1}, {"num_heads", 4}, {"feed_forward_proj", "gated-gelu"},
@@ -80,7 +80,24 @@ TEST(BenchPeers, CTranslate2IsCheckedThenTimedOnBartAndT5) {
   write_file_atomic(tmp / "t5.json", t5.dump());
   auto r = testing::run_sqz("init " + (tmp / "t5.json").string() + " --out " + (tmp / "t5").string());
   ASSERT_EQ(r.code, 0) << r.output;
-  expect_checked_peer_rows(tmp / "t5", " --batch 1 --seq 10 --decode-steps 3", /*decoder=*/true, {"ctranslate2"});
+  expect_checked_peer_rows(tmp / "t5", " --batch 1 --seq 10 --decode-steps 3", /*decoder=*/true);
+  // ONNX Runtime runs the same two graphs under Node.js.
+  if (!fs::exists(fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node/package.json")) return;
+  for (const fs::path model : {fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p", tmp / "t5"}) {
+    auto b = testing::run_sqz("bench " + model.string() + " --batch 2 --seq 10 --decode-steps 3 --runs 2 --warmup 0 --threads 2" +
+                              " --case libtorch-fp32 --case onnxruntime-fp32 --case onnxruntime-int8 --json " + (tmp / "ort.json").string());
+    ASSERT_EQ(b.code, 0) << b.output;
+    const io::json j = io::read_json_file(tmp / "ort.json");
+    std::map<std::string, io::json> rows;
+    for (const auto& row : j["rows"]) rows[row["case"].get<std::string>()] = row;
+    for (const std::string v : {"fp32", "int8"}) {
+      ASSERT_TRUE(rows.count("onnxruntime-" + v)) << b.output;
+      const auto& row = rows["onnxruntime-" + v];
+      EXPECT_EQ(row["status"], "ok") << row.dump();
+      EXPECT_GT(row["decode_ms_per_token"].get<double>(), 0.0) << row.dump();
+      EXPECT_LT(row["max_rel_err"].get<double>(), v == "fp32" ? 1e-4 : 0.2) << row.dump();
+    }
+  }
 }
 
 }  // namespace

@@ -116,6 +116,51 @@ TEST(Cli, ExportOnnxIsCheckedByOnnxRuntime) {
   EXPECT_FALSE(fs::exists(tmp / "m.tflite"));
 }
 
+// Encoder-decoders export as a directory: the encoder graph (which also projects every decoder
+// layer's cross-attention K/V once) and the decoder graph with its KV cache, checked by ONNX
+// Runtime on the first decoder step before the directory appears. BART: the shipped g2p model;
+// T5: a small random v1.1 one (gated GELU, untied head, relative position buckets).
+TEST(Cli, ExportOnnxWritesEncoderDecodersAsTwoCheckedGraphs) {
+  const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
+  if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
+  testing::ScratchDir tmp("export-seq2seq");
+  const io::json t5 = {{"model_type", "t5"}, {"vocab_size", 96}, {"d_model", 32}, {"d_kv", 8}, {"d_ff", 48}, {"num_layers", 2},
+                       {"num_decoder_layers", 3}, {"num_heads", 4}, {"feed_forward_proj", "gated-gelu"},
+                       {"relative_attention_num_buckets", 8}, {"relative_attention_max_distance", 12}, {"tie_word_embeddings", false},
+                       {"pad_token_id", 0}, {"eos_token_id", 1}, {"decoder_start_token_id", 0}, {"architectures", {"T5ForConditionalGeneration"}}};
+  write_file_atomic(tmp / "t5.json", t5.dump());
+  auto init = run("init " + (tmp / "t5.json").string() + " --out " + (tmp / "t5").string());
+  ASSERT_EQ(init.code, 0) << init.output;
+  for (const fs::path model : {fs::path(SQZ_SOURCE_DIR) / "models" / "bart-g2p", tmp / "t5"}) {
+    for (const std::string flag : {"", " --int8"}) {
+      SCOPED_TRACE(model.string() + flag);
+      const fs::path out = tmp / (model.filename().string() + (flag.empty() ? "-fp32" : "-int8"));
+      auto r = run("export " + model.string() + " --format onnx --out " + out.string() + flag);
+      ASSERT_EQ(r.code, 0) << r.output;
+      auto j = io::json::parse(r.output.substr(r.output.rfind('{')));
+      uintmax_t bytes = 0;
+      for (const char* file : {"encoder_model.onnx", "decoder_model.onnx", "cache_shapes.json"}) {
+        ASSERT_TRUE(fs::exists(out / file)) << file;
+        bytes += fs::file_size(out / file);
+      }
+      EXPECT_EQ(j["bytes"], bytes);
+      // fp32 computes libtorch's first-step logits; int8 (QDQ) stays within the bench's tolerance.
+      EXPECT_LE(j["max_rel_err"].get<double>(), flag.empty() ? 1e-4 : 0.2) << j.dump();
+      EXPECT_EQ(read_text_file(out / "decoder_model.onnx").find("DequantizeLinear") != std::string::npos, !flag.empty());
+      const auto shapes = io::read_json_file(out / "cache_shapes.json");
+      EXPECT_EQ(shapes["layers"], 3);  // decoder layers of both
+      EXPECT_EQ(shapes["head_dim"], model.filename() == "t5" ? 8 : 64);
+    }
+  }
+  EXPECT_FALSE(fs::exists(tmp / "t5-fp32.tmp"));
+  auto again = run("export " + (tmp / "t5").string() + " --out " + (tmp / "t5-fp32").string());
+  EXPECT_EQ(again.code, 2) << again.output;
+  EXPECT_NE(again.output.find("already exists (pass --overwrite)"), std::string::npos) << again.output;
+  auto replaced = run("export " + (tmp / "t5").string() + " --out " + (tmp / "t5-fp32").string() + " --overwrite --int8");
+  ASSERT_EQ(replaced.code, 0) << replaced.output;
+  EXPECT_NE(read_text_file(tmp / "t5-fp32" / "decoder_model.onnx").find("DequantizeLinear"), std::string::npos);
+}
+
 TEST(Cli, ForwardWritesHFNamedOutputs) {
   testing::ScratchDir tmp("cli");
   auto fx = fixture("bert-seqcls");

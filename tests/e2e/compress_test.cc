@@ -423,6 +423,7 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
       {"--set student.layers=[0,9]", "student.layers must be distinct layer indices in [0, 4)"},
       {"--set student.hidden=256", "student.hidden = 256 must be below the teacher's hidden size 256"},
       {"--set prune.0.shape=3", "unknown pruner key 'shape'"},
+      {"--set latency.seq=100000", "recipe: latency.seq 100000 need 100000 positions"},
       {"", "bits = 9 is outside 2..8", "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 9}}\n"},
       {"", "group_size 5 does not divide the input dimension 256",
        "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 4, granularity: group, group_size: 5}}\n"},
