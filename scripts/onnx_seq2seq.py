@@ -67,6 +67,7 @@ class Family:
         if self.type == "bart":
             self.d = cfg.get("d_model", 1024)
             self.head_dim = cfg.get("sqz_attention_head_size") or self.d // cfg.get("decoder_attention_heads", 16)
+            self.encoder_head_dim = cfg.get("sqz_attention_head_size") or self.d // cfg.get("encoder_attention_heads", 16)
             self.enc_layers, self.dec_layers = cfg.get("encoder_layers", 12), cfg.get("decoder_layers", 12)
             self.embed = w.get("model.shared.weight", w.get("model.encoder.embed_tokens.weight"))
             default_scale = math.sqrt(self.d) if cfg.get("scale_embedding", False) else 1.0
@@ -75,6 +76,7 @@ class Family:
             self.start = cfg.get("decoder_start_token_id", 2)
         else:
             self.d, self.head_dim = cfg.get("d_model", 512), cfg.get("d_kv", 64)
+            self.encoder_head_dim = self.head_dim
             self.enc_layers = cfg.get("num_layers", 6)
             self.dec_layers = cfg.get("num_decoder_layers") or self.enc_layers
             self.embed, self.embed_scale = w.get("shared.weight", w.get("encoder.embed_tokens.weight")), 1.0
@@ -93,10 +95,14 @@ class Family:
         if self.embed is None:
             sys.exit(f"{model_dir}/model.safetensors: no shared input embedding ('model.shared.weight' or 'shared.weight')")
 
+    def head_size(self, prefix):
+        """Head size of the attention at `prefix`: BART's encoder and decoder may differ."""
+        return self.encoder_head_dim if prefix.startswith(("model.encoder.", "encoder.")) else self.head_dim
+
     def heads(self, prefix):
         """Heads of the attention whose query projection is `prefix`.q_proj / .q (pruned layers have fewer)."""
         q = self.w[prefix + (".q_proj.weight" if self.type == "bart" else ".q.weight")]
-        return q.shape[0] // self.head_dim
+        return q.shape[0] // self.head_size(prefix)
 
     def position_bias(self, g, stack, queries, keys, bidirectional):
         """T5's bias [1, heads, q, k] for query positions `queries` and key positions `keys` (int64
@@ -139,16 +145,16 @@ def attention(g, f, x, prefix, kv, bias):
     """One attention block on `x`; kv = (k, v) already split, or None to project them from x.
     Returns (output, k, v). A block with every head pruned adds its output bias only."""
     q_name, k_name, v_name, o_name = names(f, prefix)
-    heads = f.heads(prefix)
+    heads, hd = f.heads(prefix), f.head_size(prefix)
     if heads == 0:
         return (g.op("Mul", [x, g.const(np.float32(0))]) if f.type == "t5" else
                 g.op("Add", [g.op("Mul", [x, g.const(np.float32(0))]), g.const(f.w[o_name + ".bias"])])), None, None
-    q = split_heads(g, g.linear(x, q_name), heads, f.head_dim)
+    q = split_heads(g, g.linear(x, q_name), heads, hd)
     if f.type == "bart":  # HF scales the projected queries
-        q = g.op("Mul", [q, g.const(np.float32(f.head_dim ** -0.5))])
-    k, v = kv if kv is not None else (split_heads(g, g.linear(x, k_name), heads, f.head_dim),
-                                      split_heads(g, g.linear(x, v_name), heads, f.head_dim))
-    return g.linear(attend(g, q, k, v, bias, heads * f.head_dim), o_name), k, v
+        q = g.op("Mul", [q, g.const(np.float32(hd ** -0.5))])
+    k, v = kv if kv is not None else (split_heads(g, g.linear(x, k_name), heads, hd),
+                                      split_heads(g, g.linear(x, v_name), heads, hd))
+    return g.linear(attend(g, q, k, v, bias, heads * hd), o_name), k, v
 
 
 def feed_forward(g, f, x, prefix):
