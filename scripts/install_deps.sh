@@ -4,14 +4,18 @@
 # (python/requirements.txt, on Debian's torch) and the pretrained checkpoints of
 # models/pretrained.lock.json into models/pretrained/. Idempotent: does nothing when all are present.
 # --nni also makes third_party/venv-nni (python/requirements-nni.txt): NNI 3.0 for
-# scripts/nni_anchor.py, which only that script needs.
+# scripts/nni_anchor.py, which only that script needs. --torch2 also makes third_party/venv-torch2
+# (python/requirements-torch2.txt): PyTorch 2.x from PyPI, the pytorch2-* peer of `sqz bench`
+# (about 5 GB with the CUDA wheels PyPI's torch depends on; 72 s here); without it the bench says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_NNI=0
+WITH_TORCH2=0
 for arg in "$@"; do
   case "$arg" in
     --nni) WITH_NNI=1 ;;
-    *) echo "install_deps: unknown argument '$arg' (known: --nni)" >&2; exit 2 ;;
+    --torch2) WITH_TORCH2=1 ;;
+    *) echo "install_deps: unknown argument '$arg' (known: --nni, --torch2)" >&2; exit 2 ;;
   esac
 done
 PACKAGES=(
@@ -81,5 +85,20 @@ if [ "$WITH_NNI" = 1 ]; then
     /usr/bin/python3 -m venv --system-site-packages "$NNI_VENV"
     "$NNI_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements-nni.txt
     echo "$NNI_SUM" > "$NNI_STAMP"
+  fi
+fi
+
+# PyTorch 2.x on request: a plain venv (not Debian's site-packages, whose torch is 1.13), pip
+# resolving torch's own dependencies.
+if [ "$WITH_TORCH2" = 1 ]; then
+  T2_VENV=third_party/venv-torch2
+  T2_STAMP="$T2_VENV/.requirements.sha256"
+  T2_SUM=$(sha256sum python/requirements-torch2.txt | cut -d' ' -f1)
+  if [ ! -x "$T2_VENV/bin/python" ] || [ "$(cat "$T2_STAMP" 2>/dev/null)" != "$T2_SUM" ]; then
+    echo "install_deps: creating $T2_VENV from python/requirements-torch2.txt (about 5 GB)"
+    rm -rf "$T2_VENV"
+    /usr/bin/python3 -m venv "$T2_VENV"
+    "$T2_VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r python/requirements-torch2.txt
+    echo "$T2_SUM" > "$T2_STAMP"
   fi
 fi

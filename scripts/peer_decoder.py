@@ -96,8 +96,11 @@ def main():
         run, version = ctranslate2_runner(variant, model_dir, work_dir, threads, x)
     elif engine == "openvino":
         run, version = openvino_runner(variant, onnx_dir, threads, x)
+    elif engine == "pytorch2":
+        from peer_pytorch2 import decoder_runner
+        run, version = decoder_runner(variant, model_dir, threads, x)
     else:
-        sys.exit(f"peer_decoder.py: unknown engine {engine!r} (ctranslate2, openvino)")
+        sys.exit(f"peer_decoder.py: unknown engine {engine!r} (ctranslate2, openvino, pytorch2)")
     first, tokens, _, _ = run()
     for _ in range(warmup):
         run()

@@ -116,8 +116,11 @@ def main():
         run, version = ctranslate2_runner(variant, model_dir, work_dir, threads)
     elif engine == "openvino":
         run, version = openvino_runner(variant, onnx_dir, threads)
+    elif engine == "pytorch2":
+        from peer_pytorch2 import encoder_runner
+        run, version = encoder_runner(variant, model_dir, threads)
     else:
-        sys.exit(f"peer_encoder.py: unknown engine {engine!r} (ctranslate2, openvino)")
+        sys.exit(f"peer_encoder.py: unknown engine {engine!r} (ctranslate2, openvino, pytorch2)")
     first = run(x)
     for _ in range(warmup):
         run(x)

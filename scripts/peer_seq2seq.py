@@ -109,8 +109,11 @@ def main():
         run, version = ctranslate2_runner(variant, model_dir, work_dir, threads, x)
     elif engine == "openvino":
         run, version = openvino_runner(variant, onnx_dir, threads, x)
+    elif engine == "pytorch2":
+        from peer_pytorch2 import seq2seq_runner
+        run, version = seq2seq_runner(variant, model_dir, threads, x)
     else:
-        sys.exit(f"peer_seq2seq.py: unknown engine {engine!r} (ctranslate2, openvino)")
+        sys.exit(f"peer_seq2seq.py: unknown engine {engine!r} (ctranslate2, openvino, pytorch2)")
     first, _, _ = run()
     for _ in range(warmup):
         run()

@@ -266,7 +266,7 @@ namespace {
 // The Python peers whose cases are selected and whose packages import; a skip line for the others.
 std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& result) {
   std::vector<PythonPeer> peers;
-  for (const std::string engine : {"ctranslate2", "openvino"}) {
+  for (const std::string engine : {"ctranslate2", "openvino", "pytorch2"}) {
     std::vector<std::string> names;
     for (const auto& c : python_peer_cases())
       if (c.rfind(engine + "-", 0) == 0) names.push_back(c);
@@ -282,15 +282,11 @@ std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& re
 
 ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, const std::string& unsupported, io::json& result) {
   ProcessPeers p;
-  if (!o.peers_only && o.cases.empty())
-    skip_case(result, "pytorch2-* (eager fp32, dynamic int8, torch.compile)",
-              "not installed: PyPI's torch 2.x wheels pull gigabytes of CUDA libraries, and the venv runs on Debian's torch 1.13 "
-              "(the libtorch sqz links; libtorch-* rows)");
   const bool want_ort = any_selected(o, {"onnxruntime-fp32", "onnxruntime-int8"}), want_python = any_selected(o, python_peer_cases());
   if (o.peers_only || !(want_ort || want_python)) return p;
   if (!unsupported.empty()) {
     if (want_ort) skip_case(result, "onnxruntime-*", unsupported);
-    if (want_python) skip_case(result, "ctranslate2-*, openvino-*", unsupported);
+    if (want_python) skip_case(result, "ctranslate2-*, openvino-*, pytorch2-*", unsupported);
     return p;
   }
   if (want_ort) p.ort = onnxruntime_or_skip(loaded, result);
@@ -299,7 +295,7 @@ ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& l
     try {
       p.files = prepare_onnxruntime(loaded);
     } catch (const std::exception& e) {
-      skip_case(result, "ctranslate2-*, openvino-*", e.what());
+      skip_case(result, "ctranslate2-*, openvino-*, pytorch2-*", e.what());
       p.python.clear();
     }
   }

@@ -16,7 +16,13 @@ namespace {
 
 const fs::path kSourceDir = SQZ_SOURCE_DIR;
 
-std::string python() {
+// The interpreter an engine's runner needs: PyTorch 2.x lives in a venv of its own (the main venv
+// runs on Debian's torch 1.13).
+std::string python_for(const std::string& engine) {
+  if (engine == "pytorch2") {
+    if (const char* env = std::getenv("SQZ_PYTHON_TORCH2"); env && *env) return env;
+    return (kSourceDir / "third_party" / "venv-torch2" / "bin" / "python").string();
+  }
   if (const char* env = std::getenv("SQZ_PYTHON"); env && *env) return env;
   return (kSourceDir / "third_party" / "venv" / "bin" / "python").string();
 }
@@ -24,28 +30,37 @@ std::string python() {
 }  // namespace
 
 std::string PythonPeer::description() const {
-  return (engine == "ctranslate2" ? "CTranslate2 " : "OpenVINO ") + version + " (PyPI, CPU)";
+  const std::string name = engine == "ctranslate2" ? "CTranslate2 " : engine == "openvino" ? "OpenVINO " : "PyTorch ";
+  return name + version + " (PyPI, CPU)";
 }
 
 std::string PythonPeer::precision(const std::string& variant) const {
+  if (engine == "pytorch2")
+    return variant == "fp32" ? "fp32 eager" : variant == "compile" ? "fp32 torch.compile" : "int8 dynamic (quantize_dynamic)";
   if (variant == "int8") return engine == "ctranslate2" ? "int8" : "int8 QDQ (ONNX graph)";
   return variant;
 }
 
-double PythonPeer::tolerance(const std::string& variant) const { return variant == "fp32" ? 1e-4 : variant == "bf16" ? 0.05 : 0.2; }
+double PythonPeer::tolerance(const std::string& variant) const {
+  return variant == "fp32" || variant == "compile" ? 1e-4 : variant == "bf16" ? 0.05 : 0.2;
+}
 
 std::vector<std::string> python_peer_cases() {
-  return {"ctranslate2-fp32", "ctranslate2-int8", "openvino-fp32", "openvino-bf16", "openvino-int8"};
+  return {"ctranslate2-fp32", "ctranslate2-int8", "openvino-fp32", "openvino-bf16", "openvino-int8",
+          "pytorch2-fp32",    "pytorch2-int8",    "pytorch2-compile"};
 }
 
 std::optional<PythonPeer> find_python_peer(const std::string& engine, std::string* why) {
-  const std::string py = python();
+  const std::string py = python_for(engine);
+  const bool torch2 = engine == "pytorch2";
   if (!fs::exists(py)) {
-    *why = "the project's Python venv is not at " + py + " (bash scripts/install_deps.sh makes it)";
+    *why = "no Python venv at " + py + (torch2 ? " (bash scripts/install_deps.sh --torch2 makes it: PyPI's torch with its CUDA wheels, ~5 GB)"
+                                               : " (bash scripts/install_deps.sh makes it)");
     return std::nullopt;
   }
   const fs::path log = fs::temp_directory_path() / ("sqz-peer-probe-" + std::to_string(getpid()) + ".log");
-  const int rc = run_process({py, "-c", "import " + engine + " as m; print(m.__version__.split('-')[0])"}, {}, log);
+  const std::string module = torch2 ? "torch" : engine;
+  const int rc = run_process({py, "-c", "import " + module + " as m; print(m.__version__.split('-')[0].split('+')[0])"}, {}, log);
   const std::string out = read_text_file(log);
   std::error_code ec;
   fs::remove(log, ec);
@@ -55,6 +70,11 @@ std::optional<PythonPeer> find_python_peer(const std::string& engine, std::strin
   }
   PythonPeer peer{engine, out.substr(0, out.find_first_of("\r\n")), {"fp32", "int8"}};
   if (engine == "openvino" && kernels::cpu_has_avx512bf16()) peer.variants = {"fp32", "bf16", "int8"};
+  if (torch2 && peer.version.rfind("1.", 0) == 0) {
+    *why = py + " runs torch " + peer.version + "; the peer is PyTorch 2.x (python/requirements-torch2.txt)";
+    return std::nullopt;
+  }
+  if (torch2) peer.variants = {"fp32", "int8", "compile"};
   return peer;
 }
 
@@ -65,7 +85,7 @@ io::json run_peer_script(const PythonPeer& peer, const OnnxRuntimePeer& files, c
                          const io::json& in, int runs, int warmup, int threads) {
   const fs::path inputs = files.work_dir / "inputs.json", out = files.work_dir / "out.json", log = files.work_dir / "peer.log";
   write_file_atomic(inputs, in.dump());
-  const std::vector<std::string> argv{python(), (kSourceDir / "scripts" / script).string(), peer.engine, variant,
+  const std::vector<std::string> argv{python_for(peer.engine), (kSourceDir / "scripts" / script).string(), peer.engine, variant,
                                       (files.work_dir / "model").string(), files.work_dir.string(), files.work_dir.string(),
                                       inputs.string(), out.string(), std::to_string(runs), std::to_string(warmup), std::to_string(threads)};
   if (const int rc = run_process(argv, {}, log); rc != 0)

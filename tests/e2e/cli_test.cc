@@ -440,7 +440,11 @@ TEST(Cli, BenchChecksThenTimesEveryEngine) {
   } else {
     EXPECT_NE(r.output.find("skipped onnxruntime-*: onnxruntime-node not found"), std::string::npos) << r.output;
   }
-  EXPECT_NE(r.output.find("skipped pytorch2-*"), std::string::npos) << r.output;  // a peer the issue names, not installed
+  // PyTorch 2.x: its own venv, made only by `scripts/install_deps.sh --torch2`; else a named skip.
+  if (fs::exists(fs::path(SQZ_SOURCE_DIR) / "third_party/venv-torch2/bin/python"))
+    EXPECT_TRUE(seen.count("pytorch2-fp32") && seen.count("pytorch2-int8") && seen.count("pytorch2-compile")) << j.dump();
+  else
+    EXPECT_NE(r.output.find("skipped pytorch2-*: no Python venv at"), std::string::npos) << r.output;
   EXPECT_EQ(j["rows"].size() % 2, 0u);  // every case at both batch sizes
   // A decoder: prefill and per-token decode, the engine checked against libtorch first.
   // --profile adds per-op tables (prefill per prompt, decode per token) and the same in the JSON.
