@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CTranslate2 and OpenVINO as `sqz bench` peers of decoders (src/eval/python_peers.cc).
+"""CTranslate2, OpenVINO and PyTorch 2.x as `sqz bench` peers of decoders (src/eval/python_peers.cc).
 
     peer_decoder.py ENGINE VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
 
@@ -11,6 +11,7 @@ Generator.generate_batch call of decode_steps + 1 tokens, split by its per-token
 prefill until the first token, decode per token after it. ENGINE openvino: ONNX_DIR/model-VARIANT.onnx (scripts/onnx_decoder.py,
 KV cache as explicit inputs) compiled for the CPU at f32 (or bf16 for VARIANT bf16, on the fp32
 graph), each step's presents fed back as the next past.
+ENGINE pytorch2: scripts/peer_pytorch2.py (transformers on PyPI's torch 2.x, in third_party/venv-torch2).
 INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (K/V heads), head_dim.
 OUT.json: values (the prompt's last logits, first run), tokens, prefill_ms, decode_ms_per_token, version.
 """

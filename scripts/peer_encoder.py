@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CTranslate2 and OpenVINO as `sqz bench` peers for BERT sequence classifiers (src/eval/python_peers.cc).
+"""CTranslate2, OpenVINO and PyTorch 2.x as `sqz bench` peers for BERT sequence classifiers (src/eval/python_peers.cc).
 
     peer_encoder.py ENGINE VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
 
@@ -9,6 +9,7 @@ encoder returns the pooled output and the model's classifier (numpy, timed with 
 logits. ENGINE openvino: ONNX_DIR/model-fp32.onnx (sqz's ONNX exporter, scripts/onnx_bert.py)
 compiled for the CPU with inference precision f32 (VARIANT fp32) or bf16 (VARIANT bf16), or
 ONNX_DIR/model-int8.onnx (VARIANT int8: the exporter's int8 QDQ graph).
+ENGINE pytorch2: scripts/peer_pytorch2.py (transformers on PyPI's torch 2.x, in third_party/venv-torch2).
 INPUTS.json holds batch, seq, input_ids, attention_mask, token_type_ids (row-major lists);
 OUT.json gets the first run's logits (`values`), the wall ms of each timed run and the version.
 """

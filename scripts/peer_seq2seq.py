@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CTranslate2 and OpenVINO as `sqz bench` peers of encoder-decoders (BART, T5; src/eval/python_peers.cc).
+"""CTranslate2, OpenVINO and PyTorch 2.x as `sqz bench` peers of encoder-decoders (BART, T5; src/eval/python_peers.cc).
 
     peer_seq2seq.py ENGINE VARIANT MODEL_DIR ONNX_DIR WORK_DIR INPUTS.json OUT.json RUNS WARMUP THREADS
 
@@ -13,6 +13,7 @@ first step, the bench's "prefill"), then per token. ENGINE openvino: the graphs 
 scripts/onnx_seq2seq.py in ONNX_DIR/model-VARIANT (fp32 for VARIANT bf16, at bf16 inference
 precision) compiled for the CPU; each run encodes the sources and takes the first decoder step
 (the prefill), then feeds each step's presents back as the next past, as scripts/ort_seq2seq.js.
+ENGINE pytorch2: scripts/peer_pytorch2.py (transformers on PyPI's torch 2.x, in third_party/venv-torch2).
 INPUTS.json: batch, seq, input_ids (the sources), decode_steps.
 OUT.json: values (the first step's logits, first run), prefill_ms, decode_ms_per_token, version.
 """
