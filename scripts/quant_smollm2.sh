@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
 # Weight-only GPTQ against round-to-nearest (min-max) on SmolLM2-135M-Instruct (the GGUF import of
-# models/pretrained.lock.json): W4 and W3, groups of 64 and 192 input columns (128 does not divide
-# the 576-wide hidden size and sqz's groups must tile a row; 192 is the nearest coarser size that
-# divides 576 and 1536). Perplexity on the first EVAL_BATCHES (default 8) lm-books dev batches of
-# 16 x 128 tokens. lm_head (tied to the embedding) stays float, as in
-# recipes/quant/w4_gptq_gpt2_lm_books.yaml. Prints the table; run dirs are
-# runs/quant/smollm2-w<bits>-g<group>-<method>/.
-#   usage: scripts/quant_smollm2.sh
+# models/pretrained.lock.json): W4 and W3, groups of 128 and 64 input columns (128 does not divide
+# the 576-wide hidden size: each row of q/k/v/gate/up ends in a 64-wide group). Perplexity on the
+# first EVAL_BATCHES (default 8) lm-books dev batches of 16 x 128 tokens. lm_head (tied to the
+# embedding) stays float, as in recipes/quant/w4_gptq_gpt2_lm_books.yaml. Prints the table; run
+# dirs are runs/quant/smollm2-w<bits>-g<group>-<method>/.
+#   usage: [GROUPS="128 64"] [EVAL_BATCHES=8] scripts/quant_smollm2.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SQZ=${SQZ:-build/src/sqz}
@@ -15,7 +14,7 @@ BATCHES=${EVAL_BATCHES:-8}
 [ -f "$MODEL/config.json" ] || { echo "quant_smollm2: $MODEL is missing (bash scripts/install_deps.sh brings it)" >&2; exit 1; }
 runs=()
 for bits in 4 3; do
-  for group in 192 64; do
+  for group in ${GROUPS:-128 64}; do
     for method in minmax gptq; do
       out=runs/quant/smollm2-w$bits-g$group-$method
       $SQZ compress --recipe recipes/quant/w4_gptq_gpt2_lm_books.yaml --overwrite --set latency.enabled=false \

@@ -14,6 +14,9 @@ namespace sqz::io {
 
 inline const char* kQuantMethod = "compressed-tensors";
 inline const char* kSparse24Bitmask = "sparse-24-bitmask";
+// The format prefix of exports whose layers carry SmoothQuant factors of their own
+// (quantization_config.input_smoothing): sqz reads them, compressed-tensors refuses them.
+inline const char* kSmoothedPrefix = "sqz-smoothed-";
 
 // The compressed-tensors section of a config.json: "quantization_config", or "compression_config"
 // as compressed-tensors before 0.5 named it; nullptr when there is none.

@@ -43,7 +43,7 @@ io::json quantizer_summary(const quant::QuantizerSpec& q) {
                                   ? to_text(" (", quant::observer_name(q.activation->observer.kind), ")")
                                   : "");
   if (q.qat) j["start_step"] = q.start_step;
-  if (q.smooth_alpha) j["smoothquant_alpha"] = *q.smooth_alpha;
+  if (q.smooth_alpha) j["smoothquant_alpha"] = *q.smooth_alpha, j["smoothquant_unfoldable"] = q.smooth_unfoldable ? "scale" : "skip";
   return j;
 }
 
@@ -97,7 +97,9 @@ std::string report_markdown(const io::json& rep) {
     md << "\n## Quantization\n\n| quantizer | mode | weights | activations |\n|---|---|---|---|\n";
     for (const auto& q : rep["quantizers"])
       md << "| " << q["name"].get<std::string>() << " | " << q["mode"].get<std::string>()
-         << (q.contains("smoothquant_alpha") ? to_text(" + SmoothQuant (alpha ", format_significant(q["smoothquant_alpha"].get<double>(), 2), ")") : "")
+         << (q.contains("smoothquant_alpha") ? to_text(" + SmoothQuant (alpha ", format_significant(q["smoothquant_alpha"].get<double>(), 2),
+                                                                 q.value("smoothquant_unfoldable", "skip") == "scale" ? "; own factors where no norm folds them" : "",
+                                                                 ")") : "")
          << " | " << q.value("weight", "-") << " | " << q.value("activation", "-") << " |\n";
     md << "\n" << rep["quantized_layers"] << " linear layers exported as compressed-tensors (`" << rep["format"].get<std::string>()
        << "`). The compressed scores above are of the export as loaded back (libtorch fake-quantizes; the int8 engines "

@@ -55,6 +55,28 @@ TEST(QuantMath, GranularityShapes) {
   EXPECT_EQ(quant::fake_quantize(act, pt, tok).sizes(), act.sizes());
 }
 
+// A group size that does not divide the width (SmolLM2's 576 in groups of 128): the last group is
+// shorter, and quantizing it gives exactly what quantizing its columns alone as one group does.
+TEST(QuantMath, RaggedLastGroupIsItsOwnShorterGroup) {
+  auto w = torch::randn({6, 20});
+  for (bool symmetric : {true, false}) {
+    QuantSpec grp{4, symmetric, Granularity::kGroup, 8};
+    auto p = quant::dynamic_qparams(w, grp);
+    EXPECT_EQ(p.scale.sizes(), (std::vector<int64_t>{6, 3, 1}));
+    auto fq = quant::fake_quantize(w, p, grp);
+    ASSERT_EQ(fq.sizes(), w.sizes());
+    QuantSpec whole{4, symmetric, Granularity::kChannel};
+    for (int64_t g = 0; g < 3; ++g) {
+      auto cols = w.slice(1, g * 8, std::min<int64_t>(20, g * 8 + 8));
+      auto expected = quant::fake_quantize(cols, quant::dynamic_qparams(cols, whole), whole);
+      EXPECT_TRUE(torch::equal(fq.slice(1, g * 8, std::min<int64_t>(20, g * 8 + 8)), expected)) << "group " << g;
+    }
+    EXPECT_TRUE(torch::equal(quant::dequantize(quant::quantize(w, p, grp), p, grp), fq));
+  }
+  EXPECT_TRUE(torch::allclose(quant::group_mean_abs(w, QuantSpec{4, true, Granularity::kGroup, 8}).select(1, 2).squeeze(-1),
+                              w.slice(1, 16).abs().mean(1)));
+}
+
 TEST(QuantMath, ConstantAndZeroInputsNeedNoDivisionByZero) {
   for (bool sym : {true, false}) {
     QuantSpec s{8, sym, Granularity::kChannel};
@@ -121,8 +143,10 @@ TEST(QuantMath, SteGradientIsIdentityAndBadSpecsAreNamed) {
   EXPECT_NE(testing::error_of([] { QuantSpec{9, true}.validate(16, "recipe.yaml prune[0]"); }).find("bits = 9 is outside 2..8"),
             std::string::npos);
   EXPECT_NE(testing::error_of([] { QuantSpec{1, true}.validate(16, "r"); }).find("outside 2..8"), std::string::npos);
-  EXPECT_NE(testing::error_of([] { QuantSpec{4, true, Granularity::kGroup, 24}.validate(64, "r"); })
-                .find("group_size 24 does not divide the input dimension 64"),
+  EXPECT_NE(testing::error_of([] { QuantSpec{4, true, Granularity::kGroup, 65}.validate(64, "r"); })
+                .find("group_size 65 is outside 1..64 (the input dimension)"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] { QuantSpec{4, true, Granularity::kGroup, 0}.validate(64, "r"); }).find("group_size 0 is outside 1..64"),
             std::string::npos);
   EXPECT_NE(testing::error_of([] { quant::parse_granularity("block", "r"); }).find("'block' is not one of"), std::string::npos);
 }

@@ -72,7 +72,14 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
     }
 
   bool all_int8 = true;
-  for (const auto& l : layers) all_int8 = all_int8 && l.weight.spec.bits == 8;
+  int ragged = 0;
+  for (const auto& l : layers) {
+    all_int8 = all_int8 && l.weight.spec.bits == 8;
+    ragged += l.codes.defined() && l.weight.spec.granularity == Granularity::kGroup && l.codes.size(1) % l.weight.spec.group_size != 0;
+  }
+  if (ragged > 0)
+    log_warning(ragged, " quantized layers end in a shorter weight group (the group size does not divide their input width): sqz reads "
+                "them back, but compressed-tensors 0.4 refuses such groups");
   std::map<const void*, std::string> storage_owner;
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   const bool bitmask = sparsity.format == io::kSparse24Bitmask;
@@ -126,6 +133,12 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
       tensors.emplace_back(l.name + ".input_scale", l.input_qparams->scale.reshape({1}).to(torch::kFloat32));
       tensors.emplace_back(l.name + ".input_zero_point", (l.input_qparams->zero_point.reshape({1}) - off).to(torch::kInt8));
     }
+  io::json smoothed = io::json::array();
+  for (const auto& l : layers)
+    if (l.input_smoothing.defined()) {
+      tensors.emplace_back(l.name + ".input_smoothing", l.input_smoothing.reshape({-1}).to(torch::kFloat32).contiguous());
+      smoothed.push_back(l.name);
+    }
   for (const auto& [name, _] : by_name)
     if (!targets.count(name)) fail_invalid(name, ": quantized layer not found in the model being exported");
 
@@ -148,8 +161,13 @@ void export_compressed_tensors(models::TransformerModel& model, const io::json& 
   io::json ignore = io::json::array();
   for (const auto& [name, t] : targets)
     if (t.type == "linear" && !by_name.count(name)) ignore.push_back(name);
-  c["quantization_config"] = {{"quant_method", io::kQuantMethod}, {"format", all_int8 ? "int-quantized" : "pack-quantized"},
+  std::string format = all_int8 ? "int-quantized" : "pack-quantized";
+  // Smoothing factors of their own are sqz's extension: a format compressed-tensors does not know,
+  // so its readers refuse the export instead of computing W diag(s) x.
+  if (!smoothed.empty()) format = io::kSmoothedPrefix + format;
+  c["quantization_config"] = {{"quant_method", io::kQuantMethod}, {"format", format},
                               {"quantization_status", "compressed"}, {"config_groups", groups}, {"ignore", ignore}};
+  if (!smoothed.empty()) c["quantization_config"]["input_smoothing"] = smoothed;
   if (sparsity.declared()) {
     int64_t zeros = 0, total = 0;
     for (const auto& name : sparsity.targets) {
@@ -235,6 +253,23 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
       fail_unimplemented(where, ".sparsity_config.format '", format, "' (sqz reads dense and ", io::kSparse24Bitmask, ")");
     }
   }
+  // SmoothQuant factors kept beside their layers: the codes quantize W diag(s).
+  std::map<std::string, torch::Tensor> smoothing;
+  if (qc.contains("input_smoothing")) {
+    if (!qc["input_smoothing"].is_array()) fail_data(where, ".input_smoothing: expected a list of module names");
+    for (const auto& t : qc["input_smoothing"]) {
+      if (!t.is_string() || !targets.count(t.get<std::string>()) || targets.at(t.get<std::string>()).type != "linear")
+        fail_data(where, ".input_smoothing: ", t.dump(), " is not a linear layer of ", probe->info().head_class);
+      const std::string name = t.get<std::string>();
+      auto s = read(name + ".input_smoothing").to(torch::kFloat32);
+      const int64_t in = targets.at(name).weight().size(1);
+      if (s.dim() != 1 || s.size(0) != in || !(s > 0).all().item<bool>() || !torch::isfinite(s).all().item<bool>())
+        fail_data((dir / "model.safetensors").string(), ": '", name, ".input_smoothing' must hold ", in, " positive finite factors, found shape ",
+                  s.sizes());
+      smoothing[name] = s;
+    }
+  }
+  std::set<std::string> smoothing_read;  // smoothed layers whose input a config group quantizes
   auto stored_weight = [&](const std::string& name) {
     if (!bitmask_targets.count(name)) return read(name + ".weight");
     return io::decompress_24_bitmask(read(name + ".compressed"), read(name + ".bitmask"), read(name + ".shape"),
@@ -275,10 +310,12 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
                         : torch::zeros_like(scale);
         QParams p{scale, zero};
         auto w = dequantize(codes, p, *ws);  // signed codes and zero points: the same values
+        if (auto sm = smoothing.find(name); sm != smoothing.end()) w = w / sm->second;
         const bool in_out = lt->second.linear->options().layout == nn::WeightLayout::kInOut;
         options.tensors[name + ".weight"] = in_out ? w.t().contiguous() : w;
         bitmask_targets.erase(name);
       }
+      if (aq) smoothing_read.insert(name);
       if (aq && aq->method == ActivationMethod::kStatic) {
         const int64_t off = signed_offset(aq->spec);
         group_inputs[name] = QParams{read(name + ".input_scale").to(torch::kFloat32).reshape({1, 1}),
@@ -290,6 +327,9 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
       inputs.push_back(group_inputs);
     }
   }
+  for (const auto& [name, _] : smoothing)
+    if (!smoothing_read.count(name))
+      fail_data(where, ".input_smoothing: '", name, "' has no quantized input activations to divide by its factors");
   for (const auto& name : bitmask_targets) {  // 2:4 targets left in float
     auto lt = targets.find(name);
     if (lt == targets.end() || lt->second.type != "linear")
@@ -303,7 +343,7 @@ models::LoadedModel load_any_model(const fs::path& dir, const models::LoadOption
   auto loaded = models::load_model(dir, options);
   for (size_t i = 0; i < activations.size(); ++i) {
     activations[i]->attach(*loaded.model);
-    activations[i]->activate_frozen(inputs[i]);
+    activations[i]->activate_frozen(inputs[i], smoothing);
   }
   return loaded;
 }

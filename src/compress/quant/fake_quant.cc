@@ -84,7 +84,7 @@ torch::Tensor lsq_fake_quantize(const torch::Tensor& x, const torch::Tensor& sca
                                 const QuantSpec& spec, double grad_factor) {
   auto v = group_view(x, spec);
   auto y = LsqFunction::apply(v, scale, zero_point, static_cast<double>(qmin(spec)), static_cast<double>(qmax(spec)), grad_factor);
-  return y.reshape(x.sizes());
+  return ungroup(y, x, spec);
 }
 
 double lsq_grad_factor(const torch::Tensor& x, const QuantSpec& spec) {
@@ -94,19 +94,19 @@ double lsq_grad_factor(const torch::Tensor& x, const QuantSpec& spec) {
 
 torch::Tensor pact_fake_quantize(const torch::Tensor& x, const torch::Tensor& alpha, const QuantSpec& spec) {
   auto v = group_view(x, spec);
-  return PactFunction::apply(v, alpha, static_cast<double>(qmax(QuantSpec{spec.bits, true, spec.granularity, spec.group_size})))
-      .reshape(x.sizes());
+  return ungroup(PactFunction::apply(v, alpha, static_cast<double>(qmax(QuantSpec{spec.bits, true, spec.granularity, spec.group_size}))), x,
+                 spec);
 }
 
 torch::Tensor mean_abs(const torch::Tensor& w, const QuantSpec& spec) {
   torch::NoGradGuard no_grad;
-  return group_view(w.detach(), spec).abs().mean(-1, /*keepdim=*/true).clamp_min(1e-12);
+  return group_mean_abs(w.detach(), spec).clamp_min(1e-12);
 }
 
 torch::Tensor quantgpt_fake_quantize(const torch::Tensor& w, const torch::Tensor& gamma, const QuantSpec& spec) {
   auto v = group_view(w, spec);
   const double qhi = static_cast<double>(qmax(QuantSpec{spec.bits, true, spec.granularity, spec.group_size}));
-  return QuantGptFunction::apply(v, gamma, mean_abs(w, spec), qhi).reshape(w.sizes());
+  return ungroup(QuantGptFunction::apply(v, gamma, mean_abs(w, spec), qhi), w, spec);
 }
 
 torch::Tensor ternary_fake_quantize(const torch::Tensor& w, const QuantSpec& spec) {
@@ -114,10 +114,10 @@ torch::Tensor ternary_fake_quantize(const torch::Tensor& w, const QuantSpec& spe
   {
     torch::NoGradGuard no_grad;
     auto v = group_view(w.detach(), spec);
-    auto delta = 0.7 * v.abs().mean(-1, true);
+    auto delta = 0.7 * group_mean_abs(w.detach(), spec);
     auto kept = (v.abs() > delta).to(v.scalar_type());
     auto alpha = (v.abs() * kept).sum(-1, true) / kept.sum(-1, true).clamp_min(1.0);
-    value = (alpha * v.sign() * kept).reshape(w.sizes());
+    value = ungroup(alpha * v.sign() * kept, w, spec);
   }
   return straight_through(w, value);
 }
@@ -128,7 +128,7 @@ torch::Tensor binary_fake_quantize(const torch::Tensor& w, const QuantSpec& spec
     torch::NoGradGuard no_grad;
     auto v = group_view(w.detach(), spec);
     // sign(0) = 0 would make a third level; zeros (pruned weights) stay zero on purpose.
-    value = (v.abs().mean(-1, true) * v.sign()).reshape(w.sizes());
+    value = ungroup(group_mean_abs(w.detach(), spec) * v.sign(), w, spec);
   }
   return straight_through(w, value);
 }

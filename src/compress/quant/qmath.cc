@@ -6,11 +6,8 @@ namespace sqz::quant {
 
 void QuantSpec::validate(int64_t last_dim, const std::string& source) const {
   if (bits < 2 || bits > 8) fail_invalid(source, ": bits = ", bits, " is outside 2..8");
-  if (granularity == Granularity::kGroup) {
-    if (group_size < 1) fail_invalid(source, ": group_size must be >= 1, got ", group_size);
-    if (last_dim % group_size != 0)
-      fail_invalid(source, ": group_size ", group_size, " does not divide the input dimension ", last_dim);
-  }
+  if (granularity == Granularity::kGroup && (group_size < 1 || group_size > last_dim))
+    fail_invalid(source, ": group_size ", group_size, " is outside 1..", last_dim, " (the input dimension)");
 }
 
 const char* granularity_name(Granularity g) {
@@ -38,14 +35,27 @@ torch::Tensor group_view(const torch::Tensor& x, const QuantSpec& s) {
     case Granularity::kChannel: return x.reshape({x.size(0), -1});
     case Granularity::kToken: return x.dim() == 1 ? x.reshape({1, -1}) : x;
     case Granularity::kGroup: {
+      const int64_t last = x.size(-1), groups = (last + s.group_size - 1) / s.group_size;
+      auto padded = last % s.group_size ? torch::constant_pad_nd(x, {0, groups * s.group_size - last}) : x;
       auto shape = x.sizes().vec();
-      int64_t last = shape.back();
-      shape.back() = last / s.group_size;
+      shape.back() = groups;
       shape.push_back(s.group_size);
-      return x.reshape(shape);
+      return padded.reshape(shape);
     }
   }
   return x;
+}
+
+torch::Tensor ungroup(const torch::Tensor& v, const torch::Tensor& like, const QuantSpec& s) {
+  if (s.granularity != Granularity::kGroup || like.size(-1) % s.group_size == 0) return v.reshape(like.sizes());
+  auto shape = like.sizes().vec();
+  shape.back() = v.size(-2) * s.group_size;
+  return v.reshape(shape).narrow(-1, 0, like.size(-1));
+}
+
+torch::Tensor group_mean_abs(const torch::Tensor& x, const QuantSpec& s) {
+  auto sum = group_view(x.abs(), s).sum(-1, /*keepdim=*/true);
+  return sum / group_view(torch::ones_like(x), s).sum(-1, /*keepdim=*/true);
 }
 
 std::pair<torch::Tensor, torch::Tensor> min_max(const torch::Tensor& x, const QuantSpec& s) {
@@ -79,12 +89,12 @@ torch::Tensor quantize(const torch::Tensor& x, const QParams& p, const QuantSpec
   auto v = group_view(x.to(torch::kFloat32), s);
   // torch::round rounds half to even, as std::nearbyint does in the kernels.
   auto q = (v / p.scale).round() + p.zero_point;
-  return q.clamp(static_cast<double>(qmin(s)), static_cast<double>(qmax(s))).to(torch::kInt32).reshape(x.sizes());
+  return ungroup(q.clamp(static_cast<double>(qmin(s)), static_cast<double>(qmax(s))).to(torch::kInt32), x, s);
 }
 
 torch::Tensor dequantize(const torch::Tensor& q, const QParams& p, const QuantSpec& s) {
   auto v = group_view(q.to(torch::kFloat32), s);
-  return ((v - p.zero_point) * p.scale).reshape(q.sizes());
+  return ungroup((v - p.zero_point) * p.scale, q, s);
 }
 
 torch::Tensor fake_quantize(const torch::Tensor& x, const QParams& p, const QuantSpec& s) {

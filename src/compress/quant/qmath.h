@@ -16,8 +16,10 @@ struct QuantSpec {
   int bits = 8;
   bool symmetric = true;
   Granularity granularity = Granularity::kTensor;
-  int64_t group_size = 128;  // kGroup: consecutive entries of the last dimension sharing a scale
-  // Checks bits (2..8) and, for groups, that group_size divides `last_dim`; errors name `source`.
+  // kGroup: consecutive entries of the last dimension sharing a scale; when it does not divide
+  // that dimension the last group is shorter (ceil(n / g) groups, as compressed-tensors has them).
+  int64_t group_size = 128;
+  // Checks bits (2..8) and, for groups, group_size >= 1; errors name `source`.
   void validate(int64_t last_dim, const std::string& source) const;
 };
 
@@ -36,8 +38,14 @@ struct QParams {
 };
 
 // x reshaped so that one qparam covers each slice of its last dimension:
-// tensor [1, N]; channel [C, N/C] (dim 0 = output channel); group [..., n/g, g]; token [..., hidden].
+// tensor [1, N]; channel [C, N/C] (dim 0 = output channel); group [..., ceil(n/g), g], a ragged
+// last group padded with zeros (every range includes 0, so a zero changes no grid and quantizes
+// exactly); token [..., hidden].
 torch::Tensor group_view(const torch::Tensor& x, const QuantSpec& s);
+// A tensor shaped like group_view(like) back in like's shape, the padding dropped.
+torch::Tensor ungroup(const torch::Tensor& v, const torch::Tensor& like, const QuantSpec& s);
+// Mean |x| per slice of group_view(x) (keepdim) over its real entries, not the padding.
+torch::Tensor group_mean_abs(const torch::Tensor& x, const QuantSpec& s);
 
 // Per-slice minimum and maximum of group_view(x) (keepdim), the observers' raw material.
 std::pair<torch::Tensor, torch::Tensor> min_max(const torch::Tensor& x, const QuantSpec& s);

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <map>
+#include <set>
 
 #include "compress/quant/fake_quant.h"
 #include "compress/quant/gptq.h"
@@ -28,6 +29,7 @@ struct Quantizer::Layer {
   torch::Tensor gptq_weight;
   std::optional<QParams> gptq_qparams;  // the grid GPTQ rounded to (per channel or group)
   torch::Tensor input_absmax;           // SmoothQuant's first pass: max |x| per input channel
+  torch::Tensor smoothing;              // SmoothQuant's own factor s of this layer (undefined = none)
   bool calibrating = false, active = false, smoothing_pass = false;
   std::string source;
   // Data parallelism (see Quantizer::join): every rank runs every batch on its share of the rows;
@@ -53,7 +55,11 @@ struct Quantizer::Layer {
     return {packed.slice(0, 0, lo.size(0)).reshape(lo.sizes()), -packed.slice(0, lo.size(0)).reshape(hi.sizes())};
   }
 
-  torch::Tensor masked_weight() const { return site->masked_weight(linear->logical_weight()); }
+  // The weight the grid is fitted to: masked, and times the smoothing factors per input channel.
+  torch::Tensor masked_weight() const {
+    auto w = site->masked_weight(linear->logical_weight());
+    return smoothing.defined() ? w * smoothing : w;
+  }
 
   // Parameters of the weight grid for the weight `w` the forward pass sees (masked).
   QParams weight_qparams(const torch::Tensor& w) {
@@ -105,10 +111,14 @@ struct Quantizer::Layer {
     return w;
   }
 
+  // With a smoothing factor the grid is W diag(s)'s, divided back out so that the float product
+  // with the input (times s after its own quantization) is W diag(s) times x / s.
   torch::Tensor on_weight(const torch::Tensor& w) {
     if (!active || !wq) return w;
-    if (w_param.defined() && !w_initialised) init_weight_params(w.detach());
-    return quantize_weight(w);
+    auto ws = smoothing.defined() ? w * smoothing : w;
+    if (w_param.defined() && !w_initialised) init_weight_params(ws.detach());
+    auto q = quantize_weight(ws);
+    return smoothing.defined() ? q / smoothing : q;
   }
 
   QParams input_qparams() const {
@@ -126,11 +136,17 @@ struct Quantizer::Layer {
       return x;
     }
     if (calibrating) {
-      if (observer) observer->observe(x, !stand_in);
-      if (hessian && !stand_in) hessian->add(x);
+      auto xs = smoothing.defined() ? x / smoothing : x;
+      if (observer) observer->observe(xs, !stand_in);
+      if (hessian && !stand_in) hessian->add(xs);
       return x;
     }
     if (!active || !aq) return x;
+    if (smoothing.defined()) return quantize_input(x / smoothing) * smoothing;
+    return quantize_input(x);
+  }
+
+  torch::Tensor quantize_input(const torch::Tensor& x) {
     const auto& s = aq->spec;
     switch (aq->method) {
       case ActivationMethod::kStatic: {
@@ -200,6 +216,7 @@ void Quantizer::attach(models::TransformerModel& model) {
 
 // SmoothQuant needs at least one norm whose readers are all targets (and none only partly).
 void Quantizer::check_smoothable(models::TransformerModel& model) const {
+  if (spec_.smooth_unfoldable) return;  // every target can carry its own factor
   std::map<const nn::LinearImpl*, const Layer*> targeted;
   for (const auto& l : layers_) targeted[l->linear] = l.get();
   int complete = 0;
@@ -214,7 +231,7 @@ void Quantizer::check_smoothable(models::TransformerModel& model) const {
   if (complete == 0)
     fail_invalid(spec_.source, ": smoothquant found no target that reads a pre-LN norm's output alone (", model.info().model_type,
                  "): it folds 1/s into such a norm (gpt2 ln_1 -> c_attn, opt self_attn_layer_norm -> q/k/v_proj, llama input_layernorm -> "
-                 "q/k/v_proj, ...); post-LN norms (bert) also feed the residual");
+                 "q/k/v_proj, ...); post-LN norms (bert) also feed the residual: smoothquant: {unfoldable: scale} gives each target its own factor");
 }
 
 void Quantizer::begin_calibration() {
@@ -223,13 +240,25 @@ void Quantizer::begin_calibration() {
   for (auto& l : layers_) (smoothing_first ? l->smoothing_pass : l->calibrating) = true;
 }
 
+namespace {
+
+// s_j = max|x_j|^alpha / max|W[:, j]|^(1 - alpha); a dead channel (no input or no weight) keeps
+// s = 1, and the clamp keeps 1/s finite in float32.
+torch::Tensor smoothing_factors(const torch::Tensor& act, const torch::Tensor& wmax, double alpha) {
+  auto s = act.pow(alpha) / wmax.pow(1.0 - alpha);
+  return torch::where((act > 0) & (wmax > 0) & torch::isfinite(s), s, torch::ones_like(s)).clamp(1e-4, 1e4);
+}
+
+}  // namespace
+
 int Quantizer::smooth(models::TransformerModel& model) {
   torch::NoGradGuard no_grad;
   if (!spec_.smooth_alpha) fail_invalid(spec_.source, ": smooth() without smoothquant in the spec");
   const double alpha = *spec_.smooth_alpha;
   std::map<const nn::LinearImpl*, Layer*> targeted;
   for (auto& l : layers_) targeted[l->linear] = l.get();
-  int smoothed = 0;
+  int smoothed = 0, own = 0;
+  std::set<const Layer*> folded;
   for (auto& group : model.structure().smoothable) {
     std::vector<Layer*> readers;
     for (auto& r : group.readers)
@@ -242,24 +271,31 @@ int Quantizer::smooth(models::TransformerModel& model) {
       auto m = std::get<0>(r->masked_weight().abs().max(0));
       wmax = wmax.defined() ? torch::maximum(wmax, m) : m;
     }
-    auto s = act.pow(alpha) / wmax.pow(1.0 - alpha);
-    // A dead channel (no input or no weight) keeps s = 1; the clamp keeps 1/s finite in float32.
-    s = torch::where((act > 0) & (wmax > 0) & torch::isfinite(s), s, torch::ones_like(s)).clamp(1e-4, 1e4);
     if (!group.weight.defined()) continue;  // a norm without affine weight has nothing to fold into
+    auto s = smoothing_factors(act, wmax, alpha);
     group.weight.div_(s);
     if (group.bias.defined()) group.bias.div_(s);
     for (auto& r : group.readers) r->logical_weight().mul_(s);
+    for (auto* r : readers) folded.insert(r);
     ++smoothed;
   }
-  if (smoothed == 0) check_smoothable(model);  // names why
+  if (spec_.smooth_unfoldable)
+    for (auto& l : layers_) {
+      if (folded.count(l.get())) continue;
+      if (!l->input_absmax.defined()) fail_invalid(spec_.source, " (", l->name, "): smoothquant saw no calibration inputs");
+      l->smoothing = smoothing_factors(l->input_absmax, std::get<0>(l->masked_weight().abs().max(0)), alpha);
+      ++own;
+    }
+  if (smoothed + own == 0) check_smoothable(model);  // names why
   for (auto& l : layers_) {
     l->smoothing_pass = false;
     l->input_absmax = torch::Tensor();
     l->reset_calibration();
   }
   smoothed_ = true;
-  log_info("quantizer ", spec_.name, ": smoothquant (alpha ", alpha, ") folded into ", smoothed, " norms");
-  return smoothed;
+  log_info("quantizer ", spec_.name, ": smoothquant (alpha ", alpha, ") folded into ", smoothed, " norms",
+           spec_.smooth_unfoldable ? to_text(", own factors on ", own, " layers") : std::string());
+  return smoothed + own;
 }
 
 void Quantizer::end_calibration() {
@@ -357,6 +393,7 @@ std::vector<QuantizedLayer> Quantizer::snapshot() const {
       // Codes from the fake-quantized values themselves, so the export is what was evaluated.
       q.codes = quantize(w_hat, q.weight_qparams, l->wq->spec);
     }
+    if (l->smoothing.defined()) q.input_smoothing = l->smoothing.clone();
     if (l->aq && l->aq->method != ActivationMethod::kDynamic) {
       if (l->aq->method == ActivationMethod::kStatic) q.input_qparams = l->input_qparams();
       else if (l->aq->method == ActivationMethod::kLsq) q.input_qparams = QParams{l->a_param.detach().clone(), l->a_zero.clone()};
@@ -367,8 +404,9 @@ std::vector<QuantizedLayer> Quantizer::snapshot() const {
   return out;
 }
 
-void Quantizer::activate_frozen(const std::map<std::string, QParams>& inputs) {
+void Quantizer::activate_frozen(const std::map<std::string, QParams>& inputs, const std::map<std::string, torch::Tensor>& smoothing) {
   for (auto& l : layers_) {
+    if (auto it = smoothing.find(l->name); it != smoothing.end()) l->smoothing = it->second;
     if (l->aq && l->aq->method == ActivationMethod::kStatic) {
       auto it = inputs.find(l->name);
       if (it == inputs.end()) fail_invalid(spec_.source, ": no input scale for '", l->name, "'");

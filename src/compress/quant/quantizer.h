@@ -40,6 +40,11 @@ struct QuantizerSpec {
   std::optional<ActivationQuant> activation;
   // SmoothQuant's migration strength alpha (0..1); unset = no smoothing. PTQ with activations only.
   std::optional<double> smooth_alpha;
+  // What SmoothQuant does with a target whose input no pre-LN norm produces alone (post-LN
+  // encoders' Q/K/V and FFN inputs, every model's attention output and FFN down projection):
+  // false ("skip") leaves it unsmoothed; true ("scale") gives it its own factor s, dividing the
+  // input by s before it is quantized and quantizing W diag(s) (the float model is unchanged).
+  bool smooth_unfoldable = false;
   std::string source;
 
   static QuantizerSpec parse(const YAML::Node& node, const std::string& source);
@@ -55,6 +60,9 @@ struct QuantizedLayer {
   QParams weight_qparams;
   std::optional<ActivationQuant> activation;
   std::optional<QParams> input_qparams;  // static activations only
+  // SmoothQuant's per-input-channel factor s where no norm could absorb it (undefined = none):
+  // `codes` quantize W diag(s), and the input is divided by s before its quantization.
+  torch::Tensor input_smoothing;
 };
 
 class Quantizer {
@@ -72,7 +80,9 @@ class Quantizer {
   // one: s_j = max|x_j|^alpha / max|W[:, j]|^(1 - alpha) per input channel of every pre-LN norm's
   // readers among the targets (ModelStructure::smoothable); the norm's weight and bias are divided
   // by s, the readers' weight columns multiplied by s (the float model is unchanged), and the
-  // observers start again. Errors when no target reads such a norm. Returns the norms smoothed.
+  // observers start again. With spec.smooth_unfoldable every other target gets its own s from its
+  // input and weight, kept beside it (QuantizedLayer::input_smoothing). Errors when nothing can
+  // be smoothed. Returns the norms folded plus the layers given factors of their own.
   int smooth(models::TransformerModel& model);
   // QAT: fake quantization turns on at spec.start_step; learned scales initialise from the
   // first batch they see.
@@ -96,7 +106,8 @@ class Quantizer {
   std::vector<QuantizedLayer> snapshot() const;
   // A loaded export: fixed input parameters per layer name (weights are already on their grid);
   // turns the quantizer on.
-  void activate_frozen(const std::map<std::string, QParams>& inputs);
+  // `smoothing`: SmoothQuant factors of the layers that carry their own (QuantizedLayer::input_smoothing).
+  void activate_frozen(const std::map<std::string, QParams>& inputs, const std::map<std::string, torch::Tensor>& smoothing = {});
   const QuantizerSpec& spec() const { return spec_; }
   std::string status() const;
   // The first layer whose learned scale, or whose fake-quantized weight, is not finite ("" = none).

@@ -115,13 +115,17 @@ QuantizerSpec QuantizerSpec::parse(const YAML::Node& n, const std::string& sourc
   }
   if (!s.weight && !s.activation) fail_invalid(source, ": a quantizer needs weight:, activation: or both");
   if (auto sq = n["smoothquant"]) {
-    check_keys(sq, {"alpha"}, source + " smoothquant");
+    check_keys(sq, {"alpha", "unfoldable"}, source + " smoothquant");
     double alpha = sq["alpha"] ? sq["alpha"].as<double>() : 0.5;
     if (!(alpha >= 0.0 && alpha <= 1.0)) fail_invalid(source, ": smoothquant alpha = ", alpha, " is outside 0..1");
     if (s.qat) fail_invalid(source, ": smoothquant rescales weights once before calibration: use mode: ptq");
     if (!s.activation || !s.weight)
       fail_invalid(source, ": smoothquant moves activation range into the weights, so it needs both weight: and activation:");
     s.smooth_alpha = alpha;
+    const std::string unfoldable = sq["unfoldable"] ? sq["unfoldable"].as<std::string>() : "skip";
+    if (unfoldable != "skip" && unfoldable != "scale")
+      fail_invalid(source, ": smoothquant unfoldable '", unfoldable, "' is not one of: skip, scale");
+    s.smooth_unfoldable = unfoldable == "scale";
   }
   return s;
 }
@@ -138,7 +142,10 @@ YAML::Node QuantizerSpec::to_yaml() const {
     if (weight->method == WeightMethod::kGptq) w["damp"] = weight->damp;
     n["weight"] = w;
   }
-  if (smooth_alpha) n["smoothquant"]["alpha"] = *smooth_alpha;
+  if (smooth_alpha) {
+    n["smoothquant"]["alpha"] = *smooth_alpha;
+    n["smoothquant"]["unfoldable"] = smooth_unfoldable ? "scale" : "skip";
+  }
   if (activation) {
     auto a = quant_spec_yaml(activation->spec);
     a["method"] = activation_method_name(activation->method);
