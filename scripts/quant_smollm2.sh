@@ -5,7 +5,7 @@
 # first EVAL_BATCHES (default 8) lm-books dev batches of 16 x 128 tokens. lm_head (tied to the
 # embedding) stays float, as in recipes/quant/w4_gptq_gpt2_lm_books.yaml. Prints the table; run
 # dirs are runs/quant/smollm2-w<bits>-g<group>-<method>/.
-#   usage: [GROUPS="128 64"] [EVAL_BATCHES=8] scripts/quant_smollm2.sh
+#   usage: [WEIGHT_GROUPS="128 64"] [EVAL_BATCHES=8] scripts/quant_smollm2.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SQZ=${SQZ:-build/src/sqz}
@@ -14,7 +14,7 @@ BATCHES=${EVAL_BATCHES:-8}
 [ -f "$MODEL/config.json" ] || { echo "quant_smollm2: $MODEL is missing (bash scripts/install_deps.sh brings it)" >&2; exit 1; }
 runs=()
 for bits in 4 3; do
-  for group in ${GROUPS:-128 64}; do
+  for group in ${WEIGHT_GROUPS:-128 64}; do
     for method in minmax gptq; do
       out=runs/quant/smollm2-w$bits-g$group-$method
       $SQZ compress --recipe recipes/quant/w4_gptq_gpt2_lm_books.yaml --overwrite --set latency.enabled=false \

@@ -7,7 +7,8 @@ directly, as transformers' loader does: build the HF model from config.json, loa
 tensors, and let ModelCompressor.decompress apply the quantization config (its activation
 fake-quantization included) and write the dequantized weights.
 
-sqz -> compressed-tensors: a W8A8 int8 export (static per-tensor activations, `int-quantized`),
+sqz -> compressed-tensors: a SmoothQuant export with factors of its own (post-LN BERT,
+`sqz-smoothed-int-quantized`) must be refused by compressed-tensors, not misread; a W8A8 int8 export (static per-tensor activations, `int-quantized`),
 a W4 group-64 GPTQ export (`pack-quantized`) and the shipped GPUSQ model (2:4 + int8 QAT, dense
 sparsity storage) are decompressed by compressed-tensors; its logits on 16 dev examples must equal
 `sqz forward`'s within TOL_W8A8 / TOL_WEIGHT_ONLY with the same predictions. (0.4.0 has no
@@ -140,6 +141,28 @@ def quantize_with_compressed_tensors(scheme, out_dir):
     return model
 
 
+def check_smoothed_export_is_refused(tmp):
+    """SmoothQuant factors kept beside their layers are sqz's: compressed-tensors must refuse the format."""
+    from compressed_tensors.compressors import ModelCompressor
+    recipe = os.path.join(tmp, "smoothed.yaml")
+    out = os.path.join(tmp, "smoothed")
+    with open(recipe, "w") as f:
+        f.write(f"train:\n  model: {TEACHER}\n  task: spam\n  data: {SPAM}\n  max_length: 64\n  steps: 0\n  batch_size: 8\n"
+                "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 8}, activation: {bits: 8, symmetric: false},"
+                " smoothquant: {alpha: 0.5, unfoldable: scale}}\n"
+                f"calibration: {{batches: 2}}\nlatency: {{enabled: false}}\neval_batches: 2\nout: {out}\n")
+    sqz("compress", "--recipe", recipe)
+    with open(os.path.join(out, "model", "config.json")) as f:
+        qc = json.load(f)["quantization_config"]
+    assert qc["format"] == "sqz-smoothed-int-quantized" and qc["input_smoothing"], qc.get("format")
+    try:
+        ModelCompressor.from_compression_config(qc)
+    except Exception as e:  # the registry does not know the format
+        return [f"ok compressed-tensors refuses sqz's smoothed export ({type(e).__name__}), "
+                f"{len(qc['input_smoothing'])} layers with their own factors"]
+    raise AssertionError("compressed-tensors accepted format sqz-smoothed-int-quantized: it would compute W diag(s) x")
+
+
 def check_compressed_tensors_to_sqz(tmp):
     schemes = {
         "W8A8 int8 static": ({"weights": {"num_bits": 8, "type": "int", "symmetric": True, "strategy": "channel"},
@@ -166,7 +189,7 @@ def main():
         print(f"SKIPPED: compressed-tensors does not import in this venv ({e}); run scripts/install_deps.sh")
         sys.exit(77)
     with tempfile.TemporaryDirectory() as tmp:
-        lines = check_sqz_to_compressed_tensors(tmp) + check_compressed_tensors_to_sqz(tmp)
+        lines = check_sqz_to_compressed_tensors(tmp) + check_smoothed_export_is_refused(tmp) + check_compressed_tensors_to_sqz(tmp)
     print("\n".join(lines))
 
 
