@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 
 namespace sqz::eval {
@@ -22,10 +23,18 @@ std::string escape(const std::string& s) {
   return out;
 }
 
+// A label: three significant digits below 100, whole numbers above (141, not 1e+02).
 std::string num(double v) {
   std::ostringstream s;
-  s.precision(std::abs(v) >= 100 ? 0 : 3);
-  s << std::defaultfloat << v;
+  if (std::abs(v) >= 100) s << std::fixed << std::setprecision(0) << v;
+  else s << std::defaultfloat << std::setprecision(3) << v;
+  return s.str();
+}
+
+// A pixel coordinate, to a tenth of a pixel.
+std::string coord(double v) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(1) << v;
   return s.str();
 }
 
@@ -115,7 +124,7 @@ std::string svg_line_chart(const std::string& title, const std::vector<Series>& 
   for (size_t i = 0; i < series.size(); ++i) {
     const auto& s = series[i];
     std::string pts;
-    for (size_t p = 0; p < s.values.size() && p < s.x.size(); ++p) pts += num(x(s.x[p])) + "," + num(f.y(s.values[p])) + " ";
+    for (size_t p = 0; p < s.values.size() && p < s.x.size(); ++p) pts += coord(x(s.x[p])) + "," + coord(f.y(s.values[p])) + " ";
     f.svg << "<polyline fill=\"none\" stroke=\"" << kColors[i % 6] << "\" stroke-width=\"2\" points=\"" << pts << "\"/>\n";
     for (size_t p = 0; p < s.values.size() && p < s.x.size(); ++p) {
       f.svg << "<circle cx=\"" << x(s.x[p]) << "\" cy=\"" << f.y(s.values[p]) << "\" r=\"4\" fill=\"" << kColors[i % 6] << "\"/>\n";

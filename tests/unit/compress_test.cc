@@ -8,6 +8,7 @@
 #include "compress/recipe.h"
 #include "compress/site.h"
 #include "core/error.h"
+#include "eval/plot.h"
 #include "io/tokenizers/tokenizer.h"
 #include "kernels/gemm_block_sparse/gemm_block_sparse.h"
 #include "models/registry.h"
@@ -435,6 +436,20 @@ TEST(PipelineStages, StudentAndAttachRunAlone) {
   auto bad = compress::CompressRecipe::from_yaml_text(text, "r.yaml", {"student.layers=[3, 9]"});
   EXPECT_NE(testing::error_of([&] { pipeline::make_student(bad, tmp / "bad"); }).find("r.yaml: student.layers must be distinct layer indices in [0, 4)"),
             std::string::npos);
+}
+
+// The sweep chart's line goes through its markers: polyline coordinates to a tenth of a pixel
+// (they were once written with one significant digit, "3e+02"), labels above 100 whole.
+TEST(Plot, LineChartLineGoesThroughItsMarkers) {
+  eval::Series dev{"compressed", {0.9728, 0.9762, 141.0}, {55.7, 72.0, 93.6}};
+  auto svg = eval::svg_line_chart("t", {dev}, "x", "y");
+  EXPECT_EQ(svg.find("e+0"), std::string::npos) << svg;
+  auto line = svg.substr(svg.find("points=\"") + 8);
+  line = line.substr(0, line.find('"'));
+  auto circle = svg.substr(svg.find("<circle cx=\"") + 12);
+  const double cx = std::stod(circle.substr(0, circle.find('"')));
+  EXPECT_NEAR(std::stod(line.substr(0, line.find(','))), cx, 0.05) << line;
+  EXPECT_NE(svg.find(">141<"), std::string::npos) << svg;
 }
 
 }  // namespace
