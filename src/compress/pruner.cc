@@ -303,24 +303,22 @@ void Pruner::attach(models::TransformerModel& model, double base_lr) {
         bool any = chosen_has(b.head_cols);
         for (const auto& r : b.head_rows) any = any || chosen_has(r);
         if (!any || b.num_heads == 0) continue;
-        if (b.grouped_query())
-          fail_unimplemented(who, ": layer ", b.layer, " has grouped-query attention (", b.num_heads, " query heads on ", b.kv_heads,
-                             " key/value heads); pruning its heads is not supported yet: prune FFN neurons, or quantize");
-        Unit* u = new_unit(to_text("layer ", b.layer, " heads"), b.layer, {b.num_heads});
+        // Grouped-query attention: one unit per K/V head with the query heads that read it.
+        const int64_t h = b.groups(), cw = b.group_cols();
+        Unit* u = new_unit(to_text("layer ", b.layer, b.grouped_query() ? " key/value groups" : " heads"), b.layer, {h});
         auto rows = b.head_rows;
         auto cols = b.head_cols;
-        int64_t hd = b.head_dim, h = b.num_heads;
         std::vector<torch::Tensor> row_indices;
         for (size_t i = 0; i < rows.size(); ++i) row_indices.push_back(b.head_row_indices(i));
         u->weight_importance = [rows, row_indices, cols, h, pow_of] { return group_sum(rows, row_indices, cols, h, pow_of); };
         for (size_t i = 0; i < rows.size(); ++i) {
           // A fused QKV Linear gets one factor per segment, ones on the other rows.
-          const int64_t out = rows[i]->out_features();
-          site_of(rows[i]->site, name_of(rows[i])).add_factor(spec_.name, [u, hd, out, idx = row_indices[i], value_of] {
-            return torch::ones({out}).index_copy(0, idx, value_of(u).repeat_interleave(hd)).unsqueeze(1);
+          const int64_t out = rows[i]->out_features(), rw = b.group_rows(i);
+          site_of(rows[i]->site, name_of(rows[i])).add_factor(spec_.name, [u, rw, out, idx = row_indices[i], value_of] {
+            return torch::ones({out}).index_copy(0, idx, value_of(u).repeat_interleave(rw)).unsqueeze(1);
           });
         }
-        site_of(cols->site, name_of(cols)).add_factor(spec_.name, [u, hd, value_of] { return value_of(u).repeat_interleave(hd).unsqueeze(0); });
+        site_of(cols->site, name_of(cols)).add_factor(spec_.name, [u, cw, value_of] { return value_of(u).repeat_interleave(cw).unsqueeze(0); });
       }
     } else {
       for (const auto& b : s.ffn) {

@@ -55,9 +55,19 @@ struct LlamaConfig {
     if (c.head_dim % 2 != 0) j.fail_field("head_dim", "an even number (rotary pairs)");
     c.inv_freq = rope_inv_freq(j, c);
     c.shapes = parse_layer_shapes(j, c.layers, c.heads, c.intermediate);
-    // Pruned heads take their K/V rows with them only when every query head has its own.
-    if (c.kv_heads != c.heads && c.shapes.heads != std::vector<int64_t>(c.layers, c.heads))
-      j.fail_field("pruned_heads", "none with grouped-query attention (num_key_value_heads < num_attention_heads)");
+    // Under grouped-query attention heads go in whole groups: a K/V head with every query head reading it.
+    const int64_t per_group = c.heads / c.kv_heads;
+    for (int64_t l = 0; l < c.layers; ++l) {
+      const auto& kept = c.shapes.kept_heads[l];  // ascending
+      bool whole = kept.size() % per_group == 0;
+      for (size_t i = 0; whole && i < kept.size(); ++i) {
+        const int64_t first = kept[i - i % per_group];
+        whole = first % per_group == 0 && kept[i] == first + static_cast<int64_t>(i % per_group);
+      }
+      if (!whole)
+        j.fail_field("pruned_heads", to_text("whole key/value groups for layer ", l, ": query heads g*", per_group, " .. g*", per_group, "+",
+                                             per_group - 1, " together (", c.heads, " query heads on ", c.kv_heads, " key/value heads)"));
+    }
     return c;
   }
 
@@ -89,7 +99,7 @@ class LlamaLayerImpl : public torch::nn::Module {
  public:
   LlamaLayerImpl(const LlamaConfig& c, int64_t index)
       : num_heads(c.shapes.heads[index]),
-        num_kv_heads(c.kv_heads == c.heads ? c.shapes.heads[index] : c.kv_heads),
+        num_kv_heads(c.shapes.heads[index] / (c.heads / c.kv_heads)),
         c_(c),
         index_(index) {
     auto attn = register_module("self_attn", std::make_shared<torch::nn::Module>());
@@ -165,8 +175,7 @@ class LlamaModel : public TransformerModel {
       score = register_module("score", nn::make_linear(c.hidden, c.num_labels, false));
   }
 
-  // Heads (when every query head has its own K/V; grouped-query blocks are listed but keep their
-  // heads), SwiGLU neurons (gate and up rows, down columns) and the RMSNorms SmoothQuant folds
+  // Heads (grouped-query attention: K/V heads with their query heads), SwiGLU neurons (gate and up rows, down columns) and the RMSNorms SmoothQuant folds
   // into. Hidden dims are not described: RMSNorm has no keep mask yet.
   ModelStructure structure() override {
     ModelStructure s;

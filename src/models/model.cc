@@ -43,9 +43,9 @@ const torch::Tensor& ModelOutputs::at(const std::string& name) const {
 }
 
 torch::Tensor AttentionBlock::head_row_indices(size_t i) const {
-  const int64_t stride = row_stride > 0 ? row_stride : head_dim;
-  auto starts = torch::arange(num_heads, torch::kLong) * stride + row_offset(i);
-  return (starts.unsqueeze(1) + torch::arange(head_dim, torch::kLong).unsqueeze(0)).reshape({-1});
+  const int64_t width = group_rows(i), stride = row_stride > 0 ? row_stride : width;
+  auto starts = torch::arange(groups(), torch::kLong) * stride + row_offset(i);
+  return (starts.unsqueeze(1) + torch::arange(width, torch::kLong).unsqueeze(0)).reshape({-1});
 }
 
 std::vector<nn::Linear> ModelStructure::block_linears() const {

@@ -77,7 +77,8 @@ struct ModelInfo {
 };
 
 // Dependency groups for structured pruning: head h of a block is rows [h*head_dim, (h+1)*head_dim)
-// of every `head_rows` Linear plus the same columns of `head_cols`; neuron j of an FFN is row j of
+// of every `head_rows` Linear plus the same columns of `head_cols` (grouped-query attention: see
+// AttentionBlock::groups); neuron j of an FFN is row j of
 // every `neuron_rows` Linear plus column j of `neuron_cols`. Removing a whole group changes no
 // other output, which is what lets SpeedUp cut it out.
 //
@@ -92,7 +93,8 @@ struct AttentionBlock {
   std::vector<int64_t> row_offsets;   // where each entry's head rows start (fused: 0, A, 2A); empty = 0
   nn::Linear head_cols{nullptr};      // attention output projection
   // Grouped-query attention: K and V hold this many heads, each shared by num_heads / kv_heads
-  // query heads (0 = as many as the queries). Such heads are not pruned (yet): SpeedUp keeps them.
+  // query heads (0 = as many as the queries). The pruning group is then one K/V head with the
+  // query heads that read it (head_rows[0] must be the query Linear).
   int64_t kv_heads = 0;
   std::string stack;
   int64_t stack_layer = -1;  // -1: same as `layer`
@@ -100,9 +102,15 @@ struct AttentionBlock {
   // side by side (GPT-2's [q|k|v, heads, d]); 3 * head_dim for GPT-NeoX's [heads, q|k|v, d].
   int64_t row_stride = 0;  // 0 = head_dim
   int64_t row_offset(size_t i) const { return row_offsets.empty() ? 0 : row_offsets[i]; }
-  // The rows of head_rows[i] that hold the heads, head by head: [num_heads * head_dim].
+  // The rows of head_rows[i] that hold the groups, group by group: [groups() * group_rows(i)].
   torch::Tensor head_row_indices(size_t i) const;
   bool grouped_query() const { return kv_heads > 0 && kv_heads != num_heads; }
+  // What structured pruning removes whole: a head, or under grouped-query attention a K/V head
+  // together with its query heads (a query head alone would leave its K/V head half used).
+  int64_t groups() const { return grouped_query() ? kv_heads : num_heads; }
+  int64_t query_heads_per_group() const { return grouped_query() ? num_heads / kv_heads : 1; }
+  int64_t group_rows(size_t i) const { return head_dim * (i == 0 ? query_heads_per_group() : 1); }
+  int64_t group_cols() const { return head_dim * query_heads_per_group(); }
   int64_t index_in_stack() const { return stack_layer < 0 ? layer : stack_layer; }
 };
 struct FfnBlock {

@@ -61,20 +61,22 @@ GroupKeep groups_from_masks(models::TransformerModel& model) {
   require_structure(model, s);
   GroupKeep keep;
   for (const auto& b : s.attention) {
-    std::vector<bool> removed(b.num_heads, false);
-    if (b.num_heads > 0 && !b.grouped_query()) {  // grouped-query heads stay (K/V are shared)
-      removed = groups_all_zero(mask_of(b.head_cols), 1, b.num_heads);
+    // Grouped-query attention: each group is a K/V head with its query heads (AttentionBlock::groups).
+    const int64_t groups = b.groups();
+    std::vector<bool> removed(groups, false);
+    if (b.num_heads > 0) {
+      removed = groups_all_zero(mask_of(b.head_cols), 1, groups);
       // A head emptied on its input side only (every query/key/value row) still adds O * value
       // bias: a group pruned by halves, which cannot be cut out exactly.
-      std::vector<bool> rows_gone(b.num_heads, true);
+      std::vector<bool> rows_gone(groups, true);
       for (size_t i = 0; i < b.head_rows.size(); ++i) {
-        auto gone = groups_all_zero(mask_of(b.head_rows[i]).index_select(0, b.head_row_indices(i)), 0, b.num_heads);
-        for (int64_t h = 0; h < b.num_heads; ++h) rows_gone[h] = rows_gone[h] && gone[h];
+        auto gone = groups_all_zero(mask_of(b.head_rows[i]).index_select(0, b.head_row_indices(i)), 0, groups);
+        for (int64_t h = 0; h < groups; ++h) rows_gone[h] = rows_gone[h] && gone[h];
       }
-      for (int64_t h = 0; h < b.num_heads; ++h)
+      for (int64_t h = 0; h < groups; ++h)
         if (rows_gone[h] && !removed[h])
-          fail_invalid("speedup: layer ", b.layer, " head ", h, ": its query, key and value rows are fully masked (", b.head_dim,
-                       " of ", b.head_dim, " each) but the output projection keeps its ", b.head_dim,
+          fail_invalid("speedup: layer ", b.layer, b.grouped_query() ? " key/value group " : " head ", h,
+                       ": its query, key and value rows are fully masked but the output projection keeps its ", b.group_cols(),
                        " columns; prune heads as whole groups (granularity: head)");
     }
     keep.heads.push_back(kept(removed));
@@ -98,8 +100,7 @@ GroupKeep groups_from_zeros(models::TransformerModel& model) {
   require_structure(model, s);
   GroupKeep keep;
   for (const auto& b : s.attention)
-    keep.heads.push_back(b.num_heads == 0 || b.grouped_query() ? kept(std::vector<bool>(b.num_heads, false))
-                                                               : kept(groups_all_zero(b.head_cols->logical_weight(), 1, b.num_heads)));
+    keep.heads.push_back(b.num_heads == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(b.head_cols->logical_weight(), 1, b.groups())));
   for (const auto& f : s.ffn) {
     int64_t width = f.neuron_cols->in_features();
     keep.neurons.push_back(width == 0 ? std::vector<int64_t>{} : kept(groups_all_zero(f.neuron_cols->logical_weight(), 1, width)));
@@ -207,30 +208,30 @@ SpeedupReport shrink_and_save(models::TransformerModel& model, const io::json& c
     // Rows per Linear: a fused QKV Linear keeps its heads' rows in each of its segments.
     std::vector<std::pair<nn::Linear, std::vector<torch::Tensor>>> row_sets;
     for (size_t i = 0; i < b.head_rows.size(); ++i) {
-      auto idx = b.head_row_indices(i).view({b.num_heads, b.head_dim}).index_select(0, torch::tensor(kh, torch::kLong)).reshape({-1});
+      auto idx = b.head_row_indices(i).view({b.groups(), b.group_rows(i)}).index_select(0, torch::tensor(kh, torch::kLong)).reshape({-1});
       auto it = std::find_if(row_sets.begin(), row_sets.end(), [&](const auto& p) { return p.first.get() == b.head_rows[i].get(); });
       if (it == row_sets.end()) row_sets.push_back({b.head_rows[i], {idx}});
       else it->second.push_back(idx);
     }
-    if (b.grouped_query() && static_cast<int64_t>(kh.size()) != b.num_heads)
-      fail_invalid("speedup: layer ", b.layer, ": grouped-query attention keeps all ", b.num_heads, " heads, not ", kh.size());
-    if (!b.grouped_query()) {
-      // Ascending rows keep the layout: [q|k|v, heads, d] (GPT-2) and [heads, q|k|v, d] (GPT-NeoX) alike.
-      for (const auto& [lin, parts] : row_sets) select(lin, true, std::get<0>(torch::sort(torch::cat(parts))));
-      select(b.head_cols, false, expand_groups(kh, b.head_dim));
-    }
+    // Ascending rows keep the layout: [q|k|v, heads, d] (GPT-2) and [heads, q|k|v, d] (GPT-NeoX) alike.
+    for (const auto& [lin, parts] : row_sets) select(lin, true, std::get<0>(torch::sort(torch::cat(parts))));
+    select(b.head_cols, false, expand_groups(kh, b.group_cols()));
+    // The config records query heads; a kept group keeps all of its own.
+    std::vector<int64_t> kept_queries;
+    for (int64_t g : kh)
+      for (int64_t j = 0; j < b.query_heads_per_group(); ++j) kept_queries.push_back(g * b.query_heads_per_group() + j);
     const std::string key = models::stack_config_key(models::ShapeKey::kPrunedHeads, b.stack);
     if (!pruned_by_stack.count(key))
       pruned_by_stack[key] = c.contains(key) && c[key].is_object() ? c[key] : io::json::object();
     io::json& pruned = pruned_by_stack[key];
     const std::string layer_key = std::to_string(b.index_in_stack());
-    auto gone = heads_gone(pruned, layer_key, b.num_heads, kh);
+    auto gone = heads_gone(pruned, layer_key, b.num_heads, kept_queries);
     if (!gone.empty()) pruned[layer_key] = gone;
     heads_pruned = heads_pruned || !pruned.empty();
     const bool cross = b.stack == "cross";
     auto& row = report.layers.at(row_of.at({cross ? std::string("decoder") : b.stack, b.index_in_stack()}));
     (cross ? row.cross_heads_before : row.heads_before) = b.num_heads;
-    (cross ? row.cross_heads_after : row.heads_after) = static_cast<int64_t>(kh.size());
+    (cross ? row.cross_heads_after : row.heads_after) = static_cast<int64_t>(kept_queries.size());
   }
   for (const auto& [key, pruned] : pruned_by_stack)
     if (!pruned.empty()) c[key] = pruned;

@@ -136,31 +136,71 @@ TEST_P(PrunerTest, MaskedModelEqualsShrunkModel) {
   }
 }
 
-// Grouped-query Llama: its heads share K/V, so head pruning is refused by name; FFN neurons are
-// cut as anywhere else, and SpeedUp keeps every head. Hidden dims are refused (RMSNorm).
-TEST(PrunerGqa, LlamaGroupedQueryPrunesNeuronsAndRefusesHeads) {
-  auto m = tiny_model(testing::tiny_llama_config(2));
-  Pruner heads(spec("granularity: head\nmetric: l2\nsparsity: 0.5"));
-  auto e = testing::error_of([&] { heads.attach(*m, 1e-3); });
-  EXPECT_NE(e.find("layer 0 has grouped-query attention (4 query heads on 2 key/value heads)"), std::string::npos) << e;
+// Grouped-query Llama (6 query heads on 3 K/V heads): a head group is one K/V head with the two
+// query heads reading it, so head pruning removes whole groups and SpeedUp cuts rows of q, k and v
+// and columns of o_proj; the config lists the query heads, which the loader accepts only as whole
+// groups. Hidden dims are refused (RMSNorm has no keep mask).
+io::json gqa_llama_config() {
+  auto c = testing::tiny_llama_config(3);
+  c["num_attention_heads"] = 6;
+  c["head_dim"] = 8;
+  return c;
+}
+
+TEST(PrunerGqa, LlamaGroupedQueryPrunesKeyValueGroups) {
+  auto m = tiny_model(gqa_llama_config());
   Pruner hidden(spec("granularity: hidden\nmetric: l2\nsparsity: 0.25"));
-  e = testing::error_of([&] { hidden.attach(*m, 1e-3); });
+  auto e = testing::error_of([&] { hidden.attach(*m, 1e-3); });
   EXPECT_NE(e.find("hidden-dimension groups of 'llama' are not described yet"), std::string::npos) << e;
 
   auto dense = logits(*m);
-  Pruner neurons(spec("granularity: neuron\nmetric: magnitude\nsparsity: 0.5"));
+  Pruner heads(spec("name: heads\ngranularity: head\nmetric: l2\nsparsity: 0.34"));
+  Pruner neurons(spec("name: ffn\ngranularity: neuron\nmetric: magnitude\nsparsity: 0.5"));
+  prune(heads, *m);
   prune(neurons, *m);
   auto masked = logits(*m);
   EXPECT_GT((masked - dense).abs().max().item<double>(), 1e-6);
   auto keep = speedup::groups_from_masks(*m);
-  EXPECT_EQ(keep.heads[0].size(), 4u);
+  ASSERT_EQ(keep.heads.size(), 2u);
+  ASSERT_EQ(keep.heads[0].size(), 2u);  // of 3 groups
   speedup::bake_masks(*m);
+  EXPECT_EQ(speedup::groups_from_zeros(*m).heads, keep.heads);
   testing::ScratchDir dir("speedup-gqa");
-  auto report = speedup::shrink_and_save(*m, testing::tiny_llama_config(2), keep, dir.path());
+  auto report = speedup::shrink_and_save(*m, gqa_llama_config(), keep, dir.path());
   auto shrunk = models::load_model(dir.path());
   EXPECT_TRUE(testing::all_close(logits(*shrunk.model), masked, 1e-5, 1e-4));
   EXPECT_EQ(report.layers[0].neurons_after, 24);
   EXPECT_EQ(report.layers[0].heads_after, 4);
+  auto s = shrunk.model->structure();
+  EXPECT_EQ(s.attention[0].num_heads, 4);
+  EXPECT_EQ(s.attention[0].kv_heads, 2);
+  auto config = io::read_json_file(dir.path() / "config.json");
+  const int64_t gone = 3 - keep.heads[0][0] - keep.heads[0][1];  // the group not kept (0 + 1 + 2 = 3)
+  EXPECT_EQ(config["pruned_heads"]["0"], io::json({2 * gone, 2 * gone + 1})) << config.dump();
+
+  // Pruning the shrunk model again counts heads in the original numbering, still in whole groups.
+  Pruner again(spec("name: heads\ngranularity: head\nmetric: l2\nsparsity: 0.5"));
+  prune(again, *shrunk.model);
+  auto masked2 = logits(*shrunk.model);
+  auto keep2 = speedup::groups_from_masks(*shrunk.model);
+  speedup::bake_masks(*shrunk.model);
+  testing::ScratchDir dir2("speedup-gqa-2");
+  speedup::shrink_and_save(*shrunk.model, config, keep2, dir2.path());
+  auto config2 = io::read_json_file(dir2.path() / "config.json");
+  EXPECT_EQ(config2["pruned_heads"]["0"].size(), 4u) << config2.dump();
+  auto twice = models::load_model(dir2.path());
+  EXPECT_EQ(twice.model->structure().attention[0].num_heads, 2);
+  EXPECT_TRUE(testing::all_close(logits(*twice.model), masked2, 1e-5, 1e-4));
+}
+
+TEST(PrunerGqa, ConfigWithPartOfAGroupPrunedIsRefused) {
+  for (const io::json& gone : {io::json({1}), io::json({1, 2}), io::json({0, 1, 3}), io::json({0, 1, 2, 3, 5})}) {
+    auto c = gqa_llama_config();
+    c["pruned_heads"] = {{"1", gone}};
+    auto e = testing::error_of([&] { models::build_model(io::JsonFields(c, "config.json")); });
+    EXPECT_NE(e.find("pruned_heads"), std::string::npos) << e;
+    EXPECT_NE(e.find("whole key/value groups for layer 1"), std::string::npos) << e;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Pruners, PrunerTest, ::testing::Combine(::testing::Values("bert", "distilbert", "gpt2", "opt", "llama", "qwen2", "gpt_neox"), ::testing::ValuesIn(pruner_cases())),
@@ -302,7 +342,7 @@ TEST(SpeedupErrors, GroupMaskedOnOneSideIsRefused) {
       return f;
     });
   auto e = testing::error_of([&] { speedup::groups_from_masks(*m); });
-  EXPECT_NE(e.find("layer 0 head 0: its query, key and value rows are fully masked (8 of 8 each)"), std::string::npos) << e;
+  EXPECT_NE(e.find("layer 0 head 0: its query, key and value rows are fully masked but the output projection keeps its 8 columns"), std::string::npos) << e;
 }
 
 TEST(Distiller, TeacherMustShareTokenizerAndWidthsNeedProjection) {

@@ -226,8 +226,13 @@ std::vector<std::pair<std::string, io::json>> decoder_configs() {
   auto neox_sequential = neox;
   neox_sequential["use_parallel_residual"] = false;
   neox_sequential["hidden_act"] = "gelu_new";
+  // GQA after SpeedUp: layer 0 lost one K/V group (query heads 2 and 3) and FFN neurons, layer 1 kept all.
+  auto gqa_pruned = tiny_llama_lm_config(2);
+  gqa_pruned["pruned_heads"] = {{"0", {2, 3}}};
+  gqa_pruned["sqz_intermediate_sizes"] = {20, 48};
   return {{"gpt2", tiny_gpt2_lm_config()}, {"opt", tiny_opt_lm_config()}, {"llama", tiny_llama_lm_config(4)},
-          {"llama-gqa", tiny_llama_lm_config(2)}, {"qwen2-gqa", qwen2}, {"gpt_neox", neox}, {"gpt_neox-sequential", neox_sequential}};
+          {"llama-gqa", tiny_llama_lm_config(2)}, {"llama-gqa-pruned", gqa_pruned}, {"qwen2-gqa", qwen2},
+          {"gpt_neox", neox}, {"gpt_neox-sequential", neox_sequential}};
 }
 
 // Runs the decoder on ids [batch, steps] after what the cache holds; logits as [batch, steps, vocab].
