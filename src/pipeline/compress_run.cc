@@ -86,8 +86,16 @@ io::json compress_in(const compress::CompressRecipe& r, const fs::path& dir, con
   stop_if_interrupted("after training");
   result.model->eval();
   // reference_logits: what the saved model must reproduce (masked, and fake-quantized when QAT ran).
-  m.masked = measure(*result.model, run, io::JsonFields(result.config, (run.dir / "train").string()),
-                     hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &m.reference_logits);
+  // Without training (PTQ only; the recipe refuses pruning, students and QAT then) the model is the
+  // dense one: a second evaluation would repeat its numbers (minutes on a whole decoder dev split),
+  // and the post-training stage takes its reference logits from the fake-quantized model.
+  if (r.train_steps_zero && has_post_training_quantization(r)) {
+    log_info("no training stage: the model before quantization is the dense model (its dev numbers are reused)");
+    m.masked = m.dense;
+  } else {
+    m.masked = measure(*result.model, run, io::JsonFields(result.config, (run.dir / "train").string()),
+                       hooks.quantizers.empty() ? "masked" : "masked + fake-quantized", &m.reference_logits);
+  }
   Saved saved = bake_and_save(run, hooks, result);
   result.model.reset();
   if (group && has_post_training_quantization(r)) group->barrier(kRootAlone);  // the other ranks calibrate with rank 0

@@ -491,7 +491,12 @@ TEST(Compress, PostTrainingGptqNeedsNoTraining) {
   auto r = testing::run_sqz("compress --recipe " + write(tmp / "r.yaml", text).string());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("calibrating on 2 batches of train.jsonl"), std::string::npos) << r.output;
+  // Untrained, the model before quantization is the dense one: evaluated once, not twice.
+  EXPECT_NE(r.output.find("evaluating the dense model"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("evaluating the masked model"), std::string::npos) << r.output;
   auto rep = io::JsonFields::from_file(tmp / "out" / "report.json").value();
+  ASSERT_TRUE(rep["dense"]["eval"].is_object());
+  EXPECT_EQ(rep["masked"]["eval"], rep["dense"]["eval"]);
   EXPECT_EQ(rep["format"], "pack-quantized");
   EXPECT_EQ(rep["quantized_layers"], 8);
   EXPECT_GT(rep["dense"]["bytes"].get<int64_t>() - rep["compressed"]["bytes"].get<int64_t>(), 3 * 1000 * 1000);  // 8 x 256x1024 fp32 -> 4 bits
