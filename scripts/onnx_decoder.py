@@ -8,6 +8,9 @@ Inputs: input_ids [batch, new] and, per layer i, past_key_i / past_value_i [batc
 head_dim] (past = 0 for a prompt). Outputs: logits [batch, vocab] of the last new position (what
 greedy decoding reads) and present_key_i / present_value_i (past + new). Positions continue from
 past; new tokens see every past token and the new ones before them. No padding.
+Per-layer shapes come from the weights, so a model SpeedUp shrank (heads, K/V groups or FFN
+neurons cut out per layer, sqz-only config keys) exports as it is: layer i's past has its own K/V
+head count (INPUTS' heads list in scripts/ort_decode.js).
 Families as their HF modules compute them: GPT-2 (Conv1D weights, gelu_new), pre-LN OPT (learned
 positions offset by 2, relu, Q scaled after its bias), Llama (RMSNorm, rotary positions with
 default / linear / llama3 scaling, grouped-query attention, SwiGLU).
@@ -112,8 +115,18 @@ class Family:
             if cfg.get("hidden_act", "silu") != "silu":
                 sys.exit(f"{model_dir}/config.json: field 'hidden_act' is not 'silu'")
             self.embed = self.pre + "embed_tokens.weight"
-        self.head_dim = cfg.get("head_dim") or self.hidden // self.heads
+        self.head_dim = cfg.get("head_dim") or cfg.get("sqz_attention_head_size") or self.hidden // self.heads
+        self.hidden = w[self.embed].shape[1]  # after any hidden-size cut
         self.inv_freq = llama_inv_freq(cfg, self.head_dim, model_dir) if t == "llama" else None
+
+    def layer_heads(self, w, i):
+        """(query heads, K/V heads) of layer i, read from its weights (SpeedUp cuts them per layer)."""
+        hd = self.head_dim
+        if self.type == "gpt2":
+            heads = w[f"{self.pre}h.{i}.attn.c_attn.weight"].shape[1] // (3 * hd)  # Conv1D [in, 3 * heads * hd]
+            return heads, heads
+        lp = f"{self.pre}layers.{i}.self_attn."
+        return w[lp + "q_proj.weight"].shape[0] // hd, w[lp + "k_proj.weight"].shape[0] // hd
 
 
 def main():
@@ -121,7 +134,11 @@ def main():
     w = read_safetensors(f"{a.model_dir}/model.safetensors")
     f = Family(cfg, w, a.model_dir)
     g = Graph(w, a.int8, a.weight_bits, a.int8_form)
-    hd, rep = f.head_dim, f.heads // f.kv_heads
+    hd = f.head_dim
+    layer_heads = [f.layer_heads(w, i) for i in range(f.layers)]
+    for i, (heads, kv_heads) in enumerate(layer_heads):
+        if heads == 0 or heads % kv_heads:
+            sys.exit(f"{a.model_dir}: layer {i} has {heads} query heads on {kv_heads} K/V heads; this exporter writes layers with heads")
 
     ids = "input_ids"
     past_len = g.op("Gather", [g.op("Shape", ["past_key_0"]), g.const(i64(2))])
@@ -144,15 +161,16 @@ def main():
     bias = g.op("Where", [visible, g.const(np.float32(0.0)), g.const(np.float32(-1e9))])
     # Grouped-query attention without copying K/V: queries as [batch, kv_heads, rep, new, hd]
     # against keys [batch, kv_heads, 1, hd, total] (MatMul broadcasts the rep axis).
-    q_split = g.const(i64([0, 0, f.kv_heads, rep, hd]))
-    kv_split = g.const(i64([0, 0, f.kv_heads, hd]))
-    merge = g.const(i64([0, 0, f.heads * hd]))
     presents = []
     for i in range(f.layers):
+        heads, kv_heads = layer_heads[i]
+        q_split = g.const(i64([0, 0, kv_heads, heads // kv_heads, hd]))
+        kv_split = g.const(i64([0, 0, kv_heads, hd]))
+        merge = g.const(i64([0, 0, heads * hd]))
         if f.type == "gpt2":
             lp = f"{f.pre}h.{i}."
             h = g.layer_norm(x, lp + "ln_1", f.eps)
-            q, k, v = g.op("Split", [conv1d(g, h, lp + "attn.c_attn"), g.const(i64([f.hidden] * 3))], axis=2, outputs=3)
+            q, k, v = g.op("Split", [conv1d(g, h, lp + "attn.c_attn"), g.const(i64([heads * hd] * 3))], axis=2, outputs=3)
         elif f.type == "opt":
             lp = f"{f.pre}layers.{i}."
             h = g.layer_norm(x, lp + "self_attn_layer_norm", f.eps)
@@ -202,10 +220,10 @@ def main():
     vocab = w["lm_head.linear.weight"].shape[0]
     inputs = [helper.make_tensor_value_info(ids, TensorProto.INT64, ["batch", "new"])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", vocab])]
-    for i in range(f.layers):
+    for i, (_, kv_heads) in enumerate(layer_heads):
         for kind in ("key", "value"):
-            inputs.append(helper.make_tensor_value_info(f"past_{kind}_{i}", TensorProto.FLOAT, ["batch", f.kv_heads, "past", hd]))
-            outputs.append(helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, ["batch", f.kv_heads, "total", hd]))
+            inputs.append(helper.make_tensor_value_info(f"past_{kind}_{i}", TensorProto.FLOAT, ["batch", kv_heads, "past", hd]))
+            outputs.append(helper.make_tensor_value_info(f"present_{kind}_{i}", TensorProto.FLOAT, ["batch", kv_heads, "total", hd]))
     g.save("sqz_" + f.type, inputs, outputs, a.out)
 
 

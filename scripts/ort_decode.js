@@ -2,7 +2,7 @@
 // CPU) for `sqz bench`: prefill the prompt, then greedy decode steps feeding each step's
 // present K/V back as the next past; one checked run, then warm-up and timed runs.
 //   node scripts/ort_decode.js MODULE_DIR MODEL.onnx INPUTS.json OUT.json RUNS WARMUP THREADS
-// INPUTS.json: {"batch": B, "seq": T, "input_ids": [...], "decode_steps": S, "layers": L, "heads": H (K/V heads), "head_dim": D}
+// INPUTS.json: {"batch": B, "seq": T, "input_ids": [...], "decode_steps": S, "layers": L, "heads": [K/V heads of each layer], "head_dim": D}
 // OUT.json: {"values": [first prefill's last logits], "tokens": [[...]], "prefill_ms": [...],
 //            "decode_ms_per_token": [...], "version": ...}
 'use strict';
@@ -24,7 +24,7 @@ async function generate(ort, session, input) {
   const {batch, seq, layers, heads, head_dim: hd} = input;
   const feeds = {input_ids: new ort.Tensor('int64', BigInt64Array.from(input.input_ids.map(BigInt)), [batch, seq])};
   for (let i = 0; i < layers; ++i)
-    for (const kind of ['key', 'value']) feeds[`past_${kind}_${i}`] = new ort.Tensor('float32', new Float32Array(0), [batch, heads, 0, hd]);
+    for (const kind of ['key', 'value']) feeds[`past_${kind}_${i}`] = new ort.Tensor('float32', new Float32Array(0), [batch, heads[i], 0, hd]);
   const t0 = process.hrtime.bigint();
   let out = await session.run(feeds);
   const t1 = process.hrtime.bigint();

@@ -12,7 +12,7 @@ prefill until the first token, decode per token after it. ENGINE openvino: ONNX_
 KV cache as explicit inputs) compiled for the CPU at f32 (or bf16 for VARIANT bf16, on the fp32
 graph), each step's presents fed back as the next past.
 ENGINE pytorch2: scripts/peer_pytorch2.py (transformers on PyPI's torch 2.x, in third_party/venv-torch2).
-INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (K/V heads), head_dim.
+INPUTS.json: batch, seq, input_ids, decode_steps, layers, heads (each layer's K/V heads), head_dim.
 OUT.json: values (the prompt's last logits, first run), tokens, prefill_ms, decode_ms_per_token, version.
 """
 import json
@@ -70,7 +70,7 @@ def openvino_runner(variant, onnx_dir, threads, x):
 
     def run():
         feeds = {"input_ids": ids}
-        feeds.update({f"past_{k}": np.zeros((b, heads, 0, hd), dtype=np.float32) for k in kinds})
+        feeds.update({f"past_{kind}_{i}": np.zeros((b, heads[i], 0, hd), dtype=np.float32) for i in range(layers) for kind in ("key", "value")})
         t0 = time.perf_counter()
         out = request.infer(feeds)
         t1 = time.perf_counter()

@@ -264,13 +264,20 @@ std::unique_ptr<OnnxRuntimePeer> onnxruntime_or_skip(models::LoadedModel& loaded
 namespace {
 
 // The Python peers whose cases are selected and whose packages import; a skip line for the others.
-std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, io::json& result) {
+std::vector<PythonPeer> python_peers_or_skip(const BenchOptions& o, models::LoadedModel& loaded, io::json& result) {
   std::vector<PythonPeer> peers;
+  // CTranslate2's converter and PyTorch 2 read the checkpoint through transformers; OpenVINO runs
+  // the ONNX graph, which takes its shapes from the weights.
+  const std::string hf_unreadable = models::sqz_only_shape(*loaded.model, loaded.config.value());
   for (const std::string engine : {"ctranslate2", "openvino", "pytorch2"}) {
     std::vector<std::string> names;
     for (const auto& c : python_peer_cases())
       if (c.rfind(engine + "-", 0) == 0) names.push_back(c);
     if (!any_selected(o, names)) continue;
+    if (engine != "openvino" && !hf_unreadable.empty()) {
+      skip_case(result, engine + "-*", "it loads the model with transformers, which cannot: " + hf_unreadable);
+      continue;
+    }
     std::string why;
     if (auto peer = find_python_peer(engine, &why)) peers.push_back(*peer);
     else skip_case(result, engine + "-*", why);
@@ -290,7 +297,7 @@ ProcessPeers process_peers_or_skip(const BenchOptions& o, models::LoadedModel& l
     return p;
   }
   if (want_ort) p.ort = onnxruntime_or_skip(loaded, result);
-  if (want_python) p.python = python_peers_or_skip(o, result);
+  if (want_python) p.python = python_peers_or_skip(o, loaded, result);
   if (!p.python.empty() && !p.ort) {
     try {
       p.files = prepare_onnxruntime(loaded);

@@ -124,13 +124,15 @@ OnnxRuntimeRun run_onnxruntime(const OnnxRuntimePeer& peer, const std::string& v
 }
 
 io::json decoder_peer_inputs(models::TransformerModel& model, const torch::Tensor& prompt, int64_t decode_steps) {
-  const auto block = model.structure().attention.at(0);  // the exporters write every layer alike
-  // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads).
-  const int64_t kv_heads = block.kv_heads > 0 ? block.kv_heads : block.num_heads;
+  // The cache holds K/V per KV head (grouped-query attention: fewer than the query heads), per
+  // layer: SpeedUp may have cut a different number of heads out of each.
+  const auto blocks = model.structure().attention;
+  std::vector<int64_t> kv_heads;
+  for (const auto& b : blocks) kv_heads.push_back(b.kv_heads > 0 ? b.kv_heads : b.num_heads);
   const torch::Tensor ids = prompt.contiguous();
   const int64_t* p = ids.data_ptr<int64_t>();
   return {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},
-          {"decode_steps", decode_steps}, {"layers", model.info().num_layers}, {"heads", kv_heads}, {"head_dim", block.head_dim}};
+          {"decode_steps", decode_steps}, {"layers", model.info().num_layers}, {"heads", kv_heads}, {"head_dim", blocks.at(0).head_dim}};
 }
 
 OnnxRuntimeDecodeRun run_onnxruntime_decoder(const OnnxRuntimePeer& peer, const std::string& variant, models::TransformerModel& model,

@@ -92,6 +92,18 @@ std::string stack_config_key(ShapeKey key, const std::string& stack) {
   return "sqz_" + stack + (key == ShapeKey::kPrunedHeads ? "_pruned_heads" : "_intermediate_sizes");
 }
 
+std::string sqz_only_shape(TransformerModel& model, const io::json& config) {
+  for (const auto& [key, value] : config.items()) {
+    const bool shape = key == "sqz_attention_head_size" || key.find("_intermediate_sizes") != std::string::npos ||
+                       key.find("_pruned_heads") != std::string::npos;
+    if (key.rfind("sqz_", 0) == 0 && shape) return "config.json field '" + key + "' is a shape only sqz reads";
+  }
+  if (config.contains("pruned_heads") && config["pruned_heads"].is_object() && !config["pruned_heads"].empty() &&
+      !model.structure().shape_keys.hf_pruned_heads)
+    return "config.json field 'pruned_heads': transformers does not apply it to " + model.info().model_type + " models";
+  return "";
+}
+
 LayerShapes parse_layer_shapes(const io::JsonFields& j, int64_t num_layers, int64_t num_heads, int64_t ffn_width,
                                const std::string& stack) {
   // Each layer lists its kept heads: 2^31 heads would take 16 GB per layer before any size check.

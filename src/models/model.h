@@ -195,6 +195,11 @@ std::string stack_config_key(ShapeKey key, const std::string& stack);
 LayerShapes parse_layer_shapes(const io::JsonFields& config, int64_t num_layers, int64_t num_heads, int64_t ffn_width,
                                const std::string& stack = "");
 
+// Why `transformers` cannot load this config as it is ("" when it can): a shape only sqz's keys
+// describe (per-layer FFN widths, per-stack pruned heads, a pruned hidden size), or pruned_heads in
+// a family whose HF model does not apply them (ShapeKeys::hf_pruned_heads).
+std::string sqz_only_shape(TransformerModel& model, const io::json& config);
+
 // hidden / heads, or sqz_attention_head_size once hidden dimensions were pruned.
 int64_t config_head_dim(const io::JsonFields& config, const std::string& hidden_key, int64_t hidden, const std::string& heads_key,
                         int64_t heads);

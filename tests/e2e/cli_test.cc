@@ -334,7 +334,8 @@ TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
   auto config = io::read_json_file(fixture("gpt2-lm") / "model" / "config.json");
   const int64_t heads = config["n_head"], hidden = config["n_embd"];
   const io::json in = {{"batch", 1}, {"seq", len}, {"input_ids", std::vector<int64_t>(prompt.data_ptr<int64_t>(), prompt.data_ptr<int64_t>() + len)},
-                       {"decode_steps", steps}, {"layers", config["n_layer"]}, {"heads", heads}, {"head_dim", hidden / heads}};
+                       {"decode_steps", steps}, {"layers", config["n_layer"]},
+                       {"heads", std::vector<int64_t>(config["n_layer"].get<size_t>(), heads)}, {"head_dim", hidden / heads}};
   std::ofstream(tmp / "in.json") << in.dump();
   for (const std::string variant : {"fp32", "int8"}) {
     SCOPED_TRACE(variant);
@@ -359,8 +360,10 @@ TEST(Cli, OnnxGpt2DecoderGeneratesWhatTransformersGenerates) {
   EXPECT_FALSE(fs::exists(tmp / "x.onnx"));
 }
 
-// OPT and grouped-query Llama (llama3 rope scaling) through the same exporter: ONNX Runtime's
-// greedy tokens (prefill, then decode steps on its KV cache) equal sqz's libtorch generate.
+// OPT, grouped-query Llama (llama3 rope scaling) and a Llama SpeedUp shrank (layer 0 lost a K/V
+// group and FFN neurons: per-layer shapes only sqz's config describes, read by the exporter from
+// the weights) through the same exporter: ONNX Runtime's greedy tokens (prefill, then decode steps
+// on its KV cache) equal sqz's libtorch generate.
 TEST(Cli, OnnxOptAndLlamaDecodersGenerateWhatLibtorchGenerates) {
   const fs::path ort = fs::path(SQZ_SOURCE_DIR) / "third_party/onnxruntime/node_modules/onnxruntime-node";
   if (!fs::exists(ort / "package.json")) GTEST_SKIP() << "onnxruntime-node not installed (scripts/install_deps.sh)";
@@ -374,7 +377,12 @@ TEST(Cli, OnnxOptAndLlamaDecodersGenerateWhatLibtorchGenerates) {
                           {"max_position_embeddings", 64}, {"architectures", {"LlamaForCausalLM"}},
                           {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
                                             {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}}}};
-  for (const auto& [name, config, kv_heads] : {std::tuple{"opt", opt, 4}, std::tuple{"llama", llama, 2}}) {
+  io::json shrunk = llama;
+  shrunk["pruned_heads"] = {{"0", {0, 1}}};
+  shrunk["sqz_intermediate_sizes"] = {20, 48};
+  using Kv = std::vector<int64_t>;
+  for (const auto& [name, config, kv_heads] :
+       {std::tuple{"opt", opt, Kv{4, 4}}, std::tuple{"llama", llama, Kv{2, 2}}, std::tuple{"llama-shrunk", shrunk, Kv{1, 2}}}) {
     SCOPED_TRACE(name);
     const auto dir = tmp / name;
     io::write_json_file_atomic(tmp / "config.json", config);

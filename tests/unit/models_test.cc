@@ -456,5 +456,20 @@ TEST(Seq2Seq, MissingOrMisplacedDecoderInputsAreNamed) {
   EXPECT_NE(e.find("relative_attention_max_distance"), std::string::npos) << e;
 }
 
+// What transformers can load: GPT-2 and BERT apply pruned_heads, Llama does not; per-layer FFN
+// widths are sqz's key for any family.
+TEST(SqzOnlyShape, NamesTheFieldTransformersCannotRead) {
+  auto gpt2 = testing::tiny_gpt2_config();
+  gpt2["pruned_heads"] = {{"0", {1}}};
+  EXPECT_EQ(models::sqz_only_shape(*testing::tiny_model(gpt2), gpt2), "");
+  auto bert = testing::tiny_bert_config();
+  EXPECT_EQ(models::sqz_only_shape(*testing::tiny_model(bert), bert), "");
+  bert["sqz_intermediate_sizes"] = {8, 16};
+  EXPECT_NE(models::sqz_only_shape(*testing::tiny_model(bert), bert).find("field 'sqz_intermediate_sizes'"), std::string::npos);
+  auto llama = testing::tiny_llama_config(4);
+  llama["pruned_heads"] = {{"1", {0}}};
+  EXPECT_NE(models::sqz_only_shape(*testing::tiny_model(llama), llama).find("does not apply it to llama"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sqz
