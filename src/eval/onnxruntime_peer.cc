@@ -128,7 +128,7 @@ io::json decoder_peer_inputs(models::TransformerModel& model, const torch::Tenso
   // layer: SpeedUp may have cut a different number of heads out of each.
   const auto blocks = model.structure().attention;
   std::vector<int64_t> kv_heads;
-  for (const auto& b : blocks) kv_heads.push_back(b.kv_heads > 0 ? b.kv_heads : b.num_heads);
+  for (const auto& b : blocks) kv_heads.push_back(b.cache_heads());
   const torch::Tensor ids = prompt.contiguous();
   const int64_t* p = ids.data_ptr<int64_t>();
   return {{"batch", ids.size(0)}, {"seq", ids.size(1)}, {"input_ids", std::vector<int64_t>(p, p + ids.numel())},

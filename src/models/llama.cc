@@ -175,8 +175,9 @@ class LlamaModel : public TransformerModel {
       score = register_module("score", nn::make_linear(c.hidden, c.num_labels, false));
   }
 
-  // Heads (grouped-query attention: K/V heads with their query heads), SwiGLU neurons (gate and up rows, down columns) and the RMSNorms SmoothQuant folds
-  // into. Hidden dims are not described: RMSNorm has no keep mask yet.
+  // Heads (grouped-query attention: K/V heads with their query heads), SwiGLU neurons (gate and
+  // up rows, down columns) and the RMSNorms SmoothQuant folds into. Hidden dims are not described:
+  // RMSNorm has no keep mask yet.
   ModelStructure structure() override {
     ModelStructure s;
     for (size_t i = 0; i < layers.size(); ++i) {

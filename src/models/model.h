@@ -78,8 +78,8 @@ struct ModelInfo {
 
 // Dependency groups for structured pruning: head h of a block is rows [h*head_dim, (h+1)*head_dim)
 // of every `head_rows` Linear plus the same columns of `head_cols` (grouped-query attention: see
-// AttentionBlock::groups); neuron j of an FFN is row j of
-// every `neuron_rows` Linear plus column j of `neuron_cols`. Removing a whole group changes no
+// AttentionBlock::groups); neuron j of an FFN is row j of every `neuron_rows` Linear plus column j
+// of `neuron_cols`. Removing a whole group changes no
 // other output, which is what lets SpeedUp cut it out.
 //
 // `layer` numbers the model's layers (encoder-decoders: encoder 0..E-1, then decoder E..). Each
@@ -105,6 +105,7 @@ struct AttentionBlock {
   // The rows of head_rows[i] that hold the groups, group by group: [groups() * group_rows(i)].
   torch::Tensor head_row_indices(size_t i) const;
   bool grouped_query() const { return kv_heads > 0 && kv_heads != num_heads; }
+  int64_t cache_heads() const { return kv_heads > 0 ? kv_heads : num_heads; }  // the K/V heads a cache holds
   // What structured pruning removes whole: a head, or under grouped-query attention a K/V head
   // together with its query heads (a query head alone would leave its K/V head half used).
   int64_t groups() const { return grouped_query() ? kv_heads : num_heads; }

@@ -74,7 +74,7 @@ BlockOps make_block_ops(const models::AttentionBlock& attention, const models::F
   BlockOps ops;
   ops.heads = attention.num_heads;
   ops.head_dim = attention.head_dim;
-  ops.kv_heads = attention.grouped_query() ? attention.kv_heads : attention.num_heads;
+  ops.kv_heads = attention.cache_heads();
   const int64_t width = ops.q_width();
   const auto& out = attention.head_cols;
   auto out_w = to_vector(out->logical_weight()), out_b = to_vector(out->bias, out->out_features());
