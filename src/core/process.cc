@@ -9,11 +9,16 @@ namespace sqz {
 
 int run_process(const std::vector<std::string>& argv_in, const std::vector<std::string>& extra_env, const fs::path& log) {
   if (argv_in.empty()) return -1;
-  std::vector<std::string> args = argv_in, env = extra_env;
+  std::vector<std::string> args = argv_in, env;
+  for (const auto& x : extra_env)
+    if (x.find('=') != std::string::npos) env.push_back(x);
   for (char** e = environ; *e; ++e) {
     const std::string entry(*e);
     bool replaced = false;
-    for (const auto& x : extra_env) replaced |= entry.rfind(x.substr(0, x.find('=') + 1), 0) == 0;
+    for (const auto& x : extra_env) {
+      const size_t eq = x.find('=');
+      replaced |= entry.rfind(eq == std::string::npos ? x + "=" : x.substr(0, eq + 1), 0) == 0;
+    }
     if (!replaced) env.push_back(entry);
   }
   std::vector<char*> argv, envp;
@@ -23,8 +28,12 @@ int run_process(const std::vector<std::string>& argv_in, const std::vector<std::
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  if (log.empty()) {
+    posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  }
   pid_t pid = 0;
   const int rc = posix_spawnp(&pid, args[0].c_str(), &actions, nullptr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);

@@ -8,8 +8,9 @@
 
 namespace sqz {
 
-// Runs argv[0] (looked up in PATH unless it holds a '/') with `extra_env` ("NAME=value", replacing
-// any inherited NAME) added to this process's environment; stdout and stderr go to `log`.
+// Runs argv[0] (looked up in PATH unless it holds a '/') with `extra_env` applied to this process's
+// environment: "NAME=value" replaces any inherited NAME, a bare "NAME" removes it. stdout and
+// stderr go to `log`; with an empty `log`, both go to this process's stderr (it shows progress).
 // Returns the exit status, 128 + signal when killed, or -1 when it could not start.
 int run_process(const std::vector<std::string>& argv, const std::vector<std::string>& extra_env, const fs::path& log);
 

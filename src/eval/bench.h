@@ -50,6 +50,11 @@ void time_peers_in_child(const BenchOptions& options, bool decoder, io::json& re
 // one row per compressed case with its speed-ups}, and a third table.
 io::json run_bench(const BenchOptions& options, std::ostream& out);
 
+// run_bench, in a child `sqz bench` with libgomp's default waiting when sqz made this process wait
+// passively (train, compress: see reexec_with_passive_openmp), so that sqz's rows are timed as a
+// standalone bench times them; in this process otherwise, or when the child fails (with a warning).
+io::json run_bench_with_default_openmp(const BenchOptions& options, std::ostream& out);
+
 // The third table of a --baseline result: per compressed case, both times, the speed-ups over the
 // baseline on the same engine and on libtorch fp32, and the dev scores when --task ran.
 void print_bench_comparison(const io::json& result, std::ostream& out);

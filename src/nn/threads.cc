@@ -17,10 +17,25 @@ void set_torch_threads(int threads) {
   if (openblas_set) openblas_set(threads);
 }
 
+namespace {
+// Set with the policy, so that a child can be given the default back (and the user's own setting,
+// without it, is left alone).
+constexpr const char* kPassiveBySqz = "SQZ_OMP_PASSIVE_BY_SQZ";
+}  // namespace
+
 void reexec_with_passive_openmp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY")) return;
   setenv("OMP_WAIT_POLICY", "passive", 1);
+  setenv(kPassiveBySqz, "1", 1);
   execv("/proc/self/exe", argv);  // returns only on failure
+  unsetenv(kPassiveBySqz);
 }
+
+bool openmp_passive_set_by_sqz() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  return std::getenv(kPassiveBySqz) && policy && std::string(policy) == "passive";
+}
+
+std::vector<std::string> openmp_default_env() { return {"OMP_WAIT_POLICY", kPassiveBySqz}; }
 
 }  // namespace sqz

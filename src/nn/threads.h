@@ -3,6 +3,8 @@
 // still runs its matmuls on every core (measured: 2048x1024x1024 fp32 matmuls, CPU time 1.37x
 // wall time under torch::set_num_threads(1) alone).
 #pragma once
+#include <string>
+#include <vector>
 
 namespace sqz {
 
@@ -15,5 +17,11 @@ void set_torch_threads(int threads);
 // the policy once, when it loads, so a libtorch-heavy command (train, compress) starts itself
 // again with it set — unless the user set OMP_WAIT_POLICY, or exec fails (then it runs as is).
 void reexec_with_passive_openmp(char** argv);
+
+// Whether this process waits passively because reexec_with_passive_openmp set it (not the user).
+bool openmp_passive_set_by_sqz();
+
+// run_process's environment changes that give a child libgomp's default waiting again.
+std::vector<std::string> openmp_default_env();
 
 }  // namespace sqz

@@ -65,7 +65,7 @@ io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs
   o.eval_batch_size = r.train.batch_size;  // the same examples as the report's dev scores
   log_info("bench: the compressed model against ", r.train.model, " on every engine (latency.cases limits them)");
   std::ostringstream tables;
-  io::json result = eval::run_bench(o, tables);
+  io::json result = eval::run_bench_with_default_openmp(o, tables);
   write_file_atomic(run.dir / "bench.md", "# sqz bench\n\n" + tables.str());
   return result;
 }

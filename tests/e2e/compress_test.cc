@@ -94,6 +94,8 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
     EXPECT_EQ(row["compressed_eval"]["examples"], report["compressed"]["eval"]["examples"]) << row.dump();
   }
   EXPECT_EQ(in_report, (std::set<std::string>{"libtorch-fp32", "sqz-int8"})) << report["bench"].dump();
+  // compress waits passively (for libtorch's training); its bench is a child with the default back.
+  EXPECT_EQ(report["bench"]["openmp_wait_policy"], "default") << report["bench"].dump();
   const std::string md = read_text_file(tmp / "out" / "report.md"), bench_md = read_text_file(tmp / "out" / "bench.md");
   EXPECT_NE(md.find("## Speed and dev score on every engine"), std::string::npos) << md;
   EXPECT_NE(md.find("| sqz-int8 | 1 |"), std::string::npos) << md;

@@ -1,5 +1,6 @@
 // ResumableDir (core/fs.h), the work directory of `sqz compress`: one run per output, and a run
-// that ends without committing removes only the directory it made.
+// that ends without committing removes only the directory it made. run_process (core/process.h):
+// the environment a child gets.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -7,6 +8,7 @@
 #include <random>
 
 #include "core/fs.h"
+#include "core/process.h"
 
 namespace sqz {
 namespace {
@@ -65,6 +67,25 @@ TEST(ResumableDir, CommitMovesTheWorkWithoutItsLock) {
   EXPECT_FALSE(fs::exists(root.path / "out" / ".lock"));
   EXPECT_FALSE(fs::exists(root.path / "out.partial"));
   ResumableDir again(root.path / "out2", false, false);  // and the lock does not outlive the run
+}
+
+// A bare NAME removes the variable, NAME=value replaces it, the rest is inherited (what gives
+// `sqz compress`'s closing bench libgomp's default waiting back).
+TEST(RunProcess, ChildEnvironmentReplacesRemovesAndInherits) {
+  TempRoot root;
+  setenv("SQZ_TEST_KEEP", "kept", 1);
+  setenv("SQZ_TEST_DROP", "dropped", 1);
+  setenv("SQZ_TEST_SET", "old", 1);
+  const fs::path log = root.path / "env.log";
+  ASSERT_EQ(run_process({"/usr/bin/env"}, {"SQZ_TEST_DROP", "SQZ_TEST_SET=new"}, log), 0);
+  const std::string env = read_text_file(log);
+  EXPECT_NE(env.find("SQZ_TEST_KEEP=kept\n"), std::string::npos) << env;
+  EXPECT_NE(env.find("SQZ_TEST_SET=new\n"), std::string::npos) << env;
+  EXPECT_EQ(env.find("SQZ_TEST_SET=old"), std::string::npos) << env;
+  EXPECT_EQ(env.find("SQZ_TEST_DROP"), std::string::npos) << env;
+  EXPECT_NE(env.find("PATH="), std::string::npos) << env;
+  EXPECT_EQ(run_process({"/nonexistent/program"}, {}, log), -1);
+  for (const char* name : {"SQZ_TEST_KEEP", "SQZ_TEST_DROP", "SQZ_TEST_SET"}) unsetenv(name);
 }
 
 }  // namespace
