@@ -6,6 +6,8 @@
 #include "compress/pruner.h"
 #include "compress/quant/export.h"
 #include "core/format.h"
+#include "core/log.h"
+#include "core/progress.h"
 #include "kernels/machine_peaks.h"
 #include "data/tasks.h"
 #include "io/tokenizers/tokenizer.h"
@@ -140,10 +142,16 @@ std::optional<models::ModelInputs> TaskScorer::example_inputs(int64_t batch, int
 void run_cases(std::vector<BenchCase>& cases, const BenchOptions& o, int64_t batch, bool decoder, const TimedFields& timed_fields,
                io::json& rows) {
   std::vector<TimingStats> baseline;
+  // One line per case on stderr: a bench that scores every engine on a split runs for minutes.
+  const auto selected = std::count_if(cases.begin(), cases.end(), [&](const BenchCase& c) { return case_selected(o, c.name); });
+  int64_t done = 0;
   for (auto& c : cases) {
     if (!case_selected(o, c.name)) continue;
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<TimingStats> phases;
     io::json row = check_then_time(c, o, batch, &phases);
+    log_info("bench ", o.preset.empty() ? o.shown_model_dir() : o.preset, ": ", c.name, " at batch ", batch, ": ",
+             row["status"].get<std::string>(), " in ", format_duration(seconds_since(t0)), " (", ++done, " of ", selected, ")");
     if (row["status"] == "ok") {
       if (c.baseline) baseline = phases;
       timed_fields(row, phases, baseline);
