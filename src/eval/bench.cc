@@ -345,10 +345,10 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
   return result;
 }
 
-// A process that sqz made wait passively (train, compress) times sqz's kernels about 2x slower
-// (measured: pruned SmolLM2 int8 decode 13.92 ms/token in `sqz compress`'s closing bench, 6.65 in
-// a standalone `sqz bench`): its many short parallel regions then wake sleeping threads each
-// time. libgomp reads the policy only when it loads, so the bench runs as its own `sqz bench`.
+// A process that sqz made wait passively (train, compress) times sqz's kernels up to 2x slower:
+// their many short parallel regions then wake sleeping threads each time (measured, Zen 4: a
+// pruned MiniLM on sqz int8, batch 1, 3.6-3.9 ms by default, 7.1-7.6 ms passive). libgomp reads
+// the policy only when it loads, so the bench runs as its own `sqz bench`.
 io::json run_bench_with_default_openmp(const BenchOptions& o, std::ostream& out) {
   if (!openmp_passive_set_by_sqz()) return run_bench(o, out);
   check_case_names(o);
@@ -373,7 +373,7 @@ io::json run_bench_with_default_openmp(const BenchOptions& o, std::ostream& out)
     return result;
   }
   log_warning("bench: the child `sqz bench` ", rc == -1 ? "did not start" : "failed (exit " + std::to_string(rc) + ")",
-           "; timing in this process, where sqz's rows run slower (passive OpenMP waiting)");
+              "; timing in this process, where sqz's rows run slower (passive OpenMP waiting)");
   return run_bench(o, out);
 }
 
