@@ -122,7 +122,9 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
           else if (lk == "enabled") r.latency.enabled = l.second.as<bool>();
           else if (lk == "decode_steps") r.latency.decode_steps = l.second.as<int64_t>();
           else if (lk == "cases") r.latency.cases = l.second.as<std::vector<std::string>>();
-          else fail_invalid(where, ": unknown latency key '", lk, "' (known: batch_sizes, seq, decode_steps, threads, runs, warmup, cases, enabled)");
+          else if (lk == "score_batches") r.latency.score_batches = l.second.as<int64_t>();
+          else fail_invalid(where, ": unknown latency key '", lk,
+                            "' (known: batch_sizes, seq, decode_steps, threads, runs, warmup, cases, score_batches, enabled)");
         }
       } else if (key == "eval_batches") {
         r.eval_batches = v.as<int64_t>();
@@ -142,6 +144,8 @@ CompressRecipe CompressRecipe::from_yaml_text(const std::string& text, const std
   if (r.out.empty()) fail_invalid(source, ": 'out' is required");
   if (r.latency.runs < 1 || r.latency.seq < 1 || r.latency.threads < 1 || r.latency.decode_steps < 0 || r.latency.warmup < 0)
     fail_invalid(source, ": latency runs, seq and threads must be >= 1, decode_steps and warmup >= 0");
+  if (r.latency.score_batches < -1)
+    fail_invalid(source, ": latency.score_batches is ", r.latency.score_batches, "; expected -1 (as eval_batches), 0 (the whole split) or more");
   if (r.latency.enabled && r.latency.batch_sizes.empty()) fail_invalid(source, ": latency.batch_sizes is empty (or set latency.enabled: false)");
   for (int64_t b : r.latency.batch_sizes)
     if (b < 1) fail_invalid(source, ": latency.batch_sizes has ", b, "; each batch size must be >= 1");
@@ -199,6 +203,7 @@ std::string CompressRecipe::to_yaml() const {
   root["latency"]["runs"] = latency.runs;
   root["latency"]["warmup"] = latency.warmup;
   if (!latency.cases.empty()) root["latency"]["cases"] = latency.cases;
+  root["latency"]["score_batches"] = latency.score_batches;
   root["latency"]["enabled"] = latency.enabled;
   root["eval_batches"] = eval_batches;
   root["out"] = out;

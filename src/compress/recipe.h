@@ -26,6 +26,9 @@ struct LatencySpec {
   int runs = 20;
   int warmup = 3;               // untimed runs before the timed ones
   std::vector<std::string> cases;  // bench case names; empty = every case this build and CPU can run
+  // Dev batches each bench case is scored on: -1 = eval_batches (the report's), 0 = the whole split.
+  // Scoring every engine on a large split (wordnet: 11,777 glosses) takes longer than timing it.
+  int64_t score_batches = -1;
   bool enabled = true;
 };
 

@@ -61,7 +61,7 @@ io::json bench_stage(const CompressRun& run, const fs::path& model_dir, const fs
     o.split = (fs::path(r.train.data) / data::find_task(r.train.task).dev_file).string();
   }
   o.max_length = r.train.max_length;
-  o.eval_batches = r.eval_batches;
+  o.eval_batches = r.latency.score_batches >= 0 ? r.latency.score_batches : r.eval_batches;
   o.eval_batch_size = r.train.batch_size;  // the same examples as the report's dev scores
   log_info("bench: the compressed model against ", r.train.model, " on every engine (latency.cases limits them)");
   std::ostringstream tables;

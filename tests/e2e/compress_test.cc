@@ -81,7 +81,7 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   testing::ScratchDir tmp("compress-bench");
   auto recipe = write(tmp / "r.yaml", spam_recipe(tmp / "out"));
   auto r = testing::run_sqz("compress --recipe " + recipe.string() + " --set prune.1.sparsity=0.33 --set prune.1.scope=layer" +
-                            " --set latency.cases=[sqz-int8,sqz-int8-2:4]");
+                            " --set latency.cases=[sqz-int8,sqz-int8-2:4] --set latency.score_batches=1");
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string dense = (repo() / "models" / "bert-spam").string(), compressed = (tmp / "out" / "model").string();
   const std::string split = (testing::shared_dir() / "data" / "spam" / "dev.jsonl").string();
@@ -91,7 +91,9 @@ TEST(Compress, BenchComparesTheCompressedModelWithItsBaseline) {
   for (const auto& row : report["bench"]["comparison"]) {
     in_report.insert(row["case"].get<std::string>());
     EXPECT_GT(row["speedup_vs_baseline_libtorch_fp32_median_ms"].get<double>(), 0.0) << row.dump();
-    EXPECT_EQ(row["compressed_eval"]["examples"], report["compressed"]["eval"]["examples"]) << row.dump();
+    // Scored on latency.score_batches (1 batch of 8), not the report's eval_batches (3).
+    EXPECT_EQ(row["compressed_eval"]["examples"], 8) << row.dump();
+    EXPECT_EQ(report["compressed"]["eval"]["examples"], 24) << report["compressed"].dump();
   }
   EXPECT_EQ(in_report, (std::set<std::string>{"libtorch-fp32", "sqz-int8"})) << report["bench"].dump();
   // compress waits passively (for libtorch's training); its bench is a child with the default back.
@@ -426,6 +428,7 @@ TEST(Compress, BadRecipesFailBeforeTrainingAndLeaveNothing) {
       {"--set student.hidden=256", "student.hidden = 256 must be below the teacher's hidden size 256"},
       {"--set prune.0.shape=3", "unknown pruner key 'shape'"},
       {"--set latency.seq=100000", "recipe: latency.seq 100000 need 100000 positions"},
+      {"--set latency.score_batches=-2", "latency.score_batches is -2; expected -1 (as eval_batches)"},
       {"", "bits = 9 is outside 2..8", "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 9}}\n"},
       {"", "group_size 300 is outside 1..256",
        "quantize:\n  - {targets: {types: [linear]}, weight: {bits: 4, granularity: group, group_size: 300}}\n"},
