@@ -2,8 +2,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-
 #include "core/error.h"
 #include "core/format.h"
 #include "core/log.h"
@@ -76,6 +74,38 @@ std::vector<std::string> full_child_args(const BenchOptions& o, const fs::path& 
   return args;
 }
 
+// A `sqz bench` run by this very binary in a child process: its exit status (-1: it did not start,
+// e.g. this binary was replaced on disk, rebuilt, while it ran) and the --json it wrote (null when
+// it failed or wrote none).
+struct BenchChild {
+  std::string program;
+  int rc = -1;
+  io::json json;
+};
+
+// Runs this binary with `args` (a command line writing --json to `json`), reads `json` back and
+// removes it.
+BenchChild run_bench_child(std::vector<std::string> args, const std::vector<std::string>& env, const fs::path& log,
+                           const fs::path& json) {
+  BenchChild child;
+  std::error_code ec;
+  child.program = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) return child;
+  args.insert(args.begin(), child.program);
+  child.rc = run_process(args, env, log);
+  if (child.rc == 0) try {
+      child.json = io::read_json_file(json);
+    } catch (const std::exception&) {
+    }
+  fs::remove(json, ec);
+  return child;
+}
+
+// A temporary file of this process: <tmp>/sqz-<what>-<pid><extension>.
+fs::path child_file(const std::string& what, const std::string& extension) {
+  return fs::temp_directory_path() / ("sqz-" + what + "-" + std::to_string(getpid()) + extension);
+}
+
 // The timing fields a row's engine-independent ratios are computed from.
 const std::vector<std::string>& timing_keys(bool decoder) {
   static const std::vector<std::string> encoder{"median_ms", "p10_ms", "p90_ms", "sequences_per_s", "gflop_per_s"};
@@ -125,25 +155,16 @@ void recompute_ratios(io::json& result, bool decoder) {
 // the libtorch peers again in a child process with OMP_WAIT_POLICY=passive, keeping whichever of
 // the two timings is faster per row, and saying which in the row's "setting".
 void time_peers_in_child(const BenchOptions& o, bool decoder, io::json& result) {
-  const std::string tag = "sqz-bench-peers-" + std::to_string(getpid());
-  const fs::path json = fs::temp_directory_path() / (tag + ".json"), log = fs::temp_directory_path() / (tag + ".log");
+  const fs::path json = child_file("bench-peers", ".json"), log = child_file("bench-peers", ".log");
   const std::string passive = "OMP_WAIT_POLICY=passive";
   for (auto& row : result["rows"])
     if (row["case"].get<std::string>().rfind("libtorch-", 0) == 0) row["setting"] = "default";
   std::error_code ec;
-  std::vector<std::string> argv = peer_child_args(o, json);
-  argv.insert(argv.begin(), fs::read_symlink("/proc/self/exe", ec).string());
-  const int rc = ec ? -1 : run_process(argv, {passive}, log);
-  io::json child;
-  if (rc == 0) try {
-      child = io::read_json_file(json);
-    } catch (const std::exception&) {
-    }
-  fs::remove(json, ec);
+  const BenchChild run = run_bench_child(peer_child_args(o, json), {passive}, log, json);
+  const io::json& child = run.json;
   if (!child.contains("rows")) {
-    // -1: it did not start, e.g. this binary was replaced on disk (rebuilt) while it ran.
-    const std::string why = rc == -1 ? "could not start " + argv.front() + " as a child process"
-                                     : "the child process failed (exit " + std::to_string(rc) + "): " + log_tail(log);
+    const std::string why = run.rc == -1 ? "could not start " + run.program + " as a child process"
+                                         : "the child process failed (exit " + std::to_string(run.rc) + "): " + log_tail(log);
     result["skipped"].push_back({{"case", "libtorch-* with " + passive}, {"reason", why}});
     fs::remove(log, ec);
     return;
@@ -233,12 +254,6 @@ io::json bench_target(const BenchOptions& o, BenchTarget& t) {
                                   : run_encoder_bench(o, *t.loaded, model_name(o));
   if (o.peers_in_child && !o.peers_only) time_peers_in_child(o, decoder, result);
   return result;
-}
-
-// How this process's OpenMP threads wait (sqz's rows ran so; libtorch rows say their own "setting").
-std::string openmp_wait_policy() {
-  const char* policy = std::getenv("OMP_WAIT_POLICY");
-  return policy ? policy : "default";
 }
 
 // --case names a case some bench has, or is refused (a typo would otherwise time nothing).
@@ -352,27 +367,21 @@ io::json run_bench(const BenchOptions& o, std::ostream& out) {
 io::json run_bench_with_default_openmp(const BenchOptions& o, std::ostream& out) {
   if (!openmp_passive_set_by_sqz()) return run_bench(o, out);
   check_case_names(o);
-  const std::string tag = "sqz-bench-" + std::to_string(getpid());
-  const fs::path json = fs::temp_directory_path() / (tag + ".json"), markdown = fs::temp_directory_path() / (tag + ".md");
-  std::error_code ec;
-  std::vector<std::string> argv = full_child_args(o, json, markdown);
-  argv.insert(argv.begin(), fs::read_symlink("/proc/self/exe", ec).string());
-  const int rc = ec ? -1 : run_process(argv, openmp_default_env(), "");
-  io::json result;
+  const fs::path json = child_file("bench", ".json"), markdown = child_file("bench", ".md");
+  BenchChild run = run_bench_child(full_child_args(o, json, markdown), openmp_default_env(), "", json);
   std::string tables;
-  if (rc == 0) try {
-      result = io::read_json_file(json);
+  if (run.json.is_object()) try {
       tables = read_text_file(markdown);
     } catch (const std::exception&) {
-      result = io::json();
+      run.json = io::json();
     }
-  fs::remove(json, ec);
+  std::error_code ec;
   fs::remove(markdown, ec);
-  if (result.is_object()) {
+  if (run.json.is_object()) {
     out << tables;
-    return result;
+    return run.json;
   }
-  log_warning("bench: the child `sqz bench` ", rc == -1 ? "did not start" : "failed (exit " + std::to_string(rc) + ")",
+  log_warning("bench: the child `sqz bench` ", run.rc == -1 ? "did not start" : "failed (exit " + std::to_string(run.rc) + ")",
               "; timing in this process, where sqz's rows run slower (passive OpenMP waiting)");
   return run_bench(o, out);
 }

@@ -31,10 +31,12 @@ void reexec_with_passive_openmp(char** argv) {
   unsetenv(kPassiveBySqz);
 }
 
-bool openmp_passive_set_by_sqz() {
+std::string openmp_wait_policy() {
   const char* policy = std::getenv("OMP_WAIT_POLICY");
-  return std::getenv(kPassiveBySqz) && policy && std::string(policy) == "passive";
+  return policy ? policy : "default";
 }
+
+bool openmp_passive_set_by_sqz() { return std::getenv(kPassiveBySqz) && openmp_wait_policy() == "passive"; }
 
 std::vector<std::string> openmp_default_env() { return {"OMP_WAIT_POLICY", kPassiveBySqz}; }
 

@@ -18,6 +18,9 @@ void set_torch_threads(int threads);
 // again with it set — unless the user set OMP_WAIT_POLICY, or exec fails (then it runs as is).
 void reexec_with_passive_openmp(char** argv);
 
+// How this process's OpenMP threads wait: OMP_WAIT_POLICY, or "default" when unset.
+std::string openmp_wait_policy();
+
 // Whether this process waits passively because reexec_with_passive_openmp set it (not the user).
 bool openmp_passive_set_by_sqz();
 
